@@ -1,0 +1,314 @@
+"""The config: its schema, defaults, `--set` overrides, loading and dumping.
+
+Everything here is plain Python and pydantic: validating a config never
+imports TensorFlow. Keras names (layers, optimizers, losses, metrics,
+callbacks) are only checked for shape here; `nnrun.model` resolves them
+through Keras and checks their arguments against the Keras classes.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import pydantic
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from nnrun.errors import ConfigError, did_you_mean
+
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are refused with a suggestion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data):
+        data = cls._short_form(data)
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise ValueError(f"unknown key '{key}'{did_you_mean(key, cls.model_fields)}")
+        return data
+
+    @classmethod
+    def _short_form(cls, data):
+        return data
+
+
+def _named(value):
+    """`adam` or `{name: adam, learning_rate: 0.01}` -> `{name: adam, ...}`."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return dict(value)
+    raise ValueError("expected a name such as 'adam', or a mapping with 'name' and Keras arguments")
+
+
+def _one_key(value):
+    """`Flatten`, `{Dropout: 0.2}` or `{Dense: {units: 64}}` -> `{Name: args}`."""
+    if isinstance(value, str):
+        return {value: {}}
+    if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str):
+        name, args = next(iter(value.items()))
+        return {name: {} if args is None else args}
+    raise ValueError(
+        "expected a Keras name with its arguments, e.g. '{Dense: {units: 64}}', '{Dropout: 0.2}' or 'Flatten'"
+    )
+
+
+def _callback(value):
+    value = _one_key(value)
+    name = next(iter(value))
+    if name not in CALLBACKS:
+        raise ValueError(
+            f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})"
+        )
+    return value
+
+
+_ONE_KEY_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+    ]
+}
+_NAMED_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    ]
+}
+Named = Annotated[dict[str, Any], BeforeValidator(_named), WithJsonSchema(_NAMED_SCHEMA)]
+LayerSpec = Annotated[dict[str, Any], BeforeValidator(_one_key), WithJsonSchema(_ONE_KEY_SCHEMA)]
+CallbackSpec = Annotated[
+    dict[str, Any],
+    BeforeValidator(_callback),
+    WithJsonSchema({**_ONE_KEY_SCHEMA, "description": "one of " + ", ".join(CALLBACKS)}),
+]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class DataBase(Section):
+    test_split: Fraction = Field(0.2, description="Fraction held out for testing, when the source has no test split.")
+    scale: Literal["none", "standard", "minmax"] = Field(
+        "none", description="Feature scaling learned from the training split."
+    )
+
+
+class SklearnData(DataBase):
+    """One of scikit-learn's bundled datasets: works offline."""
+
+    source: Literal["sklearn"]
+    name: Literal[SKLEARN_DATASETS]
+
+
+class NpzData(DataBase):
+    """A `.npz` file with `x`/`y`, or `x_train`/`y_train` (and `x_test`/`y_test`)."""
+
+    source: Literal["npz"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+
+
+DATA_SOURCES = ("sklearn", "npz")
+Data = Annotated[Union[SklearnData, NpzData], Field(discriminator="source")]
+
+
+class Model(Section):
+    layers: list[LayerSpec] = Field(min_length=1, description="The layer stack, first to last.")
+
+    @classmethod
+    def _short_form(cls, data):
+        return {"layers": data} if isinstance(data, list) else data
+
+
+class Training(Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    validation_split: Fraction = Field(0.1, description="Taken from training data, stratified.")
+    shuffle: bool = True
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
+
+
+class Output(Section):
+    dir: Path = Field(Path("runs"), description="Where run directories are made.")
+    name: str | None = Field(None, pattern=r"^[\w.-]+$", description="Defaults to the config file's name.")
+    save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
+
+
+class Config(Section):
+    """The whole config; every default lives here."""
+
+    seed: int = 42
+    data: Data
+    model: Model
+    optimizer: Named = Field(default_factory=lambda: {"name": "adam"})
+    loss: Named
+    metrics: list[Named] = Field(default_factory=list)
+    training: Training = Field(default_factory=Training)
+    output: Output = Field(default_factory=Output)
+
+
+def load(path, overrides=()):
+    """Reads, validates and resolves a config file.
+
+    Args:
+        path: the YAML file.
+        overrides: `key.path=value` strings, applied after the file.
+
+    Returns:
+        The validated `Config`, defaults filled in, `output.name` set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist" if not path.exists() else f"'{path}' is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    raw = parse_yaml(text, str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(raw).__name__}")
+    config = validate(raw, str(path))
+    if overrides:
+        resolved = config.model_dump(mode="json")
+        for item in overrides:
+            apply_override(resolved, item)
+        config = validate(resolved, f"{path} with --set")
+    if config.output.name is None:
+        config.output.name = re.sub(r"[^\w.-]", "_", path.stem)
+    return config
+
+
+def dump(config):
+    """Returns the config as YAML text that `load` reads back to the same config."""
+    resolved = config.model_dump(mode="json")
+    data = resolved.pop("data")
+    # The source first: it says what the rest of the section means.
+    resolved = {"seed": resolved.pop("seed"), "data": {"source": data.pop("source"), **data}, **resolved}
+    return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+
+
+def json_schema():
+    """Returns the config's JSON Schema, for editors and the YAML language server."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "nnrun config"
+    return schema
+
+
+def parse_yaml(text, where):
+    """`yaml.safe_load` with errors that name the line, and YAML 1.2 floats.
+
+    Args:
+        text: the YAML text.
+        where: the file (or option) it came from, for messages.
+
+    Returns:
+        The plain Python value.
+    """
+    try:
+        return _floats(yaml.safe_load(text))
+    except yaml.constructor.ConstructorError as e:
+        line = f":{e.problem_mark.line + 1}" if e.problem_mark else ""
+        tag = re.search(r"tag '([^']*)'", str(e.problem))
+        raise ConfigError(
+            f"{where}{line}: the YAML tag '{tag.group(1) if tag else e.problem}' is not allowed: "
+            "configs are plain YAML and cannot construct Python objects"
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{where}{line}: YAML syntax error: {problem}") from None
+
+
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _floats(value):
+    # PyYAML follows YAML 1.1, which reads `1e-4` as a string; every Keras user
+    # writes learning rates that way, so read it as YAML 1.2 does.
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
+
+
+def apply_override(resolved, item):
+    """Applies one `key.path=value` override in place.
+
+    Args:
+        resolved: the config as a plain dict (lists indexed by number).
+        item: `key.path=value`; the value is read as YAML (`3`, `0.01`, `[a, b]`).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
+    value = parse_yaml(text, f"--set {item}") if text else None
+    parts = key.split(".")
+    node = resolved
+    for depth, part in enumerate(parts):
+        here = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {item}: '{here}' is not an index of a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"--set {item}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
+        elif not last and node.get(part) is None:
+            node[part] = {}
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def validate(raw, where):
+    """Validates a plain dict against the schema, one error line on failure.
+
+    Args:
+        raw: the config as a plain dict.
+        where: the file it came from, for messages.
+
+    Returns:
+        The `Config`.
+    """
+    try:
+        return Config.model_validate(raw)
+    except pydantic.ValidationError as e:
+        errors = e.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {_describe(errors[0])}{more}") from None
+
+
+def _describe(error):
+    loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
+    place = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "config"
+    kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
+    if kind == "missing":
+        return f"{place}: missing (required)"
+    if kind == "union_tag_not_found":
+        return f"{place}.source: missing; one of {', '.join(DATA_SOURCES)}"
+    if kind == "union_tag_invalid":
+        received = ctx["tag"]
+        return f"{place}.source: must be one of {', '.join(DATA_SOURCES)}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
+    if kind == "value_error":
+        message = str(ctx["error"])
+        if repr(received) in message or f"'{received}'" in message:
+            return f"{place}: {message}"
+    else:
+        message = error["msg"][0].lower() + error["msg"][1:]
+    if not isinstance(received, (dict, list)):
+        message += f"; got {received!r}"
+    if kind == "literal_error" and isinstance(received, str):
+        message += did_you_mean(received, re.findall(r"'([^']*)'", ctx["expected"]))
+    return f"{place}: {message}"

@@ -1,0 +1,45 @@
+"""`.npz` arrays: `x`/`y`, or Keras's `x_train`/`y_train` with optional `x_test`/`y_test`."""
+
+import zipfile
+
+import numpy as np
+
+from nnrun.data.prepare import Raw
+from nnrun.errors import DataError
+
+
+def read(data):
+    """Reads arrays from an `.npz` file.
+
+    Args:
+        data: the config's `data` section (`path`, relative to the current directory).
+
+    Returns:
+        A `Raw`; class names from a `class_names` array when the file has one.
+    """
+    path = data.path
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except AttributeError:  # np.load gave a plain array: an .npy file
+        raise DataError(f"data.path: '{path}' is a single .npy array; save x and y with numpy.savez") from None
+    except FileNotFoundError:
+        raise DataError(f"data.path: file '{path}' does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"data.path: '{path}' is not a readable .npz file: {e}") from None
+    for x_key, y_key in (("x_train", "y_train"), ("x", "y")):
+        if x_key in arrays and y_key in arrays:
+            break
+    else:
+        raise DataError(
+            f"data.path: '{path}' needs arrays x_train and y_train (or x and y); it has {', '.join(arrays) or 'none'}"
+        )
+    has_test = "x_test" in arrays and "y_test" in arrays
+    names = arrays.get("class_names")
+    return Raw(
+        x=arrays[x_key],
+        y=arrays[y_key],
+        x_test=arrays["x_test"] if has_test else None,
+        y_test=arrays["y_test"] if has_test else None,
+        class_names=None if names is None else [str(n) for n in names],
+    )

@@ -1,0 +1,51 @@
+"""The errors nnrun reports to its user, each with the exit code it maps to.
+
+Bad input (exit 2) is the user's to fix and is reported in one line that names
+the place; a failed run (exit 1) is reported with why it failed.
+"""
+
+import difflib
+
+
+class NnrunError(Exception):
+    """Base of every error nnrun reports without a traceback."""
+
+    exit_code = 1
+
+
+class BadInput(NnrunError):
+    """Input the user can fix: exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    """A config file, a `--set` override or a Keras name/argument in it."""
+
+
+class DataError(BadInput):
+    """A dataset that cannot be read, or that does not fit the config."""
+
+
+class RunDirError(BadInput):
+    """A path that is not a usable run directory."""
+
+
+class RunFailed(NnrunError):
+    """The run itself failed: diverged, ran out of memory. Exit code 1."""
+
+
+def did_you_mean(word, choices):
+    """Returns a "; did you mean 'x'?" suffix for the closest choice, or "".
+
+    Args:
+        word: what the user wrote.
+        choices: the valid names.
+
+    Returns:
+        The suffix to append to an error message, empty when nothing is close.
+    """
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean '{lowered[match[0]]}'?" if match else ""

@@ -1,0 +1,292 @@
+"""Config -> Keras objects: the layer stack, optimizer, loss, metrics, callbacks.
+
+Every name is Keras's own and is looked up in Keras, with the nearest name
+suggested on a miss; every argument is checked against the Keras class's
+signature before anything is built. Only plain values reach Keras: no config
+value can name a Python object to import.
+"""
+
+import inspect
+import re
+
+from nnrun.backend import keras as _keras
+from nnrun.errors import ConfigError, did_you_mean
+
+# Layers a config may not name: they run Python, load outside files, or take
+# the input shape, which nnrun infers from the data.
+FORBIDDEN_LAYERS = {"Lambda", "TFSMLayer", "InputLayer", "Layer", "Input"}
+# Losses that need one-hot targets; nnrun encodes integer labels for them.
+ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
+BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
+CLASSIFICATION_LOSSES = ONE_HOT_LOSSES | BINARY_LOSSES | {"sparse_categorical_crossentropy"}
+# Argument-name suffixes whose string values Keras resolves by name.
+_NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
+_SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
+
+
+def build(layers, input_shape, name="model"):
+    """Builds a `keras.Sequential` from the config's layer list.
+
+    Args:
+        layers: `config.model.layers`: `{Name: args}` mappings.
+        input_shape: shape of one sample, inferred from the data.
+        name: the model's name.
+
+    Returns:
+        The built (uncompiled) model.
+    """
+    keras = _keras()
+    model = keras.Sequential(name=name)
+    model.add(keras.Input(shape=tuple(input_shape)))
+    for i, spec in enumerate(layers):
+        (layer_name, args), place = next(iter(spec.items())), f"model.layers[{i}]"
+        cls = _layer_class(layer_name, place)
+        place = f"{place} ({cls.__name__})"
+        if isinstance(args, dict) and ("input_shape" in args or "input_dim" in args):
+            raise ConfigError(f"{place}: remove 'input_shape'/'input_dim': the input shape is inferred from the data")
+        layer = instantiate(cls, args, place)
+        try:
+            model.add(layer)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{place}: {_first_line(e)}") from None
+    return model
+
+
+def compile_model(model, config):
+    """Compiles the model with the config's optimizer, loss and metrics.
+
+    Args:
+        model: the built model.
+        config: the whole `Config`.
+
+    Returns:
+        The canonical snake_case name of the loss (e.g. 'categorical_crossentropy').
+    """
+    optimizer = optimizer_from(config.optimizer)
+    loss, loss_name = loss_from(config.loss)
+    metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return loss_name
+
+
+def optimizer_from(spec):
+    """Returns the Keras optimizer a `{name: ..., **args}` spec names."""
+    keras = _keras()
+    classes = _classes(keras.optimizers, keras.optimizers.Optimizer, exclude={"Optimizer", "LossScaleOptimizer", "MultiOptimizer"})
+    cls = _lookup(spec["name"], classes, "optimizer", "optimizer")
+    return instantiate(cls, _args(spec), f"optimizer ({cls.__name__})")
+
+
+def loss_from(spec):
+    """Returns the Keras loss a spec names, and its canonical snake_case name."""
+    keras = _keras()
+    classes = _classes(keras.losses, keras.losses.Loss, exclude={"Loss"})
+    cls = _lookup(spec["name"], classes, "loss", "loss", aliases=_aliases(keras.losses, classes))
+    return instantiate(cls, _args(spec), f"loss ({cls.__name__})"), snake_case(cls.__name__)
+
+
+def metric_from(spec, place):
+    """Returns what `compile` takes for a metric spec: its name, or an instance with its arguments."""
+    keras = _keras()
+    name, args = spec["name"], _args(spec)
+    if not args:
+        # Plain names go to Keras as they are, so 'accuracy' picks the right
+        # accuracy for the loss and labels, as in any Keras script.
+        try:
+            keras.metrics.get(name) if name.lower() not in ("accuracy", "acc") else None
+        except (ValueError, TypeError):
+            raise ConfigError(f"{place}: unknown metric '{name}'{did_you_mean(name, _public(keras.metrics))}") from None
+        return name
+    classes = _classes(keras.metrics, keras.metrics.Metric, exclude={"Metric"})
+    cls = _lookup(name, classes, place, "metric", aliases=_aliases(keras.metrics, classes))
+    return instantiate(cls, args, f"{place} ({cls.__name__})")
+
+
+def callbacks_from(specs, best_model_path, checkpoint_class):
+    """Returns the Keras callbacks the config's `training.callbacks` name.
+
+    Args:
+        specs: `{Name: args}` mappings; the schema allows only a few names.
+        best_model_path: where `ModelCheckpoint` saves: the run directory.
+        checkpoint_class: the `ModelCheckpoint` subclass to use (nnrun's
+            atomic one).
+
+    Returns:
+        A list of callback instances.
+    """
+    keras = _keras()
+    made = []
+    for i, spec in enumerate(specs):
+        name, args = next(iter(spec.items()))
+        place = f"training.callbacks[{i}] ({name})"
+        if not isinstance(args, dict):
+            raise ConfigError(f"{place}: expected a mapping of arguments; got {args!r}")
+        if name == "ModelCheckpoint":
+            if "filepath" in args:
+                raise ConfigError(f"{place}: remove 'filepath': the best model is saved in the run directory")
+            args = {"filepath": str(best_model_path), "save_best_only": True, **args}
+            made.append(instantiate(checkpoint_class, args, place))
+        else:
+            made.append(instantiate(getattr(keras.callbacks, name), args, place))
+    return made
+
+
+def check_fit(model, loss_name, dataset, layers):
+    """Checks that the output layer and loss fit the data, before any training.
+
+    Args:
+        model: the built model.
+        loss_name: the loss's canonical name.
+        dataset: the `Dataset`.
+        layers: `config.model.layers`, to name the output layer in messages.
+
+    Returns:
+        Whether integer labels must be one-hot encoded for the loss.
+    """
+    units = model.output_shape[-1] if len(model.output_shape) > 1 else 1
+    last = f"model.layers[{len(layers) - 1}] ({next(iter(layers[-1]))})"
+    if not dataset.is_classification:
+        if loss_name in CLASSIFICATION_LOSSES:
+            raise ConfigError(f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; use e.g. mean_squared_error")
+        width = dataset.y_train.shape[1] if dataset.y_train.ndim > 1 else 1
+        if units != width:
+            raise ConfigError(f"{last}: the model outputs {units} values per sample but the targets have {width}")
+        return False
+    n = len(dataset.class_names)
+    if loss_name in BINARY_LOSSES:
+        if n != 2:
+            raise ConfigError(
+                f"loss: '{loss_name}' needs 2 classes, the data has {n}; use sparse_categorical_crossentropy "
+                f"with {n} output units"
+            )
+        if units != 1:
+            raise ConfigError(f"{last}: '{loss_name}' needs 1 output unit (a sigmoid); the model has {units}")
+        return False
+    if units != n:
+        raise ConfigError(
+            f"{last}: the output has {units} units but the data has {n} classes "
+            f"({', '.join(dataset.class_names[:5])}{', ...' if n > 5 else ''}); set units: {n}"
+        )
+    return loss_name in ONE_HOT_LOSSES
+
+
+def instantiate(cls, args, place):
+    """Makes `cls(**args)` after checking `args` against the class's signature.
+
+    Args:
+        cls: a Keras class.
+        args: a mapping of arguments, or one value for the first parameter
+            (`Dropout: 0.2`).
+        place: where in the config, for messages.
+
+    Returns:
+        The instance.
+    """
+    params = _parameters(cls)
+    positional = [n for n, p in params.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
+    if not isinstance(args, dict):
+        if not positional:
+            raise ConfigError(f"{place}: takes no positional value; got {args!r}")
+        args = {positional[0]: args}
+    for key, value in args.items():
+        if key not in params:
+            raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, params)}")
+        _check_value(key, value, f"{place}: argument '{key}'")
+    missing = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args]
+    if missing:
+        raise ConfigError(f"{place}: missing argument '{missing[0]}'")
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{place}: {_first_line(e)}; got {args}") from None
+
+
+def snake_case(name):
+    """'CategoricalCrossentropy' -> 'categorical_crossentropy', 'KLDivergence' -> 'kl_divergence'."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _parameters(cls):
+    """The arguments a Keras class accepts: its own, and the optional ones of its bases."""
+    params, own = {}, True
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        sig = inspect.signature(klass.__init__)
+        for n, p in list(sig.parameters.items())[1:]:
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and (own or p.default is not p.empty):
+                params.setdefault(n, p)
+        own = False
+        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            break
+    return params
+
+
+def _check_value(key, value, place):
+    if isinstance(value, dict) and _SERIALIZED_KEYS & set(value):
+        raise ConfigError(f"{place}: serialized Keras objects are not allowed in a config; use a name")
+    suffix = next((s for s in _NAMED_ARGUMENTS if key == s or key.endswith(f"_{s}")), None)
+    if suffix and isinstance(value, str):
+        module = getattr(_keras(), _NAMED_ARGUMENTS[suffix])
+        try:
+            module.get(value)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{place}: unknown {suffix} '{value}'{did_you_mean(value, _public(module))}") from None
+
+
+def _layer_class(name, place):
+    keras = _keras()
+    classes = _classes(keras.layers, keras.layers.Layer, exclude=FORBIDDEN_LAYERS)
+    if name in FORBIDDEN_LAYERS:
+        raise ConfigError(f"{place}: the layer '{name}' cannot be used in a config")
+    return _lookup(name, classes, place, "layer", exact=True)
+
+
+def _lookup(name, classes, place, kind, aliases=None, exact=False):
+    """Finds a class by Keras name (case- and underscore-insensitive unless `exact`)."""
+    if name in classes:
+        return classes[name]
+    if not exact:
+        key = name.lower().replace("_", "")
+        for cls_name, cls in classes.items():
+            if cls_name.lower() == key:
+                return cls
+        if aliases and name in aliases:
+            return aliases[name]
+    choices = list(classes) + [snake_case(c) for c in classes] * (not exact)
+    raise ConfigError(f"{place}: unknown {kind} '{name}'{did_you_mean(name, choices)}")
+
+
+def _classes(module, base, exclude=()):
+    return {
+        n: c for n in _public(module)
+        if n not in exclude and inspect.isclass(c := getattr(module, n)) and issubclass(c, base)
+    }
+
+
+def _aliases(module, classes):
+    """Short names Keras knows for functions ('mse') -> the class of the same loss/metric."""
+    by_snake = {snake_case(n): c for n, c in classes.items()}
+    found = {}
+    for name in ("mse", "mae", "mape", "msle", "kld", "logcosh", "bce", "cce"):
+        try:
+            fn = module.get(name)
+        except (ValueError, TypeError):
+            continue
+        cls = by_snake.get(getattr(fn, "__name__", ""))
+        if cls is not None:
+            found[name] = cls
+    return found
+
+
+def _public(module):
+    return [n for n in dir(module) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
+
+
+def _args(spec):
+    return {k: v for k, v in spec.items() if k != "name"}
+
+
+def _first_line(error):
+    text = " ".join(str(error).split())
+    return text[:300] + ("..." if len(text) > 300 else "")

@@ -1,0 +1,70 @@
+"""Training progress: a rich progress bar on a terminal, one line per epoch elsewhere."""
+
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nnrun.backend import keras as _keras
+
+keras = _keras()
+
+
+def format_logs(logs):
+    """'loss 0.1234  accuracy 0.9700' from Keras logs (learning rate left out)."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+
+
+class ProgressReporter(keras.callbacks.Callback):
+    """Shows epochs and steps with rich on a terminal; in CI logs and with
+    `--quiet`, prints one plain line per epoch.
+
+    Args:
+        console: the rich console to write to (stderr).
+        epochs: the planned number of epochs.
+        steps: batches per epoch.
+        live: whether to show a live progress bar.
+    """
+
+    def __init__(self, console, epochs, steps, live):
+        super().__init__()
+        self.console, self.epochs, self.steps = console, epochs, steps
+        self.progress = None
+        if live:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[logs]}"),
+                console=console,
+                transient=True,
+            )
+            self.all_epochs = self.progress.add_task("epochs", total=epochs, logs="")
+            self.epoch_steps = self.progress.add_task("steps", total=steps, logs="")
+            self.progress.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+        if self.progress:
+            self.progress.reset(self.epoch_steps, total=self.steps, description=f"epoch {epoch + 1}", logs="")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progress:
+            self.progress.update(self.epoch_steps, completed=batch + 1, logs=format_logs(logs or {}))
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.monotonic() - self.started
+        width = len(str(self.epochs))
+        self.console.print(
+            f"epoch {epoch + 1:>{width}}/{self.epochs}  {format_logs(logs or {})}  ({seconds:.1f}s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if self.progress:
+            self.progress.advance(self.all_epochs)
+
+    def close(self):
+        """Removes the live display; safe to call more than once."""
+        if self.progress:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,205 @@
+"""Training: data, seed, model, fit with callbacks, save. Reads top to bottom.
+
+Nothing is written before the config, the data and the model have all been
+checked; from then on, the run directory's run.json always says how the run
+stands: running, completed, failed or interrupted.
+"""
+
+import datetime
+import math
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnrun import __version__, config as config_lib, data, plots, rundir
+from nnrun.backend import keras as _keras
+from nnrun.errors import NnrunError, RunFailed
+from nnrun.model import build, callbacks_from, check_fit, compile_model
+
+
+@dataclass
+class Setup:
+    """Everything `train` needs before it trains; what `nnrun check` shows."""
+
+    dataset: data.Dataset
+    model: object  # keras.Model
+    one_hot: bool  # integer labels are one-hot encoded for the loss
+
+
+def setup(config):
+    """Loads the data, seeds, builds and compiles the model, and checks they fit.
+
+    Args:
+        config: the validated `Config`.
+
+    Returns:
+        A `Setup`.
+    """
+    dataset = data.load(config.data, config.training.validation_split, config.seed)
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    # Same config and seed, same numbers: worth the small cost on CPU.
+    tf.config.experimental.enable_op_determinism()
+    model = build(config.model.layers, dataset.preprocessing["input_shape"], name=config.output.name)
+    loss_name = compile_model(model, config)
+    one_hot = check_fit(model, loss_name, dataset, config.model.layers)
+    from nnrun.callbacks import AtomicModelCheckpoint
+
+    callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
+    return Setup(dataset, model, one_hot)
+
+
+def train(config, console, live=False, config_file=None):
+    """Trains a model as the config says and writes a new run directory.
+
+    Args:
+        config: the validated `Config`.
+        console: a rich console for progress (stderr).
+        live: show a live progress bar (a terminal) rather than one line per epoch.
+        config_file: the config's path, recorded in run.json.
+
+    Returns:
+        The run directory's `Path`.
+    """
+    from nnrun.callbacks import AtomicModelCheckpoint, EpochRecorder, StopOnNaN
+    from nnrun.progress import ProgressReporter
+
+    s = setup(config)
+    ds, model, training = s.dataset, s.model, config.training
+    labels = _one_hot if s.one_hot else (lambda y, n: y)
+    n_classes = len(ds.class_names or [])
+    y_train, y_val, y_test = (None if y is None else labels(y, n_classes) for y in (ds.y_train, ds.y_val, ds.y_test))
+    if s.one_hot:
+        console.print(f"labels one-hot encoded for loss '{config.loss['name']}'", style="dim")
+
+    run_dir = rundir.create(config.output.dir, config.output.name)
+    started = time.time()
+    rundir.write_text(run_dir / rundir.CONFIG, config_lib.dump(config))
+    rundir.write_json(run_dir / rundir.PREPROCESSING, {**ds.preprocessing, "one_hot_labels": s.one_hot})
+    rundir.write_json(run_dir / rundir.RUN, _run_info(config, ds, config_file, started))
+    rundir.point_latest(run_dir)
+    console.print(f"run directory: {run_dir}", style="dim", highlight=False)
+
+    recorder, nan_guard = EpochRecorder(run_dir), StopOnNaN()
+    steps = math.ceil(len(ds.x_train) / training.batch_size)
+    reporter = ProgressReporter(console, training.epochs, steps, live)
+    callbacks = [
+        nan_guard,
+        recorder,
+        *callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint),
+        reporter,
+    ]
+    try:
+        try:
+            model.fit(
+                ds.x_train,
+                y_train,
+                validation_data=None if ds.x_val is None else (ds.x_val, y_val),
+                epochs=training.epochs,
+                batch_size=training.batch_size,
+                shuffle=training.shuffle,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        finally:
+            reporter.close()
+        if nan_guard.diverged_at:
+            epoch, batch = nan_guard.diverged_at
+            raise RunFailed(
+                f"the loss became NaN at epoch {epoch}, batch {batch}: training diverged; "
+                "try a lower optimizer.learning_rate"
+            )
+        _save_model(model, run_dir, config.output.save_h5)
+        splits = {"train": (ds.x_train, y_train), "validation": (ds.x_val, y_val), "test": (ds.x_test, y_test)}
+        metrics = {
+            name: model.evaluate(x, y, batch_size=training.batch_size, verbose=0, return_dict=True)
+            for name, (x, y) in splits.items()
+            if x is not None
+        }
+        rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+        _plot(model, ds, recorder.history, run_dir, config.output.name, training.batch_size)
+    except KeyboardInterrupt:
+        if recorder.weights is not None:
+            model.set_weights(recorder.weights)
+            _save_model(model, run_dir, config.output.save_h5)
+        _finish(run_dir, started, "interrupted", error="interrupted by the user (Ctrl-C)")
+        raise
+    except NnrunError as e:
+        _finish(run_dir, started, "failed", error=str(e))
+        raise
+    except Exception as e:
+        reason = "ran out of memory; try a smaller training.batch_size" if "ResourceExhausted" in type(e).__name__ else f"{type(e).__name__}: {e}"
+        _finish(run_dir, started, "failed", error=reason, traceback=traceback.format_exc())
+        raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN})") from e
+    _finish(run_dir, started, "completed")
+    return run_dir
+
+
+def _one_hot(y, n_classes):
+    return np.eye(n_classes, dtype="float32")[y]
+
+
+def _save_model(model, run_dir, save_h5):
+    with rundir.atomic(run_dir / rundir.MODEL) as tmp:
+        model.save(tmp)
+    if save_h5:
+        with rundir.atomic(run_dir / rundir.MODEL_H5) as tmp:
+            model.save(tmp)
+
+
+def _plot(model, ds, history, run_dir, name, batch_size):
+    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", f"{name}: learning curves")
+    if ds.is_classification:
+        probs = model.predict(ds.x_test, batch_size=batch_size, verbose=0)
+        predicted = (probs[:, 0] > 0.5).astype(int) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
+        plots.confusion_matrix(
+            ds.y_test, predicted, ds.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png",
+            f"{name}: confusion matrix (test split)",
+        )
+
+
+def _run_info(config, ds, config_file, started):
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "status": "running",
+        "name": config.output.name,
+        "started_at": _iso(started),
+        "ended_at": None,
+        "duration_s": None,
+        "epochs": config.training.epochs,
+        "epochs_completed": 0,
+        "seed": config.seed,
+        "data_fingerprint": ds.fingerprint,
+        "config_file": None if config_file is None else str(config_file),
+        "command": sys.argv,
+        "versions": {
+            "python": platform.python_version(),
+            "nnrun": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+    }
+
+
+def _finish(run_dir, started, status, **fields):
+    ended = time.time()
+    rundir.update_run(run_dir, status=status, ended_at=_iso(ended), duration_s=round(ended - started, 3), **fields)
+
+
+def _iso(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _floats(metrics):
+    return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
