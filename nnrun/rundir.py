@@ -24,6 +24,10 @@ PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
 LATEST = "latest"
 
+# mkstemp makes files private (0600); run files get the user's usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def create(root, name):
     """Makes a new, empty run directory `root/<name>-<YYYYmmdd-HHMMSS>`.
@@ -69,6 +73,7 @@ def atomic(path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

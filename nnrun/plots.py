@@ -1,0 +1,125 @@
+"""Matplotlib figures from a training history and from predictions.
+
+Figures are built as bare `matplotlib.figure.Figure` objects, never through
+pyplot's global figure list, so no display is needed (Agg) and nothing is left
+open after a figure is saved.
+"""
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+from nnrun import rundir
+
+# scikit-learn's ConfusionMatrixDisplay imports pyplot; Agg keeps it headless
+# whatever MPLBACKEND says.
+matplotlib.use("Agg")
+
+# Keys Keras adds to the history that are not metrics to plot against train/val.
+_NOT_METRICS = {"learning_rate", "lr"}
+
+
+def learning_curves(history, path, title):
+    """Plots train and validation curves, one subplot per metric, to a PNG.
+
+    Args:
+        history: a `History.history`-style dict: metric name -> one value per
+            epoch, with `val_<name>` for validation values (may be absent).
+        path: where to save the PNG.
+        title: the figure's title.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    names = []
+    for key in history:
+        name = key.removeprefix("val_")
+        if name not in names and name not in _NOT_METRICS:
+            names.append(name)
+    if not names:
+        raise ValueError(f"learning_curves: the history has no metrics to plot; received keys {list(history)}")
+    names.sort(key=lambda name: name != "loss")  # stable: loss first, the rest in order
+
+    ncols = min(len(names), 3)
+    nrows = math.ceil(len(names) / ncols)
+    fig = Figure(figsize=(5 * ncols, 3.6 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        epochs = 1
+        for key, label, style in ((name, "train", "o-"), (f"val_{name}", "validation", "s--")):
+            if key in history:
+                # None (a missing value) becomes NaN: a gap in the line.
+                values = np.asarray(history[key], dtype=float)
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=label, markersize=4)
+                epochs = max(epochs, len(values))
+        # Fixed limits so a single epoch is a centred point, not a squashed axis.
+        ax.set_xlim(0.5, epochs + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true, y_pred, class_names, path, title):
+    """Plots the confusion matrix of integer class predictions to a PNG.
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        class_names: one name per class index.
+        path: where to save the PNG.
+        title: the figure's title.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(class_names)
+    longest = max((len(str(name)) for name in class_names), default=0)
+    # Room per class for the counts, plus the tick labels and the colorbar.
+    size = max(4.5, 0.55 * n + 0.06 * longest + 2.5)
+    fig = Figure(figsize=(size + 0.8, size))
+    ax = fig.subplots()
+    display = ConfusionMatrixDisplay.from_predictions(
+        y_true,
+        y_pred,
+        labels=list(range(n)),
+        display_labels=list(class_names),
+        ax=ax,
+        cmap="Blues",
+        colorbar=False,
+        text_kw={"fontsize": 10 if n <= 10 else 8},
+    )
+    # A colorbar axis cut from the image's own axis matches the matrix's height;
+    # sklearn's own colorbar runs taller than a square image in a wide figure.
+    cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.15)
+    fig.colorbar(display.im_, cax=cax)
+    # Horizontal names start to collide at about this many characters in all.
+    if n * longest > 50:
+        for label in ax.get_xticklabels():
+            label.set(rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xlabel("Predicted label")
+    ax.set_ylabel("True label")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def _save(fig, path):
+    try:
+        with rundir.atomic(path) as tmp:
+            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    finally:
+        fig.clear()  # frees the artists now rather than at garbage collection
+    return Path(path)
