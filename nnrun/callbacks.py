@@ -55,7 +55,7 @@ class StopOnNaN(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = (self.epoch + 1, batch + 1)
+            self.diverged_at = (float(loss), self.epoch + 1, batch + 1)
             self.model.stop_training = True
 
 

@@ -11,7 +11,7 @@ keras = _keras()
 
 def format_logs(logs):
     """'loss 0.1234  accuracy 0.9700' from Keras logs (learning rate left out)."""
-    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+    return "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "learning_rate")
 
 
 class ProgressReporter(keras.callbacks.Callback):

@@ -110,9 +110,9 @@ def train(config, console, live=False, config_file=None):
         finally:
             reporter.close()
         if nan_guard.diverged_at:
-            epoch, batch = nan_guard.diverged_at
+            loss, epoch, batch = nan_guard.diverged_at
             raise RunFailed(
-                f"the loss became NaN at epoch {epoch}, batch {batch}: training diverged; "
+                f"the loss became {loss} at epoch {epoch}, batch {batch}: training diverged; "
                 "try a lower optimizer.learning_rate"
             )
         _save_model(model, run_dir, config.output.save_h5)
@@ -125,10 +125,18 @@ def train(config, console, live=False, config_file=None):
         rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
         _plot(model, ds, recorder.history, run_dir, config.output.name, training.batch_size)
     except KeyboardInterrupt:
-        if recorder.weights is not None:
+        saved = recorder.weights is not None
+        if saved:
             model.set_weights(recorder.weights)
             _save_model(model, run_dir, config.output.save_h5)
+            plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name)
         _finish(run_dir, started, "interrupted", error="interrupted by the user (Ctrl-C)")
+        done = len(recorder.rows)
+        console.print(
+            f"interrupted after {done} epoch{'s' * (done != 1)}: "
+            + (f"the model of epoch {done} is saved in {run_dir}" if saved else f"no epoch finished; see {run_dir}"),
+            highlight=False,
+        )
         raise
     except NnrunError as e:
         _finish(run_dir, started, "failed", error=str(e))

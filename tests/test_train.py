@@ -1,0 +1,206 @@
+"""End to end: `nnrun train` on tiny data writes a complete, truthful run directory."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnrun.cli import cli
+
+RUN_FILES = ["config.yaml", "run.json", "model.keras", "history.csv", "metrics.json", "preprocessing.json"]
+
+
+def train(runner, config, *args):
+    result = runner.invoke(cli, ["train", str(config), *args])
+    return result, Path(result.stdout.strip().splitlines()[-1]) if result.exit_code == 0 else None
+
+
+def test_train_writes_every_file_with_sane_contents(runner, write_config):
+    result, run = train(runner, write_config())
+    assert result.exit_code == 0, result.output
+    assert run.is_dir() and run.name.startswith("tiny-")
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["confusion_matrix.png", "learning_curves.png"]
+    assert all((run / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in os.listdir(run / "plots"))
+    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed"
+    assert info["epochs_completed"] == 2 and info["seed"] == 7
+    assert info["data_fingerprint"].startswith("sha256:")
+    assert set(info["versions"]) >= {"python", "tensorflow", "keras", "nnrun"}
+    assert info["duration_s"] > 0 and info["ended_at"] >= info["started_at"]
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"train", "validation", "test"}
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["test"]["loss"] > 0
+
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+
+    prep = json.loads((run / "preprocessing.json").read_text())
+    assert prep["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert prep["input_shape"] == [4] and prep["scaling"]["method"] == "standard"
+
+    assert (run.parent / "latest").resolve() == run.resolve()
+    assert "final metrics" in result.stderr and str(run) not in result.stderr.splitlines()[-1]
+
+
+def test_saved_model_loads_safely_and_reproduces_test_metrics(runner, write_config):
+    import keras
+
+    from nnrun import config, data
+
+    path = write_config()
+    result, run = train(runner, path)
+    assert result.exit_code == 0, result.output
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)
+    resolved = config.load(run / "config.yaml")
+    ds = data.load(resolved.data, resolved.training.validation_split, resolved.seed)
+    loss, accuracy = model.evaluate(ds.x_test, ds.y_test, verbose=0)
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert accuracy == pytest.approx(metrics["accuracy"]) and loss == pytest.approx(metrics["loss"], rel=1e-4)
+
+
+def test_overrides_are_typed_and_land_in_the_resolved_config(runner, write_config):
+    path = write_config(optimizer="adam")
+    result, run = train(runner, path, "--set", "training.epochs=3", "--set", "optimizer.learning_rate=0.02")
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["training"]["epochs"] == 3
+    assert resolved["optimizer"] == {"name": "adam", "learning_rate": 0.02}
+    assert resolved["training"]["batch_size"] == 16 and resolved["output"]["name"] == "tiny"
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 3
+    # The resolved config is itself a valid config.
+    again, _ = train(runner, run / "config.yaml", "--set", "training.epochs=1")
+    assert again.exit_code == 0, again.output
+
+
+def test_bad_override_exits_2_without_a_run(runner, write_config, tmp_path):
+    result, _ = train(runner, write_config(), "--set", "training.epochs=-1")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "training.epochs" in result.output and "-1" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
+    path = write_config()
+    first, run1 = train(runner, path)
+    second, run2 = train(runner, path)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert run1 != run2, "a run directory was reused"
+    assert (run1 / "metrics.json").read_text() == (run2 / "metrics.json").read_text()
+    assert (run1 / "history.csv").read_text() == (run2 / "history.csv").read_text()
+    other, run3 = train(runner, path, "--set", "seed=8")
+    assert other.exit_code == 0, other.output
+    assert (run3 / "history.csv").read_text() != (run1 / "history.csv").read_text()
+
+
+def test_runs_in_the_same_second_never_overwrite(runner, write_config):
+    path = write_config()
+    runs = [train(runner, path, "--set", "training.epochs=1")[1] for _ in range(3)]
+    assert len(set(runs)) == 3 and all((r / "model.keras").is_file() for r in runs)
+
+
+def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config):
+    result, run = train(runner, write_config(), "--quiet", "--set", "training.epochs=3")
+    assert result.exit_code == 0, result.output
+    epoch_lines = [l for l in result.stderr.splitlines() if l.startswith("epoch ")]
+    assert [l.split()[1] for l in epoch_lines] == ["1/3", "2/3", "3/3"]
+    assert "loss" in epoch_lines[0] and "val_accuracy" in epoch_lines[0]
+    assert result.stdout.strip() == str(run)
+
+
+def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
+    path = write_config(
+        training={"epochs": 2, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}, {"EarlyStopping": {"patience": 1}}]},
+        output={"dir": str(write_config().parent / "runs"), "save_h5": True},
+    )
+    result, run = train(runner, path)
+    assert result.exit_code == 0, result.output
+    assert (run / "model.h5").is_file() and (run / "model.best.keras").is_file()
+
+
+def test_categorical_crossentropy_on_integer_labels_is_one_hot_encoded(runner, write_config):
+    result, run = train(runner, write_config(loss="categorical_crossentropy"))
+    assert result.exit_code == 0, result.output
+    assert "one-hot" in result.stderr
+    assert json.loads((run / "preprocessing.json").read_text())["one_hot_labels"] is True
+
+
+def test_npz_regression_trains(runner, write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype("float32")
+    np.savez(tmp_path / "reg.npz", x=x, y=x @ np.array([1.0, -2.0, 0.5], dtype="float32"))
+    path = write_config(
+        data={"source": "npz", "path": str(tmp_path / "reg.npz")},
+        model=[{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": 1}],
+        loss="mse",
+        metrics=["mae"],
+    )
+    result, run = train(runner, path)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "preprocessing.json").read_text())["task"] == "regression"
+    assert not (run / "plots" / "confusion_matrix.png").exists()
+    assert "mae" in json.loads((run / "metrics.json").read_text())["test"]
+
+
+def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype("float32")
+    np.savez(tmp_path / "reg.npz", x=x, y=x.sum(axis=1))
+    path = write_config(
+        data={"source": "npz", "path": str(tmp_path / "reg.npz")},
+        model=[{"Dense": 8}, {"Dense": 1}],
+        optimizer={"name": "sgd", "learning_rate": 1e8},
+        loss="mse",
+        metrics=[],
+    )
+    result = runner.invoke(cli, ["train", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "training diverged" in result.stderr and "learning_rate" in result.stderr
+    run = (tmp_path / "runs" / "latest").resolve()
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed" and "diverged" in info["error"]
+    assert not (run / "model.keras").exists()
+
+
+def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config, tmp_path):
+    path = write_config(data={"source": "sklearn", "name": "digits"}, model=[{"Dense": 32}, {"Dense": {"units": 10, "activation": "softmax"}}])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnrun", "train", str(path), "--quiet", "--set", "training.epochs=10000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,
+    )
+    history = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").glob("tiny-*/history.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            history = found[0]
+            break
+        time.sleep(0.2)
+    assert history is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run = history.parent
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["epochs_completed"] >= 2
+    assert "interrupted after" in err and "Traceback" not in err
+    assert len((run / "history.csv").read_text().splitlines()) - 1 >= info["epochs_completed"]
+    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    import keras
+
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 10)
