@@ -45,7 +45,7 @@ def _named(value):
     if isinstance(value, str):
         return {"name": value}
     if isinstance(value, dict) and isinstance(value.get("name"), str):
-        return dict(value)
+        return _floats(value)
     raise ValueError("expected a name such as 'adam', or a mapping with 'name' and Keras arguments")
 
 
@@ -55,7 +55,7 @@ def _one_key(value):
         return {value: {}}
     if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str):
         name, args = next(iter(value.items()))
-        return {name: {} if args is None else args}
+        return {name: {} if args is None else _floats(args)}
     raise ValueError(
         "expected a Keras name with its arguments, e.g. '{Dense: {units: 64}}', '{Dropout: 0.2}' or 'Flatten'"
     )
@@ -94,7 +94,9 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class DataBase(Section):
-    test_split: Fraction = Field(0.2, description="Fraction held out for testing, when the source has no test split.")
+    test_split: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split."
+    )
     scale: Literal["none", "standard", "minmax"] = Field(
         "none", description="Feature scaling learned from the training split."
     )
@@ -127,8 +129,8 @@ class Model(Section):
 
 
 class Training(Section):
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(10, gt=0, strict=True)
+    batch_size: int = Field(32, gt=0, strict=True)
     validation_split: Fraction = Field(0.1, description="Taken from training data, stratified.")
     shuffle: bool = True
     callbacks: list[CallbackSpec] = Field(default_factory=list)
@@ -143,7 +145,7 @@ class Output(Section):
 class Config(Section):
     """The whole config; every default lives here."""
 
-    seed: int = 42
+    seed: int = Field(42, strict=True)
     data: Data
     model: Model
     optimizer: Named = Field(default_factory=lambda: {"name": "adam"})
@@ -202,7 +204,7 @@ def json_schema():
 
 
 def parse_yaml(text, where):
-    """`yaml.safe_load` with errors that name the line, and YAML 1.2 floats.
+    """`yaml.safe_load` with errors that name the line.
 
     Args:
         text: the YAML text.
@@ -212,12 +214,14 @@ def parse_yaml(text, where):
         The plain Python value.
     """
     try:
-        return _floats(yaml.safe_load(text))
+        return yaml.safe_load(text)
     except yaml.constructor.ConstructorError as e:
         line = f":{e.problem_mark.line + 1}" if e.problem_mark else ""
-        tag = re.search(r"tag '([^']*)'", str(e.problem))
+        tag = re.match(r"could not determine a constructor for the tag '([^']*)'", str(e.problem))
+        if not tag:
+            raise ConfigError(f"{where}{line}: {e.problem}") from None
         raise ConfigError(
-            f"{where}{line}: the YAML tag '{tag.group(1) if tag else e.problem}' is not allowed: "
+            f"{where}{line}: the YAML tag '{tag.group(1)}' is not allowed: "
             "configs are plain YAML and cannot construct Python objects"
         ) from None
     except yaml.YAMLError as e:
@@ -225,6 +229,9 @@ def parse_yaml(text, where):
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{where}{line}: YAML syntax error: {problem}") from None
+    except (ValueError, TypeError, AttributeError) as e:
+        # A standard tag with a value it cannot take, e.g. `!!int abc`.
+        raise ConfigError(f"{where}: invalid YAML value: {e}") from None
 
 
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -232,7 +239,8 @@ _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 def _floats(value):
     # PyYAML follows YAML 1.1, which reads `1e-4` as a string; every Keras user
-    # writes learning rates that way, so read it as YAML 1.2 does.
+    # writes learning rates that way, so Keras arguments read it as YAML 1.2
+    # does. Our own fields are typed, and pydantic reads "1e-4" as a float.
     if isinstance(value, str) and _SCIENTIFIC.match(value):
         return float(value)
     if isinstance(value, dict):

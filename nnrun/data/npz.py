@@ -18,13 +18,14 @@ def read(data):
         A `Raw`; class names from a `class_names` array when the file has one.
     """
     path = data.path
+    if not path.is_file():
+        raise DataError(f"data.path: file '{path}' does not exist")
+    if not zipfile.is_zipfile(path):
+        hint = "a single .npy array" if path.read_bytes()[:6] == b"\x93NUMPY" else "not an .npz archive"
+        raise DataError(f"data.path: '{path}' is {hint}; save x_train and y_train with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except AttributeError:  # np.load gave a plain array: an .npy file
-        raise DataError(f"data.path: '{path}' is a single .npy array; save x and y with numpy.savez") from None
-    except FileNotFoundError:
-        raise DataError(f"data.path: file '{path}' does not exist") from None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"data.path: '{path}' is not a readable .npz file: {e}") from None
     for x_key, y_key in (("x_train", "y_train"), ("x", "y")):
@@ -34,7 +35,9 @@ def read(data):
         raise DataError(
             f"data.path: '{path}' needs arrays x_train and y_train (or x and y); it has {', '.join(arrays) or 'none'}"
         )
-    has_test = "x_test" in arrays and "y_test" in arrays
+    has_test = "x_test" in arrays
+    if has_test != ("y_test" in arrays):
+        raise DataError(f"data.path: '{path}' has only one of x_test and y_test")
     names = arrays.get("class_names")
     return Raw(
         x=arrays[x_key],
@@ -42,4 +45,6 @@ def read(data):
         x_test=arrays["x_test"] if has_test else None,
         y_test=arrays["y_test"] if has_test else None,
         class_names=None if names is None else [str(n) for n in names],
+        origin=f"data.path '{path}'",
+        names=(x_key, y_key),
     )

@@ -22,6 +22,8 @@ class Raw:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
+    origin: str = "data"  # where the arrays came from, for messages
+    names: tuple = ("x", "y")  # what the source calls its features and targets
 
 
 @dataclass
@@ -56,21 +58,21 @@ def prepare(raw, data, validation_split, seed):
         A `Dataset`.
     """
     fingerprint = _fingerprint(raw)
-    x, y = _features(raw.x, "x"), np.asarray(raw.y)
+    x, y = _features(raw.x, raw.names[0], raw.origin), np.asarray(raw.y)
     if len(x) != len(y):
-        raise DataError(f"data: {len(x)} samples but {len(y)} targets")
+        raise DataError(f"{raw.origin}: {len(x)} samples but {len(y)} targets")
     if len(x) < 3:
-        raise DataError(f"data: {len(x)} samples is too few to split into train, validation and test")
+        raise DataError(f"{raw.origin}: {len(x)} samples is too few to split into train, validation and test")
     x_test, y_test = raw.x_test, raw.y_test
     all_y = y if y_test is None else np.concatenate([_flat_labels(y), _flat_labels(y_test)])
     class_names, encode = _labels(all_y, raw.class_names)
     y = encode(y)
     if x_test is None:
-        x, x_test, y, y_test = _split(x, y, data.test_split or 0.2, seed, class_names, "data.test_split")
+        x, x_test, y, y_test = _split(x, y, data.test_split, seed, class_names, "data.test_split")
     else:
-        x_test, y_test = _features(x_test, "x_test"), encode(y_test)
+        x_test, y_test = _features(x_test, "x_test", raw.origin), encode(y_test)
         if x_test.shape[1:] != x.shape[1:]:
-            raise DataError(f"data: x_test has shape {x_test.shape[1:]} per sample, x_train {x.shape[1:]}")
+            raise DataError(f"{raw.origin}: x_test has shape {x_test.shape[1:]} per sample, x_train {x.shape[1:]}")
     x_val = y_val = None
     if validation_split:
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
@@ -116,12 +118,12 @@ def transform(x, preprocessing):
     return flat.reshape(x.shape).astype("float32")
 
 
-def _features(x, name):
+def _features(x, name, origin):
     x = np.asarray(x)
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"data: {name} must be a numeric array of samples, got dtype {x.dtype} shape {x.shape}")
+        raise DataError(f"{origin}: {name} must be a numeric array of samples, got dtype {x.dtype} shape {x.shape}")
     if not np.isfinite(x).all():
-        raise DataError(f"data: {name} contains NaN or infinite values")
+        raise DataError(f"{origin}: {name} contains NaN or infinite values")
     return x
 
 
@@ -184,4 +186,5 @@ def _fingerprint(raw):
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(array.tobytes())
+    digest.update(repr(raw.class_names).encode())
     return f"sha256:{digest.hexdigest()}"

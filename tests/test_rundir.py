@@ -1,0 +1,307 @@
+"""nnrun.rundir: new run directories, atomic writes, run.json, finding the newest run."""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+
+from nnrun import rundir
+from nnrun.errors import BadInput, RunDirError
+
+
+def leftovers(folder):
+    """Temporary files an atomic write may have left behind."""
+    return [p.name for p in folder.iterdir() if ".tmp" in p.name or p.name.startswith(".")]
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """Every run directory is made in the same second."""
+    monkeypatch.setattr(rundir, "time", SimpleNamespace(strftime=lambda fmt: time.strftime(fmt, (2024, 1, 2, 3, 4, 5, 0, 2, -1))))
+
+
+# --- create ---------------------------------------------------------------------
+
+
+def test_create_makes_name_and_timestamp_with_plots(tmp_path):
+    before = datetime.now().replace(microsecond=0)
+    path = rundir.create(tmp_path / "runs", "mnist")
+    after = datetime.now()
+    assert path.parent == tmp_path / "runs"  # the runs folder is made when missing
+    assert path.is_dir()
+    match = re.fullmatch(r"mnist-(\d{8}-\d{6})", path.name)
+    assert match, path.name
+    made = datetime.strptime(match.group(1), "%Y%m%d-%H%M%S")
+    assert before <= made <= after
+    assert (path / rundir.PLOTS).is_dir()
+    assert [p.name for p in path.iterdir()] == ["plots"]  # otherwise empty
+
+
+def test_create_in_the_same_second_gets_a_suffix(tmp_path, frozen_clock):
+    first = rundir.create(tmp_path, "exp")
+    second = rundir.create(tmp_path, "exp")
+    third = rundir.create(tmp_path, "exp")
+    assert first.name == "exp-20240102-030405"
+    assert second.name == "exp-20240102-030405-2"
+    assert third.name == "exp-20240102-030405-3"
+    assert all((p / "plots").is_dir() for p in (first, second, third))
+
+
+def test_create_never_reuses_a_directory(tmp_path, frozen_clock):
+    first = rundir.create(tmp_path, "exp")
+    (first / "model.keras").write_text("precious")
+    second = rundir.create(tmp_path, "exp")
+    assert second != first
+    assert (first / "model.keras").read_text() == "precious"
+    assert list(second.iterdir()) == [second / "plots"]
+
+
+def test_many_quick_creates_are_all_distinct(tmp_path):
+    paths = [rundir.create(tmp_path, "quick") for _ in range(5)]
+    assert len(set(paths)) == 5
+    assert all(p.is_dir() for p in paths)
+
+
+def test_concurrent_creates_are_all_distinct(tmp_path, frozen_clock):
+    paths, errors = [], []
+
+    def make():
+        try:
+            paths.append(rundir.create(tmp_path, "par"))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(paths)) == 8
+
+
+def test_create_where_the_runs_folder_is_a_file(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunDirError) as info:
+        rundir.create(blocker / "inner", "exp")
+    assert "output.dir" in str(info.value)
+    assert "inner" in str(info.value)
+    assert isinstance(info.value, BadInput)
+
+
+# --- atomic writes ------------------------------------------------------------------
+
+
+def test_atomic_success(tmp_path):
+    target = tmp_path / "metrics.json"
+    with rundir.atomic(target) as tmp:
+        assert tmp.parent == tmp_path  # same folder: the rename is atomic
+        assert tmp.suffix == ".json"  # writers that pick a format by suffix still work
+        assert not target.exists()  # nothing visible until the body is done
+        tmp.write_text('{"a": 1}')
+    assert target.read_text() == '{"a": 1}'
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    rundir.write_text(target, "new")
+    assert target.read_text() == "new"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_atomic_failure_keeps_the_original(tmp_path, error):
+    target = tmp_path / "model.keras"
+    target.write_text("the good model")
+    with pytest.raises(error):
+        with rundir.atomic(target) as tmp:
+            tmp.write_text("half a mod")
+            raise error("crash")
+    assert target.read_text() == "the good model"
+    assert leftovers(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_atomic_failure_without_an_original(tmp_path):
+    target = tmp_path / "history.csv"
+    with pytest.raises(ValueError):
+        with rundir.atomic(target) as tmp:
+            tmp.write_text("epoch,loss\n")
+            raise ValueError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_file_mode_follows_umask(tmp_path):
+    target = tmp_path / "config.yaml"
+    rundir.write_text(target, "seed: 1\n")
+    mode = stat.S_IMODE(target.stat().st_mode)
+    assert mode != 0o600 or current_umask() == 0o177
+    assert mode == 0o666 & ~current_umask()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert mode == stat.S_IMODE(plain.stat().st_mode)  # like any file the user writes
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_atomic_file_mode_with_a_given_umask(tmp_path, umask, expected):
+    target = tmp_path / "metrics.json"
+    code = textwrap.dedent(
+        f"""
+        import os, stat
+        os.umask({umask})
+        from nnrun import rundir
+        rundir.write_json({str(target)!r}, {{"a": 1}})
+        print(oct(stat.S_IMODE(os.stat({str(target)!r}).st_mode)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == oct(expected)
+
+
+# --- JSON ------------------------------------------------------------------------
+
+
+def test_write_json_and_read_json(tmp_path):
+    target = tmp_path / "metrics.json"
+    rundir.write_json(target, {"accuracy": 0.9, "names": ["a", "b"]})
+    assert rundir.read_json(target) == {"accuracy": 0.9, "names": ["a", "b"]}
+    assert target.read_text().endswith("\n")
+    assert json.loads(target.read_text()) == {"accuracy": 0.9, "names": ["a", "b"]}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_write_json_refuses_nan_without_leaving_a_file(tmp_path, bad):
+    target = tmp_path / "metrics.json"
+    with pytest.raises(ValueError):
+        rundir.write_json(target, {"loss": bad})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_nan_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    rundir.write_json(target, {"loss": 0.5})
+    with pytest.raises(ValueError):
+        rundir.write_json(target, {"loss": float("nan")})
+    assert rundir.read_json(target) == {"loss": 0.5}
+    assert leftovers(tmp_path) == []
+
+
+def test_read_json_missing_names_the_directory(tmp_path):
+    run = tmp_path / "not-a-run"
+    run.mkdir()
+    with pytest.raises(RunDirError) as info:
+        rundir.read_json(run / rundir.RUN)
+    message = str(info.value)
+    assert str(run) in message
+    assert "not a run directory" in message
+    assert "run.json" in message
+    assert info.value.exit_code == 2
+
+
+def test_read_json_of_a_broken_file(tmp_path):
+    target = tmp_path / "run.json"
+    target.write_text("{not json")
+    with pytest.raises(RunDirError) as info:
+        rundir.read_json(target)
+    assert str(target) in str(info.value)
+    assert "cannot read" in str(info.value)
+
+
+# --- run.json, latest, newest -----------------------------------------------------------
+
+
+def test_update_run_merges_fields(tmp_path):
+    run = rundir.create(tmp_path, "exp")
+    first = rundir.update_run(run, status="running", started_at="2024-01-02T03:04:05", seed=7)
+    assert first == {"status": "running", "started_at": "2024-01-02T03:04:05", "seed": 7}
+    merged = rundir.update_run(run, status="completed", finished_at="2024-01-02T03:05:00")
+    expected = {
+        "status": "completed",
+        "started_at": "2024-01-02T03:04:05",
+        "seed": 7,
+        "finished_at": "2024-01-02T03:05:00",
+    }
+    assert merged == expected
+    assert rundir.read_json(run / rundir.RUN) == expected
+    assert leftovers(run) == []
+
+
+def make_run(root, name, started_at):
+    run = root / name
+    (run / rundir.PLOTS).mkdir(parents=True)
+    rundir.update_run(run, status="completed", started_at=started_at)
+    return run
+
+
+def test_point_latest_resolves_to_the_newest(tmp_path):
+    root = tmp_path / "runs"
+    first = make_run(root, "a-20240101-000000", "2024-01-01T00:00:00")
+    second = make_run(root, "b-20240102-000000", "2024-01-02T00:00:00")
+    rundir.point_latest(first)
+    assert (root / "latest").resolve() == first.resolve()
+    rundir.point_latest(second)
+    assert (root / "latest").resolve() == second.resolve()
+    assert (root / "latest" / "run.json").exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_latest_survives_moving_the_runs_folder(tmp_path):
+    root = tmp_path / "runs"
+    run = make_run(root, "a-20240101-000000", "2024-01-01T00:00:00")
+    rundir.point_latest(run)
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    assert (moved / "latest").resolve() == (moved / run.name).resolve()
+
+
+def test_newest_goes_by_start_time_not_name(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "zzz-20240101-000000", "2024-01-01T10:00:00")
+    later = make_run(root, "aaa-20240101-000000", "2024-01-01T11:00:00")
+    make_run(root, "mmm-20240101-000000", "2024-01-01T09:00:00")
+    assert rundir.newest(root) == later
+
+
+def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "a-old", "2024-01-01T00:00:00")
+    new = make_run(root, "b-new", "2024-06-01T00:00:00")
+    rundir.point_latest(new)  # `latest` ties with b-new on start time and sorts after it by name
+    (root / "scratch").mkdir()
+    (root / "notes.txt").write_text("hi")
+    found = rundir.newest(root)
+    assert found == new
+    assert not found.is_symlink()  # the run's real directory, not the link
+
+
+@pytest.mark.parametrize("make_root", [True, False])
+def test_newest_without_runs(tmp_path, make_root):
+    root = tmp_path / "runs"
+    if make_root:
+        root.mkdir()
+        (root / "empty-dir").mkdir()
+    with pytest.raises(RunDirError) as info:
+        rundir.newest(root)
+    message = str(info.value)
+    assert "no runs" in message
+    assert str(root) in message
+    assert "nnrun train" in message and "--run" in message
