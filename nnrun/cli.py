@@ -1,9 +1,10 @@
 """The `nnrun` command: parse, call one function, print with rich, map errors to exit codes.
 
-Human output (progress, tables, messages) goes to stderr; what a script wants
-(the run directory's path, the schema) goes to stdout.
+What a command is for goes to stdout (the run directory's path, check's
+report, the schema); progress and messages go to stderr.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from nnrun import __version__
-from nnrun.errors import NnrunError
+from nnrun.errors import BadInput, NnrunError
 
 EXIT_INTERRUPTED = 130
 
@@ -46,6 +47,17 @@ class _Group(click.Group):
 def _fail(message, code):
     click.echo(f"error: {message}", err=True)
     return code
+
+
+@contextlib.contextmanager
+def _about(config_file):
+    """Names the config file in bad-input errors found after loading it (model, data)."""
+    try:
+        yield
+    except BadInput as e:
+        if str(e).startswith(str(config_file)):
+            raise
+        raise type(e)(f"{config_file}: {e}") from None
 
 
 def _console():
@@ -88,7 +100,8 @@ def train(config_file, overrides, quiet):
 
     resolved = config.load(config_file, overrides)
     console = _console()
-    run_dir = training.train(resolved, console, live=console.is_terminal and not quiet, config_file=config_file)
+    with _about(config_file):
+        run_dir = training.train(resolved, console, live=console.is_terminal and not quiet, config_file=config_file)
     _print_metrics(console, run_dir)
     click.echo(str(run_dir))
 
@@ -101,7 +114,8 @@ def check(config_file, overrides):
     from nnrun import config, train as training
 
     resolved = config.load(config_file, overrides)
-    setup = training.setup(resolved)
+    with _about(config_file):
+        setup = training.setup(resolved)
     ds = setup.dataset
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"

@@ -42,12 +42,15 @@ def build(layers, input_shape, name="model"):
         (layer_name, args), place = next(iter(spec.items())), f"model.layers[{i}]"
         cls = _layer_class(layer_name, place)
         place = f"{place} ({cls.__name__})"
-        if isinstance(args, dict) and ("input_shape" in args or "input_dim" in args):
-            raise ConfigError(f"{place}: remove 'input_shape'/'input_dim': the input shape is inferred from the data")
+        own = inspect.signature(cls.__init__).parameters
+        for key in ("input_shape", "input_dim"):
+            # Embedding's input_dim is its vocabulary size, not a shape.
+            if isinstance(args, dict) and key in args and key not in own:
+                raise ConfigError(f"{place}: remove '{key}': the input shape is inferred from the data")
         layer = instantiate(cls, args, place)
         try:
             model.add(layer)
-        except (ValueError, TypeError) as e:
+        except Exception as e:  # a layer built from config values fails only because of them
             raise ConfigError(f"{place}: {_first_line(e)}") from None
     return model
 
@@ -89,15 +92,15 @@ def metric_from(spec, place):
     """Returns what `compile` takes for a metric spec: its name, or an instance with its arguments."""
     keras = _keras()
     name, args = spec["name"], _args(spec)
-    if not args:
-        # Plain names go to Keras as they are, so 'accuracy' picks the right
-        # accuracy for the loss and labels, as in any Keras script.
+    classes = _classes(keras.metrics, keras.metrics.Metric, exclude={"Metric"})
+    if not args and name not in classes:
+        # Plain function names go to Keras as they are, so 'accuracy' picks the
+        # right accuracy for the loss and labels, as in any Keras script.
         try:
             keras.metrics.get(name) if name.lower() not in ("accuracy", "acc") else None
         except (ValueError, TypeError):
             raise ConfigError(f"{place}: unknown metric '{name}'{did_you_mean(name, _public(keras.metrics))}") from None
         return name
-    classes = _classes(keras.metrics, keras.metrics.Metric, exclude={"Metric"})
     cls = _lookup(name, classes, place, "metric", aliases=_aliases(keras.metrics, classes))
     return instantiate(cls, args, f"{place} ({cls.__name__})")
 
@@ -145,6 +148,11 @@ def check_fit(model, loss_name, dataset, layers):
     """
     units = model.output_shape[-1] if len(model.output_shape) > 1 else 1
     last = f"model.layers[{len(layers) - 1}] ({next(iter(layers[-1]))})"
+    if len(model.output_shape) > 2 and (dataset.is_classification or dataset.y_train.ndim < 3):
+        raise ConfigError(
+            f"{last}: the model outputs shape {tuple(model.output_shape[1:])} per sample, "
+            "not one vector; add Flatten (or a pooling layer) before it"
+        )
     if not dataset.is_classification:
         if loss_name in CLASSIFICATION_LOSSES:
             raise ConfigError(f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; use e.g. mean_squared_error")
@@ -191,7 +199,7 @@ def instantiate(cls, args, place):
     for key, value in args.items():
         if key not in params:
             raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, params)}")
-        _check_value(key, value, f"{place}: argument '{key}'")
+        _check_value(key, value, params[key].default, f"{place}: argument '{key}'")
     missing = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args]
     if missing:
         raise ConfigError(f"{place}: missing argument '{missing[0]}'")
@@ -222,9 +230,15 @@ def _parameters(cls):
     return params
 
 
-def _check_value(key, value, place):
+def _check_value(key, value, default, place):
     if isinstance(value, dict) and _SERIALIZED_KEYS & set(value):
         raise ConfigError(f"{place}: serialized Keras objects are not allowed in a config; use a name")
+    # Keras checks few types in constructors; where the default says what the
+    # argument is, catch a wrong type now rather than mid-training.
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{place}: expected true or false; got {value!r}")
+    if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{place}: expected a number; got {value!r}")
     suffix = next((s for s in _NAMED_ARGUMENTS if key == s or key.endswith(f"_{s}")), None)
     if suffix and isinstance(value, str):
         module = getattr(_keras(), _NAMED_ARGUMENTS[suffix])
@@ -288,5 +302,7 @@ def _args(spec):
 
 
 def _first_line(error):
-    text = " ".join(str(error).split())
+    """Keras's message without its terminal colours and argument dump, on one line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received by")[0]
+    text = re.sub(r"^Exception encountered when calling \S+\.\s*", "", " ".join(text.split()))
     return text[:300] + ("..." if len(text) > 300 else "")
