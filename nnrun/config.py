@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from nnrun.errors import ConfigError, did_you_mean
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing")
 CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
 
 
@@ -93,12 +94,42 @@ CallbackSpec = Annotated[
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+def _fraction(value):
+    """`1/255` (as Keras users write it) -> 0.00392..."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[\d.]+\s*/\s*[\d.]+\s*", value):
+        numerator, denominator = (float(v) for v in value.split("/"))
+        if denominator:
+            return numerator / denominator
+    return value
+
+
+def _augmentation(value):
+    value = _one_key(value)
+    name = next(iter(value))
+    if not name.startswith("Random"):
+        raise ValueError(f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)")
+    return value
+
+
+AugmentationSpec = Annotated[dict[str, Any], BeforeValidator(_augmentation), WithJsonSchema(_ONE_KEY_SCHEMA)]
+
+
 class DataBase(Section):
     test_split: float = Field(
         0.2, gt=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split."
     )
     scale: Literal["none", "standard", "minmax"] = Field(
-        "none", description="Feature scaling learned from the training split."
+        "none", description="Feature scaling learned from the training split (numeric columns of a CSV)."
+    )
+    rescale: Annotated[float, BeforeValidator(_fraction)] | None = Field(
+        None, gt=0, description="Multiply raw values by this first, e.g. 1/255 for pixels."
+    )
+    augmentation: list[AugmentationSpec] = Field(
+        default_factory=list,
+        description="Keras Random* layers (RandomFlip, RandomRotation, ...), active in training only.",
+    )
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: integer or text targets are classes, fractional numbers are regression."
     )
 
 
@@ -109,6 +140,13 @@ class SklearnData(DataBase):
     name: Literal[SKLEARN_DATASETS]
 
 
+class KerasData(DataBase):
+    """One of Keras's built-in datasets, read from the Keras cache (KERAS_HOME, default ~/.keras)."""
+
+    source: Literal["keras"]
+    name: Literal[KERAS_DATASETS]
+
+
 class NpzData(DataBase):
     """A `.npz` file with `x`/`y`, or `x_train`/`y_train` (and `x_test`/`y_test`)."""
 
@@ -116,8 +154,30 @@ class NpzData(DataBase):
     path: Path = Field(description="Relative paths resolve from the current directory.")
 
 
-DATA_SOURCES = ("sklearn", "npz")
-Data = Annotated[Union[SklearnData, NpzData], Field(discriminator="source")]
+class CsvData(DataBase):
+    """A CSV table: one target column; categorical columns one-hot encoded, numeric ones scaled."""
+
+    source: Literal["csv"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+    target: str = Field(description="The column to predict.")
+    drop: list[str] = Field(default_factory=list, description="Columns to ignore (ids, names).")
+    categorical: list[str] | None = Field(
+        None, description="Columns to one-hot encode; by default every non-numeric column."
+    )
+
+
+class ImageData(DataBase):
+    """A folder with one sub-folder of images per class (optionally under train/ and test/ or val/)."""
+
+    source: Literal["images"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+    image_size: tuple[int, int] = Field((64, 64), description="Height and width every image is resized to.")
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    cache: bool = Field(False, description="Keep decoded images in memory after the first epoch.")
+
+
+DATA_SOURCES = ("sklearn", "keras", "npz", "csv", "images")
+Data = Annotated[Union[SklearnData, KerasData, NpzData, CsvData, ImageData], Field(discriminator="source")]
 
 
 class Model(Section):
@@ -190,8 +250,10 @@ def dump(config):
     """Returns the config as YAML text that `load` reads back to the same config."""
     resolved = config.model_dump(mode="json")
     data = resolved.pop("data")
-    # The source first: it says what the rest of the section means.
-    resolved = {"seed": resolved.pop("seed"), "data": {"source": data.pop("source"), **data}, **resolved}
+    # The source and its own fields first: they say what the rest means.
+    own = {k: v for k, v in data.items() if k not in DataBase.model_fields}
+    data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
+    resolved = {"seed": resolved.pop("seed"), "data": data, **resolved}
     return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 

@@ -24,13 +24,15 @@ _NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", 
 _SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
 
 
-def build(layers, input_shape, name="model"):
+def build(layers, input_shape, name="model", augmentation=()):
     """Builds a `keras.Sequential` from the config's layer list.
 
     Args:
         layers: `config.model.layers`: `{Name: args}` mappings.
         input_shape: shape of one sample, inferred from the data.
         name: the model's name.
+        augmentation: `config.data.augmentation`: Keras Random* layers, put
+            first; Keras runs them in training only.
 
     Returns:
         The built (uncompiled) model.
@@ -38,8 +40,10 @@ def build(layers, input_shape, name="model"):
     keras = _keras()
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=tuple(input_shape)))
-    for i, spec in enumerate(layers):
-        (layer_name, args), place = next(iter(spec.items())), f"model.layers[{i}]"
+    specs = [(spec, f"data.augmentation[{i}]") for i, spec in enumerate(augmentation)]
+    specs += [(spec, f"model.layers[{i}]") for i, spec in enumerate(layers)]
+    for spec, place in specs:
+        layer_name, args = next(iter(spec.items()))
         cls = _layer_class(layer_name, place)
         place = f"{place} ({cls.__name__})"
         own = inspect.signature(cls.__init__).parameters

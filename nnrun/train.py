@@ -39,14 +39,16 @@ def setup(config):
     Returns:
         A `Setup`.
     """
-    dataset = data.load(config.data, config.training.validation_split, config.seed)
+    dataset = data.load(config.data, config.training.validation_split, config.seed, config.training.batch_size)
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
     import tensorflow as tf
 
     # Same config and seed, same numbers: worth the small cost on CPU.
     tf.config.experimental.enable_op_determinism()
-    model = build(config.model.layers, dataset.preprocessing["input_shape"], name=config.output.name)
+    model = build(
+        config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation
+    )
     loss_name = compile_model(model, config)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
     from nnrun.callbacks import AtomicModelCheckpoint
@@ -72,22 +74,23 @@ def train(config, console, live=False, config_file=None):
 
     s = setup(config)
     ds, model, training = s.dataset, s.model, config.training
-    labels = _one_hot if s.one_hot else (lambda y, n: y)
-    n_classes = len(ds.class_names or [])
-    y_train, y_val, y_test = (None if y is None else labels(y, n_classes) for y in (ds.y_train, ds.y_val, ds.y_test))
-    if s.one_hot:
-        console.print(f"labels one-hot encoded for loss '{config.loss['name']}'", style="dim")
+    encode = _one_hot_encoder(len(ds.class_names or [])) if s.one_hot else (lambda x, y: (x, y))
+    train_split, val_split, test_split = (
+        None if x is None else encode(x, y) for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test))
+    )
+    for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
+        console.print(note, style="dim", highlight=False)
 
     run_dir = rundir.create(config.output.dir, config.output.name)
     started = time.time()
     rundir.write_text(run_dir / rundir.CONFIG, config_lib.dump(config))
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**ds.preprocessing, "one_hot_labels": s.one_hot})
-    rundir.write_json(run_dir / rundir.RUN, _run_info(config, ds, config_file, started))
+    rundir.write_json(run_dir / rundir.RUN, {**_run_info(config, ds, config_file, started), "notes": ds.notes})
     rundir.point_latest(run_dir)
     console.print(f"run directory: {run_dir}", style="dim", highlight=False)
 
     recorder, nan_guard = EpochRecorder(run_dir), StopOnNaN()
-    steps = math.ceil(len(ds.x_train) / training.batch_size)
+    steps = math.ceil(len(ds.y_train) / training.batch_size)
     reporter = ProgressReporter(console, training.epochs, steps, live)
     callbacks = [
         nan_guard,
@@ -98,11 +101,9 @@ def train(config, console, live=False, config_file=None):
     try:
         try:
             model.fit(
-                ds.x_train,
-                y_train,
-                validation_data=None if ds.x_val is None else (ds.x_val, y_val),
+                **_inputs(*train_split, training.batch_size),
+                validation_data=None if val_split is None else _validation(*val_split),
                 epochs=training.epochs,
-                batch_size=training.batch_size,
                 shuffle=training.shuffle,
                 callbacks=callbacks,
                 verbose=0,
@@ -116,11 +117,11 @@ def train(config, console, live=False, config_file=None):
                 "try a lower optimizer.learning_rate"
             )
         _save_model(model, run_dir, config.output.save_h5)
-        splits = {"train": (ds.x_train, y_train), "validation": (ds.x_val, y_val), "test": (ds.x_test, y_test)}
+        splits = {"train": train_split, "validation": val_split, "test": test_split}
         metrics = {
-            name: model.evaluate(x, y, batch_size=training.batch_size, verbose=0, return_dict=True)
-            for name, (x, y) in splits.items()
-            if x is not None
+            name: model.evaluate(**_inputs(*split, training.batch_size), verbose=0, return_dict=True)
+            for name, split in splits.items()
+            if split is not None
         }
         rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
         _plot(model, ds, recorder.history, run_dir, config.output.name, training.batch_size)
@@ -149,8 +150,30 @@ def train(config, console, live=False, config_file=None):
     return run_dir
 
 
-def _one_hot(y, n_classes):
-    return np.eye(n_classes, dtype="float32")[y]
+def _one_hot_encoder(n_classes):
+    """Returns `(x, y) -> (x, one-hot y)` for arrays and for streams of batches."""
+
+    def encode(x, y):
+        if _is_stream(x):
+            import tensorflow as tf
+
+            return x.map(lambda xb, yb: (xb, tf.one_hot(yb, n_classes))), None
+        return x, np.eye(n_classes, dtype="float32")[y]
+
+    return encode
+
+
+def _is_stream(x):
+    return hasattr(x, "element_spec")  # a tf.data.Dataset of (x, y) batches
+
+
+def _inputs(x, y, batch_size):
+    """Keyword arguments for fit/evaluate: arrays with their batch size, or a stream of batches."""
+    return {"x": x} if _is_stream(x) else {"x": x, "y": y, "batch_size": batch_size}
+
+
+def _validation(x, y):
+    return x if _is_stream(x) else (x, y)
 
 
 def _save_model(model, run_dir, save_h5):

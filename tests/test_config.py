@@ -466,7 +466,11 @@ def test_dump_is_readable_yaml_with_source_first(write_config):
     plain = yaml.safe_load(text)
     assert list(plain)[:2] == ["seed", "data"]
     assert list(plain["data"])[0] == "source"
-    assert plain["data"] == {"source": "sklearn", "test_split": 0.2, "scale": "standard", "name": "iris"}
+    assert list(plain["data"])[:2] == ["source", "name"]
+    assert plain["data"] == {
+        "source": "sklearn", "name": "iris", "test_split": 0.2, "scale": "standard",
+        "rescale": None, "augmentation": [], "task": "auto",
+    }
     assert plain["training"]["epochs"] == 2
     assert plain["output"]["name"] == "tiny"
     assert "!!" not in text  # plain YAML, no Python tags

@@ -1,6 +1,6 @@
 """Data: one module per kind of source, one entry point, `load`.
 
-A source module reads raw arrays (`Raw`); `load` turns them into seeded,
+A source module has `read(data) -> Raw`; `load` turns that into seeded,
 stratified splits with the preprocessing learned from the training split.
 """
 
@@ -11,20 +11,27 @@ from nnrun.data.prepare import Dataset, Raw, prepare, transform
 __all__ = ["Dataset", "Raw", "load", "transform"]
 
 # source name in the config -> module in this package
-SOURCES = {"sklearn": "bundled", "npz": "npz"}
+SOURCES = {
+    "sklearn": "bundled",
+    "keras": "keras_datasets",
+    "npz": "npz",
+    "csv": "csv_table",
+    "images": "image_folder",
+}
 
 
-def load(data, validation_split, seed):
+def load(data, validation_split, seed, batch_size=32):
     """Loads a dataset as the config describes it.
 
     Args:
         data: the config's `data` section.
         validation_split: fraction of training data kept for validation.
         seed: seed of the splits.
+        batch_size: batch size of streamed sources (image folders).
 
     Returns:
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
     source = importlib.import_module(f"nnrun.data.{SOURCES[data.source]}")
-    return prepare(source.read(data), data, validation_split, seed)
+    return prepare(source.read(data), data, validation_split, seed, batch_size)

@@ -1,8 +1,9 @@
-"""From raw arrays to splits: labels, seeded stratified splits, scaling.
+"""From raw data to splits: labels, seeded stratified splits, feature preprocessing.
 
-Whatever is learned here from the training split (class names, scaling
-statistics) goes into `Dataset.preprocessing`, plain JSON that `transform`
-re-applies to raw inputs later.
+The features are handled by one module per kind (arrays.py, csv_table.py,
+image_folder.py), each with `KIND`, `check`, `fit`, `apply` and `feed`.
+Whatever is learned from the training split goes into `Dataset.preprocessing`,
+plain JSON that `transform` re-applies to raw inputs later.
 """
 
 import hashlib
@@ -13,141 +14,172 @@ import numpy as np
 from nnrun.errors import DataError
 
 
+# preprocessing["kind"] -> the module in this package that handles it
+FEATURE_KINDS = {"array": "arrays", "table": "csv_table", "images": "image_folder"}
+
+
 @dataclass
 class Raw:
-    """What a source reads: features, targets and, when known, class names."""
+    """What a source reads: features, targets and, when known, class names.
 
-    x: np.ndarray
+    Features are a numeric array, a pandas DataFrame (a table) or a 1-D array
+    of image file paths.
+    """
+
+    x: object
     y: np.ndarray
-    x_test: np.ndarray | None = None
+    x_test: object = None
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
-    origin: str = "data"  # where the arrays came from, for messages
+    origin: str = "data"  # where the data came from, for messages
     names: tuple = ("x", "y")  # what the source calls its features and targets
+    fingerprint: str | None = None  # a source that knows better (file contents) sets it
 
 
 @dataclass
 class Dataset:
-    """Splits ready for Keras, and what it takes to prepare raw inputs alike."""
+    """Splits ready for Keras, and what it takes to prepare raw inputs alike.
 
-    x_train: np.ndarray
+    `x_*` are arrays, or for streamed sources `tf.data.Dataset`s of
+    `(x, y)` batches; `y_*` are always arrays of the targets, in order.
+    """
+
+    x_train: object
     y_train: np.ndarray
-    x_val: np.ndarray | None
+    x_val: object
     y_val: np.ndarray | None
-    x_test: np.ndarray
+    x_test: object
     y_test: np.ndarray
     class_names: list[str] | None  # None for regression
     preprocessing: dict = field(default_factory=dict)
     fingerprint: str = ""
+    notes: list[str] = field(default_factory=list)  # what was done to the data that a user should know
 
     @property
     def is_classification(self):
         return self.class_names is not None
 
 
-def prepare(raw, data, validation_split, seed):
-    """Encodes labels, splits and scales raw arrays.
+def prepare(raw, data, validation_split, seed, batch_size=32):
+    """Encodes labels, splits, and fits the feature preprocessing on the training split.
 
     Args:
-        raw: the `Raw` arrays a source read.
-        data: the config's `data` section (`test_split`, `scale`).
+        raw: the `Raw` a source read.
+        data: the config's `data` section.
         validation_split: fraction of the training split kept for validation.
         seed: seed of the splits.
+        batch_size: batch size of streamed sources (image folders).
 
     Returns:
         A `Dataset`.
     """
-    fingerprint = _fingerprint(raw)
-    x, y = _features(raw.x, raw.names[0], raw.origin), np.asarray(raw.y)
+    kind = features_of(raw.x)
+    fingerprint = raw.fingerprint or _fingerprint(raw)
+    x, y = kind.check(raw.x, raw.names[0], raw.origin), np.asarray(raw.y)
     if len(x) != len(y):
         raise DataError(f"{raw.origin}: {len(x)} samples but {len(y)} targets")
     if len(x) < 3:
         raise DataError(f"{raw.origin}: {len(x)} samples is too few to split into train, validation and test")
     x_test, y_test = raw.x_test, raw.y_test
     all_y = y if y_test is None else np.concatenate([_flat_labels(y), _flat_labels(y_test)])
-    class_names, encode = _labels(all_y, raw.class_names)
+    class_names, encode = _labels(all_y, raw.class_names, data.task, raw.origin)
     y = encode(y)
     if x_test is None:
         x, x_test, y, y_test = _split(x, y, data.test_split, seed, class_names, "data.test_split")
     else:
-        x_test, y_test = _features(x_test, "x_test", raw.origin), encode(y_test)
-        if x_test.shape[1:] != x.shape[1:]:
+        x_test, y_test = kind.check(x_test, "x_test", raw.origin), encode(y_test)
+        if np.ndim(x) > 1 and x_test.shape[1:] != x.shape[1:]:
             raise DataError(f"{raw.origin}: x_test has shape {x_test.shape[1:]} per sample, x_train {x.shape[1:]}")
     x_val = y_val = None
     if validation_split:
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
-    scaling = _fit_scaling(x, data.scale)
     preprocessing = {
-        "input_shape": list(x.shape[1:]),
+        **kind.fit(x, data),
         "task": "classification" if class_names is not None else "regression",
         "class_names": class_names,
-        "scaling": scaling,
     }
+
+    def feed(features, targets, training):
+        return kind.feed(features, targets, preprocessing, batch_size, training, seed)
+
     return Dataset(
-        x_train=transform(x, preprocessing),
+        x_train=feed(x, y, True),
         y_train=y,
-        x_val=None if x_val is None else transform(x_val, preprocessing),
+        x_val=None if x_val is None else feed(x_val, y_val, False),
         y_val=y_val,
-        x_test=transform(x_test, preprocessing),
+        x_test=feed(x_test, y_test, False),
         y_test=y_test,
         class_names=class_names,
         preprocessing=preprocessing,
         fingerprint=fingerprint,
+        notes=list(preprocessing.get("notes", [])),
     )
 
 
+def features_of(x):
+    """Returns the module that handles this kind of raw features: arrays, a table or image files."""
+    if type(x).__module__.startswith("pandas"):
+        from nnrun.data import csv_table
+
+        return csv_table
+    if isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype.kind in "US":
+        from nnrun.data import image_folder
+
+        return image_folder
+    from nnrun.data import arrays
+
+    return arrays
+
+
 def transform(x, preprocessing):
-    """Applies the preprocessing learned from training data to raw features.
+    """Applies a run's preprocessing to raw inputs of the kind it was trained on.
 
     Args:
-        x: raw features, samples first.
+        x: raw features (an array, a table, or image file paths).
         preprocessing: the run's preprocessing dict.
 
     Returns:
         float32 features as the model takes them.
     """
-    x = np.asarray(x, dtype="float32")
-    scaling = preprocessing.get("scaling")
-    if not scaling:
-        return x
-    flat = x.reshape(len(x), -1)
-    if scaling["method"] == "standard":
-        flat = (flat - np.asarray(scaling["mean"], "float32")) / np.asarray(scaling["scale"], "float32")
-    else:
-        flat = flat * np.asarray(scaling["scale"], "float32") + np.asarray(scaling["min"], "float32")
-    return flat.reshape(x.shape).astype("float32")
+    import importlib
 
-
-def _features(x, name, origin):
-    x = np.asarray(x)
-    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{origin}: {name} must be a numeric array of samples, got dtype {x.dtype} shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{origin}: {name} contains NaN or infinite values")
-    return x
+    module = FEATURE_KINDS[preprocessing.get("kind", "array")]
+    return importlib.import_module(f"nnrun.data.{module}").apply(x, preprocessing)
 
 
 def _flat_labels(y):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         return y[:, 0]
-    if y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+    if y.ndim == 2 and y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
         return y.argmax(axis=1)  # one-hot targets, as Keras tutorials often store them
     return y
 
 
-def _labels(y, class_names):
+def _labels(y, class_names, task, origin):
     """Returns class names (None for regression) and a function that encodes targets."""
     y = _flat_labels(y)
-    if y.ndim != 1 or (y.dtype.kind == "f" and class_names is None) or y.dtype.kind not in "biufUS":
+    if y.dtype.kind == "O":
+        y = y.astype(str)
+    if task == "regression" or (task == "auto" and y.dtype.kind == "f" and class_names is None):
+        if y.dtype.kind not in "biuf":
+            raise DataError(f"{origin}: data.task is regression but the targets are not numbers, e.g. {y.flat[0]!r}")
         return None, lambda t: np.asarray(t, dtype="float32")
+    if y.ndim != 1 or y.dtype.kind not in "biufUS":
+        raise DataError(f"{origin}: targets of shape {y.shape} cannot be classes; set data.task: regression")
     classes = np.unique(y)
     if class_names is not None and y.dtype.kind in "biu" and classes.min() >= 0 and classes.max() < len(class_names):
         classes = np.arange(len(class_names))
     else:
         class_names = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes.tolist())}
-    return class_names, lambda t: np.array([index[c] for c in _flat_labels(t).tolist()], dtype="int64")
+    cast = str if y.dtype.kind in "US" else (lambda c: c)
+
+    def encode(t):
+        t = _flat_labels(t)
+        return np.array([index[cast(c)] for c in (t.astype(str) if t.dtype.kind == "O" else t).tolist()], dtype="int64")
+
+    return class_names, encode
 
 
 def _split(x, y, fraction, seed, class_names, place):
@@ -166,25 +198,19 @@ def _split(x, y, fraction, seed, class_names, place):
     return train_test_split(x, y, test_size=n_held, random_state=seed, stratify=stratify)
 
 
-def _fit_scaling(x, method):
-    if method == "none":
-        return None
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-    flat = x.reshape(len(x), -1)
-    if method == "standard":
-        scaler = StandardScaler().fit(flat)
-        return {"method": "standard", "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
-    scaler = MinMaxScaler().fit(flat)
-    return {"method": "minmax", "min": scaler.min_.tolist(), "scale": scaler.scale_.tolist()}
-
-
 def _fingerprint(raw):
     digest = hashlib.sha256()
     for array in (raw.x, raw.y, raw.x_test, raw.y_test):
-        if array is not None:
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
+        if array is None:
+            continue
+        if type(array).__module__.startswith("pandas"):
+            import pandas as pd
+
+            digest.update(repr(list(array.columns)).encode())
+            digest.update(pd.util.hash_pandas_object(array, index=False).values.tobytes())
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
     digest.update(repr(raw.class_names).encode())
     return f"sha256:{digest.hexdigest()}"

@@ -1,0 +1,70 @@
+"""Numeric arrays as features: checked, rescaled and scaled (sklearn) from the training split."""
+
+import numpy as np
+
+from nnrun.errors import DataError
+
+KIND = "array"
+
+
+def check(x, name, origin):
+    """Returns `x` as an array of numeric samples, or says what is wrong with it."""
+    x = np.asarray(x)
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{origin}: {name} must be a numeric array of samples, got dtype {x.dtype} shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{origin}: {name} contains NaN or infinite values")
+    return x
+
+
+def fit(x, data):
+    """Learns the feature preprocessing from the training split.
+
+    Args:
+        x: training features.
+        data: the config's `data` section (`rescale`, `scale`).
+
+    Returns:
+        The JSON-able preprocessing: kind, input shape, rescale, scaling.
+    """
+    preprocessing = {"kind": KIND, "input_shape": list(x.shape[1:]), "rescale": data.rescale, "scaling": None}
+    if data.scale != "none":
+        from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+        flat = apply(x, preprocessing).reshape(len(x), -1)
+        if data.scale == "standard":
+            scaler = StandardScaler().fit(flat)
+            preprocessing["scaling"] = {"method": "standard", "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+        else:
+            scaler = MinMaxScaler().fit(flat)
+            preprocessing["scaling"] = {"method": "minmax", "min": scaler.min_.tolist(), "scale": scaler.scale_.tolist()}
+    return preprocessing
+
+
+def apply(x, preprocessing):
+    """Applies the preprocessing learned from training data to raw features.
+
+    Args:
+        x: raw features, samples first.
+        preprocessing: the run's preprocessing dict.
+
+    Returns:
+        float32 features as the model takes them.
+    """
+    x = np.asarray(x, dtype="float32")
+    if preprocessing.get("rescale"):
+        x = x * np.float32(preprocessing["rescale"])
+    scaling = preprocessing.get("scaling")
+    if not scaling:
+        return x
+    flat = x.reshape(len(x), -1)
+    if scaling["method"] == "standard":
+        flat = (flat - np.asarray(scaling["mean"], "float32")) / np.asarray(scaling["scale"], "float32")
+    else:
+        flat = flat * np.asarray(scaling["scale"], "float32") + np.asarray(scaling["min"], "float32")
+    return flat.reshape(x.shape).astype("float32")
+
+
+def feed(x, y, preprocessing, batch_size, training, seed):
+    """What Keras is given for a split: the preprocessed array (Keras batches it)."""
+    return apply(x, preprocessing)
