@@ -72,7 +72,9 @@ def compile_model(model, config):
     optimizer = optimizer_from(config.optimizer)
     loss, loss_name = loss_from(config.loss)
     metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=config.training.steps_per_execution
+    )
     return loss_name
 
 
