@@ -79,7 +79,7 @@ def train(config, console, live=False, config_file=None):
         None if x is None else encode(x, y) for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test))
     )
     for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
-        console.print(note, style="dim", highlight=False)
+        console.print(note, style="dim", highlight=False, soft_wrap=True)
 
     run_dir = rundir.create(config.output.dir, config.output.name)
     started = time.time()

@@ -1,0 +1,342 @@
+"""CSV tables: reading, one-hot and scaling from the training split, imputation, apply, errors.
+
+Tables are tiny and generated in tmp_path; CLI runs train for one epoch.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from nnrun import config, data, rundir
+from nnrun.cli import cli
+from nnrun.data import csv_table
+from nnrun.errors import DataError
+
+CITIES = ["Berlin", "Madrid", "Paris"]
+
+
+def table(n=120, seed=0):
+    """A churn-like table: ids and names to drop, two numeric and two text columns, a 0/1 target."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    city = rng.choice(CITIES, n)
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "name": [f"customer{i}" for i in range(n)],
+            "age": age,
+            "balance": rng.normal(50_000, 20_000, n).round(2),
+            "city": city,
+            "gender": rng.choice(["F", "M"], n),
+            "left": ((age > 55) | (city == "Berlin")).astype(int),
+        }
+    )
+
+
+def write(tmp_path, frame, name="table.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def section(path, **fields):
+    """The validated `data` section of a config, as the CLI would give it."""
+    fields = {"source": "csv", "path": str(path), "target": "left", "drop": ["name"], **fields}
+    return config.validate({"data": fields, "model": ["Flatten"], "loss": "mse"}, "test").data
+
+
+def load(path, validation_split=0, seed=0, **fields):
+    return data.load(section(path, **fields), validation_split, seed)
+
+
+def csv_config(write_config, path, target="left", units=1, activation="sigmoid", loss="binary_crossentropy", **fields):
+    """A config that trains one epoch on the CSV at `path`."""
+    return write_config(
+        data={"source": "csv", "path": str(path), "target": target, "drop": ["name"], **fields},
+        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": units, "activation": activation}}]},
+        loss=loss,
+        metrics=["accuracy"] if loss != "mse" else [],
+        training={"epochs": 1, "batch_size": 16, "validation_split": 0},
+    )
+
+
+def train(runner, config_file):
+    result = runner.invoke(cli, ["train", str(config_file), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result, Path(result.stdout.strip().splitlines()[-1])
+
+
+# --- columns: categorical, one-hot, scaling -----------------------------------------
+
+
+def test_text_columns_are_detected_as_categorical_and_one_hot_encoded(tmp_path):
+    ds = load(write(tmp_path, table()), drop=["id", "name"])
+    pre = ds.preprocessing
+    assert pre["kind"] == "table"
+    assert pre["columns"] == ["age", "balance", "city", "gender"]
+    assert list(pre["numeric"]) == ["age", "balance"]
+    assert list(pre["categorical"]) == ["city", "gender"]
+    assert pre["categorical"]["city"]["categories"] == CITIES
+    assert pre["categorical"]["gender"]["categories"] == ["F", "M"]
+    assert pre["input_shape"] == [2 + 3 + 2]
+    assert ds.x_train.shape == (96, 7) and ds.x_train.dtype == np.float32
+    # every row has exactly one city and one gender
+    np.testing.assert_array_equal(ds.x_train[:, 2:5].sum(axis=1), 1)
+    np.testing.assert_array_equal(ds.x_train[:, 5:7].sum(axis=1), 1)
+    assert any("detected" in n and "city (3 values)" in n and "gender (2 values)" in n for n in ds.notes), ds.notes
+
+
+def test_explicit_categorical_columns_include_numbers(tmp_path):
+    frame = table()
+    frame["zone"] = np.arange(len(frame)) % 4 + 1  # numbers that are codes, not quantities
+    ds = load(write(tmp_path, frame), drop=["id", "name"], categorical=["zone", "city", "gender"])
+    pre = ds.preprocessing
+    assert list(pre["categorical"]) == ["city", "gender", "zone"]  # in the table's column order
+    assert pre["categorical"]["zone"]["categories"] == ["1", "2", "3", "4"]
+    assert list(pre["numeric"]) == ["age", "balance"]
+    assert pre["input_shape"] == [2 + 3 + 2 + 4]
+    assert not any("detected" in n for n in ds.notes)
+
+
+def test_one_hot_positions_follow_the_saved_categories(tmp_path):
+    pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
+    rows = pd.DataFrame({"age": [30, 60], "balance": [1.0, 2.0], "city": ["Paris", "Berlin"], "gender": ["M", "F"]})
+    encoded = csv_table.apply(rows, pre)
+    np.testing.assert_array_equal(encoded[:, :2], [[30, 1], [60, 2]])  # scale: none leaves numbers as they are
+    np.testing.assert_array_equal(encoded[:, 2:], [[0, 0, 1, 0, 1], [1, 0, 0, 1, 0]])
+
+
+@pytest.mark.parametrize("method", ["standard", "minmax"])
+def test_scaling_statistics_come_from_the_training_split_only(tmp_path, method):
+    frame = table(200)
+    path = write(tmp_path, frame)
+    raw = load(path, validation_split=0.2, seed=3)  # no scaling: the id column says which rows trained
+    scaled = load(path, validation_split=0.2, seed=3, scale=method)
+    train_rows = frame.set_index("id").loc[raw.x_train[:, 0].astype(int)]
+    stats = scaled.preprocessing["numeric"]
+    if method == "standard":
+        assert stats["age"]["mean"] == pytest.approx(train_rows["age"].mean())
+        assert stats["age"]["scale"] == pytest.approx(train_rows["age"].std(ddof=0))
+        assert stats["age"]["mean"] != pytest.approx(frame["age"].mean(), rel=1e-9, abs=0)
+        np.testing.assert_allclose(scaled.x_train[:, :3].mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(scaled.x_train[:, :3].std(axis=0), 1, atol=1e-4)
+    else:
+        assert 1 / stats["balance"]["scale"] == pytest.approx(np.ptp(train_rows["balance"]))
+        np.testing.assert_allclose(scaled.x_train[:, :3].min(axis=0), 0, atol=1e-6)
+        np.testing.assert_allclose(scaled.x_train[:, :3].max(axis=0), 1, atol=1e-6)
+    assert not np.allclose(scaled.x_test[:, :3].mean(axis=0), 0, atol=1e-3)
+    # one-hot columns are not scaled
+    assert set(np.unique(scaled.x_train[:, 3:])) == {0.0, 1.0}
+
+
+# --- missing values -------------------------------------------------------------------
+
+
+def with_gaps(n=120):
+    frame = table(n).astype({"age": "float64"})
+    frame.loc[[3, 10, 50, 77], "age"] = np.nan
+    frame.loc[[5, 60], "city"] = np.nan
+    return frame
+
+
+def test_missing_values_are_filled_from_the_training_split(tmp_path):
+    frame = with_gaps()
+    ds = load(write(tmp_path, frame))
+    train_rows = frame.set_index("id").loc[ds.x_train[:, 0].astype(int)]
+    pre = ds.preprocessing
+    assert pre["numeric"]["age"]["fill"] == train_rows["age"].median()
+    assert pre["categorical"]["city"]["fill"] == train_rows["city"].mode()[0]
+    for x in (ds.x_train, ds.x_test):
+        assert np.isfinite(x).all()
+    gaps = train_rows["age"].isna().to_numpy()
+    assert gaps.any()
+    np.testing.assert_array_equal(ds.x_train[gaps, 1], pre["numeric"]["age"]["fill"])
+    n_missing = int(gaps.sum())
+    median = pre["numeric"]["age"]["fill"]
+    assert f"age: {n_missing} missing value{'s' * (n_missing != 1)} in the training split filled with the training median {median}" in ds.notes
+
+
+def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_config, tmp_path):
+    config_file = csv_config(write_config, write(tmp_path, with_gaps()), drop=["id", "name"])
+    result, run_dir = train(runner, config_file)
+    notes = rundir.read_json(run_dir / rundir.RUN)["notes"]
+    age = [n for n in notes if n.startswith("age: ")]
+    city = [n for n in notes if n.startswith("city: ")]
+    assert len(age) == 1 and "training median" in age[0]
+    assert len(city) == 1 and "most frequent value" in city[0]
+    printed = " ".join(result.output.split())  # rich wraps long lines when stderr is not a terminal
+    for note in age + city:
+        assert note in printed
+    assert rundir.read_json(run_dir / rundir.PREPROCESSING)["notes"] == notes
+
+
+# --- targets and training end to end --------------------------------------------------
+
+
+def test_binary_target_trains_with_a_sigmoid_and_predicts_from_raw_rows(runner, write_config, tmp_path):
+    import keras
+
+    frame = table(200)
+    config_file = csv_config(write_config, write(tmp_path, frame), drop=["id", "name"], scale="standard")
+    _, run_dir = train(runner, config_file)
+    metrics = rundir.read_json(run_dir / rundir.METRICS)
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    pre = json.loads((run_dir / rundir.PREPROCESSING).read_text())
+    assert pre["kind"] == "table" and pre["class_names"] == ["0", "1"]
+    # preprocessing.json alone turns raw rows into what the model was trained on
+    ds = load(config_file.parent / "table.csv", drop=["id", "name"], scale="standard", seed=7)
+    encoded = csv_table.apply(frame, pre)
+    assert sorted(map(tuple, encoded)) == sorted(map(tuple, np.concatenate([ds.x_train, ds.x_test])))
+    model = keras.models.load_model(run_dir / rundir.MODEL)
+    test_rows = [np.flatnonzero((encoded == row).all(axis=1))[0] for row in ds.x_test]
+    predicted = (model.predict(encoded[test_rows], verbose=0)[:, 0] > 0.5).astype(int)
+    assert (predicted == frame["left"].to_numpy()[test_rows]).mean() == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_string_target_with_three_classes(runner, write_config, tmp_path):
+    frame = table(90)
+    frame["plan"] = np.array(["gold", "basic", "silver"])[np.arange(90) % 3]
+    path = write(tmp_path, frame.drop(columns="left"))
+    ds = load(path, target="plan")
+    assert ds.class_names == ["basic", "gold", "silver"]
+    assert sorted(np.bincount(ds.y_test).tolist()) == [6, 6, 6]  # stratified
+    config_file = csv_config(
+        write_config, path, target="plan", units=3, activation="softmax", loss="sparse_categorical_crossentropy"
+    )
+    _, run_dir = train(runner, config_file)
+    assert rundir.read_json(run_dir / rundir.PREPROCESSING)["class_names"] == ["basic", "gold", "silver"]
+
+
+def test_float_target_is_regression(runner, write_config, tmp_path):
+    frame = table(60)
+    frame["spend"] = frame["balance"] / 1000 + 0.5
+    path = write(tmp_path, frame.drop(columns="left"))
+    ds = load(path, target="spend")
+    assert ds.class_names is None and ds.preprocessing["task"] == "regression"
+    assert ds.y_train.dtype == np.float32
+    config_file = csv_config(write_config, path, target="spend", activation="linear", loss="mse")
+    _, run_dir = train(runner, config_file)
+    assert "loss" in rundir.read_json(run_dir / rundir.METRICS)["test"]
+
+
+# --- apply: raw rows later ------------------------------------------------------------
+
+
+def test_apply_ignores_column_order_and_extra_columns(tmp_path):
+    frame = table()
+    pre = json.loads(json.dumps(load(write(tmp_path, frame), scale="standard").preprocessing))
+    expected = csv_table.apply(frame, pre)
+    shuffled = frame[["gender", "left", "balance", "name", "city", "age", "id"]].assign(extra="whatever")
+    np.testing.assert_array_equal(csv_table.apply(shuffled, pre), expected)
+    np.testing.assert_array_equal(csv_table.apply(frame.iloc[:1].to_dict("records"), pre), expected[:1])
+
+
+def test_unknown_category_encodes_as_zeros(tmp_path):
+    pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
+    rows = pd.DataFrame({"age": [40, 40], "balance": [0.0, 0.0], "city": ["Rome", "Paris"], "gender": ["F", "F"]})
+    encoded = csv_table.apply(rows, pre)
+    np.testing.assert_array_equal(encoded[0, 2:5], [0, 0, 0])
+    np.testing.assert_array_equal(encoded[1, 2:5], [0, 0, 1])
+    np.testing.assert_array_equal(encoded[0, [0, 1, 5, 6]], encoded[1, [0, 1, 5, 6]])
+
+
+def test_number_codes_match_however_the_rows_were_read(tmp_path):
+    frame = table()
+    frame["zone"] = np.arange(len(frame)) % 3
+    pre = load(write(tmp_path, frame), drop=["id", "name"], categorical=["zone", "city", "gender"]).preprocessing
+    rows = frame.iloc[:4].copy()
+    as_floats = rows.astype({"zone": "float64"})  # what pandas reads when a column has a gap
+    np.testing.assert_array_equal(csv_table.apply(as_floats, pre), csv_table.apply(rows, pre))
+
+
+def test_apply_names_a_missing_column(tmp_path):
+    pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
+    with pytest.raises(DataError) as info:
+        csv_table.apply(table().drop(columns="age").rename(columns={"balance": "Age"}), pre)
+    assert "no column 'age'" in str(info.value)
+
+
+def test_apply_refuses_text_in_a_numeric_column(tmp_path):
+    pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
+    rows = table(3).astype({"age": object})
+    rows.loc[1, "age"] = "forty"
+    with pytest.raises(DataError) as info:
+        csv_table.apply(rows, pre)
+    assert "'age'" in str(info.value) and "'forty'" in str(info.value)
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def test_crlf_and_byte_order_mark_read_like_a_plain_file(tmp_path):
+    frame = table()
+    plain = write(tmp_path, frame)
+    windows = tmp_path / "windows.csv"
+    windows.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    a, b = load(plain, drop=["id"]), load(windows, drop=["id"])
+    assert b.preprocessing["columns"] == a.preprocessing["columns"]  # no BOM stuck to the first name
+    assert b.preprocessing["categorical"] == a.preprocessing["categorical"]  # no '\r' in the last
+    np.testing.assert_array_equal(b.x_train, a.x_train)
+    np.testing.assert_array_equal(b.y_test, a.y_test)
+
+
+def test_relative_path_resolves_from_the_current_directory(tmp_path, monkeypatch):
+    write(tmp_path, table(30))
+    monkeypatch.chdir(tmp_path)
+    ds = load("table.csv")
+    assert len(ds.x_train) + len(ds.x_test) == 30
+
+
+def test_fingerprint_is_the_file_checksum(tmp_path):
+    path = write(tmp_path, table(30))
+    assert load(path).fingerprint == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- errors: exit 2, one line naming the place ----------------------------------------
+
+TABLE = "a,b,city,left\n1,2,x,0\n3,4,y,1\n5,6,x,0\n7,8,y,1\n9,1,x,0\n"
+
+ERRORS = [
+    pytest.param(None, {}, ["data.path", "missing.csv", "does not exist"], id="missing-file"),
+    pytest.param("", {}, ["data.path", "is empty"], id="empty-file"),
+    pytest.param("a,b,left\n", {}, ["data.path", "no rows"], id="header-only"),
+    pytest.param("a,b,left\n1,2,0\n3,4,5,6\n", {}, ["data.path", "not a readable CSV", "line 3"], id="ragged-rows"),
+    pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", {}, ["data.path", "not UTF-8"], id="binary-file"),
+    pytest.param(TABLE, {"target": "lefft"}, ["data.target", "no column 'lefft'", "did you mean 'left'?", "columns: a, b, city, left"], id="target-typo"),
+    pytest.param(TABLE, {"drop": ["bb"]}, ["data.drop", "no column 'bb'", "did you mean 'b'?"], id="drop-absent"),
+    pytest.param(TABLE, {"categorical": ["cty"]}, ["data.categorical", "no column 'cty'", "did you mean 'city'?"], id="categorical-absent"),
+    pytest.param(TABLE, {"drop": ["left"]}, ["data.drop", "'left' is data.target"], id="drop-the-target"),
+    pytest.param(TABLE, {"categorical": ["a"]}, ["data.categorical", "'city'", "holds text", "'x'"], id="text-not-listed"),
+    pytest.param(TABLE, {"drop": ["a", "b", "city"]}, ["data.path", "no feature columns"], id="nothing-left"),
+    pytest.param("a,left\n1,0\n2,\n3,1\n4,\n5,1\n", {}, ["data.target", "column 'left'", "2 of 5 rows", "data row 2"], id="target-gaps"),
+]
+
+
+@pytest.mark.parametrize("content, fields, fragments", ERRORS)
+def test_bad_csv_is_one_error_line_through_check(runner, write_config, tmp_path, content, fields, fragments):
+    path = tmp_path / "missing.csv"
+    if content is not None:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    config_file = write_config(data={"source": "csv", "path": str(path), "target": "left", **fields})
+    result = runner.invoke(cli, ["check", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_churn_config_is_the_tutorial():
+    churn = yaml.safe_load((Path(__file__).parent.parent / "configs" / "churn_ann.yaml").read_text())
+    parsed = config.validate(churn, "churn_ann.yaml")
+    assert parsed.data.source == "csv" and parsed.data.target == "Exited"
+    assert parsed.data.categorical == ["Geography", "Gender"] and parsed.data.scale == "standard"
+    assert [next(iter(layer)) for layer in parsed.model.layers] == ["Dense", "Dense", "Dense"]
+    assert parsed.model.layers[-1]["Dense"]["activation"] == "sigmoid"
+    assert (parsed.training.epochs, parsed.training.batch_size, parsed.training.validation_split) == (100, 10, 0)
