@@ -119,9 +119,9 @@ def check(config_file, overrides):
     ds = setup.dataset
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"
-    val = 0 if ds.x_val is None else len(ds.x_val)
+    val = 0 if ds.y_val is None else len(ds.y_val)
     click.echo(
-        f"data: {len(ds.x_train)} train, {val} validation, {len(ds.x_test)} test samples of shape "
+        f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
         f"{tuple(ds.preprocessing['input_shape'])}; {classes}"
     )
     click.echo(f"{config_file}: ok")

@@ -39,7 +39,8 @@ def setup(config):
     Returns:
         A `Setup`.
     """
-    dataset = data.load(config.data, config.training.validation_split, config.seed, config.training.batch_size)
+    training = config.training
+    dataset = data.load(config.data, training.validation_split, config.seed, training.batch_size, training.shuffle)
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
     import tensorflow as tf
@@ -143,11 +144,21 @@ def train(config, console, live=False, config_file=None):
         _finish(run_dir, started, "failed", error=str(e))
         raise
     except Exception as e:
-        reason = "ran out of memory; try a smaller training.batch_size" if "ResourceExhausted" in type(e).__name__ else f"{type(e).__name__}: {e}"
+        reason = _reason(e, streamed=_is_stream(ds.x_train))
         _finish(run_dir, started, "failed", error=reason, traceback=traceback.format_exc())
         raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN})") from e
     _finish(run_dir, started, "completed")
     return run_dir
+
+
+def _reason(error, streamed):
+    """Why a run failed, in one line a user can act on."""
+    kind, first = type(error).__name__, " ".join(str(error).split())[:300]
+    if kind == "ResourceExhaustedError":
+        return "ran out of memory; try a smaller training.batch_size"
+    if kind == "InvalidArgumentError" and streamed:
+        return f"a file of the data could not be read during training (a corrupt image?): {first}"
+    return f"{kind}: {first}"
 
 
 def _one_hot_encoder(n_classes):

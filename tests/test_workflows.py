@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from nnrun import config, data
 from nnrun.cli import cli
@@ -91,16 +93,40 @@ def test_rescale_accepts_fractions(write_config, value, expected):
     assert config.load(path).data.rescale == pytest.approx(expected)
 
 
-def stand_in_args(name, tmp_path, cifar_like):
+KERAS_SHAPES = {"mnist": (28, 28), "fashion_mnist": (28, 28), "cifar10": (32, 32, 3)}
+
+
+def stand_in_args(name, tmp_path):
     """`--set` arguments that give a shipped config data it can check against here.
 
-    Configs whose data is on this machine get none; the others get generated
+    Configs whose data is on every machine get none; the others get generated
     data of the same shape and kind, everything else as shipped.
     """
-    if name == "cifar10_cnn.yaml":
-        shipped = yaml.safe_load((CONFIGS / name).read_text())["data"]
-        stand_in = {"source": "npz", "path": str(cifar_like), "rescale": shipped["rescale"], "augmentation": shipped["augmentation"]}
-        return ["--set", f"data={json.dumps(stand_in)}"]
+    shipped = yaml.safe_load((CONFIGS / name).read_text())["data"]
+    rng = np.random.default_rng(0)
+    if shipped["source"] == "keras":
+        y = np.arange(100) % 10
+        x = rng.integers(0, 256, size=(100, *KERAS_SHAPES[shipped["name"]]), dtype=np.uint8)
+        np.savez(tmp_path / "stand_in.npz", x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:])
+        kept = {k: shipped[k] for k in ("rescale", "augmentation") if k in shipped}
+        return ["--set", "data=" + json.dumps({"source": "npz", "path": str(tmp_path / "stand_in.npz"), **kept})]
+    if shipped["source"] == "csv":  # the churn table's columns
+        n = 100
+        table = pd.DataFrame({
+            "RowNumber": range(n), "CustomerId": rng.integers(1e7, 2e7, n), "Surname": ["Smith"] * n,
+            "CreditScore": rng.integers(350, 850, n), "Geography": rng.choice(["France", "Spain", "Germany"], n),
+            "Gender": rng.choice(["Female", "Male"], n), "Age": rng.integers(18, 90, n), "Tenure": rng.integers(0, 10, n),
+            "Balance": rng.random(n) * 1e5, "NumOfProducts": rng.integers(1, 4, n), "HasCrCard": rng.integers(0, 2, n),
+            "IsActiveMember": rng.integers(0, 2, n), "EstimatedSalary": rng.random(n) * 1e5, "Exited": np.arange(n) % 2,
+        })
+        table.to_csv(tmp_path / "churn.csv", index=False)
+        return ["--set", f"data.path={tmp_path / 'churn.csv'}"]
+    if shipped["source"] == "images":
+        for i, label in enumerate(["a", "b", "c"]):
+            (tmp_path / "images" / label).mkdir(parents=True)
+            for j in range(6):
+                Image.fromarray(np.full((24, 24, 3), 80 * i + j, np.uint8)).save(tmp_path / "images" / label / f"{j}.png")
+        return ["--set", f"data.path={tmp_path / 'images'}"]
     return []
 
 
@@ -108,8 +134,8 @@ SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_config_passes_check(runner, name, tmp_path, cifar_like, monkeypatch):
+def test_every_shipped_config_passes_check(runner, name, tmp_path, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)  # relative data paths resolve from the repository root
-    result = runner.invoke(cli, ["check", f"configs/{name}", *stand_in_args(name, tmp_path, cifar_like)])
+    result = runner.invoke(cli, ["check", f"configs/{name}", *stand_in_args(name, tmp_path)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == f"configs/{name}: ok"

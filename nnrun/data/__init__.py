@@ -20,7 +20,7 @@ SOURCES = {
 }
 
 
-def load(data, validation_split, seed, batch_size=32):
+def load(data, validation_split, seed, batch_size=32, shuffle=True):
     """Loads a dataset as the config describes it.
 
     Args:
@@ -28,10 +28,11 @@ def load(data, validation_split, seed, batch_size=32):
         validation_split: fraction of training data kept for validation.
         seed: seed of the splits.
         batch_size: batch size of streamed sources (image folders).
+        shuffle: whether streamed sources reshuffle the training split each epoch.
 
     Returns:
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
     source = importlib.import_module(f"nnrun.data.{SOURCES[data.source]}")
-    return prepare(source.read(data), data, validation_split, seed, batch_size)
+    return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle)

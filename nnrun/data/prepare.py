@@ -60,7 +60,7 @@ class Dataset:
         return self.class_names is not None
 
 
-def prepare(raw, data, validation_split, seed, batch_size=32):
+def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
     """Encodes labels, splits, and fits the feature preprocessing on the training split.
 
     Args:
@@ -69,6 +69,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32):
         validation_split: fraction of the training split kept for validation.
         seed: seed of the splits.
         batch_size: batch size of streamed sources (image folders).
+        shuffle: whether streamed sources reshuffle the training split each epoch.
 
     Returns:
         A `Dataset`.
@@ -103,7 +104,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32):
         return kind.feed(features, targets, preprocessing, batch_size, training, seed)
 
     return Dataset(
-        x_train=feed(x, y, True),
+        x_train=feed(x, y, shuffle),
         y_train=y,
         x_val=None if x_val is None else feed(x_val, y_val, False),
         y_val=y_val,

@@ -1,0 +1,217 @@
+"""Image folders: the `images` source and feature kind, streamed with tf.data.
+
+A folder holds one sub-folder of images per class (`root/<class>/*.png`), or
+`root/train/<class>/...` with `root/test/<class>/...` (or `root/val/...`) as
+the test split. Features are file paths; images are read, decoded and resized
+batch by batch, so a folder is never loaded into memory whole.
+"""
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from nnrun.backend import keras as _keras
+from nnrun.data.prepare import Raw
+from nnrun.errors import DataError
+
+KIND = "images"
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# What TensorFlow's decode_image recognizes an image by: its first bytes.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+_CHUNK = 1 << 20
+
+
+def read(data):
+    """Lists an image folder: file paths, class labels and a content fingerprint.
+
+    Args:
+        data: the config's `data` section (`path`).
+
+    Returns:
+        A `Raw` whose features are image file paths and targets class
+        indices into `class_names` (the sorted class folder names), with
+        `x_test`/`y_test` when the folder has `train/` and a `test/` (else
+        `val/`) tree; validation data is then still split from `train/`.
+    """
+    root = Path(data.path)
+    origin = f"data.path '{root}'"
+    if not root.is_dir():
+        problem = "no such folder" if not root.exists() else "is a file, not a folder of class sub-folders"
+        raise DataError(f"{origin}: {problem}")
+    split = (root / "train").is_dir()
+    train_dir = root / "train" if split else root
+    class_names = _class_folders(train_dir, root, origin)
+    if len(class_names) < 2:
+        raise DataError(f"{origin}: {len(class_names)} class folder ('{class_names[0]}'); a classifier needs at least 2")
+    x, y = _list_images(train_dir, class_names, root, origin)
+    x_test = y_test = None
+    test_dir = next((root / n for n in ("test", "val") if split and (root / n).is_dir()), None)
+    if test_dir is not None:
+        test_names = _class_folders(test_dir, root, origin)
+        if test_names != class_names:
+            missing, extra = set(class_names) - set(test_names), set(test_names) - set(class_names)
+            raise DataError(
+                f"{origin}: {test_dir.name}/ has classes {test_names} but train/ has {class_names}"
+                + "".join(f"; {what}: {', '.join(sorted(v))}" for what, v in
+                          ((f"missing in {test_dir.name}/", missing), ("not in train/", extra)) if v)
+            )
+        x_test, y_test = _list_images(test_dir, class_names, root, origin)
+    fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
+    return Raw(
+        x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin,
+        names=("images", "labels"), fingerprint=fingerprint,
+    )
+
+
+def check(x, name, origin):
+    """Returns the image paths as a 1-D array of strings."""
+    return np.asarray(x, dtype=str)
+
+
+def fit(x, data):
+    """Returns the preprocessing of images: nothing is learned from pixels.
+
+    Args:
+        x: training image paths (unused).
+        data: the config's `data` section (`image_size`, `color_mode`, `rescale`, `cache`).
+
+    Returns:
+        The JSON-able preprocessing: kind, input shape, image size, colour mode, rescale, cache.
+    """
+    height, width = (int(v) for v in data.image_size)
+    channels = 1 if data.color_mode == "grayscale" else 3
+    return {
+        "kind": KIND,
+        "input_shape": [height, width, channels],
+        "image_size": [height, width],
+        "color_mode": data.color_mode,
+        "rescale": data.rescale,
+        "cache": data.cache,
+    }
+
+
+def apply(paths, preprocessing):
+    """Reads image files into one array, prepared exactly as `feed` prepares them.
+
+    Args:
+        paths: image file paths.
+        preprocessing: the run's preprocessing dict.
+
+    Returns:
+        float32 array `(n, height, width, channels)`.
+    """
+    tf = _tf()
+    images = []
+    for path in np.atleast_1d(np.asarray(paths, dtype=str)).tolist():
+        try:
+            images.append(_image(tf.constant(path), preprocessing).numpy())
+        except tf.errors.NotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except tf.errors.OpError as e:
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message or "").strip() or type(e).__name__
+            raise DataError(f"{path}: not a readable image: {reason}") from None
+    if not images:
+        return np.zeros((0, *preprocessing["input_shape"]), dtype="float32")
+    return np.stack(images).astype("float32", copy=False)
+
+
+def feed(paths, labels, preprocessing, batch_size, training, seed):
+    """A stream of `(images, labels)` batches that reads files as it goes.
+
+    Args:
+        paths: image file paths.
+        labels: their labels, in the same order.
+        preprocessing: the run's preprocessing dict.
+        batch_size: images per batch.
+        training: shuffle (seeded, anew each epoch); otherwise keep the
+            order of `labels`, which the confusion matrix relies on.
+        seed: seed of the shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 images, labels)` batches (int64 class indices).
+    """
+    tf = _tf()
+    labels = np.asarray(labels)
+    labels = labels.astype("int64") if labels.dtype.kind in "iub" else labels.astype("float32")
+    stream = tf.data.Dataset.from_tensor_slices((np.asarray(paths, dtype=str), labels))
+    autotune = tf.data.AUTOTUNE
+    shuffle = lambda s: s.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
+    if training and not preprocessing.get("cache"):
+        stream = shuffle(stream)  # paths, not pixels: the buffer stays small
+    stream = stream.map(lambda p, y: (_image(p, preprocessing), y), num_parallel_calls=autotune)
+    if preprocessing.get("cache"):
+        # Decoded once, then reshuffled from memory every epoch.
+        stream = stream.cache()
+        if training:
+            stream = shuffle(stream)
+    return stream.batch(batch_size).prefetch(autotune)
+
+
+def _image(path, preprocessing):
+    """One image file -> float32 `(height, width, channels)`: the work feed and apply share."""
+    tf = _tf()
+    # Always 3 channels: TensorFlow decodes GIF and BMP to 1 channel not at all.
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    image = tf.image.resize(image, preprocessing["image_size"])
+    if preprocessing["color_mode"] == "grayscale":
+        image = tf.image.rgb_to_grayscale(image)
+    if preprocessing.get("rescale"):
+        image = image * preprocessing["rescale"]
+    return image
+
+
+def _class_folders(folder, root, origin):
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        loose = sum(1 for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        where = "" if folder == root else f"{folder.relative_to(root)}/ "
+        hint = f"; its {loose} images must go into one sub-folder per class" if loose else ""
+        raise DataError(f"{origin}: {where}has no class sub-folders (expected <class>/*.png, .jpg, ...){hint}")
+    return names
+
+
+def _list_images(folder, class_names, root, origin):
+    paths, labels = [], []
+    for index, name in enumerate(class_names):
+        # Recursive like Keras's image_dataset_from_directory; hidden files (._x.png) skipped.
+        found = sorted(
+            p for p in (folder / name).rglob("*")
+            if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".") and p.is_file()
+        )
+        if not found:
+            raise DataError(
+                f"{origin}: class folder '{(folder / name).relative_to(root)}' has no images ({', '.join(EXTENSIONS)})"
+            )
+        paths += [str(p) for p in found]
+        labels += [index] * len(found)
+    return np.array(paths, dtype=str), np.array(labels, dtype="int64")
+
+
+def _fingerprint(root, paths, origin):
+    """sha256 of every image's relative path and bytes; checks each is an image on the way."""
+    digest = hashlib.sha256()
+    for path in paths.tolist():
+        relative = Path(path).relative_to(root).as_posix()
+        try:
+            with open(path, "rb") as f:
+                digest.update(f"{relative}\0{os.fstat(f.fileno()).st_size}\0".encode())
+                chunk = f.read(_CHUNK)
+                if not chunk.startswith(_SIGNATURES):
+                    raise DataError(f"{origin}: '{relative}' is not a PNG, JPEG, BMP or GIF image")
+                while chunk:
+                    digest.update(chunk)
+                    chunk = f.read(_CHUNK)
+        except OSError as e:
+            raise DataError(f"{origin}: cannot read '{relative}': {e.strerror}") from None
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _tf():
+    _keras()  # TensorFlow quietly, once
+    import tensorflow as tf
+
+    return tf

@@ -1,0 +1,127 @@
+"""Keras's built-in datasets by name, read through Keras's own loaders.
+
+The loaders read the Keras cache, `$KERAS_HOME/datasets/` (default
+`~/.keras/datasets/`), and download what is missing; when that fails, the
+error says which file to put where.
+"""
+
+import contextlib
+import os
+import pickle
+import sys
+import urllib.error
+import zipfile
+
+from nnrun.backend import keras as _keras
+from nnrun.data.prepare import Raw
+from nnrun.errors import DataError
+
+_GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_KRIZ = "https://www.cs.toronto.edu/~kriz/"
+_IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+_FINE = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly
+    camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+    dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard
+    lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear
+    pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark
+    shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone
+    television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+
+# name -> (what Keras keeps under <cache>/datasets/, where it downloads it from, class names)
+DATASETS = {
+    "mnist": (["mnist.npz"], _GCS + "mnist.npz", [str(i) for i in range(10)]),
+    "fashion_mnist": ([f"fashion-mnist/{f}" for f in _IDX], _GCS, _FASHION),
+    # Keras 3 keeps the downloaded tar.gz under these names and extracts it again on every load.
+    "cifar10": (["cifar-10-batches-py-target_archive"], _KRIZ + "cifar-10-python.tar.gz", _CIFAR10),
+    "cifar100": (["cifar-100-python-target_archive"], _KRIZ + "cifar-100-python.tar.gz", _FINE),
+    "boston_housing": (["boston_housing.npz"], _GCS + "boston_housing.npz", None),
+    "california_housing": (["california_housing.npz"], _GCS + "california_housing.npz", None),
+}
+
+
+def read(data):
+    """Reads one of Keras's built-in datasets from the Keras cache.
+
+    Args:
+        data: the config's `data` section (`name`; `test_split` for the
+            housing datasets, which Keras splits itself).
+
+    Returns:
+        A `Raw` with Keras's train and test splits as they come (uint8 images,
+        `(n,)` labels) and the class names (None for regression).
+    """
+    name, origin = data.name, f"data.name '{data.name}'"
+    files, url, class_names = DATASETS[name]
+    options = {"test_split": data.test_split} if name.endswith("_housing") else {}
+    loader = getattr(_keras().datasets, name)
+    try:
+        with _Announcements():
+            (x, y), (x_test, y_test) = loader.load_data(**options)
+    except Exception as e:
+        failed = e if isinstance(e, OSError) else e.__context__  # Keras wraps URL errors in an Exception
+        if isinstance(failed, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            reason = failed if isinstance(failed, urllib.error.HTTPError) else getattr(failed, "reason", failed)
+            raise DataError(_absent(origin, files, url, reason)) from None
+        if not isinstance(e, (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)):
+            raise
+        where = ", ".join(os.path.join(_datasets_dir()[0], f) for f in files)
+        raise DataError(f"{origin}: cannot read {where} from the Keras cache: {type(e).__name__}: {e}") from None
+    if y.ndim == 2 and y.shape[1] == 1:  # CIFAR labels come as (n, 1)
+        y, y_test = y[:, 0], y_test[:, 0]
+    return Raw(
+        x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin, names=("x_train", "y_train")
+    )
+
+
+def _datasets_dir():
+    # Where keras.utils.get_file looks, for the message: $KERAS_HOME, else
+    # ~/.keras; /tmp/.keras when that is not writable.
+    home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
+    return os.path.join(home if os.access(home, os.W_OK) else os.path.join("/tmp", ".keras"), "datasets"), home
+
+
+def _absent(origin, files, url, reason):
+    folder, home = _datasets_dir()
+    missing = [f for f in files if not os.path.exists(os.path.join(folder, f))] or files
+    paths = os.path.join(folder, missing[0]) if len(missing) == 1 else (
+        os.path.join(folder, os.path.dirname(missing[0]), "{" + ", ".join(os.path.basename(f) for f in missing) + "}")
+    )
+    fallback = "" if folder.startswith(home) else f" ('{home}' is not writable, so Keras uses /tmp/.keras)"
+    them = "it" if len(missing) == 1 else "them"
+    return (
+        f"{origin}: not in the Keras cache and could not be downloaded ({reason}): Keras looks for {paths}"
+        f"{fallback}; put {them} there (from {url}), or set KERAS_HOME to a folder whose datasets/ has {them}"
+    )
+
+
+class _Announcements(contextlib.redirect_stdout):
+    """Sends Keras's download messages to stderr (stdout is the command's own).
+
+    Keras announces a download before it connects; that line is held back
+    until more follows, so a download that cannot start leaves only our error.
+    """
+
+    def __init__(self):
+        super().__init__(self)
+        self.held = None
+
+    def write(self, text):
+        if self.held is None:
+            self.held = text
+        else:
+            sys.stderr.write(self.held + text)
+            self.held = ""
+        return len(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def isatty(self):
+        return sys.stderr.isatty()
+
+    def __exit__(self, kind, *rest):
+        if kind is None and self.held:
+            sys.stderr.write(self.held)
+        return super().__exit__(kind, *rest)
