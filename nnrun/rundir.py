@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nnrun.errors import RunDirError
@@ -29,7 +30,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def create(root, name):
+def create(root, name, subfolders=(PLOTS,)):
     """Makes a new, empty run directory `root/<name>-<YYYYmmdd-HHMMSS>`.
 
     Never reuses a directory: a clash (two runs in the same second) gets a
@@ -39,6 +40,7 @@ def create(root, name):
     Args:
         root: the runs folder; made if missing.
         name: the run's name.
+        subfolders: empty folders to make inside it.
 
     Returns:
         The new directory's `Path`.
@@ -55,7 +57,8 @@ def create(root, name):
             path.mkdir()
         except FileExistsError:
             continue
-        (path / PLOTS).mkdir()
+        for sub in subfolders:
+            (path / sub).mkdir()
         return path
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
 
@@ -129,8 +132,54 @@ def point_latest(path):
             tmp.unlink()
 
 
+@dataclass
+class Run:
+    """A run directory as evaluate and predict need it: what it recorded."""
+
+    path: Path
+    info: dict  # run.json
+    config: object  # the resolved Config
+    preprocessing: dict
+
+
+def read(path):
+    """Reads a run directory, checking it is one and has a model.
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        A `Run`.
+    """
+    from nnrun import config as config_lib
+    from nnrun.errors import ConfigError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"run directory '{path}' does not exist")
+    info = read_json(path / RUN)
+    if not (path / MODEL).is_file():
+        raise RunDirError(f"'{path}' has no {MODEL}: the run is {info.get('status', 'unknown')}" + (
+            f" ({info['error']})" if info.get("error") else ""))
+    try:
+        resolved = config_lib.load(path / CONFIG)
+    except ConfigError as e:
+        raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
+    return Run(path, info, resolved, read_json(path / PREPROCESSING))
+
+
+def load_model(path):
+    """Loads a run's model.keras in Keras's safe mode (no code in it can run)."""
+    from nnrun.backend import keras as _keras
+
+    try:
+        return _keras().models.load_model(Path(path) / MODEL, safe_mode=True, compile=True)
+    except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
+        raise RunDirError(f"'{Path(path) / MODEL}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
+
+
 def newest(root):
-    """Returns the newest run directory under `root` (by its start time).
+    """Returns the newest run directory under `root` that has a model (by its start time).
 
     Args:
         root: the runs folder.
@@ -138,7 +187,7 @@ def newest(root):
     Returns:
         The `Path` of the run started last.
     """
-    runs = [p.parent for p in Path(root).glob(f"*/{RUN}") if not p.parent.is_symlink()]
+    runs = [p.parent for p in Path(root).glob(f"*/{MODEL}") if not p.parent.is_symlink()]
     if not runs:
-        raise RunDirError(f"no runs in '{root}'; train one with 'nnrun train CONFIG', or name one with --run")
+        raise RunDirError(f"no trained runs in '{root}'; train one with 'nnrun train CONFIG', or name one with --run")
     return max(runs, key=lambda p: (read_json(p / RUN).get("started_at", ""), p.name))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnrun import __version__, config as config_lib, data, plots, rundir
+from nnrun import __version__, config as config_lib, data, feeding, plots, rundir
 from nnrun.backend import keras as _keras
 from nnrun.errors import NnrunError, RunFailed
 from nnrun.model import build, callbacks_from, check_fit, compile_model
@@ -75,10 +75,12 @@ def train(config, console, live=False, config_file=None):
 
     s = setup(config)
     ds, model, training = s.dataset, s.model, config.training
-    encode = _one_hot_encoder(len(ds.class_names or [])) if s.one_hot else (lambda x, y: (x, y))
-    train_split, val_split, test_split = (
-        None if x is None else encode(x, y) for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test))
-    )
+    splits = {"train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
+    splits = {
+        name: feeding.one_hot(x, y, len(ds.class_names)) if s.one_hot else (x, y)
+        for name, (x, y) in splits.items()
+        if x is not None
+    }
     for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
@@ -102,8 +104,8 @@ def train(config, console, live=False, config_file=None):
     try:
         try:
             model.fit(
-                **_inputs(*train_split, training.batch_size),
-                validation_data=None if val_split is None else _validation(*val_split),
+                **feeding.inputs(*splits["train"], training.batch_size),
+                validation_data=feeding.validation_data(*splits["validation"]) if "validation" in splits else None,
                 epochs=training.epochs,
                 shuffle=training.shuffle,
                 callbacks=callbacks,
@@ -118,11 +120,9 @@ def train(config, console, live=False, config_file=None):
                 "try a lower optimizer.learning_rate"
             )
         _save_model(model, run_dir, config.output.save_h5)
-        splits = {"train": train_split, "validation": val_split, "test": test_split}
         metrics = {
-            name: model.evaluate(**_inputs(*split, training.batch_size), verbose=0, return_dict=True)
+            name: model.evaluate(**feeding.inputs(*split, training.batch_size), verbose=0, return_dict=True)
             for name, split in splits.items()
-            if split is not None
         }
         rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
         _plot(model, ds, recorder.history, run_dir, config.output.name, training.batch_size)
@@ -144,7 +144,7 @@ def train(config, console, live=False, config_file=None):
         _finish(run_dir, started, "failed", error=str(e))
         raise
     except Exception as e:
-        reason = _reason(e, streamed=_is_stream(ds.x_train))
+        reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
         _finish(run_dir, started, "failed", error=reason, traceback=traceback.format_exc())
         raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN})") from e
     _finish(run_dir, started, "completed")
@@ -161,32 +161,6 @@ def _reason(error, streamed):
     return f"{kind}: {first}"
 
 
-def _one_hot_encoder(n_classes):
-    """Returns `(x, y) -> (x, one-hot y)` for arrays and for streams of batches."""
-
-    def encode(x, y):
-        if _is_stream(x):
-            import tensorflow as tf
-
-            return x.map(lambda xb, yb: (xb, tf.one_hot(yb, n_classes))), None
-        return x, np.eye(n_classes, dtype="float32")[y]
-
-    return encode
-
-
-def _is_stream(x):
-    return hasattr(x, "element_spec")  # a tf.data.Dataset of (x, y) batches
-
-
-def _inputs(x, y, batch_size):
-    """Keyword arguments for fit/evaluate: arrays with their batch size, or a stream of batches."""
-    return {"x": x} if _is_stream(x) else {"x": x, "y": y, "batch_size": batch_size}
-
-
-def _validation(x, y):
-    return x if _is_stream(x) else (x, y)
-
-
 def _save_model(model, run_dir, save_h5):
     with rundir.atomic(run_dir / rundir.MODEL) as tmp:
         model.save(tmp)
@@ -198,8 +172,7 @@ def _save_model(model, run_dir, save_h5):
 def _plot(model, ds, history, run_dir, name, batch_size):
     plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", f"{name}: learning curves")
     if ds.is_classification:
-        probs = model.predict(ds.x_test, batch_size=batch_size, verbose=0)
-        predicted = (probs[:, 0] > 0.5).astype(int) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
+        predicted = feeding.predicted_classes(model.predict(ds.x_test, batch_size=batch_size, verbose=0))
         plots.confusion_matrix(
             ds.y_test, predicted, ds.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png",
             f"{name}: confusion matrix (test split)",

@@ -245,10 +245,12 @@ def test_update_run_merges_fields(tmp_path):
     assert leftovers(run) == []
 
 
-def make_run(root, name, started_at):
+def make_run(root, name, started_at, model=True):
     run = root / name
     (run / rundir.PLOTS).mkdir(parents=True)
     rundir.update_run(run, status="completed", started_at=started_at)
+    if model:
+        (run / rundir.MODEL).write_bytes(b"a stand-in: newest() only looks for the file")
     return run
 
 
@@ -281,6 +283,13 @@ def test_newest_goes_by_start_time_not_name(tmp_path):
     assert rundir.newest(root) == later
 
 
+def test_newest_skips_runs_without_a_model(tmp_path):
+    root = tmp_path / "runs"
+    trained = make_run(root, "a-trained", "2024-01-01T00:00:00")
+    make_run(root, "b-failed", "2024-06-01T00:00:00", model=False)
+    assert rundir.newest(root) == trained
+
+
 def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "a-old", "2024-01-01T00:00:00")
@@ -302,6 +311,6 @@ def test_newest_without_runs(tmp_path, make_root):
     with pytest.raises(RunDirError) as info:
         rundir.newest(root)
     message = str(info.value)
-    assert "no runs" in message
+    assert "no trained runs" in message
     assert str(root) in message
     assert "nnrun train" in message and "--run" in message

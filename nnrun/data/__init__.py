@@ -5,10 +5,13 @@ stratified splits with the preprocessing learned from the training split.
 """
 
 import importlib
+from pathlib import Path
 
-from nnrun.data.prepare import Dataset, Raw, prepare, transform
+from types import SimpleNamespace
 
-__all__ = ["Dataset", "Raw", "load", "transform"]
+from nnrun.data.prepare import FEATURE_KINDS, Dataset, Raw, encode_targets, prepare, transform
+
+__all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
 
 # source name in the config -> module in this package
 SOURCES = {
@@ -36,3 +39,33 @@ def load(data, validation_split, seed, batch_size=32, shuffle=True):
     """
     source = importlib.import_module(f"nnrun.data.{SOURCES[data.source]}")
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle)
+
+
+def load_other(data, preprocessing, path, batch_size=32):
+    """Reads other data of a run's kind, prepared with the run's own preprocessing.
+
+    What `evaluate --data` scores: a CSV with the training columns, an image
+    folder with the same classes, or an `.npz` (its test arrays when it has
+    them, else all of it).
+
+    Args:
+        data: the run's config `data` section.
+        preprocessing: the run's preprocessing dict.
+        path: the other data.
+        batch_size: batch size of streamed sources.
+
+    Returns:
+        `(x, y)`: model inputs (an array or a stream of batches) and encoded targets.
+    """
+    kind = preprocessing.get("kind", "array")
+    if kind == "array":
+        source, section = importlib.import_module("nnrun.data.npz"), SimpleNamespace(path=Path(path))
+    else:
+        source = importlib.import_module(f"nnrun.data.{FEATURE_KINDS[kind]}")
+        section = data.model_copy(update={"path": Path(path)})
+    raw = source.read(section)
+    x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
+    features = importlib.import_module(f"nnrun.data.{FEATURE_KINDS[kind]}")
+    x = features.check(x, raw.names[0], raw.origin)
+    y = encode_targets(y, raw.class_names, preprocessing["class_names"], raw.origin)
+    return features.feed(x, y, preprocessing, batch_size, False, 0), y

@@ -148,6 +148,33 @@ def transform(x, preprocessing):
     return importlib.import_module(f"nnrun.data.{module}").apply(x, preprocessing)
 
 
+def encode_targets(y, names, class_names, origin):
+    """Encodes raw targets with a run's classes (by name), for scoring other data.
+
+    Args:
+        y: raw targets.
+        names: the source's class names when its targets are indices into them.
+        class_names: the run's class names; None for regression.
+        origin: where the data came from, for messages.
+
+    Returns:
+        int64 class indices, or float32 values for regression.
+    """
+    y = _flat_labels(y)
+    if class_names is None:
+        return np.asarray(y, dtype="float32")
+    if names is not None and y.dtype.kind in "iu":
+        y = np.asarray(names)[y]
+    index = {name: i for i, name in enumerate(class_names)}
+    encoded = []
+    for value in y.tolist():
+        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        if key not in index:
+            raise DataError(f"{origin}: target {value!r} is not one of the run's classes ({', '.join(class_names[:10])})")
+        encoded.append(index[key])
+    return np.asarray(encoded, dtype="int64")
+
+
 def _flat_labels(y):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
