@@ -128,6 +128,68 @@ def check(config_file, overrides):
 
 
 @cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path),
+    help="Score other data of the run's kind (CSV, image folder, .npz) instead of its test split.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout and nothing else there.")
+@click.option("--fail-under", multiple=True, metavar="METRIC=VALUE", help="Exit 3 if the metric is below VALUE, e.g. accuracy=0.97.")
+@click.option("--fail-over", multiple=True, metavar="METRIC=VALUE", help="Exit 3 if the metric is above VALUE, e.g. loss=0.1.")
+@click.option(
+    "--show-samples", type=click.IntRange(0, 100), default=0, metavar="N",
+    help="Draw N test images with true and predicted labels (samples.png).",
+)
+def evaluate(run_dir, data_path, as_json, fail_under, fail_over, show_samples):
+    """Score the model of RUN_DIR on its test split (or --data); save to RUN_DIR/evaluation/."""
+    from nnrun import evaluate as evaluation, report
+    from nnrun.errors import GateFailed
+
+    result = evaluation.evaluate(run_dir, data_path, show_samples)
+    failures = evaluation.gate(result, fail_under, fail_over)
+    if result["data_changed"]:
+        _console().print("warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow")
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        report.print_evaluation(result)
+    if failures:
+        raise GateFailed("quality gate failed: " + "; ".join(failures))
+
+
+@cli.command()
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="The run directory (default: the newest run in --runs-dir).")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where to look for the newest run.")
+@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Classes to show per input.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="For a sigmoid output: the probability from which the positive class is predicted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
+@click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
+@click.option("--id-column", help="A CSV column to carry into each prediction (with --output, instead of the row).")
+def predict(inputs, run_dir, runs_dir, top_k, threshold, as_json, output, id_column):
+    """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
+    from nnrun import predict as prediction, report, rundir
+    from nnrun.errors import DataError
+
+    run_dir = run_dir or rundir.newest(runs_dir)
+    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column)
+    console = _console()
+    for note in found.notes:
+        console.print(note, style="dim", soft_wrap=True)
+    if as_json:
+        for row in found.rows:
+            click.echo(json.dumps(row))
+    elif found.rows:
+        report.print_predictions(found.rows, run_dir)
+    if output and found.rows:
+        prediction.write_csv(found, output)
+    for name, why in found.failed:
+        console.print(f"error: {name}: {why}", soft_wrap=True)
+    if found.failed:
+        raise DataError(f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted")
+
+
+@cli.command()
 def schema():
     """Print the config's JSON Schema (for editors and the YAML language server)."""
     from nnrun import config
@@ -136,16 +198,9 @@ def schema():
 
 
 def _print_metrics(console, run_dir):
-    from rich.table import Table
+    from nnrun import report, rundir
 
-    from nnrun import rundir
-
-    metrics = rundir.read_json(Path(run_dir) / rundir.METRICS)
-    names = list(dict.fromkeys(k for split in metrics.values() for k in split))
-    table = Table("split", *names, title="final metrics")
-    for split, values in metrics.items():
-        table.add_row(split, *("-" if values.get(n) is None else f"{values[n]:.4f}" for n in names))
-    console.print(table)
+    console.print(report.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
 
 
 def main(args=None, prog_name="nnrun"):

@@ -35,6 +35,12 @@ class RunFailed(NnrunError):
     """The run itself failed: diverged, ran out of memory. Exit code 1."""
 
 
+class GateFailed(NnrunError):
+    """A quality gate (`--fail-under`, `--fail-over`) was not met. Exit code 3."""
+
+    exit_code = 3
+
+
 def did_you_mean(word, choices):
     """Returns a "; did you mean 'x'?" suffix for the closest choice, or "".
 

@@ -116,6 +116,41 @@ def confusion_matrix(y_true, y_pred, class_names, path, title):
     return _save(fig, path)
 
 
+def samples(images, true_names, predicted_names, path, title):
+    """Draws a grid of images with their true and predicted labels, wrong ones in red.
+
+    Args:
+        images: `(n, height, width)` or `(n, height, width, channels)` arrays,
+            as the model takes them (any scale: each image is stretched to 0..1).
+        true_names: the expected class name of each image.
+        predicted_names: the predicted class name of each image.
+        path: where to save the PNG.
+        title: the figure's title.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    n = len(images)
+    columns = min(n, 6)
+    rows = math.ceil(n / columns)
+    fig = Figure(figsize=(2.1 * columns, 2.4 * rows + 0.4))
+    for i, (image, true, predicted) in enumerate(zip(images, true_names, predicted_names)):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        image = np.asarray(image, dtype="float64")
+        low, high = np.nanmin(image), np.nanmax(image)
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        right = true == predicted
+        ax.set_title(f"{predicted}\n(true: {true})", fontsize=9, color="black" if right else "red")
+    wrong = sum(t != p for t, p in zip(true_names, predicted_names))
+    fig.suptitle(f"{title}: predicted (true); {wrong} of {n} wrong in red")
+    return _save(fig, path)
+
+
 def _save(fig, path):
     try:
         with rundir.atomic(path) as tmp:

@@ -1,0 +1,132 @@
+"""Run directory -> metrics: the saved model scored on the run's test split or other data.
+
+Needs nothing but the run directory (and the data): never the training code.
+Results go to `RUN_DIR/evaluation/<timestamp>/`, never over an earlier one.
+"""
+
+import math
+
+import numpy as np
+
+from nnrun import data, feeding, plots, rundir
+from nnrun.errors import BadInput
+
+EVALUATION = "evaluation"
+
+
+def evaluate(run_dir, data_path=None, samples=0):
+    """Scores a run's model.
+
+    Args:
+        run_dir: the run directory.
+        data_path: other data of the run's kind (CSV, image folder, .npz);
+            by default the run's test split, re-created from its config.
+        samples: draw this many test images with their true and predicted labels.
+
+    Returns:
+        A JSON-able dict: metrics (loss and the model's metrics), and for
+        classification the classification report, confusion matrix and, for
+        two classes, ROC AUC; where the results were written.
+    """
+    run = rundir.read(run_dir)
+    prep, batch_size = run.preprocessing, run.config.training.batch_size
+    model = rundir.load_model(run.path)
+    if data_path is None:
+        training = run.config.training
+        ds = data.load(run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False)
+        x, y = ds.x_test, ds.y_test
+        changed = ds.fingerprint != run.info.get("data_fingerprint")
+    else:
+        x, y = data.load_other(run.config.data, prep, data_path, batch_size)
+        changed = None
+    if len(y) == 0:
+        raise BadInput(f"{data_path or 'the test split'}: no samples to evaluate")
+    class_names = prep.get("class_names")
+    scored = feeding.one_hot(x, y, len(class_names)) if prep.get("one_hot_labels") else (x, y)
+    metrics = model.evaluate(**feeding.inputs(*scored, batch_size), verbose=0, return_dict=True)
+    result = {
+        "run": str(run.path),
+        "data": "test split" if data_path is None else str(data_path),
+        "data_changed": changed,
+        "samples": int(len(y)),
+        "metrics": {k: _number(v) for k, v in metrics.items()},
+    }
+    out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
+    if class_names is not None:
+        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+        predicted = feeding.predicted_classes(probabilities)
+        result.update(_classification(y, predicted, probabilities, class_names))
+        plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{run.path.name}: {result['data']}")
+        if samples:
+            _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", run.path.name)
+    result["output_dir"] = str(out)
+    rundir.write_json(out / "metrics.json", result)
+    return result
+
+
+def gate(result, fail_under=(), fail_over=()):
+    """Checks quality gates against an evaluation.
+
+    Args:
+        result: what `evaluate` returned.
+        fail_under: `metric=value` strings: the metric must be at least value.
+        fail_over: `metric=value` strings: the metric must be at most value.
+
+    Returns:
+        One line per gate that failed; empty when all passed.
+    """
+    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if result.get("roc_auc") is not None else {})}
+    failures = []
+    for option, items, short in (("--fail-under", fail_under, lambda v, t: v < t), ("--fail-over", fail_over, lambda v, t: v > t)):
+        for item in items:
+            name, sep, threshold = item.partition("=")
+            try:
+                threshold = float(threshold)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise BadInput(f"{option} {item}: expected metric=number, e.g. accuracy=0.97")
+            if name not in values:
+                raise BadInput(f"{option} {item}: no metric '{name}'; the evaluation has {', '.join(values)}")
+            value = values[name]
+            if value is None or short(value, threshold):
+                word = "below" if option == "--fail-under" else "above"
+                failures.append(f"{name} {value:.4f} is {word} {threshold:g} ({option})")
+    return failures
+
+
+def _classification(y, predicted, probabilities, class_names):
+    from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
+
+    labels = list(range(len(class_names)))
+    report = classification_report(
+        y, predicted, labels=labels, target_names=class_names, output_dict=True, zero_division=0
+    )
+    found = {
+        "classification_report": {k: ({m: _number(v) for m, v in r.items()} if isinstance(r, dict) else _number(r)) for k, r in report.items()},
+        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
+        "class_names": class_names,
+    }
+    if len(class_names) == 2:
+        # ROC AUC needs both classes among the targets.
+        positive = feeding.class_probabilities(probabilities)[:, 1]
+        found["roc_auc"] = _number(roc_auc_score(y, positive)) if len(np.unique(y)) == 2 else None
+    return found
+
+
+def _draw_samples(x, y, predicted, class_names, n, path, title):
+    images = []
+    for batch in (x if feeding.is_stream(x) else [(x, None)]):
+        images.extend(np.asarray(batch[0])[: n - len(images)])
+        if len(images) >= n:
+            break
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise BadInput(f"--show-samples: the inputs are not images (shape {images.shape[1:]} per sample)")
+    plots.samples(images, [class_names[i] for i in y[:n]], [class_names[i] for i in predicted[:n]], path, title)
+
+
+def _number(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+

@@ -1,0 +1,177 @@
+"""Run directory + raw inputs -> predictions: images, CSV rows and .npy arrays.
+
+Raw inputs are prepared with the run's own preprocessing.json, so a user
+hands over files as they are. Bad inputs are collected, not fatal: the good
+ones are still predicted.
+"""
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nnrun import data, rundir
+from nnrun.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
+
+
+@dataclass
+class Predictions:
+    """What `predict` returns: one row per predicted input, and the inputs that failed."""
+
+    rows: list = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
+    failed: list = field(default_factory=list)  # (input, why)
+    notes: list = field(default_factory=list)  # things the user should know (ignored columns)
+
+
+def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256):
+    """Predicts raw inputs with a run's model.
+
+    Args:
+        run_dir: the run directory.
+        inputs: files, folders (their files, sorted) and glob patterns.
+        top_k: how many classes to report for classification.
+        threshold: for a single sigmoid output, the probability from which the
+            positive class is predicted.
+        id_column: a CSV column to carry into each row's `id`.
+        batch_size: samples per predict batch.
+
+    Returns:
+        `Predictions`.
+    """
+    run = rundir.read(run_dir)
+    prep = run.preprocessing
+    result = Predictions()
+    names, samples = [], []
+    for path in _expand(inputs, result.failed):
+        try:
+            for name, x in _read(path, prep, id_column, result.notes):
+                names.append(name)
+                samples.append(x)
+        except DataError as e:
+            result.failed.append((str(path), str(e).removeprefix(f"{path}: ")))
+    if not samples:
+        return result
+    model = rundir.load_model(run.path)
+    outputs = model.predict(np.stack(samples), batch_size=batch_size, verbose=0)
+    for (name, row_id), output in zip(names, outputs):
+        row = {"input": name, **({"id": row_id} if row_id is not None else {})}
+        row.update(_describe(output, prep.get("class_names"), top_k, threshold))
+        result.rows.append(row)
+    return result
+
+
+def _describe(output, class_names, top_k, threshold):
+    """One model output as a prediction a person reads: classes, a label, or values."""
+    output = np.asarray(output, dtype="float64")
+    if class_names is None:
+        return {"value": output.tolist() if output.size > 1 else float(output.reshape(-1)[0])}
+    if output.shape[-1] == 1:
+        p = float(output[0])
+        return {"label": class_names[int(p >= threshold)], "probability": p}
+    order = np.argsort(-output)[: max(1, top_k)]
+    top = [{"class": class_names[i], "probability": float(output[i])} for i in order]
+    return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top}
+
+
+def _expand(inputs, failed):
+    """Files from paths, folders and glob patterns, each once, in the order given."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        elif path.exists():
+            found.append(path)
+        elif any(c in str(item) for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
+            found += matches
+            if not matches:
+                failed.append((str(item), "no file matches"))
+        else:
+            failed.append((str(item), "no such file or folder"))
+    return list(dict.fromkeys(found))
+
+
+def _read(path, prep, id_column, notes):
+    """Yields `((name, id), model input)` for each sample in one file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _csv_rows(path, prep, id_column, notes)
+    elif suffix == ".npy":
+        yield from _arrays(path, prep)
+    elif suffix in IMAGE_SUFFIXES:
+        yield (str(path), None), _image(path, prep)
+    else:
+        raise DataError(f"{path}: not an input nnrun predicts ({', '.join(SUFFIXES)})")
+
+
+def _csv_rows(path, prep, id_column, notes):
+    import pandas as pd
+
+    if prep.get("kind") != "table":
+        raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
+    try:
+        table = pd.read_csv(path, encoding="utf-8-sig")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV table: {' '.join(str(e).split())}") from None
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    if id_column is not None and id_column not in table.columns:
+        raise DataError(f"{path}: no id column '{id_column}'")
+    ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]
+    if ignored:
+        notes.append(f"{path}: ignored columns the model does not take: {', '.join(ignored)}")
+    try:
+        x = data.transform(table, prep)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+    ids = table[id_column].tolist() if id_column else [None] * len(table)
+    for i, (row, row_id) in enumerate(zip(x, ids)):
+        yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
+
+
+def _arrays(path, prep):
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npy array: {e}") from None
+    shape = tuple(prep["input_shape"])
+    if x.shape == shape:
+        x = x[None]
+    if x.shape[1:] != shape or prep.get("kind") == "table":
+        raise DataError(f"{path}: an array of shape {x.shape}; the model takes {shape} per sample (or a stack of them)")
+    for i, sample in enumerate(data.transform(x, prep)):
+        yield (f"{path}[{i}]" if len(x) > 1 else str(path), None), sample
+
+
+def _image(path, prep):
+    """An image file as the model takes it: resized, channels converted, the run's scaling."""
+    from nnrun.data import image_folder
+
+    if prep.get("kind") == "images":
+        return image_folder.apply([str(path)], prep)[0]
+    shape = tuple(prep["input_shape"])
+    channels = shape[2] if len(shape) == 3 else 1
+    if prep.get("kind") == "table" or len(shape) not in (2, 3) or channels not in (1, 3):
+        raise DataError(f"{path}: this run was trained on {_kind(prep)}, not images")
+    raw = {"image_size": list(shape[:2]), "color_mode": "rgb" if channels == 3 else "grayscale", "rescale": None}
+    pixels = image_folder.apply([str(path)], raw)  # 0..255, as the training arrays were before scaling
+    return data.transform(pixels.reshape((1, *shape)), prep)[0]
+
+
+def _kind(prep):
+    shape = "x".join(map(str, prep["input_shape"]))
+    return {"table": "CSV rows", "images": "image files"}.get(prep.get("kind"), f"arrays of shape {shape}")
+
+
+def write_csv(predictions, path):
+    """Writes predictions as a CSV (id or input, label, probability or value), atomically."""
+    import pandas as pd
+
+    rows = [{k: v for k, v in row.items() if k != "top"} for row in predictions.rows]
+    with rundir.atomic(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
