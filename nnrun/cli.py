@@ -145,8 +145,9 @@ def evaluate(run_dir, data_path, as_json, fail_under, fail_over, show_samples):
     from nnrun import evaluate as evaluation, report
     from nnrun.errors import GateFailed
 
+    gates = evaluation.parse_gates(fail_under, fail_over)
     result = evaluation.evaluate(run_dir, data_path, show_samples)
-    failures = evaluation.gate(result, fail_under, fail_over)
+    failures = evaluation.gate(result, gates)
     if result["data_changed"]:
         _console().print("warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow")
     if as_json:
@@ -165,12 +166,14 @@ def evaluate(run_dir, data_path, as_json, fail_under, fail_over, show_samples):
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="For a sigmoid output: the probability from which the positive class is predicted.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
-@click.option("--id-column", help="A CSV column to carry into each prediction (with --output, instead of the row).")
+@click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
 def predict(inputs, run_dir, runs_dir, top_k, threshold, as_json, output, id_column):
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
     from nnrun import predict as prediction, report, rundir
     from nnrun.errors import DataError
 
+    if output and not output.resolve().parent.is_dir():
+        raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
     run_dir = run_dir or rundir.newest(runs_dir)
     found = prediction.predict(run_dir, inputs, top_k, threshold, id_column)
     console = _console()

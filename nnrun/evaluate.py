@@ -30,6 +30,9 @@ def evaluate(run_dir, data_path=None, samples=0):
     """
     run = rundir.read(run_dir)
     prep, batch_size = run.preprocessing, run.config.training.batch_size
+    if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
+        raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")
+    inference = feeding.inference_batch_size(batch_size)
     model = rundir.load_model(run.path)
     if data_path is None:
         training = run.config.training
@@ -43,7 +46,7 @@ def evaluate(run_dir, data_path=None, samples=0):
         raise BadInput(f"{data_path or 'the test split'}: no samples to evaluate")
     class_names = prep.get("class_names")
     scored = feeding.one_hot(x, y, len(class_names)) if prep.get("one_hot_labels") else (x, y)
-    metrics = model.evaluate(**feeding.inputs(*scored, batch_size), verbose=0, return_dict=True)
+    metrics = model.evaluate(**feeding.inputs(*scored, inference), verbose=0, return_dict=True)
     result = {
         "run": str(run.path),
         "data": "test split" if data_path is None else str(data_path),
@@ -53,7 +56,7 @@ def evaluate(run_dir, data_path=None, samples=0):
     }
     out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
     if class_names is not None:
-        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+        probabilities = model.predict(x, batch_size=inference, verbose=0)
         predicted = feeding.predicted_classes(probabilities)
         result.update(_classification(y, predicted, probabilities, class_names))
         plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{run.path.name}: {result['data']}")
@@ -64,34 +67,47 @@ def evaluate(run_dir, data_path=None, samples=0):
     return result
 
 
-def gate(result, fail_under=(), fail_over=()):
-    """Checks quality gates against an evaluation.
+def parse_gates(fail_under=(), fail_over=()):
+    """Reads `--fail-under`/`--fail-over` options before any work is done.
 
     Args:
-        result: what `evaluate` returned.
         fail_under: `metric=value` strings: the metric must be at least value.
         fail_over: `metric=value` strings: the metric must be at most value.
 
     Returns:
+        A list of `(option, metric, threshold)`.
+    """
+    gates = []
+    for option, items in (("--fail-under", fail_under), ("--fail-over", fail_over)):
+        for item in items:
+            name, _, threshold = item.partition("=")
+            try:
+                gates.append((option, name, float(threshold)))
+            except ValueError:
+                raise BadInput(f"{option} {item}: expected metric=number, e.g. accuracy=0.97") from None
+    return gates
+
+
+def gate(result, gates):
+    """Checks quality gates against an evaluation.
+
+    Args:
+        result: what `evaluate` returned.
+        gates: what `parse_gates` returned.
+
+    Returns:
         One line per gate that failed; empty when all passed.
     """
-    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if result.get("roc_auc") is not None else {})}
+    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {})}
     failures = []
-    for option, items, short in (("--fail-under", fail_under, lambda v, t: v < t), ("--fail-over", fail_over, lambda v, t: v > t)):
-        for item in items:
-            name, sep, threshold = item.partition("=")
-            try:
-                threshold = float(threshold)
-            except ValueError:
-                sep = ""
-            if not sep:
-                raise BadInput(f"{option} {item}: expected metric=number, e.g. accuracy=0.97")
-            if name not in values:
-                raise BadInput(f"{option} {item}: no metric '{name}'; the evaluation has {', '.join(values)}")
-            value = values[name]
-            if value is None or short(value, threshold):
-                word = "below" if option == "--fail-under" else "above"
-                failures.append(f"{name} {value:.4f} is {word} {threshold:g} ({option})")
+    for option, name, threshold in gates:
+        if name not in values:
+            raise BadInput(f"{option} {name}={threshold:g}: no metric '{name}'; the evaluation has {', '.join(values)}")
+        value = values[name]
+        under = option == "--fail-under"
+        if value is None or (value < threshold if under else value > threshold):
+            shown = "not finite" if value is None else f"{value:.4f}"
+            failures.append(f"{name} {shown} is {'below' if under else 'above'} {threshold:g} ({option})")
     return failures
 
 

@@ -17,6 +17,12 @@ def inputs(x, y, batch_size):
     return {"x": x} if is_stream(x) else {"x": x, "y": y, "batch_size": batch_size}
 
 
+def inference_batch_size(batch_size):
+    """Batch size for evaluate/predict: no gradients to keep, so larger batches
+    cost little memory and save per-batch overhead; results do not change."""
+    return max(batch_size, 1024)
+
+
 def validation_data(x, y):
     """What `fit(validation_data=...)` takes for a split."""
     return x if is_stream(x) else (x, y)

@@ -83,7 +83,10 @@ def _expand(inputs, failed):
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+            found += files
+            if not files:
+                failed.append((str(item), f"no {', '.join(SUFFIXES)} files in this folder"))
         elif path.exists():
             found.append(path)
         elif any(c in str(item) for c in "*?["):
@@ -139,12 +142,20 @@ def _arrays(path, prep):
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: not a readable .npy array: {e}") from None
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: an array of {x.dtype}, not numbers")
     shape = tuple(prep["input_shape"])
     if x.shape == shape:
         x = x[None]
     if x.shape[1:] != shape or prep.get("kind") == "table":
         raise DataError(f"{path}: an array of shape {x.shape}; the model takes {shape} per sample (or a stack of them)")
-    for i, sample in enumerate(data.transform(x, prep)):
+    if prep.get("kind") == "images":  # pixels already sized: only the run's rescale applies
+        from nnrun.data import arrays
+
+        x = arrays.apply(x, {"rescale": prep.get("rescale")})
+    else:
+        x = data.transform(x, prep)
+    for i, sample in enumerate(x):
         yield (f"{path}[{i}]" if len(x) > 1 else str(path), None), sample
 
 

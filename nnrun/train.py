@@ -86,7 +86,7 @@ def train(config, console, live=False, config_file=None):
 
     run_dir = rundir.create(config.output.dir, config.output.name)
     started = time.time()
-    rundir.write_text(run_dir / rundir.CONFIG, config_lib.dump(config))
+    rundir.write_text(run_dir / rundir.CONFIG, config_lib.dump(_with_absolute_path(config)))
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**ds.preprocessing, "one_hot_labels": s.one_hot})
     rundir.write_json(run_dir / rundir.RUN, {**_run_info(config, ds, config_file, started), "notes": ds.notes})
     rundir.point_latest(run_dir)
@@ -120,12 +120,13 @@ def train(config, console, live=False, config_file=None):
                 "try a lower optimizer.learning_rate"
             )
         _save_model(model, run_dir, config.output.save_h5)
+        inference = feeding.inference_batch_size(training.batch_size)
         metrics = {
-            name: model.evaluate(**feeding.inputs(*split, training.batch_size), verbose=0, return_dict=True)
+            name: model.evaluate(**feeding.inputs(*split, inference), verbose=0, return_dict=True)
             for name, split in splits.items()
         }
         rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
-        _plot(model, ds, recorder.history, run_dir, config.output.name, training.batch_size)
+        _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
     except KeyboardInterrupt:
         saved = recorder.weights is not None
         if saved:
@@ -159,6 +160,14 @@ def _reason(error, streamed):
     if kind == "InvalidArgumentError" and streamed:
         return f"a file of the data could not be read during training (a corrupt image?): {first}"
     return f"{kind}: {first}"
+
+
+def _with_absolute_path(config):
+    """The config with its data path absolute, so the run can be evaluated from anywhere."""
+    if getattr(config.data, "path", None) is None:
+        return config
+    data = config.data.model_copy(update={"path": config.data.path.resolve()})
+    return config.model_copy(update={"data": data})
 
 
 def _save_model(model, run_dir, save_h5):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from types import SimpleNamespace
 
+from nnrun.errors import DataError
 from nnrun.data.prepare import FEATURE_KINDS, Dataset, Raw, encode_targets, prepare, transform
 
 __all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
@@ -67,5 +68,11 @@ def load_other(data, preprocessing, path, batch_size=32):
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
     features = importlib.import_module(f"nnrun.data.{FEATURE_KINDS[kind]}")
     x = features.check(x, raw.names[0], raw.origin)
+    shape = tuple(preprocessing["input_shape"])
+    if kind == "array" and x.shape[1:] != shape:
+        raise DataError(f"{raw.origin}: samples of shape {x.shape[1:]}; the model takes {shape}")
     y = encode_targets(y, raw.class_names, preprocessing["class_names"], raw.origin)
-    return features.feed(x, y, preprocessing, batch_size, False, 0), y
+    try:
+        return features.feed(x, y, preprocessing, batch_size, False, 0), y
+    except DataError as e:
+        raise DataError(f"{raw.origin}: {e}") from None

@@ -165,6 +165,9 @@ def encode_targets(y, names, class_names, origin):
         return np.asarray(y, dtype="float32")
     if names is not None and y.dtype.kind in "iu":
         y = np.asarray(names)[y]
+    numeric_names = all(name.lstrip("-").isdigit() for name in class_names)
+    if y.dtype.kind in "iu" and not numeric_names and y.size and 0 <= y.min() and y.max() < len(class_names):
+        return y.astype("int64")  # indices into named classes, as Keras datasets store them
     index = {name: i for i, name in enumerate(class_names)}
     encoded = []
     for value in y.tolist():

@@ -1,0 +1,514 @@
+"""`nnrun evaluate`: a run directory scored again, from nothing but itself and its data.
+
+Five tiny runs are trained once per session through the CLI and shared with
+test_predict.py: iris (3 classes), a binary CSV table, an image folder, an
+.npz regression and MNIST-like 28x28 arrays (one-hot labels).
+"""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from nnrun.cli import cli
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CITIES = ["Berlin", "Madrid", "Paris"]
+COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "owl": (40, 40, 200)}
+FORMATS = [("RGB", "png"), ("L", "png"), ("RGBA", "png"), ("P", "png"), ("RGB", "jpg"), ("L", "bmp")]
+DIGITS = [str(i) for i in range(10)]
+
+
+# --- data, generated -------------------------------------------------------------------
+
+
+def churn_table(n=120, seed=0):
+    """A churn-like table: an id, two numeric columns, one text column, a 0/1 target."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    city = rng.choice(CITIES, n)
+    return pd.DataFrame({
+        "id": np.arange(1, n + 1),
+        "age": age,
+        "balance": rng.normal(50_000, 20_000, n).round(2),
+        "city": city,
+        "left": ((age > 55) | (city == "Berlin")).astype(int),
+    })
+
+
+def make_image(path, colour=(120, 120, 120), size=(20, 24), mode="RGB"):
+    image = Image.new("RGB", size, colour)
+    image.putpixel((0, 0), (255, 255, 255))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.convert(mode).save(path)
+    return path
+
+
+def make_image_folder(root, counts):
+    """`root/<class>/<i>.<ext>`: each class its colour, sizes and modes mixed."""
+    for k, (name, n) in enumerate(counts.items()):
+        for i in range(n):
+            mode, ext = FORMATS[(i + k) % len(FORMATS)]
+            colour = tuple(min(c + 5 * i, 255) for c in COLOURS[name])
+            make_image(root / name / f"{name}_{i}.{ext}", colour, (12 + 5 * i, 30 - 2 * i), mode)
+    return root
+
+
+def digit_arrays(n, seed):
+    """MNIST-like uint8 images (n, 28, 28): each class a bright bar in its own row band."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    x = rng.integers(0, 60, (n, 28, 28)).astype("uint8")
+    for image, label in zip(x, y):
+        image[2 + 2 * label: 4 + 2 * label, 4:24] = 250
+    return x, y
+
+
+# --- runs, trained once per session ------------------------------------------------------
+
+
+@dataclass
+class Trained:
+    path: Path  # the run directory
+    data: Path  # the folder its data and config were written to
+    config_file: Path
+
+
+_TRAINED = {}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def train(config_file):
+    result = invoke("train", config_file, "--quiet")
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def train_once(tmp_path_factory, name, make):
+    """Trains the run `make(folder)` describes, once per session (test_predict.py shares it)."""
+    key = (tmp_path_factory.getbasetemp(), name)
+    if key not in _TRAINED:
+        folder = tmp_path_factory.mktemp(name)
+        config = {"seed": 7, **make(folder), "output": {"dir": str(folder / "runs")}}
+        config_file = folder / f"{name}.yaml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        _TRAINED[key] = Trained(train(config_file), folder, config_file)
+    return _TRAINED[key]
+
+
+def dense(*units, last="softmax"):
+    *hidden, out = units
+    layers = [{"Dense": {"units": u, "activation": "relu"}} for u in hidden]
+    return layers + [{"Dense": {"units": out, "activation": last}}]
+
+
+def _iris(folder):
+    return {
+        "data": {"source": "sklearn", "name": "iris", "scale": "standard"},
+        "model": dense(8, 3),
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "loss": "sparse_categorical_crossentropy",
+        "metrics": ["accuracy"],
+        "training": {"epochs": 2, "batch_size": 16},
+    }
+
+
+def _churn(folder):
+    churn_table().to_csv(folder / "churn.csv", index=False)
+    return {
+        "data": {"source": "csv", "path": str(folder / "churn.csv"), "target": "left", "drop": ["id"],
+                 "scale": "standard"},
+        "model": dense(8, 1, last="sigmoid"),
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "loss": "binary_crossentropy",
+        "metrics": ["accuracy"],
+        "training": {"epochs": 2, "batch_size": 16, "validation_split": 0},
+    }
+
+
+def _images(folder):
+    make_image_folder(folder / "images", {name: 8 for name in COLOURS})
+    return {
+        "data": {"source": "images", "path": str(folder / "images"), "image_size": [16, 16], "rescale": "1/255"},
+        "model": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, {"MaxPooling2D": 2}, "Flatten",
+                  {"Dense": {"units": 3, "activation": "softmax"}}],
+        "loss": "sparse_categorical_crossentropy",
+        "metrics": ["accuracy"],
+        "training": {"epochs": 2, "batch_size": 8, "validation_split": 0},
+    }
+
+
+def _regression(folder):
+    x = np.random.default_rng(1).normal(size=(100, 3)).astype("float32")
+    np.savez(folder / "regression.npz", x=x, y=x @ np.array([1.0, -2.0, 0.5], dtype="float32"))
+    return {
+        "data": {"source": "npz", "path": str(folder / "regression.npz")},
+        "model": [{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": 1}],
+        "loss": "mse",
+        "metrics": ["mae"],
+        "training": {"epochs": 2, "batch_size": 16},
+    }
+
+
+def _digits(folder):
+    x, y = digit_arrays(200, seed=2)
+    np.savez(folder / "digits.npz", x_train=x[:150], y_train=y[:150], x_test=x[150:], y_test=y[150:])
+    return {
+        "data": {"source": "npz", "path": str(folder / "digits.npz"), "rescale": "1/255"},
+        "model": ["Flatten", {"Dense": {"units": 10, "activation": "softmax"}}],
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "loss": "categorical_crossentropy",  # integer labels, one-hot encoded by nnrun
+        "metrics": ["accuracy"],
+        "training": {"epochs": 2, "batch_size": 32, "validation_split": 0},
+    }
+
+
+@pytest.fixture(scope="session")
+def iris_run(tmp_path_factory):
+    return train_once(tmp_path_factory, "iris", _iris)
+
+
+@pytest.fixture(scope="session")
+def churn_run(tmp_path_factory):
+    return train_once(tmp_path_factory, "churn", _churn)
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory):
+    return train_once(tmp_path_factory, "images", _images)
+
+
+@pytest.fixture(scope="session")
+def regression_run(tmp_path_factory):
+    return train_once(tmp_path_factory, "regression", _regression)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    return train_once(tmp_path_factory, "digits", _digits)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def evaluate_json(*args, code=0):
+    """`nnrun evaluate ... --json`: the result, and the one JSON object that is all of stdout."""
+    result = invoke("evaluate", *args, "--json")
+    assert result.exit_code == code, result.output
+    assert result.stdout.count("\n") == 1, f"more than one JSON line on stdout:\n{result.stdout}"
+    return result, json.loads(result.stdout)
+
+
+def one_line_error(result, code=2):
+    assert result.exit_code == code, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def evaluations(run):
+    folder = run / "evaluation"
+    return set(folder.iterdir()) if folder.is_dir() else set()
+
+
+def flat(text):
+    """Text with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+RUNS = ["iris_run", "churn_run", "image_run", "regression_run", "digits_run"]
+
+
+# --- the run's own test split ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_metrics_equal_the_runs_test_metrics(request, name):
+    run = request.getfixturevalue(name).path
+    images = name in ("image_run", "digits_run")  # an image folder, and (n, 28, 28) arrays
+    _, found = evaluate_json(run, *(["--show-samples", 6] if images else []))
+    expected = read_json(run / "metrics.json")["test"]
+    assert found["metrics"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert found["data"] == "test split" and found["data_changed"] is False
+    out = Path(found["output_dir"])
+    assert out.parent == run / "evaluation"
+    assert read_json(out / "metrics.json") == found
+    assert (out / "samples.png").is_file() == images
+    class_names = read_json(run / "preprocessing.json")["class_names"]
+    if class_names is None:
+        assert not (out / "confusion_matrix.png").exists()
+        assert not {"confusion_matrix", "classification_report", "roc_auc"} & set(found)
+        return
+    assert (out / "confusion_matrix.png").read_bytes().startswith(PNG)
+    assert found["class_names"] == class_names
+    matrix = np.array(found["confusion_matrix"])
+    assert matrix.shape == (len(class_names), len(class_names)) and matrix.sum() == found["samples"]
+    assert np.trace(matrix) / found["samples"] == pytest.approx(found["metrics"]["accuracy"], abs=1e-6)
+    report = found["classification_report"]
+    assert set(class_names) <= set(report) and report["accuracy"] == pytest.approx(found["metrics"]["accuracy"])
+    assert sum(report[c]["support"] for c in class_names) == found["samples"]
+    if len(class_names) == 2:
+        assert 0.0 <= found["roc_auc"] <= 1.0
+    else:
+        assert "roc_auc" not in found
+
+
+def test_screen_report_has_metrics_classes_confusion_matrix_and_the_failed_gate(iris_run):
+    result = invoke("evaluate", iris_run.path, "--fail-under", "accuracy=1.5")
+    assert result.exit_code == 3, result.output
+    for text in ("accuracy", "loss", "classification report", "confusion matrix", "macro avg",
+                 "setosa", "versicolor", "virginica", "saved in"):
+        assert text in result.stdout, text
+    assert "ROC AUC" not in result.stdout
+    assert result.stderr.startswith("error: quality gate failed: accuracy") and "below 1.5" in result.stderr
+
+
+def test_a_copied_run_directory_evaluates_and_never_overwrites_an_evaluation(image_run, tmp_path):
+    copy = tmp_path / "elsewhere" / "copied-run"
+    shutil.copytree(image_run.path, copy)
+    original = evaluations(image_run.path)
+    before = evaluations(copy)
+    _, first = evaluate_json(copy)
+    assert first["run"] == str(copy) and Path(first["output_dir"]).parent == copy / "evaluation"
+    assert first["metrics"] == pytest.approx(read_json(copy / "metrics.json")["test"], rel=1e-4, abs=1e-6)
+    saved = {p.name: p.read_bytes() for p in Path(first["output_dir"]).iterdir()}
+    assert sorted(saved) == ["confusion_matrix.png", "metrics.json"]
+    _, second = evaluate_json(copy)
+    assert evaluations(copy) - before == {Path(first["output_dir"]), Path(second["output_dir"])}
+    assert {p.name: p.read_bytes() for p in Path(first["output_dir"]).iterdir()} == saved
+    assert not [p for p in Path(second["output_dir"]).iterdir() if p.name.startswith(".")], "temporary files left"
+    assert evaluations(image_run.path) == original
+
+
+def test_show_samples_on_non_images_is_one_error_line(iris_run):
+    line = one_line_error(invoke("evaluate", iris_run.path, "--show-samples", 6))
+    assert "--show-samples" in line and "not images" in line
+
+
+def test_failed_show_samples_leaves_no_half_written_evaluation(iris_run):
+    before = evaluations(iris_run.path)
+    assert invoke("evaluate", iris_run.path, "--show-samples", 6).exit_code == 2
+    assert evaluations(iris_run.path) == before
+
+
+# --- --json and quality gates --------------------------------------------------------------
+
+
+def test_json_is_the_only_thing_on_stdout_even_when_a_gate_fails(churn_run):
+    result, found = evaluate_json(churn_run.path, "--fail-under", "roc_auc=1.01", code=3)
+    assert set(found) >= {"run", "data", "data_changed", "samples", "metrics", "classification_report",
+                          "confusion_matrix", "class_names", "roc_auc", "output_dir"}
+    assert found["run"] == str(churn_run.path) and found["samples"] == 24
+    assert f"roc_auc {found['roc_auc']:.4f} is below 1.01" in result.stderr
+
+
+@pytest.mark.parametrize("gates, failed", [
+    (["--fail-under", "accuracy=0", "--fail-over", "loss=1e6", "--fail-under", "loss=0"], []),
+    (["--fail-under", "accuracy=1.01"], ["accuracy", "below 1.01 (--fail-under)"]),
+    (["--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
+    (["--fail-under", "accuracy=0", "--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
+])
+def test_gates_exit_3_when_a_metric_falls_short(iris_run, gates, failed):
+    result, found = evaluate_json(iris_run.path, *gates, code=3 if failed else 0)
+    if not failed:
+        assert result.stderr == ""
+        return
+    message = result.stderr.strip()
+    assert message.startswith("error: quality gate failed:") and len(message.splitlines()) == 1
+    name = failed[0].split()[0]
+    assert f"{name} {found['metrics'][name]:.4f} is {failed[1]}" in message
+    assert message.count(" is ") == 1  # only the gate that failed
+
+
+@pytest.mark.parametrize("gate, fragment", [
+    (["--fail-under", "acc=0.9"], "no metric 'acc'"),
+    (["--fail-under", "accuracy"], "expected metric=number"),
+    (["--fail-over", "loss=high"], "expected metric=number"),
+])
+def test_unknown_or_malformed_gate_exits_2(iris_run, gate, fragment):
+    line = one_line_error(invoke("evaluate", iris_run.path, *gate))
+    assert fragment in line and gate[0] in line
+    if "no metric" in fragment:
+        assert "accuracy" in line and "loss" in line  # what there is to choose from
+
+
+def test_a_non_finite_metric_fails_the_gate(regression_run, tmp_path):
+    x = np.full((5, 3), 1e30, dtype="float32")  # predictions ~1e30: their squares overflow float32
+    np.savez(tmp_path / "huge.npz", x=x, y=np.ones(5, dtype="float32"))
+    result = invoke("evaluate", regression_run.path, "--data", tmp_path / "huge.npz", "--fail-over", "loss=1")
+    assert result.exit_code == 3, result.output
+    assert "loss" in result.stderr
+
+
+# --- --data: other data of the run's kind ----------------------------------------------------
+
+
+def test_data_csv_with_shuffled_and_extra_columns_agrees_with_predict(churn_run, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    table = churn_table(40, seed=5)
+    path = tmp_path / "other.csv"
+    table[["left", "city", "balance", "id", "age"]].assign(note="extra").to_csv(path, index=False)
+    _, found = evaluate_json(churn_run.path, "--data", path)
+    assert found["data"] == str(path) and found["samples"] == 40 and found["data_changed"] is None
+    predicted = invoke("predict", path, "--run", churn_run.path, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    labels = np.array([int(r["label"]) for r in rows])
+    assert found["metrics"]["accuracy"] == pytest.approx((labels == table["left"]).mean(), abs=1e-6)
+    assert found["roc_auc"] == pytest.approx(roc_auc_score(table["left"], [r["probability"] for r in rows]), abs=1e-6)
+
+
+def test_data_image_folder_with_its_own_test_split_and_fewer_classes(image_run, tmp_path):
+    root = tmp_path / "other"
+    make_image_folder(root / "train", {"cat": 3, "owl": 3})
+    make_image_folder(root / "test", {"cat": 2, "owl": 3})
+    _, found = evaluate_json(image_run.path, "--data", root)
+    assert found["samples"] == 5 and found["class_names"] == ["cat", "dog", "owl"]
+    matrix = np.array(found["confusion_matrix"])
+    assert matrix.sum(axis=1).tolist() == [2, 0, 3]  # true classes, by the run's names
+    assert (Path(found["output_dir"]) / "confusion_matrix.png").is_file()
+
+
+def test_data_npz_uses_its_test_arrays_and_agrees_with_predict(regression_run, tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(30, 3)).astype("float32")
+    y = x @ np.array([1.0, -2.0, 0.5], dtype="float32")
+    np.savez(tmp_path / "other.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    _, found = evaluate_json(regression_run.path, "--data", tmp_path / "other.npz")
+    assert found["samples"] == 10
+    np.save(tmp_path / "x_test.npy", x[20:])
+    predicted = invoke("predict", tmp_path / "x_test.npy", "--run", regression_run.path, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    values = np.array([json.loads(line)["value"] for line in predicted.stdout.splitlines()])
+    assert found["metrics"]["mae"] == pytest.approx(np.abs(values - y[20:]).mean(), rel=1e-4)
+    assert found["metrics"]["loss"] == pytest.approx(((values - y[20:]) ** 2).mean(), rel=1e-4)
+
+
+def test_data_npz_with_class_names_for_a_named_class_run(iris_run, tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    np.savez(tmp_path / "iris.npz", x=iris.data, y=iris.target, class_names=iris.target_names)
+    _, found = evaluate_json(iris_run.path, "--data", tmp_path / "iris.npz")
+    assert found["samples"] == 150 and np.array(found["confusion_matrix"]).sum(axis=1).tolist() == [50, 50, 50]
+
+
+def test_data_npz_with_integer_labels_for_a_named_class_run(iris_run, tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    np.savez(tmp_path / "iris.npz", x=iris.data, y=iris.target)
+    _, found = evaluate_json(iris_run.path, "--data", tmp_path / "iris.npz")
+    assert found["samples"] == 150
+
+
+def test_data_npz_of_the_wrong_shape_is_bad_input(regression_run, tmp_path):
+    np.savez(tmp_path / "wide.npz", x=np.zeros((4, 5), dtype="float32"), y=np.zeros(4, dtype="float32"))
+    line = one_line_error(invoke("evaluate", regression_run.path, "--data", tmp_path / "wide.npz"))
+    assert "wide.npz" in line
+
+
+def test_data_csv_missing_a_column_names_it_and_the_file(churn_run, tmp_path):
+    path = tmp_path / "no_age.csv"
+    churn_table(20).drop(columns="age").to_csv(path, index=False)
+    line = one_line_error(invoke("evaluate", churn_run.path, "--data", path))
+    assert "'age'" in line and str(path) in line
+
+
+@pytest.mark.parametrize("run_name, make, fragment", [
+    ("churn_run", lambda d: d / "missing.csv", "does not exist"),
+    ("churn_run", lambda d: churn_table(10).drop(columns="left").to_csv(d / "x.csv", index=False) or d / "x.csv",
+     "no column 'left'"),
+    ("image_run", lambda d: churn_table(10).to_csv(d / "x.csv", index=False) or d / "x.csv", "not a folder"),
+    ("regression_run", lambda d: np.save(d / "x.npy", np.zeros((3, 3))) or d / "x.npy", "single .npy array"),
+])
+def test_bad_data_is_one_error_line_naming_the_file(request, tmp_path, run_name, make, fragment):
+    path = make(tmp_path)
+    line = one_line_error(invoke("evaluate", request.getfixturevalue(run_name).path, "--data", path))
+    assert str(path) in line and fragment in line
+
+
+# --- the run directory alone ------------------------------------------------------------------
+
+
+def test_data_changed_since_training_is_reported(write_config, tmp_path):
+    path = tmp_path / "table.csv"
+    churn_table(60).to_csv(path, index=False)
+    config = write_config(
+        data={"source": "csv", "path": str(path), "target": "left", "drop": ["id"]},
+        model=dense(1, last="sigmoid"), loss="binary_crossentropy",
+        training={"epochs": 1, "batch_size": 16, "validation_split": 0},
+    )
+    run = train(config)
+    result, same = evaluate_json(run)
+    assert same["data_changed"] is False and result.stderr == ""
+    changed = churn_table(60)
+    changed["balance"] += 1.0
+    changed.to_csv(path, index=False)
+    result, found = evaluate_json(run)
+    assert found["data_changed"] is True
+    assert "warning: the data differs from what the run was trained on" in flat(result.stderr)
+
+
+def test_the_original_config_file_is_not_needed(churn_run):
+    assert read_json(churn_run.path / "run.json")["config_file"] == str(churn_run.config_file)
+    churn_run.config_file.unlink(missing_ok=True)
+    _, found = evaluate_json(churn_run.path)
+    assert found["metrics"] == pytest.approx(read_json(churn_run.path / "metrics.json")["test"], rel=1e-4)
+
+
+def test_model_is_loaded_in_safe_mode(iris_run, tmp_path):
+    import keras
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(iris_run.path, copy)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(copy / "model.keras")
+    line = one_line_error(invoke("evaluate", copy))
+    assert str(copy / "model.keras") in line and "cannot be loaded" in line and "Lambda" in line
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda d: d / "nowhere", "does not exist"),
+    (lambda d: d, "not a run directory: no run.json"),
+    (lambda d: (d / "run.json").write_text('{"status": "failed", "error": "training diverged"}') and d,
+     "has no model.keras: the run is failed (training diverged)"),
+])
+def test_a_directory_that_is_no_usable_run_exits_2(tmp_path, make, fragment):
+    path = make(tmp_path)
+    line = one_line_error(invoke("evaluate", path))
+    assert fragment in line and str(path) in line
+
+
+def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_path, monkeypatch):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    churn_table(60).to_csv(project / "table.csv", index=False)
+    (project / "rel.yaml").write_text(yaml.safe_dump({
+        "seed": 7, "data": {"source": "csv", "path": "table.csv", "target": "left", "drop": ["id"]},
+        "model": dense(1, last="sigmoid"), "loss": "binary_crossentropy", "metrics": ["accuracy"],
+        "training": {"epochs": 1, "validation_split": 0}, "output": {"dir": "runs"},
+    }))
+    monkeypatch.chdir(project)
+    run = train("rel.yaml").resolve()
+    monkeypatch.chdir(elsewhere)
+    evaluate_json(run)

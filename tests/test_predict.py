@@ -1,0 +1,391 @@
+"""`nnrun predict`: raw images, CSV rows and .npy arrays through a saved run, bad ones listed.
+
+The tiny runs are the session fixtures of test_evaluate.py (trained once for both files).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from test_evaluate import (  # noqa: F401 -- the session fixtures are shared, so the runs train once
+    COLOURS,
+    DIGITS,
+    churn_run,
+    churn_table,
+    digit_arrays,
+    digits_run,
+    image_run,
+    invoke,
+    iris_run,
+    make_image,
+    regression_run,
+)
+
+# Files of odd sizes and every common mode, for a model that takes 28x28 grayscale.
+ODD_IMAGES = [
+    ("rgb.png", "RGB", (50, 30)),
+    ("rgba.png", "RGBA", (31, 77)),
+    ("gray.png", "L", (28, 28)),
+    ("palette.png", "P", (13, 13)),
+    ("gray_alpha.png", "LA", (40, 20)),
+    ("bilevel.png", "1", (29, 31)),
+    ("photo.jpg", "RGB", (64, 48)),
+    ("gray.jpeg", "L", (17, 90)),
+    ("bitmap.bmp", "RGB", (30, 50)),
+    ("still.gif", "P", (45, 12)),
+]
+
+
+def predict_json(*args, code=0):
+    """`nnrun predict ... --json`: the result and its JSON lines, every stdout line one of them."""
+    result = invoke("predict", *args, "--json")
+    assert result.exit_code == code, result.output
+    return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def by_input(rows):
+    return {Path(r["input"]).name: r for r in rows}
+
+
+def assert_classes(row, class_names, k):
+    """A classification row: the top-k classes by name, most probable first, label the first."""
+    top = row["top"]
+    assert len(top) == k and {t["class"] for t in top} <= set(class_names)
+    probabilities = [t["probability"] for t in top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0.0 <= p <= 1.0 for p in probabilities) and sum(probabilities) <= 1.0 + 1e-5
+    assert row["label"] == top[0]["class"] and row["probability"] == top[0]["probability"]
+
+
+def failures(result):
+    """The inputs the error lines on stderr name, and the summary line."""
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), result.stderr
+    assert "Traceback" not in result.output
+    return [line.removeprefix("error: ") for line in lines[:-1]], lines[-1]
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def test_images_of_any_size_and_mode_become_what_the_model_takes(digits_run, tmp_path):
+    for name, mode, size in ODD_IMAGES:
+        make_image(tmp_path / name, (90, 160, 220), size, mode)
+    result, rows = predict_json(tmp_path, "--run", digits_run.path)
+    assert sorted(by_input(rows)) == sorted(name for name, _, _ in ODD_IMAGES)
+    for row in rows:
+        assert_classes(row, DIGITS, 3)
+    assert result.stderr == ""
+
+
+def test_an_image_is_converted_exactly_as_the_training_arrays(digits_run, tmp_path):
+    x, _ = digit_arrays(3, seed=11)
+    np.save(tmp_path / "arrays.npy", x)  # the raw uint8 arrays, as in the .npz the run trained on
+    gray = Image.fromarray(x[0])
+    gray.save(tmp_path / "gray.png")
+    gray.convert("RGB").save(tmp_path / "rgb.png")
+    gray.convert("RGBA").save(tmp_path / "rgba.png")
+    gray.resize((56, 56), Image.NEAREST).save(tmp_path / "big.png")  # resized back to 28x28
+    inverted = Image.fromarray(255 - x[0])
+    gray.save(tmp_path / "animated.gif", save_all=True, append_images=[inverted])  # only the first frame counts
+    _, rows = predict_json(tmp_path, "--run", digits_run.path, "--top-k", 10)
+    found = by_input(rows)
+    assert sorted(found) == ["animated.gif", "arrays.npy[0]", "arrays.npy[1]", "arrays.npy[2]",
+                             "big.png", "gray.png", "rgb.png", "rgba.png"]
+
+    def probabilities(name):
+        return np.array([t["probability"] for t in sorted(found[name]["top"], key=lambda t: int(t["class"]))])
+
+    expected = probabilities("gray.png")
+    for name in ("rgb.png", "rgba.png", "animated.gif", "big.png"):
+        assert probabilities(name) == pytest.approx(expected, abs=1e-6), name
+    # Files are read as RGB and made gray again (0.2989 R + 0.587 G + 0.114 B): as good as the array.
+    assert expected == pytest.approx(probabilities("arrays.npy[0]"), abs=1e-4)
+    assert probabilities("arrays.npy[1]") != pytest.approx(expected, abs=1e-4)
+
+
+def test_image_folder_run_reports_top_k_classes_by_name(image_run, tmp_path):
+    files = [make_image(tmp_path / "a.png", COLOURS["cat"], (70, 9), "RGBA"),
+             make_image(tmp_path / "b.jpg", COLOURS["owl"], (16, 16), "L"),
+             make_image(tmp_path / "c.bmp", COLOURS["dog"], (5, 40), "RGB")]
+    for k, expected in ((None, 3), (1, 1), (2, 2), (10, 3)):
+        _, rows = predict_json(*files, "--run", image_run.path, *(["--top-k", k] if k else []))
+        assert [Path(r["input"]).name for r in rows] == ["a.png", "b.jpg", "c.bmp"]
+        for row in rows:
+            assert_classes(row, list(COLOURS), expected)
+
+
+def test_files_folders_and_globs_in_one_call(image_run, tmp_path):
+    folder = tmp_path / "batch"
+    make_image(folder / "one.png", COLOURS["cat"])
+    make_image(folder / "nested" / "two.JPG", COLOURS["dog"])
+    make_image(folder / ".hidden.png", COLOURS["dog"])  # hidden: skipped
+    (folder / "notes.txt").write_text("not an input")  # skipped in a folder
+    make_image(tmp_path / "loose" / "three.gif", COLOURS["owl"], mode="P")
+    make_image(tmp_path / "loose" / "four.bmp", COLOURS["owl"])
+    _, rows = predict_json(folder, str(tmp_path / "loose" / "*.gif"), tmp_path / "loose" / "four.bmp",
+                           folder / "one.png", "--run", image_run.path)
+    assert [Path(r["input"]).name for r in rows] == ["two.JPG", "one.png", "three.gif", "four.bmp"]  # each once
+
+
+def test_table_output_names_inputs_and_classes(image_run, tmp_path, monkeypatch):
+    make_image(tmp_path / "cat.png", COLOURS["cat"])
+    monkeypatch.chdir(tmp_path)  # a short name: CliRunner's console is 80 columns wide
+    result = invoke("predict", "cat.png", "--run", image_run.path)
+    assert result.exit_code == 0, result.output
+    assert "predictions of" in result.stdout and "cat.png" in result.stdout
+    assert any(name in result.stdout for name in COLOURS) and result.stderr == ""
+
+
+# --- CSV rows ---------------------------------------------------------------------------------
+
+
+def test_csv_rows_with_shuffled_and_extra_columns(churn_run, tmp_path):
+    table = churn_table(6, seed=3)
+    plain = tmp_path / "plain.csv"
+    table[["age", "balance", "city"]].to_csv(plain, index=False)
+    messy = tmp_path / "messy.csv"
+    table[["city", "left", "balance", "id", "age"]].assign(comment="vip").to_csv(messy, index=False)
+    result, rows = predict_json(plain, messy, "--run", churn_run.path)
+    assert len(rows) == 12
+    assert [r["input"] for r in rows[:6]] == [f"{plain}:{line}" for line in range(2, 8)]  # file:line
+    assert [r["probability"] for r in rows[:6]] == pytest.approx([r["probability"] for r in rows[6:]], abs=1e-6)
+    notes = " ".join(result.stderr.split())
+    assert f"{messy}: ignored columns the model does not take: left, id, comment" in notes
+    assert str(plain) not in notes
+
+
+def test_csv_output_file_with_an_id_column(churn_run, tmp_path):
+    table = churn_table(5, seed=4)
+    table["id"] = [f"c-{i}" for i in range(100, 105)]
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    output = tmp_path / "preds.csv"
+    _, rows = predict_json(tmp_path / "rows.csv", "--run", churn_run.path, "--id-column", "id", "--output", output)
+    assert [r["id"] for r in rows] == table["id"].tolist()
+    written = pd.read_csv(output, dtype={"label": str})
+    assert written["id"].tolist() == table["id"].tolist()
+    assert set(written["label"]) <= {"0", "1"}
+    assert written["probability"].tolist() == pytest.approx([r["probability"] for r in rows])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+def test_threshold_decides_the_binary_label(churn_run, tmp_path):
+    churn_table(8, seed=6).to_csv(tmp_path / "rows.csv", index=False)
+    labels = {}
+    for threshold in (None, 0.0, 1.0):
+        _, rows = predict_json(tmp_path / "rows.csv", "--run", churn_run.path,
+                               *(["--threshold", threshold] if threshold is not None else []))
+        assert all("top" not in r and 0.0 < r["probability"] < 1.0 for r in rows)
+        labels[threshold] = [r["label"] for r in rows]
+        if threshold is None:
+            assert labels[None] == ["1" if r["probability"] >= 0.5 else "0" for r in rows]
+    assert labels[0.0] == ["1"] * 8 and labels[1.0] == ["0"] * 8
+
+
+def test_a_missing_csv_column_is_named(churn_run, tmp_path):
+    path = tmp_path / "no_city.csv"
+    churn_table(4)[["age", "balance"]].to_csv(path, index=False)
+    result = invoke("predict", path, "--run", churn_run.path)
+    assert result.exit_code == 2, result.output
+    (failed,), summary = failures(result)
+    assert failed.startswith(f"{path}: ") and "no column 'city'" in failed
+    assert summary == "error: 1 of 1 inputs could not be predicted" and result.stdout == ""
+
+
+# --- .npy arrays and regression ------------------------------------------------------------------
+
+
+def test_npy_one_sample_or_a_stack(iris_run, tmp_path):
+    from sklearn.datasets import load_iris
+
+    np.save(tmp_path / "one.npy", load_iris().data[0])
+    np.save(tmp_path / "stack.npy", load_iris().data[[0, 50, 100]])
+    _, rows = predict_json(tmp_path / "one.npy", tmp_path / "stack.npy", "--run", iris_run.path, "--top-k", 2)
+    assert [Path(r["input"]).name for r in rows] == ["one.npy", "stack.npy[0]", "stack.npy[1]", "stack.npy[2]"]
+    for row in rows:
+        assert_classes(row, ["setosa", "versicolor", "virginica"], 2)
+    assert rows[0]["top"] == rows[1]["top"]
+
+
+def test_regression_values_are_the_models_outputs(regression_run, tmp_path):
+    import keras
+
+    x = np.random.default_rng(5).normal(size=(4, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    _, rows = predict_json(tmp_path / "x.npy", "--run", regression_run.path)
+    model = keras.models.load_model(regression_run.path / "model.keras")
+    assert [r["value"] for r in rows] == pytest.approx(model.predict(x, verbose=0)[:, 0].tolist(), rel=1e-5)
+    assert all(set(r) == {"input", "value"} for r in rows)
+    table = invoke("predict", tmp_path / "x.npy", "--run", regression_run.path)
+    assert table.exit_code == 0 and "predictions of" in table.stdout, table.output
+
+
+# --- bad inputs: exit 2, the file named, the good ones still predicted ---------------------------------
+
+
+def _text_png(d):
+    (d / "fake.png").write_text("not an image")
+    return d / "fake.png"
+
+
+def _truncated_png(d):
+    data = make_image(d / "whole.png", (10, 20, 30), (40, 40)).read_bytes()
+    (d / "cut.png").write_bytes(data[: len(data) // 2])
+    return d / "cut.png"
+
+
+def _empty_csv(d):
+    (d / "empty.csv").write_text("")
+    return d / "empty.csv"
+
+
+def _header_only_csv(d):
+    (d / "header.csv").write_text("age,balance,city\n")
+    return d / "header.csv"
+
+
+def _npy(name, array):
+    def make(d):
+        np.save(d / name, array)
+        return d / name
+
+    return make
+
+
+@pytest.mark.parametrize("run_name, make, fragment", [
+    ("digits_run", _text_png, "not a readable image"),
+    ("digits_run", _truncated_png, "not a readable image"),
+    ("digits_run", lambda d: d / "missing.png", "no such file or folder"),
+    ("digits_run", lambda d: d / "missing*.png", "no file matches"),
+    ("digits_run", lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not an input nnrun predicts"),
+    ("digits_run", _npy("wide.npy", np.zeros((2, 28, 27))), "shape (2, 28, 27)"),
+    ("churn_run", _empty_csv, "not a readable CSV"),
+    ("churn_run", _header_only_csv, "no rows"),
+    ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
+    ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),
+    ("iris_run", lambda d: make_image(d / "x.png"), "not images"),
+    ("iris_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
+    ("image_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
+])
+def test_a_bad_input_exits_2_naming_the_file(request, tmp_path, run_name, make, fragment):
+    path = make(tmp_path)
+    result = invoke("predict", path, "--run", request.getfixturevalue(run_name).path)
+    assert result.exit_code == 2, result.output
+    (failed,), summary = failures(result)
+    assert failed.startswith(f"{path}: ") and fragment in failed
+    assert summary == "error: 1 of 1 inputs could not be predicted" and result.stdout == ""
+
+
+def test_good_inputs_are_predicted_and_bad_ones_listed(digits_run, tmp_path):
+    good = [make_image(tmp_path / "good.png", (200, 200, 200), (30, 30), "L"), tmp_path / "good.npy"]
+    np.save(good[1], digit_arrays(1, seed=0)[0][0])
+    bad = [_text_png(tmp_path), _truncated_png(tmp_path), tmp_path / "gone.png"]
+    result, rows = predict_json(good[0], bad[0], good[1], bad[1], bad[2], "--run", digits_run.path, code=2)
+    assert [r["input"] for r in rows] == [str(p) for p in good]
+    failed, summary = failures(result)
+    assert sorted(line.split(": ")[0] for line in failed) == sorted(str(p) for p in bad)
+    assert summary == "error: 3 of 5 inputs could not be predicted"
+
+
+def test_the_output_file_holds_the_good_predictions_when_some_fail(iris_run, tmp_path):
+    np.save(tmp_path / "good.npy", np.ones((2, 4)))
+    np.save(tmp_path / "bad.npy", np.ones((2, 5)))
+    _, rows = predict_json(tmp_path / "good.npy", tmp_path / "bad.npy", "--run", iris_run.path,
+                           "--output", tmp_path / "out.csv", code=2)
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert written["input"].tolist() == [r["input"] for r in rows] == [f"{tmp_path / 'good.npy'}[{i}]" for i in (0, 1)]
+
+
+def test_an_npy_of_text_is_bad_input(iris_run, tmp_path):
+    np.save(tmp_path / "words.npy", np.array([["a", "b", "c", "d"]]))
+    result = invoke("predict", tmp_path / "words.npy", "--run", iris_run.path)
+    assert result.exit_code == 2, result.output
+    assert str(tmp_path / "words.npy") in result.stderr
+
+
+def test_an_npy_for_an_image_folder_run_is_predicted_or_refused_in_one_short_line(image_run, tmp_path):
+    np.save(tmp_path / "pixels.npy", np.zeros((2, 16, 16, 3), dtype="uint8"))
+    result = invoke("predict", tmp_path / "pixels.npy", "--run", image_run.path)
+    assert result.exit_code in (0, 2), result.output
+    assert all(len(line) < 300 for line in result.stderr.splitlines()), result.stderr[:300]
+
+
+def test_output_into_a_missing_folder_is_bad_input(iris_run, tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((1, 4)))
+    result = invoke("predict", tmp_path / "x.npy", "--run", iris_run.path, "--output", tmp_path / "no" / "p.csv")
+    assert result.exit_code == 2, result.output
+    assert "--output" in result.stderr or str(tmp_path / "no") in result.stderr
+
+
+def test_a_folder_with_nothing_to_predict_is_bad_input(iris_run, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "readme.txt").write_text("no images here")
+    result = invoke("predict", tmp_path / "docs", "--run", iris_run.path)
+    assert result.exit_code == 2, result.output
+    assert str(tmp_path / "docs") in result.stderr
+
+
+# --- which run ---------------------------------------------------------------------------------------
+
+
+def _copy_run(source, target, started_at):
+    shutil.copytree(source, target)
+    info = json.loads((target / "run.json").read_text())
+    (target / "run.json").write_text(json.dumps({**info, "started_at": started_at}))
+    return target
+
+
+def test_the_newest_run_is_the_default(iris_run, digits_run, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    _copy_run(iris_run.path, runs / "zz-iris", "2030-01-01T00:00:00+00:00")
+    _copy_run(digits_run.path, runs / "aa-digits", "2030-01-02T00:00:00+00:00")  # newer, though first by name
+    (runs / "half-done").mkdir()  # no model: never the newest
+    (runs / "half-done" / "run.json").write_text('{"status": "running", "started_at": "2031-01-01T00:00:00+00:00"}')
+    image = make_image(tmp_path / "digit.png", (250, 250, 250), (33, 21))
+    monkeypatch.chdir(tmp_path)
+    _, rows = predict_json(image)
+    assert rows[0]["label"] in DIGITS
+    table = invoke("predict", image)
+    assert table.exit_code == 0 and "aa-digits" in " ".join(table.stdout.split())
+    np.save(tmp_path / "flower.npy", np.ones(4))
+    result, rows = predict_json(tmp_path / "flower.npy", "--runs-dir", runs, code=2)  # digits take 28x28
+    assert "the model takes (28, 28)" in result.stderr
+    (runs / "aa-digits" / "model.keras").unlink()
+    _, rows = predict_json(tmp_path / "flower.npy")
+    assert rows[0]["label"] in ("setosa", "versicolor", "virginica")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--runs-dir", "nowhere"], "no trained runs in 'nowhere'"),
+    (["--run", "nowhere"], "run directory 'nowhere' does not exist"),
+])
+def test_no_run_to_predict_with_is_one_error_line(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png")
+    result = invoke("predict", "x.png", *args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+    assert result.stdout == ""
+
+
+def test_a_run_directory_without_a_model_is_one_error_line(digits_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_run.path, broken)
+    (broken / "model.keras").unlink()
+    result = invoke("predict", make_image(tmp_path / "x.png"), "--run", broken)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: '{broken}' has no model.keras: the run is completed"]
+
+
+def test_a_copied_run_directory_predicts_the_same(digits_run, tmp_path):
+    image = make_image(tmp_path / "x.png", (30, 200, 30), (45, 28), "RGB")
+    copy = shutil.copytree(digits_run.path, tmp_path / "moved" / "run")
+    _, original = predict_json(image, "--run", digits_run.path)
+    _, copied = predict_json(image, "--run", copy)
+    assert copied == original
