@@ -6,6 +6,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+# Runs trained once per session, shared by the evaluate and predict tests.
+from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: F401
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TINY = {

@@ -1,6 +1,6 @@
 """`nnrun predict`: raw images, CSV rows and .npy arrays through a saved run, bad ones listed.
 
-The tiny runs are the session fixtures of test_evaluate.py (trained once for both files).
+The tiny runs are trained once per session (tests/trained_runs.py).
 """
 
 import json
@@ -12,18 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from test_evaluate import (  # noqa: F401 -- the session fixtures are shared, so the runs train once
+from trained_runs import (
     COLOURS,
     DIGITS,
-    churn_run,
     churn_table,
     digit_arrays,
-    digits_run,
-    image_run,
     invoke,
-    iris_run,
     make_image,
-    regression_run,
 )
 
 # Files of odd sizes and every common mode, for a model that takes 28x28 grayscale.
