@@ -121,10 +121,7 @@ def train(config, console, live=False, config_file=None):
             )
         _save_model(model, run_dir, config.output.save_h5)
         inference = feeding.inference_batch_size(training.batch_size)
-        metrics = {
-            name: model.evaluate(**feeding.inputs(*split, inference), verbose=0, return_dict=True)
-            for name, split in splits.items()
-        }
+        metrics = _final_metrics(model, splits, recorder, inference)
         rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
         _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
     except KeyboardInterrupt:
@@ -160,6 +157,29 @@ def _reason(error, streamed):
     if kind == "InvalidArgumentError" and streamed:
         return f"a file of the data could not be read during training (a corrupt image?): {first}"
     return f"{kind}: {first}"
+
+
+def _final_metrics(model, splits, recorder, batch_size):
+    """Final train/validation/test metrics of the saved model.
+
+    Unless a callback restored other weights, the last epoch's logs already
+    hold them: Keras's validation metrics are computed with the final
+    weights, and the training metrics are Keras's own over the last epoch.
+    Only the test split then needs another pass.
+    """
+    last = recorder.rows[-1] if recorder.rows else {}
+    final = recorder.weights is not None and all(
+        np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights)
+    )
+    logged = {
+        "train": {k: v for k, v in last.items() if k not in ("epoch", "learning_rate") and not k.startswith("val_")},
+        "validation": {k[len("val_"):]: v for k, v in last.items() if k.startswith("val_")},
+    }
+    return {
+        name: logged[name] if final and name != "test" and logged[name] else
+        model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True)
+        for name, split in splits.items()
+    }
 
 
 def _with_absolute_path(config):
