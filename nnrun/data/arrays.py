@@ -51,9 +51,12 @@ def apply(x, preprocessing):
     Returns:
         float32 features as the model takes them.
     """
-    x = np.asarray(x, dtype="float32")
-    if preprocessing.get("rescale"):
-        x = x * np.float32(preprocessing["rescale"])
+    rescale = preprocessing.get("rescale")
+    if rescale:
+        # One pass over the data, not two: it may be hundreds of MB.
+        x = np.multiply(x, np.float32(rescale), dtype="float32")
+    else:
+        x = np.asarray(x, dtype="float32")
     scaling = preprocessing.get("scaling")
     if not scaling:
         return x
