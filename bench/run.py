@@ -1,0 +1,286 @@
+"""Benchmark: each tutorial workflow trained by nnrun and by its plain Keras script.
+
+    cp -r ../shared/data/keras /tmp/keras_home
+    KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--repeat 3] [--only mnist,fashion,churn,cifar10] [--epochs N]
+
+For each workflow and each repeat, the plain script and `nnrun train` run one
+after the other (script, nnrun, script, nnrun, ...), so the noise of a shared
+machine falls on both alike. Each is a fresh process, timed by the wall clock
+from its start to its exit: both pay the TensorFlow import. The table shows
+the test accuracy of each, their median wall times and the median of the
+per-repeat ratios nnrun/script; nnrun must be no slower (ratio <= 1.0).
+
+Exit codes: 0 every ratio <= 1.0; 1 a run failed (its stderr is shown);
+2 bad arguments or missing data; 3 nnrun was slower on some workflow.
+Run by hand, never in CI: the numbers only compare within one run.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CHURN_CSV = (ROOT / ".." / "shared" / "data" / "churn" / "Churn_Modelling.csv").resolve()
+NNRUN = Path(sys.executable).with_name("nnrun")
+
+
+@dataclass
+class Workflow:
+    name: str  # what --only takes
+    config: str  # under configs/
+    script: str  # under bench/
+    dataset: str | None = None  # the folder or file under <KERAS_HOME>/datasets it needs
+    csv: bool = False  # reads the churn CSV: the script's argv[1], nnrun's data.path
+    runs: list = field(default_factory=list)  # one dict per repeat
+
+
+WORKFLOWS = [
+    Workflow("mnist", "mnist_mlp.yaml", "mnist_mlp.py", dataset="mnist.npz"),
+    Workflow("fashion", "fashion_mnist_mlp.yaml", "fashion_mnist_mlp.py", dataset="fashion-mnist"),
+    Workflow("churn", "churn_ann.yaml", "churn_ann.py", csv=True),
+    # Keras 3 reads CIFAR-10 from the archive it downloaded (and extracts it again on every load);
+    # Keras 2's extracted folder, cifar-10-batches-py, is not enough.
+    Workflow("cifar10", "cifar10_cnn.yaml", "cifar10_cnn.py", dataset="cifar-10-batches-py-target_archive"),
+]
+
+
+class Failed(Exception):
+    """A benchmarked process failed; the message holds its command and output tail."""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side per workflow (default 3)")
+    parser.add_argument(
+        "--only", default=",".join(w.name for w in WORKFLOWS),
+        help="comma-separated workflows: " + ",".join(w.name for w in WORKFLOWS),
+    )
+    parser.add_argument("--epochs", type=int, help="override the epochs on both sides (a quick smoke run)")
+    parser.add_argument("--churn-csv", type=Path, default=CHURN_CSV, help=f"the churn table (default {CHURN_CSV})")
+    args = parser.parse_args()
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Console(highlight=False, width=max(Console().width, 120))
+
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in {w.name for w in WORKFLOWS}]
+    if unknown or not names or args.repeat < 1 or (args.epochs is not None and args.epochs < 1):
+        parser.error(f"unknown workflow {unknown[0]!r}" if unknown else "nothing to run")
+    keras_home = os.environ.get("KERAS_HOME")
+    if not keras_home:
+        err.print("KERAS_HOME is not set: copy the shared cache first and point at it, e.g.\n"
+                  "  cp -r ../shared/data/keras /tmp/keras_home\n"
+                  "  KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py")
+        return 2
+    datasets = Path(keras_home) / "datasets"
+    csv = args.churn_csv.resolve()
+    if not NNRUN.exists():
+        err.print(f"no nnrun next to {sys.executable}: run this with the project's venv (.venv/bin/python)")
+        return 2
+
+    selected, skipped = [], []
+    for w in (w for w in WORKFLOWS if w.name in names):
+        if w.dataset and not (datasets / w.dataset).exists():
+            skipped.append(f"{w.name}: skipped, {datasets / w.dataset} is missing (not in the Keras cache at {keras_home})")
+        elif not (ROOT / "configs" / w.config).exists():
+            skipped.append(f"{w.name}: skipped, configs/{w.config} does not exist yet")
+        elif w.csv and not csv.exists():
+            skipped.append(f"{w.name}: skipped, {csv} is missing (--churn-csv)")
+        else:
+            selected.append(w)
+    for line in skipped:
+        err.print(line, style="yellow")
+    if not selected:
+        err.print("nothing to run: every workflow asked for was skipped")
+        return 2
+
+    started = datetime.datetime.now().astimezone()
+    machine = _machine()
+    code = _code(keras_home)
+    load_before = os.getloadavg()
+    err.print(f"{started:%Y-%m-%d %H:%M:%S %Z}  {machine}  load average {load_before[0]:.2f}")
+    err.print(code)
+    _warm_up(keras_home)  # the first process to import TensorFlow reads it from disk: take that off the timings
+
+    try:
+        for w in selected:
+            seed = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
+            for r in range(args.repeat):
+                script = _script(w, seed, args.epochs, keras_home, csv)
+                nnrun = _nnrun(w, args.epochs, keras_home, csv)
+                w.runs.append({"script": script, "nnrun": nnrun, "ratio": nnrun["wall"] / script["wall"]})
+                err.print(
+                    f"{w.name} {r + 1}/{args.repeat}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f}), "
+                    f"nnrun {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
+                )
+    except Failed as e:
+        err.print("[bold red]FAILED[/]:", end=" ")
+        err.print(str(e), markup=False)
+        return 1
+
+    load_after = os.getloadavg()
+    if _code(keras_home) != code:
+        err.print("[bold yellow]warning[/]:", end=" ")
+        err.print(f"the nnrun measured changed during the run: now {_code(keras_home)}", markup=False)
+    out.print(f"\nnnrun vs the plain Keras scripts: {started:%Y-%m-%d %H:%M %Z}, "
+              f"{args.repeat} repeat{'s' * (args.repeat != 1)}"
+              + (f", epochs overridden to {args.epochs}" if args.epochs else ""))
+    out.print(f"machine: {machine}")
+    out.print(code)
+    out.print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    table = Table(
+        "workflow", "script acc", "nnrun acc", "script wall s", "nnrun wall s", "ratio nnrun/script", "verdict",
+        title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
+    )
+    slower = False
+    for w in selected:
+        ratio = statistics.median(run["ratio"] for run in w.runs)
+        slower |= ratio > 1.0
+        table.add_row(
+            w.name,
+            _accuracy(w.runs, "script"),
+            _accuracy(w.runs, "nnrun"),
+            f"{statistics.median(run['script']['wall'] for run in w.runs):.1f}",
+            f"{statistics.median(run['nnrun']['wall'] for run in w.runs):.1f}",
+            f"{ratio:.3f}",
+            "ok" if ratio <= 1.0 else "[bold red]SLOWER[/]",
+        )
+    for line in skipped:
+        table.add_row(line.split(":")[0], "-", "-", "-", "-", "-", "skipped")
+    out.print(table)
+
+    detail = Table(
+        "workflow", "script fit", "script rest", "nnrun run.json duration", "nnrun rest",
+        title="fit vs the rest (medians, s); rest: import, data, evaluation, plots, saving",
+    )
+    for w in selected:
+        fit = statistics.median(run["script"]["fit"] for run in w.runs)
+        inside = statistics.median(run["nnrun"]["duration"] for run in w.runs)
+        detail.add_row(
+            w.name,
+            f"{fit:.1f}",
+            f"{statistics.median(run['script']['wall'] - run['script']['fit'] for run in w.runs):.1f}",
+            f"{inside:.1f}",
+            f"{statistics.median(run['nnrun']['wall'] - run['nnrun']['duration'] for run in w.runs):.1f}",
+        )
+    out.print(detail)
+    out.print("per-repeat wall s (script / nnrun): " + "; ".join(
+        f"{w.name} " + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f}" for run in w.runs)
+        for w in selected
+    ))
+    for line in skipped:
+        out.print(line)
+    return 3 if slower else 0
+
+
+def _script(w, seed, epochs, keras_home, csv):
+    """Runs the plain script once: its wall time, test accuracy and its own fit time."""
+    command = [sys.executable, str(BENCH / w.script), "--seed", str(seed)]
+    command += [str(csv)] if w.csv else []
+    command += ["--epochs", str(epochs)] if epochs else []
+    wall, stdout = _timed(command, keras_home)
+    try:
+        result = json.loads(stdout.strip().splitlines()[-1])
+        return {"wall": wall, "accuracy": float(result["test_accuracy"]), "fit": float(result["fit_s"])}
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise Failed(f"{' '.join(command)}: its last stdout line is not the result JSON:\n{_tail(stdout)}") from None
+
+
+def _nnrun(w, epochs, keras_home, csv):
+    """Runs `nnrun train` once into a temporary folder: wall time, test accuracy, run.json's duration."""
+    with tempfile.TemporaryDirectory(prefix=f"nnrun-bench-{w.name}-") as tmp:
+        command = [str(NNRUN), "train", str(ROOT / "configs" / w.config), "--quiet", "--set", f"output.dir={tmp}"]
+        command += ["--set", f"data.path={csv}"] if w.csv else []
+        command += ["--set", f"training.epochs={epochs}"] if epochs else []
+        wall, stdout = _timed(command, keras_home)
+        lines = stdout.strip().splitlines()
+        run_dir = Path(lines[-1]) if lines else Path(tmp, "nothing printed")
+        try:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            run = json.loads((run_dir / "run.json").read_text())
+            return {"wall": wall, "accuracy": float(metrics["test"]["accuracy"]), "duration": float(run["duration_s"])}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise Failed(f"{' '.join(command)}: no test accuracy in '{run_dir}' ({e}); stdout:\n{_tail(stdout)}") from None
+
+
+def _timed(command, keras_home):
+    """Runs a command from the repository root; returns (wall seconds, stdout). Raises Failed on non-zero exit."""
+    env = {**os.environ, "KERAS_HOME": keras_home}
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, errors="replace")
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise Failed(
+            f"{' '.join(command)} exited with {proc.returncode} after {wall:.1f} s\n"
+            f"--- stderr (last lines) ---\n{_tail(proc.stderr)}\n--- stdout (last lines) ---\n{_tail(proc.stdout)}"
+        )
+    return wall, proc.stdout
+
+
+def _warm_up(keras_home):
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow, keras, sklearn, pandas, matplotlib"],
+        cwd=ROOT, env={**os.environ, "KERAS_HOME": keras_home}, capture_output=True,
+    )
+
+
+def _code(keras_home):
+    """Which nnrun is measured: where it is imported from, and the commit of the tree."""
+    where = subprocess.run(
+        [sys.executable, "-c", "import nnrun; print(nnrun.__version__, nnrun.__file__)"],
+        cwd=ROOT, env={**os.environ, "KERAS_HOME": keras_home}, capture_output=True, text=True,
+    ).stdout.strip()
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    commit = git.stdout.strip() if git.returncode == 0 else "not a git checkout"
+    return f"nnrun {where or '?'} ({commit})"
+
+
+def _accuracy(runs, side):
+    values = [run[side]["accuracy"] for run in runs]
+    median = f"{statistics.median(values):.4f}"
+    return median if max(values) - min(values) < 5e-5 else f"{median} ({min(values):.4f}-{max(values):.4f})"
+
+
+def _tail(text, lines=25):
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # progress bars' colours
+    text = re.sub(r"[\r\b]+", "\n", text)  # and their redraws
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(empty)"
+
+
+def _machine():
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    tf = next((importlib.metadata.version(d) for d in ("tensorflow", "tensorflow-cpu") if _installed(d)), "?")
+    return (f"nproc {usable} ({cpu}), {platform.system()} {platform.release()}, python {platform.python_version()}, "
+            f"tensorflow {tf}, keras {importlib.metadata.version('keras')}")
+
+
+def _installed(dist):
+    try:
+        importlib.metadata.version(dist)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
