@@ -44,6 +44,10 @@ class EpochRecorder(keras.callbacks.Callback):
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, and says where."""
 
+    # It only reads the logs and sets a flag, so Keras may keep dispatching
+    # batch callbacks asynchronously, as it does for a plain `fit`.
+    async_safe = True
+
     def __init__(self):
         super().__init__()
         self.epoch = 0

@@ -25,6 +25,10 @@ class ProgressReporter(keras.callbacks.Callback):
         live: whether to show a live progress bar.
     """
 
+    # rich's Progress is thread-safe, so Keras may dispatch batch callbacks
+    # asynchronously (a callback without this flag makes every step wait).
+    async_safe = True
+
     def __init__(self, console, epochs, steps, live):
         super().__init__()
         self.console, self.epochs, self.steps = console, epochs, steps
