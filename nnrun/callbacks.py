@@ -1,7 +1,6 @@
-"""nnrun's own Keras callbacks: record each epoch, stop on NaN, checkpoint atomically."""
+"""nnrun's own Keras callbacks: record each epoch, stop on NaN, checkpoint atomically,
+carry monitored callbacks' state over a resume."""
 
-import csv
-import io
 import math
 import os
 
@@ -12,27 +11,32 @@ keras = _keras()
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Writes history.csv and run.json after every epoch and keeps the weights
-    of the last finished epoch, so an interrupted run can still save them.
+    """Writes history.csv and run.json (epochs done, heartbeat) after every
+    epoch and keeps the weights of the last finished epoch, so an interrupted
+    run can still save them.
 
     Args:
         run_dir: the run directory.
+        rows: the epochs already recorded (a resumed run's history).
+        weights: the weights those epochs ended with (a resumed run's).
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, rows=(), weights=None):
         super().__init__()
         self.run_dir = run_dir
-        self.rows = []
-        self.weights = None
+        self.rows = list(rows)
+        self.weights = weights
+        self.weights_epoch = len(self.rows) if weights is not None else 0  # the epoch `weights` ended
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         self.rows.append(row)
-        rundir.write_text(self.run_dir / rundir.HISTORY, _csv(self.rows))
-        if math.isfinite(row.get("loss", 0.0)):
-            self.weights = self.model.get_weights()
-            rundir.update_run(self.run_dir, epochs_completed=epoch + 1)
+        rundir.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(self.rows))
+        finished = {"epochs_completed": epoch + 1} if math.isfinite(row.get("loss", 0.0)) else {}
+        if finished:
+            self.weights, self.weights_epoch = self.model.get_weights(), epoch + 1
+        rundir.update_run(self.run_dir, heartbeat_at=rundir.timestamp(), **finished)
 
     @property
     def history(self):
@@ -84,10 +88,35 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(self.filepath, self.final_path)
 
 
-def _csv(rows):
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+class CarryOver(keras.callbacks.Callback):
+    """On a resumed run, gives EarlyStopping, ReduceLROnPlateau and ModelCheckpoint
+    the best value and the epochs since it from the history so far, as if they
+    had seen every epoch (their state is not in a backup). Put it after them:
+    their own `on_train_begin` resets that state.
+
+    Args:
+        callbacks: the config's callbacks.
+        rows: history.csv's rows up to the resumed epoch.
+    """
+
+    def __init__(self, callbacks, rows):
+        super().__init__()
+        self.callbacks, self.rows = callbacks, rows
+
+    def on_train_begin(self, logs=None):
+        for callback in self.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            values = [row[monitor] for row in self.rows if math.isfinite(row.get(monitor, math.nan))]
+            if not values or not hasattr(callback, "_is_improvement"):
+                continue
+            if callback.monitor_op is None:
+                callback._set_monitor_op()
+            best, best_epoch, wait = None, 0, 0
+            for epoch, value in enumerate(values):
+                wait += 1
+                if callback._is_improvement(value, best):
+                    best, best_epoch, wait = value, epoch, 0
+            callback.best = best
+            for name, value in (("wait", wait), ("best_epoch", best_epoch)):
+                if hasattr(callback, name):
+                    setattr(callback, name, value)

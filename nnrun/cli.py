@@ -13,9 +13,10 @@ from pathlib import Path
 import click
 
 from nnrun import __version__
-from nnrun.errors import BadInput, NnrunError
+from nnrun.errors import BadInput, Interrupted, NnrunError
 
 EXIT_INTERRUPTED = 130
+MODELS = {"final": "model.keras", "best": "model.best.keras"}
 
 
 class _Group(click.Group):
@@ -33,8 +34,10 @@ class _Group(click.Group):
             code = _fail(f"{e.format_message()}{hint}", e.exit_code)
         except click.ClickException as e:
             code = _fail(e.format_message(), e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            code = _fail("interrupted", EXIT_INTERRUPTED)
+        except (click.Abort, KeyboardInterrupt) as e:
+            # click turns a KeyboardInterrupt into Abort; the signal is in its cause.
+            signal = next((x for x in (e, e.__cause__, e.__context__) if isinstance(x, Interrupted)), None)
+            code = _fail(f"stopped by {signal.name}", signal.exit_code) if signal else _fail("interrupted", EXIT_INTERRUPTED)
         except NnrunError as e:
             code = _fail(str(e), e.exit_code)
         except Exception as e:
@@ -84,9 +87,12 @@ def cli():
     \b
     nnrun train configs/quickstart.yaml      train; prints the run directory last
     nnrun check configs/quickstart.yaml      validate and build the model, no training
+    nnrun resume runs/quickstart-...         continue a killed or interrupted run
+    nnrun runs                               every run: status, epochs, test metric
     nnrun schema > nnrun.schema.json         the config's JSON Schema
 
-    Exit codes: 0 ok, 1 the run failed, 2 bad input, 3 quality gate, 130 interrupted.
+    Exit codes: 0 ok, 1 the run failed, 2 bad input, 3 quality gate,
+    128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
 
 
@@ -94,16 +100,53 @@ def cli():
 @config_argument
 @set_option
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
-def train(config_file, overrides, quiet):
+@click.option(
+    "--resume-if-possible", is_flag=True,
+    help="Resume the newest unfinished run of this same config if there is one (for CI retries); else start a new run.",
+)
+def train(config_file, overrides, quiet, resume_if_possible):
     """Train the model CONFIG describes; print the new run directory last."""
-    from nnrun import config, train as training
+    from nnrun import config, resume, train as training
 
     resolved = config.load(config_file, overrides)
     console = _console()
+    live = console.is_terminal and not quiet
+    found = resume.newest_unfinished(resolved) if resume_if_possible else None
     with _about(config_file):
-        run_dir = training.train(resolved, console, live=console.is_terminal and not quiet, config_file=config_file)
+        if found:
+            console.print(f"resuming the unfinished run {found} of this config", highlight=False)
+            kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE]
+            run_dir = resume.resume(found, console, kept, live=live)
+        else:
+            run_dir = training.train(resolved, console, live=live, config_file=config_file)
     _print_metrics(console, run_dir)
     click.echo(str(run_dir))
+
+
+@cli.command(name="resume")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option("--force", is_flag=True, help="Resume even if the data changed since the run started.")
+@click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
+def resume_command(run_dir, overrides, force, quiet):
+    """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
+
+    Only options that cannot change the result may be --set: training.epochs,
+    training.backup_every_steps, output.keep_backup, output.save_h5.
+    """
+    from nnrun import resume
+
+    console = _console()
+    run_dir = resume.resume(run_dir, console, overrides, force, live=console.is_terminal and not quiet)
+    _print_metrics(console, run_dir)
+    click.echo(str(run_dir))
+
+
+def _get(config, key):
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 @cli.command()
@@ -127,8 +170,27 @@ def check(config_file, overrides):
     click.echo(f"{config_file}: ok")
 
 
+model_option = click.option(
+    "--model", "model", type=click.Choice(list(MODELS)), default="final", show_default=True,
+    help="final: model.keras; best: model.best.keras, written by a ModelCheckpoint callback.",
+)
+runs_dir_option = click.option(
+    "--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+    help="Where to look for the newest completed run.",
+)
+
+
+def _chosen_run(run_dir, runs_dir):
+    """The run named, or the newest completed one in runs_dir."""
+    from nnrun import rundir
+
+    return run_dir or rundir.newest(runs_dir)
+
+
 @cli.command()
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.argument("run_dir", metavar="[RUN_DIR]", required=False, type=click.Path(path_type=Path))
+@runs_dir_option
+@model_option
 @click.option(
     "--data", "data_path", type=click.Path(path_type=Path),
     help="Score other data of the run's kind (CSV, image folder, .npz) instead of its test split.",
@@ -140,14 +202,17 @@ def check(config_file, overrides):
     "--show-samples", type=click.IntRange(0, 100), default=0, metavar="N",
     help="Draw N test images with true and predicted labels (samples.png).",
 )
-def evaluate(run_dir, data_path, as_json, fail_under, fail_over, show_samples):
-    """Score the model of RUN_DIR on its test split (or --data); save to RUN_DIR/evaluation/."""
+def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over, show_samples):
+    """Score the model of RUN_DIR (default: the newest completed run) on its test split
+    (or --data); save to RUN_DIR/evaluation/."""
     from nnrun import evaluate as evaluation, report
     from nnrun.errors import GateFailed
 
     gates = evaluation.parse_gates(fail_under, fail_over)
-    result = evaluation.evaluate(run_dir, data_path, show_samples)
+    result = evaluation.evaluate(_chosen_run(run_dir, runs_dir), data_path, show_samples, MODELS[model])
     failures = evaluation.gate(result, gates)
+    if result.get("warning"):
+        _console().print(result["warning"], style="yellow", soft_wrap=True)
     if result["data_changed"]:
         _console().print("warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow")
     if as_json:
@@ -160,28 +225,31 @@ def evaluate(run_dir, data_path, as_json, fail_under, fail_over, show_samples):
 
 @cli.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="The run directory (default: the newest run in --runs-dir).")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where to look for the newest run.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="The run directory (default: the newest completed run in --runs-dir).")
+@runs_dir_option
+@model_option
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Classes to show per input.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="For a sigmoid output: the probability from which the positive class is predicted.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
 @click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
-def predict(inputs, run_dir, runs_dir, top_k, threshold, as_json, output, id_column):
+def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column):
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
-    from nnrun import predict as prediction, report, rundir
+    from nnrun import predict as prediction, report
     from nnrun.errors import DataError
 
     if output and not output.resolve().parent.is_dir():
         raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
-    run_dir = run_dir or rundir.newest(runs_dir)
-    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column)
+    run_dir = _chosen_run(run_dir, runs_dir)
+    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model])
     console = _console()
+    if found.run.warning():
+        console.print(found.run.warning(), style="yellow", soft_wrap=True)
     for note in found.notes:
         console.print(note, style="dim", soft_wrap=True)
     if as_json:
         for row in found.rows:
-            click.echo(json.dumps(row))
+            click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status}))
     elif found.rows:
         report.print_predictions(found.rows, run_dir)
     if output and found.rows:
@@ -190,6 +258,75 @@ def predict(inputs, run_dir, runs_dir, top_k, threshold, as_json, output, id_col
         console.print(f"error: {name}: {why}", soft_wrap=True)
     if found.failed:
         raise DataError(f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted")
+
+
+class _RunsGroup(click.Group):
+    """`nnrun runs [RUNS_DIR]` lists the runs; `diff` and `compare` are its sub-commands."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_RunsGroup)
+def runs():
+    """The runs side by side.
+
+    \b
+    nnrun runs [RUNS_DIR] [--status S] [--name PATTERN] [--json]   a table, newest first
+    nnrun runs diff A B                                         config differences and metrics
+    nnrun runs compare A B ... [--output PNG]                   learning curves on one plot
+    """
+
+
+@runs.command(name="list", hidden=True)
+@click.argument("runs_dir", metavar="[RUNS_DIR]", required=False, default=Path("runs"), type=click.Path(path_type=Path))
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["running", "completed", "failed", "interrupted", "crashed"]), help="Only runs with this status (repeatable).")
+@click.option("--name", help="Only runs whose name matches this pattern (e.g. 'mnist*') or contains it.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+def list_runs(runs_dir, statuses, name, as_json):
+    """The runs in RUNS_DIR (default: runs), newest first."""
+    from nnrun import report, runs as runs_lib
+    from nnrun.errors import RunDirError
+
+    if not runs_dir.is_dir():
+        raise RunDirError(f"runs folder '{runs_dir}' does not exist")
+    found, broken = runs_lib.summaries(runs_dir, statuses, name)
+    console = _console()
+    for path, why in broken:
+        console.print(f"warning: {path}: skipped: {why}", style="yellow", soft_wrap=True)
+    if as_json:
+        click.echo(json.dumps(found))
+    else:
+        report.print_runs(found, runs_dir)
+
+
+@runs.command(name="diff")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def diff_runs(a, b, as_json):
+    """How two runs' resolved configs differ (key paths as --set names them), and their metrics."""
+    from nnrun import report, runs as runs_lib
+
+    found = runs_lib.diff(a, b)
+    if as_json:
+        click.echo(json.dumps(found))
+    else:
+        report.print_diff(found)
+
+
+@runs.command(name="compare")
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), help="The PNG to write (default: compare-<time>.png beside the runs).")
+def compare_runs(run_dirs, output):
+    """Plot the learning curves of several runs on one figure; print its path."""
+    from nnrun import runs as runs_lib
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("give at least two run directories to compare")
+    click.echo(str(runs_lib.compare(run_dirs, output)))
 
 
 @cli.command()

@@ -198,12 +198,17 @@ class Training(Section):
         description="Batches run per call into TensorFlow (Keras's compile option): same results, less overhead.",
     )
     callbacks: list[CallbackSpec] = Field(default_factory=list)
+    backup_every_steps: int | None = Field(
+        None, gt=0, strict=True,
+        description="Also back up every this many batches, not only at epoch ends (for long epochs).",
+    )
 
 
 class Output(Section):
     dir: Path = Field(Path("runs"), description="Where run directories are made.")
     name: str | None = Field(None, pattern=r"^[\w.-]+$", description="Defaults to the config file's name.")
     save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
+    keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
 
 
 class Config(Section):

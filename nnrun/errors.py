@@ -35,6 +35,24 @@ class RunFailed(NnrunError):
     """The run itself failed: diverged, ran out of memory. Exit code 1."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) during a run: exit code 128 + its number.
+
+    A `KeyboardInterrupt`, so it unwinds through Keras as Ctrl-C does.
+
+    Args:
+        signum: the signal's number.
+    """
+
+    def __init__(self, signum):
+        import signal
+
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + self.signum
+
+
 class GateFailed(NnrunError):
     """A quality gate (`--fail-under`, `--fail-over`) was not met. Exit code 3."""
 

@@ -14,26 +14,27 @@ from nnrun.errors import BadInput
 EVALUATION = "evaluation"
 
 
-def evaluate(run_dir, data_path=None, samples=0):
+def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
     """Scores a run's model.
 
     Args:
         run_dir: the run directory.
+        model_file: which model: `rundir.MODEL`, or `rundir.BEST_MODEL`.
         data_path: other data of the run's kind (CSV, image folder, .npz);
             by default the run's test split, re-created from its config.
         samples: draw this many test images with their true and predicted labels.
 
     Returns:
-        A JSON-able dict: metrics (loss and the model's metrics), and for
+        A JSON-able dict: the run, its status and the model file used; metrics (loss and the model's metrics), and for
         classification the classification report, confusion matrix and, for
         two classes, ROC AUC; where the results were written.
     """
-    run = rundir.read(run_dir)
+    run = rundir.read(run_dir, model_file)
     prep, batch_size = run.preprocessing, run.config.training.batch_size
     if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
         raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")
     inference = feeding.inference_batch_size(batch_size)
-    model = rundir.load_model(run.path)
+    model = rundir.load_model(run)
     if data_path is None:
         training = run.config.training
         ds = data.load(run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False)
@@ -49,6 +50,9 @@ def evaluate(run_dir, data_path=None, samples=0):
     metrics = model.evaluate(**feeding.inputs(*scored, inference), verbose=0, return_dict=True)
     result = {
         "run": str(run.path),
+        "run_status": run.status,
+        "model": run.model,
+        **({"warning": run.warning()} if run.warning() else {}),
         "data": "test split" if data_path is None else str(data_path),
         "data_changed": changed,
         "samples": int(len(y)),

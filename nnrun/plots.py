@@ -71,6 +71,52 @@ def learning_curves(history, path, title):
     return _save(fig, path)
 
 
+def compare_curves(histories, path, title):
+    """Plots several runs' learning curves together: one subplot per metric,
+    one colour per run, training solid and validation dashed.
+
+    Args:
+        histories: run name -> history.csv rows (dicts with `epoch` and metrics).
+        path: where to save the PNG.
+        title: the figure's title.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    names = []
+    for rows in histories.values():
+        for key in (rows[0] if rows else {}):
+            name = key.removeprefix("val_")
+            if name not in names and name not in _NOT_METRICS and name != "epoch":
+                names.append(name)
+    names.sort(key=lambda name: name != "loss")
+    if not names:
+        raise ValueError(f"compare_curves: no metrics to plot in {list(histories)}")
+    ncols = min(len(names), 2)
+    nrows = math.ceil(len(names) / ncols)
+    fig = Figure(figsize=(6.5 * ncols, 4 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = matplotlib.colormaps["tab10"].colors
+    for ax, name in zip(axes, names):
+        for i, (run, rows) in enumerate(histories.items()):
+            epochs = [r["epoch"] for r in rows]
+            for key, style, label in ((name, "-", run), (f"val_{name}", "--", f"{run} (validation)")):
+                values = [r.get(key, math.nan) for r in rows]
+                if any(np.isfinite(values)):
+                    ax.plot(epochs, values, style, color=colors[i % len(colors)], label=label, marker="o", markersize=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} (solid: training, dashed: validation)")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize="small")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def confusion_matrix(y_true, y_pred, class_names, path, title):
     """Plots the confusion matrix of integer class predictions to a PNG.
 

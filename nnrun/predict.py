@@ -22,16 +22,18 @@ SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
 class Predictions:
     """What `predict` returns: one row per predicted input, and the inputs that failed."""
 
+    run: rundir.Run
     rows: list = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
     failed: list = field(default_factory=list)  # (input, why)
     notes: list = field(default_factory=list)  # things the user should know (ignored columns)
 
 
-def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256):
+def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL):
     """Predicts raw inputs with a run's model.
 
     Args:
         run_dir: the run directory.
+        model_file: which model: `rundir.MODEL`, or `rundir.BEST_MODEL`.
         inputs: files, folders (their files, sorted) and glob patterns.
         top_k: how many classes to report for classification.
         threshold: for a single sigmoid output, the probability from which the
@@ -42,9 +44,9 @@ def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=
     Returns:
         `Predictions`.
     """
-    run = rundir.read(run_dir)
+    run = rundir.read(run_dir, model_file)
     prep = run.preprocessing
-    result = Predictions()
+    result = Predictions(run=run)
     names, samples = [], []
     for path in _expand(inputs, result.failed):
         try:
@@ -55,7 +57,7 @@ def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=
             result.failed.append((str(path), str(e).removeprefix(f"{path}: ")))
     if not samples:
         return result
-    model = rundir.load_model(run.path)
+    model = rundir.load_model(run)
     outputs = model.predict(np.stack(samples), batch_size=batch_size, verbose=0)
     for (name, row_id), output in zip(names, outputs):
         row = {"input": name, **({"id": row_id} if row_id is not None else {})}

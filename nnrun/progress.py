@@ -23,13 +23,14 @@ class ProgressReporter(keras.callbacks.Callback):
         epochs: the planned number of epochs.
         steps: batches per epoch.
         live: whether to show a live progress bar.
+        initial_epoch: epochs already done (a resumed run).
     """
 
     # rich's Progress is thread-safe, so Keras may dispatch batch callbacks
     # asynchronously (a callback without this flag makes every step wait).
     async_safe = True
 
-    def __init__(self, console, epochs, steps, live):
+    def __init__(self, console, epochs, steps, live, initial_epoch=0):
         super().__init__()
         self.console, self.epochs, self.steps = console, epochs, steps
         self.progress = None
@@ -43,7 +44,7 @@ class ProgressReporter(keras.callbacks.Callback):
                 console=console,
                 transient=True,
             )
-            self.all_epochs = self.progress.add_task("epochs", total=epochs, logs="")
+            self.all_epochs = self.progress.add_task("epochs", total=epochs, completed=initial_epoch, logs="")
             self.epoch_steps = self.progress.add_task("steps", total=steps, logs="")
             self.progress.start()
 

@@ -1,5 +1,6 @@
 """Rich tables for what a command reports on stdout: metrics, evaluations, predictions."""
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -49,3 +50,73 @@ def print_predictions(rows, run_dir, console=None):
             cells.append(", ".join(f"{t['class']} {t['probability']:.3f}" for t in row.get("top", [])[1:]))
         table.add_row(*cells)
     console.print(table)
+
+
+def print_runs(summaries, root, console=None):
+    """Prints `nnrun runs`: one row per run, newest first, with a hint for unfinished ones."""
+    console = console or _wide_console()
+    if not summaries:
+        console.print(f"no runs in {root}")
+        return
+    colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
+    # One metric for all: name it once in the header. The run's folder name
+    # already says when it started: on a narrow terminal that column goes.
+    metrics = {s["metric"] for s in summaries if s["test"] is not None}
+    shared = metrics.pop() if len(metrics) == 1 else None
+    columns = ["started"] * (console.width >= 100) + ["took", "epochs", f"test {shared}" if shared else "test", "data"]
+    table = Table(title=f"runs in {root}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for name in columns:
+        table.add_column(name, no_wrap=name != "data", overflow="fold")
+    for s in summaries:
+        test = "-" if s["test"] is None else f"{s['test']:.4f}" if shared else f"{s['metric']} {s['test']:.4f}"
+        epochs = f"{s['epochs_completed'] if s['epochs_completed'] is not None else '?'}/{s['epochs'] or '?'}"
+        started = [(s["started_at"] or "-").replace("T", " ")[5:16]] * (console.width >= 100)
+        table.add_row(
+            s["run"].rsplit("/", 1)[-1], f"[{colours.get(s['status'], 'white')}]{s['status']}[/]",
+            *started, _duration(s["duration_s"]), epochs, test, s["data"] or "-",
+        )
+    console.print(table)
+    for s in summaries:
+        if s["status"] in ("crashed", "interrupted"):
+            console.print(f"{s['run']} is {s['status']}: continue it with: {s['hint']}", style="dim", soft_wrap=True)
+
+
+def _wide_console():
+    """stdout; when it is not a terminal (a pipe, a CI log), tables are not cut to 80 columns."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
+def print_diff(found, console=None):
+    """Prints `nnrun runs diff`: the configs' differing keys, then the metrics side by side."""
+    console = console or _wide_console()
+    a, b = found["a"].rsplit("/", 1)[-1], found["b"].rsplit("/", 1)[-1]
+    if found["config"]:
+        table = Table("key", a, b, title="config differences")
+        for row in found["config"]:
+            table.add_row(row["key"], _value(row["a"]), _value(row["b"]))
+        console.print(table)
+    else:
+        console.print("the configs are the same")
+    if found["metrics"]:
+        table = Table("metric", a, b, "b - a", title="final metrics")
+        for row in found["metrics"]:
+            numbers = all(isinstance(row[k], (int, float)) for k in ("a", "b"))
+            table.add_row(row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else "")
+        console.print(table)
+
+
+def _value(value):
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "-"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -5,8 +5,11 @@ place, so a crash or Ctrl-C never leaves a half-written file behind.
 """
 
 import contextlib
+import csv
+import io
 import json
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +26,9 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
+BACKUP = "backup"
 LATEST = "latest"
+TMP_MARK = ".tmp."
 
 # mkstemp makes files private (0600); run files get the user's usual mode.
 _UMASK = os.umask(0)
@@ -67,23 +72,51 @@ def create(root, name, subfolders=(PLOTS,)):
 def atomic(path):
     """Yields a temporary path to write; renames it to `path` on success.
 
-    The temporary name keeps `path`'s suffix, for writers (Keras, matplotlib)
-    that choose a format by it. On failure the temporary file is removed.
+    The temporary name ends with `path`'s whole name, for writers (Keras,
+    matplotlib) that choose a format by its ending (`.keras`, `.weights.h5`).
+    The file is flushed to disk before the rename and the rename after it, so
+    a power loss leaves the old file or the new one, never an empty one. On
+    failure the temporary file is removed.
 
     Args:
         path: the final path.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def sweep_temporary(path):
+    """Removes the temporary files a killed process left in a folder (and its sub-folders).
+
+    Only for a run directory no live process writes to: `nnrun resume` does it.
+    """
+    for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def write_text(path, text):
@@ -107,6 +140,35 @@ def read_json(path):
         raise RunDirError(f"'{path}': cannot read: {e}") from None
 
 
+def sha256_text(text):
+    """The sha256 of a text file's contents as written, e.g. config.yaml's (run.json records it)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def history_text(rows):
+    """history.csv's text from its rows (dicts of epoch and metrics)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def read_history(path):
+    """history.csv's rows as dicts of numbers (an empty value is NaN); none when it is absent.
+
+    Raises:
+        ValueError: a value is not a number.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def update_run(path, **fields):
     """Merges `fields` into the run directory's run.json, atomically."""
     run_file = Path(path) / RUN
@@ -114,6 +176,75 @@ def update_run(path, **fields):
     info.update(fields)
     write_json(run_file, info)
     return info
+
+
+def timestamp(seconds=None):
+    """An ISO 8601 UTC time, to the second, as run.json records times.
+
+    Args:
+        seconds: a `time.time()` value; now by default.
+    """
+    import datetime
+
+    seconds = time.time() if seconds is None else seconds
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def process():
+    """This process as run.json records it, so a reader can tell whether it still runs.
+
+    Returns:
+        `pid`, `host` and `process_started` (the kernel's start time of the
+        process, where /proc has it: a pid reused by another process differs).
+    """
+    return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _started(os.getpid())}
+
+
+def status(info):
+    """A run's status as a reader should see it: `crashed` for a `running` run whose process is gone.
+
+    A run on another host cannot be checked from here and keeps `running`;
+    its `heartbeat_at` says when it last finished an epoch.
+
+    Args:
+        info: the run's run.json.
+
+    Returns:
+        completed, failed, interrupted, running, crashed, or unknown.
+    """
+    recorded = info.get("status")
+    if recorded not in ("running", "completed", "failed", "interrupted"):
+        return "unknown"
+    if recorded != "running" or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return recorded
+    pid = info["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "crashed"
+    except (PermissionError, OverflowError, ValueError):
+        pass  # someone else's process: it exists
+    fields = _stat(pid)
+    if fields is None:
+        return "running"  # no /proc here: the pid exists, trust it
+    started = info.get("process_started")
+    dead = fields[0] in ("Z", "X") or (started is not None and int(fields[19]) != started)
+    return "crashed" if dead else "running"
+
+
+def _started(pid):
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
+
+
+def _stat(pid):
+    """/proc/<pid>/stat's fields after the command name (state first, start time 20th), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (which may hold spaces) ends with the last ')'.
+    return stat.rpartition(")")[2].split()
 
 
 def point_latest(path):
@@ -140,13 +271,23 @@ class Run:
     info: dict  # run.json
     config: object  # the resolved Config
     preprocessing: dict
+    model: str = MODEL  # the model file used: MODEL or BEST_MODEL
+    status: str = "completed"  # as `status` reads it (a dead `running` run is `crashed`)
+
+    def warning(self):
+        """A line for stderr when the run is not a completed one, else None."""
+        if self.status == "completed":
+            return None
+        done = f"{self.info.get('epochs_completed', '?')} of {self.info.get('epochs', '?')} epochs"
+        return f"warning: {self.path} is {self.status} ({done}): its model is that of the last finished epoch"
 
 
-def read(path):
-    """Reads a run directory, checking it is one and has a model.
+def read(path, model=MODEL):
+    """Reads a run directory, checking it is one and has the model asked for.
 
     Args:
         path: the run directory.
+        model: the model file: `MODEL`, or `BEST_MODEL` (ModelCheckpoint's).
 
     Returns:
         A `Run`.
@@ -158,36 +299,82 @@ def read(path):
     if not path.is_dir():
         raise RunDirError(f"run directory '{path}' does not exist")
     info = read_json(path / RUN)
-    if not (path / MODEL).is_file():
-        raise RunDirError(f"'{path}' has no {MODEL}: the run is {info.get('status', 'unknown')}" + (
-            f" ({info['error']})" if info.get("error") else ""))
+    if not isinstance(info, dict):
+        raise RunDirError(f"'{path / RUN}' is not a JSON object")
+    if not (path / model).is_file():
+        why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {status(info)}"
+        raise RunDirError(f"'{path}' has no {model}: {why}" + (f" ({info['error']})" if info.get("error") else ""))
     try:
         resolved = config_lib.load(path / CONFIG)
     except ConfigError as e:
         raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
-    return Run(path, info, resolved, read_json(path / PREPROCESSING))
+    return Run(path, info, resolved, read_json(path / PREPROCESSING), model, status(info))
 
 
-def load_model(path):
-    """Loads a run's model.keras in Keras's safe mode (no code in it can run)."""
+def load_model(run):
+    """Loads a run's model in Keras's safe mode (no code in it can run).
+
+    Args:
+        run: a `Run`.
+
+    Returns:
+        The compiled Keras model.
+    """
     from nnrun.backend import keras as _keras
 
+    file = run.path / run.model
     try:
-        return _keras().models.load_model(Path(path) / MODEL, safe_mode=True, compile=True)
+        return _keras().models.load_model(file, safe_mode=True, compile=True)
     except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
-        raise RunDirError(f"'{Path(path) / MODEL}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
+        raise RunDirError(f"'{file}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
 
 
-def newest(root):
-    """Returns the newest run directory under `root` that has a model (by its start time).
+def listing(root):
+    """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
 
     Args:
         root: the runs folder.
 
     Returns:
-        The `Path` of the run started last.
+        `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
     """
-    runs = [p.parent for p in Path(root).glob(f"*/{MODEL}") if not p.parent.is_symlink()]
-    if not runs:
-        raise RunDirError(f"no trained runs in '{root}'; train one with 'nnrun train CONFIG', or name one with --run")
-    return max(runs, key=lambda p: (read_json(p / RUN).get("started_at", ""), p.name))
+    runs, broken = [], []
+    root = Path(root)
+    if not root.is_dir():
+        return runs, broken
+    for path in sorted(root.iterdir()):
+        if path.is_symlink() or not path.is_dir() or not (path / RUN).exists():
+            continue
+        try:
+            info = read_json(path / RUN)
+        except RunDirError as e:
+            broken.append((path, str(e)))
+            continue
+        if isinstance(info, dict):
+            runs.append((path, info))
+        else:
+            broken.append((path, f"'{path / RUN}' is not a JSON object"))
+    return runs, broken
+
+
+def newest(root):
+    """Returns the newest completed run directory under `root` (by its start time).
+
+    Runs that are running, crashed, failed or interrupted are passed over,
+    even with a model: a default must be a finished run.
+
+    Args:
+        root: the runs folder.
+
+    Returns:
+        The `Path` of the completed run started last.
+    """
+    runs, _ = listing(root)
+    done = [(p, info) for p, info in runs if status(info) == "completed" and (p / MODEL).is_file()]
+    if not done:
+        others = sorted({status(info) for _, info in runs})
+        unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
+        raise RunDirError(
+            f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or name one with --run"
+        )
+    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]

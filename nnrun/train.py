@@ -5,19 +5,20 @@ checked; from then on, the run directory's run.json always says how the run
 stands: running, completed, failed or interrupted.
 """
 
-import datetime
+import errno
 import math
 import platform
 import sys
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from nnrun import __version__, config as config_lib, data, feeding, plots, rundir
+from nnrun import __version__, config as config_lib, data, feeding, plots, rundir, signals
 from nnrun.backend import keras as _keras
-from nnrun.errors import NnrunError, RunFailed
+from nnrun.errors import Interrupted, NnrunError, RunDirError, RunFailed
 from nnrun.model import build, callbacks_from, check_fit, compile_model
 
 
@@ -58,22 +59,26 @@ def setup(config):
     return Setup(dataset, model, one_hot)
 
 
-def train(config, console, live=False, config_file=None):
-    """Trains a model as the config says and writes a new run directory.
+def train(config, console, live=False, config_file=None, resume=None, prepared=None):
+    """Trains a model as the config says, into a new run directory or a resumed one.
 
     Args:
         config: the validated `Config`.
         console: a rich console for progress (stderr).
         live: show a live progress bar (a terminal) rather than one line per epoch.
         config_file: the config's path, recorded in run.json.
+        resume: a run directory to continue from its backup (`nnrun resume`)
+            instead of making a new one.
+        prepared: the `Setup`, when the caller has already made it.
 
     Returns:
         The run directory's `Path`.
     """
-    from nnrun.callbacks import AtomicModelCheckpoint, EpochRecorder, StopOnNaN
+    from nnrun import backup
+    from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, StopOnNaN
     from nnrun.progress import ProgressReporter
 
-    s = setup(config)
+    s = prepared or setup(config)
     ds, model, training = s.dataset, s.model, config.training
     splits = {"train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
     splits = {
@@ -84,74 +89,161 @@ def train(config, console, live=False, config_file=None):
     for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
-    run_dir = rundir.create(config.output.dir, config.output.name)
-    started = time.time()
-    rundir.write_text(run_dir / rundir.CONFIG, config_lib.dump(_with_absolute_path(config)))
-    rundir.write_json(run_dir / rundir.PREPROCESSING, {**ds.preprocessing, "one_hot_labels": s.one_hot})
-    rundir.write_json(run_dir / rundir.RUN, {**_run_info(config, ds, config_file, started), "notes": ds.notes})
-    rundir.point_latest(run_dir)
-    console.print(f"run directory: {run_dir}", style="dim", highlight=False)
+    with signals.stopping():
+        started = time.time()
+        run_dir = Path(resume) if resume else rundir.create(config.output.dir, config.output.name)
+        # A new run writes its files; a resumed one gets back its weights,
+        # optimizer state and history up to its last backup.
+        rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
+        console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
 
-    recorder, nan_guard = EpochRecorder(run_dir), StopOnNaN()
-    steps = math.ceil(len(ds.y_train) / training.batch_size)
-    reporter = ProgressReporter(console, training.epochs, steps, live)
-    callbacks = [
-        nan_guard,
-        recorder,
-        *callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint),
-        reporter,
-    ]
-    try:
+        recorder, nan_guard = EpochRecorder(run_dir, rows, model.get_weights() if rows else None), StopOnNaN()
+        own = callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint)
+        steps = math.ceil(len(ds.y_train) / training.batch_size)
+        reporter = ProgressReporter(console, training.epochs, steps, live, initial_epoch=len(rows))
+        callbacks = [
+            nan_guard,
+            recorder,  # before the backup: history.csv never lags behind it
+            backup.Backup(run_dir / rundir.BACKUP, training.backup_every_steps),
+            *own,
+            CarryOver(own, rows),
+            reporter,
+        ]
         try:
-            model.fit(
-                **feeding.inputs(*splits["train"], training.batch_size),
-                validation_data=feeding.validation_data(*splits["validation"]) if "validation" in splits else None,
-                epochs=training.epochs,
-                shuffle=training.shuffle,
-                callbacks=callbacks,
-                verbose=0,
-            )
-        finally:
-            reporter.close()
-        if nan_guard.diverged_at:
-            loss, epoch, batch = nan_guard.diverged_at
-            raise RunFailed(
-                f"the loss became {loss} at epoch {epoch}, batch {batch}: training diverged; "
-                "try a lower optimizer.learning_rate"
-            )
-        _save_model(model, run_dir, config.output.save_h5)
-        inference = feeding.inference_batch_size(training.batch_size)
-        metrics = _final_metrics(model, splits, recorder, inference)
-        rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
-        _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
-    except KeyboardInterrupt:
-        saved = recorder.weights is not None
-        if saved:
-            model.set_weights(recorder.weights)
+            try:
+                model.fit(
+                    **feeding.inputs(*splits["train"], training.batch_size),
+                    validation_data=feeding.validation_data(*splits["validation"]) if "validation" in splits else None,
+                    epochs=training.epochs,
+                    initial_epoch=len(rows),
+                    shuffle=training.shuffle,
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+            finally:
+                reporter.close()
+            if nan_guard.diverged_at:
+                loss, epoch, batch = nan_guard.diverged_at
+                kept = _keep_last_epoch(model, recorder, run_dir, config)
+                raise RunFailed(
+                    f"the loss became {loss} at epoch {epoch}, batch {batch}: training diverged; "
+                    f"try a lower optimizer.learning_rate{kept}"
+                )
             _save_model(model, run_dir, config.output.save_h5)
-            plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name)
-        _finish(run_dir, started, "interrupted", error="interrupted by the user (Ctrl-C)")
-        done = len(recorder.rows)
-        console.print(
-            f"interrupted after {done} epoch{'s' * (done != 1)}: "
-            + (f"the model of epoch {done} is saved in {run_dir}" if saved else f"no epoch finished; see {run_dir}"),
-            highlight=False,
-        )
-        raise
-    except NnrunError as e:
-        _finish(run_dir, started, "failed", error=str(e))
-        raise
-    except Exception as e:
-        reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
-        _finish(run_dir, started, "failed", error=reason, traceback=traceback.format_exc())
-        raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN})") from e
-    _finish(run_dir, started, "completed")
+            inference = feeding.inference_batch_size(training.batch_size)
+            metrics = _final_metrics(model, splits, recorder, inference)
+            rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+            _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
+        except KeyboardInterrupt as e:
+            # Further stop signals are ignored from here on (signals.stopping).
+            why = f"stopped by {e.name}" if isinstance(e, Interrupted) else "interrupted by the user (Ctrl-C)"
+            kept = _keep_last_epoch(model, recorder, run_dir, config)
+            _finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"))
+            done = len(recorder.rows)
+            console.print(
+                f"{why}: interrupted after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
+                f"continue with: nnrun resume {run_dir}",
+                highlight=False, soft_wrap=True,
+            )
+            raise
+        except NnrunError as e:
+            _finish(run_dir, started, "failed", console, error=str(e))
+            raise
+        except Exception as e:
+            reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
+            _finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
+            raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)") from e
+        _finish(run_dir, started, "completed", console)
+    if not config.output.keep_backup:
+        backup.remove(run_dir / rundir.BACKUP)
+    rundir.point_latest(run_dir)
     return run_dir
+
+
+def resolved_text(config):
+    """The config.yaml a run of this config gets: resolved, its data path absolute."""
+    return config_lib.dump(_with_absolute_path(config))
+
+
+def _begin(run_dir, config, s, config_file, started):
+    """Writes a new run's files; run.json first, so the folder is a run from the start."""
+    text = resolved_text(config)
+    info = _run_info(config, s.dataset, config_file, started)
+    rundir.write_json(run_dir / rundir.RUN, {**info, "config_sha256": rundir.sha256_text(text), "notes": s.dataset.notes})
+    rundir.write_text(run_dir / rundir.CONFIG, text)
+    rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})
+    return []
+
+
+def _restore(run_dir, model, console):
+    """Restores a run's last backup into the model; returns its history up to it."""
+    from nnrun import backup
+    restored = backup.restore(model, run_dir / rundir.BACKUP)
+    epoch = restored.epoch if restored else 0
+    try:
+        rows = rundir.read_history(run_dir / rundir.HISTORY)[:epoch]
+    except (ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: {e}") from None
+    if len(rows) != epoch or [r["epoch"] for r in rows] != list(range(1, epoch + 1)):
+        raise RunDirError(f"'{run_dir / rundir.HISTORY}' has {len(rows)} of the {epoch} epochs its backup has")
+    rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))
+    if restored and restored.previous:
+        console.print(f"the latest backup was unusable ({restored.problem}); using the one before it", style="yellow")
+    info = rundir.read_json(run_dir / rundir.RUN)
+    for key in ("ended_at", "error", "signal", "traceback"):
+        info.pop(key, None)
+    entry = {
+        "at": rundir.timestamp(),
+        "from_epoch": epoch,
+        "from_batch": restored.batch if restored else 0,
+        "from_step": restored.iterations if restored else 0,
+        "previous_status": rundir.status(info),
+        **rundir.process(),
+    }
+    attempts = info.get("attempts", [])
+    if entry["previous_status"] == "crashed":  # it could not say so itself: its heartbeat tells how long it ran
+        begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
+        attempts = [*attempts, {"started_at": begun, "duration_s": _seconds(begun, info.get("heartbeat_at")), "status": "crashed"}]
+    rundir.write_json(run_dir / rundir.RUN, {
+        **info, "status": "running", "epochs_completed": epoch, "heartbeat_at": rundir.timestamp(),
+        "resumes": [*info.get("resumes", []), entry], "attempts": attempts, **rundir.process(),
+    })
+    where = f"epoch {epoch} (step {entry['from_step']})" if restored else "the start (no epoch had finished)"
+    console.print(f"resuming {run_dir.name} from {where}", highlight=False)
+    return rows
+
+
+def _seconds(start, end):
+    import datetime
+
+    try:
+        return round((datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return None
+
+
+def _keep_last_epoch(model, recorder, run_dir, config):
+    """Saves the last finished epoch's model (after a stop or divergence); says what was kept.
+
+    Never raises: it runs on the way out of a run that has already failed or
+    been stopped, whose status must still be recorded.
+    """
+    if recorder.weights is None:
+        return ""
+    try:
+        model.set_weights(recorder.weights)
+        _save_model(model, run_dir, config.output.save_h5)
+        plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name)
+    except Exception as e:
+        return f"; the model of epoch {recorder.weights_epoch} could not be saved ({type(e).__name__}: {e})"
+    return f"; the model of epoch {recorder.weights_epoch} is saved in {run_dir}"
 
 
 def _reason(error, streamed):
     """Why a run failed, in one line a user can act on."""
     kind, first = type(error).__name__, " ".join(str(error).split())[:300]
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"no space left on the device writing '{error.filename or 'a file'}'"
     if kind == "ResourceExhaustedError":
         return "ran out of memory; try a smaller training.batch_size"
     if kind == "InvalidArgumentError" and streamed:
@@ -216,8 +308,10 @@ def _run_info(config, ds, config_file, started):
     return {
         "status": "running",
         "name": config.output.name,
-        "started_at": _iso(started),
+        "started_at": rundir.timestamp(started),
         "ended_at": None,
+        "heartbeat_at": rundir.timestamp(started),
+        **rundir.process(),
         "duration_s": None,
         "epochs": config.training.epochs,
         "epochs_completed": 0,
@@ -236,13 +330,27 @@ def _run_info(config, ds, config_file, started):
     }
 
 
-def _finish(run_dir, started, status, **fields):
+def _finish(run_dir, started, status, console, **fields):
+    """Records how the run ended in run.json; if even that fails (a full disk), says so."""
     ended = time.time()
-    rundir.update_run(run_dir, status=status, ended_at=_iso(ended), duration_s=round(ended - started, 3), **fields)
-
-
-def _iso(seconds):
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+    try:
+        info = rundir.read_json(run_dir / rundir.RUN)
+    except RunDirError:
+        info = {}
+    # A resumed run adds this attempt's time to the earlier ones'.
+    before = sum(r.get("duration_s") or 0 for r in info.get("attempts", []))
+    attempt = {"started_at": rundir.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
+    try:
+        rundir.update_run(
+            run_dir, status=status, ended_at=rundir.timestamp(ended), duration_s=round(before + ended - started, 3),
+            attempts=[*info.get("attempts", []), attempt], **fields,
+        )
+    except OSError as e:
+        console.print(
+            f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
+            + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
+            highlight=False, soft_wrap=True,
+        )
 
 
 def _floats(metrics):

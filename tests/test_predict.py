@@ -215,7 +215,8 @@ def test_regression_values_are_the_models_outputs(regression_run, tmp_path):
     _, rows = predict_json(tmp_path / "x.npy", "--run", regression_run.path)
     model = keras.models.load_model(regression_run.path / "model.keras")
     assert [r["value"] for r in rows] == pytest.approx(model.predict(x, verbose=0)[:, 0].tolist(), rel=1e-5)
-    assert all(set(r) == {"input", "value"} for r in rows)
+    assert all(set(r) == {"input", "value", "run", "run_status"} for r in rows)
+    assert {r["run"] for r in rows} == {str(regression_run.path)} and {r["run_status"] for r in rows} == {"completed"}
     table = invoke("predict", tmp_path / "x.npy", "--run", regression_run.path)
     assert table.exit_code == 0 and "predictions of" in table.stdout, table.output
 
@@ -356,7 +357,7 @@ def test_the_newest_run_is_the_default(iris_run, digits_run, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--runs-dir", "nowhere"], "no trained runs in 'nowhere'"),
+    (["--runs-dir", "nowhere"], "no completed runs in 'nowhere'"),
     (["--run", "nowhere"], "run directory 'nowhere' does not exist"),
 ])
 def test_no_run_to_predict_with_is_one_error_line(tmp_path, monkeypatch, args, fragment):
@@ -383,4 +384,7 @@ def test_a_copied_run_directory_predicts_the_same(digits_run, tmp_path):
     copy = shutil.copytree(digits_run.path, tmp_path / "moved" / "run")
     _, original = predict_json(image, "--run", digits_run.path)
     _, copied = predict_json(image, "--run", copy)
-    assert copied == original
+    assert [{k: v for k, v in r.items() if k != "run"} for r in copied] == [
+        {k: v for k, v in r.items() if k != "run"} for r in original
+    ]
+    assert copied[0]["run"] == str(copy)

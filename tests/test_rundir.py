@@ -311,6 +311,6 @@ def test_newest_without_runs(tmp_path, make_root):
     with pytest.raises(RunDirError) as info:
         rundir.newest(root)
     message = str(info.value)
-    assert "no trained runs" in message
+    assert "no completed runs" in message
     assert str(root) in message
     assert "nnrun train" in message and "--run" in message

@@ -169,10 +169,11 @@ def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config
     result = runner.invoke(cli, ["train", str(path)])
     assert result.exit_code == 1, result.output
     assert "training diverged" in result.stderr and "learning_rate" in result.stderr
-    run = (tmp_path / "runs" / "latest").resolve()
+    assert not (tmp_path / "runs" / "latest").exists(), "latest points only at completed runs"
+    (run,) = (tmp_path / "runs").glob("tiny-*")
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "failed" and "diverged" in info["error"]
-    assert not (run / "model.keras").exists()
+    assert not (run / "model.keras").exists(), "no epoch finished with a finite loss: no model to keep"
 
 
 def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config, tmp_path):

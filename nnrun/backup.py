@@ -1,0 +1,168 @@
+"""The run's backup/ folder: the model and its optimizer while training, for `nnrun resume`.
+
+Keras's `BackupAndRestore` writes it, in its own layout: `latest.weights.h5`
+(the weights of the model and of its optimizer: moments, step count, learning
+rate) with `training_metadata.json` (the epoch), and its double checkpoint,
+the previous pair as `*.bkp`. nnrun writes each file to a temporary name and
+renames it, and records the weights' sha256 in the metadata, so a pair that a
+kill cut in two is recognised and the previous pair is used instead.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnrun import rundir
+from nnrun.backend import keras as _keras
+from nnrun.errors import RunDirError
+
+keras = _keras()
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore` with atomic, verifiable writes.
+
+    Saves at every epoch end, and every `every_steps` batches when set. Never
+    saves a state whose loss is NaN or infinite. Restoring is `restore`'s job
+    (before `fit`, so the run knows where it resumes), and removing the folder
+    is the run's once it has completed, so neither happens here.
+
+    Args:
+        backup_dir: the run's backup folder.
+        every_steps: also save every this many batches (None: epoch ends only).
+    """
+
+    def __init__(self, backup_dir, every_steps=None):
+        super().__init__(str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True,
+                         delete_checkpoint=False)
+        self.every_steps = every_steps
+        # Saving only at epoch ends leaves the batch hook idle, so Keras may
+        # keep dispatching batch callbacks asynchronously.
+        self.async_safe = every_steps is None
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Keras only sets this at epoch ends: a resumed run's first step
+        # backups would otherwise say epoch 0.
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+        else:
+            self._current_epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and _finite(logs):
+            super().on_train_batch_end(batch, logs)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for latest, previous in ((self._weights_path, self._prev_weights_path),
+                                 (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(latest):
+                with rundir.atomic(previous) as tmp:
+                    shutil.copyfile(latest, tmp)
+        with rundir.atomic(self._weights_path) as tmp:
+            self.model.save_weights(tmp)
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "iterations": int(self.model.optimizer.iterations.numpy()),
+            "weights_sha256": _sha256(self._weights_path),
+        }
+        rundir.write_json(self._training_metadata_path, metadata)
+
+
+@dataclass
+class Restored:
+    """Where a restored backup leaves training."""
+
+    epoch: int  # epochs completed: training continues with the next one
+    batch: int  # the last batch of that epoch seen, for a backup taken mid-epoch (else 0)
+    iterations: int  # the optimizer's step count
+    previous: bool  # the latest backup was unusable and the one before it was used
+    problem: str | None  # why the latest one was unusable
+
+
+def restore(model, backup_dir):
+    """Loads the newest usable backup into a compiled model (weights and optimizer state).
+
+    Args:
+        model: the model, built and compiled as when the backup was made.
+        backup_dir: the run's backup folder.
+
+    Returns:
+        A `Restored`, or None when there is no backup (no epoch had finished).
+    """
+    backup_dir = Path(backup_dir)
+    weights, metadata = backup_dir / "latest.weights.h5", backup_dir / "training_metadata.json"
+    previous = [Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")]
+    if not any(p.exists() for p in (weights, metadata, *previous)):
+        return None
+    try:
+        return Restored(**_load(model, weights, metadata), previous=False, problem=None)
+    except _UNUSABLE as e:
+        problem = f"{weights.name}: {' '.join(str(e).split())[:200]}"
+    if not all(p.exists() for p in previous):
+        raise RunDirError(f"'{backup_dir}': the backup is unusable ({problem}) and there is no previous one; "
+                          "remove the folder to start this run again from epoch 1")
+    # As Keras does: the previous pair becomes the latest (Keras loads only `*.weights.h5` names).
+    for source, target in zip(previous, (weights, metadata)):
+        with rundir.atomic(target) as tmp:
+            shutil.copyfile(source, tmp)
+    try:
+        return Restored(**_load(model, weights, metadata), previous=True, problem=problem)
+    except _UNUSABLE as e:
+        raise RunDirError(
+            f"'{backup_dir}': no usable backup ({problem}; the previous one: {' '.join(str(e).split())[:200]}); "
+            "remove the folder to start this run again from epoch 1"
+        ) from None
+
+
+_UNUSABLE = (OSError, ValueError, KeyError, TypeError, UserWarning)
+
+
+def remove(backup_dir):
+    """Removes the backup folder (a completed run needs it no more)."""
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def _load(model, weights, metadata):
+    info = json.loads(metadata.read_text(encoding="utf-8"))
+    epoch, batch = info["epoch"], info.get("batch", 0)
+    if not (isinstance(epoch, int) and isinstance(batch, int) and epoch >= 0 and batch >= 0):
+        raise ValueError(f"epoch {epoch!r} and batch {batch!r} in {metadata.name} are not counts")
+    if info.get("weights_sha256") != _sha256(weights):
+        raise ValueError(f"does not match {metadata.name} (a write was cut short)")
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    with warnings.catch_warnings():
+        # Keras loads what matches and only warns about the rest.
+        warnings.filterwarnings("error", message=".*[Ss]kipping variable loading.*")
+        model.load_weights(weights)
+    return {"epoch": epoch, "batch": batch, "iterations": int(model.optimizer.iterations.numpy())}
+
+
+def _finite(logs):
+    import math
+
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

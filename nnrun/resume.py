@@ -1,0 +1,145 @@
+"""`nnrun resume`: continue a killed, interrupted or failed run in its own directory.
+
+The run's saved config is used as it is; only options that cannot change the
+result may be overridden. The data must be what the run was trained on (its
+fingerprint), unless forced. Training itself is `train.train`'s, which
+restores the backup and carries on the history.
+"""
+
+from pathlib import Path
+
+from nnrun import config as config_lib, rundir
+from nnrun.errors import ConfigError, DataError, RunDirError
+
+# Options a resumed run may change: how long it trains and what it keeps,
+# never what it computes.
+RESUMABLE = ("training.epochs", "training.backup_every_steps", "output.keep_backup", "output.save_h5")
+UNFINISHED = ("interrupted", "failed", "crashed")
+
+
+def resume(run_dir, console, overrides=(), force=False, live=False):
+    """Continues a run from its last backup, in the same run directory.
+
+    Args:
+        run_dir: the run directory.
+        console: a rich console for progress (stderr).
+        overrides: `key.path=value` strings; only `RESUMABLE` keys.
+        force: resume even though the data's fingerprint changed.
+        live: show a live progress bar.
+
+    Returns:
+        The run directory's `Path`.
+    """
+    from nnrun import train
+
+    run_dir = Path(run_dir)
+    config = resumable(run_dir, overrides)
+    prepared = train.setup(config)
+    recorded = rundir.read_json(run_dir / rundir.RUN).get("data_fingerprint")
+    if prepared.dataset.fingerprint != recorded:
+        if not force:
+            raise DataError(
+                f"{run_dir}: the data differs from what the run was trained on (fingerprint "
+                f"{prepared.dataset.fingerprint[:19]}..., recorded {str(recorded)[:19]}...); "
+                "resume with --force to train on it anyway"
+            )
+        console.print("warning: the data changed since the run started; resuming on it (--force)", style="yellow")
+    rundir.sweep_temporary(run_dir)
+    if overrides:  # the run directory's config.yaml stays the config it was trained with
+        text = train.resolved_text(config)
+        rundir.write_text(run_dir / rundir.CONFIG, text)
+        rundir.update_run(run_dir, epochs=config.training.epochs, config_sha256=rundir.sha256_text(text))
+    return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
+
+
+def resumable(run_dir, overrides=()):
+    """Checks that a run can be resumed and returns its config with the allowed overrides.
+
+    Args:
+        run_dir: the run directory.
+        overrides: `key.path=value` strings.
+
+    Returns:
+        The run's `Config`.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory '{run_dir}' does not exist")
+    info = rundir.read_json(run_dir / rundir.RUN)
+    if not isinstance(info, dict):
+        raise RunDirError(f"'{run_dir / rundir.RUN}' is not a JSON object")
+    status = rundir.status(info)
+    if status == "completed":
+        raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")
+    if status == "running":
+        raise RunDirError(f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')})")
+    if status not in UNFINISHED:
+        raise RunDirError(f"{run_dir}: cannot resume a run whose status is {info.get('status')!r}")
+    try:
+        text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"'{run_dir / rundir.CONFIG}': cannot read: {e}") from None
+    if info.get("config_sha256") not in (None, rundir.sha256_text(text)):
+        raise RunDirError(
+            f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
+            "run: train the edited config as a new run"
+        )
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key not in RESUMABLE:
+            raise ConfigError(
+                f"--set {item}: '{key}' cannot change when resuming (it would change the result); "
+                f"only {', '.join(RESUMABLE)} can"
+            )
+    try:
+        config = config_lib.load(run_dir / rundir.CONFIG, overrides)
+    except ConfigError as e:
+        if str(e).startswith("--set"):
+            raise
+        raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
+    done = info.get("epochs_completed", 0)
+    if isinstance(done, int) and config.training.epochs < done:
+        raise ConfigError(
+            f"{run_dir}: {done} epochs are done, more than training.epochs={config.training.epochs}; "
+            f"resume with --set training.epochs=N (N >= {done})"
+        )
+    return config
+
+
+def newest_unfinished(config):
+    """The newest resumable run made from the same config, if any (for `train --resume-if-possible`).
+
+    Same config means the same resolved config.yaml, apart from the options a
+    resume may change.
+
+    Args:
+        config: the validated `Config` about to be trained.
+
+    Returns:
+        The run directory's `Path`, or None.
+    """
+    from nnrun.train import resolved_text
+
+    wanted = _comparable(config_lib.parse_yaml(resolved_text(config), "config"))
+    candidates = []
+    for path, info in rundir.listing(config.output.dir)[0]:
+        if rundir.status(info) not in UNFINISHED or info.get("name") != config.output.name:
+            continue
+        try:
+            saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError, ConfigError):
+            continue
+        if _comparable(saved) == wanted:
+            candidates.append((str(info.get("started_at", "")), path.name, path))
+    return max(candidates)[2] if candidates else None
+
+
+def _comparable(resolved):
+    if not isinstance(resolved, dict):
+        return resolved
+    resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items()}
+    for key in RESUMABLE:
+        section, _, name = key.partition(".")
+        if isinstance(resolved.get(section), dict):
+            resolved[section].pop(name, None)
+    return resolved

@@ -1,0 +1,164 @@
+"""The runs side by side: `nnrun runs` (a table), `runs diff` (two configs), `runs compare` (curves).
+
+Reads run directories only; never imports TensorFlow.
+"""
+
+import fnmatch
+import time
+from pathlib import Path
+
+from nnrun import rundir
+from nnrun.errors import RunDirError
+
+STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
+
+
+def summaries(root, statuses=(), name=None):
+    """One summary per run directory under `root`, newest first.
+
+    Args:
+        root: the runs folder.
+        statuses: keep only runs with these statuses (as `rundir.status` reads them).
+        name: keep only runs whose name matches this glob pattern (`mnist*`) or contains it.
+
+    Returns:
+        `(summaries, broken)`: JSON-able dicts, and `(path, why)` for unreadable run.json files.
+    """
+    runs, broken = rundir.listing(root)
+    found = [summary(path, info) for path, info in runs]
+    if statuses:
+        found = [s for s in found if s["status"] in statuses]
+    if name:
+        found = [s for s in found if fnmatch.fnmatch(s["name"], name) or name in s["run"]]
+    found.sort(key=lambda s: (s["started_at"] or "", s["run"]), reverse=True)
+    return found, broken
+
+
+def summary(path, info):
+    """What `nnrun runs` shows of one run.
+
+    Args:
+        path: the run directory.
+        info: its run.json.
+
+    Returns:
+        A JSON-able dict.
+    """
+    status = rundir.status(info)
+    test = _metrics(path).get("test", {})
+    metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
+    return {
+        "run": str(path),
+        "name": str(info.get("name", path.name)),
+        "status": status,
+        "started_at": info.get("started_at"),
+        "duration_s": info.get("duration_s"),
+        "epochs_completed": info.get("epochs_completed"),
+        "epochs": info.get("epochs"),
+        "metric": metric,
+        "test": test.get(metric) if metric else None,
+        "data": _data_source(path),
+        "resumes": len(info.get("resumes", [])),
+        "hint": f"nnrun resume {path}" if status in ("crashed", "interrupted", "failed") else None,
+    }
+
+
+def diff(a, b):
+    """The differences between two runs' resolved configs, and their metrics.
+
+    Args:
+        a: a run directory.
+        b: another.
+
+    Returns:
+        A JSON-able dict: `config` rows `{key, a, b}` for each key path whose
+        value differs, and `metrics` rows `{key, a, b}` for every final metric.
+    """
+    configs = [_flat(_config(p)) for p in (a, b)]
+    keys = sorted(set(configs[0]) | set(configs[1]))
+    missing = object()
+    changed = [
+        {"key": k, "a": configs[0].get(k), "b": configs[1].get(k)}
+        for k in keys
+        if configs[0].get(k, missing) != configs[1].get(k, missing)
+    ]
+    metrics = [_flat(_metrics(p)) for p in (a, b)]
+    scores = [{"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])]
+    return {"a": str(a), "b": str(b), "config": changed, "metrics": scores}
+
+
+def compare(run_dirs, output=None):
+    """Plots the learning curves of several runs on one figure.
+
+    Args:
+        run_dirs: two or more run directories.
+        output: the PNG to write; by default `compare-<time>.png` in the
+            first run's runs folder.
+
+    Returns:
+        The PNG's `Path`.
+    """
+    from nnrun import plots
+    histories = {}
+    for path in map(Path, run_dirs):
+        _check(path)
+        try:
+            rows = rundir.read_history(path / rundir.HISTORY)
+        except (ValueError, TypeError) as e:
+            raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
+        if not rows:
+            raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
+        histories[path.name] = rows
+    output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    if not output.parent.is_dir():
+        raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
+    return plots.compare_curves(histories, output, f"{len(histories)} runs compared")
+
+
+def _check(path):
+    if not Path(path).is_dir():
+        raise RunDirError(f"run directory '{path}' does not exist")
+    if not (Path(path) / rundir.RUN).is_file():
+        raise RunDirError(f"'{path}' is not a run directory: no {rundir.RUN}")
+
+
+def _config(path):
+    from nnrun.config import parse_yaml
+
+    _check(path)
+    try:
+        text = (Path(path) / rundir.CONFIG).read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"'{Path(path) / rundir.CONFIG}': cannot read: {e.strerror}") from None
+    return parse_yaml(text, str(Path(path) / rundir.CONFIG))
+
+
+def _metrics(path):
+    try:
+        found = rundir.read_json(Path(path) / rundir.METRICS)
+    except RunDirError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _data_source(path):
+    try:
+        data = _config(path).get("data", {})
+    except Exception:  # a listing shows what it can of a damaged run
+        return None
+    where = data.get("name") or (Path(data["path"]).name if data.get("path") else None)
+    return f"{data.get('source')}:{where}" if where else data.get("source")
+
+
+def _flat(value, prefix=""):
+    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}, as --set names keys."""
+    if isinstance(value, dict) and value:
+        items = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        return {prefix: value} if prefix else {}
+    flat = {}
+    for key, inner in items:
+        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

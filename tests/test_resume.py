@@ -1,0 +1,364 @@
+"""Runs that survive: backups, `nnrun resume`, stop signals, failures that are still recorded."""
+
+import csv
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnrun.cli import cli
+from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
+
+DIGITS = {"data": {"source": "sklearn", "name": "digits", "scale": "standard"},
+          "model": [{"Dense": 16}, {"Dense": {"units": 10, "activation": "softmax"}}],
+          "training": {"epochs": 3, "batch_size": 64}}
+
+
+@pytest.fixture
+def digits_config(write_config):
+    return write_config("digits.yaml", **DIGITS)
+
+
+def history_epochs(run):
+    return [int(row["epoch"]) for row in csv.DictReader((run / "history.csv").open())]
+
+
+def info(run):
+    return json.loads((run / "run.json").read_text())
+
+
+def steps_per_epoch(run):
+    """Batches per epoch of the DIGITS config: train split (80%) less validation (10%), batch 64."""
+    return math.ceil(int(1797 * 0.8 - round(1797 * 0.8 * 0.1)) / 64)
+
+
+def optimizer_iterations(run):
+    import keras
+
+    return int(keras.models.load_model(run / "model.keras", safe_mode=True).optimizer.iterations.numpy())
+
+
+def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
+    stop(proc, signal.SIGKILL)
+    backed = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+
+    listed = runner.invoke(cli, ["runs", str(tmp_path / "runs"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert row["status"] == "crashed" and row["hint"] == f"nnrun resume {run}"
+
+    epochs = backed + 2
+    result = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={epochs}"])
+    assert result.exit_code == 0, result.output
+    assert f"resuming {run.name} from epoch {backed}" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(run)
+    assert history_epochs(run) == list(range(1, epochs + 1)), "each epoch exactly once"
+    assert optimizer_iterations(run) == epochs * steps_per_epoch(run), "the optimizer's step count continued"
+    record = info(run)
+    assert record["status"] == "completed" and record["epochs_completed"] == epochs and record["epochs"] == epochs
+    (resumed,) = record["resumes"]
+    assert resumed["from_epoch"] == backed and resumed["previous_status"] == "crashed"
+    assert resumed["from_step"] == backed * steps_per_epoch(run)
+    assert [a["status"] for a in record["attempts"]] == ["crashed", "completed"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == epochs
+    assert not (run / "backup").exists(), "a completed run's backup is removed"
+    assert (run.parent / "latest").resolve() == run.resolve()
+    assert not [p for p in run.rglob(".*")], "temporary files left behind"
+
+
+KILL_AT_THIRD_METADATA = """
+import os, signal
+from nnrun import rundir
+real = rundir.write_json
+count = [0]
+def write_json(path, value):
+    if str(path).endswith("training_metadata.json"):
+        count[0] += 1
+        if count[0] == 3:  # the weights of epoch 3 are written, their metadata is not
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, value)
+rundir.write_json = write_json
+"""
+
+
+def test_a_kill_in_the_middle_of_a_backup_resumes_from_the_one_before(runner, digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER, wrapper=KILL_AT_THIRD_METADATA)
+    code, err = stop_when_dead(proc)
+    assert code == -signal.SIGKILL, err
+    run = run_dir(tmp_path / "runs")
+    assert history_epochs(run) == [1, 2, 3], "history.csv is written before the backup"
+
+    result = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert "the latest backup was unusable" in result.stderr and "using the one before it" in result.stderr
+    assert "from epoch 2" in result.stderr
+    assert history_epochs(run) == [1, 2, 3, 4]
+    assert optimizer_iterations(run) == 4 * steps_per_epoch(run)
+
+
+def stop_when_dead(proc, timeout=120):
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=3), "three epochs were backed up")
+    stop(proc, signal.SIGKILL)
+    latest = run / "backup" / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:1000])  # as a power loss mid-write would leave it
+    backed = json.loads((run / "backup" / "training_metadata.json.bkp").read_text())["epoch"]
+    result = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={backed + 1}"])
+    assert result.exit_code == 0, result.output
+    assert f"from epoch {backed}" in result.stderr and "unusable" in result.stderr
+    assert history_epochs(run) == list(range(1, backed + 2))
+
+
+def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
+    code, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
+    assert "stopped by SIGTERM" in err and f"nnrun resume {run}" in err and "Traceback" not in err
+    record = info(run)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+    assert record["pid"] == proc.pid and record["heartbeat_at"] >= record["started_at"]
+    done = record["epochs_completed"]
+    assert history_epochs(run) == list(range(1, done + 1))
+    assert (run / "model.keras").is_file() and (run / "backup" / "latest.weights.h5").is_file()
+    assert not [p for p in run.rglob(".*")], "temporary files left behind"
+    assert not (run.parent / "latest").exists(), "latest moves only when a run completes"
+
+    result = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={done + 1}"])
+    assert result.exit_code == 0, result.output
+    assert info(run)["resumes"][0]["previous_status"] == "interrupted"
+    assert "signal" not in info(run) and "error" not in info(run)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_a_second_signal_while_saving_is_ignored(digits_config, tmp_path, signum, code):
+    proc = start(digits_config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
+    proc.send_signal(signum)
+    time.sleep(0.02)
+    returncode, err = stop(proc, signum)
+    assert returncode == code, err
+    record = info(run)
+    assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
+    assert (run / "model.keras").is_file(), "the second signal cut the save short"
+    import keras
+
+    keras.models.load_model(run / "model.keras", safe_mode=True)
+    assert not [p for p in run.rglob(".*")], "temporary files left behind"
+
+
+def test_a_completed_run_has_nothing_to_resume(runner, digits_config):
+    result = runner.invoke(cli, ["train", str(digits_config)])
+    assert result.exit_code == 0, result.output
+    run = result.stdout.strip().splitlines()[-1]
+    again = runner.invoke(cli, ["resume", run])
+    assert again.exit_code == 2
+    assert again.output.strip() == f"error: {run}: the run is completed; there is nothing to resume"
+
+
+@pytest.fixture
+def interrupted_run(digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 130, err
+    return run
+
+
+def test_resume_refuses_a_changed_config(runner, interrupted_run):
+    result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "optimizer.learning_rate=0.1"])
+    assert result.exit_code == 2
+    assert "'optimizer.learning_rate' cannot change when resuming" in result.output
+    assert result.output.count("\n") == 1
+
+    config = yaml.safe_load((interrupted_run / "config.yaml").read_text())
+    config["data"]["scale"] = "minmax"  # a hand edit of the run's config
+    (interrupted_run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    edited = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=5"])
+    assert edited.exit_code == 2 and "config.yaml' was edited since the run started" in edited.output
+    assert info(interrupted_run)["status"] == "interrupted", "a refused resume changes nothing"
+
+
+def test_resume_refuses_changed_data_unless_forced(runner, write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
+    config = write_config(data={"source": "npz", "path": str(tmp_path / "data.npz")},
+                          model=[{"Dense": 4}, {"Dense": {"units": 2, "activation": "softmax"}}])
+    proc = start(config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
+    stop(proc, signal.SIGINT)
+    np.savez(tmp_path / "data.npz", x=x[::-1], y=(x[::-1, 0] > 0).astype("int64"))
+
+    changed = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=5"])
+    assert changed.exit_code == 2, changed.output
+    assert "the data differs from what the run was trained on" in changed.output and "--force" in changed.output
+    assert info(run)["status"] == "interrupted", "a refused resume changes nothing"
+
+    forced = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=5", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "data changed" in forced.stderr and info(run)["status"] == "completed"
+
+
+def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
+    missing = runner.invoke(cli, ["resume", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(cli, ["resume", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
+
+
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_run, digits_config):
+    first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip().splitlines()[-1] == str(interrupted_run)
+    assert "resuming the unfinished run" in first.stderr
+    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 3
+    # Nothing left to resume: a new run.
+    second = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
+
+
+def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_run, digits_config):
+    other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
+    assert other.exit_code == 0, other.output
+    assert other.stdout.strip().splitlines()[-1] != str(interrupted_run)
+    assert info(interrupted_run)["status"] == "interrupted"
+
+
+def test_a_running_run_is_not_resumed(runner, digits_config, tmp_path):
+    proc = start(digits_config, "--set", FOREVER)
+    try:
+        run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
+        result = runner.invoke(cli, ["resume", str(run)])
+        assert result.exit_code == 2 and f"still running (process {proc.pid}" in result.output
+    finally:
+        stop(proc, signal.SIGKILL)
+
+
+def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
+    config = write_config("digits.yaml", **{**DIGITS, "training": {"epochs": 2, "batch_size": 8, "backup_every_steps": 20}})
+    proc = start(config, "--set", "training.epochs=100000")
+
+    def mid_epoch():
+        run = run_dir(tmp_path / "runs")
+        try:
+            metadata = json.loads((run / "backup" / "training_metadata.json").read_text())
+        except (TypeError, OSError, ValueError):
+            return None
+        return run if metadata["batch"] > 0 else None
+
+    run = wait_for(proc, mid_epoch, "a backup in the middle of an epoch")
+    stop(proc, signal.SIGKILL)
+    metadata = json.loads((run / "backup" / "training_metadata.json").read_text())
+    result = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={metadata['epoch'] + 1}"])
+    assert result.exit_code == 0, result.output
+    # Keras's BackupAndRestore restarts the epoch with the weights of the step backup.
+    assert history_epochs(run) == list(range(1, metadata["epoch"] + 2))
+    assert info(run)["resumes"][0]["from_step"] == metadata["iterations"] > metadata["epoch"] * 162
+
+
+def test_keep_backup_keeps_it(runner, write_config):
+    result = runner.invoke(cli, ["train", str(write_config(output={"dir": "runs", "keep_backup": True}))])
+    assert result.exit_code == 0, result.output
+    run = result.stdout.strip().splitlines()[-1]
+    from pathlib import Path
+
+    assert (Path(run) / "backup" / "latest.weights.h5").is_file()
+
+
+def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path, monkeypatch):
+    from nnrun import callbacks
+
+    real = callbacks.StopOnNaN.on_train_batch_end
+
+    # The loss of a run whose learning rate is too high, from its third epoch on
+    # (the NaN guard comes first, and Keras hands every callback the same logs).
+    def nan_in_epoch_3(self, batch, logs=None):
+        return real(self, batch, {**(logs or {}), "loss": float("nan")} if self.epoch == 2 else logs)
+
+    def nan_epoch_3(self, epoch, logs=None):
+        if epoch == 2:
+            logs["loss"] = float("nan")
+
+    monkeypatch.setattr(callbacks.StopOnNaN, "on_train_batch_end", nan_in_epoch_3)
+    monkeypatch.setattr(callbacks.StopOnNaN, "on_epoch_end", nan_epoch_3, raising=False)
+    result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=5"])
+    assert result.exit_code == 1, result.output
+    assert "the loss became nan at epoch 3" in result.stderr and "training diverged" in result.stderr
+    assert "the model of epoch 2 is saved" in result.stderr
+    (run,) = (tmp_path / "runs").glob("tiny-*")
+    record = info(run)
+    assert record["status"] == "failed" and "diverged" in record["error"]
+    assert (run / "model.keras").is_file(), "the last good epoch's model is kept"
+    assert "the model of epoch" in record["error"]
+    assert (run / "backup" / "latest.weights.h5").is_file(), "a failed run keeps its backup"
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+
+
+def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
+    import errno
+
+    from nnrun import rundir
+
+    real = rundir.write_text
+
+    def full(path, text):
+        if Path(path).name == "history.csv" and text.count("\n") >= 3:  # the second epoch's row
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(rundir, "write_text", full)
+    result = runner.invoke(cli, ["train", str(write_config())])
+    assert result.exit_code == 1, result.output
+    assert "no space left on the device writing" in result.stderr and "history.csv" in result.stderr
+    (run,) = (tmp_path / "runs").glob("tiny-*")
+    record = info(run)
+    assert record["status"] == "failed" and "no space left" in record["error"]
+
+
+def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
+    import errno
+
+    from nnrun import rundir
+
+    real = rundir.write_json
+
+    def full(path, value):
+        if Path(path).name == "metrics.json" or (Path(path).name == "run.json" and value.get("status") == "failed"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, value)
+
+    monkeypatch.setattr(rundir, "write_json", full)
+    result = runner.invoke(cli, ["train", str(write_config())])
+    assert result.exit_code == 1, result.output
+    assert "could not record 'failed' in" in result.stderr and "No space left on device" in result.stderr
+    assert "the run failed: no space left on the device writing" in result.stderr and "metrics.json" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_model_best_is_used_on_request(runner, write_config, tmp_path):
+    config = write_config(training={"epochs": 3, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}]})
+    trained = runner.invoke(cli, ["train", str(config)])
+    assert trained.exit_code == 0, trained.output
+    run = trained.stdout.strip().splitlines()[-1]
+    best = runner.invoke(cli, ["evaluate", run, "--model", "best", "--json"])
+    assert best.exit_code == 0, best.output
+    assert json.loads(best.stdout)["model"] == "model.best.keras"
+    plain = runner.invoke(cli, ["train", str(write_config())])
+    other = plain.stdout.strip().splitlines()[-1]
+    missing = runner.invoke(cli, ["evaluate", other, "--model", "best"])
+    assert missing.exit_code == 2 and "has no model.best.keras: the config has no ModelCheckpoint" in missing.output
