@@ -5,7 +5,9 @@ Keras's `BackupAndRestore` writes it, in its own layout: `latest.weights.h5`
 rate) with `training_metadata.json` (the epoch), and its double checkpoint,
 the previous pair as `*.bkp`. nnrun writes each file to a temporary name and
 renames it, and records the weights' sha256 in the metadata, so a pair that a
-kill cut in two is recognised and the previous pair is used instead.
+kill cut in two is recognised and the previous pair is used instead. The
+metadata also holds the random seed generators' states (dropout masks,
+augmentation), which Keras leaves out of the weights.
 """
 
 import hashlib
@@ -79,6 +81,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "batch": self._last_batch_seen,
             "iterations": int(self.model.optimizer.iterations.numpy()),
             "weights_sha256": _sha256(self._weights_path),
+            "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
         }
         rundir.write_json(self._training_metadata_path, metadata)
 
@@ -146,11 +149,25 @@ def _load(model, weights, metadata):
         raise ValueError(f"does not match {metadata.name} (a write was cut short)")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    seeds, saved = _seed_states(model), info.get("seed_states", [])
+    if len(saved) != len(seeds):
+        raise ValueError(f"{len(saved)} random seed states in {metadata.name}; the model has {len(seeds)}")
     with warnings.catch_warnings():
         # Keras loads what matches and only warns about the rest.
         warnings.filterwarnings("error", message=".*[Ss]kipping variable loading.*")
         model.load_weights(weights)
+    for variable, value in zip(seeds, saved):
+        variable.assign(value)
     return {"epoch": epoch, "batch": batch, "iterations": int(model.optimizer.iterations.numpy())}
+
+
+def _seed_states(model):
+    """The states of the model's random seed generators (Dropout, Random* layers).
+
+    Keras keeps them out of the weights file; restored with it, a resumed run
+    draws the same dropout masks and augmentations as one never stopped.
+    """
+    return [v for v in model.variables if v.name == "seed_generator_state"]
 
 
 def _finite(logs):

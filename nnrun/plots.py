@@ -97,13 +97,15 @@ def compare_curves(histories, path, title):
     fig = Figure(figsize=(6.5 * ncols, 4 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = matplotlib.colormaps["tab10"].colors
+    markers = "os^Dv<>p"  # runs whose curves coincide stay told apart
     for ax, name in zip(axes, names):
         for i, (run, rows) in enumerate(histories.items()):
             epochs = [r["epoch"] for r in rows]
             for key, style, label in ((name, "-", run), (f"val_{name}", "--", f"{run} (validation)")):
                 values = [r.get(key, math.nan) for r in rows]
                 if any(np.isfinite(values)):
-                    ax.plot(epochs, values, style, color=colors[i % len(colors)], label=label, marker="o", markersize=3)
+                    ax.plot(epochs, values, style, color=colors[i % len(colors)], label=label,
+                            marker=markers[i % len(markers)], markersize=9 - 3 * (i % 3), fillstyle="none")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)

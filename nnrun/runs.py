@@ -52,7 +52,7 @@ def summary(path, info):
         "name": str(info.get("name", path.name)),
         "status": status,
         "started_at": info.get("started_at"),
-        "duration_s": info.get("duration_s"),
+        "duration_s": info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),
         "epochs_completed": info.get("epochs_completed"),
         "epochs": info.get("epochs"),
         "metric": metric,
@@ -113,6 +113,17 @@ def compare(run_dirs, output=None):
     if not output.parent.is_dir():
         raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
     return plots.compare_curves(histories, output, f"{len(histories)} runs compared")
+
+
+def _since_start(info):
+    """A run that has not ended (or died): the time from its start to its last heartbeat."""
+    import datetime
+
+    try:
+        start, beat = (datetime.datetime.fromisoformat(info[k]) for k in ("started_at", "heartbeat_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return round((beat - start).total_seconds(), 3)
 
 
 def _check(path):

@@ -136,12 +136,12 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
         except KeyboardInterrupt as e:
             # Further stop signals are ignored from here on (signals.stopping).
-            why = f"stopped by {e.name}" if isinstance(e, Interrupted) else "interrupted by the user (Ctrl-C)"
+            why = f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
             kept = _keep_last_epoch(model, recorder, run_dir, config)
             _finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"))
             done = len(recorder.rows)
             console.print(
-                f"{why}: interrupted after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
+                f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
                 f"continue with: nnrun resume {run_dir}",
                 highlight=False, soft_wrap=True,
             )

@@ -362,3 +362,22 @@ def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     other = plain.stdout.strip().splitlines()[-1]
     missing = runner.invoke(cli, ["evaluate", other, "--model", "best"])
     assert missing.exit_code == 2 and "has no model.best.keras: the config has no ModelCheckpoint" in missing.output
+
+
+def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, tmp_path):
+    # Dropout and shuffling draw random numbers: the backup carries their state too.
+    layers = [{"Dense": 16}, {"Dropout": 0.3}, {"Dense": {"units": 10, "activation": "softmax"}}]
+    config = write_config("digits.yaml", **{**DIGITS, "model": layers})
+    proc = start(config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
+    code, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
+    epochs = info(run)["epochs_completed"] + 2
+    resumed = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={epochs}"])
+    assert resumed.exit_code == 0, resumed.output
+
+    whole = runner.invoke(cli, ["train", str(config), "--set", f"training.epochs={epochs}"])
+    assert whole.exit_code == 0, whole.output
+    never_stopped = Path(whole.stdout.strip().splitlines()[-1])
+    assert (run / "history.csv").read_text() == (never_stopped / "history.csv").read_text()
+    assert (run / "metrics.json").read_text() == (never_stopped / "metrics.json").read_text()

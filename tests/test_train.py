@@ -198,7 +198,8 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config,
     run = history.parent
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and info["epochs_completed"] >= 2
-    assert "interrupted after" in err and "Traceback" not in err
+    assert "interrupted (Ctrl-C) after" in err and "Traceback" not in err
+    assert info["signal"] == "SIGINT" and f"nnrun resume {history.parent}" in err
     assert len((run / "history.csv").read_text().splitlines()) - 1 >= info["epochs_completed"]
     assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
     import keras
