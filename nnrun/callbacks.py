@@ -88,6 +88,28 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(self.filepath, self.final_path)
 
 
+class StopOnSignal(keras.callbacks.Callback):
+    """Raises `Interrupted` at the first safe point after a stop signal: before a
+    batch, or once an epoch's records and backup are written (so it goes last).
+
+    Args:
+        stop: the `signals.Stop` the signal handler writes to.
+    """
+
+    def __init__(self, stop):
+        super().__init__()
+        self.stop = stop
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.stop.check()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self.stop.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.stop.check()
+
+
 class CarryOver(keras.callbacks.Callback):
     """On a resumed run, gives EarlyStopping, ReduceLROnPlateau and ModelCheckpoint
     the best value and the epochs since it from the history so far, as if they

@@ -30,21 +30,34 @@ class _Group(click.Group):
             click.echo(e.ctx.get_help())
             code = 0
         except click.UsageError as e:
-            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            # `nnrun runs` lists through a hidden `list` sub-command: point at what users type.
+            hint = f" (see '{e.ctx.command_path.removesuffix(' list')} --help')" if e.ctx else ""
             code = _fail(f"{e.format_message()}{hint}", e.exit_code)
         except click.ClickException as e:
             code = _fail(e.format_message(), e.exit_code)
         except (click.Abort, KeyboardInterrupt) as e:
             # click turns a KeyboardInterrupt into Abort; the signal is in its cause.
-            signal = next((x for x in (e, e.__cause__, e.__context__) if isinstance(x, Interrupted)), None)
-            code = _fail(f"stopped by {signal.name}", signal.exit_code) if signal else _fail("interrupted", EXIT_INTERRUPTED)
+            stopped = e.__context__ if isinstance(e, click.Abort) and e.__context__ else e
+            _print_run_dir(stopped)
+            if isinstance(stopped, Interrupted):
+                code = _fail(f"stopped by {stopped.name}", stopped.exit_code)
+            else:
+                code = _fail("interrupted", EXIT_INTERRUPTED)
         except NnrunError as e:
+            _print_run_dir(e)
             code = _fail(str(e), e.exit_code)
         except Exception as e:
             if os.environ.get("NNRUN_DEBUG"):
                 raise
             code = _fail(f"unexpected {type(e).__name__}: {e} (set NNRUN_DEBUG=1 for the traceback)", 1)
         sys.exit(code or 0)
+
+
+def _print_run_dir(error):
+    # A run that stopped or failed still has a run directory (to resume, to
+    # look at): stdout gets its path, as after a completed run.
+    if getattr(error, "run_dir", None):
+        click.echo(str(error.run_dir))
 
 
 def _fail(message, code):
@@ -118,6 +131,8 @@ def train(config_file, overrides, quiet, resume_if_possible):
             kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE]
             run_dir = resume.resume(found, console, kept, live=live)
         else:
+            if resume_if_possible:
+                console.print("no unfinished run of this config to resume: starting a new one", style="dim")
             run_dir = training.train(resolved, console, live=live, config_file=config_file)
     _print_metrics(console, run_dir)
     click.echo(str(run_dir))
@@ -126,7 +141,7 @@ def train(config_file, overrides, quiet, resume_if_possible):
 @cli.command(name="resume")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
 @set_option
-@click.option("--force", is_flag=True, help="Resume even if the data changed since the run started.")
+@click.option("--force", is_flag=True, help="Resume even if the data changed since the run started, or the run says it runs on another host.")
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
 def resume_command(run_dir, overrides, force, quiet):
     """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
@@ -180,11 +195,11 @@ runs_dir_option = click.option(
 )
 
 
-def _chosen_run(run_dir, runs_dir):
+def _chosen_run(run_dir, runs_dir, hint):
     """The run named, or the newest completed one in runs_dir."""
     from nnrun import rundir
 
-    return run_dir or rundir.newest(runs_dir)
+    return run_dir or rundir.newest(runs_dir, hint)
 
 
 @cli.command()
@@ -209,7 +224,7 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
     from nnrun.errors import GateFailed
 
     gates = evaluation.parse_gates(fail_under, fail_over)
-    result = evaluation.evaluate(_chosen_run(run_dir, runs_dir), data_path, show_samples, MODELS[model])
+    result = evaluation.evaluate(_chosen_run(run_dir, runs_dir, "name one as RUN_DIR"), data_path, show_samples, MODELS[model])
     failures = evaluation.gate(result, gates)
     if result.get("warning"):
         _console().print(result["warning"], style="yellow", soft_wrap=True)
@@ -240,7 +255,7 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
 
     if output and not output.resolve().parent.is_dir():
         raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
-    run_dir = _chosen_run(run_dir, runs_dir)
+    run_dir = _chosen_run(run_dir, runs_dir, "name one with --run")
     found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model])
     console = _console()
     if found.run.warning():
@@ -299,7 +314,7 @@ def list_runs(runs_dir, statuses, name, as_json):
     if as_json:
         click.echo(json.dumps(found))
     else:
-        report.print_runs(found, runs_dir)
+        report.print_runs(found, runs_dir, filtered=bool(statuses or name))
 
 
 @runs.command(name="diff")
@@ -324,8 +339,8 @@ def compare_runs(run_dirs, output):
     """Plot the learning curves of several runs on one figure; print its path."""
     from nnrun import runs as runs_lib
 
-    if len(run_dirs) < 2:
-        raise click.UsageError("give at least two run directories to compare")
+    if len({p.resolve() for p in run_dirs}) < 2:
+        raise click.UsageError("give at least two different run directories to compare")
     click.echo(str(runs_lib.compare(run_dirs, output)))
 
 

@@ -105,7 +105,8 @@ def compare_curves(histories, path, title):
                 values = [r.get(key, math.nan) for r in rows]
                 if any(np.isfinite(values)):
                     ax.plot(epochs, values, style, color=colors[i % len(colors)], label=label,
-                            marker=markers[i % len(markers)], markersize=9 - 3 * (i % 3), fillstyle="none")
+                            marker=markers[i % len(markers)], markersize=9 - 3 * (i % 3), fillstyle="none",
+                            markevery=max(1, len(epochs) // 12))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)

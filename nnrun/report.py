@@ -52,11 +52,11 @@ def print_predictions(rows, run_dir, console=None):
     console.print(table)
 
 
-def print_runs(summaries, root, console=None):
+def print_runs(summaries, root, filtered=False, console=None):
     """Prints `nnrun runs`: one row per run, newest first, with a hint for unfinished ones."""
     console = console or _wide_console()
     if not summaries:
-        console.print(f"no runs in {root}")
+        console.print(f"no runs in {root} match" if filtered else f"no runs in {root}")
         return
     colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
     # One metric for all: name it once in the header. The run's folder name
@@ -78,9 +78,10 @@ def print_runs(summaries, root, console=None):
             *started, _duration(s["duration_s"]), epochs, test, s["data"] or "-",
         )
     console.print(table)
-    for s in summaries:
-        if s["status"] in ("crashed", "interrupted"):
-            console.print(f"{s['run']} is {s['status']}: continue it with: {s['hint']}", style="dim", soft_wrap=True)
+    stopped = [s for s in summaries if s["status"] in ("crashed", "interrupted")]
+    for s in stopped[:1]:
+        more = f" (and {len(stopped) - 1} more crashed or interrupted runs)" if len(stopped) > 1 else ""
+        console.print(f"{s['run']} is {s['status']}: continue it with: {s['hint']}{more}", style="dim", soft_wrap=True)
 
 
 def _wide_console():
@@ -100,8 +101,9 @@ def print_diff(found, console=None):
         console.print(table)
     else:
         console.print("the configs are the same")
-    if found["metrics"]:
+    if found["metrics"] or found["status"]["a"] != found["status"]["b"]:
         table = Table("metric", a, b, "b - a", title="final metrics")
+        table.add_row("status", found["status"]["a"], found["status"]["b"], "")
         for row in found["metrics"]:
             numbers = all(isinstance(row[k], (int, float)) for k in ("a", "b"))
             table.add_row(row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else "")

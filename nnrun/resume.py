@@ -30,10 +30,15 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
     Returns:
         The run directory's `Path`.
     """
+    run_dir = Path(run_dir)
+    with rundir.claim(run_dir):
+        config = resumable(run_dir, overrides, force)
+        return _resume(run_dir, config, console, overrides, force, live)
+
+
+def _resume(run_dir, config, console, overrides, force, live):
     from nnrun import train
 
-    run_dir = Path(run_dir)
-    config = resumable(run_dir, overrides)
     prepared = train.setup(config)
     recorded = rundir.read_json(run_dir / rundir.RUN).get("data_fingerprint")
     if prepared.dataset.fingerprint != recorded:
@@ -52,19 +57,21 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
-def resumable(run_dir, overrides=()):
+def resumable(run_dir, overrides=(), force=False):
     """Checks that a run can be resumed and returns its config with the allowed overrides.
 
     Args:
         run_dir: the run directory.
         overrides: `key.path=value` strings.
+        force: also resume a run that says it is running on another host
+            (whose process this host cannot see).
 
     Returns:
         The run's `Config`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory '{run_dir}' does not exist")
+        raise RunDirError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
     info = rundir.read_json(run_dir / rundir.RUN)
     if not isinstance(info, dict):
         raise RunDirError(f"'{run_dir / rundir.RUN}' is not a JSON object")
@@ -72,7 +79,14 @@ def resumable(run_dir, overrides=()):
     if status == "completed":
         raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")
     if status == "running":
-        raise RunDirError(f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')})")
+        here = info.get("host") == rundir.process()["host"]
+        if here or not force:
+            raise RunDirError(
+                f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')}, "
+                f"last heartbeat {info.get('heartbeat_at')})"
+                + ("" if here else "; if that process is gone, resume with --force")
+            )
+        status = "crashed"
     if status not in UNFINISHED:
         raise RunDirError(f"{run_dir}: cannot resume a run whose status is {info.get('status')!r}")
     try:
@@ -84,6 +98,11 @@ def resumable(run_dir, overrides=()):
             f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
             "run: train the edited config as a new run"
         )
+    try:
+        config_lib.load(run_dir / rundir.CONFIG)
+    except ConfigError as e:
+        raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
+    config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
     for item in overrides:
         key = item.partition("=")[0]
         if key not in RESUMABLE:
@@ -91,13 +110,12 @@ def resumable(run_dir, overrides=()):
                 f"--set {item}: '{key}' cannot change when resuming (it would change the result); "
                 f"only {', '.join(RESUMABLE)} can"
             )
-    try:
-        config = config_lib.load(run_dir / rundir.CONFIG, overrides)
-    except ConfigError as e:
-        if str(e).startswith("--set"):
-            raise
-        raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
     done = info.get("epochs_completed", 0)
+    if isinstance(done, int) and done > 0 and not (run_dir / rundir.BACKUP).is_dir():
+        raise RunDirError(
+            f"{run_dir}: {done} epochs finished but there is no {rundir.BACKUP}/ to resume from "
+            "(it was removed); train the config again as a new run"
+        )
     if isinstance(done, int) and config.training.epochs < done:
         raise ConfigError(
             f"{run_dir}: {done} epochs are done, more than training.epochs={config.training.epochs}; "

@@ -109,6 +109,36 @@ def _fsync(path):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def claim(path):
+    """Holds a run directory for this process alone (an exclusive lock on the
+    folder itself, which the system releases when the process ends, however it ends).
+
+    Two `nnrun resume`s of one run at once: the second is refused.
+
+    Args:
+        path: the run directory.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise RunDirError(f"run directory '{path}' does not exist") from None
+    except OSError as e:
+        raise RunDirError(f"run directory '{path}': cannot open: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(f"{path}: another process is resuming this run") from None
+        except OSError:
+            pass  # a filesystem without locks: the status check is all there is
+        yield
+    finally:
+        os.close(fd)
+
+
 def sweep_temporary(path):
     """Removes the temporary files a killed process left in a folder (and its sub-folders).
 
@@ -279,7 +309,7 @@ class Run:
         if self.status == "completed":
             return None
         done = f"{self.info.get('epochs_completed', '?')} of {self.info.get('epochs', '?')} epochs"
-        return f"warning: {self.path} is {self.status} ({done}): its model is that of the last finished epoch"
+        return f"warning: {self.path} is {self.status} ({done}): its model may not be the final one"
 
 
 def read(path, model=MODEL):
@@ -303,7 +333,8 @@ def read(path, model=MODEL):
         raise RunDirError(f"'{path / RUN}' is not a JSON object")
     if not (path / model).is_file():
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {status(info)}"
-        raise RunDirError(f"'{path}' has no {model}: {why}" + (f" ({info['error']})" if info.get("error") else ""))
+        error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
+        raise RunDirError(f"'{path}' has no {model}: {why}{error}")
     try:
         resolved = config_lib.load(path / CONFIG)
     except ConfigError as e:
@@ -357,7 +388,7 @@ def listing(root):
     return runs, broken
 
 
-def newest(root):
+def newest(root, hint="name one with --run"):
     """Returns the newest completed run directory under `root` (by its start time).
 
     Runs that are running, crashed, failed or interrupted are passed over,
@@ -365,6 +396,7 @@ def newest(root):
 
     Args:
         root: the runs folder.
+        hint: how the user names a run instead, for the message when there is none.
 
     Returns:
         The `Path` of the completed run started last.
@@ -375,6 +407,6 @@ def newest(root):
         others = sorted({status(info) for _, info in runs})
         unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
         raise RunDirError(
-            f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or name one with --run"
+            f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}"
         )
     return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]

@@ -84,7 +84,8 @@ def diff(a, b):
     ]
     metrics = [_flat(_metrics(p)) for p in (a, b)]
     scores = [{"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])]
-    return {"a": str(a), "b": str(b), "config": changed, "metrics": scores}
+    status = {k: rundir.status(_info(p)) for k, p in (("a", a), ("b", b))}
+    return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
 
 
 def compare(run_dirs, output=None):
@@ -108,7 +109,8 @@ def compare(run_dirs, output=None):
             raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
         if not rows:
             raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
-        histories[path.name] = rows
+        status = rundir.status(_info(path))
+        histories[path.name if status == "completed" else f"{path.name} ({status})"] = rows
     output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
     if not output.parent.is_dir():
         raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
@@ -142,6 +144,14 @@ def _config(path):
     except OSError as e:
         raise RunDirError(f"'{Path(path) / rundir.CONFIG}': cannot read: {e.strerror}") from None
     return parse_yaml(text, str(Path(path) / rundir.CONFIG))
+
+
+def _info(path):
+    try:
+        found = rundir.read_json(Path(path) / rundir.RUN)
+    except RunDirError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _metrics(path):

@@ -1,10 +1,12 @@
-"""Stop signals as exceptions: Ctrl-C, SIGTERM and SIGHUP all stop a run cleanly.
+"""Stop signals: Ctrl-C, SIGTERM and SIGHUP all stop a run cleanly, at a safe point.
 
 CI runners, Kubernetes and SLURM send SIGTERM before they kill; a closed
-terminal sends SIGHUP. Each is turned into `Interrupted`, which unwinds like
-Ctrl-C's KeyboardInterrupt, so the run saves its last finished epoch and says
-`interrupted`. From the first signal on, further ones are ignored until the
-save is done: a second Ctrl-C cannot cut the save short.
+terminal sends SIGHUP. The handler only notes the signal: an exception raised
+from a handler could land anywhere (inside h5py holding a lock, inside a
+finalizer that swallows it), so `Interrupted` is raised where training can
+stop safely: between batches (`callbacks.StopOnSignal`) and between the steps
+of `train`. Signals after the first are ignored, so a second Ctrl-C cannot cut
+the save short.
 """
 
 import contextlib
@@ -16,33 +18,45 @@ from nnrun.errors import Interrupted
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
+class Stop:
+    """What the stop signals said: the first one's number, and how many more came."""
+
+    def __init__(self):
+        self.signum = None
+        self.ignored = 0
+        self.raised = False
+
+    def note(self, signum, frame=None):
+        """The signal handler: remembers the first signal, counts the others."""
+        if self.signum is None:
+            self.signum = signum
+        else:
+            self.ignored += 1
+
+    def check(self):
+        """Raises `Interrupted` if a stop signal came, once; a safe point calls it."""
+        if self.signum is not None and not self.raised:
+            self.raised = True
+            raise Interrupted(self.signum)
+
+
 @contextlib.contextmanager
 def stopping():
-    """Within this block, a stop signal raises `Interrupted` (once).
+    """Within this block, stop signals are noted in the yielded `Stop`, not acted on.
 
-    A later signal while the first is being handled is counted in
-    `state["ignored"]`, not acted on. Outside the main thread (where Python
-    cannot set handlers) this does nothing: Ctrl-C stays a KeyboardInterrupt.
+    Outside the main thread (where Python cannot set handlers) this changes
+    nothing: Ctrl-C stays a KeyboardInterrupt.
 
     Yields:
-        A dict with `ignored`: how many further signals were ignored.
+        A `Stop`, for the safe points to `check()`.
     """
-    state = {"ignored": 0}
+    stop = Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield state
+        yield stop
         return
-
-    def ignore(signum, frame):
-        state["ignored"] += 1
-
-    def stop(signum, frame):
-        for s in STOP_SIGNALS:
-            signal.signal(s, ignore)
-        raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, stop.note) for s in STOP_SIGNALS}
     try:
-        yield state
+        yield stop
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -75,7 +75,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         The run directory's `Path`.
     """
     from nnrun import backup
-    from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, StopOnNaN
+    from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, StopOnNaN, StopOnSignal
     from nnrun.progress import ProgressReporter
 
     s = prepared or setup(config)
@@ -89,7 +89,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
-    with signals.stopping():
+    with signals.stopping() as stop:
         started = time.time()
         run_dir = Path(resume) if resume else rundir.create(config.output.dir, config.output.name)
         # A new run writes its files; a resumed one gets back its weights,
@@ -108,8 +108,10 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             *own,
             CarryOver(own, rows),
             reporter,
+            StopOnSignal(stop),  # last: an epoch's records and backup are written before it stops
         ]
         try:
+            stop.check()
             try:
                 model.fit(
                     **feeding.inputs(*splits["train"], training.batch_size),
@@ -122,6 +124,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 )
             finally:
                 reporter.close()
+            stop.check()
             if nan_guard.diverged_at:
                 loss, epoch, batch = nan_guard.diverged_at
                 kept = _keep_last_epoch(model, recorder, run_dir, config)
@@ -134,25 +137,35 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             metrics = _final_metrics(model, splits, recorder, inference)
             rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
+            stop.check()
         except KeyboardInterrupt as e:
             # Further stop signals are ignored from here on (signals.stopping).
             why = f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
             kept = _keep_last_epoch(model, recorder, run_dir, config)
-            _finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"))
-            done = len(recorder.rows)
+            # A signal in the middle of an epoch's end may have cut its records short:
+            # the run ends at the last epoch whose model is kept.
+            done = recorder.weights_epoch if recorder.weights is not None else 0
+            if len(recorder.rows) > done:
+                rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
+            _finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"),
+                    epochs_completed=done)
             console.print(
                 f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
                 f"continue with: nnrun resume {run_dir}",
                 highlight=False, soft_wrap=True,
             )
+            e.run_dir = run_dir
             raise
         except NnrunError as e:
             _finish(run_dir, started, "failed", console, error=str(e))
+            e.run_dir = run_dir
             raise
         except Exception as e:
             reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
             _finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
-            raise RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)") from e
+            failed = RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)")
+            failed.run_dir = run_dir
+            raise failed from e
         _finish(run_dir, started, "completed", console)
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)

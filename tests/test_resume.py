@@ -381,3 +381,39 @@ def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, t
     never_stopped = Path(whole.stdout.strip().splitlines()[-1])
     assert (run / "history.csv").read_text() == (never_stopped / "history.csv").read_text()
     assert (run / "metrics.json").read_text() == (never_stopped / "metrics.json").read_text()
+
+
+def test_a_run_on_another_host_is_resumed_only_with_force(runner, interrupted_run):
+    record = info(interrupted_run)
+    (interrupted_run / "run.json").write_text(json.dumps({**record, "status": "running", "host": "elsewhere"}))
+    refused = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4"])
+    assert refused.exit_code == 2 and "still running" in refused.output and "on elsewhere" in refused.output
+    assert "resume with --force" in refused.output
+    forced = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4", "--force"])
+    assert forced.exit_code == 0, forced.output
+
+
+def test_two_resumes_of_one_run_at_once_the_second_is_refused(runner, interrupted_run):
+    from nnrun import rundir
+
+    with rundir.claim(interrupted_run):  # as a first `nnrun resume` holds it
+        second = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4"])
+    assert second.exit_code == 2 and "another process is resuming this run" in second.output
+    assert info(interrupted_run)["status"] == "interrupted"
+    after = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4"])
+    assert after.exit_code == 0, after.output
+
+
+def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
+    import shutil
+
+    misspelt = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochz=5"])
+    assert misspelt.exit_code == 2 and "unknown key 'epochz'; did you mean 'epochs'?" in misspelt.output
+    fewer = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=0"])
+    assert fewer.exit_code == 2 and "training.epochs" in fewer.output
+    a_file = runner.invoke(cli, ["resume", str(interrupted_run / "config.yaml")])
+    assert a_file.exit_code == 2 and "is not a directory" in a_file.output
+    shutil.rmtree(interrupted_run / "backup")
+    no_backup = runner.invoke(cli, ["resume", str(interrupted_run)])
+    assert no_backup.exit_code == 2 and "there is no backup/ to resume from" in no_backup.output
+    assert len(history_epochs(interrupted_run)) >= 1, "nothing was overwritten"

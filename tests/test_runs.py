@@ -169,6 +169,8 @@ def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     assert chosen.exit_code == 0 and (tmp_path / "c.png").is_file()
     one = runner.invoke(cli, ["runs", "compare", str(a)])
     assert one.exit_code == 2 and "at least two" in one.output
+    same = runner.invoke(cli, ["runs", "compare", str(a), str(a)])
+    assert same.exit_code == 2 and "at least two different" in same.output
     listed = runner.invoke(cli, ["runs", str(a.parent), "--json"])
     assert len(json.loads(listed.stdout)) == 2, "the PNG beside the runs is not a run"
 

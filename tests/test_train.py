@@ -200,6 +200,7 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config,
     assert info["status"] == "interrupted" and info["epochs_completed"] >= 2
     assert "interrupted (Ctrl-C) after" in err and "Traceback" not in err
     assert info["signal"] == "SIGINT" and f"nnrun resume {history.parent}" in err
+    assert out.strip() == str(run), "stdout names the run directory, to resume it"
     assert len((run / "history.csv").read_text().splitlines()) - 1 >= info["epochs_completed"]
     assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
     import keras
