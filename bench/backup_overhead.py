@@ -1,17 +1,19 @@
 """What backups cost: the same training with nnrun's per-epoch backups and with them switched off.
 
 Runs `nnrun train` in fresh processes, interleaved (this machine is shared and
-noisy), and compares the summed per-epoch times nnrun prints, so TensorFlow's
-import and the data loading are left out. Usage:
+noisy), and compares the runs' `duration_s` in run.json (training, saving and
+plotting: TensorFlow's import and the data loading are left out). Usage:
 
     .venv/bin/python bench/backup_overhead.py [--repeat 3] [--epochs 100] [CONFIG] [--set ...]
 """
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 OFF = "from nnrun import backup; backup.Backup._save_model = lambda self: None\n"
 MAIN = "from nnrun.cli import main; main()"
@@ -21,7 +23,8 @@ def fit_seconds(code, args):
     out = subprocess.run([sys.executable, "-c", code + MAIN, *args], capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr)
-    return sum(float(line.rsplit("(", 1)[1].rstrip("s)")) for line in out.stderr.splitlines() if line.startswith("epoch "))
+    run = Path(out.stdout.strip().splitlines()[-1])
+    return json.loads((run / "run.json").read_text())["duration_s"]
 
 
 def main():

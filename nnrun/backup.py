@@ -72,8 +72,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         for latest, previous in ((self._weights_path, self._prev_weights_path),
                                  (self._training_metadata_path, self._prev_training_metadata_path)):
             if os.path.exists(latest):
-                with rundir.atomic(previous) as tmp:
-                    shutil.copyfile(latest, tmp)
+                _keep(latest, previous)
         with rundir.atomic(self._weights_path) as tmp:
             self.model.save_weights(tmp)
         metadata = {
@@ -121,8 +120,7 @@ def restore(model, backup_dir):
                           "remove the folder to start this run again from epoch 1")
     # As Keras does: the previous pair becomes the latest (Keras loads only `*.weights.h5` names).
     for source, target in zip(previous, (weights, metadata)):
-        with rundir.atomic(target) as tmp:
-            shutil.copyfile(source, tmp)
+        _keep(source, target)
     try:
         return Restored(**_load(model, weights, metadata), previous=True, problem=problem)
     except _UNUSABLE as e:
@@ -159,6 +157,21 @@ def _load(model, weights, metadata):
     for variable, value in zip(seeds, saved):
         variable.assign(value)
     return {"epoch": epoch, "batch": batch, "iterations": int(model.optimizer.iterations.numpy())}
+
+
+def _keep(source, target):
+    """Makes `target` a copy of `source`, atomically.
+
+    A hard link where the filesystem has them: the latest files are only ever
+    replaced by a rename, never written in place, so the link keeps the old
+    contents for free.
+    """
+    with rundir.atomic(target) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def _seed_states(model):

@@ -4,7 +4,7 @@ carry monitored callbacks' state over a resume."""
 import math
 import os
 
-from nnrun import rundir
+from nnrun import liveness, rundir
 from nnrun.backend import keras as _keras
 
 keras = _keras()
@@ -36,7 +36,7 @@ class EpochRecorder(keras.callbacks.Callback):
         finished = {"epochs_completed": epoch + 1} if math.isfinite(row.get("loss", 0.0)) else {}
         if finished:
             self.weights, self.weights_epoch = self.model.get_weights(), epoch + 1
-        rundir.update_run(self.run_dir, heartbeat_at=rundir.timestamp(), **finished)
+        rundir.update_run(self.run_dir, heartbeat_at=liveness.timestamp(), **finished)
 
     @property
     def history(self):

@@ -8,7 +8,7 @@ restores the backup and carries on the history.
 
 from pathlib import Path
 
-from nnrun import config as config_lib, rundir
+from nnrun import config as config_lib, liveness, rundir
 from nnrun.errors import ConfigError, DataError, RunDirError
 
 # Options a resumed run may change: how long it trains and what it keeps,
@@ -31,7 +31,7 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
         The run directory's `Path`.
     """
     run_dir = Path(run_dir)
-    with rundir.claim(run_dir):
+    with liveness.claim(run_dir):
         config = resumable(run_dir, overrides, force)
         return _resume(run_dir, config, console, overrides, force, live)
 
@@ -75,11 +75,11 @@ def resumable(run_dir, overrides=(), force=False):
     info = rundir.read_json(run_dir / rundir.RUN)
     if not isinstance(info, dict):
         raise RunDirError(f"'{run_dir / rundir.RUN}' is not a JSON object")
-    status = rundir.status(info)
+    status = liveness.status(info)
     if status == "completed":
         raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")
     if status == "running":
-        here = info.get("host") == rundir.process()["host"]
+        here = info.get("host") == liveness.process()["host"]
         if here or not force:
             raise RunDirError(
                 f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')}, "
@@ -141,7 +141,7 @@ def newest_unfinished(config):
     wanted = _comparable(config_lib.parse_yaml(resolved_text(config), "config"))
     candidates = []
     for path, info in rundir.listing(config.output.dir)[0]:
-        if rundir.status(info) not in UNFINISHED or info.get("name") != config.output.name:
+        if liveness.status(info) not in UNFINISHED or info.get("name") != config.output.name:
             continue
         try:
             saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))

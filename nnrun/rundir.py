@@ -9,12 +9,12 @@ import csv
 import io
 import json
 import os
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnrun import liveness
 from nnrun.errors import RunDirError
 
 CONFIG = "config.yaml"
@@ -109,36 +109,6 @@ def _fsync(path):
         os.close(fd)
 
 
-@contextlib.contextmanager
-def claim(path):
-    """Holds a run directory for this process alone (an exclusive lock on the
-    folder itself, which the system releases when the process ends, however it ends).
-
-    Two `nnrun resume`s of one run at once: the second is refused.
-
-    Args:
-        path: the run directory.
-    """
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise RunDirError(f"run directory '{path}' does not exist") from None
-    except OSError as e:
-        raise RunDirError(f"run directory '{path}': cannot open: {e.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirError(f"{path}: another process is resuming this run") from None
-        except OSError:
-            pass  # a filesystem without locks: the status check is all there is
-        yield
-    finally:
-        os.close(fd)
-
-
 def sweep_temporary(path):
     """Removes the temporary files a killed process left in a folder (and its sub-folders).
 
@@ -208,75 +178,6 @@ def update_run(path, **fields):
     return info
 
 
-def timestamp(seconds=None):
-    """An ISO 8601 UTC time, to the second, as run.json records times.
-
-    Args:
-        seconds: a `time.time()` value; now by default.
-    """
-    import datetime
-
-    seconds = time.time() if seconds is None else seconds
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def process():
-    """This process as run.json records it, so a reader can tell whether it still runs.
-
-    Returns:
-        `pid`, `host` and `process_started` (the kernel's start time of the
-        process, where /proc has it: a pid reused by another process differs).
-    """
-    return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _started(os.getpid())}
-
-
-def status(info):
-    """A run's status as a reader should see it: `crashed` for a `running` run whose process is gone.
-
-    A run on another host cannot be checked from here and keeps `running`;
-    its `heartbeat_at` says when it last finished an epoch.
-
-    Args:
-        info: the run's run.json.
-
-    Returns:
-        completed, failed, interrupted, running, crashed, or unknown.
-    """
-    recorded = info.get("status")
-    if recorded not in ("running", "completed", "failed", "interrupted"):
-        return "unknown"
-    if recorded != "running" or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return recorded
-    pid = info["pid"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "crashed"
-    except (PermissionError, OverflowError, ValueError):
-        pass  # someone else's process: it exists
-    fields = _stat(pid)
-    if fields is None:
-        return "running"  # no /proc here: the pid exists, trust it
-    started = info.get("process_started")
-    dead = fields[0] in ("Z", "X") or (started is not None and int(fields[19]) != started)
-    return "crashed" if dead else "running"
-
-
-def _started(pid):
-    fields = _stat(pid)
-    return None if fields is None else int(fields[19])
-
-
-def _stat(pid):
-    """/proc/<pid>/stat's fields after the command name (state first, start time 20th), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (which may hold spaces) ends with the last ')'.
-    return stat.rpartition(")")[2].split()
-
-
 def point_latest(path):
     """Points `<runs folder>/latest` at the run directory `path`, atomically."""
     path = Path(path)
@@ -332,14 +233,14 @@ def read(path, model=MODEL):
     if not isinstance(info, dict):
         raise RunDirError(f"'{path / RUN}' is not a JSON object")
     if not (path / model).is_file():
-        why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {status(info)}"
+        why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {liveness.status(info)}"
         error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
         raise RunDirError(f"'{path}' has no {model}: {why}{error}")
     try:
         resolved = config_lib.load(path / CONFIG)
     except ConfigError as e:
         raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
-    return Run(path, info, resolved, read_json(path / PREPROCESSING), model, status(info))
+    return Run(path, info, resolved, read_json(path / PREPROCESSING), model, liveness.status(info))
 
 
 def load_model(run):
@@ -402,9 +303,9 @@ def newest(root, hint="name one with --run"):
         The `Path` of the completed run started last.
     """
     runs, _ = listing(root)
-    done = [(p, info) for p, info in runs if status(info) == "completed" and (p / MODEL).is_file()]
+    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / MODEL).is_file()]
     if not done:
-        others = sorted({status(info) for _, info in runs})
+        others = sorted({liveness.status(info) for _, info in runs})
         unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
         raise RunDirError(
             f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}"

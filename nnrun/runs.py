@@ -7,7 +7,7 @@ import fnmatch
 import time
 from pathlib import Path
 
-from nnrun import rundir
+from nnrun import liveness, rundir
 from nnrun.errors import RunDirError
 
 STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
@@ -18,7 +18,7 @@ def summaries(root, statuses=(), name=None):
 
     Args:
         root: the runs folder.
-        statuses: keep only runs with these statuses (as `rundir.status` reads them).
+        statuses: keep only runs with these statuses (as `liveness.status` reads them).
         name: keep only runs whose name matches this glob pattern (`mnist*`) or contains it.
 
     Returns:
@@ -44,7 +44,7 @@ def summary(path, info):
     Returns:
         A JSON-able dict.
     """
-    status = rundir.status(info)
+    status = liveness.status(info)
     test = _metrics(path).get("test", {})
     metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
     return {
@@ -84,7 +84,7 @@ def diff(a, b):
     ]
     metrics = [_flat(_metrics(p)) for p in (a, b)]
     scores = [{"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])]
-    status = {k: rundir.status(_info(p)) for k, p in (("a", a), ("b", b))}
+    status = {k: liveness.status(_info(p)) for k, p in (("a", a), ("b", b))}
     return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
 
 
@@ -109,7 +109,7 @@ def compare(run_dirs, output=None):
             raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
         if not rows:
             raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
-        status = rundir.status(_info(path))
+        status = liveness.status(_info(path))
         histories[path.name if status == "completed" else f"{path.name} ({status})"] = rows
     output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
     if not output.parent.is_dir():

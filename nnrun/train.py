@@ -7,8 +7,6 @@ stands: running, completed, failed or interrupted.
 
 import errno
 import math
-import platform
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import __version__, config as config_lib, data, feeding, plots, rundir, signals
+from nnrun import config as config_lib, data, feeding, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
 from nnrun.errors import Interrupted, NnrunError, RunDirError, RunFailed
 from nnrun.model import build, callbacks_from, check_fit, compile_model
@@ -147,7 +145,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             done = recorder.weights_epoch if recorder.weights is not None else 0
             if len(recorder.rows) > done:
                 rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
-            _finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"),
+            runinfo.finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"),
                     epochs_completed=done)
             console.print(
                 f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
@@ -157,16 +155,16 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             e.run_dir = run_dir
             raise
         except NnrunError as e:
-            _finish(run_dir, started, "failed", console, error=str(e))
+            runinfo.finish(run_dir, started, "failed", console, error=str(e))
             e.run_dir = run_dir
             raise
         except Exception as e:
             reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
-            _finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
+            runinfo.finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
             failed = RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)")
             failed.run_dir = run_dir
             raise failed from e
-        _finish(run_dir, started, "completed", console)
+        runinfo.finish(run_dir, started, "completed", console)
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
     rundir.point_latest(run_dir)
@@ -181,8 +179,8 @@ def resolved_text(config):
 def _begin(run_dir, config, s, config_file, started):
     """Writes a new run's files; run.json first, so the folder is a run from the start."""
     text = resolved_text(config)
-    info = _run_info(config, s.dataset, config_file, started)
-    rundir.write_json(run_dir / rundir.RUN, {**info, "config_sha256": rundir.sha256_text(text), "notes": s.dataset.notes})
+    info = runinfo.new(config, s.dataset.fingerprint, config_file, started, rundir.sha256_text(text))
+    rundir.write_json(run_dir / rundir.RUN, {**info, "notes": s.dataset.notes})
     rundir.write_text(run_dir / rundir.CONFIG, text)
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})
     return []
@@ -202,37 +200,10 @@ def _restore(run_dir, model, console):
     rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))
     if restored and restored.previous:
         console.print(f"the latest backup was unusable ({restored.problem}); using the one before it", style="yellow")
-    info = rundir.read_json(run_dir / rundir.RUN)
-    for key in ("ended_at", "error", "signal", "traceback"):
-        info.pop(key, None)
-    entry = {
-        "at": rundir.timestamp(),
-        "from_epoch": epoch,
-        "from_batch": restored.batch if restored else 0,
-        "from_step": restored.iterations if restored else 0,
-        "previous_status": rundir.status(info),
-        **rundir.process(),
-    }
-    attempts = info.get("attempts", [])
-    if entry["previous_status"] == "crashed":  # it could not say so itself: its heartbeat tells how long it ran
-        begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
-        attempts = [*attempts, {"started_at": begun, "duration_s": _seconds(begun, info.get("heartbeat_at")), "status": "crashed"}]
-    rundir.write_json(run_dir / rundir.RUN, {
-        **info, "status": "running", "epochs_completed": epoch, "heartbeat_at": rundir.timestamp(),
-        "resumes": [*info.get("resumes", []), entry], "attempts": attempts, **rundir.process(),
-    })
+    entry = runinfo.resumed(run_dir, epoch, restored.batch if restored else 0, restored.iterations if restored else 0)
     where = f"epoch {epoch} (step {entry['from_step']})" if restored else "the start (no epoch had finished)"
     console.print(f"resuming {run_dir.name} from {where}", highlight=False)
     return rows
-
-
-def _seconds(start, end):
-    import datetime
-
-    try:
-        return round((datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds(), 3)
-    except (TypeError, ValueError):
-        return None
 
 
 def _keep_last_epoch(model, recorder, run_dir, config):
@@ -310,59 +281,6 @@ def _plot(model, ds, history, run_dir, name, batch_size):
         plots.confusion_matrix(
             ds.y_test, predicted, ds.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png",
             f"{name}: confusion matrix (test split)",
-        )
-
-
-def _run_info(config, ds, config_file, started):
-    import keras
-    import sklearn
-    import tensorflow as tf
-
-    return {
-        "status": "running",
-        "name": config.output.name,
-        "started_at": rundir.timestamp(started),
-        "ended_at": None,
-        "heartbeat_at": rundir.timestamp(started),
-        **rundir.process(),
-        "duration_s": None,
-        "epochs": config.training.epochs,
-        "epochs_completed": 0,
-        "seed": config.seed,
-        "data_fingerprint": ds.fingerprint,
-        "config_file": None if config_file is None else str(config_file),
-        "command": sys.argv,
-        "versions": {
-            "python": platform.python_version(),
-            "nnrun": __version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-        },
-    }
-
-
-def _finish(run_dir, started, status, console, **fields):
-    """Records how the run ended in run.json; if even that fails (a full disk), says so."""
-    ended = time.time()
-    try:
-        info = rundir.read_json(run_dir / rundir.RUN)
-    except RunDirError:
-        info = {}
-    # A resumed run adds this attempt's time to the earlier ones'.
-    before = sum(r.get("duration_s") or 0 for r in info.get("attempts", []))
-    attempt = {"started_at": rundir.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
-    try:
-        rundir.update_run(
-            run_dir, status=status, ended_at=rundir.timestamp(ended), duration_s=round(before + ended - started, 3),
-            attempts=[*info.get("attempts", []), attempt], **fields,
-        )
-    except OSError as e:
-        console.print(
-            f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
-            + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
-            highlight=False, soft_wrap=True,
         )
 
 

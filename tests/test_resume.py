@@ -394,9 +394,9 @@ def test_a_run_on_another_host_is_resumed_only_with_force(runner, interrupted_ru
 
 
 def test_two_resumes_of_one_run_at_once_the_second_is_refused(runner, interrupted_run):
-    from nnrun import rundir
+    from nnrun import liveness
 
-    with rundir.claim(interrupted_run):  # as a first `nnrun resume` holds it
+    with liveness.claim(interrupted_run):  # as a first `nnrun resume` holds it
         second = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4"])
     assert second.exit_code == 2 and "another process is resuming this run" in second.output
     assert info(interrupted_run)["status"] == "interrupted"

@@ -1,0 +1,134 @@
+"""run.json's story of a run: how it starts, each resume, and how it ends.
+
+Every write goes through `rundir` (atomic); every status a reader sees goes
+through `liveness.status`.
+"""
+
+import datetime
+import platform
+import sys
+import time
+
+from nnrun import __version__, liveness, rundir
+from nnrun.errors import RunDirError
+
+
+def new(config, fingerprint, config_file, started, config_sha256):
+    """run.json of a run that starts now.
+
+    Args:
+        config: the resolved `Config`.
+        fingerprint: the data's fingerprint.
+        config_file: the config's path, or None.
+        started: its start, a `time.time()` value.
+        config_sha256: the sha256 of the config.yaml written (a resume checks it).
+
+    Returns:
+        The JSON-able dict.
+    """
+    import keras
+    import numpy as np
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "status": "running",
+        "name": config.output.name,
+        "started_at": liveness.timestamp(started),
+        "ended_at": None,
+        "heartbeat_at": liveness.timestamp(started),
+        **liveness.process(),
+        "duration_s": None,
+        "epochs": config.training.epochs,
+        "epochs_completed": 0,
+        "seed": config.seed,
+        "data_fingerprint": fingerprint,
+        "config_file": None if config_file is None else str(config_file),
+        "config_sha256": config_sha256,
+        "command": sys.argv,
+        "versions": {
+            "python": platform.python_version(),
+            "nnrun": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+    }
+
+
+def resumed(run_dir, epoch, batch, step):
+    """Records in run.json that this process resumes the run, and returns what it recorded.
+
+    The run is `running` again, in this process; how it ended before is kept in
+    `resumes` (and, for a crashed attempt that could not say so itself, in
+    `attempts`, timed by its last heartbeat).
+
+    Args:
+        run_dir: the run directory.
+        epoch: epochs done at the backup.
+        batch: the batch of a mid-epoch backup (else 0).
+        step: the optimizer's step count at the backup.
+
+    Returns:
+        The `resumes` entry.
+    """
+    info = rundir.read_json(run_dir / rundir.RUN)
+    for key in ("ended_at", "error", "signal", "traceback"):
+        info.pop(key, None)
+    entry = {
+        "at": liveness.timestamp(),
+        "from_epoch": epoch,
+        "from_batch": batch,
+        "from_step": step,
+        "previous_status": liveness.status(info),
+        **liveness.process(),
+    }
+    attempts = info.get("attempts", [])
+    if entry["previous_status"] != "interrupted" and entry["previous_status"] != "failed":
+        begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
+        seconds = _seconds(begun, info.get("heartbeat_at"))
+        attempts = [*attempts, {"started_at": begun, "duration_s": seconds, "status": "crashed"}]
+    rundir.write_json(run_dir / rundir.RUN, {
+        **info, "status": "running", "epochs_completed": epoch, "heartbeat_at": liveness.timestamp(),
+        "resumes": [*info.get("resumes", []), entry], "attempts": attempts, **liveness.process(),
+    })
+    return entry
+
+
+def finish(run_dir, started, status, console, **fields):
+    """Records how this attempt ended in run.json; if even that fails (a full disk), says why on the console.
+
+    Args:
+        run_dir: the run directory.
+        started: this attempt's start, a `time.time()` value.
+        status: completed, failed or interrupted.
+        console: a rich console (stderr).
+        **fields: more to record (error, signal, traceback, ...).
+    """
+    ended = time.time()
+    try:
+        info = rundir.read_json(run_dir / rundir.RUN)
+    except RunDirError:
+        info = {}
+    # A resumed run adds this attempt's time to the earlier ones'.
+    before = sum(r.get("duration_s") or 0 for r in info.get("attempts", []))
+    attempt = {"started_at": liveness.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
+    try:
+        rundir.update_run(
+            run_dir, status=status, ended_at=liveness.timestamp(ended), duration_s=round(before + ended - started, 3),
+            attempts=[*info.get("attempts", []), attempt], **fields,
+        )
+    except OSError as e:
+        console.print(
+            f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
+            + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
+            highlight=False, soft_wrap=True,
+        )
+
+
+def _seconds(start, end):
+    try:
+        return round((datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return None
