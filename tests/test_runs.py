@@ -211,3 +211,21 @@ def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_co
     assert [p.returncode for p in evals] == [0, 0], [err for _, err in results]
     folders = {json.loads(out)["output_dir"] for out, _ in results}
     assert len(folders) == 2 and all((Path(f) / "metrics.json").is_file() for f in folders)
+
+
+def test_the_runs_commands_never_import_tensorflow(runner, write_config):
+    config = write_config()
+    a, b = trained(runner, config), trained(runner, config, "--set", "seed=8")
+    code = f"""
+import sys
+from nnrun.cli import main
+for args in (["runs", {str(a.parent)!r}], ["runs", "diff", {str(a)!r}, {str(b)!r}], ["runs", "compare", {str(a)!r}, {str(b)!r}]):
+    try:
+        main(args)
+    except SystemExit as e:
+        assert not e.code, (args, e.code)
+print("imported:", sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported: []" in done.stdout
