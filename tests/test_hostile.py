@@ -1,0 +1,104 @@
+"""Configs and run directories written by someone else: bounded, refused in one line, never trusted blindly."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+from nnrun import config
+from nnrun.cli import cli
+from nnrun.errors import ConfigError
+
+MINIMAL = """\
+data: {source: sklearn, name: iris}
+model: [{Dense: 3}]
+loss: sparse_categorical_crossentropy
+"""
+
+
+def alias_bomb(levels=9, width=9):
+    lines = [f"- &a0 [{', '.join(['lol'] * width)}]"]
+    for i in range(1, levels):
+        lines.append(f"- &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "lol:\n" + "\n".join("  " + line for line in lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(MINIMAL + alias_bomb())
+    assert path.stat().st_size < 2000
+    # In a child process capped at 1.5 GB of address space: expanding the
+    # bomb would need far more, and would fail with MemoryError instead.
+    code = textwrap.dedent(f"""
+        import resource, sys, time
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+        from nnrun.cli import main
+        started = time.monotonic()
+        try:
+            main(["check", {str(path)!r}])
+        except SystemExit as e:
+            print("exit", e.code, round(time.monotonic() - started, 2))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    exit_code, seconds = done.stdout.split()[1:]
+    assert exit_code == "2", done.stdout + done.stderr
+    assert float(seconds) < 1.0
+    assert "more than 100000 values once its aliases are expanded" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_an_alias_bomb_in_a_run_directory_config_is_refused(runner, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "completed"}))
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.yaml").write_text(MINIMAL + alias_bomb())
+    started = time.monotonic()
+    result = runner.invoke(cli, ["evaluate", str(run)])
+    assert result.exit_code == 2 and "aliases are expanded" in result.output
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_config_is_refused_before_it_is_read(runner, tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "w") as f:
+        f.write(MINIMAL + "notes: |\n")
+        f.writelines("  " + "x" * 100 + "\n" for _ in range(20_000))
+    started = time.monotonic()
+    result = runner.invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2 and "more than a config may have" in result.output
+    assert time.monotonic() - started < 1
+
+
+def test_deep_nesting_is_one_line_not_a_recursion_error(runner, tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text(MINIMAL + "x: " + "[" * 500 + "]" * 500 + "\n")
+    result = runner.invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "nested more than 64 levels deep" in result.output and result.output.count("\n") == 1
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text(MINIMAL + "training:\n  epochs: 50\n  callbacks: []\ntraining:\n  batch_size: 8\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert str(info.value) == f"{path}:7: 'training' is given twice in one mapping (first on line 4); remove one"
+
+
+def test_libyaml_is_used_when_installed():
+    if not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML built without libyaml")
+    assert issubclass(config._Loader, yaml.CSafeLoader)
+
+
+def test_a_set_value_is_bounded_too(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(MINIMAL)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, ["model.layers=" + "[" * 100 + "]" * 100])
+    assert "nested more than 64 levels deep" in str(info.value)
