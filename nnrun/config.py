@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from nnrun.errors import ConfigError, did_you_mean
 
@@ -204,9 +204,23 @@ class Training(Section):
     )
 
 
+MAX_NAME_BYTES = 100  # the run directory's name adds a timestamp; file names stop at 255 bytes
+
+
+def _run_name(name):
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"use letters, digits, '_', '-' and '.' only; got {name!r}")
+    if name in (".", "..") or len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"must be a folder name of at most {MAX_NAME_BYTES} bytes; got {name[:40]!r}"
+                         + ("..." if len(name) > 40 else ""))
+    return name
+
+
 class Output(Section):
     dir: Path = Field(Path("runs"), description="Where run directories are made.")
-    name: str | None = Field(None, pattern=r"^[\w.-]+$", description="Defaults to the config file's name.")
+    name: Annotated[str, AfterValidator(_run_name)] | None = Field(
+        None, description="Names the run directory; defaults to the config file's name."
+    )
     save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
     keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
 
@@ -214,7 +228,7 @@ class Output(Section):
 class Config(Section):
     """The whole config; every default lives here."""
 
-    seed: int = Field(42, strict=True)
+    seed: int = Field(42, strict=True, ge=0, lt=2**32, description="Seeds Python, NumPy, Keras and the splits.")
     data: Data
     model: Model
     optimizer: Named = Field(default_factory=lambda: {"name": "adam"})
@@ -254,7 +268,8 @@ def load(path, overrides=()):
             apply_override(resolved, item)
         config = validate(resolved, f"{path} with --set")
     if config.output.name is None:
-        config.output.name = re.sub(r"[^\w.-]", "_", path.stem)
+        stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
+        config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
     return config
 
 

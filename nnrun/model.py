@@ -24,6 +24,22 @@ _NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", 
 _SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
 
 
+def keras_name(name):
+    """A model name TensorFlow takes as a name scope, from a run's name.
+
+    The run directory keeps the user's name (`naïve-名前`, `_draft`, `-rf`);
+    TensorFlow wants ASCII that starts with a letter, digit or dot.
+
+    Args:
+        name: the run's name.
+
+    Returns:
+        The name for `keras.Model(name=...)`.
+    """
+    ascii_name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return ascii_name if re.match(r"[A-Za-z0-9.]", ascii_name) else f"model{ascii_name}"
+
+
 def build(layers, input_shape, name="model", augmentation=()):
     """Builds a `keras.Sequential` from the config's layer list.
 
@@ -38,7 +54,7 @@ def build(layers, input_shape, name="model", augmentation=()):
         The built (uncompiled) model.
     """
     keras = _keras()
-    model = keras.Sequential(name=name)
+    model = keras.Sequential(name=keras_name(name))
     model.add(keras.Input(shape=tuple(input_shape)))
     specs = [(spec, f"data.augmentation[{i}]") for i, spec in enumerate(augmentation)]
     specs += [(spec, f"model.layers[{i}]") for i, spec in enumerate(layers)]

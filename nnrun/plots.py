@@ -6,6 +6,7 @@ open after a figure is saved.
 """
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -202,7 +203,9 @@ def samples(images, true_names, predicted_names, path, title):
 
 def _save(fig, path):
     try:
-        with rundir.atomic(path) as tmp:
+        with rundir.atomic(path) as tmp, warnings.catch_warnings():
+            # A run or class name in a script the font lacks (名前) is drawn as boxes, not worth a warning.
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
             fig.savefig(tmp, dpi=100, bbox_inches="tight")
     finally:
         fig.clear()  # frees the artists now rather than at garbage collection

@@ -62,6 +62,8 @@ def create(root, name, subfolders=(PLOTS,)):
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as e:
+            raise RunDirError(f"output.dir: cannot create a run directory in '{root}': {e.strerror}") from None
         for sub in subfolders:
             (path / sub).mkdir()
         return path

@@ -102,3 +102,72 @@ def test_a_set_value_is_bounded_too(tmp_path):
     with pytest.raises(ConfigError) as info:
         config.load(path, ["model.layers=" + "[" * 100 + "]" * 100])
     assert "nested more than 64 levels deep" in str(info.value)
+
+
+# --- names, seeds, folders: exit 2 at check, or a run that works ------------------------------------
+
+
+@pytest.mark.parametrize("file_name, overrides, run_name", [
+    ("_draft.yaml", [], "_draft"),
+    ("tiny.yaml", ["output.name=naïve-名前"], "naïve-名前"),
+    ("tiny.yaml", ["output.name=-rf"], "-rf"),
+])
+def test_names_keras_would_refuse_still_train(runner, write_config, file_name, overrides, run_name):
+    path = write_config(file_name)
+    args = [x for item in overrides for x in ("--set", item)]
+    checked = runner.invoke(cli, ["check", str(path), *args])
+    assert checked.exit_code == 0, checked.output
+    result = runner.invoke(cli, ["train", str(path), *args, "--set", "training.epochs=1"])
+    assert result.exit_code == 0, result.output
+    from pathlib import Path
+
+    run = Path(result.stdout.strip().splitlines()[-1])
+    assert run.name.startswith(f"{run_name}-") and json.loads((run / "run.json").read_text())["name"] == run_name
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("output.name=" + "x" * 300, "output.name: must be a folder name of at most 100 bytes"),
+    ("output.name=a/b", "output.name: use letters, digits"),
+    ("output.name=..", "output.name: must be a folder name"),
+    ("seed=-1", "seed: input should be greater than or equal to 0; got -1"),
+    (f"seed={2**32}", "seed: input should be less than 4294967296"),
+])
+def test_bad_names_and_seeds_are_one_line_at_check(runner, write_config, item, expected):
+    result = runner.invoke(cli, ["check", str(write_config()), "--set", item])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and result.output.count("\n") == 1
+
+
+def test_a_long_config_file_name_makes_a_short_run_name(write_config):
+    path = write_config("y" * 200 + ".yaml")
+    assert len(config.load(path).output.name.encode()) <= 100
+
+
+def test_a_runs_folder_that_cannot_be_made_is_bad_input(runner, write_config, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(cli, ["train", str(write_config()), "--set", f"output.dir={tmp_path / 'a-file' / 'runs'}"])
+    assert result.exit_code == 2 and "output.dir: cannot create" in result.output, result.output
+
+    from pathlib import Path
+
+    real = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self.parent.name == "runs" and self.name.startswith("tiny-"):
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    denied = runner.invoke(cli, ["train", str(write_config())])
+    assert denied.exit_code == 2, denied.output
+    assert "output.dir: cannot create a run directory in" in denied.output and "Permission denied" in denied.output
+
+
+def test_a_file_that_is_not_a_csv_is_never_echoed(runner, write_config, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$y$j9T$secrethash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    path = write_config(data={"source": "csv", "path": str(secret), "target": "species"})
+    result = runner.invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "secrethash" not in result.output and "root:" not in result.output and "daemon" not in result.output
+    assert "single column" in result.output

@@ -208,9 +208,14 @@ def _note_filled(notes, name, n, value):
 
 
 def _column(name, columns, place, path):
-    if name not in columns:
-        listing = f" (columns: {', '.join(columns)})" if len(columns) <= 15 else ""
-        raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, columns)}{listing}")
+    if name in columns:
+        return
+    if len(columns) == 1:
+        # Not a comma-separated table (or not a table at all: never echo what it holds).
+        raise DataError(f"{place}: no column '{name}' in '{path}': it reads as a single column; is it a comma-separated table?")
+    shown = [c if len(c) <= 40 else c[:37] + "..." for c in columns]
+    listing = f" (columns: {', '.join(shown)})" if len(columns) <= 15 else ""
+    raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, columns)}{listing}")
 
 
 def _is_numeric(series):
@@ -225,7 +230,7 @@ def _numbers(series, name):
     values = pd.to_numeric(series, errors="coerce").astype("float64")
     bad = values.isna() & series.notna()
     if bad.any():
-        raise DataError(f"column '{name}' must hold numbers; got {series[bad].iloc[0]!r}")
+        raise DataError(f"column '{name}' must hold numbers; got {str(series[bad].iloc[0])[:40]!r}")
     return values.to_numpy()
 
 
