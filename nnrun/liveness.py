@@ -68,6 +68,18 @@ def status(info):
     return "crashed" if dead else "running"
 
 
+def alive(pid):
+    """Whether a process of this id runs on this host (not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    fields = _stat(pid)
+    return fields is None or fields[0] not in ("Z", "X")
+
+
 def _started(pid):
     fields = _stat(pid)
     return None if fields is None else int(fields[19])

@@ -121,6 +121,26 @@ def sweep_temporary(path):
             tmp.unlink()
 
 
+def sweep_stale(root):
+    """Removes temporary files that dead processes left in a runs folder's run directories.
+
+    A run whose process still runs keeps its own; so does a run whose process
+    nnrun cannot see (another host).
+
+    Args:
+        root: the runs folder.
+    """
+    runs, _ = listing(root)
+    for path, info in runs:
+        if liveness.status(info) != "running":
+            sweep_temporary(path)
+    for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
+        pid = tmp.name.rpartition(".")[2]
+        if pid.isdigit() and not liveness.alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 def write_text(path, text):
     """Writes text atomically."""
     with atomic(path) as tmp:

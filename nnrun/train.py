@@ -89,6 +89,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
 
     with signals.stopping() as stop:
         started = time.time()
+        if not resume:
+            rundir.sweep_stale(config.output.dir)
         run_dir = Path(resume) if resume else rundir.create(config.output.dir, config.output.name)
         # A new run writes its files; a resumed one gets back its weights,
         # optimizer state and history up to its last backup.

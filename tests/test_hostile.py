@@ -171,3 +171,45 @@ def test_a_file_that_is_not_a_csv_is_never_echoed(runner, write_config, tmp_path
     assert result.exit_code == 2, result.output
     assert "secrethash" not in result.output and "root:" not in result.output and "daemon" not in result.output
     assert "single column" in result.output
+
+
+def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config, tmp_path):
+    import os
+    import socket
+
+    def fake_run(name, pid):
+        run = tmp_path / "runs" / name
+        (run / "plots").mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": "running", "pid": pid, "host": socket.gethostname()}))
+        (run / ".abc123.tmp.model.keras").write_bytes(b"half a model")
+        (run / "plots" / ".def456.tmp.learning_curves.png").write_bytes(b"")
+        return run
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    crashed, alive = fake_run("crashed-1", dead.pid), fake_run("alive-1", os.getpid())
+    (tmp_path / "runs" / f".latest.{dead.pid}").symlink_to("crashed-1")
+    result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert not [p for p in crashed.rglob(".*")], "a dead run's temporary files stay"
+    assert len([p for p in alive.rglob(".*")]) == 2, "a live run's temporary files were removed"
+    assert not (tmp_path / "runs" / f".latest.{dead.pid}").is_symlink()
+
+
+def test_writes_are_flushed_to_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    import os
+
+    from nnrun import rundir
+
+    synced, real = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    rundir.write_text(tmp_path / "metrics.json", "{}")
+    assert len(synced) == 2
+    assert synced[0].endswith(".tmp.metrics.json") and os.path.dirname(synced[0]) == str(tmp_path)
+    assert synced[1] == str(tmp_path)
+    assert (tmp_path / "metrics.json").read_text() == "{}"
