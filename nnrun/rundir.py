@@ -29,6 +29,9 @@ PLOTS = "plots"
 BACKUP = "backup"
 LATEST = "latest"
 TMP_MARK = ".tmp."
+# Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
+# CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
+MIN_KERAS = (3, 14)
 
 # mkstemp makes files private (0600); run files get the user's usual mode.
 _UMASK = os.umask(0)
@@ -276,9 +279,15 @@ def load_model(run):
     """
     from nnrun.backend import keras as _keras
 
+    keras = _keras()
+    if tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit()) < MIN_KERAS:
+        raise RunDirError(
+            f"refusing to load '{run.path / run.model}' with Keras {keras.__version__}: its safe mode has known "
+            f"bypasses; pip install 'keras>={'.'.join(map(str, MIN_KERAS))}'"
+        )
     file = run.path / run.model
     try:
-        return _keras().models.load_model(file, safe_mode=True, compile=True)
+        return keras.models.load_model(file, safe_mode=True, compile=True)
     except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
         raise RunDirError(f"'{file}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
 

@@ -213,3 +213,85 @@ def test_writes_are_flushed_to_disk_before_and_after_the_rename(tmp_path, monkey
     assert synced[0].endswith(".tmp.metrics.json") and os.path.dirname(synced[0]) == str(tmp_path)
     assert synced[1] == str(tmp_path)
     assert (tmp_path / "metrics.json").read_text() == "{}"
+
+
+# --- models in a run directory that someone else wrote ----------------------------------------------
+
+
+def _with_model(run, tmp_path, make):
+    """A copy of a run directory whose model.keras `make(path)` wrote."""
+    import shutil
+
+    bad = tmp_path / f"bad-{len(list(tmp_path.glob('bad-*')))}"
+    shutil.copytree(run, bad)
+    make(bad / "model.keras")
+    return bad
+
+
+@pytest.fixture
+def tiny_run(runner, write_config):
+    from pathlib import Path
+
+    result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=1"])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_model_with_a_lambda_layer_executes_nothing(runner, tiny_run, tmp_path):
+    import keras
+
+    marker = tmp_path / "pwned"
+
+    def lambda_model(path):
+        touch = f"lambda x: (open({str(marker)!r}, 'w').write('ran'), x)[1]"
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(eval(touch)), keras.layers.Dense(3)])
+        model.save(path)
+        marker.unlink()  # building the model here ran it once
+
+    run = _with_model(tiny_run, tmp_path, lambda_model)
+    for args in (["evaluate", str(run)], ["predict", str(tmp_path / "x.npy"), "--run", str(run)]):
+        import numpy as np
+
+        np.save(tmp_path / "x.npy", np.ones((1, 4), dtype="float32"))
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert "cannot be loaded" in result.output and "Traceback" not in result.output
+    assert not marker.exists(), "the Lambda layer ran"
+
+
+def test_a_model_whose_config_names_another_module_executes_nothing(runner, tiny_run, tmp_path):
+    import zipfile
+
+    marker = tmp_path / "pwned"
+
+    def injected(path):
+        with zipfile.ZipFile(tiny_run / "model.keras") as z:
+            files = {name: z.read(name) for name in z.namelist()}
+        config = json.loads(files["config.json"])
+        config["config"]["layers"][-1] = {
+            "module": "os", "class_name": "system", "registered_name": None,
+            "config": {"command": f"touch {marker}"},
+        }
+        files["config.json"] = json.dumps(config).encode()
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+
+    run = _with_model(tiny_run, tmp_path, injected)
+    result = runner.invoke(cli, ["evaluate", str(run)])
+    assert result.exit_code == 2, result.output
+    assert "cannot be loaded" in result.output and result.output.count("\n") == 1
+    assert not marker.exists(), "os.system ran"
+
+
+def test_keras_without_known_safe_mode_bypasses_is_required(monkeypatch, tiny_run):
+    import keras
+
+    from nnrun import rundir
+    from nnrun.errors import RunDirError
+
+    assert tuple(int(p) for p in keras.__version__.split(".")[:2]) >= (3, 14)
+    monkeypatch.setattr(keras, "__version__", "3.13.2")
+    with pytest.raises(RunDirError) as info:
+        rundir.load_model(rundir.read(tiny_run))
+    assert "Keras 3.13.2" in str(info.value) and "keras>=3.14" in str(info.value)
