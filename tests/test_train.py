@@ -93,23 +93,60 @@ def test_bad_override_exits_2_without_a_run(runner, write_config, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def train_in_a_process(config, *args):
+    """`nnrun train` in a fresh Python process (nothing shared with this one); its run directory."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnrun", "train", str(config), "--quiet", *args],
+        capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
 def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     path = write_config()
-    first, run1 = train(runner, path)
-    second, run2 = train(runner, path)
-    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    # Two fresh processes: nothing (random state, compiled graphs) carried over between them.
+    run1, run2 = train_in_a_process(path), train_in_a_process(path)
     assert run1 != run2, "a run directory was reused"
-    assert (run1 / "metrics.json").read_text() == (run2 / "metrics.json").read_text()
-    assert (run1 / "history.csv").read_text() == (run2 / "history.csv").read_text()
-    other, run3 = train(runner, path, "--set", "seed=8")
-    assert other.exit_code == 0, other.output
-    assert (run3 / "history.csv").read_text() != (run1 / "history.csv").read_text()
+    for name in ["metrics.json", "history.csv"]:
+        assert (run1 / name).read_bytes() == (run2 / name).read_bytes(), name
+    # And inside one process, after runs have already trained in it, the same again.
+    first, run3 = train(runner, path)
+    second, run4 = train(runner, path)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    for run in (run3, run4):
+        for name in ["metrics.json", "history.csv"]:
+            assert (run / name).read_bytes() == (run1 / name).read_bytes(), f"{run.name}/{name}"
+    # Another seed trains differently (so the equalities above say something).
+    other = train_in_a_process(path, "--set", "seed=8")
+    assert (other / "history.csv").read_bytes() != (run1 / "history.csv").read_bytes()
+    assert (other / "metrics.json").read_bytes() != (run1 / "metrics.json").read_bytes()
 
 
-def test_runs_in_the_same_second_never_overwrite(runner, write_config):
+def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypatch):
+    from types import SimpleNamespace
+
+    from nnrun import rundir
+
+    # Every run directory is named in the same second, as when runs start together.
+    second = time.localtime()
+    monkeypatch.setattr(rundir, "time", SimpleNamespace(strftime=lambda fmt, t=None: time.strftime(fmt, second)))
+    stem = f"tiny-{time.strftime('%Y%m%d-%H%M%S', second)}"
     path = write_config()
-    runs = [train(runner, path, "--set", "training.epochs=1")[1] for _ in range(3)]
-    assert len(set(runs)) == 3 and all((r / "model.keras").is_file() for r in runs)
+    runs = []
+    for epochs in (1, 2, 3):  # a different run each time, to tell whose files are whose
+        result, run = train(runner, path, "--set", f"training.epochs={epochs}")
+        assert result.exit_code == 0, result.output
+        runs.append(run)
+    assert [r.name for r in runs] == [stem, f"{stem}-2", f"{stem}-3"]
+    assert len({r.resolve() for r in runs}) == 3
+    for epochs, run in enumerate(runs, start=1):
+        for name in RUN_FILES:
+            assert (run / name).is_file(), f"{run.name}/{name}"
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "completed" and info["epochs"] == epochs and info["epochs_completed"] == epochs
+        assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == epochs
+        assert [r["epoch"] for r in csv.DictReader((run / "history.csv").open())] == [str(e + 1) for e in range(epochs)]
 
 
 def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config):
@@ -122,13 +159,38 @@ def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config)
 
 
 def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
+    import keras
+
+    from nnrun import config, data
+
+    # A learning rate so high that val_loss rises after its best epoch, which EarlyStopping
+    # (patience 1) then ends on: the best model is not the last one.
     path = write_config(
-        training={"epochs": 2, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}, {"EarlyStopping": {"patience": 1}}]},
+        optimizer={"name": "adam", "learning_rate": 0.3},
+        training={"epochs": 8, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}, {"EarlyStopping": {"patience": 1}}]},
         output={"dir": str(write_config().parent / "runs"), "save_h5": True},
     )
     result, run = train(runner, path)
     assert result.exit_code == 0, result.output
-    assert (run / "model.h5").is_file() and (run / "model.best.keras").is_file()
+    val_losses = [float(r["val_loss"]) for r in csv.DictReader((run / "history.csv").open())]
+    best = int(np.argmin(val_losses))
+    assert best < len(val_losses) - 1, f"the best epoch must not be the last one to test anything: {val_losses}"
+
+    resolved = config.load(run / "config.yaml")
+    ds = data.load(resolved.data, resolved.training.validation_split, resolved.seed)
+    final = keras.models.load_model(run / "model.keras", safe_mode=True)
+    h5 = keras.models.load_model(run / "model.h5")
+    best_model = keras.models.load_model(run / "model.best.keras", safe_mode=True)
+    for model in (h5, best_model):
+        assert model.input_shape == final.input_shape == (None, 4) and model.output_shape == (None, 3)
+    # model.h5 is the final model in another format: it predicts exactly as model.keras does.
+    np.testing.assert_allclose(h5.predict(ds.x_test, verbose=0), final.predict(ds.x_test, verbose=0), rtol=1e-6, atol=1e-7)
+    # model.best.keras is the model of the best epoch; model.keras that of the last.
+    best_loss = best_model.evaluate(ds.x_val, ds.y_val, verbose=0)[0]
+    final_loss = final.evaluate(ds.x_val, ds.y_val, verbose=0)[0]
+    assert best_loss == pytest.approx(val_losses[best], rel=1e-4)
+    assert final_loss == pytest.approx(val_losses[-1], rel=1e-4)
+    assert best_loss < final_loss
 
 
 def test_categorical_crossentropy_on_integer_labels_is_one_hot_encoded(runner, write_config):
