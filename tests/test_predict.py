@@ -5,6 +5,8 @@ The tiny runs are trained once per session (tests/trained_runs.py).
 
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +255,20 @@ def _npy(name, array):
     return make
 
 
+def _png_of(path, width, height):
+    """A valid 1-bit PNG of width x height black pixels, written in a blink: 49 KB for 20000x20000."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pack = zlib.compressobj(9)
+    rows = bytes(1 + (width + 7) // 8) * 1000  # each row: filter byte 0, then the bits
+    pixels = b"".join(pack.compress(rows) for _ in range(height // 1000))
+    pixels += pack.compress(rows[: len(rows) // 1000 * (height % 1000)]) + pack.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
 @pytest.mark.parametrize("run_name, make, fragment", [
     ("digits_run", _text_png, "not a readable image"),
     ("digits_run", _truncated_png, "not a readable image"),
@@ -267,6 +283,7 @@ def _npy(name, array):
     ("iris_run", lambda d: make_image(d / "x.png"), "not images"),
     ("iris_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
     ("image_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
+    ("digits_run", lambda d: _png_of(d / "huge.png", 20_000, 20_000), "20000x20000 pixels, more than the 89478485"),
 ])
 def test_a_bad_input_exits_2_naming_the_file(request, tmp_path, run_name, make, fragment):
     path = make(tmp_path)
@@ -286,6 +303,22 @@ def test_good_inputs_are_predicted_and_bad_ones_listed(digits_run, tmp_path):
     failed, summary = failures(result)
     assert sorted(line.split(": ")[0] for line in failed) == sorted(str(p) for p in bad)
     assert summary == "error: 3 of 5 inputs could not be predicted"
+
+
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (20_000, 20_000), (30_000, 30_000)])
+def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(image_run, tmp_path, monkeypatch, width, height):
+    from nnrun.data import image_folder
+
+    decoded = []
+    decode = image_folder._image
+    monkeypatch.setattr(image_folder, "_image", lambda path, prep: decoded.append(path) or decode(path, prep))
+    huge = _png_of(tmp_path / "huge.png", width, height)  # 10000x10000: Pillow only warns; beyond 2x: it raises
+    good = make_image(tmp_path / "good.png", COLOURS["dog"])
+    result, rows = predict_json(huge, good, "--run", image_run.path, code=2)
+    assert [r["input"] for r in rows] == [str(good)] and len(decoded) == 1
+    (failed,), _ = failures(result)
+    assert failed == f"{huge}: {width}x{height} pixels, more than the 89478485 nnrun decodes"
+    assert "DecompressionBomb" not in result.output
 
 
 def test_the_output_file_holds_the_good_predictions_when_some_fail(iris_run, tmp_path):

@@ -22,6 +22,9 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # What TensorFlow's decode_image recognizes an image by: its first bytes.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 _CHUNK = 1 << 20
+# The most pixels an image may claim: Pillow's default Image.MAX_IMAGE_PIXELS
+# (a quarter GiB of 24-bit RGB), checked before TensorFlow decodes anything.
+MAX_PIXELS = 89_478_485
 
 
 def read(data):
@@ -106,6 +109,7 @@ def apply(paths, preprocessing):
     tf = _tf()
     images = []
     for path in np.atleast_1d(np.asarray(paths, dtype=str)).tolist():
+        _check_pixels(path)
         try:
             images.append(_image(tf.constant(path), preprocessing).numpy())
         except tf.errors.NotFoundError:
@@ -116,6 +120,44 @@ def apply(paths, preprocessing):
     if not images:
         return np.zeros((0, *preprocessing["input_shape"]), dtype="float32")
     return np.stack(images).astype("float32", copy=False)
+
+
+def _check_pixels(path):
+    """Refuses an image whose header claims more than `MAX_PIXELS`, before anything decodes it.
+
+    Args:
+        path: the image file.
+    """
+    width, height = _header_size(path)
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS} nnrun decodes")
+
+
+def _header_size(path):
+    """An image file's width and height, read from its header by Pillow (which decodes nothing yet).
+
+    Args:
+        path: the image file.
+
+    Returns:
+        `(width, height)`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    # Off while the header is read: Pillow's own bomb check raises or warns without the
+    # size; ours then names the file and its size.
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image: Unknown image file format, not PNG, JPEG, GIF or BMP") from None
+    except Exception as e:  # a damaged header: whatever Pillow's parser raised
+        raise DataError(f"{path}: not a readable image: {' '.join(str(e).split())[:200]}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def feed(paths, labels, preprocessing, batch_size, training, seed):
