@@ -38,6 +38,7 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
     if data_path is None:
         training = run.config.training
         ds = data.load(run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False)
+        _check_recreated(ds, run)
         x, y = ds.x_test, ds.y_test
         changed = ds.fingerprint != run.info.get("data_fingerprint")
     else:
@@ -69,6 +70,30 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
     result["output_dir"] = str(out)
     rundir.write_json(out / "metrics.json", result)
     return result
+
+
+def _check_recreated(ds, run):
+    """Refuses a re-created test split, or preprocessing, other than the run's own.
+
+    An edited seed or test_split in config.yaml, or changed data, would
+    otherwise be scored as if it were the run's test split.
+    """
+    import json
+
+    recorded = run.info.get("splits", {}).get("test")  # runs from before nnrun recorded it have none
+    if recorded and recorded != ds.splits["test"]:
+        raise BadInput(
+            f"{run.path}: the test split re-created from its config.yaml and data is not the one the run was tested on "
+            f"({recorded['samples']} samples then, {ds.splits['test']['samples']} now, other samples): the config or "
+            "the data changed; score other data with --data"
+        )
+    learned = json.loads(json.dumps({**ds.preprocessing, "one_hot_labels": run.preprocessing.get("one_hot_labels", False)}))
+    different = sorted(k for k in learned.keys() | run.preprocessing.keys() if learned.get(k) != run.preprocessing.get(k))
+    if different:
+        raise BadInput(
+            f"{run.path}: the preprocessing learned again from the data differs from the run's preprocessing.json "
+            f"({', '.join(different)}): the config or the data changed; score other data with --data"
+        )
 
 
 def parse_gates(fail_under=(), fail_over=()):

@@ -265,7 +265,10 @@ def read(path, model=MODEL):
         resolved = config_lib.load(path / CONFIG)
     except ConfigError as e:
         raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
-    return Run(path, info, resolved, read_json(path / PREPROCESSING), model, liveness.status(info))
+    from nnrun.data import schema
+
+    preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
+    return Run(path, info, resolved, preprocessing, model, liveness.status(info))
 
 
 def load_model(run):
@@ -287,9 +290,22 @@ def load_model(run):
         )
     file = run.path / run.model
     try:
-        return keras.models.load_model(file, safe_mode=True, compile=True)
+        model = keras.models.load_model(file, safe_mode=True, compile=True)
     except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
         raise RunDirError(f"'{file}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
+    _check_fits(model, run.preprocessing, run.path)
+    return model
+
+
+def _check_fits(model, preprocessing, path):
+    """The model takes the inputs preprocessing.json describes and gives one output per class."""
+    inputs, outputs = tuple(model.input_shape[1:]), model.output_shape[-1]
+    if inputs != tuple(preprocessing["input_shape"]):
+        raise RunDirError(f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, "
+                          f"but the model takes {list(inputs)}")
+    classes = preprocessing.get("class_names")
+    if classes is not None and outputs != len(classes) and not (outputs == 1 and len(classes) == 2):
+        raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
 
 
 def listing(root):

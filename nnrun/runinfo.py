@@ -13,12 +13,12 @@ from nnrun import __version__, liveness, rundir
 from nnrun.errors import RunDirError
 
 
-def new(config, fingerprint, config_file, started, config_sha256):
+def new(config, dataset, config_file, started, config_sha256):
     """run.json of a run that starts now.
 
     Args:
         config: the resolved `Config`.
-        fingerprint: the data's fingerprint.
+        dataset: the `Dataset`: its fingerprint and which samples each split holds.
         config_file: the config's path, or None.
         started: its start, a `time.time()` value.
         config_sha256: the sha256 of the config.yaml written (a resume checks it).
@@ -42,7 +42,8 @@ def new(config, fingerprint, config_file, started, config_sha256):
         "epochs": config.training.epochs,
         "epochs_completed": 0,
         "seed": config.seed,
-        "data_fingerprint": fingerprint,
+        "data_fingerprint": dataset.fingerprint,
+        "splits": dataset.splits,  # evaluate refuses a re-created test split that differs
         "config_file": None if config_file is None else str(config_file),
         "config_sha256": config_sha256,
         "command": sys.argv,

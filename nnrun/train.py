@@ -181,7 +181,7 @@ def resolved_text(config):
 def _begin(run_dir, config, s, config_file, started):
     """Writes a new run's files; run.json first, so the folder is a run from the start."""
     text = resolved_text(config)
-    info = runinfo.new(config, s.dataset.fingerprint, config_file, started, rundir.sha256_text(text))
+    info = runinfo.new(config, s.dataset, config_file, started, rundir.sha256_text(text))
     rundir.write_json(run_dir / rundir.RUN, {**info, "notes": s.dataset.notes})
     rundir.write_text(run_dir / rundir.CONFIG, text)
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})

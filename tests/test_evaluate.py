@@ -274,11 +274,27 @@ def test_data_changed_since_training_is_reported(write_config, tmp_path):
     result, same = evaluate_json(run)
     assert same["data_changed"] is False and result.stderr == ""
     changed = churn_table(60)
-    changed["balance"] += 1.0
+    changed["balance"] += 1.0  # the same rows, other values: scaling learned again would differ
     changed.to_csv(path, index=False)
-    result, found = evaluate_json(run)
-    assert found["data_changed"] is True
-    assert "warning: the data differs from what the run was trained on" in flat(result.stderr)
+    result = invoke("evaluate", run, "--json")
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert "the preprocessing learned again from the data differs from the run's preprocessing.json (numeric)" in result.stderr
+    assert "--data" in result.stderr
+    # Scoring it as other data is what --data is for; it is prepared with the run's own preprocessing.
+    _, other = evaluate_json(run, "--data", path)
+    assert other["data"] == str(path) and other["samples"] == 60
+
+
+def test_an_edited_seed_or_split_is_refused_not_scored(churn_run, tmp_path):
+    for key, value in (("seed", 12345), ("test_split", 0.3)):
+        copy = tmp_path / f"edited-{key}"
+        shutil.copytree(churn_run.path, copy)
+        config = yaml.safe_load((copy / "config.yaml").read_text())
+        (config if key == "seed" else config["data"])[key] = value
+        (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        result = invoke("evaluate", copy)
+        assert result.exit_code == 2, result.output
+        assert "the test split re-created from its config.yaml and data is not the one the run was tested on" in flat(result.stderr)
 
 
 def test_the_original_config_file_is_not_needed(churn_run):

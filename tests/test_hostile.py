@@ -295,3 +295,40 @@ def test_keras_without_known_safe_mode_bypasses_is_required(monkeypatch, tiny_ru
     with pytest.raises(RunDirError) as info:
         rundir.load_model(rundir.read(tiny_run))
     assert "Keras 3.13.2" in str(info.value) and "keras>=3.14" in str(info.value)
+
+
+# --- a tampered preprocessing.json --------------------------------------------------------------------
+
+
+def _tampered(run, tmp_path, change):
+    import shutil
+
+    copy = tmp_path / f"tampered-{len(list(tmp_path.glob('tampered-*')))}"
+    shutil.copytree(run, copy)
+    prep = json.loads((copy / "preprocessing.json").read_text())
+    change(prep)
+    (copy / "preprocessing.json").write_text(json.dumps(prep))
+    return copy
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda p: p.pop("input_shape"), "input_shape: field required"),
+    (lambda p: p.update(input_shape="4"), "input_shape: input should be a valid list"),
+    (lambda p: p.update(rescale=1e9), "rescale: input should be less than or equal to 1000"),
+    (lambda p: p.update(class_names=["a", "b"]), "2 class_names, but the model has 3 outputs"),
+    (lambda p: p.update(class_names=["a", "a", "b"]), "class_names has the same name twice"),
+    (lambda p: p["scaling"].update(mean=[0.0]), "scaling has [1, 4] values for inputs of 4 features"),
+    (lambda p: p["scaling"].update(scale=[0.0, 1.0, 1.0, 1.0]), "scaling.standard.scale.0: input should be greater than 0"),
+    (lambda p: p.update(kind="pickle"), "input tag 'pickle' found using 'kind' does not match"),
+    (lambda p: p.update(extra="x"), "extra: extra inputs are not permitted"),
+])
+def test_a_tampered_preprocessing_json_is_one_line_exit_2(runner, tiny_run, tmp_path, change, expected):
+    import numpy as np
+
+    run = _tampered(tiny_run, tmp_path, change)
+    np.save(tmp_path / "x.npy", np.ones((1, 4), dtype="float32"))
+    for args in (["predict", str(tmp_path / "x.npy"), "--run", str(run)], ["evaluate", str(run)]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output and "preprocessing.json" in result.output, result.output
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output

@@ -54,6 +54,7 @@ class Dataset:
     preprocessing: dict = field(default_factory=dict)
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)  # what was done to the data that a user should know
+    splits: dict = field(default_factory=dict)  # split name -> {samples, sha256}: which samples it holds
 
     @property
     def is_classification(self):
@@ -94,6 +95,8 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
     x_val = y_val = None
     if validation_split:
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
+    splits = {name: _split_id(*pair) for name, pair in
+              (("train", (x, y)), ("validation", (x_val, y_val)), ("test", (x_test, y_test))) if pair[0] is not None}
     preprocessing = {
         **kind.fit(x, data),
         "task": "classification" if class_names is not None else "regression",
@@ -114,6 +117,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
         preprocessing=preprocessing,
         fingerprint=fingerprint,
         notes=list(preprocessing.get("notes", [])),
+        splits=splits,
     )
 
 
@@ -227,6 +231,20 @@ def _split(x, y, fraction, seed, class_names, place):
         if counts[counts > 0].min() >= 2 and n_classes <= n_held <= len(x) - n_classes:
             stratify = y
     return train_test_split(x, y, test_size=n_held, random_state=seed, stratify=stratify)
+
+
+def _split_id(x, y):
+    """Which samples a split holds, in order: their count and a sha256 of them
+    (rows of a table by their row number, image files by path, arrays by value)."""
+    digest = hashlib.sha256()
+    if type(x).__module__.startswith("pandas"):
+        digest.update(np.asarray(x.index, dtype="int64").tobytes())
+    elif x.dtype.kind in "US":
+        digest.update("\n".join(x.tolist()).encode())
+    else:
+        digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return {"samples": int(len(y)), "sha256": digest.hexdigest()}
 
 
 def _fingerprint(raw):

@@ -1,0 +1,132 @@
+"""preprocessing.json's schema: what a run directory may say about its inputs, checked on load.
+
+A run directory comes from someone else as often as not; evaluate and predict
+apply its preprocessing.json to raw inputs, so a missing key, a wrong type or a
+huge rescale must be refused in one line (exit 2), not turn into a KeyError in
+the middle of predicting, or into silently wrong numbers.
+"""
+
+import math
+from typing import Annotated, Literal, Union
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from nnrun.errors import RunDirError
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=1000)]
+# Pixels are scaled by 1/255 or 1/65535; nothing sane multiplies inputs by more.
+Rescale = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Common(_Strict):
+    input_shape: list[Annotated[int, Field(gt=0, le=100_000)]] = Field(min_length=1, max_length=4)
+    rescale: Rescale = None
+    task: Literal["classification", "regression"]
+    class_names: list[Name] | None = Field(None, min_length=2, max_length=100_000)
+    one_hot_labels: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+class Standard(_Strict):
+    method: Literal["standard"]
+    mean: list[Finite]
+    scale: list[Positive]
+
+
+class MinMax(_Strict):
+    method: Literal["minmax"]
+    min: list[Finite]
+    scale: list[Positive]
+
+
+class ArrayPreprocessing(_Common):
+    kind: Literal["array"]
+    scaling: Annotated[Union[Standard, MinMax], Field(discriminator="method")] | None = None
+
+
+class Numeric(_Strict):
+    fill: Finite
+    mean: Finite | None = None
+    min: Finite | None = None
+    scale: Positive | None = None
+
+
+class Categorical(_Strict):
+    fill: str
+    categories: list[str] = Field(min_length=1)
+
+
+class TablePreprocessing(_Common):
+    kind: Literal["table"]
+    columns: list[Name] = Field(min_length=1)
+    numeric: dict[str, Numeric]
+    categorical: dict[str, Categorical]
+
+
+class ImagePreprocessing(_Common):
+    kind: Literal["images"]
+    image_size: list[Annotated[int, Field(gt=0, le=10_000)]] = Field(min_length=2, max_length=2)
+    color_mode: Literal["rgb", "grayscale"]
+    cache: bool = False
+
+
+Preprocessing = pydantic.TypeAdapter(
+    Annotated[Union[ArrayPreprocessing, TablePreprocessing, ImagePreprocessing], Field(discriminator="kind")]
+)
+
+
+def check(preprocessing, where):
+    """Validates a run's preprocessing.json, and that its parts agree with each other.
+
+    Args:
+        preprocessing: the parsed JSON.
+        where: the file, for messages.
+
+    Returns:
+        The same dict, once it is known to be sound.
+    """
+    if isinstance(preprocessing, dict) and "kind" not in preprocessing:
+        preprocessing = {**preprocessing, "kind": "array"}  # runs written before `kind` existed
+    try:
+        found = Preprocessing.validate_python(preprocessing)
+    except pydantic.ValidationError as e:
+        error = e.errors()[0]
+        place = ".".join(str(p) for p in error["loc"][1:] if p not in ("function-after",)) or "its contents"
+        received = error.get("input")
+        shown = "" if isinstance(received, (dict, list)) else f"; got {str(received)[:60]!r}"
+        raise RunDirError(f"'{where}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}{shown}") from None
+    problem = _disagreement(found)
+    if problem:
+        raise RunDirError(f"'{where}': {problem}")
+    return preprocessing
+
+
+def _disagreement(p):
+    """What in a preprocessing contradicts the rest of it, or None."""
+    if (p.task == "classification") != (p.class_names is not None):
+        return f"task is {p.task} but class_names is {'missing' if p.class_names is None else 'given'}"
+    if p.class_names is not None and len(set(p.class_names)) != len(p.class_names):
+        return "class_names has the same name twice"
+    width = math.prod(p.input_shape)
+    if p.kind == "array" and p.scaling is not None:
+        sizes = {len(v) for k, v in p.scaling.model_dump().items() if k != "method"}
+        if sizes != {width}:
+            return f"scaling has {sorted(sizes)} values for inputs of {width} features"
+    if p.kind == "table":
+        encoded = len(p.numeric) + sum(len(c.categories) for c in p.categorical.values())
+        if encoded != width or set(p.numeric) | set(p.categorical) != set(p.columns):
+            return f"columns, numeric and categorical do not make the model's {width} inputs"
+        if set(p.numeric) & set(p.categorical):
+            return "a column is both numeric and categorical"
+    if p.kind == "images":
+        channels = 1 if p.color_mode == "grayscale" else 3
+        if p.input_shape != [*p.image_size, channels]:
+            return f"input_shape {p.input_shape} is not image_size {p.image_size} with {channels} channel(s)"
+    return None
