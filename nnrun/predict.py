@@ -6,6 +6,8 @@ ones are still predicted.
 """
 
 import glob
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,17 +142,15 @@ def _csv_rows(path, prep, id_column, notes):
 
 
 def _arrays(path, prep):
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npy array: {e}") from None
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{path}: an array of {x.dtype}, not numbers")
+    """Yields `((name, None), model input)` for each sample of a .npy file: one sample or a stack."""
+    x = _load_npy(path)
     shape = tuple(prep["input_shape"])
     if x.shape == shape:
         x = x[None]
     if x.shape[1:] != shape or prep.get("kind") == "table":
         raise DataError(f"{path}: an array of shape {x.shape}; the model takes {shape} per sample (or a stack of them)")
+    if not len(x):
+        raise DataError(f"{path}: no samples")
     if prep.get("kind") == "images":  # pixels already sized: only the run's rescale applies
         from nnrun.data import arrays
 
@@ -159,6 +159,60 @@ def _arrays(path, prep):
         x = data.transform(x, prep)
     for i, sample in enumerate(x):
         yield (f"{path}[{i}]" if len(x) > 1 else str(path), None), sample
+
+
+def _load_npy(path):
+    """Reads a .npy array once its header has been checked against the file.
+
+    The header is read first: an array of numbers (never objects: nothing is
+    unpickled) whose size is exactly what the file holds, so a small file
+    cannot make nnrun allocate what its header claims.
+
+    Args:
+        path: the .npy file.
+
+    Returns:
+        The array.
+    """
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(f, path)
+            if dtype.kind not in "biuf":
+                raise DataError(f"{path}: an array of {dtype}, not numbers")
+            claimed, held = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
+            if claimed != held:
+                raise DataError(
+                    f"{path}: its header claims an array of shape {shape} of {dtype} ({_bytes(claimed)}), "
+                    f"but the file holds {_bytes(held)} of data"
+                )
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npy array: {' '.join(str(e).split())[:200]}") from None
+
+
+def _npy_header(f, path):
+    """The shape and dtype a .npy file's header claims; `f` is left where the data starts."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        if read_header is None:  # 3.0 is only written for structured arrays with unicode field names
+            raise ValueError(f"format version {version[0]}.{version[1]}; nnrun reads 1.0 and 2.0")
+        shape, _, dtype = read_header(f)
+    except Exception as e:  # a damaged header: numpy's parser raises ValueError, TypeError, TokenError...
+        raise DataError(f"{path}: not a readable .npy array: {' '.join(str(e).split())[:200]}") from None
+    return shape, dtype
+
+
+def _bytes(n):
+    """A number of bytes as a person reads it: 192 bytes, 4.0 KiB, 298.0 GiB."""
+    if abs(n) < 1024:
+        return f"{n} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        n /= 1024
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
 
 
 def _image(path, prep):

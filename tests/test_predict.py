@@ -249,8 +249,19 @@ def _header_only_csv(d):
 
 def _npy(name, array):
     def make(d):
-        np.save(d / name, array)
+        np.save(d / name, np.asarray(array), allow_pickle=True)  # objects too: nnrun must never unpickle them
         return d / name
+
+    return make
+
+
+def _npy_lying(*shape):
+    """A .npy whose header claims `shape` of float64, followed by only 64 bytes."""
+    def make(d):
+        with open(d / "lying.npy", "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+            f.write(bytes(64))
+        return d / "lying.npy"
 
     return make
 
@@ -280,10 +291,17 @@ def _png_of(path, width, height):
     ("churn_run", _header_only_csv, "no rows"),
     ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
     ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),
+    ("iris_run", _npy("none.npy", np.zeros((0, 4))), "no samples"),
+    ("image_run", _npy("big.npy", np.zeros((1, 28, 28, 3))), "the model takes (16, 16, 3)"),
+    ("iris_run", _npy_lying(200_000, 200_000),
+     "shape (200000, 200000) of float64 (298.0 GiB), but the file holds 64 bytes"),
+    ("iris_run", _npy("objects.npy", np.array([{"a": 1}], dtype=object)), "an array of object, not numbers"),
+    ("iris_run", lambda d: (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f8\n") and d / "cut.npy",
+     "not a readable .npy array"),
+    ("digits_run", lambda d: _png_of(d / "huge.png", 20_000, 20_000), "20000x20000 pixels, more than the 89478485"),
     ("iris_run", lambda d: make_image(d / "x.png"), "not images"),
     ("iris_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
     ("image_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
-    ("digits_run", lambda d: _png_of(d / "huge.png", 20_000, 20_000), "20000x20000 pixels, more than the 89478485"),
 ])
 def test_a_bad_input_exits_2_naming_the_file(request, tmp_path, run_name, make, fragment):
     path = make(tmp_path)
@@ -319,6 +337,43 @@ def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(image_run, 
     (failed,), _ = failures(result)
     assert failed == f"{huge}: {width}x{height} pixels, more than the 89478485 nnrun decodes"
     assert "DecompressionBomb" not in result.output
+
+
+def test_an_npy_header_is_checked_against_the_file_before_it_is_read(iris_run, tmp_path):
+    lying = _npy_lying(200_000, 200_000)(tmp_path)
+    assert lying.stat().st_size == 192
+    np.save(tmp_path / "good.npy", np.ones((2, 4)))
+    short = tmp_path / "short.npy"
+    short.write_bytes((tmp_path / "good.npy").read_bytes()[:-8])
+    result, rows = predict_json(lying, tmp_path / "good.npy", short, "--run", iris_run.path, code=2)
+    assert [r["input"] for r in rows] == [f"{tmp_path / 'good.npy'}[{i}]" for i in (0, 1)]
+    failed, summary = failures(result)
+    assert failed == [
+        f"{lying}: its header claims an array of shape (200000, 200000) of float64 (298.0 GiB), "
+        "but the file holds 64 bytes of data",
+        f"{short}: its header claims an array of shape (2, 4) of float64 (64 bytes), "
+        "but the file holds 56 bytes of data",
+    ]
+    assert summary == "error: 2 of 4 inputs could not be predicted"
+
+
+class _Planted:
+    """Unpickling it touches a file: proof that something was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_an_npy_of_objects_is_never_unpickled(iris_run, tmp_path):
+    marker = tmp_path / "unpickled"
+    np.save(tmp_path / "planted.npy", np.array([_Planted(marker)], dtype=object), allow_pickle=True)
+    result = invoke("predict", tmp_path / "planted.npy", "--run", iris_run.path)
+    assert result.exit_code == 2, result.output
+    assert failures(result)[0] == [f"{tmp_path / 'planted.npy'}: an array of object, not numbers"]
+    assert not marker.exists()
 
 
 def test_the_output_file_holds_the_good_predictions_when_some_fail(iris_run, tmp_path):
