@@ -49,23 +49,60 @@ def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=
     run = rundir.read(run_dir, model_file)
     prep = run.preprocessing
     result = Predictions(run=run)
-    names, samples = [], []
-    for path in _expand(inputs, result.failed):
+    model = None
+    # Batch by batch, so memory stays flat however many files are given.
+    for batch in _batches(_samples(_expand(inputs, result.failed), prep, id_column, result), batch_size):
+        if model is None:
+            model = rundir.load_model(run)
+        names, samples = zip(*batch)
+        outputs = model.predict(np.stack(samples), batch_size=batch_size, verbose=0)
+        for (name, row_id), output in zip(names, outputs):
+            row = {"input": name, **({"id": row_id} if row_id is not None else {})}
+            row.update(_describe(output, prep.get("class_names"), top_k, threshold))
+            result.rows.append(row)
+    return result
+
+
+def _samples(paths, prep, id_column, result):
+    """Every sample of every file, in order; a bad file goes to `result.failed` whole.
+
+    Args:
+        paths: the input files.
+        prep: the run's preprocessing dict.
+        id_column: a CSV column to carry into each sample's id.
+        result: the `Predictions` whose `failed` and `notes` collect problems.
+
+    Yields:
+        `((name, id), model input)`.
+    """
+    for path in paths:
         try:
-            for name, x in _read(path, prep, id_column, result.notes):
-                names.append(name)
-                samples.append(x)
+            found = list(_read(path, prep, id_column, result.notes))
+            _check_finite(path, found)
         except DataError as e:
             result.failed.append((str(path), str(e).removeprefix(f"{path}: ")))
-    if not samples:
-        return result
-    model = rundir.load_model(run)
-    outputs = model.predict(np.stack(samples), batch_size=batch_size, verbose=0)
-    for (name, row_id), output in zip(names, outputs):
-        row = {"input": name, **({"id": row_id} if row_id is not None else {})}
-        row.update(_describe(output, prep.get("class_names"), top_k, threshold))
-        result.rows.append(row)
-    return result
+            continue
+        yield from found
+
+
+def _check_finite(path, found):
+    """Refuses a file with NaN or infinite values in its prepared samples, as training refuses them."""
+    bad = [name for (name, _), x in found if not np.isfinite(x).all()]
+    if bad:
+        which = f" in {len(bad)} of {len(found)} samples, the first {bad[0]}" if len(found) > 1 else ""
+        raise DataError(f"{path}: NaN or infinite values after preprocessing{which}")
+
+
+def _batches(items, size):
+    """Lists of up to `size` consecutive items."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _describe(output, class_names, top_k, threshold):
