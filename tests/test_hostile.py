@@ -332,3 +332,18 @@ def test_a_tampered_preprocessing_json_is_one_line_exit_2(runner, tiny_run, tmp_
         assert result.exit_code == 2, result.output
         assert expected in result.output and "preprocessing.json" in result.output, result.output
         assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_a_corrupt_sibling_run_json_does_not_break_the_default_run(runner, tiny_run, tmp_path):
+    import numpy as np
+
+    sibling = tiny_run.parent / "other-20991231-000000"
+    sibling.mkdir()
+    (sibling / "run.json").write_text("{ not json")
+    (sibling / "model.keras").write_bytes(b"")
+    np.save(tmp_path / "x.npy", np.ones((1, 4), dtype="float32"))
+    result = runner.invoke(cli, ["predict", str(tmp_path / "x.npy"), "--runs-dir", str(tiny_run.parent), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run"] == str(tiny_run)
+    listed = runner.invoke(cli, ["runs", str(tiny_run.parent)])
+    assert listed.exit_code == 0 and f"{sibling}: skipped" in listed.stderr

@@ -99,9 +99,18 @@ def test_input_shape_is_inferred_from_the_data():
     assert m.count_params() == 64 * 10 + 10
 
 
-def test_the_model_takes_the_configured_name():
-    m = model.build(make().model.layers, (4,), name="my-run")
-    assert m.name == "my-run"
+@pytest.mark.parametrize("name, keras_name", [
+    ("my-run", "my-run"), ("naïve-名前", "na_ve-__"), ("_draft", "model_draft"), ("-rf", "model-rf"),
+])
+def test_the_model_takes_a_name_tensorflow_accepts_and_trains(name, keras_name):
+    import numpy as np
+
+    cfg = make()
+    m = model.build(cfg.model.layers, (4,), name=name)
+    assert m.name == keras_name
+    model.compile_model(m, cfg)
+    # TensorFlow checks the name (as a name scope) only once it traces fit.
+    m.fit(np.zeros((4, 4), "float32"), np.zeros(4, "int64"), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize(
