@@ -119,9 +119,11 @@ def cli():
 )
 def train(config_file, overrides, quiet, resume_if_possible):
     """Train the model CONFIG describes; print the new run directory last."""
-    from nnrun import config, resume, train as training
+    from nnrun import config
 
-    resolved = config.load(config_file, overrides)
+    resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    from nnrun import resume, train as training
+
     console = _console()
     live = console.is_terminal and not quiet
     found = resume.newest_unfinished(resolved) if resume_if_possible else None
@@ -169,9 +171,11 @@ def _get(config, key):
 @set_option
 def check(config_file, overrides):
     """Validate CONFIG, load its data and build its model, without training."""
-    from nnrun import config, train as training
+    from nnrun import config
 
-    resolved = config.load(config_file, overrides)
+    resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    from nnrun import train as training
+
     with _about(config_file):
         setup = training.setup(resolved)
     ds = setup.dataset
