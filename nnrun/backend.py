@@ -1,23 +1,57 @@
-"""Imports Keras (and so TensorFlow) quietly, once, only where it is needed.
+"""Keras's backend, chosen once, and Keras (and TensorFlow) imported quietly, only where needed.
 
 TensorFlow costs seconds and hundreds of MB to import and prints start-up
 noise from C++ straight to file descriptor 2; nothing else in nnrun imports it
 at module level, so `--help`, `schema` and config validation stay fast.
+TensorFlow is imported on either backend: `tf.data` streams image folders.
 """
 
+import importlib.util
 import logging
 import os
+import sys
 import warnings
+
+from nnrun.errors import ConfigError
+
+BACKENDS = ("tensorflow", "jax")
+EXTRAS = {"jax": "nnrun[jax]"}  # what to install for a backend that is not a dependency
+
+
+def default():
+    """The backend when the config names none: $KERAS_BACKEND, else TensorFlow."""
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
+def use(name):
+    """Chooses Keras's backend for this process; it must come before Keras is imported.
+
+    Args:
+        name: tensorflow or jax.
+
+    Returns:
+        The name.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"backend: must be one of {', '.join(BACKENDS)}; got {name!r}")
+    if name in EXTRAS and importlib.util.find_spec(name) is None:
+        raise ConfigError(f"backend: {name} is not installed; pip install '{EXTRAS[name]}'")
+    if "keras" in sys.modules:
+        running = sys.modules["keras"].backend.backend()
+        if running != name:
+            raise ConfigError(f"backend: {name}, but this process already runs Keras on {running}")
+    os.environ["KERAS_BACKEND"] = name
+    return name
 
 
 def keras():
-    """Returns the `keras` module, importing TensorFlow with its noise silenced.
+    """Returns the `keras` module, importing it (and TensorFlow) with their noise silenced.
 
     Returns:
-        The `keras` module (TensorFlow backend).
+        The `keras` module, on the backend `use` chose (default: `default()`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("KERAS_BACKEND", default())
     with _quiet_stderr():
         import keras
         import tensorflow as tf

@@ -88,6 +88,27 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(self.filepath, self.final_path)
 
 
+class SeedEachEpoch(keras.callbacks.Callback):
+    """Seeds NumPy's global generator from the run's seed and the epoch, as each epoch begins.
+
+    Keras shuffles arrays with it on the JAX backend: seeded per epoch, the
+    order of an epoch does not depend on how many epochs this process ran, so a
+    resumed run draws what one never stopped would have.
+
+    Args:
+        seed: the run's seed.
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import numpy as np
+
+        np.random.seed((self.seed * 1_000_003 + epoch) % 2**32)
+
+
 class StopOnSignal(keras.callbacks.Callback):
     """Raises `Interrupted` at the first safe point after a stop signal: before a
     batch, or once an epoch's records and backup are written (so it goes last).

@@ -119,9 +119,10 @@ def cli():
 )
 def train(config_file, overrides, quiet, resume_if_possible):
     """Train the model CONFIG describes; print the new run directory last."""
-    from nnrun import config
+    from nnrun import backend, config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    backend.use(resolved.backend)
     from nnrun import resume, train as training
 
     console = _console()
@@ -171,9 +172,10 @@ def _get(config, key):
 @set_option
 def check(config_file, overrides):
     """Validate CONFIG, load its data and build its model, without training."""
-    from nnrun import config
+    from nnrun import backend, config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    backend.use(resolved.backend)
     from nnrun import train as training
 
     with _about(config_file):

@@ -14,6 +14,7 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from nnrun import backend
 from nnrun.errors import ConfigError, did_you_mean
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
@@ -228,6 +229,9 @@ class Output(Section):
 class Config(Section):
     """The whole config; every default lives here."""
 
+    backend: Literal["tensorflow", "jax"] | None = Field(
+        None, description="Keras's backend; by default $KERAS_BACKEND, else tensorflow. jax needs nnrun[jax]."
+    )
     seed: int = Field(42, strict=True, ge=0, lt=2**32, description="Seeds Python, NumPy, Keras and the splits.")
     data: Data
     model: Model
@@ -267,6 +271,8 @@ def load(path, overrides=()):
         for item in overrides:
             apply_override(resolved, item)
         config = validate(resolved, f"{path} with --set")
+    if config.backend is None:  # resolved here, so the run directory says which ran
+        config.backend = backend.default()
     if config.output.name is None:
         stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
         config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
@@ -280,7 +286,7 @@ def dump(config):
     # The source and its own fields first: they say what the rest means.
     own = {k: v for k, v in data.items() if k not in DataBase.model_fields}
     data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
-    resolved = {"seed": resolved.pop("seed"), "data": data, **resolved}
+    resolved = {"backend": resolved.pop("backend"), "seed": resolved.pop("seed"), "data": data, **resolved}
     return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 

@@ -8,7 +8,7 @@ restores the backup and carries on the history.
 
 from pathlib import Path
 
-from nnrun import config as config_lib, liveness, rundir
+from nnrun import backend, config as config_lib, liveness, rundir
 from nnrun.errors import ConfigError, DataError, RunDirError
 
 # Options a resumed run may change: how long it trains and what it keeps,
@@ -33,6 +33,7 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
     run_dir = Path(run_dir)
     with liveness.claim(run_dir):
         config = resumable(run_dir, overrides, force)
+        backend.use(config.backend)  # the run's own
         return _resume(run_dir, config, console, overrides, force, live)
 
 

@@ -34,6 +34,7 @@ def new(config, dataset, config_file, started, config_sha256):
     return {
         "status": "running",
         "name": config.output.name,
+        "backend": keras.backend.backend(),
         "started_at": liveness.timestamp(started),
         "ended_at": None,
         "heartbeat_at": liveness.timestamp(started),
@@ -54,6 +55,7 @@ def new(config, dataset, config_file, started, config_sha256):
             "keras": keras.__version__,
             "numpy": np.__version__,
             "scikit-learn": sklearn.__version__,
+            **({"jax": sys.modules["jax"].__version__} if keras.backend.backend() == "jax" else {}),
         },
     }
 

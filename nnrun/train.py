@@ -73,7 +73,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         The run directory's `Path`.
     """
     from nnrun import backup
-    from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, StopOnNaN, StopOnSignal
+    from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, SeedEachEpoch, StopOnNaN, StopOnSignal
     from nnrun.progress import ProgressReporter
 
     s = prepared or setup(config)
@@ -102,6 +102,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         steps = math.ceil(len(ds.y_train) / training.batch_size)
         reporter = ProgressReporter(console, training.epochs, steps, live, initial_epoch=len(rows))
         callbacks = [
+            SeedEachEpoch(config.seed),
             nan_guard,
             recorder,  # before the backup: history.csv never lags behind it
             backup.Backup(run_dir / rundir.BACKUP, training.backup_every_steps),

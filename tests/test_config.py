@@ -464,7 +464,8 @@ def test_dump_is_readable_yaml_with_source_first(write_config):
     c = config.load(write_config())
     text = config.dump(c)
     plain = yaml.safe_load(text)
-    assert list(plain)[:2] == ["seed", "data"]
+    assert list(plain)[:3] == ["backend", "seed", "data"]
+    assert plain["backend"] in ("tensorflow", "jax")
     assert list(plain["data"])[0] == "source"
     assert list(plain["data"])[:2] == ["source", "name"]
     assert plain["data"] == {
@@ -509,3 +510,13 @@ def test_config_data_and_rundir_do_not_import_tensorflow(write_config):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "imported: []" in done.stdout
+
+
+def test_backend_defaults_to_keras_backend_then_tensorflow(write_config, monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert config.load(write_config()).backend == "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert config.load(write_config()).backend == "jax"
+    assert config.load(write_config(backend="tensorflow")).backend == "tensorflow"
+    message = load_error(write_config, backend="torch")
+    assert "backend: input should be 'tensorflow' or 'jax'; got 'torch'" in message

@@ -113,7 +113,9 @@ def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_conf
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=3), "three epochs were backed up")
     stop(proc, signal.SIGKILL)
     latest = run / "backup" / "latest.weights.h5"
-    latest.write_bytes(latest.read_bytes()[:1000])  # as a power loss mid-write would leave it
+    torn = latest.read_bytes()[:1000]  # as a power loss mid-write would leave it
+    latest.unlink()  # a new file: the previous backup may be a hard link to this one
+    latest.write_bytes(torn)
     backed = json.loads((run / "backup" / "training_metadata.json.bkp").read_text())["epoch"]
     result = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={backed + 1}"])
     assert result.exit_code == 0, result.output

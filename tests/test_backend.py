@@ -1,0 +1,66 @@
+"""Keras's backend: chosen in the config, recorded, and a run trained on one is used on the other."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnrun import backend
+from nnrun.cli import cli
+
+OTHER = {"tensorflow": "jax", "jax": "tensorflow"}
+
+
+def running():
+    import keras
+
+    return keras.backend.backend()
+
+
+def train_in_a_process(config, backend_name):
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nnrun", "train", str(config), "--quiet", "--set", f"backend={backend_name}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_trained_on_the_other_backend_evaluates_and_predicts_here(runner, write_config, tmp_path):
+    other = OTHER[running()]
+    run = train_in_a_process(write_config(), other)
+    info = json.loads((run / "run.json").read_text())
+    assert info["backend"] == other
+    assert ("jax" in info["versions"]) == (other == "jax")
+    assert f"backend: {other}" in (run / "config.yaml").read_text()
+
+    scored = runner.invoke(cli, ["evaluate", str(run), "--json"])
+    assert scored.exit_code == 0, scored.output
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert json.loads(scored.stdout)["metrics"]["accuracy"] == pytest.approx(test["accuracy"])
+    assert json.loads(scored.stdout)["metrics"]["loss"] == pytest.approx(test["loss"], rel=1e-4)
+    np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))
+    predicted = runner.invoke(cli, ["predict", str(tmp_path / "x.npy"), "--run", str(run), "--json"])
+    assert predicted.exit_code == 0, predicted.output
+
+
+def test_a_backend_not_installed_names_the_extra(runner, write_config, monkeypatch):
+    real = backend.importlib.util.find_spec
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None if name == "jax" else real(name))
+    result = runner.invoke(cli, ["check", str(write_config()), "--set", "backend=jax"])
+    assert result.exit_code == 2
+    assert result.output == "error: backend: jax is not installed; pip install 'nnrun[jax]'\n"
+
+
+def test_another_backend_than_the_one_running_is_refused_in_one_line(runner, write_config):
+    import keras  # noqa: F401  (this test process runs Keras already)
+
+    other = OTHER[running()]
+    result = runner.invoke(cli, ["check", str(write_config()), "--set", f"backend={other}"])
+    assert result.exit_code == 2
+    assert f"backend: {other}, but this process already runs Keras on {running()}" in result.output
