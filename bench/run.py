@@ -1,14 +1,17 @@
 """Benchmark: each tutorial workflow trained by nnrun and by its plain Keras script.
 
     cp -r ../shared/data/keras /tmp/keras_home
-    KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--repeat 3] [--only mnist,fashion,churn,cifar10] [--epochs N]
+    KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--repeat 3] [--only mnist,fashion,churn,cifar10]
+        [--backends tensorflow,jax] [--epochs N]
 
-For each workflow and each repeat, the plain script and `nnrun train` run one
-after the other (script, nnrun, script, nnrun, ...), so the noise of a shared
-machine falls on both alike. Each is a fresh process, timed by the wall clock
-from its start to its exit: both pay the TensorFlow import. The table shows
-the test accuracy of each, their median wall times and the median of the
-per-repeat ratios nnrun/script; nnrun must be no slower (ratio <= 1.0).
+For each workflow and each repeat, the plain script (on TensorFlow, as the
+tutorial wrote it) and `nnrun train` on each backend asked for run one after
+the other (script, nnrun tensorflow, nnrun jax, script, ...), so the noise of a
+shared machine falls on all alike. Each is a fresh process, timed by the wall
+clock from its start to its exit: all pay their imports. The table shows the
+test accuracy of each, their median wall times and the median of the
+per-repeat ratios nnrun/script, one row per backend; nnrun must be no slower
+(ratio <= 1.0).
 
 Exit codes: 0 every ratio <= 1.0; 1 a run failed (its stderr is shown);
 2 bad arguments or missing data; 3 nnrun was slower on some workflow.
@@ -72,12 +75,16 @@ def main():
         help="comma-separated workflows: " + ",".join(w.name for w in WORKFLOWS),
     )
     parser.add_argument("--epochs", type=int, help="override the epochs on both sides (a quick smoke run)")
+    parser.add_argument("--backends", default="tensorflow", help="comma-separated nnrun backends: tensorflow,jax")
     parser.add_argument("--churn-csv", type=Path, default=CHURN_CSV, help=f"the churn table (default {CHURN_CSV})")
     args = parser.parse_args()
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = Console(highlight=False, width=max(Console().width, 120))
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - {"tensorflow", "jax"}:
+        parser.error(f"--backends: tensorflow and/or jax; got {args.backends!r}")
     unknown = [n for n in names if n not in {w.name for w in WORKFLOWS}]
     if unknown or not names or args.repeat < 1 or (args.epochs is not None and args.epochs < 1):
         parser.error(f"unknown workflow {unknown[0]!r}" if unknown else "nothing to run")
@@ -122,12 +129,13 @@ def main():
             seed = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
             for r in range(args.repeat):
                 script = _script(w, seed, args.epochs, keras_home, csv)
-                nnrun = _nnrun(w, args.epochs, keras_home, csv)
-                w.runs.append({"script": script, "nnrun": nnrun, "ratio": nnrun["wall"] / script["wall"]})
-                err.print(
-                    f"{w.name} {r + 1}/{args.repeat}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f}), "
-                    f"nnrun {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
-                )
+                line = f"{w.name} {r + 1}/{args.repeat}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
+                for backend in backends:
+                    nnrun = _nnrun(w, args.epochs, keras_home, csv, backend)
+                    w.runs.append({"backend": backend, "script": script, "nnrun": nnrun,
+                                   "ratio": nnrun["wall"] / script["wall"]})
+                    line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
+                err.print(line)
     except Failed as e:
         err.print("[bold red]FAILED[/]:", end=" ")
         err.print(str(e), markup=False)
@@ -144,43 +152,47 @@ def main():
     out.print(code)
     out.print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     table = Table(
-        "workflow", "script acc", "nnrun acc", "script wall s", "nnrun wall s", "ratio nnrun/script", "verdict",
-        title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
+        "workflow", "backend", "script acc", "nnrun acc", "script wall s", "nnrun wall s", "ratio nnrun/script",
+        "verdict", title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
     )
     slower = False
     for w in selected:
-        ratio = statistics.median(run["ratio"] for run in w.runs)
-        slower |= ratio > 1.0
-        table.add_row(
-            w.name,
-            _accuracy(w.runs, "script"),
-            _accuracy(w.runs, "nnrun"),
-            f"{statistics.median(run['script']['wall'] for run in w.runs):.1f}",
-            f"{statistics.median(run['nnrun']['wall'] for run in w.runs):.1f}",
-            f"{ratio:.3f}",
-            "ok" if ratio <= 1.0 else "[bold red]SLOWER[/]",
-        )
+        for backend in backends:
+            runs = [run for run in w.runs if run["backend"] == backend]
+            ratio = statistics.median(run["ratio"] for run in runs)
+            slower |= ratio > 1.0
+            table.add_row(
+                w.name,
+                backend,
+                _accuracy(runs, "script"),
+                _accuracy(runs, "nnrun"),
+                f"{statistics.median(run['script']['wall'] for run in runs):.1f}",
+                f"{statistics.median(run['nnrun']['wall'] for run in runs):.1f}",
+                f"{ratio:.3f}",
+                "ok" if ratio <= 1.0 else "[bold red]SLOWER[/]",
+            )
     for line in skipped:
-        table.add_row(line.split(":")[0], "-", "-", "-", "-", "-", "skipped")
+        table.add_row(line.split(":")[0], "-", "-", "-", "-", "-", "-", "skipped")
     out.print(table)
 
     detail = Table(
-        "workflow", "script fit", "script rest", "nnrun run.json duration", "nnrun rest",
+        "workflow", "backend", "script fit", "script rest", "nnrun run.json duration", "nnrun rest",
         title="fit vs the rest (medians, s); rest: import, data, evaluation, plots, saving",
     )
     for w in selected:
-        fit = statistics.median(run["script"]["fit"] for run in w.runs)
-        inside = statistics.median(run["nnrun"]["duration"] for run in w.runs)
-        detail.add_row(
-            w.name,
-            f"{fit:.1f}",
-            f"{statistics.median(run['script']['wall'] - run['script']['fit'] for run in w.runs):.1f}",
-            f"{inside:.1f}",
-            f"{statistics.median(run['nnrun']['wall'] - run['nnrun']['duration'] for run in w.runs):.1f}",
-        )
+        for backend in backends:
+            runs = [run for run in w.runs if run["backend"] == backend]
+            detail.add_row(
+                w.name,
+                backend,
+                f"{statistics.median(run['script']['fit'] for run in runs):.1f}",
+                f"{statistics.median(run['script']['wall'] - run['script']['fit'] for run in runs):.1f}",
+                f"{statistics.median(run['nnrun']['duration'] for run in runs):.1f}",
+                f"{statistics.median(run['nnrun']['wall'] - run['nnrun']['duration'] for run in runs):.1f}",
+            )
     out.print(detail)
-    out.print("per-repeat wall s (script / nnrun): " + "; ".join(
-        f"{w.name} " + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f}" for run in w.runs)
+    out.print("per-repeat wall s (script / nnrun backend): " + "; ".join(
+        f"{w.name} " + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f} {run['backend']}" for run in w.runs)
         for w in selected
     ))
     for line in skipped:
@@ -193,7 +205,7 @@ def _script(w, seed, epochs, keras_home, csv):
     command = [sys.executable, str(BENCH / w.script), "--seed", str(seed)]
     command += [str(csv)] if w.csv else []
     command += ["--epochs", str(epochs)] if epochs else []
-    wall, stdout = _timed(command, keras_home)
+    wall, stdout = _timed(command, keras_home, KERAS_BACKEND="tensorflow")  # as the tutorial wrote it
     try:
         result = json.loads(stdout.strip().splitlines()[-1])
         return {"wall": wall, "accuracy": float(result["test_accuracy"]), "fit": float(result["fit_s"])}
@@ -201,10 +213,11 @@ def _script(w, seed, epochs, keras_home, csv):
         raise Failed(f"{' '.join(command)}: its last stdout line is not the result JSON:\n{_tail(stdout)}") from None
 
 
-def _nnrun(w, epochs, keras_home, csv):
+def _nnrun(w, epochs, keras_home, csv, backend="tensorflow"):
     """Runs `nnrun train` once into a temporary folder: wall time, test accuracy, run.json's duration."""
     with tempfile.TemporaryDirectory(prefix=f"nnrun-bench-{w.name}-") as tmp:
-        command = [str(NNRUN), "train", str(ROOT / "configs" / w.config), "--quiet", "--set", f"output.dir={tmp}"]
+        command = [str(NNRUN), "train", str(ROOT / "configs" / w.config), "--quiet", "--set", f"output.dir={tmp}",
+                   "--set", f"backend={backend}"]
         command += ["--set", f"data.path={csv}"] if w.csv else []
         command += ["--set", f"training.epochs={epochs}"] if epochs else []
         wall, stdout = _timed(command, keras_home)
@@ -218,9 +231,9 @@ def _nnrun(w, epochs, keras_home, csv):
             raise Failed(f"{' '.join(command)}: no test accuracy in '{run_dir}' ({e}); stdout:\n{_tail(stdout)}") from None
 
 
-def _timed(command, keras_home):
+def _timed(command, keras_home, **environment):
     """Runs a command from the repository root; returns (wall seconds, stdout). Raises Failed on non-zero exit."""
-    env = {**os.environ, "KERAS_HOME": keras_home}
+    env = {**os.environ, "KERAS_HOME": keras_home, **environment}
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, errors="replace")
     wall = time.perf_counter() - started
