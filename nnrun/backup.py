@@ -114,23 +114,34 @@ def restore(model, backup_dir):
     try:
         return Restored(**_load(model, weights, metadata), previous=False, problem=None)
     except _UNUSABLE as e:
-        problem = f"{weights.name}: {' '.join(str(e).split())[:200]}"
+        problem = f"{weights.name}: {_line(e)}"
     if not all(p.exists() for p in previous):
         raise RunDirError(f"'{backup_dir}': the backup is unusable ({problem}) and there is no previous one; "
                           "remove the folder to start this run again from epoch 1")
-    # As Keras does: the previous pair becomes the latest (Keras loads only `*.weights.h5` names).
-    for source, target in zip(previous, (weights, metadata)):
-        _keep(source, target)
+    # Keras loads only `*.weights.h5` names: the previous pair is tried under one,
+    # and becomes the latest only once it has loaded, so a failed try destroys nothing.
+    trial = backup_dir / f".previous{rundir.TMP_MARK}weights.h5"
     try:
-        return Restored(**_load(model, weights, metadata), previous=True, problem=problem)
+        shutil.copyfile(previous[0], trial)
+        found = _load(model, trial, previous[1])
     except _UNUSABLE as e:
         raise RunDirError(
-            f"'{backup_dir}': no usable backup ({problem}; the previous one: {' '.join(str(e).split())[:200]}); "
+            f"'{backup_dir}': no usable backup ({problem}; the previous one: {_line(e)}); "
             "remove the folder to start this run again from epoch 1"
         ) from None
+    finally:
+        trial.unlink(missing_ok=True)
+    for source, target in zip(previous, (weights, metadata)):
+        _keep(source, target)
+    return Restored(**found, previous=True, problem=problem)
 
 
-_UNUSABLE = (OSError, ValueError, KeyError, TypeError, UserWarning)
+# Whatever a damaged or foreign backup makes Keras, h5py or TensorFlow raise.
+_UNUSABLE = (Exception, UserWarning)
+
+
+def _line(error):
+    return " ".join(str(error).split())[:200]
 
 
 def remove(backup_dir):
@@ -140,6 +151,8 @@ def remove(backup_dir):
 
 def _load(model, weights, metadata):
     info = json.loads(metadata.read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise ValueError(f"{metadata.name} is not a JSON object")
     epoch, batch = info["epoch"], info.get("batch", 0)
     if not (isinstance(epoch, int) and isinstance(batch, int) and epoch >= 0 and batch >= 0):
         raise ValueError(f"epoch {epoch!r} and batch {batch!r} in {metadata.name} are not counts")
@@ -148,8 +161,11 @@ def _load(model, weights, metadata):
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     seeds, saved = _seed_states(model), info.get("seed_states", [])
-    if len(saved) != len(seeds):
-        raise ValueError(f"{len(saved)} random seed states in {metadata.name}; the model has {len(seeds)}")
+    if not isinstance(saved, list) or len(saved) != len(seeds):
+        raise ValueError(f"{metadata.name}: seed_states does not fit the model's {len(seeds)} random seed generators")
+    for state in saved:
+        if not (isinstance(state, list) and all(isinstance(v, int) and 0 <= v < 2**63 for v in state)):
+            raise ValueError(f"{metadata.name}: seed_states holds {str(state)[:40]}, not counts")
     with warnings.catch_warnings():
         # Keras loads what matches and only warns about the rest.
         warnings.filterwarnings("error", message=".*[Ss]kipping variable loading.*")

@@ -41,7 +41,7 @@ def _resume(run_dir, config, console, overrides, force, live):
     from nnrun import train
 
     prepared = train.setup(config)
-    recorded = rundir.read_json(run_dir / rundir.RUN).get("data_fingerprint")
+    recorded = rundir.read_run(run_dir).get("data_fingerprint")
     if prepared.dataset.fingerprint != recorded:
         if not force:
             raise DataError(
@@ -73,9 +73,7 @@ def resumable(run_dir, overrides=(), force=False):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
-    info = rundir.read_json(run_dir / rundir.RUN)
-    if not isinstance(info, dict):
-        raise RunDirError(f"'{run_dir / rundir.RUN}' is not a JSON object")
+    info = rundir.read_run(run_dir)
     status = liveness.status(info)
     if status == "completed":
         raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")

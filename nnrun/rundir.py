@@ -114,21 +114,30 @@ def _fsync(path):
         os.close(fd)
 
 
-def sweep_temporary(path):
+def sweep_temporary(path, older_than=0):
     """Removes the temporary files a killed process left in a folder (and its sub-folders).
 
-    Only for a run directory no live process writes to: `nnrun resume` does it.
+    Args:
+        path: the folder: a run directory no live process writes to (`nnrun
+            resume` holds it), or any, with `older_than`.
+        older_than: only files last written this many seconds ago or more.
     """
+    now = time.time()
     for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            if now - tmp.lstat().st_mtime >= older_than:
+                tmp.unlink()
+
+
+STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
 
 
 def sweep_stale(root):
     """Removes temporary files that dead processes left in a runs folder's run directories.
 
-    A run whose process still runs keeps its own; so does a run whose process
-    nnrun cannot see (another host).
+    Only files over an hour old: an `evaluate` or a `resume` may be writing
+    into a run that is not `running`. A run whose process still runs keeps its
+    own whatever their age.
 
     Args:
         root: the runs folder.
@@ -136,7 +145,7 @@ def sweep_stale(root):
     runs, _ = listing(root)
     for path, info in runs:
         if liveness.status(info) != "running":
-            sweep_temporary(path)
+            sweep_temporary(path, older_than=STALE_SECONDS)
     for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
         pid = tmp.name.rpartition(".")[2]
         if pid.isdigit() and not liveness.alive(int(pid)):
@@ -170,6 +179,30 @@ def sha256_text(text):
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_run(path):
+    """Reads a run directory's run.json and checks the fields nnrun relies on.
+
+    Unknown fields are kept; a known one of the wrong type (a tampered or
+    damaged file) is a `RunDirError` naming it.
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        The run.json dict.
+    """
+    import pydantic
+
+    info = read_json(Path(path) / RUN)
+    try:
+        _RunInfo.model_validate(info)
+    except pydantic.ValidationError as e:
+        error = e.errors()[0]
+        place = ".".join(str(p) for p in error["loc"]) or "its contents"
+        raise RunDirError(f"'{Path(path) / RUN}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
+    return info
 
 
 def history_text(rows):
@@ -219,6 +252,62 @@ def point_latest(path):
             tmp.unlink()
 
 
+def _run_info_model():
+    from typing import Any, Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    Count = Field(None, ge=0)
+
+    class Plain(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+
+    class Split(Plain):
+        samples: int = Field(ge=0)
+        sha256: str
+
+    class Attempt(Plain):
+        started_at: str | None = None
+        duration_s: float | int | None = Count
+        status: str
+
+    class Resume(Plain):
+        at: str
+        from_epoch: int = Field(ge=0)
+
+    class RunInfo(Plain):
+        status: Literal["running", "completed", "failed", "interrupted"]
+        name: str | None = None
+        started_at: str | None = None
+        heartbeat_at: str | None = None
+        ended_at: str | None = None
+        pid: int | None = Field(None, gt=0)
+        host: str | None = None
+        process_started: int | None = None
+        duration_s: float | int | None = Count
+        epochs: int | None = Count
+        epochs_completed: int | None = Count
+        data_fingerprint: str | None = None
+        config_sha256: str | None = None
+        splits: dict[str, Split] = Field(default_factory=dict)
+        resumes: list[Resume] = Field(default_factory=list)
+        attempts: list[Attempt] = Field(default_factory=list)
+        error: Any = None
+
+    return RunInfo
+
+
+class _Lazy:
+    # pydantic's models are built on first use: rundir is imported by every command.
+    def __getattr__(self, name):
+        model = _run_info_model()
+        globals()["_RunInfo"] = model
+        return getattr(model, name)
+
+
+_RunInfo = _Lazy()
+
+
 @dataclass
 class Run:
     """A run directory as evaluate and predict need it: what it recorded."""
@@ -254,9 +343,7 @@ def read(path, model=MODEL):
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"run directory '{path}' does not exist")
-    info = read_json(path / RUN)
-    if not isinstance(info, dict):
-        raise RunDirError(f"'{path / RUN}' is not a JSON object")
+    info = read_run(path)
     if not (path / model).is_file():
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {liveness.status(info)}"
         error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
@@ -325,14 +412,9 @@ def listing(root):
         if path.is_symlink() or not path.is_dir() or not (path / RUN).exists():
             continue
         try:
-            info = read_json(path / RUN)
+            runs.append((path, read_run(path)))
         except RunDirError as e:
             broken.append((path, str(e)))
-            continue
-        if isinstance(info, dict):
-            runs.append((path, info))
-        else:
-            broken.append((path, f"'{path / RUN}' is not a JSON object"))
     return runs, broken
 
 

@@ -76,7 +76,7 @@ def resumed(run_dir, epoch, batch, step):
     Returns:
         The `resumes` entry.
     """
-    info = rundir.read_json(run_dir / rundir.RUN)
+    info = rundir.read_run(run_dir)
     for key in ("ended_at", "error", "signal", "traceback"):
         info.pop(key, None)
     entry = {
@@ -111,7 +111,7 @@ def finish(run_dir, started, status, console, **fields):
     """
     ended = time.time()
     try:
-        info = rundir.read_json(run_dir / rundir.RUN)
+        info = rundir.read_run(run_dir)
     except RunDirError:
         info = {}
     # A resumed run adds this attempt's time to the earlier ones'.

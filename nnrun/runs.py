@@ -148,7 +148,7 @@ def _config(path):
 
 def _info(path):
     try:
-        found = rundir.read_json(Path(path) / rundir.RUN)
+        found = rundir.read_run(path)
     except RunDirError:
         return {}
     return found if isinstance(found, dict) else {}

@@ -196,9 +196,10 @@ def _restore(run_dir, model, console):
     epoch = restored.epoch if restored else 0
     try:
         rows = rundir.read_history(run_dir / rundir.HISTORY)[:epoch]
+        epochs = [r["epoch"] for r in rows]
     except (ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: {e}") from None
-    if len(rows) != epoch or [r["epoch"] for r in rows] != list(range(1, epoch + 1)):
+        raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: {type(e).__name__} {e}") from None
+    if len(rows) != epoch or epochs != list(range(1, epoch + 1)):
         raise RunDirError(f"'{run_dir / rundir.HISTORY}' has {len(rows)} of the {epoch} epochs its backup has")
     rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))
     if restored and restored.previous:

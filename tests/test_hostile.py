@@ -188,10 +188,15 @@ def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     crashed, alive = fake_run("crashed-1", dead.pid), fake_run("alive-1", os.getpid())
+    hour_ago = time.time() - 3700
+    for tmp in [*crashed.rglob(".*"), *alive.rglob(".*")]:
+        os.utime(tmp, (hour_ago, hour_ago))
+    # A temporary file being written right now (an evaluate of a finished run) is left alone.
+    (crashed / ".xyz789.tmp.metrics.json").write_text("{}")
     (tmp_path / "runs" / f".latest.{dead.pid}").symlink_to("crashed-1")
     result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=1"])
     assert result.exit_code == 0, result.output
-    assert not [p for p in crashed.rglob(".*")], "a dead run's temporary files stay"
+    assert [p.name for p in crashed.rglob(".*")] == [".xyz789.tmp.metrics.json"], "a dead run's old temporary files stay"
     assert len([p for p in alive.rglob(".*")]) == 2, "a live run's temporary files were removed"
     assert not (tmp_path / "runs" / f".latest.{dead.pid}").is_symlink()
 
@@ -347,3 +352,48 @@ def test_a_corrupt_sibling_run_json_does_not_break_the_default_run(runner, tiny_
     assert json.loads(result.stdout)["run"] == str(tiny_run)
     listed = runner.invoke(cli, ["runs", str(tiny_run.parent)])
     assert listed.exit_code == 0 and f"{sibling}: skipped" in listed.stderr
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda i: i.update(attempts=5), "attempts: input should be a valid list"),
+    (lambda i: i.update(resumes=[1]), "resumes.0: input should be a valid dictionary"),
+    (lambda i: i.update(splits=[1]), "splits: input should be a valid dictionary"),
+    (lambda i: i.update(splits={"test": {"sha256": "x"}}), "splits.test.samples: field required"),
+    (lambda i: i.update(pid=-1), "pid: input should be greater than 0"),
+    (lambda i: i.update(duration_s="x"), "duration_s"),
+    (lambda i: i.update(status="done"), "status: input should be"),
+])
+def test_a_tampered_run_json_is_one_line_exit_2_and_skipped_in_listings(runner, tiny_run, tmp_path, change, expected):
+    import shutil
+
+    copy = tmp_path / "runs-copy" / tiny_run.name
+    shutil.copytree(tiny_run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    change(info)
+    (copy / "run.json").write_text(json.dumps(info))
+    result = runner.invoke(cli, ["evaluate", str(copy)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and result.output.count("\n") == 1, result.output
+    listed = runner.invoke(cli, ["runs", str(copy.parent)])
+    assert listed.exit_code == 0 and "skipped" in listed.stderr, listed.output
+
+
+def test_inconsistent_numeric_statistics_are_refused(runner, tmp_path, write_config):
+    import pandas as pd
+
+    rng = __import__("numpy").random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "y": rng.integers(0, 2, 60)}).to_csv(
+        tmp_path / "t.csv", index=False)
+    config = write_config(data={"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y", "scale": "standard"},
+                          model=[{"Dense": {"units": 2, "activation": "softmax"}}], training={"epochs": 1})
+    trained = runner.invoke(cli, ["train", str(config)])
+    assert trained.exit_code == 0, trained.output
+    from pathlib import Path
+
+    run = Path(trained.stdout.strip().splitlines()[-1])
+    prep = json.loads((run / "preprocessing.json").read_text())
+    prep["numeric"]["b"] = {"fill": 0.0}
+    (run / "preprocessing.json").write_text(json.dumps(prep))
+    (tmp_path / "in.csv").write_text("a,b\n0.1,0.2\n")
+    result = runner.invoke(cli, ["predict", str(tmp_path / "in.csv"), "--run", str(run)])
+    assert result.exit_code == 2 and "numeric columns must all have mean and scale" in result.output, result.output

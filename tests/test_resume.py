@@ -419,3 +419,42 @@ def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
     no_backup = runner.invoke(cli, ["resume", str(interrupted_run)])
     assert no_backup.exit_code == 2 and "there is no backup/ to resume from" in no_backup.output
     assert len(history_epochs(interrupted_run)) >= 1, "nothing was overwritten"
+
+
+def test_a_failed_restore_changes_no_backup_file(runner, interrupted_run):
+    import hashlib
+
+    backup = interrupted_run / "backup"
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    (backup / "training_metadata.json").write_text(json.dumps({**metadata, "weights_sha256": "0" * 64}))
+    (backup / "latest.weights.h5.bkp").unlink(missing_ok=True)
+    (backup / "latest.weights.h5.bkp").write_bytes(b"not hdf5")
+    (backup / "training_metadata.json.bkp").unlink(missing_ok=True)
+    (backup / "training_metadata.json.bkp").write_text(json.dumps(metadata))
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(backup.iterdir())}
+
+    before = digests()
+    result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=5"])
+    assert result.exit_code == 2 and "no usable backup" in result.output, result.output
+    assert digests() == before, "a failed restore rewrote the backup"
+    assert info(interrupted_run)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    (lambda run: (run / "history.csv").write_text("loss\n0.5\n"), "history.csv': cannot be read"),
+    (lambda run: _seed_states(run, [["a", "b"]]), "seed_states"),
+])
+def test_a_tampered_history_or_backup_is_one_line(runner, interrupted_run, tamper, expected):
+    tamper(interrupted_run)
+    result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=5"])
+    if result.exit_code == 0:  # a bad latest backup may fall back to the previous one
+        assert "unusable" in result.stderr and expected in result.stderr, result.output
+    else:
+        assert result.exit_code == 2 and expected in result.output and "unexpected" not in result.output, result.output
+
+
+def _seed_states(run, states):
+    path = run / "backup" / "training_metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "seed_states": states}))

@@ -120,6 +120,9 @@ def _disagreement(p):
         if sizes != {width}:
             return f"scaling has {sorted(sizes)} values for inputs of {width} features"
     if p.kind == "table":
+        methods = {(c.mean is not None, c.min is not None, c.scale is not None) for c in p.numeric.values()}
+        if len(methods) > 1 or methods - {(False, False, False), (True, False, True), (False, True, True)}:
+            return "numeric columns must all have mean and scale, all min and scale, or none of them"
         encoded = len(p.numeric) + sum(len(c.categories) for c in p.categorical.values())
         if encoded != width or set(p.numeric) | set(p.categorical) != set(p.columns):
             return f"columns, numeric and categorical do not make the model's {width} inputs"
