@@ -130,7 +130,8 @@ def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypat
 
     # Every run directory is named in the same second, as when runs start together.
     second = time.localtime()
-    monkeypatch.setattr(rundir, "time", SimpleNamespace(strftime=lambda fmt, t=None: time.strftime(fmt, second)))
+    frozen = SimpleNamespace(strftime=lambda fmt, t=None: time.strftime(fmt, second), time=time.time)
+    monkeypatch.setattr(rundir, "time", frozen)
     stem = f"tiny-{time.strftime('%Y%m%d-%H%M%S', second)}"
     path = write_config()
     runs = []
