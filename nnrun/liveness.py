@@ -51,21 +51,13 @@ def status(info):
     recorded = info.get("status")
     if recorded not in ("running", "completed", "failed", "interrupted"):
         return "unknown"
-    if recorded != "running" or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    pid = info.get("pid")
+    if recorded != "running" or info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return recorded
-    pid = info["pid"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "crashed"
-    except (PermissionError, OverflowError, ValueError):
-        pass  # someone else's process: it exists
-    fields = _stat(pid)
-    if fields is None:
-        return "running"  # no /proc here: the pid exists, trust it
     started = info.get("process_started")
-    dead = fields[0] in ("Z", "X") or (started is not None and int(fields[19]) != started)
-    return "crashed" if dead else "running"
+    # Started at another time than recorded: the pid now belongs to another process.
+    reused = started is not None and _started(pid) not in (None, started)
+    return "running" if alive(pid) and not reused else "crashed"
 
 
 def alive(pid):
@@ -75,9 +67,9 @@ def alive(pid):
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError, ValueError):
-        return True
+        return True  # someone else's process: it exists
     fields = _stat(pid)
-    return fields is None or fields[0] not in ("Z", "X")
+    return fields is None or fields[0] not in ("Z", "X")  # no /proc here: the pid exists, trust it
 
 
 def _started(pid):
