@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nnrun import rundir
 from nnrun.backend import keras as _keras
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirError, one_line
 
 keras = _keras()
 
@@ -114,7 +114,7 @@ def restore(model, backup_dir):
     try:
         return Restored(**_load(model, weights, metadata), previous=False, problem=None)
     except _UNUSABLE as e:
-        problem = f"{weights.name}: {_line(e)}"
+        problem = f"{weights.name}: {one_line(e)}"
     if not all(p.exists() for p in previous):
         raise RunDirError(f"'{backup_dir}': the backup is unusable ({problem}) and there is no previous one; "
                           "remove the folder to start this run again from epoch 1")
@@ -126,7 +126,7 @@ def restore(model, backup_dir):
         found = _load(model, trial, previous[1])
     except _UNUSABLE as e:
         raise RunDirError(
-            f"'{backup_dir}': no usable backup ({problem}; the previous one: {_line(e)}); "
+            f"'{backup_dir}': no usable backup ({problem}; the previous one: {one_line(e)}); "
             "remove the folder to start this run again from epoch 1"
         ) from None
     finally:
@@ -138,10 +138,6 @@ def restore(model, backup_dir):
 
 # Whatever a damaged or foreign backup makes Keras, h5py or TensorFlow raise.
 _UNUSABLE = (Exception, UserWarning)
-
-
-def _line(error):
-    return " ".join(str(error).split())[:200]
 
 
 def remove(backup_dir):

@@ -59,6 +59,19 @@ class GateFailed(NnrunError):
     exit_code = 3
 
 
+def one_line(error, limit=200):
+    """An exception's message on one line, cut to `limit` characters, for a message of ours.
+
+    Args:
+        error: the exception (or any object).
+        limit: the most characters kept.
+
+    Returns:
+        The text.
+    """
+    return " ".join(str(error).split())[:limit]
+
+
 def did_you_mean(word, choices):
     """Returns a "; did you mean 'x'?" suffix for the closest choice, or "".
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nnrun import data, rundir
-from nnrun.errors import DataError
+from nnrun.errors import DataError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
@@ -161,7 +161,7 @@ def _csv_rows(path, prep, id_column, notes):
     try:
         table = pd.read_csv(path, encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV table: {' '.join(str(e).split())}") from None
+        raise DataError(f"{path}: not a readable CSV table: {one_line(e, 1000)}") from None
     if table.empty:
         raise DataError(f"{path}: no rows")
     if id_column is not None and id_column not in table.columns:
@@ -225,7 +225,7 @@ def _load_npy(path):
             f.seek(0)
             return np.lib.format.read_array(f, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npy array: {' '.join(str(e).split())[:200]}") from None
+        raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
 
 
 def _npy_header(f, path):
@@ -238,7 +238,7 @@ def _npy_header(f, path):
             raise ValueError(f"format version {version[0]}.{version[1]}; nnrun reads 1.0 and 2.0")
         shape, _, dtype = read_header(f)
     except Exception as e:  # a damaged header: numpy's parser raises ValueError, TypeError, TokenError...
-        raise DataError(f"{path}: not a readable .npy array: {' '.join(str(e).split())[:200]}") from None
+        raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
     return shape, dtype
 
 

@@ -32,16 +32,16 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
     """
     run_dir = Path(run_dir)
     with liveness.claim(run_dir):
-        config = resumable(run_dir, overrides, force)
+        config, info = resumable(run_dir, overrides, force)
         backend.use(config.backend)  # the run's own
-        return _resume(run_dir, config, console, overrides, force, live)
+        return _resume(run_dir, config, info, console, overrides, force, live)
 
 
-def _resume(run_dir, config, console, overrides, force, live):
+def _resume(run_dir, config, info, console, overrides, force, live):
     from nnrun import train
 
     prepared = train.setup(config)
-    recorded = rundir.read_run(run_dir).get("data_fingerprint")
+    recorded = info.get("data_fingerprint")
     if prepared.dataset.fingerprint != recorded:
         if not force:
             raise DataError(
@@ -68,7 +68,7 @@ def resumable(run_dir, overrides=(), force=False):
             (whose process this host cannot see).
 
     Returns:
-        The run's `Config`.
+        `(config, info)`: the run's `Config` with the overrides, and its run.json.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -98,10 +98,11 @@ def resumable(run_dir, overrides=(), force=False):
             "run: train the edited config as a new run"
         )
     try:
-        config_lib.load(run_dir / rundir.CONFIG)
+        config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
     except ConfigError as e:
+        if str(e).startswith("--set") or f"{rundir.CONFIG} with --set" in str(e):
+            raise
         raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
-    config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
     for item in overrides:
         key = item.partition("=")[0]
         if key not in RESUMABLE:
@@ -120,7 +121,7 @@ def resumable(run_dir, overrides=(), force=False):
             f"{run_dir}: {done} epochs are done, more than training.epochs={config.training.epochs}; "
             f"resume with --set training.epochs=N (N >= {done})"
         )
-    return config
+    return config, info
 
 
 def newest_unfinished(config):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnrun import liveness
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirError, one_line
 
 CONFIG = "config.yaml"
 RUN = "run.json"
@@ -379,7 +379,7 @@ def load_model(run):
     try:
         model = keras.models.load_model(file, safe_mode=True, compile=True)
     except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
-        raise RunDirError(f"'{file}' cannot be loaded: {' '.join(str(e).split())[:300]}") from None
+        raise RunDirError(f"'{file}' cannot be loaded: {one_line(e, 300)}") from None
     _check_fits(model, run.preprocessing, run.path)
     return model
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from nnrun import config as config_lib, data, feeding, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
-from nnrun.errors import Interrupted, NnrunError, RunDirError, RunFailed
+from nnrun.errors import Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import build, callbacks_from, check_fit, compile_model
 
 
@@ -192,6 +192,7 @@ def _begin(run_dir, config, s, config_file, started):
 def _restore(run_dir, model, console):
     """Restores a run's last backup into the model; returns its history up to it."""
     from nnrun import backup
+
     restored = backup.restore(model, run_dir / rundir.BACKUP)
     epoch = restored.epoch if restored else 0
     try:
@@ -229,7 +230,7 @@ def _keep_last_epoch(model, recorder, run_dir, config):
 
 def _reason(error, streamed):
     """Why a run failed, in one line a user can act on."""
-    kind, first = type(error).__name__, " ".join(str(error).split())[:300]
+    kind, first = type(error).__name__, one_line(error, 300)
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return f"no space left on the device writing '{error.filename or 'a file'}'"
     if kind == "ResourceExhaustedError":

@@ -15,7 +15,7 @@ import numpy as np
 
 from nnrun.backend import keras as _keras
 from nnrun.data.prepare import Raw
-from nnrun.errors import DataError
+from nnrun.errors import DataError, one_line
 
 KIND = "images"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -155,7 +155,7 @@ def _header_size(path):
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image: Unknown image file format, not PNG, JPEG, GIF or BMP") from None
     except Exception as e:  # a damaged header: whatever Pillow's parser raised
-        raise DataError(f"{path}: not a readable image: {' '.join(str(e).split())[:200]}") from None
+        raise DataError(f"{path}: not a readable image: {one_line(e)}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 
