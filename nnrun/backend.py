@@ -52,7 +52,7 @@ def keras():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", default())
-    with _quiet_stderr():
+    with quiet(2):
         import keras
         import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
@@ -61,20 +61,34 @@ def keras():
     return keras
 
 
-class _quiet_stderr:
-    # The C++ side logs at import time regardless of TF_CPP_MIN_LOG_LEVEL
-    # (absl's "before InitializeLog" and oneDNN notices), so mute the fd itself.
+class quiet:
+    """Within this block, what C++ code writes to a file descriptor goes nowhere.
+
+    TensorFlow's C++ side logs at import time regardless of TF_CPP_MIN_LOG_LEVEL
+    (absl's "before InitializeLog", oneDNN notices) and gloo prints to stdout
+    when processes join, so the descriptor itself is muted.
+
+    Args:
+        fd: 1 (stdout) or 2 (stderr).
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+
     def __enter__(self):
         self.saved = None
         try:
-            self.saved = os.dup(2)
+            import sys
+
+            getattr(sys, {1: "stdout", 2: "stderr"}[self.fd]).flush()
+            self.saved = os.dup(self.fd)
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
+            os.dup2(devnull, self.fd)
             os.close(devnull)
-        except OSError:
+        except (OSError, ValueError, AttributeError):
             self.saved = None
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            os.dup2(self.saved, 2)
+            os.dup2(self.saved, self.fd)
             os.close(self.saved)

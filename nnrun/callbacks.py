@@ -115,19 +115,30 @@ class StopOnSignal(keras.callbacks.Callback):
 
     Args:
         stop: the `signals.Stop` the signal handler writes to.
+        agree: for several processes, which must stop at the same step: a
+            function from this process's signal number (0: none) to any
+            process's; then they stop only at epoch ends, all together.
     """
 
-    def __init__(self, stop):
+    def __init__(self, stop, agree=None):
         super().__init__()
-        self.stop = stop
+        self.stop, self.agree = stop, agree
+        self.agreed = False  # stopped at an epoch end agreed with every process
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.stop.check()
+        if self.agree is None:
+            self.stop.check()
 
     def on_test_batch_begin(self, batch, logs=None):
-        self.stop.check()
+        if self.agree is None:
+            self.stop.check()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.agree is not None:
+            signum = self.agree(self.stop.signum or 0)
+            if signum and self.stop.signum is None:
+                self.stop.signum = signum
+            self.agreed = bool(signum)
         self.stop.check()
 
 

@@ -119,9 +119,12 @@ def cli():
 )
 def train(config_file, overrides, quiet, resume_if_possible):
     """Train the model CONFIG describes; print the new run directory last."""
-    from nnrun import backend, config
+    from nnrun import backend, config, distribution
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    plan = distribution.plan(resolved)
+    if resume_if_possible and plan.processes > 1:
+        raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
     backend.use(resolved.backend)
     from nnrun import resume, train as training
 
@@ -137,6 +140,8 @@ def train(config_file, overrides, quiet, resume_if_possible):
             if resume_if_possible:
                 console.print("no unfinished run of this config to resume: starting a new one", style="dim")
             run_dir = training.train(resolved, console, live=live, config_file=config_file)
+    if run_dir is None:  # a process other than 0 of a multi-process run: it said so
+        return
     _print_metrics(console, run_dir)
     click.echo(str(run_dir))
 
@@ -179,8 +184,8 @@ def check(config_file, overrides):
     from nnrun import train as training
 
     with _about(config_file):
-        setup = training.setup(resolved)
-    ds = setup.dataset
+        setup = training.setup(resolved, join=False)
+    ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"
     val = 0 if ds.y_val is None else len(ds.y_val)
@@ -188,6 +193,13 @@ def check(config_file, overrides):
         f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
         f"{tuple(ds.preprocessing['input_shape'])}; {classes}"
     )
+    if engine.plan.kind:
+        n = engine.plan.processes
+        click.echo(
+            f"distribution: {engine.plan.kind} over {len(engine.devices)} device{'s' * (len(engine.devices) != 1)}"
+            + (f" per process, {n} processes" if n > 1 else f" ({', '.join(engine.devices)})")
+            + f"; global batch {resolved.training.batch_size}"
+        )
     click.echo(f"{config_file}: ok")
 
 

@@ -205,6 +205,37 @@ class Training(Section):
     )
 
 
+# What people coming from tf.distribute or other tools write, and what to use instead.
+UNSUPPORTED_DISTRIBUTIONS = {
+    "multi_worker_mirrored": "Keras 3's fit does not work with tf.distribute.MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585); for several machines use data_parallel with backend: jax and "
+    "KERAS_DISTRIBUTION_* variables (README: Faster and bigger)",
+    "mirrored": "data_parallel is MirroredStrategy on the tensorflow backend",
+    "model_parallel": "nnrun shards data, not models; use data_parallel",
+    "tpu": "nnrun runs on CPUs and GPUs; use data_parallel",
+}
+
+
+def _distribution(value):
+    """`data_parallel` or `{type: data_parallel, devices: N}` -> the mapping; known other names refused."""
+    kind = value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str):
+        key = re.sub(r"(strategy|_strategy)$", "", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).lower())
+        if key in UNSUPPORTED_DISTRIBUTIONS:
+            raise ValueError(f"{kind!r} is not supported: {UNSUPPORTED_DISTRIBUTIONS[key]}")
+    return {"type": value} if isinstance(value, str) else value
+
+
+class Distribution(Section):
+    """Data-parallel training: each batch split over devices (and processes, on JAX)."""
+
+    type: Literal["data_parallel"] = Field(description="data_parallel: every device holds the whole model.")
+    devices: int | None = Field(
+        None, gt=0, strict=True,
+        description="How many of each process's devices to use; by default all (GPUs, else the CPU).",
+    )
+
+
 MAX_NAME_BYTES = 100  # the run directory's name adds a timestamp; file names stop at 255 bytes
 
 
@@ -239,6 +270,9 @@ class Config(Section):
     loss: Named
     metrics: list[Named] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
+    distribution: Annotated[Distribution, BeforeValidator(_distribution)] | None = Field(
+        None, description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
+    )
     output: Output = Field(default_factory=Output)
 
 

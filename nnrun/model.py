@@ -88,9 +88,12 @@ def compile_model(model, config):
     optimizer = optimizer_from(config.optimizer)
     loss, loss_name = loss_from(config.loss)
     metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
-    model.compile(
-        optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=config.training.steps_per_execution
-    )
+    import tensorflow as tf
+
+    # Under a tf.distribute strategy, Keras 3 fails with more than one step per
+    # execution (keras-team/keras#19246, open).
+    steps = 1 if tf.distribute.has_strategy() else config.training.steps_per_execution
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps)
     return loss_name
 
 

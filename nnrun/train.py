@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import config as config_lib, data, feeding, plots, rundir, runinfo, signals
+from nnrun import config as config_lib, data, distribution, feeding, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
-from nnrun.errors import Interrupted, NnrunError, RunDirError, RunFailed, one_line
+from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import build, callbacks_from, check_fit, compile_model
 
 
@@ -27,13 +27,15 @@ class Setup:
     dataset: data.Dataset
     model: object  # keras.Model
     one_hot: bool  # integer labels are one-hot encoded for the loss
+    engine: distribution.Engine  # the devices and processes it trains on
 
 
-def setup(config):
+def setup(config, join=True):
     """Loads the data, seeds, builds and compiles the model, and checks they fit.
 
     Args:
         config: the validated `Config`.
+        join: join the other processes of a multi-process run (`check` does not).
 
     Returns:
         A `Setup`.
@@ -41,20 +43,23 @@ def setup(config):
     training = config.training
     dataset = data.load(config.data, training.validation_split, config.seed, training.batch_size, training.shuffle)
     keras = _keras()
+    engine = distribution.start(config, join)  # before anything runs on a device
     keras.utils.set_random_seed(config.seed)
+    engine.same("the data", dataset.fingerprint)
     import tensorflow as tf
 
     # Same config and seed, same numbers: worth the small cost on CPU.
     tf.config.experimental.enable_op_determinism()
-    model = build(
-        config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation
-    )
-    loss_name = compile_model(model, config)
+    with engine.scope():
+        model = build(
+            config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation
+        )
+        loss_name = compile_model(model, config)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
     from nnrun.callbacks import AtomicModelCheckpoint
 
     callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
-    return Setup(dataset, model, one_hot)
+    return Setup(dataset, model, one_hot, engine)
 
 
 def train(config, console, live=False, config_file=None, resume=None, prepared=None):
@@ -70,14 +75,20 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         prepared: the `Setup`, when the caller has already made it.
 
     Returns:
-        The run directory's `Path`.
+        The run directory's `Path`; None on a process other than 0 of a
+        multi-process run (process 0 writes the run directory).
     """
     from nnrun import backup
     from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, SeedEachEpoch, StopOnNaN, StopOnSignal
     from nnrun.progress import ProgressReporter
 
     s = prepared or setup(config)
-    ds, model, training = s.dataset, s.model, config.training
+    ds, model, training, engine = s.dataset, s.model, config.training, s.engine
+    if resume and engine.plan.processes > 1:
+        raise ConfigError("a run resumes in one process: unset the KERAS_DISTRIBUTION_* variables")
+    report = console
+    if not engine.writer:
+        console = type(console)(stderr=True, quiet=True)  # process 0 reports for all
     splits = {"train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
     splits = {
         name: feeding.one_hot(x, y, len(ds.class_names)) if s.one_hot else (x, y)
@@ -87,11 +98,11 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
-    with signals.stopping() as stop:
+    with engine.finishing(), signals.stopping() as stop:
         started = time.time()
-        if not resume:
+        if not resume and engine.writer:
             rundir.sweep_stale(config.output.dir)
-        run_dir = Path(resume) if resume else rundir.create(config.output.dir, config.output.name)
+        run_dir = Path(resume) if resume else rundir.create(engine.output_dir(config.output.dir), config.output.name)
         # A new run writes its files; a resumed one gets back its weights,
         # optimizer state and history up to its last backup.
         rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
@@ -101,6 +112,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         own = callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint)
         steps = math.ceil(len(ds.y_train) / training.batch_size)
         reporter = ProgressReporter(console, training.epochs, steps, live, initial_epoch=len(rows))
+        stopper = StopOnSignal(stop, engine.agree if engine.plan.processes > 1 else None)
         callbacks = [
             SeedEachEpoch(config.seed),
             nan_guard,
@@ -109,14 +121,15 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             *own,
             CarryOver(own, rows),
             reporter,
-            StopOnSignal(stop),  # last: an epoch's records and backup are written before it stops
+            stopper,  # last: an epoch's records and backup are written before it stops
         ]
         try:
             stop.check()
             try:
                 model.fit(
-                    **feeding.inputs(*splits["train"], training.batch_size),
-                    validation_data=feeding.validation_data(*splits["validation"]) if "validation" in splits else None,
+                    **engine.feed(*splits["train"], training.batch_size, training.shuffle, config.seed),
+                    validation_data=engine.validation(*splits["validation"], training.batch_size)
+                    if "validation" in splits else None,
                     epochs=training.epochs,
                     initial_epoch=len(rows),
                     shuffle=training.shuffle,
@@ -125,6 +138,9 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 )
             finally:
                 reporter.close()
+            engine.together, model = True, engine.local(model, config)
+            weights = distribution.digest(model.get_weights())
+            engine.same("the trained weights", weights, RunFailed)
             stop.check()
             if nan_guard.diverged_at:
                 loss, epoch, batch = nan_guard.diverged_at
@@ -135,14 +151,15 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 )
             _save_model(model, run_dir, config.output.save_h5)
             inference = feeding.inference_batch_size(training.batch_size)
-            metrics = _final_metrics(model, splits, recorder, inference)
+            metrics = _final_metrics(model, splits, recorder, inference, logged=not engine.sharded)
             rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
             stop.check()
         except KeyboardInterrupt as e:
             # Further stop signals are ignored from here on (signals.stopping).
             why = f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
-            kept = _keep_last_epoch(model, recorder, run_dir, config)
+            engine.together = engine.together or stopper.agreed
+            kept = _keep_last_epoch(engine.local(model, config), recorder, run_dir, config)
             # A signal in the middle of an epoch's end may have cut its records short:
             # the run ends at the last epoch whose model is kept.
             done = recorder.weights_epoch if recorder.weights is not None else 0
@@ -155,7 +172,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 f"continue with: nnrun resume {run_dir}",
                 highlight=False, soft_wrap=True,
             )
-            e.run_dir = run_dir
+            e.run_dir = run_dir if engine.writer else None
             raise
         except NnrunError as e:
             runinfo.finish(run_dir, started, "failed", console, error=str(e))
@@ -171,6 +188,11 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
     rundir.point_latest(run_dir)
+    if not engine.writer:
+        p = engine.plan
+        report.print(f"process {p.process_id} of {p.processes}: done, weights sha256 {weights}; "
+                     f"process 0 wrote the run directory", highlight=False, soft_wrap=True)
+        return None
     return run_dir
 
 
@@ -183,7 +205,7 @@ def _begin(run_dir, config, s, config_file, started):
     """Writes a new run's files; run.json first, so the folder is a run from the start."""
     text = resolved_text(config)
     info = runinfo.new(config, s.dataset, config_file, started, rundir.sha256_text(text))
-    rundir.write_json(run_dir / rundir.RUN, {**info, "notes": s.dataset.notes})
+    rundir.write_json(run_dir / rundir.RUN, {**info, "distribution": s.engine.record(), "notes": s.dataset.notes})
     rundir.write_text(run_dir / rundir.CONFIG, text)
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})
     return []
@@ -240,16 +262,17 @@ def _reason(error, streamed):
     return f"{kind}: {first}"
 
 
-def _final_metrics(model, splits, recorder, batch_size):
+def _final_metrics(model, splits, recorder, batch_size, logged=True):
     """Final train/validation/test metrics of the saved model.
 
     Unless a callback restored other weights, the last epoch's logs already
     hold them: Keras's validation metrics are computed with the final
     weights, and the training metrics are Keras's own over the last epoch.
-    Only the test split then needs another pass.
+    Only the test split then needs another pass. With `logged=False` (batches
+    split over devices left a few samples out) every split gets a pass.
     """
     last = recorder.rows[-1] if recorder.rows else {}
-    final = recorder.weights is not None and all(
+    final = logged and recorder.weights is not None and all(
         np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights)
     )
     logged = {
