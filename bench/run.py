@@ -122,6 +122,8 @@ def main():
     load_before = os.getloadavg()
     err.print(f"{started:%Y-%m-%d %H:%M:%S %Z}  {machine}  load average {load_before[0]:.2f}")
     err.print(code)
+    peak = _matmul_peak()
+    err.print(f"NumPy float32 matmul peak: {peak:.0f} GFLOP/s")
     _warm_up(keras_home)  # the first process to import TensorFlow reads it from disk: take that off the timings
 
     try:
@@ -197,7 +199,57 @@ def main():
     ))
     for line in skipped:
         out.print(line)
+    mnist = next((w for w in selected if w.name == "mnist"), None)
+    if mnist:
+        out.print(_throughput(mnist, backends, peak))
     return 3 if slower else 0
+
+
+def _matmul_peak(n=2048, repeat=7):
+    """NumPy's float32 matrix multiply on this machine, GFLOP/s (best of `repeat`): the ceiling to compare with."""
+    import numpy as np
+
+    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    a @ b  # BLAS starts its threads
+    best = min(_seconds(lambda: a @ b) for _ in range(repeat))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(work):
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def _throughput(w, backends, peak):
+    """The MNIST fit's GFLOP/s on each side, against NumPy's matmul peak.
+
+    A dense layer of n_in x n_out costs 2 n_in n_out FLOPs a sample forward and
+    twice that backward, so training costs 6 x (sum of n_in n_out) a sample and
+    evaluating 2 x; biases and activations are left out (under 1%).
+    """
+    config = yaml.safe_load((ROOT / "configs" / w.config).read_text())
+    width, macs = 28 * 28, 0
+    for layer in config["model"]["layers"]:
+        if isinstance(layer, dict) and "Dense" in layer:
+            macs += width * layer["Dense"]["units"]
+            width = layer["Dense"]["units"]
+    table = Table("side", "fit s (median)", "GFLOP/s", "of NumPy's peak",
+                  title=f"MNIST fit throughput; NumPy float32 matmul peak here: {peak:.0f} GFLOP/s")
+
+    def row(name, fits, flops):
+        fit = statistics.median(fits)
+        table.add_row(name, f"{fit:.1f}", f"{flops / fit / 1e9:.0f}", f"{flops / fit / 1e9 / peak:.0%}")
+
+    script_runs = [run["script"] for run in w.runs if run["backend"] == backends[0]]
+    epochs = w.runs[0]["nnrun"]["epochs"]  # both sides train as many (--epochs overrides both)
+    row("script (tensorflow)", [r["fit"] for r in script_runs], 6 * macs * 60000 * epochs)
+    for backend in backends:
+        runs = [run["nnrun"] for run in w.runs if run["backend"] == backend]
+        n = runs[0]["samples"]
+        row(f"nnrun {backend}", [r["fit"] for r in runs],
+            runs[0]["epochs"] * macs * (6 * n["train"] + 2 * (n.get("validation") or 0)))
+    return table
 
 
 def _script(w, seed, epochs, keras_home, csv):
@@ -226,7 +278,9 @@ def _nnrun(w, epochs, keras_home, csv, backend="tensorflow"):
         try:
             metrics = json.loads((run_dir / "metrics.json").read_text())
             run = json.loads((run_dir / "run.json").read_text())
-            return {"wall": wall, "accuracy": float(metrics["test"]["accuracy"]), "duration": float(run["duration_s"])}
+            samples = {name: split["samples"] for name, split in run["splits"].items()}
+            return {"wall": wall, "accuracy": float(metrics["test"]["accuracy"]), "duration": float(run["duration_s"]),
+                    "fit": float(run["fit_s"]), "samples": samples, "epochs": int(run["epochs_completed"])}
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise Failed(f"{' '.join(command)}: no test accuracy in '{run_dir}' ({e}); stdout:\n{_tail(stdout)}") from None
 

@@ -82,10 +82,10 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, SeedEachEpoch, StopOnNaN, StopOnSignal
     from nnrun.progress import ProgressReporter
 
+    if resume and distribution.plan(config).processes > 1:
+        raise ConfigError("a run resumes in one process: unset the KERAS_DISTRIBUTION_* variables")
     s = prepared or setup(config)
     ds, model, training, engine = s.dataset, s.model, config.training, s.engine
-    if resume and engine.plan.processes > 1:
-        raise ConfigError("a run resumes in one process: unset the KERAS_DISTRIBUTION_* variables")
     report = console
     if not engine.writer:
         console = type(console)(stderr=True, quiet=True)  # process 0 reports for all
@@ -125,6 +125,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         ]
         try:
             stop.check()
+            fit_started = time.time()
             try:
                 model.fit(
                     **engine.feed(*splits["train"], training.batch_size, training.shuffle, config.seed),
@@ -138,6 +139,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 )
             finally:
                 reporter.close()
+            rundir.update_run(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
             engine.together, model = True, engine.local(model, config)
             weights = distribution.digest(model.get_weights())
             engine.same("the trained weights", weights, RunFailed)
