@@ -1,6 +1,7 @@
 """Shared fixtures: a CLI runner and tiny configs that train in seconds."""
 
 import os
+import shutil
 
 import pytest
 import yaml
@@ -43,3 +44,31 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tmp_path_factory):
+    """A completed TINY run trained once per session; tests get copies (`tiny_run`)."""
+    from pathlib import Path
+
+    from nnrun.cli import cli
+
+    root = tmp_path_factory.mktemp("tiny-template")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "output": {"dir": str(root / "runs")}}, sort_keys=False))
+    result = CliRunner().invoke(cli, ["train", str(config)])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def tiny_run(tiny_template, tmp_path):
+    """A completed TINY run of this test's own, in `tmp_path/runs` (a copy of the session's)."""
+    return copy_run(tiny_template, tmp_path / "runs")
+
+
+def copy_run(run, runs, name=None):
+    """Copies a run directory into the folder `runs`, as `name` (default its own)."""
+    copy = runs / (name or run.name)
+    shutil.copytree(run, copy, symlinks=True)
+    return copy

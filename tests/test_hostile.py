@@ -233,15 +233,6 @@ def _with_model(run, tmp_path, make):
     return bad
 
 
-@pytest.fixture
-def tiny_run(runner, write_config):
-    from pathlib import Path
-
-    result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=1"])
-    assert result.exit_code == 0, result.output
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
 def test_a_model_with_a_lambda_layer_executes_nothing(runner, tiny_run, tmp_path):
     import keras
 

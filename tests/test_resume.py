@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import TINY, copy_run
 from nnrun.cli import cli
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
@@ -170,13 +171,33 @@ def test_a_completed_run_has_nothing_to_resume(runner, digits_config):
     assert again.output.strip() == f"error: {run}: the run is completed; there is nothing to resume"
 
 
-@pytest.fixture
-def interrupted_run(digits_config, tmp_path):
-    proc = start(digits_config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
+def interrupt(config, runs):
+    """Trains `config` in a process, Ctrl-C once an epoch is backed up; returns the run."""
+    proc = start(config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(runs, epochs=1), "an epoch was backed up")
     code, err = stop(proc, signal.SIGINT)
     assert code == 130, err
     return run
+
+
+@pytest.fixture(scope="module")
+def interrupted_template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("interrupted")
+    config = root / "digits.yaml"
+    config.write_text(yaml.safe_dump({**TINY, **DIGITS, "output": {"dir": str(root / "runs")}}, sort_keys=False))
+    return interrupt(config, root / "runs")
+
+
+@pytest.fixture
+def interrupted_run(interrupted_template, tmp_path):
+    """An interrupted DIGITS run of this test's own (a copy of one made once per module)."""
+    return copy_run(interrupted_template, tmp_path / "runs")
+
+
+@pytest.fixture
+def interrupted_here(digits_config, tmp_path):
+    """An interrupted run of `digits_config`, in its own runs folder (for --resume-if-possible)."""
+    return interrupt(digits_config, tmp_path / "runs")
 
 
 def test_resume_refuses_a_changed_config(runner, interrupted_run):
@@ -222,7 +243,8 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
-def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_run, digits_config):
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, digits_config):
+    interrupted_run = interrupted_here
     first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(interrupted_run)
@@ -234,7 +256,8 @@ def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(ru
     assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
 
 
-def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_run, digits_config):
+def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, digits_config):
+    interrupted_run = interrupted_here
     other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
     assert other.exit_code == 0, other.output
     assert other.stdout.strip().splitlines()[-1] != str(interrupted_run)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_run
 from nnrun.cli import cli
 
 
@@ -32,17 +33,14 @@ def dead_pid():
 
 
 @pytest.fixture
-def four_runs(runner, write_config, tmp_path):
+def four_runs(tiny_run, tmp_path):
     """completed, failed, interrupted and crashed runs of one config, in that order of start."""
-    config = write_config()
-    runs = [trained(runner, config) for _ in range(2)]
-    completed, failed = runs
+    completed, runs = tiny_run, tiny_run.parent
+    failed = copy_run(completed, runs, "tiny-20300101-000001")
     edit_run(failed, status="failed", error="the loss became nan", started_at="2030-01-01T00:00:01+00:00")
-    interrupted = tmp_path / "runs" / "tiny-20300101-000002"
-    shutil.copytree(completed, interrupted)
+    interrupted = copy_run(completed, runs, "tiny-20300101-000002")
     edit_run(interrupted, status="interrupted", started_at="2030-01-01T00:00:02+00:00", epochs_completed=1)
-    crashed = tmp_path / "runs" / "tiny-20300101-000003"
-    shutil.copytree(completed, crashed)
+    crashed = copy_run(completed, runs, "tiny-20300101-000003")
     (crashed / "model.keras").unlink()
     (crashed / "metrics.json").unlink()
     edit_run(crashed, status="running", started_at="2030-01-01T00:00:03+00:00", pid=dead_pid(),

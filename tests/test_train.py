@@ -93,20 +93,23 @@ def test_bad_override_exits_2_without_a_run(runner, write_config, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def train_in_a_process(config, *args):
-    """`nnrun train` in a fresh Python process (nothing shared with this one); its run directory."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "nnrun", "train", str(config), "--quiet", *args],
-        capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+def train_in_processes(config, *arguments):
+    """`nnrun train CONFIG ARGS` for each tuple of ARGS, each in a fresh Python
+    process (nothing shared with this one), all at once; their run directories."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "nnrun", "train", str(config), "--quiet", *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        for args in arguments
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs), [err for _, err in outputs]
+    return [Path(out.strip().splitlines()[-1]) for out, _ in outputs]
 
 
 def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     path = write_config()
     # Two fresh processes: nothing (random state, compiled graphs) carried over between them.
-    run1, run2 = train_in_a_process(path), train_in_a_process(path)
+    run1, run2, other = train_in_processes(path, (), (), ("--set", "seed=8"))
     assert run1 != run2, "a run directory was reused"
     for name in ["metrics.json", "history.csv"]:
         assert (run1 / name).read_bytes() == (run2 / name).read_bytes(), name
@@ -118,7 +121,6 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
         for name in ["metrics.json", "history.csv"]:
             assert (run / name).read_bytes() == (run1 / name).read_bytes(), f"{run.name}/{name}"
     # Another seed trains differently (so the equalities above say something).
-    other = train_in_a_process(path, "--set", "seed=8")
     assert (other / "history.csv").read_bytes() != (run1 / "history.csv").read_bytes()
     assert (other / "metrics.json").read_bytes() != (run1 / "metrics.json").read_bytes()
 
