@@ -93,6 +93,8 @@ class Engine:
         self.plan, self.devices, self.strategy = plan, list(devices), strategy
         self.scratch = None
         self.together = False  # every process is past fit: none is inside a step the others wait for
+        self.localized = None  # the model `local` made
+        self.weights = None  # digest of the trained weights, every process's (several processes)
 
     @property
     def writer(self):
@@ -200,11 +202,13 @@ class Engine:
     def local(self, model, config):
         """The trained model on this process alone, for saving, test metrics and plots.
 
+        Several processes first check that they all ended with the same weights.
+
         Distributed variables would make every save and prediction a step all
         processes must take together, with batches that divide evenly; a copy
         without the distribution has neither constraint.
         """
-        if not self.sharded:
+        if not self.sharded or model is self.localized:
             return model
         import keras
         import numpy as np
@@ -212,6 +216,9 @@ class Engine:
         from nnrun.model import compile_model
 
         weights = model.get_weights()
+        if self.plan.processes > 1:
+            self.weights = digest(weights)
+            self.same("the trained weights", self.weights, RunFailed)
         if self.strategy is None:
             keras.distribution.set_distribution(None)
         copy = keras.models.clone_model(model)
@@ -221,6 +228,7 @@ class Engine:
         for mine, theirs in zip(copy.optimizer.variables, model.optimizer.variables):
             if tuple(mine.shape) == tuple(theirs.shape):
                 mine.assign(np.asarray(theirs))
+        self.localized = copy
         return copy
 
     @contextlib.contextmanager

@@ -141,12 +141,10 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 reporter.close()
             rundir.update_run(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
             engine.together, model = True, engine.local(model, config)
-            weights = distribution.digest(model.get_weights())
-            engine.same("the trained weights", weights, RunFailed)
             stop.check()
             if nan_guard.diverged_at:
                 loss, epoch, batch = nan_guard.diverged_at
-                kept = _keep_last_epoch(model, recorder, run_dir, config)
+                kept = _keep_last_epoch(model, recorder, run_dir, config, engine)
                 raise RunFailed(
                     f"the loss became {loss} at epoch {epoch}, batch {batch}: training diverged; "
                     f"try a lower optimizer.learning_rate{kept}"
@@ -161,7 +159,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             # Further stop signals are ignored from here on (signals.stopping).
             why = f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
             engine.together = engine.together or stopper.agreed
-            kept = _keep_last_epoch(engine.local(model, config), recorder, run_dir, config)
+            kept = _keep_last_epoch(model, recorder, run_dir, config, engine)
             # A signal in the middle of an epoch's end may have cut its records short:
             # the run ends at the last epoch whose model is kept.
             done = recorder.weights_epoch if recorder.weights is not None else 0
@@ -192,7 +190,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     rundir.point_latest(run_dir)
     if not engine.writer:
         p = engine.plan
-        report.print(f"process {p.process_id} of {p.processes}: done, weights sha256 {weights}; "
+        report.print(f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
                      f"process 0 wrote the run directory", highlight=False, soft_wrap=True)
         return None
     return run_dir
@@ -235,7 +233,7 @@ def _restore(run_dir, model, console):
     return rows
 
 
-def _keep_last_epoch(model, recorder, run_dir, config):
+def _keep_last_epoch(model, recorder, run_dir, config, engine):
     """Saves the last finished epoch's model (after a stop or divergence); says what was kept.
 
     Never raises: it runs on the way out of a run that has already failed or
@@ -244,6 +242,8 @@ def _keep_last_epoch(model, recorder, run_dir, config):
     if recorder.weights is None:
         return ""
     try:
+        # Past an epoch, several processes only stop together, so all of them get here.
+        model = engine.local(model, config)
         model.set_weights(recorder.weights)
         _save_model(model, run_dir, config.output.save_h5)
         plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name)

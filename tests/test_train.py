@@ -233,10 +233,10 @@ def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config
     )
     result = runner.invoke(cli, ["train", str(path)])
     assert result.exit_code == 1, result.output
-    assert "training diverged" in result.stderr and "learning_rate" in result.stderr
-    assert not (tmp_path / "runs" / "latest").exists(), "latest points only at completed runs"
     (run,) = (tmp_path / "runs").glob("tiny-*")
     info = json.loads((run / "run.json").read_text())
+    assert "training diverged" in result.stderr and "learning_rate" in result.stderr, (result.stderr, info)
+    assert not (tmp_path / "runs" / "latest").exists(), "latest points only at completed runs"
     assert info["status"] == "failed" and "diverged" in info["error"]
     assert not (run / "model.keras").exists(), "no epoch finished with a finite loss: no model to keep"
 
