@@ -131,7 +131,7 @@ class Engine:
         self.scratch = tempfile.mkdtemp(prefix=f"nnrun-process-{self.plan.process_id}-")
         return self.scratch
 
-    def feed(self, x, y, batch_size, shuffle=False, seed=0):
+    def feed(self, x, y, batch_size, shuffle=False):
         """`fit` keyword arguments for a split.
 
         Arrays go to Keras as they are, unless batches are split over
@@ -142,8 +142,7 @@ class Engine:
         Args:
             x, y: the split: arrays, or `x` a `tf.data.Dataset` of batches.
             batch_size: the global batch size.
-            shuffle: shuffle arrays anew each epoch (seeded alike on every process).
-            seed: the shuffle's seed.
+            shuffle: shuffle arrays anew each epoch (see `callbacks.SeedEachEpoch`).
 
         Returns:
             Keyword arguments for `fit`/`evaluate`.
@@ -152,15 +151,21 @@ class Engine:
 
         if not self.sharded:
             return feeding.inputs(x, y, batch_size)
+        import numpy as np
         import tensorflow as tf
 
         if feeding.is_stream(x):
             batches = x
         else:
-            xs, ys = tf.constant(x), tf.constant(y)
-            order = tf.data.Dataset.range(len(y))
+            xs, ys, n = tf.constant(x), tf.constant(y), len(y)
+            order = tf.data.Dataset.range(n)
             if shuffle:
-                order = order.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+                # Drawn as each epoch's iterator starts, from NumPy's generator, which
+                # SeedEachEpoch seeds from the seed and the epoch: every process
+                # draws the same order, and a resumed run the one it would have.
+                order = tf.data.Dataset.from_generator(
+                    lambda: iter([np.random.permutation(n)]), output_signature=tf.TensorSpec([n], tf.int64)
+                ).unbatch()
             batches = order.batch(batch_size).map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
         replicas, processes, me = len(self.devices), self.plan.processes, self.plan.process_id
 

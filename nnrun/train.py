@@ -128,7 +128,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             fit_started = time.time()
             try:
                 model.fit(
-                    **engine.feed(*splits["train"], training.batch_size, training.shuffle, config.seed),
+                    **engine.feed(*splits["train"], training.batch_size, training.shuffle),
                     validation_data=engine.validation(*splits["validation"], training.batch_size)
                     if "validation" in splits else None,
                     epochs=training.epochs,
