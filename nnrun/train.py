@@ -105,7 +105,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         run_dir = Path(resume) if resume else rundir.create(engine.output_dir(config.output.dir), config.output.name)
         # A new run writes its files; a resumed one gets back its weights,
         # optimizer state and history up to its last backup.
-        rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
+        with engine.scope():  # a strategy's optimizer variables are made inside it
+            rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
         console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
 
         recorder, nan_guard = EpochRecorder(run_dir, rows, model.get_weights() if rows else None), StopOnNaN()

@@ -389,10 +389,11 @@ def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     assert missing.exit_code == 2 and "has no model.best.keras: the config has no ModelCheckpoint" in missing.output
 
 
-def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, tmp_path):
+@pytest.mark.parametrize("distribution", [None, "data_parallel"])  # data_parallel shuffles in tf.data
+def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, tmp_path, distribution):
     # Dropout and shuffling draw random numbers: the backup carries their state too.
     layers = [{"Dense": 16}, {"Dropout": 0.3}, {"Dense": {"units": 10, "activation": "softmax"}}]
-    config = write_config("digits.yaml", **{**DIGITS, "model": layers})
+    config = write_config("digits.yaml", **{**DIGITS, "model": layers, "distribution": distribution})
     proc = start(config, "--set", FOREVER)
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
     code, err = stop(proc, signal.SIGTERM)
