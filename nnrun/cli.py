@@ -57,12 +57,21 @@ def _print_run_dir(error):
     # A run that stopped or failed still has a run directory (to resume, to
     # look at): stdout gets its path, as after a completed run.
     if getattr(error, "run_dir", None):
-        click.echo(str(error.run_dir))
+        _echo(str(error.run_dir))
 
 
 def _fail(message, code):
-    click.echo(f"error: {message}", err=True)
+    _echo(f"error: {message}", err=True)
     return code
+
+
+def _echo(text, err=False):
+    # After SIGHUP the terminal may be gone: the run is already recorded, and
+    # the exit code still tells a script what happened.
+    try:
+        click.echo(text, err=err)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager

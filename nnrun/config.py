@@ -219,8 +219,8 @@ UNSUPPORTED_DISTRIBUTIONS = {
 def _distribution(value):
     """`data_parallel` or `{type: data_parallel, devices: N}` -> the mapping; known other names refused."""
     kind = value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else None
-    if isinstance(kind, str):
-        key = re.sub(r"(strategy|_strategy)$", "", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).lower())
+    if isinstance(kind, str):  # tf.distribute.MultiWorkerMirroredStrategy -> multi_worker_mirrored
+        key = re.sub(r"_?strategy$", "", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind.rsplit(".", 1)[-1]).lower())
         if key in UNSUPPORTED_DISTRIBUTIONS:
             raise ValueError(f"{kind!r} is not supported: {UNSUPPORTED_DISTRIBUTIONS[key]}")
     return {"type": value} if isinstance(value, str) else value

@@ -143,6 +143,7 @@ def test_several_processes_need_jax_and_a_distribution(runner, write_config, sec
     [
         ("multi_worker_mirrored", "Keras 3's fit does not work with tf.distribute.MultiWorkerMirroredStrategy"),
         ("MultiWorkerMirroredStrategy", "use data_parallel with backend: jax"),
+        ("tf.distribute.MirroredStrategy", "data_parallel is MirroredStrategy on the tensorflow backend"),
         ({"type": "data_paralel"}, "distribution.type: input should be 'data_parallel'; got 'data_paralel'"),
         ({"type": "data_parallel", "devices": 0}, "distribution.devices: input should be greater than 0; got 0"),
     ],
