@@ -78,8 +78,6 @@ class quiet:
     def __enter__(self):
         self.saved = None
         try:
-            import sys
-
             getattr(sys, {1: "stdout", 2: "stderr"}[self.fd]).flush()
             self.saved = os.dup(self.fd)
             devnull = os.open(os.devnull, os.O_WRONLY)
