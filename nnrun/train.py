@@ -152,7 +152,9 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 )
             _save_model(model, run_dir, config.output.save_h5)
             inference = feeding.inference_batch_size(training.batch_size)
-            metrics = _final_metrics(model, splits, recorder, inference, logged=not engine.sharded)
+            metrics = _final_metrics(
+                model, splits, recorder, inference, fresh=("validation", "test") if engine.sharded else ("test",)
+            )
             rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
             stop.check()
@@ -265,17 +267,17 @@ def _reason(error, streamed):
     return f"{kind}: {first}"
 
 
-def _final_metrics(model, splits, recorder, batch_size, logged=True):
+def _final_metrics(model, splits, recorder, batch_size, fresh=("test",)):
     """Final train/validation/test metrics of the saved model.
 
     Unless a callback restored other weights, the last epoch's logs already
     hold them: Keras's validation metrics are computed with the final
     weights, and the training metrics are Keras's own over the last epoch.
-    Only the test split then needs another pass. With `logged=False` (batches
-    split over devices left a few samples out) every split gets a pass.
+    Only the splits in `fresh` get another pass: the test split, and the
+    validation split when batches split over devices left a few samples out.
     """
     last = recorder.rows[-1] if recorder.rows else {}
-    final = logged and recorder.weights is not None and all(
+    final = recorder.weights is not None and all(
         np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights)
     )
     logged = {
@@ -283,7 +285,7 @@ def _final_metrics(model, splits, recorder, batch_size, logged=True):
         "validation": {k[len("val_"):]: v for k, v in last.items() if k.startswith("val_")},
     }
     return {
-        name: logged[name] if final and name != "test" and logged[name] else
+        name: logged[name] if final and name not in fresh and logged[name] else
         model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True)
         for name, split in splits.items()
     }
