@@ -92,6 +92,25 @@ def test_two_processes_on_loopback_write_one_run_with_the_model_both_trained(wri
     assert list(scratch.iterdir()) == []  # process 1's scratch run directory is gone
 
 
+@on("jax")
+def test_processes_with_different_data_refuse_to_train(write_config, tmp_path):
+    arrays = []
+    for i in (0, 1):  # the same shape, other numbers: as when one machine has a stale copy
+        rng = np.random.default_rng(i)
+        np.savez(tmp_path / f"data{i}.npz", x=rng.normal(size=(60, 4)).astype("float32"), y=rng.integers(0, 3, 60))
+        arrays.append(write_config(f"p{i}.yaml", **EVEN, data={"source": "npz", "path": str(tmp_path / f"data{i}.npz")}))
+    cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{free_port()}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    procs = [nnrun(arrays[i], "jax", {**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in (0, 1)]
+    try:
+        results = [p.communicate(timeout=TIMEOUT) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [2, 2], [err[-2000:] for _, err in results]
+    assert "the data differ between processes" in results[0][1]
+    assert not (tmp_path / "runs").exists(), "nothing was written"
+
+
 @on("tensorflow")
 def test_mirrored_strategy_over_two_cpus_gives_the_weights_of_one(write_config, tmp_path):
     split = "import tensorflow as tf\ncpu = tf.config.list_physical_devices('CPU')[0]\n" \
