@@ -2,7 +2,7 @@
 
     cp -r ../shared/data/keras /tmp/keras_home
     KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--repeat 3] [--only mnist,fashion,churn,cifar10]
-        [--backends tensorflow,jax] [--epochs N]
+        [--backends tensorflow,jax] [--epochs N] [--seeds 42,1,2]
 
 For each workflow and each repeat, the plain script (on TensorFlow, as the
 tutorial wrote it) and `nnrun train` on each backend asked for run one after
@@ -76,6 +76,10 @@ def main():
     )
     parser.add_argument("--epochs", type=int, help="override the epochs on both sides (a quick smoke run)")
     parser.add_argument("--backends", default="tensorflow", help="comma-separated nnrun backends: tensorflow,jax")
+    parser.add_argument(
+        "--seeds", help="comma-separated seed of each repeat, on both sides (default: the config's, every repeat); "
+        "several make the accuracies medians over initialisations, since one seed's accuracy is noise at 0.3 points",
+    )
     parser.add_argument("--churn-csv", type=Path, default=CHURN_CSV, help=f"the churn table (default {CHURN_CSV})")
     args = parser.parse_args()
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -85,6 +89,12 @@ def main():
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or set(backends) - {"tensorflow", "jax"}:
         parser.error(f"--backends: tensorflow and/or jax; got {args.backends!r}")
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        parser.error(f"--seeds: comma-separated integers; got {args.seeds!r}")
+    if seeds:
+        args.repeat = len(seeds)
     unknown = [n for n in names if n not in {w.name for w in WORKFLOWS}]
     if unknown or not names or args.repeat < 1 or (args.epochs is not None and args.epochs < 1):
         parser.error(f"unknown workflow {unknown[0]!r}" if unknown else "nothing to run")
@@ -128,12 +138,12 @@ def main():
 
     try:
         for w in selected:
-            seed = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
-            for r in range(args.repeat):
+            shipped = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
+            for r, seed in enumerate(seeds or [shipped] * args.repeat):
                 script = _script(w, seed, args.epochs, keras_home, csv)
-                line = f"{w.name} {r + 1}/{args.repeat}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
+                line = f"{w.name} {r + 1}/{args.repeat} seed {seed}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
                 for backend in backends:
-                    nnrun = _nnrun(w, args.epochs, keras_home, csv, backend)
+                    nnrun = _nnrun(w, args.epochs, keras_home, csv, backend, seed)
                     w.runs.append({"backend": backend, "script": script, "nnrun": nnrun,
                                    "ratio": nnrun["wall"] / script["wall"]})
                     line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
@@ -148,7 +158,7 @@ def main():
         err.print("[bold yellow]warning[/]:", end=" ")
         err.print(f"the nnrun measured changed during the run: now {_code(keras_home)}", markup=False)
     out.print(f"\nnnrun vs the plain Keras scripts: {started:%Y-%m-%d %H:%M %Z}, "
-              f"{args.repeat} repeat{'s' * (args.repeat != 1)}"
+              f"{args.repeat} repeat{'s' * (args.repeat != 1)}" + (f", seeds {args.seeds}" if seeds else "")
               + (f", epochs overridden to {args.epochs}" if args.epochs else ""))
     out.print(f"machine: {machine}")
     out.print(code)
@@ -286,13 +296,14 @@ def _script(w, seed, epochs, keras_home, csv):
         raise Failed(f"{' '.join(command)}: its last stdout line is not the result JSON:\n{_tail(stdout)}") from None
 
 
-def _nnrun(w, epochs, keras_home, csv, backend="tensorflow"):
+def _nnrun(w, epochs, keras_home, csv, backend="tensorflow", seed=None):
     """Runs `nnrun train` once into a temporary folder: wall time, test accuracy, run.json's duration."""
     with tempfile.TemporaryDirectory(prefix=f"nnrun-bench-{w.name}-") as tmp:
         command = [str(NNRUN), "train", str(ROOT / "configs" / w.config), "--quiet", "--set", f"output.dir={tmp}",
                    "--set", f"backend={backend}"]
         command += ["--set", f"data.path={csv}"] if w.csv else []
         command += ["--set", f"training.epochs={epochs}"] if epochs else []
+        command += ["--set", f"seed={seed}"] if seed is not None else []
         wall, stdout = _timed(command, keras_home)
         lines = stdout.strip().splitlines()
         run_dir = Path(lines[-1]) if lines else Path(tmp, "nothing printed")

@@ -3,7 +3,8 @@
 TensorFlow costs seconds and hundreds of MB to import and prints start-up
 noise from C++ straight to file descriptor 2; nothing else in nnrun imports it
 at module level, so `--help`, `schema` and config validation stay fast.
-TensorFlow is imported on either backend: `tf.data` streams image folders.
+On JAX it is imported only when something needs it (`tf.data` streams image
+folders), through `tensorflow()`.
 """
 
 import importlib.util
@@ -45,7 +46,7 @@ def use(name):
 
 
 def keras():
-    """Returns the `keras` module, importing it (and TensorFlow) with their noise silenced.
+    """Returns the `keras` module, importing it with its noise silenced (and TensorFlow on that backend).
 
     Returns:
         The `keras` module, on the backend `use` chose (default: `default()`).
@@ -54,11 +55,40 @@ def keras():
     os.environ.setdefault("KERAS_BACKEND", default())
     with quiet(2):
         import keras
+    if keras.backend.backend() == "tensorflow":
+        tensorflow()
+    else:
+        _tell_keras_whether_tensorflow_is_loaded()
+    warnings.filterwarnings("ignore", module=r"keras\..*")
+    return keras
+
+
+def tensorflow():
+    """Returns the `tensorflow` module, imported with its start-up noise silenced.
+
+    Returns:
+        The `tensorflow` module (on either Keras backend).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with quiet(2):
         import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"keras\..*")
-    return keras
+    if "keras" in sys.modules:
+        _tell_keras_whether_tensorflow_is_loaded()
+    return tf
+
+
+def _tell_keras_whether_tensorflow_is_loaded():
+    # Keras asks `tf.available` before it saves a model or sets a seed
+    # (serialization_lib, rng_utils), and asking imports TensorFlow: 2-3 s on
+    # JAX for nothing, since no TensorFlow object or seed can exist before
+    # TensorFlow is imported. So Keras is told "available" once it is loaded.
+    from keras.src.utils import module_utils
+
+    lazy = getattr(module_utils, "tensorflow", None)
+    if hasattr(lazy, "_available"):
+        lazy._available = "tensorflow" in sys.modules
 
 
 class quiet:

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from nnrun.backend import keras as _keras, quiet
+from nnrun.backend import keras as _keras, quiet, tensorflow
 from nnrun.errors import ConfigError, DataError, RunFailed
 
 ADDRESSES, PROCESSES, PROCESS_ID = (
@@ -152,8 +152,8 @@ class Engine:
         if not self.sharded:
             return feeding.inputs(x, y, batch_size)
         import numpy as np
-        import tensorflow as tf
 
+        tf = tensorflow()
         if feeding.is_stream(x):
             batches = x
         else:

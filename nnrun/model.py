@@ -8,6 +8,7 @@ value can name a Python object to import.
 
 import inspect
 import re
+import sys
 
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, did_you_mean
@@ -88,11 +89,10 @@ def compile_model(model, config):
     optimizer = optimizer_from(config.optimizer)
     loss, loss_name = loss_from(config.loss)
     metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
-    import tensorflow as tf
-
     # Under a tf.distribute strategy, Keras 3 fails with more than one step per
     # execution (keras-team/keras#19246, open).
-    steps = 1 if tf.distribute.has_strategy() else config.training.steps_per_execution
+    strategy = "tensorflow" in sys.modules and sys.modules["tensorflow"].distribute.has_strategy()
+    steps = 1 if strategy else config.training.steps_per_execution
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps)
     return loss_name
 

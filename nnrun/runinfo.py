@@ -5,6 +5,7 @@ through `liveness.status`.
 """
 
 import datetime
+import importlib.metadata
 import platform
 import sys
 import time
@@ -29,7 +30,6 @@ def new(config, dataset, config_file, started, config_sha256):
     import keras
     import numpy as np
     import sklearn
-    import tensorflow as tf
 
     return {
         "status": "running",
@@ -51,7 +51,7 @@ def new(config, dataset, config_file, started, config_sha256):
         "versions": {
             "python": platform.python_version(),
             "nnrun": __version__,
-            "tensorflow": tf.__version__,
+            "tensorflow": _installed("tensorflow", "tensorflow-cpu"),  # imported on JAX only if needed
             "keras": keras.__version__,
             "numpy": np.__version__,
             "scikit-learn": sklearn.__version__,
@@ -135,3 +135,12 @@ def _seconds(start, end):
         return round((datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds(), 3)
     except (TypeError, ValueError):
         return None
+
+
+def _installed(*distributions):
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None

@@ -7,6 +7,7 @@ stands: running, completed, failed or interrupted.
 
 import errno
 import math
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -46,10 +47,9 @@ def setup(config, join=True):
     engine = distribution.start(config, join)  # before anything runs on a device
     keras.utils.set_random_seed(config.seed)
     engine.same("the data", dataset.fingerprint)
-    import tensorflow as tf
-
-    # Same config and seed, same numbers: worth the small cost on CPU.
-    tf.config.experimental.enable_op_determinism()
+    if "tensorflow" in sys.modules:  # it runs the model, or tf.data feeds it (JAX needs nothing)
+        # Same config and seed, same numbers: worth the small cost on CPU.
+        sys.modules["tensorflow"].config.experimental.enable_op_determinism()
     with engine.scope():
         model = build(
             config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation

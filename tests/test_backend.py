@@ -64,3 +64,28 @@ def test_another_backend_than_the_one_running_is_refused_in_one_line(runner, wri
     result = runner.invoke(cli, ["check", str(write_config()), "--set", f"backend={other}"])
     assert result.exit_code == 2
     assert f"backend: {other}, but this process already runs Keras on {running()}" in result.output
+
+
+def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
+    # TensorFlow's import is 2-3 s of every JAX run that does not stream images.
+    np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))
+    script = (
+        "import sys\n"
+        "from nnrun.cli import main\n"
+        "for args in sys.argv[1:]:\n"
+        "    try:\n"
+        "        main(args.split())\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, (args, e.code)\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    run = tmp_path / "runs" / "latest"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, f"train {write_config()} -q",
+         f"evaluate {run}", f"predict {tmp_path / 'x.npy'} --run {run}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False", done.stdout
+    assert json.loads((run / "run.json").read_text())["versions"]["tensorflow"]

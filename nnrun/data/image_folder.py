@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun.backend import keras as _keras
+from nnrun import backend
 from nnrun.data.prepare import Raw
 from nnrun.errors import DataError, one_line
 
@@ -253,7 +253,4 @@ def _fingerprint(root, paths, origin):
 
 
 def _tf():
-    _keras()  # TensorFlow quietly, once
-    import tensorflow as tf
-
-    return tf
+    return backend.tensorflow()
