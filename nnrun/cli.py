@@ -202,6 +202,8 @@ def check(config_file, overrides):
         f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
         f"{tuple(ds.preprocessing['input_shape'])}; {classes}"
     )
+    for note in ds.notes:  # what was decided about the data, as train says it
+        click.echo(f"note: {note}", err=True)
     if engine.plan.kind:
         n = engine.plan.processes
         click.echo(

@@ -120,7 +120,7 @@ class DataBase(Section):
         0.2, gt=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split."
     )
     scale: Literal["none", "standard", "minmax"] = Field(
-        "none", description="Feature scaling learned from the training split (numeric columns of a CSV)."
+        "none", description="Feature scaling learned from the training split (tables: scale, default standard)."
     )
     rescale: Annotated[float, BeforeValidator(_fraction)] | None = Field(
         None, gt=0, description="Multiply raw values by this first, e.g. 1/255 for pixels."
@@ -155,15 +155,43 @@ class NpzData(DataBase):
     path: Path = Field(description="Relative paths resolve from the current directory.")
 
 
+def _encoding(name):
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from None
+    return name
+
+
 class CsvData(DataBase):
-    """A CSV table: one target column; categorical columns one-hot encoded, numeric ones scaled."""
+    """A CSV table: one target column; numeric columns scaled, text ones one-hot encoded, dates as numbers."""
 
     source: Literal["csv"]
     path: Path = Field(description="Relative paths resolve from the current directory.")
     target: str = Field(description="The column to predict.")
     drop: list[str] = Field(default_factory=list, description="Columns to ignore (ids, names).")
     categorical: list[str] | None = Field(
-        None, description="Columns to one-hot encode; by default every non-numeric column."
+        None, description="Columns to one-hot encode; by default text columns that are not dates, ids or free text."
+    )
+    numeric: list[str] = Field(default_factory=list, description="Columns used as numbers even where they look like ids.")
+    date: list[str] = Field(
+        default_factory=list,
+        description="Columns of dates, read as year, month, day of year and weekday; by default text that parses as dates.",
+    )
+    scale: Literal["none", "standard", "minmax"] = Field(
+        "standard", description="Scaling of the numeric columns, learned from the training split."
+    )
+    sep: str | None = Field(
+        None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
+    )
+    encoding: Annotated[str, AfterValidator(_encoding)] = Field("utf-8", description="The file's text encoding.")
+    na_values: list[str] = Field(
+        default_factory=list, description="More values that mean missing, besides empty, NA, NaN, null and the like."
+    )
+    missing_target: Literal["drop", "error"] = Field(
+        "drop", description="Rows without a target: left out (with a note saying how many), or an error."
     )
 
 

@@ -154,16 +154,11 @@ def _read(path, prep, id_column, notes):
 
 
 def _csv_rows(path, prep, id_column, notes):
-    import pandas as pd
-
     if prep.get("kind") != "table":
         raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
-    try:
-        table = pd.read_csv(path, encoding="utf-8-sig")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV table: {one_line(e, 1000)}") from None
-    if table.empty:
-        raise DataError(f"{path}: no rows")
+    from nnrun.data import csv_table
+
+    table = csv_table.read_table(path, prep.get("read", {}), "input")
     if id_column is not None and id_column not in table.columns:
         raise DataError(f"{path}: no id column '{id_column}'")
     ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]

@@ -46,7 +46,7 @@ def write(tmp_path, frame, name="table.csv"):
 
 def section(path, **fields):
     """The validated `data` section of a config, as the CLI would give it."""
-    fields = {"source": "csv", "path": str(path), "target": "left", "drop": ["name"], **fields}
+    fields = {"source": "csv", "path": str(path), "target": "left", "drop": ["id", "name"], **fields}
     return config.validate({"data": fields, "model": ["Flatten"], "loss": "mse"}, "test").data
 
 
@@ -57,7 +57,7 @@ def load(path, validation_split=0, seed=0, **fields):
 def csv_config(write_config, path, target="left", units=1, activation="sigmoid", loss="binary_crossentropy", **fields):
     """A config that trains one epoch on the CSV at `path`."""
     return write_config(
-        data={"source": "csv", "path": str(path), "target": target, "drop": ["name"], **fields},
+        data={"source": "csv", "path": str(path), "target": target, "drop": ["id", "name"], **fields},
         model={"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": units, "activation": activation}}]},
         loss=loss,
         metrics=["accuracy"] if loss != "mse" else [],
@@ -104,7 +104,7 @@ def test_explicit_categorical_columns_include_numbers(tmp_path):
 
 
 def test_one_hot_positions_follow_the_saved_categories(tmp_path):
-    pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
+    pre = load(write(tmp_path, table()), drop=["id", "name"], scale="none").preprocessing
     rows = pd.DataFrame({"age": [30, 60], "balance": [1.0, 2.0], "city": ["Paris", "Berlin"], "gender": ["M", "F"]})
     encoded = csv_table.apply(rows, pre)
     np.testing.assert_array_equal(encoded[:, :2], [[30, 1], [60, 2]])  # scale: none leaves numbers as they are
@@ -115,8 +115,9 @@ def test_one_hot_positions_follow_the_saved_categories(tmp_path):
 def test_scaling_statistics_come_from_the_training_split_only(tmp_path, method):
     frame = table(200)
     path = write(tmp_path, frame)
-    raw = load(path, validation_split=0.2, seed=3)  # no scaling: the id column says which rows trained
-    scaled = load(path, validation_split=0.2, seed=3, scale=method)
+    ids = {"drop": ["name"], "numeric": ["id"]}  # the id column says which rows trained
+    raw = load(path, validation_split=0.2, seed=3, scale="none", **ids)
+    scaled = load(path, validation_split=0.2, seed=3, scale=method, **ids)
     train_rows = frame.set_index("id").loc[raw.x_train[:, 0].astype(int)]
     stats = scaled.preprocessing["numeric"]
     if method == "standard":
@@ -146,7 +147,7 @@ def with_gaps(n=120):
 
 def test_missing_values_are_filled_from_the_training_split(tmp_path):
     frame = with_gaps()
-    ds = load(write(tmp_path, frame))
+    ds = load(write(tmp_path, frame), drop=["name"], numeric=["id"], scale="none")
     train_rows = frame.set_index("id").loc[ds.x_train[:, 0].astype(int)]
     pre = ds.preprocessing
     assert pre["numeric"]["age"]["fill"] == train_rows["age"].median()
@@ -229,7 +230,7 @@ def test_float_target_is_regression(runner, write_config, tmp_path):
 
 def test_apply_ignores_column_order_and_extra_columns(tmp_path):
     frame = table()
-    pre = json.loads(json.dumps(load(write(tmp_path, frame), scale="standard").preprocessing))
+    pre = json.loads(json.dumps(load(write(tmp_path, frame), drop=["name"], numeric=["id"]).preprocessing))
     expected = csv_table.apply(frame, pre)
     shuffled = frame[["gender", "left", "balance", "name", "city", "age", "id"]].assign(extra="whatever")
     np.testing.assert_array_equal(csv_table.apply(shuffled, pre), expected)
@@ -278,7 +279,7 @@ def test_crlf_and_byte_order_mark_read_like_a_plain_file(tmp_path):
     plain = write(tmp_path, frame)
     windows = tmp_path / "windows.csv"
     windows.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
-    a, b = load(plain, drop=["id"]), load(windows, drop=["id"])
+    a, b = load(plain), load(windows)
     assert b.preprocessing["columns"] == a.preprocessing["columns"]  # no BOM stuck to the first name
     assert b.preprocessing["categorical"] == a.preprocessing["categorical"]  # no '\r' in the last
     np.testing.assert_array_equal(b.x_train, a.x_train)
@@ -299,7 +300,7 @@ def test_fingerprint_is_the_file_checksum(tmp_path):
 
 # --- errors: exit 2, one line naming the place ----------------------------------------
 
-TABLE = "a,b,city,left\n1,2,x,0\n3,4,y,1\n5,6,x,0\n7,8,y,1\n9,1,x,0\n"
+TABLE = "a,b,city,left\n" + "".join(f"{i},{i % 7},{'xy'[i % 2]},{i % 2}\n" for i in range(20))
 
 ERRORS = [
     pytest.param(None, {}, ["data.path", "missing.csv", "does not exist"], id="missing-file"),
@@ -311,9 +312,14 @@ ERRORS = [
     pytest.param(TABLE, {"drop": ["bb"]}, ["data.drop", "no column 'bb'", "did you mean 'b'?"], id="drop-absent"),
     pytest.param(TABLE, {"categorical": ["cty"]}, ["data.categorical", "no column 'cty'", "did you mean 'city'?"], id="categorical-absent"),
     pytest.param(TABLE, {"drop": ["left"]}, ["data.drop", "'left' is data.target"], id="drop-the-target"),
-    pytest.param(TABLE, {"categorical": ["a"]}, ["data.categorical", "'city'", "holds text", "'x'"], id="text-not-listed"),
+    pytest.param(TABLE, {"categorical": ["a"]}, ["data.categorical", "'city'", "holds text (e.g. '"], id="text-not-listed"),
     pytest.param(TABLE, {"drop": ["a", "b", "city"]}, ["data.path", "no feature columns"], id="nothing-left"),
-    pytest.param("a,left\n1,0\n2,\n3,1\n4,\n5,1\n", {}, ["data.target", "column 'left'", "2 of 5 rows", "data row 2"], id="target-gaps"),
+    pytest.param("a,left\n1,0\n2,\n3,1\n4,\n5,1\n", {"missing_target": "error"}, ["data.target", "column 'left'", "2 of 5 rows", "data row 2"], id="target-gaps"),
+    pytest.param("a,left\n1,\n2,\n", {}, ["data.target", "2 of 2 rows"], id="no-targets-at-all"),
+    pytest.param(TABLE, {"categorical": ["city"], "numeric": ["city"]}, ["data.categorical", "'city' is also in data.numeric"], id="listed-twice"),
+    pytest.param(TABLE, {"date": ["city"]}, ["data.date", "'city'", "does not read as dates (e.g. '"], id="not-dates"),
+    pytest.param(TABLE, {"encoding": "klingon"}, ["data.encoding", "'klingon'"], id="unknown-encoding"),
+    pytest.param(TABLE, {"sep": ";;"}, ["data.sep"], id="long-separator"),
 ]
 
 
@@ -340,3 +346,134 @@ def test_churn_config_is_the_tutorial():
     assert [next(iter(layer)) for layer in parsed.model.layers] == ["Dense", "Dense", "Dense"]
     assert parsed.model.layers[-1]["Dense"]["activation"] == "sigmoid"
     assert (parsed.training.epochs, parsed.training.batch_size, parsed.training.validation_split) == (100, 10, 0)
+
+
+# --- what users' own tables need --------------------------------------------------------
+
+
+def test_numeric_columns_are_standardized_unless_the_config_says_otherwise(tmp_path):
+    path = write(tmp_path, table(200))
+    ds = load(path)
+    assert section(path).scale == "standard"
+    np.testing.assert_allclose(ds.x_train[:, :2].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(ds.x_train[:, :2].std(axis=0), 1, atol=1e-4)
+    assert "mean" not in load(path, scale="none").preprocessing["numeric"]["age"]
+
+
+def dated(n=200, seed=0):
+    frame = table(n, seed)
+    days = np.random.default_rng(seed).integers(0, 3 * 365, n)
+    frame["signup"] = (pd.Timestamp("2012-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y/%m/%d")
+    return frame
+
+
+def test_a_date_column_becomes_year_and_cyclic_parts(tmp_path):
+    frame = dated()
+    ds = load(write(tmp_path, frame), scale="none")
+    pre = ds.preprocessing
+    assert pre["dates"] == {"signup": {"format": "%Y/%m/%d"}}
+    parts = [name for name in pre["numeric"] if name.startswith("signup.")]
+    assert parts == ["signup.year", "signup.month_sin", "signup.month_cos", "signup.day_of_year_sin",
+                     "signup.day_of_year_cos", "signup.weekday_sin", "signup.weekday_cos"]
+    assert pre["input_shape"] == [2 + 7 + 3 + 2]
+    assert any("date columns detected" in n and "signup (%Y/%m/%d)" in n for n in ds.notes), ds.notes
+    row = pd.DataFrame({"age": [30], "balance": [1.0], "city": ["Paris"], "gender": ["F"], "signup": ["2013/04/01"]})
+    encoded = csv_table.apply(row, pre)[0]
+    april = 2 * np.pi * 3 / 12
+    np.testing.assert_allclose(encoded[2:5], [2013, np.sin(april), np.cos(april)], atol=1e-6)
+    np.testing.assert_allclose(encoded[7:9], [np.sin(2 * np.pi * 0 / 7), np.cos(0)], atol=1e-6)  # a Monday
+
+
+def test_a_date_column_trains_and_predicts_from_raw_rows(runner, write_config, tmp_path):
+    frame = dated(120)
+    frame.loc[3, "signup"] = None
+    config_file = csv_config(write_config, write(tmp_path, frame))
+    checked = runner.invoke(cli, ["check", str(config_file)])
+    assert checked.exit_code == 0 and "note: date columns detected" in checked.output, checked.output
+    _, run_dir = train(runner, config_file)
+    rows = frame.drop(columns="left").iloc[:5]
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    result = runner.invoke(cli, ["predict", str(tmp_path / "new.csv"), "--run", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 5  # a JSON line per row
+
+
+def test_dates_listed_in_the_config_are_read_as_dates(tmp_path):
+    frame = table(60)
+    frame["when"] = ["1970-01-01", "1971-01-01", "1972-01-01"] * 20
+    pre = load(write(tmp_path, frame), date=["when"]).preprocessing
+    assert pre["dates"] == {"when": {"format": "%Y-%m-%d"}}
+    assert not any("date columns detected" in n for n in pre["notes"])
+
+
+@pytest.mark.parametrize("column, values, keep", [
+    ("name", lambda n: [f"customer {i}" for i in range(n)], "data.categorical"),
+    ("ticket", lambda n: [f"T{i % 90}" for i in range(n)], "data.categorical"),
+    ("id", lambda n: np.arange(1000, 1000 + n), "data.numeric"),
+])
+def test_ids_and_free_text_are_refused_at_check(runner, write_config, tmp_path, column, values, keep):
+    frame = table(200).drop(columns=["id", "name"])
+    frame[column] = values(len(frame))
+    config_file = csv_config(write_config, write(tmp_path, frame), drop=[])
+    result = runner.invoke(cli, ["check", str(config_file)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.startswith("error: ") and "\n" not in line, result.output
+    assert f"column '{column}'" in line and "data.drop" in line and keep in line, line
+    listed = {"data.categorical": "categorical", "data.numeric": "numeric"}[keep]
+    lists = {"categorical": [column, "city", "gender"]} if listed == "categorical" else {"numeric": [column]}
+    kept = load(write(tmp_path, frame), drop=[], **lists)
+    assert column in kept.preprocessing[listed]
+
+
+def test_rows_without_a_target_are_left_out_with_a_note(runner, write_config, tmp_path):
+    frame = table(120).astype({"left": "float64"})
+    frame.loc[[4, 40, 90], "left"] = np.nan
+    path = write(tmp_path, frame)
+    ds = load(path)
+    assert len(ds.y_train) + len(ds.y_test) == 117
+    assert f"3 of 120 rows of '{path}' have no value in column 'left': left out (data.missing_target: error refuses them)" in ds.notes
+    assert ds.class_names == ["0", "1"]  # not "0.0", "1.0": the gaps made the column floats
+    result = runner.invoke(cli, ["check", str(csv_config(write_config, path, missing_target="error"))])
+    assert result.exit_code == 2 and "3 of 120 rows" in result.output, result.output
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_the_separator_is_sniffed_or_given(tmp_path, sep):
+    frame = table(60)
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, sep=sep, index=False)
+    expected = load(write(tmp_path, table(60), "comma.csv")).x_train
+    np.testing.assert_allclose(load(path).x_train, expected, rtol=1e-6)
+    np.testing.assert_allclose(load(path, sep=sep).x_train, expected, rtol=1e-6)
+    assert load(path).preprocessing["read"] == {"sep": None, "encoding": "utf-8", "na_values": []}
+
+
+def test_na_values_and_encoding_are_options(tmp_path):
+    frame = table(60)
+    frame["city"] = frame["city"].replace("Madrid", "Málaga")
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[[1, 2], "age"] = "?"
+    path = tmp_path / "latin.csv"
+    frame.to_csv(path, index=False, encoding="latin-1")
+    with pytest.raises(DataError) as info:
+        load(path)
+    assert "not UTF-8 text" in str(info.value) and "data.encoding" in str(info.value)
+    with pytest.raises(DataError) as info:
+        load(path, encoding="latin-1")
+    assert "column 'age'" in str(info.value) and "'?'" in str(info.value) and "data.na_values" in str(info.value)
+    ds = load(path, encoding="latin-1", na_values=["?"])
+    assert "Málaga" in ds.preprocessing["categorical"]["city"]["categories"]
+    assert any(n.startswith("age: ") and "missing value" in n for n in ds.notes), ds.notes
+
+
+def test_predict_reads_a_table_as_training_did(runner, write_config, tmp_path):
+    frame = table(120)
+    path = tmp_path / "spaced.csv"
+    path.write_text(frame.to_csv(index=False, sep=";").replace(";", "; "))
+    _, run_dir = train(runner, csv_config(write_config, path))
+    rows = tmp_path / "rows.csv"
+    rows.write_text(frame.drop(columns="left").iloc[:3].to_csv(index=False, sep=";").replace(";", "; "))
+    result = runner.invoke(cli, ["predict", str(rows), "--run", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [f"{rows}:{i}" for i in (2, 3, 4)]

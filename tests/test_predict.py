@@ -287,7 +287,7 @@ def _png_of(path, width, height):
     ("digits_run", lambda d: d / "missing*.png", "no file matches"),
     ("digits_run", lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not an input nnrun predicts"),
     ("digits_run", _npy("wide.npy", np.zeros((2, 28, 27))), "shape (2, 28, 27)"),
-    ("churn_run", _empty_csv, "not a readable CSV"),
+    ("churn_run", _empty_csv, "is empty"),
     ("churn_run", _header_only_csv, "no rows"),
     ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
     ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),

@@ -1,7 +1,8 @@
 """CSV tables: the `csv` source and the `table` feature kind.
 
 Numeric columns are imputed with the training median and scaled; categorical
-columns are imputed with the most frequent training value and one-hot encoded.
+columns are imputed with the most frequent training value and one-hot encoded;
+date columns become numbers (columns.py says which column is which).
 All of it is learned from the training split with scikit-learn and saved as
 plain JSON, so `apply` encodes raw rows later exactly as training did.
 """
@@ -11,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from nnrun.data import columns
 from nnrun.data.prepare import Raw
 from nnrun.errors import DataError, did_you_mean
 
@@ -22,63 +24,105 @@ def read(data):
 
     Args:
         data: the config's `data` section (`path`, relative to the current
-            directory, `target`, `drop`, `categorical`).
+            directory, `target`, `drop`, the column lists, the reading options,
+            `missing_target`).
 
     Returns:
         A `Raw` whose `x` is a pandas DataFrame of the feature columns and
         `y` the target column as an array.
     """
-    import pandas as pd
-
     path = data.path
-    if not path.is_file():
-        raise DataError(f"data.path: file '{path}' does not exist" if not path.exists() else f"data.path: '{path}' is not a file")
-    try:
-        # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
-        table = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data.path: '{path}' is empty") from None
-    except UnicodeDecodeError as e:
-        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
-        raise DataError(f"data.path: '{path}' is not UTF-8 text ({byte}); save it as UTF-8 CSV") from None
-    except (pd.errors.ParserError, ValueError) as e:
-        reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
-        raise DataError(f"data.path: '{path}' is not a readable CSV file: {reason}") from None
-    if table.empty:
-        raise DataError(f"data.path: '{path}' has a header but no rows")
-    columns = [str(c) for c in table.columns]
-    _column(data.target, columns, "data.target", path)
-    for place in ("drop", "categorical"):
+    table = read_table(path, reading(data), "data.path")
+    names = [str(c) for c in table.columns]
+    _column(data.target, names, "data.target", path)
+    seen = {}
+    for place in ("drop", *columns.KINDS):
         for name in getattr(data, place) or ():
-            _column(name, columns, f"data.{place}", path)
+            _column(name, names, f"data.{place}", path)
             if name == data.target:
                 raise DataError(f"data.{place}: '{name}' is data.target, the column to predict")
-    both = [name for name in data.categorical or () if name in data.drop]
-    if both:
-        raise DataError(f"data.categorical: '{both[0]}' is also in data.drop")
-    missing = int(table[data.target].isna().sum())
-    if missing:
-        first = int(np.flatnonzero(table[data.target].isna())[0]) + 1
-        raise DataError(
-            f"data.target: column '{data.target}' has no value in {missing} of {len(table)} rows of '{path}' "
-            f"(first: data row {first}); fill them in or remove those rows"
-        )
-    x = table.drop(columns=[data.target, *data.drop])
-    if data.categorical is not None:
-        for name in x.columns:
-            if name not in data.categorical and not _is_numeric(x[name]):
-                example = x[name].dropna().iloc[0]
-                raise DataError(
-                    f"data.categorical: column '{name}' holds text (e.g. {example!r}) but is not listed; "
-                    "add it to data.categorical or data.drop"
-                )
+            if name in seen:
+                raise DataError(f"data.{place}: '{name}' is also in data.{seen[name]}")
+            seen[name] = place
+    notes = []
+    missing = table[data.target].isna().to_numpy()
+    if missing.any():
+        count = f"{int(missing.sum())} of {len(table)} rows of '{path}' have no value in column '{data.target}'"
+        if data.missing_target == "error" or missing.all():
+            first = int(np.flatnonzero(missing)[0]) + 1
+            raise DataError(f"data.target: {count} (first: data row {first}); fill them in or remove those rows")
+        table = table[~missing]
+        target = table[data.target]
+        if target.dtype.kind == "f" and (target == target.round()).all():  # as it would read without the gaps
+            table = table.astype({data.target: "int64"})
+        notes.append(f"{count}: left out (data.missing_target: error refuses them)")
     return Raw(
-        x=x,
+        x=table.drop(columns=[data.target, *data.drop]),
         y=table[data.target].to_numpy(),
         origin=f"data.path '{path}'",
         names=("columns", data.target),
         fingerprint=f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}",
+        notes=notes,
     )
+
+
+def reading(data):
+    """The options a table is read with (kept in preprocessing.json, so predict reads alike)."""
+    return {"sep": data.sep, "encoding": data.encoding, "na_values": list(data.na_values)}
+
+
+def read_table(path, options, place):
+    """Reads a CSV file as train, evaluate and predict all do.
+
+    Args:
+        path: the file.
+        options: `sep` (None: sniffed from the start of the file), `encoding`
+            and `na_values` (more strings that mean "missing"), as `reading` gives them.
+        place: what errors name first ('data.path', or 'input' for predict).
+
+    Returns:
+        A pandas DataFrame with at least one row.
+    """
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file")
+    # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
+    named = options.get("encoding") or "utf-8"
+    utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
+    encoding = "utf-8-sig" if utf8 else named
+    try:
+        sep = options.get("sep") or _sniff(path, encoding)
+        table = pd.read_csv(
+            path, sep=sep, encoding=encoding, skipinitialspace=True, na_values=options.get("na_values") or None,
+            low_memory=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{place}: '{path}' is empty") from None
+    except UnicodeDecodeError as e:
+        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+        raise DataError(
+            f"{place}: '{path}' is not {'UTF-8' if utf8 else named} text ({byte}); "
+            "save it as UTF-8 CSV or set data.encoding (e.g. latin-1)"
+        ) from None
+    except (pd.errors.ParserError, ValueError) as e:
+        reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
+        raise DataError(f"{place}: '{path}' is not a readable CSV file: {reason}") from None
+    if table.empty:
+        raise DataError(f"{place}: '{path}' has a header but no rows")
+    return table
+
+
+def _sniff(path, encoding):
+    """The separator of a CSV file: comma, semicolon, tab or bar, from its first 64 KB."""
+    import csv
+
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        sample = f.read(65536)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing it can tell apart
+        return ","
 
 
 def check(x, name, origin):
@@ -89,36 +133,42 @@ def check(x, name, origin):
 
 
 def fit(x, data):
-    """Learns imputation, scaling and categories from the training split.
+    """Learns imputation, scaling, categories and date formats from the training split.
 
     Args:
         x: the training rows (a DataFrame of feature columns).
-        data: the config's `data` section (`categorical`, `scale`).
+        data: the config's `data` section (the column lists, `scale`, reading options).
 
     Returns:
         The JSON-able preprocessing: kind, input shape, the columns, each
-        numeric column's fill and scaling, each categorical column's fill and
-        categories, and notes for the user.
+        numeric column's fill and scaling (date columns as their parts), each
+        categorical column's fill and categories, date formats, how the file
+        was read, and notes for the user.
     """
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
-    columns = [str(c) for c in x.columns]
-    for name in columns:
+    for name in x.columns:
         if x[name].isna().all():
             raise DataError(f"data.path '{data.path}': column '{name}' has no values in the training split; add it to data.drop")
-    categorical = data.categorical if data.categorical is not None else [c for c in columns if not _is_numeric(x[c])]
-    categorical = [c for c in columns if c in categorical]
-    numeric_columns = [c for c in columns if c not in categorical]
+    kinds, formats = columns.kinds(x, data)
+    categorical = [c for c, kind in kinds.items() if kind == "categorical"]
+    expanded = _with_dates(x, formats)
+    numeric_columns = [c for c in expanded.columns if c not in categorical]
     notes = []
-    if data.categorical is None and categorical:
-        found = ", ".join(f"{c} ({x[c].nunique()} values)" for c in categorical)
+    detected = [c for c in categorical if c not in (data.categorical or ())]
+    if detected:
+        found = ", ".join(f"{c} ({x[c].nunique()} values)" for c in detected)
         notes.append(f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose")
+    detected = [c for c in formats if c not in data.date]
+    if detected:
+        found = ", ".join(f"{c} ({formats[c]})" for c in detected)
+        notes.append(f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose")
 
     numeric = {}
     if numeric_columns:
-        values = np.column_stack([_numbers(x[c], c) for c in numeric_columns])
-        filled = SimpleImputer(strategy="median").fit(values)
+        values = np.column_stack([_numbers(expanded[c], c) for c in numeric_columns])
+        filled = SimpleImputer(strategy="median", keep_empty_features=True).fit(values)
         scaler = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)
         scaler = scaler().fit(filled.transform(values)) if scaler else None
         for i, name in enumerate(numeric_columns):
@@ -127,8 +177,10 @@ def fit(x, data):
                 numeric[name].update(mean=float(scaler.mean_[i]), scale=float(scaler.scale_[i]))
             elif data.scale == "minmax":
                 numeric[name].update(min=float(scaler.min_[i]), scale=float(scaler.scale_[i]))
-            median = float(f"{filled.statistics_[i]:.6g}")
-            _note_filled(notes, name, int(np.isnan(values[:, i]).sum()), f"the training median {median}")
+        for name in [c for c in x.columns if kinds[c] != "categorical"]:
+            n = int(x[name].isna().sum())
+            median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
+            _note_filled(notes, name, n, f"the training median{median}")
 
     encoded = {}
     if categorical:
@@ -142,9 +194,11 @@ def fit(x, data):
     return {
         "kind": KIND,
         "input_shape": [width],
-        "columns": columns,
+        "columns": [str(c) for c in x.columns],
         "numeric": numeric,
         "categorical": encoded,
+        "dates": {name: {"format": fmt} for name, fmt in formats.items()},
+        "read": reading(data),
         "rescale": None,
         "notes": notes,
     }
@@ -174,6 +228,7 @@ def apply(x, preprocessing):
                 f"the input has no column '{name}'{did_you_mean(name, have)}; "
                 f"the model takes {', '.join(preprocessing['columns'])}"
             )
+    x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
     if numeric:
@@ -202,26 +257,35 @@ def feed(x, y, preprocessing, batch_size, training, seed):
     return apply(x, preprocessing)
 
 
+def _with_dates(x, formats):
+    """The table with each date column replaced, in place, by its numeric parts."""
+    import pandas as pd
+
+    if not formats:
+        return x
+    out = {}
+    for name in x.columns:
+        if name in formats:
+            out.update(columns.date_parts(x[name], formats[name], name))
+        else:
+            out[name] = x[name].to_numpy()
+    return pd.DataFrame(out, index=x.index)
+
+
 def _note_filled(notes, name, n, value):
     if n:
         notes.append(f"{name}: {n} missing value{'s' * (n != 1)} in the training split filled with {value}")
 
 
-def _column(name, columns, place, path):
-    if name in columns:
+def _column(name, names, place, path):
+    if name in names:
         return
-    if len(columns) == 1:
+    if len(names) == 1:
         # Not a comma-separated table (or not a table at all: never echo what it holds).
-        raise DataError(f"{place}: no column '{name}' in '{path}': it reads as a single column; is it a comma-separated table?")
-    shown = [c if len(c) <= 40 else c[:37] + "..." for c in columns]
-    listing = f" (columns: {', '.join(shown)})" if len(columns) <= 15 else ""
-    raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, columns)}{listing}")
-
-
-def _is_numeric(series):
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(series) or series.isna().all()
+        raise DataError(f"{place}: no column '{name}' in '{path}': it reads as a single column; set data.sep if its columns are separated by something else")
+    shown = [c if len(c) <= 40 else c[:37] + "..." for c in names]
+    listing = f" (columns: {', '.join(shown)})" if len(names) <= 15 else ""
+    raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, names)}{listing}")
 
 
 def _numbers(series, name):

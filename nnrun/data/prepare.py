@@ -34,6 +34,7 @@ class Raw:
     origin: str = "data"  # where the data came from, for messages
     names: tuple = ("x", "y")  # what the source calls its features and targets
     fingerprint: str | None = None  # a source that knows better (file contents) sets it
+    notes: list[str] = field(default_factory=list)  # what reading did that a user should know
 
 
 @dataclass
@@ -116,7 +117,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
         class_names=class_names,
         preprocessing=preprocessing,
         fingerprint=fingerprint,
-        notes=list(preprocessing.get("notes", [])),
+        notes=[*raw.notes, *preprocessing.get("notes", [])],
         splits=splits,
     )
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from nnrun.data.columns import DATE_PARTS
 from nnrun.errors import RunDirError
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -63,11 +64,23 @@ class Categorical(_Strict):
     categories: list[str] = Field(min_length=1)
 
 
+class DateColumn(_Strict):
+    format: str = Field(min_length=2, max_length=100)
+
+
+class Reading(_Strict):
+    sep: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = Field("utf-8", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+    na_values: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=1000)
+
+
 class TablePreprocessing(_Common):
     kind: Literal["table"]
     columns: list[Name] = Field(min_length=1)
     numeric: dict[str, Numeric]
     categorical: dict[str, Categorical]
+    dates: dict[str, DateColumn] = Field(default_factory=dict)
+    read: Reading = Field(default_factory=Reading)
 
 
 class ImagePreprocessing(_Common):
@@ -124,10 +137,12 @@ def _disagreement(p):
         if len(methods) > 1 or methods - {(False, False, False), (True, False, True), (False, True, True)}:
             return "numeric columns must all have mean and scale, all min and scale, or none of them"
         encoded = len(p.numeric) + sum(len(c.categories) for c in p.categorical.values())
-        if encoded != width or set(p.numeric) | set(p.categorical) != set(p.columns):
-            return f"columns, numeric and categorical do not make the model's {width} inputs"
-        if set(p.numeric) & set(p.categorical):
-            return "a column is both numeric and categorical"
+        plain = set(p.columns) - set(p.categorical) - set(p.dates)
+        parts = {f"{name}.{part}" for name in p.dates for part in DATE_PARTS}
+        if encoded != width or set(p.numeric) != plain | parts or not set(p.categorical) | set(p.dates) <= set(p.columns):
+            return f"columns, numeric, categorical and dates do not make the model's {width} inputs"
+        if set(p.categorical) & set(p.dates):
+            return "a column is both categorical and a date"
     if p.kind == "images":
         channels = 1 if p.color_mode == "grayscale" else 3
         if p.input_shape != [*p.image_size, channels]:
