@@ -4,7 +4,7 @@ carry monitored callbacks' state over a resume."""
 import math
 import os
 
-from nnrun import liveness, rundir
+from nnrun import feeding, liveness, rundir
 from nnrun.backend import keras as _keras
 
 keras = _keras()
@@ -19,17 +19,19 @@ class EpochRecorder(keras.callbacks.Callback):
         run_dir: the run directory.
         rows: the epochs already recorded (a resumed run's history).
         weights: the weights those epochs ended with (a resumed run's).
+        class_names: the classes, naming a per-class metric's values (F1Score).
     """
 
-    def __init__(self, run_dir, rows=(), weights=None):
+    def __init__(self, run_dir, rows=(), weights=None, class_names=None):
         super().__init__()
         self.run_dir = run_dir
+        self.class_names = class_names
         self.rows = list(rows)
         self.weights = weights
         self.weights_epoch = len(self.rows) if weights is not None else 0  # the epoch `weights` ended
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row = {"epoch": epoch + 1, **feeding.scalars(logs or {}, self.class_names)}
         row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         self.rows.append(row)
         rundir.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(self.rows))

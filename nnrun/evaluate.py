@@ -47,7 +47,8 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
     if len(y) == 0:
         raise BadInput(f"{data_path or 'the test split'}: no samples to evaluate")
     class_names = prep.get("class_names")
-    scored = feeding.one_hot(x, y, len(class_names)) if prep.get("one_hot_labels") else (x, y)
+    form = feeding.label_form(prep.get("one_hot_labels"), class_names, model.output_shape[-1])
+    scored = feeding.labels(x, y, len(class_names or ()), form)
     metrics = model.evaluate(**feeding.inputs(*scored, inference), verbose=0, return_dict=True)
     result = {
         "run": str(run.path),
@@ -57,7 +58,7 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
         "data": "test split" if data_path is None else str(data_path),
         "data_changed": changed,
         "samples": int(len(y)),
-        "metrics": {k: _number(v) for k, v in metrics.items()},
+        "metrics": {k: _number(v) for k, v in feeding.scalars(metrics, class_names).items()},
     }
     out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
     if class_names is not None:

@@ -28,13 +28,53 @@ def validation_data(x, y):
     return x if is_stream(x) else (x, y)
 
 
-def one_hot(x, y, n_classes):
-    """Returns the split with its integer labels one-hot encoded, arrays or stream alike."""
-    if is_stream(x):
-        import tensorflow as tf
+def label_form(one_hot, class_names, units):
+    """How a classifier's integer labels are fed: 'one_hot', 'column' (one sigmoid unit) or None (as they are)."""
+    if one_hot:
+        return "one_hot"
+    return "column" if class_names is not None and units == 1 else None
 
-        return x.map(lambda xb, yb: (xb, tf.one_hot(yb, n_classes))), np.eye(n_classes, dtype="float32")[y]
-    return x, np.eye(n_classes, dtype="float32")[y]
+
+def labels(x, y, n_classes, form):
+    """Returns the split with its integer labels in the form `label_form` chose, arrays or stream alike.
+
+    A column, not a vector, for one sigmoid unit: metrics such as Precision
+    compare labels of shape (n,) with outputs of shape (n, 1) pairwise, silently.
+    """
+    if form is None:
+        return x, y
+    if form == "one_hot":
+        encode, target = (lambda yb, tf: tf.one_hot(yb, n_classes)), np.eye(n_classes, dtype="float32")[y]
+    else:
+        encode, target = (lambda yb, tf: tf.cast(tf.reshape(yb, (-1, 1)), "float32")), np.asarray(y, "float32")[:, None]
+    if is_stream(x):
+        from nnrun.backend import tensorflow
+
+        tf = tensorflow()
+        return x.map(lambda xb, yb: (xb, encode(yb, tf))), target
+    return x, target
+
+
+def scalars(logs, class_names=None):
+    """Keras's logs as plain numbers, a per-class metric (F1Score) as one value per class and their mean.
+
+    Args:
+        logs: metric name -> a number or an array (tensors too).
+        class_names: the classes, to name per-class values.
+
+    Returns:
+        A dict name -> float: `f1_score.cat`, `f1_score.dog`, ... and `f1_score_macro` for an array.
+    """
+    out = {}
+    for name, value in logs.items():
+        value = np.asarray(value, dtype="float64").ravel()
+        if value.size == 1:
+            out[name] = float(value[0])
+            continue
+        names = class_names if class_names is not None and len(class_names) == value.size else range(value.size)
+        out[f"{name}_macro"] = float(value.mean())
+        out.update({f"{name}.{label}": float(v) for label, v in zip(names, value, strict=True)})
+    return out
 
 
 def predicted_classes(probabilities, threshold=0.5):

@@ -20,6 +20,12 @@ FORBIDDEN_LAYERS = {"Lambda", "TFSMLayer", "InputLayer", "Layer", "Input"}
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
 BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
 CLASSIFICATION_LOSSES = ONE_HOT_LOSSES | BINARY_LOSSES | {"sparse_categorical_crossentropy"}
+# Keras metrics that compare labels with outputs element by element: one-hot labels only.
+ONE_HOT_METRICS = {
+    "FBetaScore", "F1Score", "Precision", "Recall", "AUC", "PrecisionAtRecall", "RecallAtPrecision",
+    "SensitivityAtSpecificity", "SpecificityAtSensitivity", "TruePositives", "TrueNegatives", "FalsePositives",
+    "FalseNegatives", "CategoricalAccuracy", "TopKCategoricalAccuracy", "OneHotIoU", "OneHotMeanIoU",
+}
 # Argument-name suffixes whose string values Keras resolves by name.
 _NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
 _SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
@@ -89,12 +95,39 @@ def compile_model(model, config):
     optimizer = optimizer_from(config.optimizer)
     loss, loss_name = loss_from(config.loss)
     metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
+    loss, loss_name = _labels_for_metrics(model, loss, loss_name, metrics)
     # Under a tf.distribute strategy, Keras 3 fails with more than one step per
     # execution (keras-team/keras#19246, open).
     strategy = "tensorflow" in sys.modules and sys.modules["tensorflow"].distribute.has_strategy()
     steps = 1 if strategy else config.training.steps_per_execution
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps)
     return loss_name
+
+
+def _labels_for_metrics(model, loss, loss_name, metrics):
+    """Fits the loss and metrics (a list, changed in place) to labels every metric takes.
+
+    Keras's class metrics (F1Score, Precision, AUC, ...) take one-hot labels,
+    not class indices: with sparse_categorical_crossentropy they fail, so the
+    loss becomes categorical_crossentropy on one-hot labels (the same numbers).
+    On one sigmoid unit, F1Score without a threshold would take the arg-max of
+    one column (always 0): it gets 0.5, as Precision and Recall have.
+    """
+    keras = _keras()
+    for i, m in enumerate(metrics):  # 'precision' -> Precision(), to see what it takes
+        if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+            found = keras.metrics.get(m)
+            if isinstance(found, keras.metrics.Metric):
+                metrics[i] = type(found).from_config({**found.get_config(), "name": m})
+    one_hot_only = [m for m in metrics if type(m).__name__ in ONE_HOT_METRICS]
+    if model.output_shape[-1] == 1:
+        for m in one_hot_only:
+            if isinstance(m, keras.metrics.FBetaScore) and m.threshold is None:
+                m.threshold = 0.5
+    elif one_hot_only and loss_name == "sparse_categorical_crossentropy":
+        loss = keras.losses.CategoricalCrossentropy(from_logits=loss.get_config().get("from_logits", False))
+        loss_name = "categorical_crossentropy"
+    return loss, loss_name
 
 
 def optimizer_from(spec):
@@ -127,7 +160,15 @@ def metric_from(spec, place):
             raise ConfigError(f"{place}: unknown metric '{name}'{did_you_mean(name, _public(keras.metrics))}") from None
         return name
     cls = _lookup(name, classes, place, "metric", aliases=_aliases(keras.metrics, classes))
-    return instantiate(cls, args, f"{place} ({cls.__name__})")
+    return instantiate(cls, _plainly_named(cls, args), f"{place} ({cls.__name__})")
+
+
+def _plainly_named(cls, args):
+    """Keras numbers a second metric of a class in one process (precision_1); its logs keep the plain name."""
+    name = _parameters(cls).get("name")
+    if isinstance(args, dict) and "name" not in args and name is not None and name.default is None:
+        return {**args, "name": snake_case(cls.__name__)}
+    return args
 
 
 def callbacks_from(specs, best_model_path, checkpoint_class):

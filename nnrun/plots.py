@@ -40,7 +40,7 @@ def learning_curves(history, path, title):
     names = []
     for key in history:
         name = key.removeprefix("val_")
-        if name not in names and name not in _NOT_METRICS:
+        if name not in names and name not in _NOT_METRICS and "." not in name:  # per class: the macro stands for them
             names.append(name)
     if not names:
         raise ValueError(f"learning_curves: the history has no metrics to plot; received keys {list(history)}")

@@ -4,6 +4,7 @@ import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from nnrun import feeding
 from nnrun.backend import keras as _keras
 
 keras = _keras()
@@ -11,7 +12,8 @@ keras = _keras()
 
 def format_logs(logs):
     """'loss 0.1234  accuracy 0.9700' from Keras logs (learning rate left out)."""
-    return "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "learning_rate")
+    shown = {k: v for k, v in feeding.scalars(logs).items() if k != "learning_rate" and "." not in k}  # no per-class
+    return "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
 
 
 class ProgressReporter(keras.callbacks.Callback):

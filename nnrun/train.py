@@ -18,7 +18,7 @@ import numpy as np
 from nnrun import config as config_lib, data, distribution, feeding, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
-from nnrun.model import build, callbacks_from, check_fit, compile_model
+from nnrun.model import build, callbacks_from, check_fit, compile_model, snake_case
 
 
 @dataclass
@@ -90,12 +90,10 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     if not engine.writer:
         console = type(console)(stderr=True, quiet=True)  # process 0 reports for all
     splits = {"train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
-    splits = {
-        name: feeding.one_hot(x, y, len(ds.class_names)) if s.one_hot else (x, y)
-        for name, (x, y) in splits.items()
-        if x is not None
-    }
-    for note in ds.notes + ([f"labels one-hot encoded for loss '{config.loss['name']}'"] if s.one_hot else []):
+    form = feeding.label_form(s.one_hot, ds.class_names, model.output_shape[-1])
+    n_classes = len(ds.class_names or ())
+    splits = {name: feeding.labels(x, y, n_classes, form) for name, (x, y) in splits.items() if x is not None}
+    for note in ds.notes + _label_notes(config, s.one_hot):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
     with engine.finishing(), signals.stopping() as stop:
@@ -109,7 +107,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
         console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
 
-        recorder, nan_guard = EpochRecorder(run_dir, rows, model.get_weights() if rows else None), StopOnNaN()
+        recorder = EpochRecorder(run_dir, rows, model.get_weights() if rows else None, ds.class_names)
+        nan_guard = StopOnNaN()
         own = callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint)
         steps = math.ceil(len(ds.y_train) / training.batch_size)
         reporter = ProgressReporter(console, training.epochs, steps, live, initial_epoch=len(rows))
@@ -153,7 +152,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             _save_model(model, run_dir, config.output.save_h5)
             inference = feeding.inference_batch_size(training.batch_size)
             metrics = _final_metrics(
-                model, splits, recorder, inference, fresh=("validation", "test") if engine.sharded else ("test",)
+                model, splits, recorder, inference, ds.class_names,
+                fresh=("validation", "test") if engine.sharded else ("test",),
             )
             rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
@@ -267,7 +267,16 @@ def _reason(error, streamed):
     return f"{kind}: {first}"
 
 
-def _final_metrics(model, splits, recorder, batch_size, fresh=("test",)):
+def _label_notes(config, one_hot):
+    if not one_hot:
+        return []
+    if snake_case(config.loss["name"]) == "sparse_categorical_crossentropy":
+        return ["labels one-hot encoded for the metrics, which take no class indices; "
+                "the loss is categorical_crossentropy on them, the same numbers as sparse_categorical_crossentropy"]
+    return [f"labels one-hot encoded for loss '{config.loss['name']}'"]
+
+
+def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("test",)):
     """Final train/validation/test metrics of the saved model.
 
     Unless a callback restored other weights, the last epoch's logs already
@@ -286,7 +295,7 @@ def _final_metrics(model, splits, recorder, batch_size, fresh=("test",)):
     }
     return {
         name: logged[name] if final and name not in fresh and logged[name] else
-        model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True)
+        feeding.scalars(model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True), class_names)
         for name, split in splits.items()
     }
 

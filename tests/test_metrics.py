@@ -1,0 +1,75 @@
+"""Keras's classification metrics on every label form: sparse or one-hot, binary or multi-class.
+
+Per-class metrics (F1Score) reach history.csv, metrics.json and evaluate as a
+value per class name and their macro average; the numbers agree with scikit-learn's.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnrun import rundir
+from nnrun.cli import cli
+
+MULTI = ["accuracy", "F1Score", {"name": "FBetaScore", "beta": 2.0}, "Precision", "Recall", "AUC",
+         {"name": "PrecisionAtRecall", "recall": 0.5}, "TruePositives", "CategoricalAccuracy"]
+BINARY = ["accuracy", "F1Score", "FBetaScore", "precision", "Recall", "AUC", "FalseNegatives"]
+IRIS = ["setosa", "versicolor", "virginica"]
+
+
+def train(runner, write_config, **config):
+    result = runner.invoke(cli, ["train", str(write_config(**config)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result, Path(result.stdout.strip().splitlines()[-1])
+
+
+def history_columns(run):
+    with open(run / rundir.HISTORY) as f:
+        return next(csv.reader(f))
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_every_metric_on_three_classes(runner, write_config, loss):
+    result, run = train(runner, write_config, loss=loss, metrics=MULTI)
+    test = json.loads((run / rundir.METRICS).read_text())["test"]
+    for name in ("f1_score", "fbeta_score"):
+        per_class = [test[f"{name}.{c}"] for c in IRIS]
+        assert test[f"{name}_macro"] == pytest.approx(np.mean(per_class))
+        assert all(0 <= v <= 1 for v in per_class)
+    for name in ("precision", "recall", "auc", "precision_at_recall", "categorical_accuracy"):
+        assert 0 <= test[name] <= 1, name
+    assert test["categorical_accuracy"] == pytest.approx(test["accuracy"])
+    columns = history_columns(run)
+    assert {"f1_score.setosa", "f1_score_macro", "val_f1_score.virginica", "val_precision"} <= set(columns)
+    if loss.startswith("sparse"):
+        assert "the loss is categorical_crossentropy on them" in " ".join(result.output.split())
+    scored = runner.invoke(cli, ["evaluate", str(run), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["metrics"]["f1_score.versicolor"] == pytest.approx(test["f1_score.versicolor"])
+
+
+def test_every_metric_on_one_sigmoid_unit_agrees_with_scikit_learn(runner, write_config):
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    _, run = train(
+        runner, write_config,
+        data={"source": "sklearn", "name": "breast_cancer", "scale": "standard"},
+        model=[{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}],
+        loss="binary_crossentropy", metrics=BINARY,
+    )
+    test = json.loads((run / rundir.METRICS).read_text())["test"]
+    scored = runner.invoke(cli, ["evaluate", str(run), "--json"])
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.stdout)
+    # evaluate's predictions give scikit-learn's view of the same test split
+    confusion = np.array(report["confusion_matrix"])
+    y = np.repeat([0, 0, 1, 1], confusion.ravel())
+    predicted = np.repeat([0, 1, 0, 1], confusion.ravel())
+    assert test["precision"] == pytest.approx(precision_score(y, predicted), abs=1e-4)
+    assert test["recall"] == pytest.approx(recall_score(y, predicted), abs=1e-4)
+    assert test["f1_score"] == pytest.approx(f1_score(y, predicted), abs=1e-4)
+    assert test["false_negatives"] == confusion[1, 0]
+    assert 0.5 < test["auc"] <= 1
