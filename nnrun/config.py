@@ -217,6 +217,26 @@ class Model(Section):
         return {"layers": data} if isinstance(data, list) else data
 
 
+def _class_weight(value):
+    """None, 'balanced', or `{class name: weight}` (YAML reads names that are numbers as numbers: `{0: 1, 1: 5}`)."""
+    if value is None or value == "balanced":
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected balanced, or a mapping of class names to weights; got {value!r}{did_you_mean(str(value), ['balanced'])}")
+    for name, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            raise ValueError(f"the weight of class '{name}' must be a positive number; got {weight!r}")
+    return {str(name): float(weight) for name, weight in value.items()}
+
+
+ClassWeight = Annotated[
+    Any,
+    BeforeValidator(_class_weight),
+    WithJsonSchema({"anyOf": [{"const": "balanced"}, {"type": "null"},
+                              {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}]}),
+]
+
+
 class Training(Section):
     epochs: int = Field(10, gt=0, strict=True)
     batch_size: int = Field(32, gt=0, strict=True)
@@ -227,6 +247,10 @@ class Training(Section):
         description="Batches run per call into TensorFlow (Keras's compile option): same results, less overhead.",
     )
     callbacks: list[CallbackSpec] = Field(default_factory=list)
+    class_weight: ClassWeight = Field(
+        None, description="Weigh classes in the loss: balanced (inverse frequency in the training split), "
+        "or {class name: weight}, others 1.",
+    )
     backup_every_steps: int | None = Field(
         None, gt=0, strict=True,
         description="Also back up every this many batches, not only at epoch ends (for long epochs).",

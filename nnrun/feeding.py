@@ -55,6 +55,38 @@ def labels(x, y, n_classes, form):
     return x, target
 
 
+def class_weight(spec, class_names, y):
+    """Keras's `class_weight` for the config's `training.class_weight`.
+
+    Args:
+        spec: None, 'balanced' or `{class name: weight}`.
+        class_names: the classes (None for regression).
+        y: the training split's class indices.
+
+    Returns:
+        `{class index: weight}` for `fit`, or None.
+    """
+    from nnrun.errors import ConfigError
+
+    if spec is None:
+        return None
+    if class_names is None:
+        raise ConfigError("training.class_weight: the targets are continuous numbers (regression); it weighs classes")
+    if spec == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(y)
+        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y), strict=True))
+        return {i: float(weights.get(i, 1.0)) for i in range(len(class_names))}
+    for name in spec:
+        if name not in class_names:
+            from nnrun.errors import did_you_mean
+
+            shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
+            raise ConfigError(f"training.class_weight: no class '{name}'{did_you_mean(name, class_names)} (classes: {shown})")
+    return {i: float(spec.get(name, 1.0)) for i, name in enumerate(class_names)}
+
+
 def scalars(logs, class_names=None):
     """Keras's logs as plain numbers, a per-class metric (F1Score) as one value per class and their mean.
 

@@ -28,6 +28,7 @@ class Setup:
     dataset: data.Dataset
     model: object  # keras.Model
     one_hot: bool  # integer labels are one-hot encoded for the loss
+    class_weight: dict | None  # class index -> weight in the loss
     engine: distribution.Engine  # the devices and processes it trains on
 
 
@@ -59,7 +60,8 @@ def setup(config, join=True):
     from nnrun.callbacks import AtomicModelCheckpoint
 
     callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
-    return Setup(dataset, model, one_hot, engine)
+    weights = feeding.class_weight(config.training.class_weight, dataset.class_names, dataset.y_train)
+    return Setup(dataset, model, one_hot, weights, engine)
 
 
 def train(config, console, live=False, config_file=None, resume=None, prepared=None):
@@ -134,6 +136,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                     epochs=training.epochs,
                     initial_epoch=len(rows),
                     shuffle=training.shuffle,
+                    class_weight=s.class_weight,
                     callbacks=callbacks,
                     verbose=0,
                 )
@@ -208,7 +211,9 @@ def _begin(run_dir, config, s, config_file, started):
     """Writes a new run's files; run.json first, so the folder is a run from the start."""
     text = resolved_text(config)
     info = runinfo.new(config, s.dataset, config_file, started, rundir.sha256_text(text))
-    rundir.write_json(run_dir / rundir.RUN, {**info, "distribution": s.engine.record(), "notes": s.dataset.notes})
+    weights = s.class_weight and {s.dataset.class_names[i]: round(w, 6) for i, w in s.class_weight.items()}
+    info = {**info, "distribution": s.engine.record(), "class_weight": weights, "notes": s.dataset.notes}
+    rundir.write_json(run_dir / rundir.RUN, info)
     rundir.write_text(run_dir / rundir.CONFIG, text)
     rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})
     return []

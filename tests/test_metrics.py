@@ -73,3 +73,65 @@ def test_every_metric_on_one_sigmoid_unit_agrees_with_scikit_learn(runner, write
     assert test["f1_score"] == pytest.approx(f1_score(y, predicted), abs=1e-4)
     assert test["false_negatives"] == confusion[1, 0]
     assert 0.5 < test["auc"] <= 1
+
+
+# --- training.class_weight ----------------------------------------------------------------
+
+
+def imbalanced(tmp_path, n=600, seed=0):
+    """A binary set, one class in ten, the two overlapping: unweighted, a model mostly says 'common'."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.1).astype(int)
+    x = rng.normal(size=(n, 4)) + y[:, None] * 1.0
+    path = tmp_path / "imbalanced.npz"
+    np.savez(path, x=x.astype("float32"), y=y, class_names=np.array(["common", "rare"]))
+    return path
+
+
+def binary_config(write_config, path, **training):
+    return write_config(
+        data={"source": "npz", "path": str(path)},
+        model=[{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}],
+        loss="binary_crossentropy", metrics=["accuracy", "Recall"],
+        training={"epochs": 5, "batch_size": 32, "validation_split": 0, **training},
+    )
+
+
+def run_of(runner, config_file):
+    result = runner.invoke(cli, ["train", str(config_file), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_balanced_class_weight_is_recorded_and_finds_the_rare_class(runner, write_config, tmp_path):
+    path = imbalanced(tmp_path)
+    plain = run_of(runner, binary_config(write_config, path))
+    weighted = run_of(runner, binary_config(write_config, path, class_weight="balanced"))
+    info = json.loads((weighted / rundir.RUN).read_text())
+    assert set(info["class_weight"]) == {"common", "rare"}
+    assert info["class_weight"]["rare"] > 3 * info["class_weight"]["common"]  # about 9 common to 1 rare
+    assert json.loads((plain / rundir.RUN).read_text())["class_weight"] is None
+    assert "class_weight: balanced" in (weighted / rundir.CONFIG).read_text()
+    recall = [json.loads((run / rundir.METRICS).read_text())["test"]["recall"] for run in (plain, weighted)]
+    assert recall[1] > recall[0] + 0.2, recall
+
+
+@pytest.mark.parametrize("weights, fragment", [
+    ({"rar": 5}, "no class 'rar'; did you mean 'rare'?"),
+    ({"rare": 0}, "the weight of class 'rare' must be a positive number; got 0"),
+    ("balancd", "did you mean 'balanced'?"),
+])
+def test_class_weight_mistakes_are_one_line_at_check(runner, write_config, tmp_path, weights, fragment):
+    result = runner.invoke(cli, ["check", str(binary_config(write_config, imbalanced(tmp_path), class_weight=weights))])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "training.class_weight" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_class_weight_on_a_regression_is_refused(runner, write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "r.npz", x=rng.normal(size=(40, 3)).astype("float32"), y=rng.normal(size=40))
+    config = write_config(data={"source": "npz", "path": str(tmp_path / "r.npz")}, loss="mse", metrics=[],
+                          model=[{"Dense": {"units": 1}}], training={"class_weight": "balanced"})
+    result = runner.invoke(cli, ["check", str(config)])
+    assert result.exit_code == 2 and "regression" in result.output, result.output
