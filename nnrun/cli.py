@@ -193,6 +193,8 @@ def check(config_file, overrides):
     from nnrun import train as training
 
     with _about(config_file):
+        if resolved.data.source == "images":
+            _decode_every_image(resolved.data)
         setup = training.setup(resolved, join=False)
     ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
@@ -212,6 +214,18 @@ def check(config_file, overrides):
             + f"; global batch {resolved.training.batch_size}"
         )
     click.echo(f"{config_file}: ok")
+
+
+def _decode_every_image(data):
+    """`check` decodes every image first, so that a damaged file is named before training, not in it."""
+    from rich.progress import Progress
+
+    from nnrun.data import image_folder
+
+    console = _console()
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("decoding images", total=image_folder.count(data))
+        image_folder.verify(data, lambda: progress.advance(task))
 
 
 model_option = click.option(

@@ -185,6 +185,15 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             e.run_dir = run_dir
             raise
         except Exception as e:
+            if config.data.source == "images":  # a file TensorFlow could not read: name it (exit 2)
+                from nnrun.data import image_folder
+
+                try:
+                    image_folder.verify(config.data)
+                except NnrunError as unreadable:
+                    runinfo.finish(run_dir, started, "failed", console, error=str(unreadable))
+                    unreadable.run_dir = run_dir
+                    raise unreadable from None
             reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
             runinfo.finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
             failed = RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)")
@@ -276,8 +285,10 @@ def _label_notes(config, one_hot):
     if not one_hot:
         return []
     if snake_case(config.loss["name"]) == "sparse_categorical_crossentropy":
-        return ["labels one-hot encoded for the metrics, which take no class indices; "
-                "the loss is categorical_crossentropy on them, the same numbers as sparse_categorical_crossentropy"]
+        return [(
+            "labels one-hot encoded for the metrics, which take no class indices; "
+            "the loss is categorical_crossentropy on them, the same numbers as sparse_categorical_crossentropy"
+        )]
     return [f"labels one-hot encoded for loss '{config.loss['name']}'"]
 
 

@@ -224,7 +224,7 @@ BAD_FOLDERS = [
     pytest.param(lambda r: make_folder(r, {"cat": 4}), ["1 class folder ('cat')", "at least 2"], id="one-class"),
     pytest.param(lambda r: split(r, ["cat", "dog"]), ["test/ has classes", "missing in test/: owl"], id="test-classes-differ"),
     pytest.param(
-        lambda r: (flat(r), (r / "dog" / "fake.jpg").write_text("text")), ["'dog/fake.jpg' is not a PNG, JPEG"], id="not-an-image"
+        lambda r: (flat(r), (r / "dog" / "fake.jpg").write_text("text")), ["1 of 25 images cannot be decoded: dog/fake.jpg (not a readable image"], id="not-an-image"
     ),
 ]
 
@@ -274,3 +274,38 @@ def test_shipped_config_trains_on_a_folder(runner, tmp_path):
     # predict's path: raw files through the saved preprocessing and the saved model
     probs = model.predict(data.transform(np.array([str(root / "cat" / "cat_0.png")]), prep_saved), verbose=0)
     assert probs.shape == (1, 3) and probs.sum() == pytest.approx(1, abs=1e-4)
+
+
+# damaged files ----------------------------------------------------------------------
+
+
+def truncated_jpeg(path):
+    """A JPEG of noise cut in half: its header is fine, its pixels stop midway."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype="uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(noise).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_check_decodes_every_image_and_names_the_damaged_ones(runner, write_config, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    truncated_jpeg(root / "dog" / "broken.jpg")
+    (root / "owl" / "empty.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a signature and nothing else
+    result = runner.invoke(cli, ["check", str(write_config(**cnn_config(root)))])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "Traceback" not in line, result.output
+    assert "2 of 26 images cannot be decoded" in line, line
+    assert "dog/broken.jpg (" in line and "truncated" in line and "owl/empty.png (" in line, line
+
+
+def test_a_damaged_image_met_in_training_is_named_and_exits_2(runner, write_config, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    truncated_jpeg(root / "cat" / "broken.jpg")
+    result = runner.invoke(cli, ["train", str(write_config(**cnn_config(root))), "--quiet"])
+    run = next((tmp_path / "runs").glob("tiny-*"))
+    info = json.loads((run / "run.json").read_text())
+    assert result.exit_code == 2, result.output  # TensorFlow's "jpeg::Uncompress failed", with no file named
+    assert "cat/broken.jpg (" in result.output and "cannot be decoded" in result.output, result.output
+    assert info["status"] == "failed" and "cat/broken.jpg" in info["error"]

@@ -39,6 +39,67 @@ def read(data):
         `x_test`/`y_test` when the folder has `train/` and a `test/` (else
         `val/`) tree; validation data is then still split from `train/`.
     """
+    root, origin, class_names, x, y, x_test, y_test = _listing(data)
+    fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
+    return Raw(
+        x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin,
+        names=("images", "labels"), fingerprint=fingerprint,
+    )
+
+
+def verify(data, advance=None):
+    """Decodes every image of a folder (in parallel threads), and refuses the folder if any fails.
+
+    What `check` does before training, and what a training stopped by a file
+    TensorFlow could not read does to name it.
+
+    Args:
+        data: the config's `data` section (`path`).
+        advance: called once per image decoded (a progress bar's step), or None.
+
+    Returns:
+        The number of images, all of them readable.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, origin, _, x, _, x_test, _ = _listing(data)
+    paths = x.tolist() + ([] if x_test is None else x_test.tolist())
+    bad = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # Pillow decodes without the GIL
+        for path, problem in zip(paths, pool.map(_decoding_problem, paths), strict=True):
+            if problem:
+                bad.append(f"{Path(path).relative_to(root).as_posix()} ({problem})")
+            if advance:
+                advance()
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them")
+    return len(paths)
+
+
+def count(data):
+    """How many images a folder holds (train and test), without reading them."""
+    _, _, _, x, _, x_test, _ = _listing(data)
+    return len(x) + (0 if x_test is None else len(x_test))
+
+
+def _decoding_problem(path):
+    """Why an image file cannot be decoded, or None."""
+    from PIL import Image
+
+    try:
+        _check_pixels(path)
+        with Image.open(path) as image:
+            image.load()  # the whole image: a truncated JPEG fails here, not at its header
+    except DataError as e:
+        return str(e).removeprefix(f"{path}: ")
+    except Exception as e:  # whatever Pillow's decoders raise on a damaged file
+        return one_line(e)
+    return None
+
+
+def _listing(data):
+    """The folder's files and classes: (root, origin, class names, x, y, x_test, y_test)."""
     root = Path(data.path)
     origin = f"data.path '{root}'"
     if not root.is_dir():
@@ -62,11 +123,7 @@ def read(data):
                           ((f"missing in {test_dir.name}/", missing), ("not in train/", extra)) if v)
             )
         x_test, y_test = _list_images(test_dir, class_names, root, origin)
-    fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
-    return Raw(
-        x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin,
-        names=("images", "labels"), fingerprint=fingerprint,
-    )
+    return root, origin, class_names, x, y, x_test, y_test
 
 
 def check(x, name, origin):
