@@ -20,6 +20,10 @@ FORBIDDEN_LAYERS = {"Lambda", "TFSMLayer", "InputLayer", "Layer", "Input"}
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
 BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
 CLASSIFICATION_LOSSES = ONE_HOT_LOSSES | BINARY_LOSSES | {"sparse_categorical_crossentropy"}
+REGRESSION_LOSSES = {
+    "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+    "huber", "log_cosh",
+}
 # Keras metrics that compare labels with outputs element by element: one-hot labels only.
 ONE_HOT_METRICS = {
     "FBetaScore", "F1Score", "Precision", "Recall", "AUC", "PrecisionAtRecall", "RecallAtPrecision",
@@ -227,6 +231,13 @@ def check_fit(model, loss_name, dataset, layers):
             raise ConfigError(f"{last}: the model outputs {units} values per sample but the targets have {width}")
         return False
     n = len(dataset.class_names)
+    numbers = all(re.fullmatch(r"-?\d+", name) for name in dataset.class_names)
+    if loss_name in REGRESSION_LOSSES:
+        read_as = f"{n} classes (whole numbers: {', '.join(dataset.class_names[:3])}, ...)" if numbers else f"{n} classes"
+        raise ConfigError(
+            f"loss: '{loss_name}' is for continuous targets, but they read as {read_as}; "
+            + ("set data.task: regression" if numbers else "use a classification loss such as sparse_categorical_crossentropy")
+        )
     if loss_name in BINARY_LOSSES:
         if n != 2:
             raise ConfigError(
@@ -237,9 +248,10 @@ def check_fit(model, loss_name, dataset, layers):
             raise ConfigError(f"{last}: '{loss_name}' needs 1 output unit (a sigmoid); the model has {units}")
         return False
     if units != n:
+        quantities = "; or, if they are quantities, data.task: regression" if numbers and n > 20 else ""
         raise ConfigError(
             f"{last}: the output has {units} units but the data has {n} classes "
-            f"({', '.join(dataset.class_names[:5])}{', ...' if n > 5 else ''}); set units: {n}"
+            f"({', '.join(dataset.class_names[:5])}{', ...' if n > 5 else ''}); set units: {n}{quantities}"
         )
     return loss_name in ONE_HOT_LOSSES
 

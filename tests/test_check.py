@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nnrun.cli import cli
@@ -267,3 +268,18 @@ def test_config_validation_does_not_import_tensorflow(write_config):
 def test_check_of_an_invalid_config_does_not_import_tensorflow(write_config):
     assert not imports_tensorflow(RUN_CLI, "check", write_config(training={"epochs": 0}))
 
+
+
+def test_whole_number_targets_with_a_regression_loss_suggest_task_regression(runner, write_config, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "ages.npz", x=rng.normal(size=(400, 3)).astype("float32"), y=rng.integers(1, 90, 400))
+    config = write_config(data={"source": "npz", "path": str(tmp_path / "ages.npz")}, loss="mse", metrics=[],
+                          model=[{"Dense": {"units": 1}}])
+    result = runner.invoke(cli, ["check", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "loss: 'mean_squared_error' is for continuous targets" in result.output, result.output
+    assert "set data.task: regression" in result.output, result.output
+    fixed = runner.invoke(cli, ["check", str(config), "--set", "data.task=regression"])
+    assert fixed.exit_code == 0, fixed.output
+    wide = runner.invoke(cli, ["check", str(config), "--set", "loss=sparse_categorical_crossentropy"])
+    assert wide.exit_code == 2 and "data.task: regression" in wide.output, wide.output
