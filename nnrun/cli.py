@@ -304,7 +304,7 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
     if found.run.warning():
         console.print(found.run.warning(), style="yellow", soft_wrap=True)
     for note in found.notes:
-        console.print(note, style="dim", soft_wrap=True)
+        console.print(note, style="yellow" if note.startswith("warning:") else "dim", soft_wrap=True)
     if as_json:
         for row in found.rows:
             click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status}))

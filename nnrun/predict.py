@@ -164,10 +164,12 @@ def _csv_rows(path, prep, id_column, notes):
     ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]
     if ignored:
         notes.append(f"{path}: ignored columns the model does not take: {', '.join(ignored)}")
+    unseen = []
     try:
-        x = data.transform(table, prep)
+        x = csv_table.apply(table, prep, unseen)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
+    notes += [f"warning: {path}: {line}" for line in unseen]
     ids = table[id_column].tolist() if id_column else [None] * len(table)
     for i, (row, row_id) in enumerate(zip(x, ids)):
         yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header

@@ -477,3 +477,21 @@ def test_predict_reads_a_table_as_training_did(runner, write_config, tmp_path):
     result = runner.invoke(cli, ["predict", str(rows), "--run", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [f"{rows}:{i}" for i in (2, 3, 4)]
+
+
+def test_predict_warns_of_what_training_never_saw_naming_the_values(runner, write_config, tmp_path):
+    frame = dated(120)
+    _, run_dir = train(runner, csv_config(write_config, write(tmp_path, frame)))
+    rows = frame.drop(columns="left").iloc[:4].copy()
+    rows["city"] = ["Rome", "Paris", "Rome", "Oslo"]
+    rows["signup"] = ["2013/02/01", "15/01/2017", "garbage", None]
+    rows["age"] = rows["age"].astype(float)
+    rows.loc[rows.index[0], "age"] = np.nan
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    result = runner.invoke(cli, ["predict", str(tmp_path / "new.csv"), "--run", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "column 'city': 3 rows with a category never seen in training, encoded as none of them: 'Rome', 'Oslo'" in said
+    assert "column 'signup': 2 rows not dates in %Y/%m/%d, filled as missing: '15/01/2017', 'garbage'" in said
+    assert "column 'signup': 1 row missing" in said and "column 'age': 1 row missing" in said
+    assert len(result.stdout.splitlines()) == 4

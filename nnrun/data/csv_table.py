@@ -204,13 +204,16 @@ def fit(x, data):
     }
 
 
-def apply(x, preprocessing):
+def apply(x, preprocessing, warnings_out=None):
     """Encodes raw rows exactly as the training rows were encoded.
 
     Args:
         x: raw rows, a DataFrame (or anything `pandas.DataFrame` takes) with
             the training feature columns in any order; other columns are ignored.
         preprocessing: the run's preprocessing dict.
+        warnings_out: a list to which what the rows hold that training never
+            saw is added, a line per column (unseen categories, values that
+            are not dates, missing values), or None.
 
     Returns:
         float32 features, numeric columns first, then each categorical
@@ -228,6 +231,8 @@ def apply(x, preprocessing):
                 f"the input has no column '{name}'{did_you_mean(name, have)}; "
                 f"the model takes {', '.join(preprocessing['columns'])}"
             )
+    if warnings_out is not None:
+        warnings_out += _unseen(x, preprocessing)
     x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
@@ -255,6 +260,30 @@ def apply(x, preprocessing):
 def feed(x, y, preprocessing, batch_size, training, seed):
     """What Keras is given for a split: the encoded array (Keras batches it)."""
     return apply(x, preprocessing)
+
+
+def _unseen(x, preprocessing):
+    """What raw rows hold that training never saw, a line per column, naming the values."""
+    found = []
+
+    def say(name, rows, what, values=()):
+        shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
+        found.append(f"column '{name}': {rows} row{'s' * (rows != 1)} {what}" + (f": {shown}" if shown else ""))
+
+    for name, stats in preprocessing["categorical"].items():
+        text = [v for v in _as_text(x[name]) if v is not None]
+        new = [v for v in text if v not in set(stats["categories"])]
+        if new:
+            say(name, len(new), "with a category never seen in training, encoded as none of them", new)
+    for name, spec in preprocessing.get("dates", {}).items():
+        bad = columns.unparsed(x[name], spec["format"])
+        if len(bad):
+            say(name, len(bad), f"not dates in {spec['format']}, filled as missing", bad.tolist())
+    for name in preprocessing["columns"]:
+        missing = int(x[name].isna().sum())
+        if missing:
+            say(name, missing, "missing, filled as in training")
+    return found
 
 
 def _with_dates(x, formats):
