@@ -132,6 +132,10 @@ class DataBase(Section):
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", description="auto: integer or text targets are classes, fractional numbers are regression."
     )
+    scale_target: bool = Field(
+        True, description="Regression: the network learns standardized targets; a Rescaling layer at its end "
+        "(mean and std of the training split) gives outputs, loss and metrics in the target's own units.",
+    )
 
 
 class SklearnData(DataBase):

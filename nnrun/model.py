@@ -51,7 +51,7 @@ def keras_name(name):
     return ascii_name if re.match(r"[A-Za-z0-9.]", ascii_name) else f"model{ascii_name}"
 
 
-def build(layers, input_shape, name="model", augmentation=()):
+def build(layers, input_shape, name="model", augmentation=(), target_units=None):
     """Builds a `keras.Sequential` from the config's layer list.
 
     Args:
@@ -60,6 +60,9 @@ def build(layers, input_shape, name="model", augmentation=()):
         name: the model's name.
         augmentation: `config.data.augmentation`: Keras Random* layers, put
             first; Keras runs them in training only.
+        target_units: `(mean, std)` of a regression's targets, or None: a
+            Rescaling layer last turns outputs of about 0 +- 1 into the
+            target's units, so a network that starts near 0 starts near the mean.
 
     Returns:
         The built (uncompiled) model.
@@ -83,6 +86,9 @@ def build(layers, input_shape, name="model", augmentation=()):
             model.add(layer)
         except Exception as e:  # a layer built from config values fails only because of them
             raise ConfigError(f"{place}: {_first_line(e)}") from None
+    if target_units is not None:
+        mean, std = target_units
+        model.add(keras.layers.Rescaling(scale=std, offset=mean, name="target_units"))
     return model
 
 

@@ -53,7 +53,8 @@ def setup(config, join=True):
         sys.modules["tensorflow"].config.experimental.enable_op_determinism()
     with engine.scope():
         model = build(
-            config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation
+            config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation,
+            _target_units(dataset, config.data),
         )
         loss_name = compile_model(model, config)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
@@ -279,6 +280,15 @@ def _reason(error, streamed):
     if kind == "InvalidArgumentError" and streamed:
         return f"a file of the data could not be read during training (a corrupt image?): {first}"
     return f"{kind}: {first}"
+
+
+def _target_units(dataset, data):
+    """(mean, std) of a regression's single target in the training split, when the config scales it."""
+    y = np.asarray(dataset.y_train, dtype="float64")
+    if dataset.is_classification or not data.scale_target or (y.ndim > 1 and y.shape[1] != 1):
+        return None
+    std = float(y.std())
+    return float(y.mean()), std if std > 0 else 1.0
 
 
 def _label_notes(config, one_hot):

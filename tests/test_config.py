@@ -470,7 +470,7 @@ def test_dump_is_readable_yaml_with_source_first(write_config):
     assert list(plain["data"])[:2] == ["source", "name"]
     assert plain["data"] == {
         "source": "sklearn", "name": "iris", "test_split": 0.2, "scale": "standard",
-        "rescale": None, "augmentation": [], "task": "auto",
+        "rescale": None, "augmentation": [], "task": "auto", "scale_target": True,
     }
     assert plain["training"]["epochs"] == 2
     assert plain["output"]["name"] == "tiny"
