@@ -65,12 +65,15 @@ def verify(data, advance=None):
     root, origin, _, x, _, x_test, _ = _listing(data)
     paths = x.tolist() + ([] if x_test is None else x_test.tolist())
     bad = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # Pillow decodes without the GIL
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)  # Pillow decodes without the GIL
+    try:
         for path, problem in zip(paths, pool.map(_decoding_problem, paths), strict=True):
             if problem:
                 bad.append(f"{Path(path).relative_to(root).as_posix()} ({problem})")
             if advance:
                 advance()
+    finally:  # Ctrl-C stops at once, not after every image queued
+        pool.shutdown(wait=False, cancel_futures=True)
     if bad:
         shown = ", ".join(bad[:5]) + (f", and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them")
