@@ -37,7 +37,9 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
     model = rundir.load_model(run)
     if data_path is None:
         training = run.config.training
-        ds = data.load(run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False)
+        ds = data.load(
+            run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False, fitted=prep
+        )
         _check_recreated(ds, run)
         x, y = ds.x_test, ds.y_test
         changed = ds.fingerprint != run.info.get("data_fingerprint")
@@ -74,13 +76,12 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
 
 
 def _check_recreated(ds, run):
-    """Refuses a re-created test split, or preprocessing, other than the run's own.
+    """Refuses a re-created test split, or classes, other than the run's own.
 
     An edited seed or test_split in config.yaml, or changed data, would
-    otherwise be scored as if it were the run's test split.
+    otherwise be scored as if it were the run's test split. The run's own
+    preprocessing.json prepares it: nothing is learned again.
     """
-    import json
-
     recorded = run.info.get("splits", {}).get("test")  # runs from before nnrun recorded it have none
     if recorded and recorded != ds.splits["test"]:
         raise BadInput(
@@ -88,12 +89,10 @@ def _check_recreated(ds, run):
             f"({recorded['samples']} samples then, {ds.splits['test']['samples']} now, other samples): the config or "
             "the data changed; score other data with --data"
         )
-    learned = json.loads(json.dumps({**ds.preprocessing, "one_hot_labels": run.preprocessing.get("one_hot_labels", False)}))
-    different = sorted(k for k in learned.keys() | run.preprocessing.keys() if learned.get(k) != run.preprocessing.get(k))
-    if different:
+    if ds.class_names != run.preprocessing.get("class_names"):
         raise BadInput(
-            f"{run.path}: the preprocessing learned again from the data differs from the run's preprocessing.json "
-            f"({', '.join(different)}): the config or the data changed; score other data with --data"
+            f"{run.path}: the data now has classes {ds.class_names}, the run was trained on "
+            f"{run.preprocessing.get('class_names')}: the config or the data changed; score other data with --data"
         )
 
 

@@ -24,7 +24,7 @@ SOURCES = {
 }
 
 
-def load(data, validation_split, seed, batch_size=32, shuffle=True):
+def load(data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
     """Loads a dataset as the config describes it.
 
     Args:
@@ -33,13 +33,15 @@ def load(data, validation_split, seed, batch_size=32, shuffle=True):
         seed: seed of the splits.
         batch_size: batch size of streamed sources (image folders).
         shuffle: whether streamed sources reshuffle the training split each epoch.
+        fitted: a run's preprocessing to apply instead of learning it anew
+            (what `evaluate` re-creates the test split with).
 
     Returns:
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
     source = importlib.import_module(f"nnrun.data.{SOURCES[data.source]}")
-    return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle)
+    return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 
 
 def load_other(data, preprocessing, path, batch_size=32):

@@ -62,7 +62,7 @@ class Dataset:
         return self.class_names is not None
 
 
-def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
+def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
     """Encodes labels, splits, and fits the feature preprocessing on the training split.
 
     Args:
@@ -72,6 +72,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
         seed: seed of the splits.
         batch_size: batch size of streamed sources (image folders).
         shuffle: whether streamed sources reshuffle the training split each epoch.
+        fitted: preprocessing to apply as it is (a run's), instead of learning it from the training split.
 
     Returns:
         A `Dataset`.
@@ -98,7 +99,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True):
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
     splits = {name: _split_id(*pair) for name, pair in
               (("train", (x, y)), ("validation", (x_val, y_val)), ("test", (x_test, y_test))) if pair[0] is not None}
-    preprocessing = {
+    preprocessing = fitted or {
         **kind.fit(x, data),
         "task": "classification" if class_names is not None else "regression",
         "class_names": class_names,
