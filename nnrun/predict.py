@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import data, rundir
+from nnrun import data, feeding, rundir
 from nnrun.errors import DataError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -106,16 +106,21 @@ def _batches(items, size):
 
 
 def _describe(output, class_names, top_k, threshold):
-    """One model output as a prediction a person reads: classes, a label, or values."""
+    """One model output as a prediction a person reads: a label, its probability and every class's; or values.
+
+    `probability` is always the label's (1 - p when one sigmoid unit says the negative class).
+    """
     output = np.asarray(output, dtype="float64")
     if class_names is None:
-        return {"value": output.tolist() if output.size > 1 else float(output.reshape(-1)[0])}
+        values = [float(f"{v:.6g}") for v in output.reshape(-1)]  # float32 outputs: more digits are noise
+        return {"value": values if len(values) > 1 else values[0]}
+    every = {name: float(p) for name, p in zip(class_names, feeding.class_probabilities(output[None])[0], strict=True)}
     if output.shape[-1] == 1:
-        p = float(output[0])
-        return {"label": class_names[int(p >= threshold)], "probability": p}
+        label = class_names[int(output[0] >= threshold)]
+        return {"label": label, "probability": every[label], "probabilities": every}
     order = np.argsort(-output)[: max(1, top_k)]
     top = [{"class": class_names[i], "probability": float(output[i])} for i in order]
-    return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top}
+    return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top, "probabilities": every}
 
 
 def _expand(inputs, failed):
@@ -270,9 +275,14 @@ def _kind(prep):
 
 
 def write_csv(predictions, path):
-    """Writes predictions as a CSV (id or input, label, probability or value), atomically."""
+    """Writes predictions as a CSV (id or input, label, probability, one `probability.<class>` column per class;
+    or value), atomically."""
     import pandas as pd
 
-    rows = [{k: v for k, v in row.items() if k != "top"} for row in predictions.rows]
+    rows = [
+        {**{k: v for k, v in row.items() if k not in ("top", "probabilities")},
+         **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()}}
+        for row in predictions.rows
+    ]
     with rundir.atomic(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

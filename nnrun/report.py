@@ -38,12 +38,14 @@ def print_predictions(rows, run_dir, console=None):
     """Prints predictions: one row per input with its label and probability (or value)."""
     console = console or Console(highlight=False)
     with_top = any("top" in row for row in rows)
-    table = Table("input", *(["id"] if any("id" in r for r in rows) else []), "prediction", "probability",
-                  *(["others"] if with_top else []), title=f"predictions of {run_dir}")
+    values = all("value" in row for row in rows)  # a regression: no probabilities to show
+    table = Table("input", *(["id"] if any("id" in r for r in rows) else []), "value" if values else "prediction",
+                  *([] if values else ["probability"]), *(["others"] if with_top else []),
+                  title=f"predictions of {run_dir}")
     for row in rows:
         cells = [row["input"], *([str(row.get("id", ""))] if "id" in table.columns[1].header else [])]
         if "value" in row:
-            cells += [str(row["value"]), "-"]
+            cells.append(str(row["value"]))
         else:
             cells += [row["label"], f"{row['probability']:.4f}"]
         if with_top:

@@ -168,6 +168,8 @@ def test_csv_output_file_with_an_id_column(churn_run, tmp_path):
     assert written["id"].tolist() == table["id"].tolist()
     assert set(written["label"]) <= {"0", "1"}
     assert written["probability"].tolist() == pytest.approx([r["probability"] for r in rows])
+    assert written["probability.1"].tolist() == pytest.approx([r["probabilities"]["1"] for r in rows])
+    assert (written["probability.0"] + written["probability.1"]).tolist() == pytest.approx([1.0] * 5)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
 
 
@@ -178,9 +180,11 @@ def test_threshold_decides_the_binary_label(churn_run, tmp_path):
         _, rows = predict_json(tmp_path / "rows.csv", "--run", churn_run.path,
                                *(["--threshold", threshold] if threshold is not None else []))
         assert all("top" not in r and 0.0 < r["probability"] < 1.0 for r in rows)
+        assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in rows)
         labels[threshold] = [r["label"] for r in rows]
         if threshold is None:
-            assert labels[None] == ["1" if r["probability"] >= 0.5 else "0" for r in rows]
+            assert labels[None] == ["1" if r["probabilities"]["1"] >= 0.5 else "0" for r in rows]
+            assert all(r["probability"] == r["probabilities"][r["label"]] >= 0.5 for r in rows)
     assert labels[0.0] == ["1"] * 8 and labels[1.0] == ["0"] * 8
 
 
@@ -219,8 +223,10 @@ def test_regression_values_are_the_models_outputs(regression_run, tmp_path):
     assert [r["value"] for r in rows] == pytest.approx(model.predict(x, verbose=0)[:, 0].tolist(), rel=1e-5)
     assert all(set(r) == {"input", "value", "run", "run_status"} for r in rows)
     assert {r["run"] for r in rows} == {str(regression_run.path)} and {r["run_status"] for r in rows} == {"completed"}
+    assert all(len(repr(r["value"]).lstrip("-").replace(".", "").lstrip("0")) <= 7 for r in rows)  # 6 digits
     table = invoke("predict", tmp_path / "x.npy", "--run", regression_run.path)
     assert table.exit_code == 0 and "predictions of" in table.stdout, table.output
+    assert "value" in table.stdout and "probability" not in table.stdout, table.stdout
 
 
 # --- bad inputs: exit 2, the file named, the good ones still predicted ---------------------------------
