@@ -63,13 +63,18 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
         "metrics": {k: _number(v) for k, v in feeding.scalars(metrics, class_names).items()},
     }
     out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
+    title = run.path.resolve().name  # runs/latest: the run's own name on its plots
     if class_names is not None:
         probabilities = model.predict(x, batch_size=inference, verbose=0)
         predicted = feeding.predicted_classes(probabilities)
         result.update(_classification(y, predicted, probabilities, class_names))
-        plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{run.path.name}: {result['data']}")
+        plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{title}: {result['data']}")
         if samples:
-            _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", run.path.name)
+            _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
+    else:
+        predicted = model.predict(x, batch_size=inference, verbose=0).reshape(np.shape(y))
+        result["regression"] = _regression(y, predicted)
+        plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result['data']}")
     result["output_dir"] = str(out)
     rundir.write_json(out / "metrics.json", result)
     return result
@@ -127,7 +132,8 @@ def gate(result, gates):
     Returns:
         One line per gate that failed; empty when all passed.
     """
-    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {})}
+    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {}),
+              **result.get("regression", {})}
     failures = []
     for option, name, threshold in gates:
         if name not in values:
@@ -157,6 +163,20 @@ def _classification(y, predicted, probabilities, class_names):
         positive = feeding.class_probabilities(probabilities)[:, 1]
         found["roc_auc"] = _number(roc_auc_score(y, positive)) if len(np.unique(y)) == 2 else None
     return found
+
+
+def _regression(y, predicted):
+    """scikit-learn's regression report, and what predicting the mean would score, for scale."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    y = np.asarray(y, dtype="float64")
+    baseline = np.broadcast_to(y.mean(axis=0), y.shape)
+    return {
+        "mae": _number(mean_absolute_error(y, predicted)),
+        "rmse": _number(np.sqrt(mean_squared_error(y, predicted))),
+        "r2": _number(r2_score(y, predicted)) if len(y) > 1 else None,
+        "mae_of_the_mean": _number(mean_absolute_error(y, baseline)),
+    }
 
 
 def _draw_samples(x, y, predicted, class_names, n, path, title):

@@ -166,6 +166,34 @@ def confusion_matrix(y_true, y_pred, class_names, path, title):
     return _save(fig, path)
 
 
+def regression(y_true, y_pred, path, title):
+    """Plots a regression's predictions against the truth, and the residuals, to a PNG.
+
+    Args:
+        y_true: true values (flattened when there are several outputs).
+        y_pred: predicted values, in the same order.
+        path: where to save the PNG.
+        title: the figure's title.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    y_true, y_pred = np.ravel(y_true).astype(float), np.ravel(y_pred).astype(float)
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    low, high = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
+    style = {"s": 12, "alpha": 0.6, "edgecolors": "none"}
+    left.scatter(y_true, y_pred, **style)
+    left.plot([low, high], [low, high], "k--", linewidth=1, label="predicted = actual")
+    left.set(xlabel="actual", ylabel="predicted", title="predicted vs actual")
+    left.legend(loc="upper left")
+    right.scatter(y_pred, y_true - y_pred, **style)
+    right.axhline(0, color="k", linestyle="--", linewidth=1)
+    right.set(xlabel="predicted", ylabel="actual - predicted", title="residuals")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def samples(images, true_names, predicted_names, path, title):
     """Draws a grid of images with their true and predicted labels, wrong ones in red.
 

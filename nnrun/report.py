@@ -31,6 +31,12 @@ def print_evaluation(result, console=None):
         console.print(matrix)
         console.print(f"accuracy {report['accuracy']:.4f}" + (
             f"   ROC AUC {result['roc_auc']:.4f}" if result.get("roc_auc") is not None else ""))
+    regression = result.get("regression")
+    if regression:
+        table = Table("MAE", "RMSE", "R²", "MAE of predicting the mean", title="regression")
+        table.add_row(*("-" if regression[k] is None else f"{regression[k]:.4g}"
+                        for k in ("mae", "rmse", "r2", "mae_of_the_mean")))
+        console.print(table)
     console.print(f"saved in {result['output_dir']}")
 
 

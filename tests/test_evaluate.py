@@ -186,7 +186,7 @@ def test_data_csv_with_shuffled_and_extra_columns_agrees_with_predict(churn_run,
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     labels = np.array([int(r["label"]) for r in rows])
     assert found["metrics"]["accuracy"] == pytest.approx((labels == table["left"]).mean(), abs=1e-6)
-    assert found["roc_auc"] == pytest.approx(roc_auc_score(table["left"], [r["probability"] for r in rows]), abs=1e-6)
+    assert found["roc_auc"] == pytest.approx(roc_auc_score(table["left"], [r["probabilities"]["1"] for r in rows]), abs=1e-6)
 
 
 def test_data_image_folder_with_its_own_test_split_and_fewer_classes(image_run, tmp_path):
@@ -349,3 +349,20 @@ def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_pa
     run = train("rel.yaml").resolve()
     monkeypatch.chdir(elsewhere)
     evaluate_json(run)
+
+
+def test_a_regression_gets_mae_rmse_r2_and_its_plots(regression_run):
+    from PIL import Image
+
+    _, found = evaluate_json(regression_run.path)
+    report = found["regression"]
+    assert report["rmse"] >= report["mae"] > 0 and report["mae_of_the_mean"] > 0
+    assert report["r2"] <= 1
+    assert found["metrics"]["mae"] == pytest.approx(report["mae"], rel=1e-4)  # Keras's and scikit-learn's agree
+    plot = Path(found["output_dir"]) / "predicted_vs_actual.png"
+    assert Image.open(plot).size[0] > 500
+    table = invoke("evaluate", regression_run.path)
+    assert "MAE of predicting the mean" in table.stdout and "R²" in table.stdout, table.output
+    passed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] - 0.01}")
+    failed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] + 0.01}")
+    assert passed.exit_code == 0 and failed.exit_code == 3, (passed.output, failed.output)
