@@ -70,7 +70,7 @@ def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
         result.update(_classification(y, predicted, probabilities, class_names))
         plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{title}: {result['data']}")
         if samples:
-            _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
+            result["samples_shown"] = _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
     else:
         predicted = model.predict(x, batch_size=inference, verbose=0).reshape(np.shape(y))
         result["regression"] = _regression(y, predicted)
@@ -180,15 +180,35 @@ def _regression(y, predicted):
 
 
 def _draw_samples(x, y, predicted, class_names, n, path, title):
-    images = []
-    for batch in (x if feeding.is_stream(x) else [(x, None)]):
-        images.extend(np.asarray(batch[0])[: n - len(images)])
-        if len(images) >= n:
+    """Draws n test samples, wrong predictions first, each kind taken across the classes in turn.
+
+    Returns:
+        What the grid shows, in its order: `{"index", "true", "predicted"}` per sample.
+    """
+    chosen = _across_classes(np.asarray(y), np.asarray(predicted), n)
+    wanted, found, start = set(chosen), {}, 0
+    for batch in (x if feeding.is_stream(x) else [(x, None)]):  # a stream keeps the order of y
+        batch = np.asarray(batch[0])
+        found.update({start + i: batch[i] for i in range(len(batch)) if start + i in wanted})
+        start += len(batch)
+        if len(found) == len(wanted):
             break
-    images = np.asarray(images)
+    images = np.asarray([found[i] for i in chosen])
     if images.ndim not in (3, 4):
         raise BadInput(f"--show-samples: the inputs are not images (shape {images.shape[1:]} per sample)")
-    plots.samples(images, [class_names[i] for i in y[:n]], [class_names[i] for i in predicted[:n]], path, title)
+    shown = [{"index": int(i), "true": class_names[y[i]], "predicted": class_names[predicted[i]]} for i in chosen]
+    plots.samples(images, [s["true"] for s in shown], [s["predicted"] for s in shown], path, title)
+    return shown
+
+
+def _across_classes(y, predicted, n):
+    """Up to n sample indices: the wrong predictions, then the right ones, each round-robin over the true classes."""
+    order = []
+    for group in (np.flatnonzero(y != predicted), np.flatnonzero(y == predicted)):
+        queues = [list(group[y[group] == c]) for c in np.unique(y[group])]
+        while len(order) < n and any(queues):
+            order += [queue.pop(0) for queue in queues if queue][: n - len(order)]
+    return order
 
 
 def _number(value):

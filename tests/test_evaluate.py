@@ -366,3 +366,15 @@ def test_a_regression_gets_mae_rmse_r2_and_its_plots(regression_run):
     passed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] - 0.01}")
     failed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] + 0.01}")
     assert passed.exit_code == 0 and failed.exit_code == 3, (passed.output, failed.output)
+
+
+
+def test_show_samples_puts_wrong_predictions_first_and_spreads_over_the_classes(image_run):
+    _, found = evaluate_json(image_run.path, "--show-samples", 12)
+    shown, matrix = found["samples_shown"], np.array(found["confusion_matrix"])
+    assert len(shown) == found["samples"] == 5  # fewer than asked: every test image
+    flags = [s["true"] != s["predicted"] for s in shown]
+    assert flags == sorted(flags, reverse=True) and sum(flags) == int(matrix.sum() - np.trace(matrix))  # wrong first
+    for group in ([s for s in shown if s["true"] != s["predicted"]], [s for s in shown if s["true"] == s["predicted"]]):
+        classes = {s["true"] for s in group}
+        assert len({s["true"] for s in group[: len(classes)]}) == len(classes)  # one of each class in turn
