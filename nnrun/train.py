@@ -17,6 +17,7 @@ import numpy as np
 
 from nnrun import config as config_lib, data, distribution, feeding, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
+from nnrun.data import schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import build, callbacks_from, check_fit, compile_model, snake_case
 
@@ -225,7 +226,8 @@ def _begin(run_dir, config, s, config_file, started):
     info = {**info, "distribution": s.engine.record(), "class_weight": weights, "notes": s.dataset.notes}
     rundir.write_json(run_dir / rundir.RUN, info)
     rundir.write_text(run_dir / rundir.CONFIG, text)
-    rundir.write_json(run_dir / rundir.PREPROCESSING, {**s.dataset.preprocessing, "one_hot_labels": s.one_hot})
+    preprocessing = {"version": schema.VERSION, **s.dataset.preprocessing, "one_hot_labels": s.one_hot}
+    rundir.write_json(run_dir / rundir.PREPROCESSING, preprocessing)
     return []
 
 

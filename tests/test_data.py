@@ -436,3 +436,19 @@ def test_npz_one_dimensional_x(tmp_path):
     np.savez(path, x=np.arange(10.0), y=np.arange(10) % 2)
     message = npz_error(path)
     assert "shape (10,)" in message
+
+
+def test_one_registry_names_every_source_the_config_accepts_and_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    from nnrun import config
+    from nnrun.data import registry
+
+    assert set(registry.SOURCES) == set(config.DATA_SOURCES)
+    assert set(registry.FEATURE_KINDS) == {"array", "table", "images"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, nnrun.data; print(sorted({'pandas', 'PIL', 'keras', 'tensorflow', 'sklearn'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

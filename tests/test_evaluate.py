@@ -378,3 +378,13 @@ def test_show_samples_puts_wrong_predictions_first_and_spreads_over_the_classes(
     for group in ([s for s in shown if s["true"] != s["predicted"]], [s for s in shown if s["true"] == s["predicted"]]):
         classes = {s["true"] for s in group}
         assert len({s["true"] for s in group[: len(classes)]}) == len(classes)  # one of each class in turn
+
+
+def test_preprocessing_written_by_a_newer_nnrun_is_refused_not_misread(iris_run, tmp_path):
+    copy = tmp_path / "newer"
+    shutil.copytree(iris_run.path, copy)
+    prep = read_json(copy / "preprocessing.json")
+    assert prep["version"] == 1
+    (copy / "preprocessing.json").write_text(json.dumps({**prep, "version": 2}))
+    line = one_line_error(invoke("evaluate", copy))
+    assert "version 2, written by a newer nnrun (this one reads version 1); upgrade nnrun" in line

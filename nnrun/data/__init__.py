@@ -4,24 +4,16 @@ A source module has `read(data) -> Raw`; `load` turns that into seeded,
 stratified splits with the preprocessing learned from the training split.
 """
 
-import importlib
 from pathlib import Path
-
 from types import SimpleNamespace
 
+from nnrun.data import npz
+from nnrun.data.prepare import encode_targets, prepare, transform
+from nnrun.data.registry import FEATURE_KINDS, SOURCES
+from nnrun.data.types import Dataset, Raw
 from nnrun.errors import DataError
-from nnrun.data.prepare import FEATURE_KINDS, Dataset, Raw, encode_targets, prepare, transform
 
 __all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
-
-# source name in the config -> module in this package
-SOURCES = {
-    "sklearn": "bundled",
-    "keras": "keras_datasets",
-    "npz": "npz",
-    "csv": "csv_table",
-    "images": "image_folder",
-}
 
 
 def load(data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
@@ -40,7 +32,7 @@ def load(data, validation_split, seed, batch_size=32, shuffle=True, fitted=None)
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
-    source = importlib.import_module(f"nnrun.data.{SOURCES[data.source]}")
+    source = SOURCES[data.source]
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 
 
@@ -62,13 +54,13 @@ def load_other(data, preprocessing, path, batch_size=32):
     """
     kind = preprocessing.get("kind", "array")
     if kind == "array":
-        source, section = importlib.import_module("nnrun.data.npz"), SimpleNamespace(path=Path(path))
+        source, section = npz, SimpleNamespace(path=Path(path))
     else:
-        source = importlib.import_module(f"nnrun.data.{FEATURE_KINDS[kind]}")
+        source = SOURCES["csv" if kind == "table" else "images"]
         section = data.model_copy(update={"path": Path(path)})
     raw = source.read(section)
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
-    features = importlib.import_module(f"nnrun.data.{FEATURE_KINDS[kind]}")
+    features = FEATURE_KINDS[kind]
     x = features.check(x, raw.names[0], raw.origin)
     shape = tuple(preprocessing["input_shape"])
     if kind == "array" and x.shape[1:] != shape:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnrun.data.prepare import Raw
+from nnrun.data.types import Raw
 
 
 def read(data):

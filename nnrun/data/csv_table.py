@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from nnrun.data import columns
-from nnrun.data.prepare import Raw
+from nnrun.data.types import Raw
 from nnrun.errors import DataError, did_you_mean
 
 KIND = "table"

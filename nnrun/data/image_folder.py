@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nnrun import backend
-from nnrun.data.prepare import Raw
+from nnrun.data.types import Raw
 from nnrun.errors import DataError, one_line
 
 KIND = "images"

@@ -13,7 +13,7 @@ import urllib.error
 import zipfile
 
 from nnrun.backend import keras as _keras
-from nnrun.data.prepare import Raw
+from nnrun.data.types import Raw
 from nnrun.errors import DataError
 
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"

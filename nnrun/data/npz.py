@@ -4,7 +4,7 @@ import zipfile
 
 import numpy as np
 
-from nnrun.data.prepare import Raw
+from nnrun.data.types import Raw
 from nnrun.errors import DataError
 
 

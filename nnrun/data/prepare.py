@@ -7,59 +7,12 @@ plain JSON that `transform` re-applies to raw inputs later.
 """
 
 import hashlib
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnrun.data.registry import FEATURE_KINDS
+from nnrun.data.types import Dataset
 from nnrun.errors import DataError
-
-
-# preprocessing["kind"] -> the module in this package that handles it
-FEATURE_KINDS = {"array": "arrays", "table": "csv_table", "images": "image_folder"}
-
-
-@dataclass
-class Raw:
-    """What a source reads: features, targets and, when known, class names.
-
-    Features are a numeric array, a pandas DataFrame (a table) or a 1-D array
-    of image file paths.
-    """
-
-    x: object
-    y: np.ndarray
-    x_test: object = None
-    y_test: np.ndarray | None = None
-    class_names: list[str] | None = None
-    origin: str = "data"  # where the data came from, for messages
-    names: tuple = ("x", "y")  # what the source calls its features and targets
-    fingerprint: str | None = None  # a source that knows better (file contents) sets it
-    notes: list[str] = field(default_factory=list)  # what reading did that a user should know
-
-
-@dataclass
-class Dataset:
-    """Splits ready for Keras, and what it takes to prepare raw inputs alike.
-
-    `x_*` are arrays, or for streamed sources `tf.data.Dataset`s of
-    `(x, y)` batches; `y_*` are always arrays of the targets, in order.
-    """
-
-    x_train: object
-    y_train: np.ndarray
-    x_val: object
-    y_val: np.ndarray | None
-    x_test: object
-    y_test: np.ndarray
-    class_names: list[str] | None  # None for regression
-    preprocessing: dict = field(default_factory=dict)
-    fingerprint: str = ""
-    notes: list[str] = field(default_factory=list)  # what was done to the data that a user should know
-    splits: dict = field(default_factory=dict)  # split name -> {samples, sha256}: which samples it holds
-
-    @property
-    def is_classification(self):
-        return self.class_names is not None
 
 
 def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
@@ -126,16 +79,10 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitt
 def features_of(x):
     """Returns the module that handles this kind of raw features: arrays, a table or image files."""
     if type(x).__module__.startswith("pandas"):
-        from nnrun.data import csv_table
-
-        return csv_table
+        return FEATURE_KINDS["table"]
     if isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype.kind in "US":
-        from nnrun.data import image_folder
-
-        return image_folder
-    from nnrun.data import arrays
-
-    return arrays
+        return FEATURE_KINDS["images"]
+    return FEATURE_KINDS["array"]
 
 
 def transform(x, preprocessing):
@@ -148,10 +95,7 @@ def transform(x, preprocessing):
     Returns:
         float32 features as the model takes them.
     """
-    import importlib
-
-    module = FEATURE_KINDS[preprocessing.get("kind", "array")]
-    return importlib.import_module(f"nnrun.data.{module}").apply(x, preprocessing)
+    return FEATURE_KINDS[preprocessing.get("kind", "array")].apply(x, preprocessing)
 
 
 def encode_targets(y, names, class_names, origin):

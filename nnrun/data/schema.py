@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from nnrun.data.columns import DATE_PARTS
 from nnrun.errors import RunDirError
 
+# What this nnrun writes and reads; a run written by a newer one is refused, not misread.
+VERSION = 1
+
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -27,6 +30,7 @@ class _Strict(BaseModel):
 
 
 class _Common(_Strict):
+    version: Literal[1] = 1  # runs written before the version was recorded have none
     input_shape: list[Annotated[int, Field(gt=0, le=100_000)]] = Field(min_length=1, max_length=4)
     rescale: Rescale = None
     task: Literal["classification", "regression"]
@@ -107,6 +111,11 @@ def check(preprocessing, where):
     """
     if isinstance(preprocessing, dict) and "kind" not in preprocessing:
         preprocessing = {**preprocessing, "kind": "array"}  # runs written before `kind` existed
+    version = preprocessing.get("version", 1) if isinstance(preprocessing, dict) else 1
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise RunDirError(
+            f"'{where}': version {version}, written by a newer nnrun (this one reads version {VERSION}); upgrade nnrun"
+        )
     try:
         found = Preprocessing.validate_python(preprocessing)
     except pydantic.ValidationError as e:
