@@ -190,6 +190,7 @@ class CsvData(DataBase):
     sep: str | None = Field(
         None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
     )
+    decimal: str = Field(".", min_length=1, max_length=1, description="The decimal mark: '.', or ',' (50,5).")
     encoding: Annotated[str, AfterValidator(_encoding)] = Field("utf-8", description="The file's text encoding.")
     na_values: list[str] = Field(
         default_factory=list, description="More values that mean missing, besides empty, NA, NaN, null and the like."

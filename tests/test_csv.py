@@ -446,7 +446,7 @@ def test_the_separator_is_sniffed_or_given(tmp_path, sep):
     expected = load(write(tmp_path, table(60), "comma.csv")).x_train
     np.testing.assert_allclose(load(path).x_train, expected, rtol=1e-6)
     np.testing.assert_allclose(load(path, sep=sep).x_train, expected, rtol=1e-6)
-    assert load(path).preprocessing["read"] == {"sep": None, "encoding": "utf-8", "na_values": []}
+    assert load(path).preprocessing["read"] == {"sep": None, "decimal": ".", "encoding": "utf-8", "na_values": []}
 
 
 def test_na_values_and_encoding_are_options(tmp_path):
@@ -495,3 +495,23 @@ def test_predict_warns_of_what_training_never_saw_naming_the_values(runner, writ
     assert "column 'signup': 2 rows not dates in %Y/%m/%d, filled as missing: '15/01/2017', 'garbage'" in said
     assert "column 'signup': 1 row missing" in said and "column 'age': 1 row missing" in said
     assert len(result.stdout.splitlines()) == 4
+
+
+def test_a_decimal_comma_is_named_and_then_read(tmp_path):
+    frame = table(60)
+    path = tmp_path / "european.csv"
+    frame.to_csv(path, sep=";", decimal=",", index=False)
+    with pytest.raises(DataError) as info:
+        load(path)
+    assert "column 'balance' holds numbers with a decimal comma" in str(info.value)
+    assert "set data.decimal: ','" in str(info.value)
+    np.testing.assert_allclose(load(path, decimal=",").x_train, load(write(tmp_path, frame)).x_train, rtol=1e-6)
+
+
+def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
+    pre = load(write(tmp_path, table())).preprocessing
+    rows = table(5).astype({"age": object})
+    rows.loc[3, "age"] = "forty"
+    with pytest.raises(DataError) as info:
+        csv_table.apply(rows, pre)
+    assert str(info.value) == "column 'age' must hold numbers; got 'forty' (data row 4)"

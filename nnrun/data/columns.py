@@ -55,6 +55,11 @@ def _detect(series, name, data):
         return "numeric"
     if date_format(series) is not None:
         return "date"
+    if values.astype(str).str.fullmatch(r"[-+]?\d*,\d+").mean() >= _PARSED:
+        raise DataError(
+            f"data.path '{data.path}': column '{name}' holds numbers with a decimal comma "
+            f"(e.g. {str(values.iloc[0])!r}); set data.decimal: ','"
+        )
     import pandas as pd
 
     text = values[pd.to_numeric(values, errors="coerce").isna()]

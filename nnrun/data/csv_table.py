@@ -68,7 +68,7 @@ def read(data):
 
 def reading(data):
     """The options a table is read with (kept in preprocessing.json, so predict reads alike)."""
-    return {"sep": data.sep, "encoding": data.encoding, "na_values": list(data.na_values)}
+    return {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
 
 
 def read_table(path, options, place):
@@ -94,8 +94,8 @@ def read_table(path, options, place):
     try:
         sep = options.get("sep") or _sniff(path, encoding)
         table = pd.read_csv(
-            path, sep=sep, encoding=encoding, skipinitialspace=True, na_values=options.get("na_values") or None,
-            low_memory=False,
+            path, sep=sep, decimal=options.get("decimal") or ".", encoding=encoding, skipinitialspace=True,
+            na_values=options.get("na_values") or None, low_memory=False,
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"{place}: '{path}' is empty") from None
@@ -323,7 +323,9 @@ def _numbers(series, name):
     values = pd.to_numeric(series, errors="coerce").astype("float64")
     bad = values.isna() & series.notna()
     if bad.any():
-        raise DataError(f"column '{name}' must hold numbers; got {str(series[bad].iloc[0])[:40]!r}")
+        row = series.index[bad.to_numpy()][0]
+        where = f" (data row {row + 1})" if isinstance(row, (int, np.integer)) else ""
+        raise DataError(f"column '{name}' must hold numbers; got {str(series[bad].iloc[0])[:40]!r}{where}")
     return values.to_numpy()
 
 
