@@ -6,9 +6,14 @@ from rich.table import Table
 
 
 def metrics_table(metrics, title):
-    """A table with one row per split (or one row) and one column per metric."""
-    names = list(dict.fromkeys(k for values in metrics.values() for k in values))
-    table = Table("", *names, title=title)
+    """A table with one row per split (or one row) and one column per metric.
+
+    Per-class values (`f1_score.cat`) stay in the files: their macro average
+    stands for them here, so that the table fits a terminal.
+    """
+    names = list(dict.fromkeys(k for values in metrics.values() for k in values if "." not in k))
+    per_class = any("." in k for values in metrics.values() for k in values)
+    table = Table("", *names, title=title, caption="per class: metrics.json" if per_class else None)
     for row, values in metrics.items():
         table.add_row(row, *("-" if values.get(n) is None else f"{values[n]:.4f}" for n in names))
     return table

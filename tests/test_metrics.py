@@ -135,3 +135,13 @@ def test_class_weight_on_a_regression_is_refused(runner, write_config, tmp_path)
                           model=[{"Dense": {"units": 1}}], training={"class_weight": "balanced"})
     result = runner.invoke(cli, ["check", str(config)])
     assert result.exit_code == 2 and "regression" in result.output, result.output
+
+
+def test_the_printed_tables_leave_per_class_values_to_the_files(runner, write_config):
+    result = runner.invoke(cli, ["train", str(write_config(metrics=["accuracy", "F1Score"])), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run = Path(result.stdout.strip().splitlines()[-1])
+    shown = runner.invoke(cli, ["evaluate", str(run)])
+    assert "f1_score_macro" in shown.stdout and "f1_score.setosa" not in shown.stdout, shown.stdout
+    assert "per class: metrics.json" in shown.stdout
+    assert "f1_score.setosa" in json.loads((run / rundir.METRICS).read_text())["test"]
