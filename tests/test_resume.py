@@ -198,9 +198,15 @@ def interrupted_run(interrupted_template, tmp_path):
 
 
 @pytest.fixture
-def interrupted_here(digits_config, tmp_path):
-    """An interrupted run of `digits_config`, in its own runs folder (for --resume-if-possible)."""
-    return interrupt(digits_config, tmp_path / "runs")
+def long_digits_config(write_config):
+    # Epochs of a few batches: a stop signal can land epochs after the first backup (on JAX, 4 of 3 were done).
+    return write_config("digits.yaml", **{**DIGITS, "training": {**DIGITS["training"], "epochs": 30}})
+
+
+@pytest.fixture
+def interrupted_here(long_digits_config, tmp_path):
+    """An interrupted run of `long_digits_config`, in its own runs folder (for --resume-if-possible)."""
+    return interrupt(long_digits_config, tmp_path / "runs")
 
 
 def test_resume_refuses_a_changed_config(runner, interrupted_run):
@@ -246,22 +252,22 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
-def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, digits_config):
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, long_digits_config):
     interrupted_run = interrupted_here
-    first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
+    first = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(interrupted_run)
     assert "resuming the unfinished run" in first.stderr
-    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 3
+    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 30
     # Nothing left to resume: a new run.
-    second = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
+    second = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
     assert second.exit_code == 0, second.output
     assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
 
 
-def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, digits_config):
+def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, long_digits_config):
     interrupted_run = interrupted_here
-    other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
+    other = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible", "--set", "seed=1"])
     assert other.exit_code == 0, other.output
     assert other.stdout.strip().splitlines()[-1] != str(interrupted_run)
     assert info(interrupted_run)["status"] == "interrupted"
