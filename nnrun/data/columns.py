@@ -35,17 +35,19 @@ def kinds(x, data):
     found, formats = {}, {}
     for name in (str(c) for c in x.columns):
         series = x[name]
-        kind = listed.get(name) or _detect(series, name, data)
+        fmt = date_format(series) if listed.get(name) in (None, "date") else None
+        kind = listed.get(name) or _detect(series, name, data, fmt)
         if kind == "date":
-            formats[name] = date_format(series)
-            if formats[name] is None:
+            if fmt is None:
                 example = series.dropna().astype(str).iloc[0] if series.notna().any() else None
                 raise DataError(f"data.date: column '{name}' does not read as dates (e.g. {example!r})")
+            formats[name] = fmt
         found[name] = kind
     return found, formats
 
 
-def _detect(series, name, data):
+def _detect(series, name, data, fmt):
+    """The kind of a column the config does not list; `fmt` is its date format, if it has one."""
     values = series.dropna()
     n, distinct = len(values), values.nunique()
     if _is_numeric(series):
@@ -53,7 +55,7 @@ def _detect(series, name, data):
         if n >= 50 and distinct == n and np.all(numbers == np.round(numbers)):
             _refuse(name, distinct, n, values, data, "data.numeric")
         return "numeric"
-    if date_format(series) is not None:
+    if fmt is not None:
         return "date"
     if values.astype(str).str.fullmatch(r"[-+]?\d*,\d+").mean() >= _PARSED:
         raise DataError(
@@ -125,9 +127,7 @@ def date_parts(series, fmt, name):
     Returns:
         A dict part name -> float64 array.
     """
-    import pandas as pd
-
-    when = pd.to_datetime(series.astype("string").str.strip(), format=fmt, errors="coerce")
+    when = _dates(series, fmt)
     turns = {
         "month": (when.dt.month - 1) / 12,
         "day_of_year": (when.dt.dayofyear - 1) / 365.25,
@@ -142,7 +142,11 @@ def date_parts(series, fmt, name):
 
 def unparsed(series, fmt):
     """The values of a date column that are present but not dates in `fmt`."""
+    return series[_dates(series, fmt).isna() & series.notna()]
+
+
+def _dates(series, fmt):
+    """A column read as dates in `fmt`: NaT where a value is missing or not such a date."""
     import pandas as pd
 
-    when = pd.to_datetime(series.astype("string").str.strip(), format=fmt, errors="coerce")
-    return series[when.isna() & series.notna()]
+    return pd.to_datetime(series.astype("string").str.strip(), format=fmt, errors="coerce")
