@@ -224,8 +224,8 @@ def _decode_every_image(data):
 
     console = _console()
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("decoding images", total=image_folder.count(data))
-        image_folder.verify(data, lambda: progress.advance(task))
+        task = progress.add_task("decoding images", total=None)
+        image_folder.verify(data, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 model_option = click.option(

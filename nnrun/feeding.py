@@ -6,6 +6,8 @@ A split is `(x, y)`: arrays (Keras batches them), or for streamed sources a
 
 import numpy as np
 
+from nnrun.errors import ConfigError, did_you_mean
+
 
 def is_stream(x):
     """Whether `x` is a `tf.data.Dataset` of batches rather than an array."""
@@ -66,8 +68,6 @@ def class_weight(spec, class_names, y):
     Returns:
         `{class index: weight}` for `fit`, or None.
     """
-    from nnrun.errors import ConfigError
-
     if spec is None:
         return None
     if class_names is None:
@@ -80,8 +80,6 @@ def class_weight(spec, class_names, y):
         return {i: float(weights.get(i, 1.0)) for i in range(len(class_names))}
     for name in spec:
         if name not in class_names:
-            from nnrun.errors import did_you_mean
-
             shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
             raise ConfigError(f"training.class_weight: no class '{name}'{did_you_mean(name, class_names)} (classes: {shown})")
     return {i: float(spec.get(name, 1.0)) for i, name in enumerate(class_names)}

@@ -187,7 +187,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             e.run_dir = run_dir
             raise
         except Exception as e:
-            if config.data.source == "images":  # a file TensorFlow could not read: name it (exit 2)
+            if config.data.source == "images" and type(e).__name__ == "InvalidArgumentError":
+                # tf.data could not decode a file, and does not say which: name it (exit 2).
                 from nnrun.data import image_folder
 
                 try:

@@ -55,7 +55,7 @@ def verify(data, advance=None):
 
     Args:
         data: the config's `data` section (`path`).
-        advance: called once per image decoded (a progress bar's step), or None.
+        advance: called after each image with `(done, total)` (a progress bar), or None.
 
     Returns:
         The number of images, all of them readable.
@@ -67,23 +67,17 @@ def verify(data, advance=None):
     bad = []
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)  # Pillow decodes without the GIL
     try:
-        for path, problem in zip(paths, pool.map(_decoding_problem, paths), strict=True):
+        for done, (path, problem) in enumerate(zip(paths, pool.map(_decoding_problem, paths), strict=True), 1):
             if problem:
                 bad.append(f"{Path(path).relative_to(root).as_posix()} ({problem})")
             if advance:
-                advance()
+                advance(done, len(paths))
     finally:  # Ctrl-C stops at once, not after every image queued
         pool.shutdown(wait=False, cancel_futures=True)
     if bad:
         shown = ", ".join(bad[:5]) + (f", and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them")
     return len(paths)
-
-
-def count(data):
-    """How many images a folder holds (train and test), without reading them."""
-    _, _, _, x, _, x_test, _ = _listing(data)
-    return len(x) + (0 if x_test is None else len(x_test))
 
 
 def _decoding_problem(path):
