@@ -105,7 +105,7 @@ def compile_model(model, config):
     optimizer = optimizer_from(config.optimizer)
     loss, loss_name = loss_from(config.loss)
     metrics = [metric_from(m, f"metrics[{i}]") for i, m in enumerate(config.metrics)]
-    loss, loss_name = _labels_for_metrics(model, loss, loss_name, metrics)
+    loss, loss_name, metrics = _labels_for_metrics(model, loss, loss_name, metrics)
     # Under a tf.distribute strategy, Keras 3 fails with more than one step per
     # execution (keras-team/keras#19246, open).
     strategy = "tensorflow" in sys.modules and sys.modules["tensorflow"].distribute.has_strategy()
@@ -115,7 +115,7 @@ def compile_model(model, config):
 
 
 def _labels_for_metrics(model, loss, loss_name, metrics):
-    """Fits the loss and metrics (a list, changed in place) to labels every metric takes.
+    """Fits the loss and metrics to labels every metric takes; returns `(loss, loss_name, metrics)`.
 
     Keras's class metrics (F1Score, Precision, AUC, ...) take one-hot labels,
     not class indices: with sparse_categorical_crossentropy they fail, so the
@@ -124,11 +124,7 @@ def _labels_for_metrics(model, loss, loss_name, metrics):
     one column (always 0): it gets 0.5, as Precision and Recall have.
     """
     keras = _keras()
-    for i, m in enumerate(metrics):  # 'precision' -> Precision(), to see what it takes
-        if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
-            found = keras.metrics.get(m)
-            if isinstance(found, keras.metrics.Metric):
-                metrics[i] = type(found).from_config({**found.get_config(), "name": m})
+    metrics = [_instance(m) for m in metrics]  # 'precision' -> Precision(), to see what it takes
     one_hot_only = [m for m in metrics if type(m).__name__ in ONE_HOT_METRICS]
     if model.output_shape[-1] == 1:
         for m in one_hot_only:
@@ -137,7 +133,17 @@ def _labels_for_metrics(model, loss, loss_name, metrics):
     elif one_hot_only and loss_name == "sparse_categorical_crossentropy":
         loss = keras.losses.CategoricalCrossentropy(from_logits=loss.get_config().get("from_logits", False))
         loss_name = "categorical_crossentropy"
-    return loss, loss_name
+    return loss, loss_name, metrics
+
+
+def _instance(metric):
+    """A metric named by a string that Keras resolves to a class (`precision`), as that class named so."""
+    keras = _keras()
+    if isinstance(metric, str) and metric.lower() not in ("accuracy", "acc"):  # accuracy adapts to the loss
+        found = keras.metrics.get(metric)
+        if isinstance(found, keras.metrics.Metric):
+            return type(found).from_config({**found.get_config(), "name": metric})
+    return metric
 
 
 def optimizer_from(spec):

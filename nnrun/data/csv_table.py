@@ -271,8 +271,8 @@ def _unseen(x, preprocessing):
         found.append(f"column '{name}': {rows} row{'s' * (rows != 1)} {what}" + (f": {shown}" if shown else ""))
 
     for name, stats in preprocessing["categorical"].items():
-        text = [v for v in _as_text(x[name]) if v is not None]
-        new = [v for v in text if v not in set(stats["categories"])]
+        known = set(stats["categories"])
+        new = [v for v in _as_text(x[name]) if v is not None and v not in known]
         if new:
             say(name, len(new), "with a category never seen in training, encoded as none of them", new)
     for name, spec in preprocessing.get("dates", {}).items():
