@@ -96,12 +96,15 @@ class Restored:
     problem: str | None  # why the latest one was unusable
 
 
-def restore(model, backup_dir):
+def restore(model, backup_dir, arrange=None):
     """Loads the newest usable backup into a compiled model (weights and optimizer state).
 
     Args:
         model: the model, built and compiled as when the backup was made.
         backup_dir: the run's backup folder.
+        arrange: called with a backup's epoch and batch before it is loaded,
+            to make the model as it was then (fine-tuning unfreezes layers,
+            which changes the optimizer's state).
 
     Returns:
         A `Restored`, or None when there is no backup (no epoch had finished).
@@ -112,7 +115,7 @@ def restore(model, backup_dir):
     if not any(p.exists() for p in (weights, metadata, *previous)):
         return None
     try:
-        return Restored(**_load(model, weights, metadata), previous=False, problem=None)
+        return Restored(**_load(model, weights, metadata, arrange), previous=False, problem=None)
     except _UNUSABLE as e:
         problem = f"{weights.name}: {one_line(e)}"
     if not all(p.exists() for p in previous):
@@ -123,7 +126,7 @@ def restore(model, backup_dir):
     trial = backup_dir / f".previous{rundir.TMP_MARK}weights.h5"
     try:
         shutil.copyfile(previous[0], trial)
-        found = _load(model, trial, previous[1])
+        found = _load(model, trial, previous[1], arrange)
     except _UNUSABLE as e:
         raise RunDirError(
             f"'{backup_dir}': no usable backup ({problem}; the previous one: {one_line(e)}); "
@@ -145,7 +148,7 @@ def remove(backup_dir):
     shutil.rmtree(backup_dir, ignore_errors=True)
 
 
-def _load(model, weights, metadata):
+def _load(model, weights, metadata, arrange):
     info = json.loads(metadata.read_text(encoding="utf-8"))
     if not isinstance(info, dict):
         raise ValueError(f"{metadata.name} is not a JSON object")
@@ -154,6 +157,8 @@ def _load(model, weights, metadata):
         raise ValueError(f"epoch {epoch!r} and batch {batch!r} in {metadata.name} are not counts")
     if info.get("weights_sha256") != _sha256(weights):
         raise ValueError(f"does not match {metadata.name} (a write was cut short)")
+    if arrange:
+        arrange(epoch, batch)
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     seeds, saved = _seed_states(model), info.get("seed_states", [])

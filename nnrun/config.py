@@ -242,6 +242,24 @@ ClassWeight = Annotated[
 ]
 
 
+def _unfreeze(value):
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError(f"expected all, or how many of the last layers to unfreeze (1 or more); got {value!r}")
+
+
+class FineTune(Section):
+    """A second stage of transfer learning: the frozen layers unfrozen, trained on at a low learning rate."""
+
+    epochs: int = Field(gt=0, strict=True, description="Epochs of fine-tuning, after training.epochs.")
+    learning_rate: float | None = Field(
+        None, gt=0, description="The optimizer's learning rate while fine-tuning; default: a hundredth of its own.",
+    )
+    unfreeze: Annotated[
+        Any, BeforeValidator(_unfreeze), WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "integer", "minimum": 1}]}),
+    ] = Field("all", description="all, or the last N layers of each frozen network (BatchNormalization stays frozen).")
+
+
 class Training(Section):
     epochs: int = Field(10, gt=0, strict=True)
     batch_size: int = Field(32, gt=0, strict=True)
@@ -255,6 +273,9 @@ class Training(Section):
     class_weight: ClassWeight = Field(
         None, description="Weigh classes in the loss: balanced (inverse frequency in the training split), "
         "or {class name: weight}, others 1.",
+    )
+    fine_tune: FineTune | None = Field(
+        None, description="After training.epochs, unfreeze the layers with trainable: false and train on.",
     )
     backup_every_steps: int | None = Field(
         None, gt=0, strict=True,

@@ -10,6 +10,7 @@ import inspect
 import re
 import sys
 
+from nnrun import backbones
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, did_you_mean
 
@@ -51,7 +52,7 @@ def keras_name(name):
     return ascii_name if re.match(r"[A-Za-z0-9.]", ascii_name) else f"model{ascii_name}"
 
 
-def build(layers, input_shape, name="model", augmentation=(), target_units=None):
+def build(layers, input_shape, name="model", augmentation=(), target_units=None, rescale=None):
     """Builds a `keras.Sequential` from the config's layer list.
 
     Args:
@@ -63,6 +64,8 @@ def build(layers, input_shape, name="model", augmentation=(), target_units=None)
         target_units: `(mean, std)` of a regression's targets, or None: a
             Rescaling layer last turns outputs of about 0 +- 1 into the
             target's units, so a network that starts near 0 starts near the mean.
+        rescale: the data's `rescale`, which a pretrained network's own
+            preprocessing undoes.
 
     Returns:
         The built (uncompiled) model.
@@ -74,6 +77,10 @@ def build(layers, input_shape, name="model", augmentation=(), target_units=None)
     specs += [(spec, f"model.layers[{i}]") for i, spec in enumerate(layers)]
     for spec, place in specs:
         layer_name, args = next(iter(spec.items()))
+        if layer_name in backbones.names():
+            for layer in backbones.build(layer_name, args, _shape_so_far(model, input_shape), f"{place} ({layer_name})", rescale):
+                model.add(layer)
+            continue
         cls = _layer_class(layer_name, place)
         place = f"{place} ({cls.__name__})"
         own = inspect.signature(cls.__init__).parameters
@@ -90,6 +97,11 @@ def build(layers, input_shape, name="model", augmentation=(), target_units=None)
         mean, std = target_units
         model.add(keras.layers.Rescaling(scale=std, offset=mean, name="target_units"))
     return model
+
+
+def _shape_so_far(model, input_shape):
+    """One sample's shape after the layers added so far."""
+    return tuple(model.output_shape[1:]) if model.layers else tuple(input_shape)
 
 
 def compile_model(model, config):
@@ -280,7 +292,25 @@ def instantiate(cls, args, place):
     Returns:
         The instance.
     """
-    params = _parameters(cls)
+    args = check_arguments(cls, args, place)
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{place}: {_first_line(e)}; got {args}") from None
+
+
+def check_arguments(target, args, place):
+    """Checks a config's arguments against what a Keras class or function accepts.
+
+    Args:
+        target: a Keras class, or a function such as `keras.applications.ResNet50`.
+        args: a mapping of arguments, or one value for the first parameter.
+        place: where in the config, for messages.
+
+    Returns:
+        The arguments as a mapping.
+    """
+    params = _parameters(target)
     positional = [n for n, p in params.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
     if not isinstance(args, dict):
         if not positional:
@@ -293,10 +323,7 @@ def instantiate(cls, args, place):
     missing = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args]
     if missing:
         raise ConfigError(f"{place}: missing argument '{missing[0]}'")
-    try:
-        return cls(**args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{place}: {_first_line(e)}; got {args}") from None
+    return args
 
 
 def snake_case(name):
@@ -305,7 +332,9 @@ def snake_case(name):
 
 
 def _parameters(cls):
-    """The arguments a Keras class accepts: its own, and the optional ones of its bases."""
+    """The arguments a Keras class accepts: its own, and the optional ones of its bases (or a function's)."""
+    if not inspect.isclass(cls):
+        return dict(inspect.signature(cls).parameters)
     params, own = {}, True
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
@@ -343,10 +372,10 @@ def _layer_class(name, place):
     classes = _classes(keras.layers, keras.layers.Layer, exclude=FORBIDDEN_LAYERS)
     if name in FORBIDDEN_LAYERS:
         raise ConfigError(f"{place}: the layer '{name}' cannot be used in a config")
-    return _lookup(name, classes, place, "layer", exact=True)
+    return _lookup(name, classes, place, "layer", exact=True, suggest=backbones.names())
 
 
-def _lookup(name, classes, place, kind, aliases=None, exact=False):
+def _lookup(name, classes, place, kind, aliases=None, exact=False, suggest=()):
     """Finds a class by Keras name (case- and underscore-insensitive unless `exact`)."""
     if name in classes:
         return classes[name]
@@ -357,7 +386,7 @@ def _lookup(name, classes, place, kind, aliases=None, exact=False):
                 return cls
         if aliases and name in aliases:
             return aliases[name]
-    choices = list(classes) + [snake_case(c) for c in classes] * (not exact)
+    choices = list(classes) + [snake_case(c) for c in classes] * (not exact) + list(suggest)
     raise ConfigError(f"{place}: unknown {kind} '{name}'{did_you_mean(name, choices)}")
 
 

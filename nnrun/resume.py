@@ -8,7 +8,7 @@ restores the backup and carries on the history.
 
 from pathlib import Path
 
-from nnrun import backend, config as config_lib, liveness, rundir
+from nnrun import backend, config as config_lib, liveness, rundir, runinfo
 from nnrun.errors import ConfigError, DataError, RunDirError
 
 # Options a resumed run may change: how long it trains and what it keeps,
@@ -54,7 +54,7 @@ def _resume(run_dir, config, info, console, overrides, force, live):
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)
         rundir.write_text(run_dir / rundir.CONFIG, text)
-        rundir.update_run(run_dir, epochs=config.training.epochs, config_sha256=rundir.sha256_text(text))
+        rundir.update_run(run_dir, epochs=runinfo.planned_epochs(config), config_sha256=rundir.sha256_text(text))
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
@@ -116,10 +116,10 @@ def resumable(run_dir, overrides=(), force=False):
             f"{run_dir}: {done} epochs finished but there is no {rundir.BACKUP}/ to resume from "
             "(it was removed); train the config again as a new run"
         )
-    if isinstance(done, int) and config.training.epochs < done:
+    if isinstance(done, int) and runinfo.planned_epochs(config) < done:
         raise ConfigError(
-            f"{run_dir}: {done} epochs are done, more than training.epochs={config.training.epochs}; "
-            f"resume with --set training.epochs=N (N >= {done})"
+            f"{run_dir}: {done} epochs are done, more than the config plans ({runinfo.planned_epochs(config)}); "
+            f"resume with --set training.epochs=N (N >= {done - runinfo.planned_epochs(config) + config.training.epochs})"
         )
     return config, info
 

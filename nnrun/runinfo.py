@@ -14,6 +14,11 @@ from nnrun import __version__, liveness, rundir
 from nnrun.errors import RunDirError
 
 
+def planned_epochs(config):
+    """The epochs a config plans: training's, and fine-tuning's after them."""
+    return config.training.epochs + (config.training.fine_tune.epochs if config.training.fine_tune else 0)
+
+
 def new(config, dataset, config_file, started, config_sha256):
     """run.json of a run that starts now.
 
@@ -40,7 +45,7 @@ def new(config, dataset, config_file, started, config_sha256):
         "heartbeat_at": liveness.timestamp(started),
         **liveness.process(),
         "duration_s": None,
-        "epochs": config.training.epochs,
+        "epochs": planned_epochs(config),
         "epochs_completed": 0,
         "seed": config.seed,
         "data_fingerprint": dataset.fingerprint,

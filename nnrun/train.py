@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import config as config_lib, data, distribution, feeding, plots, rundir, runinfo, signals
+from nnrun import backbones, config as config_lib, data, distribution, feeding, fine_tune, plots, rundir, runinfo, signals
 from nnrun.backend import keras as _keras
 from nnrun.data import schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
@@ -31,6 +31,7 @@ class Setup:
     one_hot: bool  # integer labels are one-hot encoded for the loss
     class_weight: dict | None  # class index -> weight in the loss
     engine: distribution.Engine  # the devices and processes it trains on
+    stages: fine_tune.Stages  # training, then fine-tuning when the config asks
 
 
 def setup(config, join=True):
@@ -55,15 +56,16 @@ def setup(config, join=True):
     with engine.scope():
         model = build(
             config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation,
-            _target_units(dataset, config.data),
+            _target_units(dataset, config.data), config.data.rescale,
         )
         loss_name = compile_model(model, config)
+        stages = fine_tune.Stages(model, config, engine.scope)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
     from nnrun.callbacks import AtomicModelCheckpoint
 
     callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
     weights = feeding.class_weight(config.training.class_weight, dataset.class_names, dataset.y_train)
-    return Setup(dataset, model, one_hot, weights, engine)
+    return Setup(dataset, model, one_hot, weights, engine, stages)
 
 
 def train(config, console, live=False, config_file=None, resume=None, prepared=None):
@@ -108,14 +110,14 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         # A new run writes its files; a resumed one gets back its weights,
         # optimizer state and history up to its last backup.
         with engine.scope():  # a strategy's optimizer variables are made inside it
-            rows = _restore(run_dir, model, console) if resume else _begin(run_dir, config, s, config_file, started)
+            rows = _restore(run_dir, s, console) if resume else _begin(run_dir, config, s, config_file, started)
         console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
 
         recorder = EpochRecorder(run_dir, rows, model.get_weights() if rows else None, ds.class_names)
         nan_guard = StopOnNaN()
         own = callbacks_from(training.callbacks, run_dir / rundir.BEST_MODEL, AtomicModelCheckpoint)
         steps = math.ceil(len(ds.y_train) / training.batch_size)
-        reporter = ProgressReporter(console, training.epochs, steps, live, initial_epoch=len(rows))
+        reporter = ProgressReporter(console, s.stages.epochs, steps, live, initial_epoch=len(rows))
         stopper = StopOnSignal(stop, engine.agree if engine.plan.processes > 1 else None)
         callbacks = [
             SeedEachEpoch(config.seed),
@@ -131,17 +133,21 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             stop.check()
             fit_started = time.time()
             try:
-                model.fit(
-                    **engine.feed(*splits["train"], training.batch_size, training.shuffle),
-                    validation_data=engine.validation(*splits["validation"], training.batch_size)
-                    if "validation" in splits else None,
-                    epochs=training.epochs,
-                    initial_epoch=len(rows),
-                    shuffle=training.shuffle,
-                    class_weight=s.class_weight,
-                    callbacks=callbacks,
-                    verbose=0,
-                )
+                for until in s.stages.ends(lambda: len(recorder.rows), run_dir, console):
+                    if nan_guard.diverged_at or len(recorder.rows) >= until:
+                        continue
+                    stop.check()
+                    model.fit(
+                        **engine.feed(*splits["train"], training.batch_size, training.shuffle),
+                        validation_data=engine.validation(*splits["validation"], training.batch_size)
+                        if "validation" in splits else None,
+                        epochs=until,
+                        initial_epoch=len(recorder.rows),
+                        shuffle=training.shuffle,
+                        class_weight=s.class_weight,
+                        callbacks=callbacks,
+                        verbose=0,
+                    )
             finally:
                 reporter.close()
             rundir.update_run(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
@@ -216,7 +222,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
 
 def resolved_text(config):
     """The config.yaml a run of this config gets: resolved, its data path absolute."""
-    return config_lib.dump(_with_absolute_path(config))
+    return config_lib.dump(_with_absolute_paths(config))
 
 
 def _begin(run_dir, config, s, config_file, started):
@@ -232,11 +238,12 @@ def _begin(run_dir, config, s, config_file, started):
     return []
 
 
-def _restore(run_dir, model, console):
+def _restore(run_dir, s, console):
     """Restores a run's last backup into the model; returns its history up to it."""
     from nnrun import backup
 
-    restored = backup.restore(model, run_dir / rundir.BACKUP)
+    s.stages.resume(run_dir)
+    restored = backup.restore(s.model, run_dir / rundir.BACKUP, s.stages.arrange)
     epoch = restored.epoch if restored else 0
     try:
         rows = rundir.read_history(run_dir / rundir.HISTORY)[:epoch]
@@ -329,12 +336,13 @@ def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("tes
     }
 
 
-def _with_absolute_path(config):
-    """The config with its data path absolute, so the run can be evaluated from anywhere."""
-    if getattr(config.data, "path", None) is None:
-        return config
-    data = config.data.model_copy(update={"path": config.data.path.resolve()})
-    return config.model_copy(update={"data": data})
+def _with_absolute_paths(config):
+    """The config with its data and weights files' paths absolute, so the run can be evaluated
+    and resumed from anywhere."""
+    update = {"model": config.model.model_copy(update={"layers": [backbones.absolute(spec) for spec in config.model.layers]})}
+    if getattr(config.data, "path", None) is not None:
+        update["data"] = config.data.model_copy(update={"path": config.data.path.resolve()})
+    return config.model_copy(update=update)
 
 
 def _save_model(model, run_dir, save_h5):

@@ -5,13 +5,11 @@ The loaders read the Keras cache, `$KERAS_HOME/datasets/` (default
 error says which file to put where.
 """
 
-import contextlib
 import os
 import pickle
-import sys
-import urllib.error
 import zipfile
 
+from nnrun import keras_cache
 from nnrun.backend import keras as _keras
 from nnrun.data.types import Raw
 from nnrun.errors import DataError
@@ -57,16 +55,15 @@ def read(data):
     options = {"test_split": data.test_split} if name.endswith("_housing") else {}
     loader = getattr(_keras().datasets, name)
     try:
-        with _Announcements():
+        with keras_cache.Announcements():
             (x, y), (x_test, y_test) = loader.load_data(**options)
     except Exception as e:
-        failed = e if isinstance(e, OSError) else e.__context__  # Keras wraps URL errors in an Exception
-        if isinstance(failed, (urllib.error.URLError, ConnectionError, TimeoutError)):
-            reason = failed if isinstance(failed, urllib.error.HTTPError) else getattr(failed, "reason", failed)
+        reason = keras_cache.download_failure(e)
+        if reason is not None:
             raise DataError(_absent(origin, files, url, reason)) from None
         if not isinstance(e, (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)):
             raise
-        where = ", ".join(os.path.join(_datasets_dir()[0], f) for f in files)
+        where = ", ".join(os.path.join(keras_cache.folder("datasets")[0], f) for f in files)
         raise DataError(f"{origin}: cannot read {where} from the Keras cache: {type(e).__name__}: {e}") from None
     if y.ndim == 2 and y.shape[1] == 1:  # CIFAR labels come as (n, 1)
         y, y_test = y[:, 0], y_test[:, 0]
@@ -75,53 +72,15 @@ def read(data):
     )
 
 
-def _datasets_dir():
-    # Where keras.utils.get_file looks, for the message: $KERAS_HOME, else
-    # ~/.keras; /tmp/.keras when that is not writable.
-    home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
-    return os.path.join(home if os.access(home, os.W_OK) else os.path.join("/tmp", ".keras"), "datasets"), home
-
-
 def _absent(origin, files, url, reason):
-    folder, home = _datasets_dir()
+    folder, home = keras_cache.folder("datasets")
     missing = [f for f in files if not os.path.exists(os.path.join(folder, f))] or files
     paths = os.path.join(folder, missing[0]) if len(missing) == 1 else (
         os.path.join(folder, os.path.dirname(missing[0]), "{" + ", ".join(os.path.basename(f) for f in missing) + "}")
     )
-    fallback = "" if folder.startswith(home) else f" ('{home}' is not writable, so Keras uses /tmp/.keras)"
     them = "it" if len(missing) == 1 else "them"
     return (
         f"{origin}: not in the Keras cache and could not be downloaded ({reason}): Keras looks for {paths}"
-        f"{fallback}; put {them} there (from {url}), or set KERAS_HOME to a folder whose datasets/ has {them}"
+        f"{keras_cache.fallback_note(folder, home)}; put {them} there (from {url}), "
+        f"or set KERAS_HOME to a folder whose datasets/ has {them}"
     )
-
-
-class _Announcements(contextlib.redirect_stdout):
-    """Sends Keras's download messages to stderr (stdout is the command's own).
-
-    Keras announces a download before it connects; that line is held back
-    until more follows, so a download that cannot start leaves only our error.
-    """
-
-    def __init__(self):
-        super().__init__(self)
-        self.held = None
-
-    def write(self, text):
-        if self.held is None:
-            self.held = text
-        else:
-            sys.stderr.write(self.held + text)
-            self.held = ""
-        return len(text)
-
-    def flush(self):
-        sys.stderr.flush()
-
-    def isatty(self):
-        return sys.stderr.isatty()
-
-    def __exit__(self, kind, *rest):
-        if kind is None and self.held:
-            sys.stderr.write(self.held)
-        return super().__exit__(kind, *rest)

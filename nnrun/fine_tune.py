@@ -1,0 +1,117 @@
+"""Fine-tuning, the second stage of transfer learning (Keras's transfer-learning guide).
+
+The config freezes a pretrained network (`trainable: false`) and trains the
+new layers on top for `training.epochs`; with `training.fine_tune`, the frozen
+layers are then unfrozen (all of them, or the last N of each) and training goes
+on for `fine_tune.epochs` more at a low learning rate, with a fresh optimizer.
+BatchNormalization layers stay frozen: a frozen one runs in inference mode in
+Keras 3, so the statistics learned on millions of images are kept.
+
+The epoch at which fine-tuning began is recorded in run.json, so a resumed
+run restores each backup into the model as it was when the backup was made.
+"""
+
+from nnrun import rundir
+from nnrun.backbones import PREPROCESSING
+from nnrun.backend import keras as _keras
+from nnrun.errors import ConfigError
+from nnrun.model import compile_model, optimizer_from
+
+FROM_EPOCH = "fine_tune_from_epoch"  # run.json's record of when fine-tuning began
+
+
+class Stages:
+    """Training, then fine-tuning when the config asks: what each stage trains and until when.
+
+    Args:
+        model: the built, compiled model, its frozen layers as the config made them.
+        config: the validated `Config`.
+        scope: the engine's `scope`, in which a model is compiled.
+    """
+
+    def __init__(self, model, config, scope):
+        self.model, self.config, self.spec, self.scope = model, config, config.training.fine_tune, scope
+        self.frozen = [layer for layer in model.layers if not layer.trainable and not layer.name.endswith(PREPROCESSING)]
+        if self.spec and not self.frozen:
+            raise ConfigError(
+                "training.fine_tune: no layer has trainable: false, so there is nothing to unfreeze; "
+                "freeze the pretrained network (e.g. MobileNetV2: {..., trainable: false})"
+            )
+        self.from_epoch = None  # when fine-tuning began: a resumed run's, from run.json
+        self.tuning = False  # whether the model is unfrozen now
+
+    @property
+    def epochs(self):
+        """The epochs planned in all: training's, and fine-tuning's after them."""
+        start = self.from_epoch if self.from_epoch is not None else self.config.training.epochs
+        return start + self.spec.epochs if self.spec else self.config.training.epochs
+
+    def resume(self, run_dir):
+        """Reads when a resumed run's fine-tuning began, from its run.json."""
+        self.from_epoch = rundir.read_run(run_dir).get(FROM_EPOCH)
+
+    def arrange(self, epoch, batch):
+        """Puts the model in the stage a backup of `epoch` (and `batch` into the next) was made in."""
+        tuning = self.from_epoch is not None and (epoch, batch) > (self.from_epoch, 0)
+        if tuning != self.tuning:
+            self._unfreeze() if tuning else self._freeze()
+
+    def ends(self, done, run_dir, console):
+        """The epoch each stage still to run trains until; fine-tuning begins when it is asked for.
+
+        Args:
+            done: a function returning the epochs completed so far.
+            run_dir: the run directory, where the start of fine-tuning is recorded.
+            console: where to say that fine-tuning begins.
+
+        Yields:
+            The `epochs` to give `fit` for each stage.
+        """
+        yield self.from_epoch if self.from_epoch is not None else self.config.training.epochs
+        if not self.spec:
+            return
+        if self.from_epoch is None:
+            self.from_epoch = done()
+            rundir.update_run(run_dir, **{FROM_EPOCH: self.from_epoch, "epochs": self.epochs})
+        if not self.tuning:
+            self._unfreeze()
+        console.print(self._announcement(), style="dim", highlight=False, soft_wrap=True)
+        yield self.epochs
+
+    def _announcement(self):
+        what = "all frozen layers" if self.spec.unfreeze == "all" else f"the last {self.spec.unfreeze} layers of each frozen one"
+        return (f"fine-tuning from epoch {self.from_epoch + 1}: {what} unfrozen (BatchNormalization stays frozen), "
+                f"learning rate {self._learning_rate():.3g}")
+
+    def _learning_rate(self):
+        if self.spec.learning_rate is not None:
+            return self.spec.learning_rate
+        return float(_keras().ops.convert_to_numpy(optimizer_from(self.config.optimizer).learning_rate)) / 100
+
+    def _unfreeze(self):
+        keras = _keras()
+        for layer in self.frozen:
+            layer.trainable = True
+            inner = _sublayers(layer)
+            if self.spec.unfreeze != "all":
+                for sub in inner[: max(len(inner) - self.spec.unfreeze, 0)]:
+                    sub.trainable = False
+            for sub in inner:
+                if isinstance(sub, keras.layers.BatchNormalization):
+                    sub.trainable = False
+        optimizer = {**self.config.optimizer, "learning_rate": self._learning_rate()}
+        with self.scope():
+            compile_model(self.model, self.config.model_copy(update={"optimizer": optimizer}))
+        self.tuning = True
+
+    def _freeze(self):
+        for layer in self.frozen:
+            layer.trainable = False
+        with self.scope():
+            compile_model(self.model, self.config)
+        self.tuning = False
+
+
+def _sublayers(layer):
+    """A nested network's layers, in order (its own `layers`), or none for a plain layer."""
+    return list(getattr(layer, "layers", []))
