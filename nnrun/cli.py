@@ -206,6 +206,8 @@ def check(config_file, overrides):
     )
     for note in ds.notes:  # what was decided about the data, as train says it
         click.echo(f"note: {note}", err=True)
+    if setup.stages.describe():
+        click.echo(setup.stages.describe())
     if engine.plan.kind:
         n = engine.plan.processes
         click.echo(

@@ -75,12 +75,16 @@ class Stages:
             rundir.update_run(run_dir, **{FROM_EPOCH: self.from_epoch, "epochs": self.epochs})
         if not self.tuning:
             self._unfreeze()
-        console.print(self._announcement(), style="dim", highlight=False, soft_wrap=True)
+        console.print(self.describe(), style="dim", highlight=False, soft_wrap=True)
         yield self.epochs
 
-    def _announcement(self):
+    def describe(self):
+        """What fine-tuning does, in a line ('fine-tuning from epoch 11: ...'); None without it."""
+        if not self.spec:
+            return None
+        start = self.from_epoch if self.from_epoch is not None else self.config.training.epochs
         what = "all frozen layers" if self.spec.unfreeze == "all" else f"the last {self.spec.unfreeze} layers of each frozen one"
-        return (f"fine-tuning from epoch {self.from_epoch + 1}: {what} unfrozen (BatchNormalization stays frozen), "
+        return (f"fine-tuning from epoch {start + 1}: {what} unfrozen (BatchNormalization stays frozen), "
                 f"learning rate {self._learning_rate():.3g}")
 
     def _learning_rate(self):

@@ -185,10 +185,18 @@ def metric_from(spec, place):
         try:
             keras.metrics.get(name) if name.lower() not in ("accuracy", "acc") else None
         except (ValueError, TypeError):
-            raise ConfigError(f"{place}: unknown metric '{name}'{did_you_mean(name, _public(keras.metrics))}") from None
+            raise ConfigError(f"{place}: unknown metric '{name}'{_nearest_metric(name, classes)}") from None
         return name
     cls = _lookup(name, classes, place, "metric", aliases=_aliases(keras.metrics, classes))
     return instantiate(cls, _plainly_named(cls, args), f"{place} ({cls.__name__})")
+
+
+def _nearest_metric(name, classes):
+    """'; did you mean ...?' for a metric, also where the name is the start of one (f1 -> F1Score)."""
+    keras = _keras()
+    close = did_you_mean(name, _public(keras.metrics))
+    starts = [c for c in classes if len(name) > 1 and c.lower().startswith(name.lower().replace("_", ""))]
+    return close or (f"; did you mean '{starts[0]}'?" if len(starts) == 1 else "")
 
 
 def _plainly_named(cls, args):

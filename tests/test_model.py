@@ -270,6 +270,11 @@ def test_metric_typo_suggests_the_keras_name():
     assert "did you mean 'accuracy'?" in message.lower()
 
 
+@pytest.mark.parametrize("written, meant", [("f1", "F1Score"), ("fbeta", "FBetaScore")])
+def test_a_metric_named_by_the_start_of_its_name_gets_it_suggested(written, meant):
+    assert compile_error(metrics=[written]).endswith(f"unknown metric '{written}'; did you mean '{meant}'?")
+
+
 def test_metric_with_arguments():
     m, _ = compiled(metrics=["accuracy", {"name": "AUC", "num_thresholds": 50}])
     assert m is not None  # compiled without error

@@ -141,6 +141,14 @@ def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, writ
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_check_says_when_fine_tuning_begins(runner, write_config):
+    config = write_config(model=[{"Dense": {"units": 8, "trainable": False}}, {"Dense": {"units": 3, "activation": "softmax"}}],
+                          training={"epochs": 4, "fine_tune": {"epochs": 2, "unfreeze": "all"}})
+    result = runner.invoke(cli, ["check", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning from epoch 5: all frozen layers unfrozen (BatchNormalization stays frozen), learning rate 0.0001" in result.stdout
+
+
 @pytest.mark.parametrize("layers, data, message", [
     ([{"Dense": 16}, {"Dense": 10}], DIGITS, "training.fine_tune: no layer has trainable: false"),
     ([{"MobileNetV2": {**BACKBONE, "weights": None}}, {"Dense": 10}], DIGITS, "takes colour images (height, width, 3)"),

@@ -126,8 +126,18 @@ def stand_in_args(name, tmp_path):
             (tmp_path / "images" / label).mkdir(parents=True)
             for j in range(6):
                 Image.fromarray(np.full((24, 24, 3), 80 * i + j, np.uint8)).save(tmp_path / "images" / label / f"{j}.png")
-        return ["--set", f"data.path={tmp_path / 'images'}"]
+        return ["--set", f"data.path={tmp_path / 'images'}", *random_weights(name)]
     return []
+
+
+def random_weights(name):
+    """`--set` arguments that start a shipped config's pretrained networks from random weights (no download)."""
+    layers = yaml.safe_load((CONFIGS / name).read_text())["model"]["layers"]
+    return [
+        arg for i, spec in enumerate(layers) if isinstance(spec, dict)
+        for layer, args in spec.items() if isinstance(args, dict) and args.get("weights") == "imagenet"
+        for arg in ("--set", f"model.layers.{i}.{layer}.weights=null")
+    ]
 
 
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
