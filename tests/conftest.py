@@ -72,3 +72,21 @@ def copy_run(run, runs, name=None):
     copy = runs / (name or run.name)
     shutil.copytree(run, copy, symlinks=True)
     return copy
+
+
+def interrupt_after(monkeypatch, epochs):
+    """Makes the next training stop as Ctrl-C would, once `epochs` epochs are done and backed up."""
+    import signal
+
+    from nnrun import callbacks
+    from nnrun.errors import Interrupted
+
+    own = callbacks.StopOnSignal.on_epoch_end
+
+    def stop(self, epoch, logs=None):
+        if epoch + 1 == epochs:
+            monkeypatch.setattr(callbacks.StopOnSignal, "on_epoch_end", own)
+            raise Interrupted(signal.SIGINT)
+        own(self, epoch, logs)
+
+    monkeypatch.setattr(callbacks.StopOnSignal, "on_epoch_end", stop)

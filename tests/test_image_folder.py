@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import interrupt_after
 from nnrun import config, data
 from nnrun.cli import cli
 from nnrun.data import image_folder
@@ -49,6 +50,10 @@ def section(path, **fields):
 
 def prep(**fields):
     return {"image_size": [16, 16], "input_shape": [16, 16, 3], "color_mode": "rgb", "rescale": None, "cache": False, **fields}
+
+
+def last_line(result):
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def collect(stream):
@@ -165,11 +170,32 @@ def test_training_stream_reshuffles_each_epoch_and_other_streams_keep_label_orde
         assert order.tolist() == ids.tolist()
         np.testing.assert_array_equal(images, expected)
     shuffled = image_folder.feed(raw.x, ids, prep(cache=cache), 4, training=True, seed=0)
+    np.random.seed(1)  # as SeedEachEpoch does when an epoch begins
     (images_1, epoch_1), (_, epoch_2) = collect(shuffled), collect(shuffled)
     assert sorted(epoch_1) == ids.tolist() and epoch_1.tolist() != ids.tolist() and epoch_1.tolist() != epoch_2.tolist()
     np.testing.assert_array_equal(images_1, expected[epoch_1])  # images travel with their labels
-    same_seed = image_folder.feed(raw.x, ids, prep(cache=cache), 4, training=True, seed=0)
-    assert collect(same_seed)[1].tolist() == epoch_1.tolist()
+    for _ in range(3):
+        iter(shuffled)  # Keras opens a stream more often than once an epoch
+    np.random.seed(1)
+    assert collect(shuffled)[1].tolist() == epoch_1.tolist(), "an epoch's order follows the seed, not the reads"
+
+
+def test_an_image_folder_run_resumed_ends_as_one_never_stopped(runner, write_config, tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "imgs", {"cat": 6, "dog": 6, "owl": 6})
+    config = write_config(
+        data={"source": "images", "path": str(root), "image_size": [12, 12], "rescale": "1/255",
+              "augmentation": [{"RandomFlip": "horizontal"}]},
+        model=["Flatten", {"Dense": {"units": 3, "activation": "softmax"}}],
+        training={"epochs": 3, "batch_size": 4, "validation_split": 0},
+    )
+    whole = runner.invoke(cli, ["train", str(config)])
+    assert whole.exit_code == 0, whole.output
+    interrupt_after(monkeypatch, 1)
+    assert runner.invoke(cli, ["train", str(config)]).exit_code == 130
+    run = next(p for p in (tmp_path / "runs").iterdir() if not p.is_symlink() and p.name != last_line(whole).name)
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert (run / "history.csv").read_text() == (last_line(whole) / "history.csv").read_text()
 
 
 def test_apply_prepares_images_exactly_as_the_stream(tmp_path):

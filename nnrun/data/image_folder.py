@@ -234,16 +234,30 @@ def feed(paths, labels, preprocessing, batch_size, training, seed):
     labels = labels.astype("int64") if labels.dtype.kind in "iub" else labels.astype("float32")
     stream = tf.data.Dataset.from_tensor_slices((np.asarray(paths, dtype=str), labels))
     autotune = tf.data.AUTOTUNE
-    shuffle = lambda s: s.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
-    if training and not preprocessing.get("cache"):
-        stream = shuffle(stream)  # paths, not pixels: the buffer stays small
-    stream = stream.map(lambda p, y: (_image(p, preprocessing), y), num_parallel_calls=autotune)
+    decode = lambda p, y: (_image(p, preprocessing), y)  # noqa: E731
     if preprocessing.get("cache"):
         # Decoded once, then reshuffled from memory every epoch.
-        stream = stream.cache()
-        if training:
-            stream = shuffle(stream)
+        stream = stream.map(decode, num_parallel_calls=autotune).cache()
+        stream = _shuffled(stream, len(labels), seed) if training else stream
+    else:
+        stream = _shuffled(stream, len(labels), seed) if training else stream  # paths: the buffer stays small
+        stream = stream.map(decode, num_parallel_calls=autotune)
     return stream.batch(batch_size).prefetch(autotune)
+
+
+def _shuffled(stream, n, seed):
+    """The stream in a new order every epoch, drawn as the epoch's reading starts.
+
+    The order's seed comes from NumPy's generator, which `callbacks.SeedEachEpoch`
+    seeds from the run's seed and the epoch: an epoch's order does not depend on
+    how often the stream was read before (Keras opens it more than once an
+    epoch), so a resumed run sees the images in the order a run never stopped
+    would have. The run's `seed` is mixed in for streams read without that callback.
+    """
+    tf = _tf()
+    draw = lambda: iter([np.random.randint(2**31) ^ seed])  # noqa: E731
+    seeds = tf.data.Dataset.from_generator(draw, output_signature=tf.TensorSpec([], tf.int64))
+    return seeds.flat_map(lambda s: stream.shuffle(max(n, 1), seed=s)).apply(tf.data.experimental.assert_cardinality(n))
 
 
 def _image(path, preprocessing):
