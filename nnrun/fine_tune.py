@@ -11,13 +11,13 @@ The epoch at which fine-tuning began is recorded in run.json, so a resumed
 run restores each backup into the model as it was when the backup was made.
 """
 
-from nnrun import rundir
+from nnrun import rundir, runinfo
 from nnrun.backbones import PREPROCESSING
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError
 from nnrun.model import compile_model, optimizer_from
 
-FROM_EPOCH = "fine_tune_from_epoch"  # run.json's record of when fine-tuning began
+AFTER_EPOCH = "fine_tune_after_epoch"  # run.json: the epochs done when fine-tuning began
 
 
 class Stages:
@@ -37,22 +37,21 @@ class Stages:
                 "training.fine_tune: no layer has trainable: false, so there is nothing to unfreeze; "
                 "freeze the pretrained network (e.g. MobileNetV2: {..., trainable: false})"
             )
-        self.from_epoch = None  # when fine-tuning began: a resumed run's, from run.json
+        self.after = None  # the epochs done when fine-tuning began (a resumed run's, from run.json)
         self.tuning = False  # whether the model is unfrozen now
 
     @property
     def epochs(self):
         """The epochs planned in all: training's, and fine-tuning's after them."""
-        start = self.from_epoch if self.from_epoch is not None else self.config.training.epochs
-        return start + self.spec.epochs if self.spec else self.config.training.epochs
+        return runinfo.planned_epochs(self.config, self.after)
 
     def resume(self, run_dir):
         """Reads when a resumed run's fine-tuning began, from its run.json."""
-        self.from_epoch = rundir.read_run(run_dir).get(FROM_EPOCH)
+        self.after = rundir.read_run(run_dir).get(AFTER_EPOCH)
 
     def arrange(self, epoch, batch):
         """Puts the model in the stage a backup of `epoch` (and `batch` into the next) was made in."""
-        tuning = self.from_epoch is not None and (epoch, batch) > (self.from_epoch, 0)
+        tuning = self.after is not None and (epoch, batch) > (self.after, 0)
         if tuning != self.tuning:
             self._unfreeze() if tuning else self._freeze()
 
@@ -67,12 +66,12 @@ class Stages:
         Yields:
             The `epochs` to give `fit` for each stage.
         """
-        yield self.from_epoch if self.from_epoch is not None else self.config.training.epochs
+        yield self.after if self.after is not None else self.config.training.epochs
         if not self.spec:
             return
-        if self.from_epoch is None:
-            self.from_epoch = done()
-            rundir.update_run(run_dir, **{FROM_EPOCH: self.from_epoch, "epochs": self.epochs})
+        if self.after is None:
+            self.after = done()
+            rundir.update_run(run_dir, **{AFTER_EPOCH: self.after, "epochs": self.epochs})
         if not self.tuning:
             self._unfreeze()
         console.print(self.describe(), style="dim", highlight=False, soft_wrap=True)
@@ -82,7 +81,7 @@ class Stages:
         """What fine-tuning does, in a line ('fine-tuning from epoch 11: ...'); None without it."""
         if not self.spec:
             return None
-        start = self.from_epoch if self.from_epoch is not None else self.config.training.epochs
+        start = self.after if self.after is not None else self.config.training.epochs
         what = "all frozen layers" if self.spec.unfreeze == "all" else f"the last {self.spec.unfreeze} layers of each frozen one"
         return (f"fine-tuning from epoch {start + 1}: {what} unfrozen (BatchNormalization stays frozen), "
                 f"learning rate {self._learning_rate():.3g}")

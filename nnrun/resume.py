@@ -13,7 +13,10 @@ from nnrun.errors import ConfigError, DataError, RunDirError
 
 # Options a resumed run may change: how long it trains and what it keeps,
 # never what it computes.
-RESUMABLE = ("training.epochs", "training.backup_every_steps", "output.keep_backup", "output.save_h5")
+RESUMABLE = (
+    "training.epochs", "training.fine_tune.epochs", "training.backup_every_steps", "output.keep_backup",
+    "output.save_h5",
+)
 UNFINISHED = ("interrupted", "failed", "crashed")
 
 
@@ -54,7 +57,8 @@ def _resume(run_dir, config, info, console, overrides, force, live):
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)
         rundir.write_text(run_dir / rundir.CONFIG, text)
-        rundir.update_run(run_dir, epochs=runinfo.planned_epochs(config), config_sha256=rundir.sha256_text(text))
+        planned = runinfo.planned_epochs(config, info.get("fine_tune_after_epoch"))
+        rundir.update_run(run_dir, epochs=planned, config_sha256=rundir.sha256_text(text))
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
@@ -110,16 +114,25 @@ def resumable(run_dir, overrides=(), force=False):
                 f"--set {item}: '{key}' cannot change when resuming (it would change the result); "
                 f"only {', '.join(RESUMABLE)} can"
             )
+    after = info.get("fine_tune_after_epoch")
+    if after is not None and any(item.partition("=")[0] == "training.epochs" for item in overrides):
+        raise ConfigError(
+            f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
+            "train longer with --set training.fine_tune.epochs=N"
+        )
     done = info.get("epochs_completed", 0)
     if isinstance(done, int) and done > 0 and not (run_dir / rundir.BACKUP).is_dir():
         raise RunDirError(
             f"{run_dir}: {done} epochs finished but there is no {rundir.BACKUP}/ to resume from "
             "(it was removed); train the config again as a new run"
         )
-    if isinstance(done, int) and runinfo.planned_epochs(config) < done:
+    planned = runinfo.planned_epochs(config, after)
+    if isinstance(done, int) and planned < done:
+        key = "training.fine_tune.epochs" if after is not None else "training.epochs"
+        now = config.training.fine_tune.epochs if after is not None else config.training.epochs
         raise ConfigError(
-            f"{run_dir}: {done} epochs are done, more than the config plans ({runinfo.planned_epochs(config)}); "
-            f"resume with --set training.epochs=N (N >= {done - runinfo.planned_epochs(config) + config.training.epochs})"
+            f"{run_dir}: {done} epochs are done, more than the config plans ({planned}); "
+            f"resume with --set {key}=N (N >= {done - planned + now})"
         )
     return config, info
 
@@ -157,7 +170,16 @@ def _comparable(resolved):
         return resolved
     resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items()}
     for key in RESUMABLE:
-        section, _, name = key.partition(".")
-        if isinstance(resolved.get(section), dict):
-            resolved[section].pop(name, None)
+        *path, name = key.split(".")
+        _section(resolved, path).pop(name, None)
+    return resolved
+
+
+def _section(resolved, path):
+    """The mapping at `path` in a resolved config (copied, so the caller's stays), or an empty one."""
+    for part in path:
+        child = resolved.get(part) if isinstance(resolved, dict) else None
+        if not isinstance(child, dict):
+            return {}
+        resolved[part] = resolved = dict(child)
     return resolved

@@ -287,7 +287,7 @@ def _run_info_model():
         duration_s: float | int | None = Count
         epochs: int | None = Count
         epochs_completed: int | None = Count
-        fine_tune_from_epoch: int | None = Count
+        fine_tune_after_epoch: int | None = Count
         data_fingerprint: str | None = None
         config_sha256: str | None = None
         splits: dict[str, Split] = Field(default_factory=dict)

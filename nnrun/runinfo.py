@@ -14,9 +14,19 @@ from nnrun import __version__, liveness, rundir
 from nnrun.errors import RunDirError
 
 
-def planned_epochs(config):
-    """The epochs a config plans: training's, and fine-tuning's after them."""
-    return config.training.epochs + (config.training.fine_tune.epochs if config.training.fine_tune else 0)
+def planned_epochs(config, after=None):
+    """The epochs a config plans: training's, and fine-tuning's after them.
+
+    Args:
+        config: the `Config`.
+        after: the epochs done when fine-tuning began (run.json's
+            `fine_tune_after_epoch`), once it has.
+
+    Returns:
+        The number of epochs.
+    """
+    start = after if after is not None else config.training.epochs
+    return start + config.training.fine_tune.epochs if config.training.fine_tune else config.training.epochs
 
 
 def new(config, dataset, config_file, started, config_sha256):
