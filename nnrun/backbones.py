@@ -11,18 +11,21 @@ saved model. ImageNet weights are read from Keras's cache
 where to put them when there is not.
 """
 
+import inspect
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
 from nnrun import keras_cache
 from nnrun.backend import keras as _keras
-from nnrun.errors import ConfigError, DataError, one_line
+from nnrun.errors import ConfigError, DataError, did_you_mean, one_line
 
 # Arguments nnrun fills in itself (the input comes from the data) or takes for the layer.
 _INFERRED = ("input_shape", "input_tensor")
+_POOLING = (None, "avg", "max")
 _TOLERANCE = 1e-4
 PREPROCESSING = "_preprocessing"  # the name's end of the layer doing a network's preprocess_input
 
@@ -54,29 +57,32 @@ def build(name, args, input_shape, place, rescale=None):
     keras = _keras()
     fn = getattr(keras.applications, name)
     args = dict(args) if isinstance(args, dict) else {}
+    own = inspect.signature(fn).parameters
+    for key in args:
+        if key in _INFERRED:
+            raise ConfigError(f"{place}: remove '{key}': the input shape is inferred from the data")
+        if key not in own and key != "trainable":
+            raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, [*own, 'trainable'])}")
     trainable = args.pop("trainable", True)
     if not isinstance(trainable, bool):
         raise ConfigError(f"{place}: argument 'trainable': expected true or false; got {trainable!r}")
-    for key in _INFERRED:
-        if key in args:
-            raise ConfigError(f"{place}: remove '{key}': the input shape is inferred from the data")
+    if "pooling" in own and args.get("pooling") not in _POOLING:
+        raise ConfigError(f"{place}: argument 'pooling': expected avg, max or null; got {args['pooling']!r}")
     check_arguments(fn, args, place)
-    args["weights"] = _weights(args.get("weights", "imagenet"), place)
+    weights = args["weights"] = _weights(args.get("weights", own["weights"].default), place)
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ConfigError(
             f"{place}: takes colour images (height, width, 3); the data gives {tuple(input_shape)} per sample"
             + ("; set data.color_mode: rgb" if len(input_shape) == 3 else "")
         )
     try:
-        with keras_cache.Announcements():
+        with keras_cache.Announcements(), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             network = fn(input_shape=tuple(input_shape), **args)
     except Exception as e:
-        reason = keras_cache.download_failure(e)
-        if reason is not None:
-            raise DataError(_absent(place, e, reason)) from None
-        if isinstance(e, (ValueError, TypeError)):
-            raise ConfigError(f"{place}: {one_line(e, 300)}; got {args}") from None
-        raise
+        raise _refusal(e, place, name, args, weights) from None
+    for warning in said:  # Keras's own remarks (ImageNet weights of another input size): a note, not a warning
+        print(f"note: {place}: {one_line(warning.message, 300)}", file=sys.stderr)
     network.trainable = trainable
     prepare = _preprocessing(fn, name, rescale)
     return [prepare, network] if prepare is not None else [network]
@@ -91,6 +97,23 @@ def absolute(spec):
     return {name: {**args, "weights": os.path.abspath(os.path.expanduser(weights))}}
 
 
+def _refusal(error, place, name, args, weights):
+    """The one-line error for what building a pretrained network raised."""
+    reason = keras_cache.download_failure(error)
+    if reason is not None:
+        return DataError(_absent(place, error, reason))
+    if weights not in (None, "imagenet") and isinstance(error, (OSError, ValueError, KeyError)):
+        tops = "include_top: true or false as when they were saved, " if "include_top" in args else ""
+        return DataError(
+            f"{place}: argument 'weights': '{weights}' are not weights of this {name} "
+            f"({one_line(error, 200)}); they must come from the same network, with {tops}the same arguments"
+        )
+    if isinstance(error, (ValueError, TypeError)):
+        hint = "; the input shape comes from data.image_size" if "input_shape" in str(error) else ""
+        return ConfigError(f"{place}: {one_line(error, 300)}{hint}; got {args}")
+    return error
+
+
 def _weights(weights, place):
     """`imagenet`, None, or the absolute path of an existing weights file."""
     if weights is None or weights == "imagenet":
@@ -98,8 +121,13 @@ def _weights(weights, place):
     if not isinstance(weights, str):
         raise ConfigError(f"{place}: argument 'weights': expected imagenet, null or a file's path; got {weights!r}")
     path = os.path.abspath(os.path.expanduser(weights))
+    if os.path.isdir(path):
+        raise DataError(f"{place}: argument 'weights': '{weights}' is a folder; name the weights file in it")
     if not os.path.isfile(path):
-        raise DataError(f"{place}: argument 'weights': no file '{weights}' (expected imagenet, null or a .weights.h5 file)")
+        raise DataError(
+            f"{place}: argument 'weights': no file '{weights}'"
+            + (did_you_mean(weights, ["imagenet"]) or " (expected imagenet, null or a .weights.h5 file)")
+        )
     if not path.endswith((".h5", ".keras")):
         raise ConfigError(f"{place}: argument 'weights': '{weights}' is not a Keras weights file (.weights.h5, .h5)")
     return path
