@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 _NOT_METRICS = {"learning_rate", "lr"}
 
 
-def learning_curves(history, path, title):
+def learning_curves(history, path, title, fine_tune_after=None):
     """Plots train and validation curves, one subplot per metric, to a PNG.
 
     Args:
@@ -33,6 +33,8 @@ def learning_curves(history, path, title):
             epoch, with `val_<name>` for validation values (may be absent).
         path: where to save the PNG.
         title: the figure's title.
+        fine_tune_after: the epochs done when fine-tuning began, marked by a
+            vertical line; None without fine-tuning.
 
     Returns:
         The saved file's `Path`.
@@ -58,6 +60,8 @@ def learning_curves(history, path, title):
                 values = np.asarray(history[key], dtype=float)
                 ax.plot(np.arange(1, len(values) + 1), values, style, label=label, markersize=4)
                 epochs = max(epochs, len(values))
+        if fine_tune_after is not None:
+            ax.axvline(fine_tune_after + 0.5, color="grey", linestyle=":", label="fine-tuning begins")
         # Fixed limits so a single epoch is a centred point, not a squashed axis.
         ax.set_xlim(0.5, epochs + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -80,6 +84,8 @@ def compare_curves(histories, path, title):
         histories: run name -> history.csv rows (dicts with `epoch` and metrics).
         path: where to save the PNG.
         title: the figure's title.
+        fine_tune_after: the epochs done when fine-tuning began, marked by a
+            vertical line; None without fine-tuning.
 
     Returns:
         The saved file's `Path`.

@@ -274,7 +274,8 @@ def _keep_last_epoch(model, recorder, run_dir, config, engine):
         model = engine.local(model, config)
         model.set_weights(recorder.weights)
         _save_model(model, run_dir, config.output.save_h5)
-        plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name)
+        plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name,
+                              rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH))
     except Exception as e:
         return f"; the model of epoch {recorder.weights_epoch} could not be saved ({type(e).__name__}: {e})"
     return f"; the model of epoch {recorder.weights_epoch} is saved in {run_dir}"
@@ -354,7 +355,8 @@ def _save_model(model, run_dir, save_h5):
 
 
 def _plot(model, ds, history, run_dir, name, batch_size):
-    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", f"{name}: learning curves")
+    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", f"{name}: learning curves",
+                          rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH))
     if ds.is_classification:
         predicted = feeding.predicted_classes(model.predict(ds.x_test, batch_size=batch_size, verbose=0))
         plots.confusion_matrix(

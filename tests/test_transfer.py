@@ -2,13 +2,13 @@
 
 import csv
 import json
-import signal
 import socket
 
 import numpy as np
 import pytest
 import yaml
 
+from conftest import interrupt_after
 from nnrun.backend import keras
 from nnrun.cli import cli
 from trained_runs import COLOURS, make_image_folder
@@ -90,7 +90,7 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
     run = last_line(result)
     resolved = yaml.safe_load((run / "config.yaml").read_text())["model"]["layers"][0]["MobileNetV2"]
     assert resolved["weights"] == str(tmp_path / "backbone.weights.h5"), "resumable from anywhere"
-    assert info(run)["fine_tune_from_epoch"] == 1 and info(run)["epochs"] == 2
+    assert info(run)["fine_tune_after_epoch"] == 1 and info(run)["epochs"] == 2
     assert [float(r["learning_rate"]) for r in history(run)] == pytest.approx([1e-2, 1e-4])  # the config's, a hundredth
 
     trained = keras().models.load_model(run / "model.keras", safe_mode=True).layers[1]
@@ -107,9 +107,6 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
 
 @pytest.mark.parametrize("stop_after", [1, 2], ids=["at the end of training", "while fine-tuning"])
 def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, write_config, monkeypatch, stop_after):
-    from nnrun import callbacks
-    from nnrun.errors import Interrupted
-
     config = write_config(
         data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
         loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
@@ -118,15 +115,7 @@ def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, writ
     whole = runner.invoke(cli, ["train", str(config)])
     assert whole.exit_code == 0, whole.output
 
-    stop_once = callbacks.StopOnSignal.on_epoch_end
-
-    def stop_at(self, epoch, logs=None):
-        if epoch + 1 == stop_after:
-            monkeypatch.setattr(callbacks.StopOnSignal, "on_epoch_end", stop_once)
-            raise Interrupted(signal.SIGINT)
-        stop_once(self, epoch, logs)
-
-    monkeypatch.setattr(callbacks.StopOnSignal, "on_epoch_end", stop_at)
+    interrupt_after(monkeypatch, stop_after)
     stopped = runner.invoke(cli, ["train", str(config)])
     assert stopped.exit_code == 130, stopped.output
     run = next(p for p in (config.parent / "runs").iterdir() if p.is_dir() and not p.is_symlink() and p != last_line(whole))
@@ -135,7 +124,7 @@ def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, writ
 
     assert [int(r["epoch"]) for r in history(run)] == [1, 2, 3]
     assert [float(r["learning_rate"]) for r in history(run)] == pytest.approx([1e-2, 1e-3, 1e-3])
-    assert info(run)["fine_tune_from_epoch"] == 1
+    assert info(run)["fine_tune_after_epoch"] == 1
     weights = [keras().models.load_model(r / "model.keras").get_weights() for r in (run, last_line(whole))]
     for a, b in zip(*weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -149,12 +138,48 @@ def test_check_says_when_fine_tuning_begins(runner, write_config):
     assert "fine-tuning from epoch 5: all frozen layers unfrozen (BatchNormalization stays frozen), learning rate 0.0001" in result.stdout
 
 
+def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs(runner, write_config, monkeypatch):
+    config = write_config(
+        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
+        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
+        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2}},
+    )
+    interrupt_after(monkeypatch, 2)
+    stopped = runner.invoke(cli, ["train", str(config)])
+    assert stopped.exit_code == 130, stopped.output
+    run = next(p for p in (config.parent / "runs").iterdir() if not p.is_symlink())
+
+    refused = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=3"])
+    assert refused.exit_code == 2, refused.output
+    assert "fine-tuning began after epoch 1, so training.epochs no longer counts; " \
+        "train longer with --set training.fine_tune.epochs=N" in refused.stderr
+    longer = runner.invoke(cli, ["resume", str(run), "--set", "training.fine_tune.epochs=3"])
+    assert longer.exit_code == 0, longer.output
+    assert [int(r["epoch"]) for r in history(run)] == [1, 2, 3, 4]
+    assert info(run)["epochs"] == 4 and info(run)["epochs_completed"] == 4 and info(run)["status"] == "completed"
+
+
+def test_weights_that_are_not_this_networks_are_bad_input(runner, write_config, tmp_path):
+    (tmp_path / "photo.weights.h5").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    other = keras().applications.MobileNetV2(include_top=False, weights=None, alpha=0.5, input_shape=(32, 32, 3))
+    other.save_weights(tmp_path / "other.weights.h5")
+    for file in ("photo.weights.h5", "other.weights.h5"):
+        config = write_config(data={"source": "npz", "path": str(_colour_arrays(tmp_path))},
+                              model=[{"MobileNetV2": {**BACKBONE, "weights": str(tmp_path / file)}}, {"Dense": 2}])
+        result = runner.invoke(cli, ["check", str(config)])
+        assert result.exit_code == 2, result.output
+        assert f"argument 'weights': '{tmp_path / file}' are not weights of this MobileNetV2" in result.stderr
+
+
 @pytest.mark.parametrize("layers, data, message", [
     ([{"Dense": 16}, {"Dense": 10}], DIGITS, "training.fine_tune: no layer has trainable: false"),
     ([{"MobileNetV2": {**BACKBONE, "weights": None}}, {"Dense": 10}], DIGITS, "takes colour images (height, width, 3)"),
     ([{"MobileNetV2": {**BACKBONE, "weights": "absent.weights.h5"}}], DIGITS, "argument 'weights': no file 'absent.weights.h5'"),
     ([{"MobileNetV2": {**BACKBONE, "input_shape": [32, 32, 3]}}], DIGITS, "remove 'input_shape'"),
     ([{"MobileNetv2": {}}], DIGITS, "unknown layer 'MobileNetv2'; did you mean 'MobileNetV2'?"),
+    ([{"MobileNetV2": {**BACKBONE, "trainabel": False}}], DIGITS, "unknown argument 'trainabel'; did you mean 'trainable'?"),
+    ([{"MobileNetV2": {**BACKBONE, "weights": "imagenett"}}], DIGITS, "no file 'imagenett'; did you mean 'imagenet'?"),
+    ([{"MobileNetV2": {**BACKBONE, "pooling": "average"}}], DIGITS, "argument 'pooling': expected avg, max or null; got 'average'"),
 ])
 def test_mistakes_are_named_at_check(runner, write_config, layers, data, message):
     config = write_config(data=data, model=layers, training={"fine_tune": {"epochs": 1}})
