@@ -143,7 +143,7 @@ def train(config_file, overrides, quiet, resume_if_possible):
     with _about(config_file):
         if found:
             console.print(f"resuming the unfinished run {found} of this config", highlight=False)
-            kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE]
+            kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE if _has(resolved, key)]
             run_dir = resume.resume(found, console, kept, live=live)
         else:
             if resume_if_possible:
@@ -179,6 +179,12 @@ def _get(config, key):
     for part in key.split("."):
         value = getattr(value, part)
     return value
+
+
+def _has(config, key):
+    """Whether the section holding `key` is set (training.fine_tune is null unless asked for)."""
+    parent, _, _ = key.rpartition(".")
+    return _get(config, parent) is not None
 
 
 @cli.command()

@@ -115,7 +115,7 @@ def resumable(run_dir, overrides=(), force=False):
                 f"only {', '.join(RESUMABLE)} can"
             )
     after = info.get("fine_tune_after_epoch")
-    if after is not None and any(item.partition("=")[0] == "training.epochs" for item in overrides):
+    if after is not None and config.training.epochs != config_lib.load(run_dir / rundir.CONFIG).training.epochs:
         raise ConfigError(
             f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
             "train longer with --set training.fine_tune.epochs=N"

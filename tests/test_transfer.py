@@ -159,6 +159,20 @@ def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs
     assert info(run)["epochs"] == 4 and info(run)["epochs_completed"] == 4 and info(run)["status"] == "completed"
 
 
+def test_train_resume_if_possible_continues_a_fine_tuning_run(runner, write_config, monkeypatch):
+    config = write_config(
+        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
+        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
+        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2}},
+    )
+    interrupt_after(monkeypatch, 2)
+    assert runner.invoke(cli, ["train", str(config)]).exit_code == 130
+    again = runner.invoke(cli, ["train", str(config), "--resume-if-possible"])
+    assert again.exit_code == 0, again.output
+    assert "resuming the unfinished run" in again.stderr
+    assert [int(r["epoch"]) for r in history(last_line(again))] == [1, 2, 3]
+
+
 def test_weights_that_are_not_this_networks_are_bad_input(runner, write_config, tmp_path):
     (tmp_path / "photo.weights.h5").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     other = keras().applications.MobileNetV2(include_top=False, weights=None, alpha=0.5, input_shape=(32, 32, 3))
