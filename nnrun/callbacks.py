@@ -91,7 +91,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 class SeedEachEpoch(keras.callbacks.Callback):
-    """Seeds NumPy's global generator from the run's seed and the epoch, as each epoch begins.
+    """Seeds NumPy's global generator from the run's seed and the epoch, as each epoch begins,
+    and tells `feeding` the epoch (an image folder's order follows it).
 
     Keras shuffles arrays with it on the JAX backend: seeded per epoch, the
     order of an epoch does not depend on how many epochs this process ran, so a
@@ -109,6 +110,7 @@ class SeedEachEpoch(keras.callbacks.Callback):
         import numpy as np
 
         np.random.seed((self.seed * 1_000_003 + epoch) % 2**32)
+        feeding.set_epoch(epoch)
 
 
 class StopOnSignal(keras.callbacks.Callback):

@@ -19,6 +19,20 @@ def inputs(x, y, batch_size):
     return {"x": x} if is_stream(x) else {"x": x, "y": y, "batch_size": batch_size}
 
 
+_epoch = 0  # the epoch being trained (SeedEachEpoch sets it)
+
+
+def set_epoch(epoch):
+    """Says which epoch is being trained, for streams whose order follows it (`epoch`)."""
+    global _epoch
+    _epoch = epoch
+
+
+def epoch():
+    """The epoch being trained: 0 until training begins."""
+    return _epoch
+
+
 def inference_batch_size(batch_size):
     """Batch size for evaluate/predict: no gradients to keep, so larger batches
     cost little memory and save per-batch overhead; results do not change."""

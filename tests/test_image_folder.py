@@ -169,15 +169,19 @@ def test_training_stream_reshuffles_each_epoch_and_other_streams_keep_label_orde
         images, order = collect(fixed)
         assert order.tolist() == ids.tolist()
         np.testing.assert_array_equal(images, expected)
+    from nnrun import feeding
+
     shuffled = image_folder.feed(raw.x, ids, prep(cache=cache), 4, training=True, seed=0)
-    np.random.seed(1)  # as SeedEachEpoch does when an epoch begins
-    (images_1, epoch_1), (_, epoch_2) = collect(shuffled), collect(shuffled)
-    assert sorted(epoch_1) == ids.tolist() and epoch_1.tolist() != ids.tolist() and epoch_1.tolist() != epoch_2.tolist()
-    np.testing.assert_array_equal(images_1, expected[epoch_1])  # images travel with their labels
+    feeding.set_epoch(1)  # as SeedEachEpoch does when an epoch begins
+    images_1, epoch_1 = collect(shuffled)
     for _ in range(3):
         iter(shuffled)  # Keras opens a stream more often than once an epoch
-    np.random.seed(1)
-    assert collect(shuffled)[1].tolist() == epoch_1.tolist(), "an epoch's order follows the seed, not the reads"
+    assert collect(shuffled)[1].tolist() == epoch_1.tolist(), "an epoch's order follows the epoch, not the reads"
+    feeding.set_epoch(2)
+    epoch_2 = collect(shuffled)[1]
+    assert sorted(epoch_1) == ids.tolist() and epoch_1.tolist() != ids.tolist() and epoch_1.tolist() != epoch_2.tolist()
+    np.testing.assert_array_equal(images_1, expected[epoch_1])  # images travel with their labels
+    feeding.set_epoch(0)
 
 
 def test_an_image_folder_run_resumed_ends_as_one_never_stopped(runner, write_config, tmp_path, monkeypatch):
@@ -196,6 +200,21 @@ def test_an_image_folder_run_resumed_ends_as_one_never_stopped(runner, write_con
     resumed = runner.invoke(cli, ["resume", str(run)])
     assert resumed.exit_code == 0, resumed.output
     assert (run / "history.csv").read_text() == (last_line(whole) / "history.csv").read_text()
+
+
+@pytest.mark.parametrize("size", [[16, 16], [23, 41], [64, 48]])
+@pytest.mark.parametrize("color_mode", ["rgb", "grayscale"])
+def test_pillow_reads_images_as_training_reads_them(tmp_path, size, color_mode):
+    from nnrun.data import pixels
+
+    formats = [*FORMATS, ("RGB", "jpeg"), ("P", "gif"), ("RGB", "bmp")]
+    paths = [str(p) for p in sorted(make_folder(tmp_path / "imgs", formats=formats).rglob("*.*"))]
+    noise = np.random.default_rng(0).integers(0, 256, (37, 29, 3), dtype="uint8")
+    for ext in ("png", "jpg"):
+        Image.fromarray(noise).save(tmp_path / f"noise.{ext}")
+        paths.append(str(tmp_path / f"noise.{ext}"))
+    preprocessing = prep(image_size=size, color_mode=color_mode, rescale=1 / 255)
+    np.testing.assert_allclose(pixels.read(paths, preprocessing), image_folder.apply(paths, preprocessing), atol=1e-5)
 
 
 def test_apply_prepares_images_exactly_as_the_stream(tmp_path):

@@ -6,6 +6,7 @@ the test split. Features are file paths; images are read, decoded and resized
 batch by batch, so a folder is never loaded into memory whole.
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -85,7 +86,7 @@ def _decoding_problem(path):
     from PIL import Image
 
     try:
-        _check_pixels(path)
+        check_pixels(path)
         with Image.open(path) as image:
             image.load()  # the whole image: a truncated JPEG fails here, not at its header
     except DataError as e:
@@ -163,7 +164,7 @@ def apply(paths, preprocessing):
     tf = _tf()
     images = []
     for path in np.atleast_1d(np.asarray(paths, dtype=str)).tolist():
-        _check_pixels(path)
+        check_pixels(path)
         try:
             images.append(_image(tf.constant(path), preprocessing).numpy())
         except tf.errors.NotFoundError:
@@ -176,7 +177,7 @@ def apply(paths, preprocessing):
     return np.stack(images).astype("float32", copy=False)
 
 
-def _check_pixels(path):
+def check_pixels(path):
     """Refuses an image whose header claims more than `MAX_PIXELS`, before anything decodes it.
 
     Args:
@@ -196,22 +197,38 @@ def _header_size(path):
     Returns:
         `(width, height)`.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     # Off while the header is read: Pillow's own bomb check raises or warns without the
     # size; ours then names the file and its size.
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        with Image.open(path) as image:
+        with opened(path) as image:
             return image.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+@contextlib.contextmanager
+def opened(path):
+    """A Pillow image of the file; what goes wrong reading it is one `DataError` naming it.
+
+    Args:
+        path: the image file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            yield image
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image: Unknown image file format, not PNG, JPEG, GIF or BMP") from None
-    except Exception as e:  # a damaged header: whatever Pillow's parser raised
+    except Exception as e:  # a damaged file: whatever Pillow's parser or decoder raised
         raise DataError(f"{path}: not a readable image: {one_line(e)}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
 
 
 def feed(paths, labels, preprocessing, batch_size, training, seed):
@@ -248,23 +265,35 @@ def feed(paths, labels, preprocessing, batch_size, training, seed):
 def _shuffled(stream, n, seed):
     """The stream in a new order every epoch, drawn as the epoch's reading starts.
 
-    The order's seed comes from NumPy's generator, which `callbacks.SeedEachEpoch`
-    seeds from the run's seed and the epoch: an epoch's order does not depend on
-    how often the stream was read before (Keras opens it more than once an
-    epoch), so a resumed run sees the images in the order a run never stopped
-    would have. The run's `seed` is mixed in for streams read without that callback.
+    The order follows from the run's seed and the epoch being trained
+    (`feeding.epoch`, which `callbacks.SeedEachEpoch` sets), and from nothing
+    else: not from how often the stream was read before (Keras opens it more
+    than once an epoch, in threads of its own) nor from TensorFlow's global
+    seed, so a resumed run sees the images in the order a run never stopped
+    would have. The permutation is NumPy's; the elements (paths, or decoded
+    images from the cache) are gathered in its order.
     """
+    from nnrun import feeding
+
     tf = _tf()
-    draw = lambda: iter([np.random.randint(2**31) ^ seed])  # noqa: E731
-    seeds = tf.data.Dataset.from_generator(draw, output_signature=tf.TensorSpec([], tf.int64))
-    return seeds.flat_map(lambda s: stream.shuffle(max(n, 1), seed=s)).apply(tf.data.experimental.assert_cardinality(n))
+    draw = lambda: iter([np.random.default_rng([seed, feeding.epoch()]).permutation(n)])  # noqa: E731
+    orders = tf.data.Dataset.from_generator(draw, output_signature=tf.TensorSpec([n], tf.int64))
+    everything = stream.batch(max(n, 1))  # one element: all of the split, in its own order
+    reorder = lambda whole, order: tf.data.Dataset.from_tensor_slices(tuple(tf.gather(t, order) for t in whole))  # noqa: E731
+    return tf.data.Dataset.zip((everything, orders)).flat_map(reorder).apply(tf.data.experimental.assert_cardinality(n))
 
 
 def _image(path, preprocessing):
     """One image file -> float32 `(height, width, channels)`: the work feed and apply share."""
     tf = _tf()
     # Always 3 channels: TensorFlow decodes GIF and BMP to 1 channel not at all.
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    contents = tf.io.read_file(path)
+    # JPEG with the accurate integer DCT, as Pillow decodes it: predict reads images with Pillow.
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
     image = tf.image.resize(image, preprocessing["image_size"])
     if preprocessing["color_mode"] == "grayscale":
