@@ -10,7 +10,6 @@ metadata also holds the random seed generators' states (dropout masks,
 augmentation), which Keras leaves out of the weights.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -79,7 +78,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
             "iterations": int(self.model.optimizer.iterations.numpy()),
-            "weights_sha256": _sha256(self._weights_path),
+            "weights_sha256": rundir.sha256_file(self._weights_path),
             "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
         }
         rundir.write_json(self._training_metadata_path, metadata)
@@ -155,7 +154,7 @@ def _load(model, weights, metadata, arrange):
     epoch, batch = info["epoch"], info.get("batch", 0)
     if not (isinstance(epoch, int) and isinstance(batch, int) and epoch >= 0 and batch >= 0):
         raise ValueError(f"epoch {epoch!r} and batch {batch!r} in {metadata.name} are not counts")
-    if info.get("weights_sha256") != _sha256(weights):
+    if info.get("weights_sha256") != rundir.sha256_file(weights):
         raise ValueError(f"does not match {metadata.name} (a write was cut short)")
     if arrange:
         arrange(epoch, batch)
@@ -205,11 +204,3 @@ def _finite(logs):
 
     loss = (logs or {}).get("loss")
     return loss is None or math.isfinite(float(loss))
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

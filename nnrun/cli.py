@@ -17,6 +17,8 @@ from nnrun.errors import BadInput, Interrupted, NnrunError
 
 EXIT_INTERRUPTED = 130
 MODELS = {"final": "model.keras", "best": "model.best.keras"}
+FORMATS = ("onnx", "litert", "saved_model")  # nnrun export's; the config's output.export takes the same
+RUNTIMES = ("auto", "onnx", "litert", "keras")
 
 
 class _Group(click.Group):
@@ -152,6 +154,10 @@ def train(config_file, overrides, quiet, resume_if_possible):
     if run_dir is None:  # a process other than 0 of a multi-process run: it said so
         return
     _print_metrics(console, run_dir)
+    if resolved.output.export:
+        from nnrun import export
+
+        export.export(run_dir, resolved.output.export, console)
     click.echo(str(run_dir))
 
 
@@ -299,7 +305,9 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
 @click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
-def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column):
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="What runs the model: auto takes an ONNX or LiteRT export when the run has one (nnrun export).")
+def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column, runtime):
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
     from nnrun import predict as prediction, report
     from nnrun.errors import DataError
@@ -307,15 +315,17 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
     if output and not output.resolve().parent.is_dir():
         raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
     run_dir = _chosen_run(run_dir, runs_dir, "name one with --run")
-    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model])
+    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model], runtime=runtime)
     console = _console()
     if found.run.warning():
         console.print(found.run.warning(), style="yellow", soft_wrap=True)
     for note in found.notes:
         console.print(note, style="yellow" if note.startswith("warning:") else "dim", soft_wrap=True)
+    console.print(f"runtime: {found.runtime}", style="dim", highlight=False)
     if as_json:
         for row in found.rows:
-            click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status}))
+            click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status,
+                                   "runtime": found.runtime}))
     elif found.rows:
         report.print_predictions(found.rows, run_dir)
     if output and found.rows:
@@ -324,6 +334,18 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
         console.print(f"error: {name}: {why}", soft_wrap=True)
     if found.failed:
         raise DataError(f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted")
+
+
+@cli.command(name="export")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("onnx",), show_default=True,
+              help="The format (repeatable). onnx and litert need pip install 'nnrun[export]'.")
+def export_command(run_dir, formats):
+    """Export RUN_DIR's model into RUN_DIR/export/, verified against Keras; predict then runs without TensorFlow."""
+    from nnrun import export
+
+    export.export(run_dir, list(dict.fromkeys(formats)), _console())
+    click.echo(str(Path(run_dir) / "export"))
 
 
 class _RunsGroup(click.Group):

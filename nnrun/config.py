@@ -20,6 +20,7 @@ from nnrun.errors import ConfigError, did_you_mean
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing")
 CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
+EXPORT_FORMATS = ("onnx", "litert", "saved_model")  # nnrun export's
 
 
 class Section(BaseModel):
@@ -333,6 +334,9 @@ class Output(Section):
     )
     save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
     keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
+    export: list[Literal[EXPORT_FORMATS]] = Field(
+        default_factory=list, description="Export the model when training completes (nnrun export), verified.",
+    )
 
 
 class Config(Section):

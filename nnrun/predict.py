@@ -25,12 +25,14 @@ class Predictions:
     """What `predict` returns: one row per predicted input, and the inputs that failed."""
 
     run: rundir.Run
+    runtime: str | None = None  # what ran the model: onnx, litert or keras
     rows: list = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
     failed: list = field(default_factory=list)  # (input, why)
     notes: list = field(default_factory=list)  # things the user should know (ignored columns)
 
 
-def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL):
+def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL,
+            runtime="auto"):
     """Predicts raw inputs with a run's model.
 
     Args:
@@ -42,20 +44,23 @@ def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=
             positive class is predicted.
         id_column: a CSV column to carry into each row's `id`.
         batch_size: samples per predict batch.
+        runtime: auto (the fastest the run has: an ONNX or LiteRT export),
+            onnx, litert or keras; see `runtimes.choose`.
 
     Returns:
         `Predictions`.
     """
-    run = rundir.read(run_dir, model_file)
+    from nnrun import runtimes
+
+    run = rundir.read(run_dir, model_file, config=False)
     prep = run.preprocessing
     result = Predictions(run=run)
-    model = None
+    model = runtimes.choose(run, runtime, say=result.notes.append)
+    result.runtime = model.name
     # Batch by batch, so memory stays flat however many files are given.
     for batch in _batches(_samples(_expand(inputs, result.failed), prep, id_column, result), batch_size):
-        if model is None:
-            model = rundir.load_model(run)
         names, samples = zip(*batch)
-        outputs = model.predict(np.stack(samples), batch_size=batch_size, verbose=0)
+        outputs = model.predict(np.stack(samples))
         for (name, row_id), output in zip(names, outputs):
             row = {"input": name, **({"id": row_id} if row_id is not None else {})}
             row.update(_describe(output, prep.get("class_names"), top_k, threshold))
@@ -256,17 +261,17 @@ def _bytes(n):
 
 def _image(path, prep):
     """An image file as the model takes it: resized, channels converted, the run's scaling."""
-    from nnrun.data import image_folder
+    from nnrun.data import pixels
 
     if prep.get("kind") == "images":
-        return image_folder.apply([str(path)], prep)[0]
+        return pixels.read([str(path)], prep)[0]
     shape = tuple(prep["input_shape"])
     channels = shape[2] if len(shape) == 3 else 1
     if prep.get("kind") == "table" or len(shape) not in (2, 3) or channels not in (1, 3):
         raise DataError(f"{path}: this run was trained on {_kind(prep)}, not images")
     raw = {"image_size": list(shape[:2]), "color_mode": "rgb" if channels == 3 else "grayscale", "rescale": None}
-    pixels = image_folder.apply([str(path)], raw)  # 0..255, as the training arrays were before scaling
-    return data.transform(pixels.reshape((1, *shape)), prep)[0]
+    values = pixels.read([str(path)], raw)  # 0..255, as the training arrays were before scaling
+    return data.transform(values.reshape((1, *shape)), prep)[0]
 
 
 def _kind(prep):

@@ -6,6 +6,7 @@ place, so a crash or Ctrl-C never leaves a half-written file behind.
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -101,6 +102,60 @@ def atomic(path):
         raise
 
 
+@contextlib.contextmanager
+def atomic_tree(path):
+    """Like `atomic`, for a writer that makes `path` itself, a file or a folder (Keras's exports).
+
+    Yields a temporary path that does not exist yet; on success it replaces
+    `path` (an old folder is renamed aside first, then removed); on failure
+    whatever was written there is removed.
+
+    Args:
+        path: the final path.
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = path.parent / f".{os.getpid()}{TMP_MARK}{path.name}"
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            old = path.parent / f".old-{os.getpid()}{TMP_MARK}{path.name}"
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            _fsync(tmp)
+            os.replace(tmp, path)
+        _fsync(path.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path):
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sha256_file(path):
+    """A file's sha256, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _fsync(path):
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -126,7 +181,7 @@ def sweep_temporary(path, older_than=0):
     for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
         with contextlib.suppress(OSError):
             if now - tmp.lstat().st_mtime >= older_than:
-                tmp.unlink()
+                _remove(tmp)  # a file, or an export's folder
 
 
 STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
@@ -315,10 +370,20 @@ class Run:
 
     path: Path
     info: dict  # run.json
-    config: object  # the resolved Config
     preprocessing: dict
     model: str = MODEL  # the model file used: MODEL or BEST_MODEL
     status: str = "completed"  # as `status` reads it (a dead `running` run is `crashed`)
+
+    @functools.cached_property
+    def config(self):
+        """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
+        from nnrun import config as config_lib
+        from nnrun.errors import ConfigError
+
+        try:
+            return config_lib.load(self.path / CONFIG)
+        except ConfigError as e:
+            raise RunDirError(f"'{self.path}': its {CONFIG} is not valid: {e}") from None
 
     def warning(self):
         """A line for stderr when the run is not a completed one, else None."""
@@ -328,19 +393,18 @@ class Run:
         return f"warning: {self.path} is {self.status} ({done}): its model may not be the final one"
 
 
-def read(path, model=MODEL):
+def read(path, model=MODEL, config=True):
     """Reads a run directory, checking it is one and has the model asked for.
 
     Args:
         path: the run directory.
         model: the model file: `MODEL`, or `BEST_MODEL` (ModelCheckpoint's).
+        config: read and check config.yaml now; predict, which needs only
+            preprocessing.json, leaves it (and pydantic's schema) until asked.
 
     Returns:
         A `Run`.
     """
-    from nnrun import config as config_lib
-    from nnrun.errors import ConfigError
-
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"run directory '{path}' does not exist")
@@ -349,14 +413,15 @@ def read(path, model=MODEL):
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {liveness.status(info)}"
         error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
         raise RunDirError(f"'{path}' has no {model}: {why}{error}")
-    try:
-        resolved = config_lib.load(path / CONFIG)
-    except ConfigError as e:
-        raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
+    run = Run(path, info, None, model, liveness.status(info))
+    if config:
+        run.config  # noqa: B018 (read now: a config that is not valid is named before anything else)
+    elif not (path / CONFIG).is_file():
+        raise RunDirError(f"'{path}' has no {CONFIG}")
     from nnrun.data import schema
 
-    preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
-    return Run(path, info, resolved, preprocessing, model, liveness.status(info))
+    run.preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
+    return run
 
 
 def load_model(run):

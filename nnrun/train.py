@@ -65,6 +65,9 @@ def setup(config, join=True):
 
     callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
     weights = feeding.class_weight(config.training.class_weight, dataset.class_names, dataset.y_train)
+    from nnrun import export
+
+    export.check_available(config.output.export, "output.export:")  # before training, not after
     return Setup(dataset, model, one_hot, weights, engine, stages)
 
 

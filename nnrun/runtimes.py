@@ -1,0 +1,140 @@
+"""What runs a run's model for `predict`: ONNX Runtime, LiteRT or Keras.
+
+An export (`nnrun export`) answers in a fraction of a second, where Keras
+first imports TensorFlow or JAX for seconds. `choose` takes the fastest one
+the run directory has and this machine can run, checks the file against the
+sha256 run.json recorded for it, and says in one line why it falls back to
+Keras when it must.
+"""
+
+import importlib.util
+from pathlib import Path
+
+from nnrun import rundir
+from nnrun.backend import quiet
+from nnrun.errors import ConfigError, RunDirError, one_line
+
+EXPORT = "export"
+# format -> (file under export/, the Python module that runs it, what installs it)
+FILES = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "saved_model"}
+RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}
+EXTRA = "nnrun[export]"
+
+
+def choose(run, wanted="auto", say=print):
+    """The runtime `predict` uses for a run.
+
+    Args:
+        run: the `rundir.Run`.
+        wanted: auto (the fastest available), onnx, litert or keras.
+        say: where a one-line reason for falling back to Keras goes.
+
+    Returns:
+        A runtime: `.name`, and `.predict(x)` for a float32 batch.
+    """
+    if wanted == "keras":
+        return Keras(run)
+    exports = run.info.get("exports") or {}
+    if wanted != "auto":
+        if wanted not in exports:
+            raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; nnrun export {run.path} --format {wanted}")
+        if importlib.util.find_spec(RUNNERS[wanted]) is None:
+            raise ConfigError(f"--runtime {wanted}: {RUNNERS[wanted]} is not installed; pip install '{EXTRA}'")
+        return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"))
+    if run.model != rundir.MODEL and exports:
+        say(f"note: the exports are of {rundir.MODEL}; {run.model} runs with Keras")
+        return Keras(run)
+    for name in RUNNERS:
+        if name in exports:
+            if importlib.util.find_spec(RUNNERS[name]) is None:
+                say(f"note: {run.path.name} has a {name} export, but {RUNNERS[name]} is not installed "
+                    f"(pip install '{EXTRA}'); predicting with Keras")
+                continue
+            return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"))
+    return Keras(run)
+
+
+def open_export(name, path, sha256=None):
+    """Opens an exported model with its runtime.
+
+    Args:
+        name: onnx or litert.
+        path: the exported file.
+        sha256: what run.json recorded for it; a file that differs is refused.
+
+    Returns:
+        The runtime.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"'{path}' is missing; export again: nnrun export {path.parent.parent} --format {name}")
+    if sha256 is not None and rundir.sha256_file(path) != sha256:
+        raise RunDirError(
+            f"'{path}' is not the file that was exported (its sha256 differs from run.json's); "
+            f"export again: nnrun export {path.parent.parent} --format {name}"
+        )
+    try:
+        return (Onnx if name == "onnx" else LiteRT)(path)
+    except Exception as e:  # a damaged file: whatever the runtime's parser raised
+        raise RunDirError(f"'{path}' cannot be loaded by {RUNNERS[name]}: {one_line(e, 200)}") from None
+
+
+class Onnx:
+    """ONNX Runtime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initializers are not the user's
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def predict(self, x):
+        import numpy as np
+
+        return self.session.run(None, {self.input: np.asarray(x, dtype="float32")})[0]
+
+
+class LiteRT:
+    """LiteRT (TensorFlow Lite) through `ai_edge_litert`."""
+
+    name = "litert"
+
+    def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path))
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = None
+
+    def predict(self, x):
+        import numpy as np
+
+        x = np.asarray(x, dtype="float32")
+        if self.batch != len(x):  # the export takes any batch size; the interpreter is sized per call
+            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
+            with quiet(2):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter.allocate_tensors()
+            self.batch = len(x)
+        self.interpreter.set_tensor(self.input["index"], x)
+        with quiet(2):
+            self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+
+class Keras:
+    """The run's Keras model, loaded in safe mode when it first predicts."""
+
+    name = "keras"
+
+    def __init__(self, run):
+        self.run, self.model = run, None
+
+    def predict(self, x):
+        if self.model is None:
+            self.model = rundir.load_model(self.run)
+        return self.model.predict(x, batch_size=len(x), verbose=0)

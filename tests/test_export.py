@@ -1,0 +1,164 @@
+"""`nnrun export` and the runtimes predict chooses: ONNX Runtime, LiteRT, Keras."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import copy_run
+from nnrun.cli import cli
+from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
+
+pytest.importorskip("onnxruntime", reason="the export extra: pip install 'nnrun[export]'")
+
+
+def export(runner, run, *formats):
+    result = runner.invoke(cli, ["export", str(run), *(a for f in formats for a in ("--format", f))])
+    assert result.exit_code == 0, result.output
+    return json.loads((run / "run.json").read_text())["exports"]
+
+
+def predicted(runner, run, inputs, runtime):
+    result = runner.invoke(cli, ["predict", *map(str, inputs), "--run", str(run), "--json", "--runtime", runtime])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_same_predictions(fast, slow):
+    assert [r["label"] for r in fast] == [r["label"] for r in slow]
+    for a, b in zip(fast, slow, strict=True):
+        for name, p in a["probabilities"].items():
+            assert p == pytest.approx(b["probabilities"][name], abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def digits_exported(digits_run, tmp_path_factory):
+    """A copy of the digits run (28x28 arrays) with all three exports."""
+    from click.testing import CliRunner
+
+    run = copy_run(digits_run.path, tmp_path_factory.mktemp("exported"))
+    records = export(CliRunner(), run, "onnx", "litert", "saved_model")
+    return run, records
+
+
+def test_every_format_is_written_verified_and_recorded(digits_exported):
+    run, records = digits_exported
+    assert set(records) == {"onnx", "litert", "saved_model"}
+    assert (run / "export" / "model.onnx").is_file() and (run / "export" / "model.tflite").is_file()
+    assert (run / "export" / "saved_model" / "saved_model.pb").is_file()
+    for record in records.values():
+        assert 0 <= record["max_abs_difference"] <= 1e-4
+    assert len(records["onnx"]["sha256"]) == 64 and not list((run / "export").glob(".*")), "no temporary files left"
+
+
+def test_each_runtime_predicts_what_keras_predicts(runner, digits_exported, tmp_path):
+    run, _ = digits_exported
+    x, _ = digit_arrays(12, seed=5)
+    np.save(tmp_path / "digits.npy", x)
+    slow = predicted(runner, run, [tmp_path / "digits.npy"], "keras")
+    for runtime in ("onnx", "litert"):
+        fast = predicted(runner, run, [tmp_path / "digits.npy"], runtime)
+        assert {r["runtime"] for r in fast} == {runtime}
+        assert_same_predictions(fast, slow)
+    assert {r["runtime"] for r in predicted(runner, run, [tmp_path / "digits.npy"], "auto")} == {"onnx"}
+
+
+def test_predict_through_an_export_never_imports_tensorflow_or_keras(digits_exported, tmp_path):
+    run, _ = digits_exported
+    np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
+    code = (
+        "import sys; from nnrun import predict; "
+        f"found = predict.predict({str(run)!r}, [{str(tmp_path / 'one.npy')!r}]); "
+        "print(found.runtime, found.rows[0]['label'], 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    runtime, _, tensorflow, keras = done.stdout.split()
+    assert (runtime, tensorflow, keras) == ("onnx", "False", "False")
+
+
+def test_a_damaged_export_is_named_and_never_used(runner, digits_exported, tmp_path):
+    run = copy_run(digits_exported[0], tmp_path / "runs")
+    np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
+    onnx = run / "export" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-200])
+    result = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(run)])
+    assert result.exit_code == 2, result.output
+    assert f"'{onnx}' is not the file that was exported" in result.stderr and "nnrun export" in result.stderr
+
+
+def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, tmp_path):
+    run = copy_run(churn_run.path, tmp_path / "runs")
+    export(runner, run, "onnx")
+    rows = churn_table(n=15, seed=4).drop(columns=["left"])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert_same_predictions(predicted(runner, run, [tmp_path / "rows.csv"], "onnx"),
+                            predicted(runner, run, [tmp_path / "rows.csv"], "keras"))
+
+
+@pytest.fixture(scope="module")
+def augmented_image_run(tmp_path_factory):
+    """An image-folder run with augmentation layers, exported by its config's output.export."""
+    folder = tmp_path_factory.mktemp("augmented")
+    make_image_folder(folder / "images", {name: 8 for name in COLOURS})
+    config = {
+        "seed": 7,
+        "data": {"source": "images", "path": str(folder / "images"), "image_size": [16, 16], "rescale": "1/255",
+                 "augmentation": [{"RandomFlip": "horizontal"}, {"RandomRotation": 0.2}]},
+        "model": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, "Flatten",
+                  {"Dense": {"units": 3, "activation": "softmax"}}],
+        "loss": "sparse_categorical_crossentropy",
+        "training": {"epochs": 1, "batch_size": 8, "validation_split": 0},
+        "output": {"dir": str(folder / "runs"), "export": ["onnx"]},
+    }
+    (folder / "augmented.yaml").write_text(yaml.safe_dump(config))
+    return Trained(train(folder / "augmented.yaml"), folder, folder / "augmented.yaml")
+
+
+def test_an_image_run_exported_at_the_end_of_training_predicts_files_without_its_augmentation(
+    runner, augmented_image_run,
+):
+    run = augmented_image_run.path
+    assert (run / "export" / "model.onnx").is_file(), "output.export: [onnx] exported it"
+    files = sorted((augmented_image_run.data / "images").rglob("*.*"))
+    assert_same_predictions(predicted(runner, run, files, "onnx"), predicted(runner, run, files, "keras"))
+
+
+def test_a_missing_converter_names_the_extra(runner, write_config, digits_run, tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    result = runner.invoke(cli, ["export", str(copy_run(digits_run.path, tmp_path / "runs")), "--format", "onnx"])
+    assert result.exit_code == 2, result.output
+    assert "--format onnx: needs tf2onnx; pip install 'nnrun[export]'" in result.stderr
+    checked = runner.invoke(cli, ["check", str(write_config(output={"export": ["onnx"]}))])
+    assert checked.exit_code == 2 and "output.export: onnx: needs tf2onnx" in checked.stderr
+
+
+def test_without_its_runtime_predict_says_so_and_uses_keras(runner, digits_exported, tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnxruntime", "ai_edge_litert") else real(name, *a))
+    np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
+    result = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(digits_exported[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "has a onnx export, but onnxruntime is not installed" in result.stderr
+    assert json.loads(result.stdout)["runtime"] == "keras"
+
+
+def test_a_format_list_in_the_config_is_checked(runner, write_config):
+    result = runner.invoke(cli, ["check", str(write_config(output={"export": ["tflite"]}))])
+    assert result.exit_code == 2 and "output.export" in result.stderr and "tflite" in result.stderr
+
+
+def test_the_formats_are_named_alike_everywhere():
+    from nnrun import cli as cli_module, config, export as export_module, runtimes
+
+    assert cli_module.FORMATS == config.EXPORT_FORMATS == tuple(runtimes.FILES) == tuple(export_module.NEEDS)
+
+
+def test_the_resolved_config_of_an_exporting_run_lists_its_formats(augmented_image_run):
+    assert yaml.safe_load((augmented_image_run.path / "config.yaml").read_text())["output"]["export"] == ["onnx"]
