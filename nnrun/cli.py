@@ -321,12 +321,12 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
         console.print(found.run.warning(), style="yellow", soft_wrap=True)
     for note in found.notes:
         console.print(note, style="yellow" if note.startswith("warning:") else "dim", soft_wrap=True)
-    console.print(f"runtime: {found.runtime}", style="dim", highlight=False)
     if as_json:
         for row in found.rows:
             click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status,
                                    "runtime": found.runtime}))
     elif found.rows:
+        console.print(f"runtime: {found.runtime}", style="dim", highlight=False)  # --json rows hold it
         report.print_predictions(found.rows, run_dir)
     if output and found.rows:
         prediction.write_csv(found, output)
