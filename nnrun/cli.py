@@ -326,7 +326,8 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
             click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status,
                                    "runtime": found.runtime}))
     elif found.rows:
-        console.print(f"runtime: {found.runtime}", style="dim", highlight=False)  # --json rows hold it
+        if found.runtime != "keras":  # an export answered (--json rows say which, always)
+            console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
         report.print_predictions(found.rows, run_dir)
     if output and found.rows:
         prediction.write_csv(found, output)
