@@ -221,7 +221,7 @@ def test_regression_values_are_the_models_outputs(regression_run, tmp_path):
     _, rows = predict_json(tmp_path / "x.npy", "--run", regression_run.path)
     model = keras.models.load_model(regression_run.path / "model.keras")
     assert [r["value"] for r in rows] == pytest.approx(model.predict(x, verbose=0)[:, 0].tolist(), rel=1e-5)
-    assert all(set(r) == {"input", "value", "run", "run_status"} for r in rows)
+    assert all(set(r) == {"input", "value", "run", "run_status", "runtime"} and r["runtime"] == "keras" for r in rows)
     assert {r["run"] for r in rows} == {str(regression_run.path)} and {r["run_status"] for r in rows} == {"completed"}
     assert all(len(repr(r["value"]).lstrip("-").replace(".", "").lstrip("0")) <= 7 for r in rows)  # 6 digits
     table = invoke("predict", tmp_path / "x.npy", "--run", regression_run.path)
@@ -337,11 +337,11 @@ def test_good_inputs_are_predicted_and_bad_ones_listed(digits_run, tmp_path):
 
 @pytest.mark.parametrize("width, height", [(10_000, 10_000), (20_000, 20_000), (30_000, 30_000)])
 def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(image_run, tmp_path, monkeypatch, width, height):
-    from nnrun.data import image_folder
+    from nnrun.data import pixels
 
     decoded = []
-    decode = image_folder._image
-    monkeypatch.setattr(image_folder, "_image", lambda path, prep: decoded.append(path) or decode(path, prep))
+    decode = pixels._decode
+    monkeypatch.setattr(pixels, "_decode", lambda path: decoded.append(path) or decode(path))
     huge = _png_of(tmp_path / "huge.png", width, height)  # 10000x10000: Pillow only warns; beyond 2x: it raises
     good = make_image(tmp_path / "good.png", COLOURS["dog"])
     result, rows = predict_json(huge, good, "--run", image_run.path, code=2)
