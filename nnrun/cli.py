@@ -48,11 +48,26 @@ class _Group(click.Group):
         except NnrunError as e:
             _print_run_dir(e)
             code = _fail(str(e), e.exit_code)
+        except _ReaderGone:
+            # Whoever read stdout stopped (`| head`): not an error of ours, and nothing more to say.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 128 + 13  # SIGPIPE, as a shell reports it
         except Exception as e:
             if os.environ.get("NNRUN_DEBUG"):
                 raise
             code = _fail(f"unexpected {type(e).__name__}: {e} (set NNRUN_DEBUG=1 for the traceback)", 1)
         sys.exit(code or 0)
+
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as e:  # click would exit 1 on it
+            raise _ReaderGone() from e
+
+
+class _ReaderGone(Exception):
+    """stdout's reader closed the pipe."""
 
 
 def _print_run_dir(error):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from nnrun import rundir, runtimes
+from nnrun import rundir, runtimes, signals
 from nnrun.errors import ConfigError, RunFailed, one_line
 
 KERAS_FORMATS = {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_model"}
@@ -52,12 +52,20 @@ def export(run_dir, formats, console):
     Returns:
         `{format: record}`: what run.json records for each export.
     """
-    from nnrun import backend
-
     check_available(formats)
     run = rundir.read(run_dir)
+    if run.warning():
+        console.print(run.warning(), style="yellow", soft_wrap=True)
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
         return _in_its_own_process(run.path, formats)  # Keras runs on JAX here: the converters need TensorFlow
+    with signals.stopping() as stop:  # a stop is acted on between steps: converters swallow KeyboardInterrupt
+        return _export(run, formats, console, stop)
+
+
+def _export(run, formats, console, stop):
+    """`export`'s work, on TensorFlow; `stop.check()` at each safe point."""
+    from nnrun import backend
+
     backend.use("tensorflow")  # every format's converter is there; a .keras file loads on either backend
     keras = backend.keras()
     model = _without_augmentation(rundir.load_model(run), len(run.config.data.augmentation), keras)
@@ -67,8 +75,10 @@ def export(run_dir, formats, console):
     folder = run.path / runtimes.EXPORT
     folder.mkdir(exist_ok=True)
     records = {}
+    source = rundir.sha256_file(run.path / rundir.MODEL)
     for name in formats:
         target = folder / runtimes.FILES[name]
+        stop.check()
         with console.status(f"exporting {name}"), rundir.atomic_tree(target) as tmp:
             try:
                 with backend.quiet(2):
@@ -76,6 +86,7 @@ def export(run_dir, formats, console):
                                  input_signature=[keras.InputSpec(shape=(None, *shape), dtype="float32")])
             except Exception as e:  # the converter's own failure: an op it does not know, say
                 raise RunFailed(f"{name}: the converter failed: {type(e).__name__}: {one_line(e, 300)}") from None
+            stop.check()  # before it is kept: a stop during the converter keeps nothing
             difference = _difference(name, tmp, probes, expected, keras)
             if not difference <= TOLERANCE:
                 raise RunFailed(
@@ -86,14 +97,16 @@ def export(run_dir, formats, console):
             "file": f"{runtimes.EXPORT}/{target.name}",
             "sha256": rundir.sha256_file(target) if target.is_file() else None,
             "max_abs_difference": float(difference),
+            "model_sha256": source,  # the model.keras it was made from: a resumed run's new one is not
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": {p: _version(p) for p in ("keras", *NEEDS[name][:1])},
         }
         size = _size(target)
+        # Recorded as soon as it is in place: a stop before the next format leaves run.json true.
+        exports = rundir.read_run(run.path).get("exports") or {}
+        rundir.update_run(run.path, exports={**exports, name: records[name]})
         console.print(f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs",
                       highlight=False, soft_wrap=True)
-    info = rundir.read_run(run.path)
-    rundir.update_run(run.path, exports={**(info.get("exports") or {}), **records})
     return records
 
 

@@ -407,7 +407,7 @@ def read(path, model=MODEL, config=True):
     """
     path = Path(path)
     if not path.is_dir():
-        raise RunDirError(f"run directory '{path}' does not exist")
+        raise RunDirError(f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist"))
     info = read_run(path)
     if not (path / model).is_file():
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {liveness.status(info)}"

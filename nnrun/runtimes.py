@@ -34,24 +34,35 @@ def choose(run, wanted="auto", say=print):
     """
     if wanted == "keras":
         return Keras(run)
-    exports = run.info.get("exports") or {}
+    exports = {name: record for name, record in (run.info.get("exports") or {}).items() if name in RUNNERS}
+    again = f"nnrun export {run.path} --format"
     if wanted != "auto":
         if wanted not in exports:
-            raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; nnrun export {run.path} --format {wanted}")
+            raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; {again} {wanted}")
         if importlib.util.find_spec(RUNNERS[wanted]) is None:
             raise ConfigError(f"--runtime {wanted}: {RUNNERS[wanted]} is not installed; pip install '{EXTRA}'")
+        if not _of_this_model(run, exports[wanted]):
+            raise RunDirError(f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
+                              f"since); {again} {wanted}")
         return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"))
     if run.model != rundir.MODEL and exports:
         say(f"note: the exports are of {rundir.MODEL}; {run.model} runs with Keras")
         return Keras(run)
-    for name in RUNNERS:
-        if name in exports:
-            if importlib.util.find_spec(RUNNERS[name]) is None:
-                say(f"note: {run.path.name} has a {name} export, but {RUNNERS[name]} is not installed "
-                    f"(pip install '{EXTRA}'); predicting with Keras")
-                continue
-            return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"))
+    for name, record in exports.items():
+        why = (f"{RUNNERS[name]} is not installed (pip install '{EXTRA}')"
+               if importlib.util.find_spec(RUNNERS[name]) is None
+               else f"export/{FILES[name]} is gone" if not (run.path / EXPORT / FILES[name]).is_file()
+               else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
+               if not _of_this_model(run, record) else None)
+        if why is None:
+            return open_export(name, run.path / EXPORT / FILES[name], record.get("sha256"))
+        say(f"note: {run.path.name} has a {name} export, but {why}; predicting with Keras")
     return Keras(run)
+
+
+def _of_this_model(run, record):
+    """Whether an export was made from the run's model.keras as it is now."""
+    return record.get("model_sha256") in (None, rundir.sha256_file(run.path / rundir.MODEL))
 
 
 def open_export(name, path, sha256=None):

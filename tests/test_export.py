@@ -91,6 +91,52 @@ def test_a_damaged_export_is_named_and_never_used(runner, digits_exported, tmp_p
     assert f"'{onnx}' is not the file that was exported" in result.stderr and "nnrun export" in result.stderr
 
 
+def test_an_export_of_an_earlier_model_is_not_used(runner, digits_exported, tmp_path):
+    import keras
+
+    run = copy_run(digits_exported[0], tmp_path / "runs")
+    model = keras.models.load_model(run / "model.keras")
+    model.set_weights([w * 1.01 for w in model.get_weights()])  # as a resume would leave it
+    model.save(run / "model.keras")
+    np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
+    auto = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(run), "--json"])
+    assert auto.exit_code == 0, auto.output
+    assert "has a onnx export, but it is of an earlier model.keras" in auto.stderr
+    assert json.loads(auto.stdout)["runtime"] == "keras"
+    asked = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(run), "--runtime", "onnx"])
+    assert asked.exit_code == 2 and "the export is of an earlier model.keras" in asked.stderr
+
+
+def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monkeypatch):
+    from nnrun import export as export_module
+    from nnrun.errors import RunFailed
+
+    run = copy_run(digits_run.path, tmp_path / "runs")
+    real = export_module._difference
+
+    def litert_fails(name, *args):
+        if name == "litert":
+            raise RunFailed("litert: the export cannot be run: simulated; it was not kept")
+        return real(name, *args)
+
+    monkeypatch.setattr(export_module, "_difference", litert_fails)
+    result = runner.invoke(cli, ["export", str(run), "--format", "onnx", "--format", "litert"])
+    assert result.exit_code == 1 and "litert: the export cannot be run" in result.stderr
+    assert set(json.loads((run / "run.json").read_text())["exports"]) == {"onnx"}
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["model.onnx"], "nothing half-made is left"
+
+
+def test_a_reader_that_stops_early_ends_predict_quietly(digits_exported, tmp_path):
+    np.save(tmp_path / "many.npy", np.repeat(digit_arrays(10, seed=3)[0], 300, axis=0))
+    nnrun = [sys.executable, "-m", "nnrun", "predict", str(tmp_path / "many.npy"), "--run", str(digits_exported[0]),
+             "--json"]
+    with subprocess.Popen(nnrun, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert json.loads(proc.stdout.readline())["runtime"] == "onnx"
+        proc.stdout.close()  # as `| head -1` does
+        assert proc.wait(timeout=120) == 141
+        assert proc.stderr.read() == ""
+
+
 def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, tmp_path):
     run = copy_run(churn_run.path, tmp_path / "runs")
     export(runner, run, "onnx")

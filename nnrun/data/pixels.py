@@ -48,6 +48,9 @@ def _decode(path):
 
     with image_folder.opened(path) as image:
         image.seek(0)  # a GIF's first frame
+        if image.mode.startswith("I"):  # 16-bit grey: TensorFlow keeps the high byte, Pillow's convert clips
+            grey = (np.asarray(image).astype("int64").clip(0, 65535) >> 8).astype("uint8")
+            return np.repeat(grey[..., None], 3, axis=-1)
         return np.asarray(image.convert("RGB"))
 
 
