@@ -37,7 +37,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         every_steps: also save every this many batches (None: epoch ends only).
     """
 
-    def __init__(self, backup_dir, every_steps=None):
+    def __init__(self, backup_dir, every_steps=None, stage=None):
+        self.stage = stage or (lambda: {})
         super().__init__(str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True,
                          delete_checkpoint=False)
         self.every_steps = every_steps
@@ -80,6 +81,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "iterations": int(self.model.optimizer.iterations.numpy()),
             "weights_sha256": rundir.sha256_file(self._weights_path),
             "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
+            **self.stage(),
         }
         rundir.write_json(self._training_metadata_path, metadata)
 
@@ -101,9 +103,9 @@ def restore(model, backup_dir, arrange=None):
     Args:
         model: the model, built and compiled as when the backup was made.
         backup_dir: the run's backup folder.
-        arrange: called with a backup's epoch and batch before it is loaded,
-            to make the model as it was then (fine-tuning unfreezes layers,
-            which changes the optimizer's state).
+        arrange: called with a backup's metadata before it is loaded, to make
+            the model as it was then (fine-tuning unfreezes layers, which
+            changes the optimizer's state).
 
     Returns:
         A `Restored`, or None when there is no backup (no epoch had finished).
@@ -157,7 +159,7 @@ def _load(model, weights, metadata, arrange):
     if info.get("weights_sha256") != rundir.sha256_file(weights):
         raise ValueError(f"does not match {metadata.name} (a write was cut short)")
     if arrange:
-        arrange(epoch, batch)
+        arrange(info)
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     seeds, saved = _seed_states(model), info.get("seed_states", [])

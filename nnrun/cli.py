@@ -169,10 +169,7 @@ def train(config_file, overrides, quiet, resume_if_possible):
     if run_dir is None:  # a process other than 0 of a multi-process run: it said so
         return
     _print_metrics(console, run_dir)
-    if resolved.output.export:
-        from nnrun import export
-
-        export.export(run_dir, resolved.output.export, console)
+    _export_as_asked(resolved, run_dir, console)
     click.echo(str(run_dir))
 
 
@@ -185,14 +182,30 @@ def resume_command(run_dir, overrides, force, quiet):
     """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
 
     Only options that cannot change the result may be --set: training.epochs,
-    training.backup_every_steps, output.keep_backup, output.save_h5.
+    training.fine_tune.epochs, training.backup_every_steps, output.keep_backup, output.save_h5.
     """
     from nnrun import resume
 
     console = _console()
     run_dir = resume.resume(run_dir, console, overrides, force, live=console.is_terminal and not quiet)
     _print_metrics(console, run_dir)
+    from nnrun import rundir
+
+    _export_as_asked(rundir.read(run_dir).config, run_dir, console)
     click.echo(str(run_dir))
+
+
+def _export_as_asked(config, run_dir, console):
+    """The config's output.export, once its run has completed; a failed export keeps the run's path on stdout."""
+    if not config.output.export:
+        return
+    from nnrun import export
+
+    try:
+        export.export(run_dir, config.output.export, console)
+    except (NnrunError, KeyboardInterrupt) as e:
+        e.run_dir = run_dir
+        raise
 
 
 def _get(config, key):

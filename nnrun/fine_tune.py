@@ -49,25 +49,31 @@ class Stages:
         """Reads when a resumed run's fine-tuning began, from its run.json."""
         self.after = rundir.read_run(run_dir).get(AFTER_EPOCH)
 
-    def arrange(self, epoch, batch):
-        """Puts the model in the stage a backup of `epoch` (and `batch` into the next) was made in."""
-        tuning = self.after is not None and (epoch, batch) > (self.after, 0)
+    def stage(self):
+        """What a backup records of the stage it is made in."""
+        return {"fine_tuning": self.tuning}
+
+    def arrange(self, metadata):
+        """Puts the model in the stage a backup (its metadata) was made in."""
+        tuning = bool(metadata.get("fine_tuning"))
         if tuning != self.tuning:
             self._unfreeze() if tuning else self._freeze()
 
-    def ends(self, done, run_dir, console):
+    def ends(self, done, run_dir, console, stopped):
         """The epoch each stage still to run trains until; fine-tuning begins when it is asked for.
 
         Args:
             done: a function returning the epochs completed so far.
             run_dir: the run directory, where the start of fine-tuning is recorded.
             console: where to say that fine-tuning begins.
+            stopped: a function saying whether training must stop (diverged, or a
+                stop signal): fine-tuning then never begins.
 
         Yields:
             The `epochs` to give `fit` for each stage.
         """
         yield self.after if self.after is not None else self.config.training.epochs
-        if not self.spec:
+        if not self.spec or stopped():
             return
         if self.after is None:
             self.after = done()

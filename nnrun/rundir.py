@@ -330,6 +330,11 @@ def _run_info_model():
         at: str
         from_epoch: int = Field(ge=0)
 
+    class Export(Plain):
+        file: str
+        sha256: str | None = None
+        model_sha256: str | None = None
+
     class RunInfo(Plain):
         status: Literal["running", "completed", "failed", "interrupted"]
         name: str | None = None
@@ -348,6 +353,7 @@ def _run_info_model():
         splits: dict[str, Split] = Field(default_factory=dict)
         resumes: list[Resume] = Field(default_factory=list)
         attempts: list[Attempt] = Field(default_factory=list)
+        exports: dict[str, Export] = Field(default_factory=dict)
         error: Any = None
 
     return RunInfo
@@ -452,7 +458,19 @@ def load_model(run):
 
 def _check_fits(model, preprocessing, path):
     """The model takes the inputs preprocessing.json describes and gives one output per class."""
-    inputs, outputs = tuple(model.input_shape[1:]), model.output_shape[-1]
+    check_shapes(model.input_shape[1:], model.output_shape[-1], preprocessing, path)
+
+
+def check_shapes(inputs, outputs, preprocessing, path):
+    """A model's sample shape and output width fit preprocessing.json (Keras's, or an export's).
+
+    Args:
+        inputs: one sample's shape the model takes.
+        outputs: the width of its output.
+        preprocessing: the run's preprocessing dict.
+        path: the run directory, for messages.
+    """
+    inputs = tuple(inputs)
     if inputs != tuple(preprocessing["input_shape"]):
         raise RunDirError(f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, "
                           f"but the model takes {list(inputs)}")

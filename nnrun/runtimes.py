@@ -15,9 +15,8 @@ from nnrun.backend import quiet
 from nnrun.errors import ConfigError, RunDirError, one_line
 
 EXPORT = "export"
-# format -> (file under export/, the Python module that runs it, what installs it)
-FILES = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "saved_model"}
-RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}
+FILES = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "saved_model"}  # format -> under export/
+RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}  # in the order predict prefers them
 EXTRA = "nnrun[export]"
 
 
@@ -37,6 +36,9 @@ def choose(run, wanted="auto", say=print):
     exports = {name: record for name, record in (run.info.get("exports") or {}).items() if name in RUNNERS}
     again = f"nnrun export {run.path} --format"
     if wanted != "auto":
+        if run.model != rundir.MODEL:
+            raise RunDirError(f"--runtime {wanted}: the exports are of {rundir.MODEL}, not {run.model}; "
+                              "use --runtime keras")
         if wanted not in exports:
             raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; {again} {wanted}")
         if importlib.util.find_spec(RUNNERS[wanted]) is None:
@@ -44,34 +46,40 @@ def choose(run, wanted="auto", say=print):
         if not _of_this_model(run, exports[wanted]):
             raise RunDirError(f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
                               f"since); {again} {wanted}")
-        return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"))
+        return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"), run)
     if run.model != rundir.MODEL and exports:
         say(f"note: the exports are of {rundir.MODEL}; {run.model} runs with Keras")
         return Keras(run)
-    for name, record in exports.items():
+    unused = []
+    for name in RUNNERS:
+        if name not in exports:
+            continue
         why = (f"{RUNNERS[name]} is not installed (pip install '{EXTRA}')"
                if importlib.util.find_spec(RUNNERS[name]) is None
                else f"export/{FILES[name]} is gone" if not (run.path / EXPORT / FILES[name]).is_file()
                else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
-               if not _of_this_model(run, record) else None)
+               if not _of_this_model(run, exports[name]) else None)
         if why is None:
-            return open_export(name, run.path / EXPORT / FILES[name], record.get("sha256"))
-        say(f"note: {run.path.name} has a {name} export, but {why}; predicting with Keras")
+            return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"), run)
+        unused.append(f"a {name} export, but {why}")
+    for reason in unused:  # said only when Keras answers after all
+        say(f"note: {run.path.name} has {reason}; predicting with Keras")
     return Keras(run)
 
 
 def _of_this_model(run, record):
     """Whether an export was made from the run's model.keras as it is now."""
-    return record.get("model_sha256") in (None, rundir.sha256_file(run.path / rundir.MODEL))
+    return record.get("model_sha256") == rundir.sha256_file(run.path / rundir.MODEL)
 
 
-def open_export(name, path, sha256=None):
+def open_export(name, path, sha256=None, run=None):
     """Opens an exported model with its runtime.
 
     Args:
         name: onnx or litert.
         path: the exported file.
         sha256: what run.json recorded for it; a file that differs is refused.
+        run: the `rundir.Run`, whose preprocessing.json the export's shapes must fit.
 
     Returns:
         The runtime.
@@ -85,9 +93,12 @@ def open_export(name, path, sha256=None):
             f"export again: nnrun export {path.parent.parent} --format {name}"
         )
     try:
-        return (Onnx if name == "onnx" else LiteRT)(path)
+        runtime = (Onnx if name == "onnx" else LiteRT)(path)
     except Exception as e:  # a damaged file: whatever the runtime's parser raised
         raise RunDirError(f"'{path}' cannot be loaded by {RUNNERS[name]}: {one_line(e, 200)}") from None
+    if run is not None:
+        rundir.check_shapes(runtime.shapes[0][1:], runtime.shapes[1][-1], run.preprocessing, run.path)
+    return runtime
 
 
 class Onnx:
@@ -102,11 +113,16 @@ class Onnx:
         options.log_severity_level = 3  # warnings about unused initializers are not the user's
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
+        self.path = path
+        self.shapes = (self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
 
     def predict(self, x):
         import numpy as np
 
-        return self.session.run(None, {self.input: np.asarray(x, dtype="float32")})[0]
+        try:
+            return self.session.run(None, {self.input: np.asarray(x, dtype="float32")})[0]
+        except Exception as e:  # an export that does not run on inputs of its own shape
+            raise RunDirError(f"'{self.path}' fails on this input: {one_line(e, 200)}") from None
 
 
 class LiteRT:
@@ -121,6 +137,8 @@ class LiteRT:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = None
+        self.path = path
+        self.shapes = (list(self.input["shape_signature"]), list(self.output["shape_signature"]))
 
     def predict(self, x):
         import numpy as np
@@ -131,9 +149,12 @@ class LiteRT:
             with quiet(2):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self.interpreter.allocate_tensors()
             self.batch = len(x)
-        self.interpreter.set_tensor(self.input["index"], x)
-        with quiet(2):
-            self.interpreter.invoke()
+        try:
+            self.interpreter.set_tensor(self.input["index"], x)
+            with quiet(2):
+                self.interpreter.invoke()
+        except Exception as e:  # an export that does not run on inputs of its own shape
+            raise RunDirError(f"'{self.path}' fails on this input: {one_line(e, 200)}") from None
         return self.interpreter.get_tensor(self.output["index"])
 
 

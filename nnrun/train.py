@@ -126,7 +126,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             SeedEachEpoch(config.seed),
             nan_guard,
             recorder,  # before the backup: history.csv never lags behind it
-            backup.Backup(run_dir / rundir.BACKUP, training.backup_every_steps),
+            backup.Backup(run_dir / rundir.BACKUP, training.backup_every_steps, s.stages.stage),
             *own,
             CarryOver(own, rows),
             reporter,
@@ -136,7 +136,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             stop.check()
             fit_started = time.time()
             try:
-                for until in s.stages.ends(lambda: len(recorder.rows), run_dir, console):
+                for until in s.stages.ends(lambda: len(recorder.rows), run_dir, console,
+                                           lambda: bool(nan_guard.diverged_at or stop.signum)):
                     if nan_guard.diverged_at or len(recorder.rows) >= until:
                         continue
                     stop.check()

@@ -112,14 +112,14 @@ def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monk
     from nnrun.errors import RunFailed
 
     run = copy_run(digits_run.path, tmp_path / "runs")
-    real = export_module._difference
+    real = export_module._outputs
 
     def litert_fails(name, *args):
         if name == "litert":
             raise RunFailed("litert: the export cannot be run: simulated; it was not kept")
         return real(name, *args)
 
-    monkeypatch.setattr(export_module, "_difference", litert_fails)
+    monkeypatch.setattr(export_module, "_outputs", litert_fails)
     result = runner.invoke(cli, ["export", str(run), "--format", "onnx", "--format", "litert"])
     assert result.exit_code == 1 and "litert: the export cannot be run" in result.stderr
     assert set(json.loads((run / "run.json").read_text())["exports"]) == {"onnx"}
@@ -135,6 +135,42 @@ def test_a_reader_that_stops_early_ends_predict_quietly(digits_exported, tmp_pat
         proc.stdout.close()  # as `| head -1` does
         assert proc.wait(timeout=120) == 141
         assert proc.stderr.read() == ""
+
+
+def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digits_exported, churn_run, tmp_path):
+    np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
+    best = copy_run(digits_exported[0], tmp_path / "best")
+    (best / "model.best.keras").write_bytes((best / "model.keras").read_bytes())
+    asked = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(best), "--model", "best",
+                                "--runtime", "onnx"])
+    assert asked.exit_code == 2 and "the exports are of model.keras, not model.best.keras" in asked.stderr
+
+    garbled = copy_run(digits_exported[0], tmp_path / "garbled")
+    info = json.loads((garbled / "run.json").read_text())
+    (garbled / "run.json").write_text(json.dumps({**info, "exports": "x"}))
+    result = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(garbled)])
+    assert result.exit_code == 2 and "run.json': exports" in result.stderr, result.output
+
+    swapped = copy_run(digits_exported[0], tmp_path / "swapped")  # another run's model.onnx, its sha256 recorded
+    other = copy_run(churn_run.path, tmp_path / "other")
+    export(runner, other, "onnx")
+    (swapped / "export" / "model.onnx").write_bytes((other / "export" / "model.onnx").read_bytes())
+    info = json.loads((swapped / "run.json").read_text())
+    info["exports"]["onnx"]["sha256"] = json.loads((other / "run.json").read_text())["exports"]["onnx"]["sha256"]
+    (swapped / "run.json").write_text(json.dumps(info))
+    result = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(swapped), "--runtime", "onnx"])
+    assert result.exit_code == 2 and "preprocessing.json': input_shape [28, 28], but the model takes" in result.stderr
+
+
+def test_a_regression_in_large_units_exports(runner, write_config, tmp_path):
+    x = np.random.default_rng(1).normal(size=(80, 3)).astype("float32")
+    np.savez(tmp_path / "prices.npz", x=x, y=200_000 + 50_000 * x[:, 0])  # outputs whose float32 steps exceed 1e-4
+    config = write_config(data={"source": "npz", "path": str(tmp_path / "prices.npz")},
+                          model=[{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": 1}], loss="mse",
+                          metrics=["mae"], training={"epochs": 1}, output={"dir": str(tmp_path / "runs"), "export": ["onnx"]})
+    result = runner.invoke(cli, ["train", str(config)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())["exports"]["onnx"]["max_abs_difference"] < 1
 
 
 def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, tmp_path):

@@ -219,7 +219,7 @@ def opened(path):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=("PNG", "JPEG", "GIF", "BMP")) as image:  # what training decodes
             yield image
     except DataError:
         raise
