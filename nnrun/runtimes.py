@@ -35,6 +35,8 @@ def choose(run, wanted="auto", say=print):
         return Keras(run)
     exports = {name: record for name, record in (run.info.get("exports") or {}).items() if name in RUNNERS}
     again = f"nnrun export {run.path} --format"
+    # An export counts only if it was made from model.keras as it is now (hashed once, for every export).
+    model = rundir.sha256_file(run.path / rundir.MODEL) if exports and run.model == rundir.MODEL else None
     if wanted != "auto":
         if run.model != rundir.MODEL:
             raise RunDirError(f"--runtime {wanted}: the exports are of {rundir.MODEL}, not {run.model}; "
@@ -43,7 +45,7 @@ def choose(run, wanted="auto", say=print):
             raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; {again} {wanted}")
         if importlib.util.find_spec(RUNNERS[wanted]) is None:
             raise ConfigError(f"--runtime {wanted}: {RUNNERS[wanted]} is not installed; pip install '{EXTRA}'")
-        if not _of_this_model(run, exports[wanted]):
+        if exports[wanted].get("model_sha256") != model:
             raise RunDirError(f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
                               f"since); {again} {wanted}")
         return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"), run)
@@ -58,18 +60,13 @@ def choose(run, wanted="auto", say=print):
                if importlib.util.find_spec(RUNNERS[name]) is None
                else f"export/{FILES[name]} is gone" if not (run.path / EXPORT / FILES[name]).is_file()
                else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
-               if not _of_this_model(run, exports[name]) else None)
+               if exports[name].get("model_sha256") != model else None)
         if why is None:
             return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"), run)
         unused.append(f"a {name} export, but {why}")
     for reason in unused:  # said only when Keras answers after all
         say(f"note: {run.path.name} has {reason}; predicting with Keras")
     return Keras(run)
-
-
-def _of_this_model(run, record):
-    """Whether an export was made from the run's model.keras as it is now."""
-    return record.get("model_sha256") == rundir.sha256_file(run.path / rundir.MODEL)
 
 
 def open_export(name, path, sha256=None, run=None):

@@ -17,6 +17,15 @@ BACKBONE = {"include_top": False, "pooling": "avg", "alpha": 0.35}  # MobileNetV
 DIGITS = {"source": "sklearn", "name": "digits", "scale": "standard"}
 
 
+def frozen_digits(write_config, **fine_tune):
+    """A digits config whose first layer is frozen: 1 epoch of training, then 2 of fine-tuning."""
+    return write_config(
+        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
+        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
+        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2, **fine_tune}},
+    )
+
+
 def history(run):
     return list(csv.DictReader((run / "history.csv").open()))
 
@@ -107,11 +116,7 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
 
 @pytest.mark.parametrize("stop_after", [1, 2], ids=["at the end of training", "while fine-tuning"])
 def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, write_config, monkeypatch, stop_after):
-    config = write_config(
-        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
-        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
-        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2, "learning_rate": 0.001}},
-    )
+    config = frozen_digits(write_config, learning_rate=0.001)
     whole = runner.invoke(cli, ["train", str(config)])
     assert whole.exit_code == 0, whole.output
 
@@ -139,11 +144,7 @@ def test_check_says_when_fine_tuning_begins(runner, write_config):
 
 
 def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs(runner, write_config, monkeypatch):
-    config = write_config(
-        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
-        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
-        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2}},
-    )
+    config = frozen_digits(write_config)
     interrupt_after(monkeypatch, 2)
     stopped = runner.invoke(cli, ["train", str(config)])
     assert stopped.exit_code == 130, stopped.output
@@ -160,11 +161,7 @@ def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs
 
 
 def test_train_resume_if_possible_continues_a_fine_tuning_run(runner, write_config, monkeypatch):
-    config = write_config(
-        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
-        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
-        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2}},
-    )
+    config = frozen_digits(write_config)
     interrupt_after(monkeypatch, 2)
     assert runner.invoke(cli, ["train", str(config)]).exit_code == 130
     again = runner.invoke(cli, ["train", str(config), "--resume-if-possible"])
