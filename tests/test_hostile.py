@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from nnrun import config
+from nnrun import config, safe_yaml
 from nnrun.cli import cli
 from nnrun.errors import ConfigError
 
@@ -93,7 +93,7 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
 def test_libyaml_is_used_when_installed():
     if not hasattr(yaml, "CSafeLoader"):
         pytest.skip("PyYAML built without libyaml")
-    assert issubclass(config._Loader, yaml.CSafeLoader)
+    assert issubclass(safe_yaml._Loader, yaml.CSafeLoader)
 
 
 def test_a_set_value_is_bounded_too(tmp_path):
