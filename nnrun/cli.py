@@ -116,6 +116,11 @@ set_option = click.option(
     metavar="KEY.PATH=VALUE",
     help="Override a config value, e.g. --set training.epochs=3 (repeatable; the value is read as YAML).",
 )
+TRACKERS = ("tensorboard", "mlflow", "none")
+tracker_option = click.option(
+    "--tracker", "trackers", multiple=True, type=click.Choice(TRACKERS),
+    help="Also record the run in TensorBoard or MLflow (repeatable); none: not where the config's tracking says.",
+)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,11 +148,13 @@ def cli():
     "--resume-if-possible", is_flag=True,
     help="Resume the newest unfinished run of this same config if there is one (for CI retries); else start a new run.",
 )
-def train(config_file, overrides, quiet, resume_if_possible):
+@tracker_option
+def train(config_file, overrides, quiet, resume_if_possible, trackers):
     """Train the model CONFIG describes; print the new run directory last."""
     from nnrun import backend, config, distribution
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    resolved = config.with_trackers(resolved, trackers)
     plan = distribution.plan(resolved)
     if resume_if_possible and plan.processes > 1:
         raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
@@ -195,6 +202,37 @@ def resume_command(run_dir, overrides, force, quiet):
     click.echo(str(run_dir))
 
 
+@cli.command(name="sweep")
+@click.argument("target", metavar="CONFIG|SWEEP_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Trials run at once, each in a process of its own.")
+def sweep_command(target, overrides, jobs):
+    """Search the parameters CONFIG's sweep section names; each trial is a run.
+
+    Given a sweep directory instead, continue that sweep where it stopped
+    (--set sweep.trials=N lengthens it). Prints the sweep directory last.
+    """
+    from nnrun import backend, config, sweep
+
+    console = _console()
+    if sweep.is_sweep(target):
+        backend.use(config.load(target / sweep.CONFIG).backend)
+        sweep_dir = sweep.run(target, console, jobs, overrides)
+    else:
+        resolved = config.load(target, overrides)  # before the heavy imports
+        if resolved.sweep is None:
+            raise click.UsageError(f"{target} has no sweep section (see the README: Searching for better settings)")
+        sweep.check_available()
+        backend.use(resolved.backend)
+        with _about(target):
+            from nnrun import train as training
+
+            training.setup(sweep.first_trial(resolved), join=False)  # a bad space fails before the first trial
+            sweep_dir = sweep.start(resolved, target, console, jobs)
+    click.echo(str(sweep_dir))
+
+
 def _export_as_asked(config, run_dir, console):
     """The config's output.export, once its run has completed; a failed export keeps the run's path on stdout."""
     if not config.output.export:
@@ -229,13 +267,18 @@ def check(config_file, overrides):
     from nnrun import backend, config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    if resolved.sweep:
+        from nnrun import sweep
+
+        sweep.check_available()
     backend.use(resolved.backend)
     from nnrun import train as training
 
     with _about(config_file):
         if resolved.data.source == "images":
             _decode_every_image(resolved.data)
-        setup = training.setup(resolved, join=False)
+        # A sweep's first point builds the same model with the swept values: Keras checks them too.
+        setup = training.setup(sweep.first_trial(resolved) if resolved.sweep else resolved, join=False)
     ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"
@@ -255,7 +298,25 @@ def check(config_file, overrides):
             + (f" per process, {n} processes" if n > 1 else f" ({', '.join(engine.devices)})")
             + f"; global batch {resolved.training.batch_size}"
         )
+    _describe_extras(resolved)
     click.echo(f"{config_file}: ok")
+
+
+def _describe_extras(resolved):
+    """check's lines on tracking and a sweep."""
+    tracking = resolved.tracking
+    if tracking.names():
+        from nnrun import tracking as trackers
+
+        where = {"tensorboard": f"{resolved.output.dir}/<run>/tensorboard",
+                 "mlflow": tracking.mlflow and trackers.mlflow_uri(tracking.mlflow, resolved.output.dir)}
+        click.echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
+    if resolved.sweep:
+        s = resolved.sweep
+        budget = " and ".join(filter(None, [f"{s.trials} trials" if s.trials else "",
+                                            f"{s.time_budget:g} s" if s.time_budget else ""]))
+        click.echo(f"sweep: {s.direction} {s.metric} over {', '.join(s.parameters)}; {budget}"
+                   + ("; median pruning" if s.pruning else ""))
 
 
 def _decode_every_image(data):

@@ -12,36 +12,18 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from nnrun import backend
+from nnrun import backend, search_space
 from nnrun.errors import ConfigError, did_you_mean
 from nnrun.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
+from nnrun.search_space import Sweep
+from nnrun.section import Section
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing")
 CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
 EXPORT_FORMATS = ("onnx", "litert", "saved_model")  # nnrun export's
-
-
-class Section(BaseModel):
-    """A config section: unknown keys are refused with a suggestion."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data):
-        data = cls._short_form(data)
-        if isinstance(data, dict):
-            for key in data:
-                if key not in cls.model_fields:
-                    raise ValueError(f"unknown key '{key}'{did_you_mean(key, cls.model_fields)}")
-        return data
-
-    @classmethod
-    def _short_form(cls, data):
-        return data
 
 
 def _named(value):
@@ -340,6 +322,55 @@ class Output(Section):
     )
 
 
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def _switch(value):
+    """`true` -> the defaults, `false` -> off."""
+    return {} if value is True else None if value is False else value
+
+
+class TensorBoardTracking(Section):
+    """Keras's TensorBoard callback, writing into the run directory's tensorboard/ (scalars per epoch)."""
+
+    histogram_freq: int = Field(0, ge=0, strict=True, description="Weight histograms every N epochs; 0: none.")
+    write_graph: bool = Field(False, description="Also write the model's graph.")
+
+
+class MlflowTracking(Section):
+    """One MLflow run per nnrun run: the config as params, each epoch's metrics, the run directory as artifacts."""
+
+    experiment: str | None = Field(None, min_length=1, description="The MLflow experiment; by default output.name.")
+    tracking_uri: str | None = Field(
+        None, min_length=1,
+        description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir.",
+    )
+    artifacts: bool = Field(True, description="Log the run directory's files (model, plots, history) as artifacts.")
+
+
+class Tracking(Section):
+    """Where else a run is recorded while it trains (the run directory stays the record of truth)."""
+
+    tensorboard: Annotated[TensorBoardTracking | None, BeforeValidator(_switch)] = Field(
+        None, description="true, or Keras's TensorBoard options; then: tensorboard --logdir runs",
+    )
+    mlflow: Annotated[MlflowTracking | None, BeforeValidator(_switch)] = Field(
+        None, description="true, or where to log; needs nnrun[mlflow]",
+    )
+
+    @classmethod
+    def _short_form(cls, data):
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list) and all(isinstance(name, str) for name in data):
+            return {name: {} for name in data}
+        return data
+
+    def names(self):
+        """The trackers turned on, e.g. ['tensorboard']."""
+        return [name for name in TRACKERS if getattr(self, name) is not None]
+
+
 class Config(Section):
     """The whole config; every default lives here."""
 
@@ -357,6 +388,8 @@ class Config(Section):
         None, description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
     )
     output: Output = Field(default_factory=Output)
+    tracking: Tracking = Field(default_factory=Tracking)
+    sweep: Sweep | None = Field(None, description="nnrun sweep: the metric to optimize and the parameters to search.")
 
 
 def load(path, overrides=()):
@@ -388,12 +421,33 @@ def load(path, overrides=()):
         for item in overrides:
             apply_override(resolved, item)
         config = validate(resolved, f"{path} with --set")
+    if config.sweep:
+        search_space.check_paths(config, str(path))
     if config.backend is None:  # resolved here, so the run directory says which ran
         config.backend = backend.default()
     if config.output.name is None:
         stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
         config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
     return config
+
+
+def with_trackers(config, names):
+    """The config with the trackers `--tracker` names turned on; `none` turns the config's off first.
+
+    Args:
+        config: the validated `Config`.
+        names: tracker names (`TRACKERS`, or `none`), in the order given.
+
+    Returns:
+        The `Config`.
+    """
+    tracking = config.tracking.model_dump()
+    for name in names:
+        if name == "none":
+            tracking = {}
+        elif tracking.get(name) is None:
+            tracking[name] = {}
+    return config.model_copy(update={"tracking": Tracking.model_validate(tracking)})
 
 
 def dump(config):
@@ -404,6 +458,11 @@ def dump(config):
     own = {k: v for k, v in data.items() if k not in DataBase.model_fields}
     data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
     resolved = {"backend": resolved.pop("backend"), "seed": resolved.pop("seed"), "data": data, **resolved}
+    # Sections left out unless used: a config written before they existed reads the same.
+    resolved["tracking"] = {k: v for k, v in resolved["tracking"].items() if v is not None}
+    for key in ("tracking", "sweep"):
+        if not resolved[key]:
+            del resolved[key]
     return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 
@@ -441,7 +500,21 @@ def apply_override(resolved, item):
     key, sep, text = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
-    value = parse_yaml(text, f"--set {item}") if text else None
+    set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
+
+
+def set_path(resolved, key, value, where):
+    """Sets the value at a dotted path (`model.layers.0.Dense.units`) in place.
+
+    Missing mappings on the way are made (`optimizer.learning_rate` on `{name: adam}`);
+    lists are indexed by number and never grown.
+
+    Args:
+        resolved: the config as a plain dict.
+        key: the dotted path.
+        value: the plain value to set.
+        where: what asked, for messages (`--set training.epochs=3`).
+    """
     parts = key.split(".")
     node = resolved
     for depth, part in enumerate(parts):
@@ -449,10 +522,10 @@ def apply_override(resolved, item):
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {item}: '{here}' is not an index of a list of {len(node)}")
+                raise ConfigError(f"{where}: '{here}' is not an index of a list of {len(node)}")
             part = int(part)
         elif not isinstance(node, dict):
-            raise ConfigError(f"--set {item}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
+            raise ConfigError(f"{where}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
         elif not last and node.get(part) is None:
             node[part] = {}
         if last:
@@ -481,7 +554,9 @@ def validate(raw, where):
 
 def _describe(error):
     loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
-    place = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "config"
+    place = "".join(
+        f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}" for p in loc  # sweep's dotted paths
+    ).lstrip(".") or "config"
     kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
     if kind == "missing":
         return f"{place}: missing (required)"

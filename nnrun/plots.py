@@ -244,3 +244,40 @@ def _save(fig, path):
     finally:
         fig.clear()  # frees the artists now rather than at garbage collection
     return Path(path)
+
+
+def sweep(points, path, title, metric, direction):
+    """Plots a sweep's metric over its trials, with the best so far, to a PNG.
+
+    Args:
+        points: `(trial number, value, state)`; state complete or pruned (at its last reported value).
+        path: where to save the PNG.
+        title: the figure's title.
+        metric: the metric's name, for the axis.
+        direction: minimize or maximize: which way "best so far" runs.
+
+    Returns:
+        The saved file's `Path`.
+    """
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for state, style in (("complete", dict(color="tab:blue", label="trial")),
+                         ("pruned", dict(color="tab:grey", marker="x", label="pruned (last value)"))):
+        shown = [(n + 1, v) for n, v, s in points if s == state]
+        if shown:
+            ax.scatter(*zip(*shown), zorder=3, **style)
+    complete = sorted((n + 1, v) for n, v, s in points if s == "complete")
+    if complete:
+        pick = min if direction == "minimize" else max
+        best = [pick(v for _, v in complete[: i + 1]) for i in range(len(complete))]
+        ax.step([n for n, _ in complete], best, where="post", color="tab:orange", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{metric} ({'lower' if direction == 'minimize' else 'higher'} is better)")
+    ax.grid(True, alpha=0.3)
+    if points:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no trial has a result yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    return _save(fig, path)

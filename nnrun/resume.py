@@ -168,7 +168,7 @@ def newest_unfinished(config):
 def _comparable(resolved):
     if not isinstance(resolved, dict):
         return resolved
-    resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items()}
+    resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items() if k != "tracking"}
     for key in RESUMABLE:
         *path, name = key.split(".")
         _section(resolved, path).pop(name, None)

@@ -5,6 +5,7 @@ checked; from then on, the run directory's run.json always says how the run
 stands: running, completed, failed or interrupted.
 """
 
+import contextlib
 import errno
 import math
 import sys
@@ -68,10 +69,13 @@ def setup(config, join=True):
     from nnrun import export
 
     export.check_available(config.output.export, "output.export:")  # before training, not after
+    from nnrun import tracking
+
+    tracking.check_available(config.tracking)
     return Setup(dataset, model, one_hot, weights, engine, stages)
 
 
-def train(config, console, live=False, config_file=None, resume=None, prepared=None):
+def train(config, console, live=False, config_file=None, resume=None, prepared=None, callbacks=()):
     """Trains a model as the config says, into a new run directory or a resumed one.
 
     Args:
@@ -82,12 +86,13 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         resume: a run directory to continue from its backup (`nnrun resume`)
             instead of making a new one.
         prepared: the `Setup`, when the caller has already made it.
+        callbacks: more Keras callbacks (a sweep's pruning), after the run's own.
 
     Returns:
         The run directory's `Path`; None on a process other than 0 of a
         multi-process run (process 0 writes the run directory).
     """
-    from nnrun import backup
+    from nnrun import backup, tracking
     from nnrun.callbacks import AtomicModelCheckpoint, CarryOver, EpochRecorder, SeedEachEpoch, StopOnNaN, StopOnSignal
     from nnrun.progress import ProgressReporter
 
@@ -105,7 +110,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     for note in ds.notes + _label_notes(config, s.one_hot):
         console.print(note, style="dim", highlight=False, soft_wrap=True)
 
-    with engine.finishing(), signals.stopping() as stop:
+    with engine.finishing(), signals.stopping() as stop, contextlib.ExitStack() as trackers:
         started = time.time()
         if not resume and engine.writer:
             rundir.sweep_stale(config.output.dir)
@@ -115,6 +120,9 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         with engine.scope():  # a strategy's optimizer variables are made inside it
             rows = _restore(run_dir, s, console) if resume else _begin(run_dir, config, s, config_file, started)
         console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
+        # Closed first on the way out, once run.json says how the run ended.
+        tracked = trackers.enter_context(tracking.tracked(config, run_dir, console, ds.class_names)) \
+            if engine.writer else []
 
         recorder = EpochRecorder(run_dir, rows, model.get_weights() if rows else None, ds.class_names)
         nan_guard = StopOnNaN()
@@ -129,6 +137,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             backup.Backup(run_dir / rundir.BACKUP, training.backup_every_steps, s.stages.stage),
             *own,
             CarryOver(own, rows),
+            *tracked,
+            *callbacks,
             reporter,
             stopper,  # last: an epoch's records and backup are written before it stops
         ]

@@ -1,0 +1,209 @@
+"""The config's `sweep:` section: what `nnrun sweep` optimizes, and the space it searches.
+
+Plain pydantic, as the rest of the config: validating it imports neither
+Optuna nor TensorFlow. Parameters are dotted paths into the config, as
+`--set` takes them (`optimizer.learning_rate`, `model.layers.0.Dense.units`).
+"""
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from nnrun.errors import ConfigError, did_you_mean
+from nnrun.section import Section
+
+DEFAULT_TRIALS = 20
+# Never swept: they say where the sweep itself goes and what it searches.
+FIXED = ("sweep", "output", "backend", "distribution", "tracking")
+_LOWER_IS_BETTER = re.compile(r"loss|error|(^|_)(mse|mae|mape|msle|rmse|hinge|crossentropy|kl_divergence|poisson)$")
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def _space(value):
+    """`[a, b]` or `{choices: [...]}` -> choices; `{low, high, log?, step?}` -> a range."""
+    if isinstance(value, list):
+        value = {"choices": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a list of choices, or {{low: ..., high: ...}}; got {value!r}")
+    if "choices" in value:
+        extra = set(value) - {"choices"}
+        choices = value["choices"]
+        if extra:
+            raise ValueError(f"choices take no other keys; got {', '.join(sorted(extra))}")
+        if not isinstance(choices, list) or not choices:
+            raise ValueError(f"choices must be a list of one or more values; got {choices!r}")
+        for choice in choices:
+            if not isinstance(choice, _SCALAR):
+                raise ValueError(f"each choice must be a number, text, true/false or null; got {choice!r}")
+        if len({repr(c) for c in choices}) != len(choices):
+            raise ValueError(f"choices are listed twice: {choices!r}")
+        return {"choices": choices}
+    unknown = set(value) - {"low", "high", "log", "step"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ValueError(f"unknown key '{key}'{did_you_mean(key, ['low', 'high', 'log', 'step', 'choices'])}")
+    space = {"low": value.get("low"), "high": value.get("high"), "log": value.get("log", False),
+             "step": value.get("step")}
+    for key in ("low", "high"):
+        space[key] = _number(space[key], key)
+    if space["step"] is not None:
+        space["step"] = _number(space["step"], "step")
+    if not isinstance(space["log"], bool):
+        raise ValueError(f"log must be true or false; got {space['log']!r}")
+    low, high, step = space["low"], space["high"], space["step"]
+    if not low < high:
+        raise ValueError(f"low must be less than high; got low {low!r}, high {high!r}")
+    if space["log"] and low <= 0:
+        raise ValueError(f"log: true needs low above 0; got {low!r}")
+    if space["log"] and step is not None:
+        raise ValueError("log and step cannot both be given (Optuna samples one or the other)")
+    if step is not None and step <= 0:
+        raise ValueError(f"step must be above 0; got {step!r}")
+    return space
+
+
+def _number(value, key):
+    if value is None:
+        raise ValueError(f"'{key}' is missing: a range needs low and high")
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} must be a number; got {value!r}")
+    return value
+
+
+def _duration(value):
+    """`3600`, `90s`, `30m`, `2h` -> seconds."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
+        if not match:
+            raise ValueError(f"expected seconds, or a number with s, m or h (30m, 2h); got {value!r}")
+        value = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    return value
+
+
+Space = Annotated[
+    dict[str, Any],
+    BeforeValidator(_space),
+    WithJsonSchema({"anyOf": [
+        {"type": "array", "minItems": 1},
+        {"type": "object", "properties": {"choices": {"type": "array", "minItems": 1}},
+         "required": ["choices"], "additionalProperties": False},
+        {"type": "object", "properties": {"low": {"type": "number"}, "high": {"type": "number"},
+                                          "log": {"type": "boolean"}, "step": {"type": "number"}},
+         "required": ["low", "high"], "additionalProperties": False},
+    ]}),
+]
+
+
+class Sweep(Section):
+    """What `nnrun sweep` optimizes, how long, and the parameters it searches."""
+
+    metric: str = Field(
+        "val_loss", min_length=1,
+        description="A column of history.csv (val_loss, val_accuracy, ...): its value at the last epoch is the result.",
+    )
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None, description="By default minimize for losses and errors, else maximize.",
+    )
+    trials: int | None = Field(
+        None, gt=0, strict=True, description=f"How many trials; {DEFAULT_TRIALS} unless time_budget is given.",
+    )
+    time_budget: Annotated[float, BeforeValidator(_duration)] | None = Field(
+        None, gt=0, description="Start no trial after this long: seconds, or 30m, 2h.",
+    )
+    parameters: dict[str, Space] = Field(
+        min_length=1,
+        description="Dotted config paths -> a list of choices, or {low, high, log, step}; "
+        "e.g. optimizer.learning_rate: {low: 1e-4, high: 1e-1, log: true}",
+    )
+    seed: int | None = Field(None, strict=True, ge=0, lt=2**32, description="The sampler's seed; by default the config's.")
+    pruning: bool = Field(True, description="Stop trials whose metric is worse than the median of earlier trials at the same epoch.")
+
+    @pydantic.model_validator(mode="after")
+    def _defaults(self):
+        if self.direction is None:
+            self.direction = "minimize" if _LOWER_IS_BETTER.search(self.metric.removeprefix("val_")) else "maximize"
+        if self.trials is None and self.time_budget is None:
+            self.trials = DEFAULT_TRIALS
+        return self
+
+
+def check_paths(config, where):
+    """Checks that each swept path is in the config, and that each of its values makes a valid config.
+
+    Every part of a path but the last must be there already; a last part that
+    is missing is fine where the value still validates (a Keras argument such
+    as `optimizer.learning_rate`, checked by Keras when the model is built).
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        where: the config file, for messages.
+    """
+    from nnrun import config as config_lib
+
+    resolved = config.model_dump(mode="json")
+    resolved.pop("sweep")
+    for path, space in config.sweep.parameters.items():
+        place = f"{where}: sweep.parameters['{path}']"
+        parts = path.split(".")
+        if parts[0] in FIXED:
+            raise ConfigError(f"{place}: {parts[0]} cannot be swept")
+        node = resolved
+        for depth, part in enumerate(parts[:-1]):
+            here = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} "
+                                      f"is a list of {len(node)})")
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node and node[part] is not None:
+                node = node[part]
+            else:
+                keys = list(node) if isinstance(node, dict) else []
+                raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
+        for value in _corners(space):
+            trial = config.model_dump(mode="json")
+            trial.pop("sweep")
+            config_lib.set_path(trial, path, value, place)
+            try:
+                config_lib.validate(trial, "")
+            except ConfigError as e:
+                raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
+
+
+def _corners(space):
+    """The values a space can take at its edges (all of a list of choices)."""
+    return space["choices"] if "choices" in space else [space["low"], space["high"]]
+
+
+def first_point(sweep):
+    """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
+    return {path: _corners(space)[0] for path, space in sweep.parameters.items()}
+
+
+def suggest(trial, sweep):
+    """Asks an Optuna trial for a value of each parameter.
+
+    Args:
+        trial: an `optuna.Trial`.
+        sweep: the `Sweep` section.
+
+    Returns:
+        `{dotted path: value}`.
+    """
+    values = {}
+    for path, space in sweep.parameters.items():
+        if "choices" in space:
+            values[path] = trial.suggest_categorical(path, space["choices"])
+        elif all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int):
+            values[path] = trial.suggest_int(path, space["low"], space["high"], step=space["step"] or 1, log=space["log"])
+        else:
+            values[path] = trial.suggest_float(path, space["low"], space["high"], step=space["step"], log=space["log"])
+    return values
