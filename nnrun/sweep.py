@@ -90,8 +90,8 @@ def run(sweep_dir, console, jobs=1, overrides=()):
     config = _load(sweep_dir, overrides)
     check_available()
     with liveness.claim(sweep_dir):
-        study = _study(sweep_dir, config.sweep)
-        _recover(study, console)
+        study = _study(sweep_dir, config)
+        _recover(study, sweep_dir, console)
         _write_state(sweep_dir, status="running")
         _say_start(sweep_dir, config, study, console, jobs)
         try:
@@ -144,31 +144,45 @@ def _load(sweep_dir, overrides):
     return config
 
 
-def _study(sweep_dir, sweep, worker=0):
+def _study(sweep_dir, config, worker=0):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = sweep.seed if sweep.seed is not None else 0
-    sampler = optuna.samplers.TPESampler(seed=seed + worker)
+    sweep = config.sweep
+    seed = sweep.seed if sweep.seed is not None else config.seed
     # Median pruning from the second epoch on, once 5 trials have shown what is usual.
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if sweep.pruning
               else optuna.pruners.NopPruner())
     # Workers share the file: wait for its lock rather than fail.
     storage = optuna.storages.RDBStorage(f"sqlite:///{(sweep_dir / STUDY).resolve()}",
                                          engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
-                               sampler=sampler, pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
+                                pruner=pruner, load_if_exists=True)
+    # Seeded anew from what the study holds: a continued sweep (or a second worker) must not
+    # draw the points its first trials drew.
+    done = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=(seed + 7919 * worker + 104729 * done) % 2**32)
+    return study
 
 
-def _recover(study, console):
+def _recover(study, study_dir, console):
     """Trials left running by a killed sweep are marked interrupted, and their points tried again."""
     import optuna
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        if "run_dir" not in trial.user_attrs:  # killed before train returned it
+            found = sorted(study_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
+            if found:
+                study._storage.set_trial_user_attr(trial._trial_id, "run_dir", _relative(found[-1], study_dir))
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=True)
+        _again(study, trial)
         console.print(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again", style="dim")
+
+
+def _again(study, trial):
+    """Queues a cut-off trial's point, so that the sweep's next trial tries it."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number + 1})
 
 
 def _counted(study):
@@ -214,17 +228,18 @@ def _one_trial(sweep_dir, config, study, trial, console):
     try:
         run_dir = train.train(trial_config, quiet, callbacks=[pruning])
     except KeyboardInterrupt as e:
-        _record(study, trial, run_dir=getattr(e, "run_dir", None), interrupted=True)
+        _record(study, trial, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _again(study, trial)
         raise
     except NnrunError as e:
-        _record(study, trial, run_dir=getattr(e, "run_dir", None), error=str(e))
+        _record(study, trial, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), error=str(e))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if isinstance(e, ConfigError):  # the space itself is wrong (or the metric): every trial would fail
             raise
         return
     value = _last_value(run_dir, config.sweep.metric)
-    _record(study, trial, run_dir=os.path.relpath(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
+    _record(study, trial, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
             pruned_at_epoch=pruning.pruned_at, **_test_metrics(run_dir))
     if pruning.pruned_at:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -276,6 +291,11 @@ def _trial_config(config, params, output_dir, name):
         resolved["tracking"]["mlflow"].update(experiment=settings.experiment or config.output.name,
                                               tracking_uri=tracking.mlflow_uri(settings, config.output.dir))
     return config_lib.validate(resolved, f"sweep trial {name}")
+
+
+def _relative(run_dir, sweep_dir):
+    """A trial's run directory as recorded: from the sweep directory, which may move."""
+    return run_dir and os.path.relpath(run_dir, sweep_dir)
 
 
 def _last_value(run_dir, metric):
@@ -460,7 +480,7 @@ def _worker(sweep_dir, k, deadline):
     config = _load(sweep_dir, ())
     backend.use(config.backend)
     console = Console(stderr=True, highlight=False)
-    study = _study(sweep_dir, config.sweep, worker=k)
+    study = _study(sweep_dir, config, worker=k)
     try:
         with signals.stopping() as stop:
             _work(sweep_dir, config, study, console, stop, deadline=deadline or None)

@@ -8,6 +8,7 @@ status its run.json ends with.
 
 import contextlib
 import importlib.util
+import logging
 import math
 import os
 import time
@@ -115,6 +116,9 @@ class MlflowLogger(keras.callbacks.Callback):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         from mlflow.tracking import MlflowClient
+
+        for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." is not ours to say
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.client = MlflowClient(tracking_uri=self.uri)
         recorded = rundir.read_run(self.run_dir).get("mlflow") or {}

@@ -1,0 +1,161 @@
+"""nnrun sweep: trials as runs, the table, the best config, stopping and continuing."""
+
+import csv
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from nnrun.cli import cli
+
+optuna = pytest.importorskip("optuna", reason="the sweep extra: pip install 'nnrun[sweep]'")
+
+SPACE = {
+    "metric": "val_accuracy",
+    "trials": 4,
+    "seed": 3,
+    "parameters": {
+        "optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+        "model.layers.0.Dense.units": [4, 8, 16],
+    },
+}
+
+
+def sweep_config(write_config, **sweep):
+    return write_config(sweep={**SPACE, **sweep}, training={"epochs": 2, "batch_size": 16})
+
+
+def table(sweep_dir):
+    with open(sweep_dir / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sweep_dir_of(result):
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_config, tmp_path):
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    assert sweep_dir.parent == tmp_path / "runs" and sweep_dir.name.startswith("tiny-sweep-")
+    rows = table(sweep_dir)
+    assert [r["trial"] for r in rows] == ["1", "2", "3", "4"]
+    assert all(r["state"] == "complete" for r in rows), rows
+    for row in rows:
+        run = sweep_dir / row["run_dir"]
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "completed" and run.parent == sweep_dir / "trials"
+        last = list(csv.DictReader(open(run / "history.csv")))[-1]
+        assert float(row["val_accuracy"]) == pytest.approx(float(last["val_accuracy"]))
+        assert f"units: {row['model.layers.0.Dense.units']}" in (run / "config.yaml").read_text()
+        assert 1e-3 <= float(row["optimizer.learning_rate"]) <= 1e-1
+    # One line per trial, with its parameters, its result and the best so far.
+    assert result.stderr.count("] trial ") == 4 and "best " in result.stderr
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    assert state["status"] == "completed" and state["best"]["value"] == pytest.approx(float(best["val_accuracy"]))
+    text = (sweep_dir / "best.yaml").read_text()
+    assert "sweep:" not in text and f"units: {best['model.layers.0.Dense.units']}" in text
+    assert (sweep_dir / "sweep.png").stat().st_size > 10_000
+    check = runner.invoke(cli, ["check", str(sweep_dir / "best.yaml")])
+    assert check.exit_code == 0, check.output
+
+
+def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkeypatch):
+    from nnrun import train
+    from nnrun.errors import Interrupted
+
+    real, calls = train.train, []
+
+    def third_is_stopped(config, *args, **kwargs):
+        calls.append(config)
+        if len(calls) == 3:
+            raise Interrupted(signal.SIGINT)
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train", third_is_stopped)
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
+    assert result.exit_code == 130, result.output
+    sweep_dir = sweep_dir_of(result)
+    assert f"continue with: nnrun sweep {sweep_dir}" in result.stderr
+    rows = table(sweep_dir)
+    assert [r["state"] for r in rows] == ["complete", "complete", "interrupted"]
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "interrupted"
+
+    result = runner.invoke(cli, ["sweep", str(sweep_dir)])
+    assert result.exit_code == 0, result.output
+    rows = table(sweep_dir)
+    assert [r["state"] for r in rows] == ["complete", "complete", "interrupted", "complete", "complete"]
+    # The cut-off point is tried again first.
+    for key in SPACE["parameters"]:
+        assert rows[3][key] == rows[2][key]
+    assert len(list((sweep_dir / "trials").glob("trial-*"))) == 4
+
+
+def test_a_sweep_killed_mid_trial_continues(runner, write_config):
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    # As a kill -9 leaves it: a trial asked for and never told.
+    study = optuna.load_study(study_name="nnrun", storage=f"sqlite:///{sweep_dir / 'study.db'}")
+    lost = study.ask()
+    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
+    assert result.exit_code == 0, result.output
+    assert f"trial {lost.number + 1} was cut off when the sweep stopped: it runs again" in result.stderr
+    assert [r["state"] for r in table(sweep_dir)] == ["complete", "interrupted", "complete"]
+
+
+def test_a_time_budget_stops_starting_trials(runner, write_config):
+    config = write_config(sweep={**SPACE, "trials": None, "time_budget": "1s"}, training={"epochs": 1})
+    result = runner.invoke(cli, ["sweep", str(config)])
+    assert result.exit_code == 0, result.output
+    assert 1 <= len(table(sweep_dir_of(result))) <= 2
+
+
+def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config):
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_acuracy"))])
+    assert result.exit_code == 2, result.output
+    assert "sweep.metric: 'val_acuracy' is not among the metrics logged each epoch (" in result.output
+    assert "val_accuracy" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"optimizr.learning_rate": [0.1]}, "sweep.parameters['optimizr.learning_rate']: 'optimizr' is not in the config; did you mean 'optimizer'?"),
+    ({"model.layers.5.Dense.units": [1]}, "'model.layers.5' is not in the config (model.layers is a list of 2)"),
+    ({"training.epoch": [1, 2]}, "sweep.parameters['training.epoch']: with 1: training: unknown key 'epoch'; did you mean 'epochs'?"),
+    ({"training.batch_size": [8, 1.5]}, "with 1.5: training.batch_size: input should be a valid integer"),
+    ({"optimizer.learning_rate": {"low": 1, "high": 0.1}}, "low must be less than high; got low 1, high 0.1"),
+    ({"optimizer.learning_rate": {"lo": 0.1, "high": 1}}, "unknown key 'lo'; did you mean 'low'?"),
+    ({"optimizer.learning_rate": {"low": 0, "high": 1, "log": True}}, "log: true needs low above 0; got 0"),
+    ({"output.dir": ["a", "b"]}, "sweep.parameters['output.dir']: output cannot be swept"),
+    ({"optimizer.learnin_rate": [0.1]}, "unknown argument 'learnin_rate'; did you mean 'learning_rate'?"),
+])
+def test_check_names_a_bad_parameter(runner, write_config, parameters, message):
+    result = runner.invoke(cli, ["check", str(sweep_config(write_config, parameters=parameters))])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_check_describes_the_sweep(runner, write_config):
+    result = runner.invoke(cli, ["check", str(sweep_config(write_config))])
+    assert result.exit_code == 0, result.output
+    assert ("sweep: maximize val_accuracy over optimizer.learning_rate, model.layers.0.Dense.units; 4 trials; "
+            "median pruning") in result.stdout
+
+
+def test_a_config_without_a_sweep_section_is_refused(runner, write_config):
+    result = runner.invoke(cli, ["sweep", str(write_config())])
+    assert result.exit_code == 2
+    assert "has no sweep section" in result.output
+
+
+def test_trials_run_in_parallel_worker_processes(runner, write_config):
+    config = write_config(sweep={**SPACE, "trials": 2}, training={"epochs": 1})
+    result = runner.invoke(cli, ["sweep", str(config), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    rows = table(sweep_dir)
+    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows), rows
+    assert len(list((sweep_dir / "workers").glob("worker-*.log"))) == 2

@@ -1,0 +1,145 @@
+"""tracking: TensorBoard event files and MLflow runs, read back with their own readers."""
+
+import csv
+import importlib.util
+import json
+
+import pytest
+
+from conftest import interrupt_after
+from nnrun.cli import cli
+
+
+def last_path(result):
+    from pathlib import Path
+
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tensorboard_writes_each_epochs_scalars(runner, write_config):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra: pip install 'nnrun[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    run = last_path(result)
+    rows = history(run)
+    for folder, prefix in (("train", ""), ("validation", "val_")):
+        events = EventAccumulator(str(run / "tensorboard" / folder))
+        events.Reload()
+        assert {"epoch_loss", "epoch_accuracy"} <= set(events.Tags()["tensors"])
+        loss = [(e.step, float(make_ndarray(e.tensor_proto))) for e in events.Tensors("epoch_loss")]
+        assert [step for step, _ in loss] == [0, 1]
+        assert [value for _, value in loss] == pytest.approx([float(r[f"{prefix}loss"]) for r in rows], rel=1e-5)
+        assert not events.Tags()["histograms"] and not events.Tags()["graph"], "off unless asked"
+
+
+def test_tracker_none_turns_the_configs_off(runner, write_config):
+    result = runner.invoke(cli, ["train", str(write_config(tracking=["tensorboard"])), "--tracker", "none"])
+    assert result.exit_code == 0, result.output
+    assert not (last_path(result) / "tensorboard").exists()
+
+
+def test_a_missing_extra_is_named_at_check(runner, write_config, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    result = runner.invoke(cli, ["check", str(write_config(tracking={"mlflow": True}))])
+    assert result.exit_code == 2, result.output
+    assert "tracking.mlflow: needs mlflow, which is not installed; pip install 'nnrun[mlflow]'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_tracking_typos_are_refused_with_a_suggestion(runner, write_config):
+    result = runner.invoke(cli, ["check", str(write_config(tracking={"tensorbord": True}))])
+    assert result.exit_code == 2
+    assert "tracking: unknown key 'tensorbord'; did you mean 'tensorboard'?" in result.output
+
+
+mlflow = pytest.importorskip("mlflow", reason="the mlflow extra: pip install 'nnrun[mlflow]'")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """The default MLflow store of runs in tmp_path/runs: tmp_path/mlflow.db."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path / "..")  # the store is beside output.dir, never where the shell stands
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def client_of(store):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=store)
+
+
+def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runner, write_config, store, tmp_path):
+    result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "mlflow"])
+    assert result.exit_code == 0, result.output
+    run = last_path(result)
+    recorded = json.loads((run / "run.json").read_text())["mlflow"]
+    assert recorded["tracking_uri"] == store
+    client = client_of(store)
+    logged = client.get_run(recorded["run_id"])
+    assert logged.info.status == "FINISHED" and logged.info.run_name == run.name
+    assert client.get_experiment(logged.info.experiment_id).name == "tiny"
+    params = logged.data.params
+    assert params["model.layers.0.Dense.units"] == "8" and params["training.epochs"] == "2"
+    assert params["data.name"] == "iris" and params["optimizer.learning_rate"] == "0.01"
+    val_loss = client.get_metric_history(recorded["run_id"], "val_loss")
+    assert [m.step for m in sorted(val_loss, key=lambda m: m.step)] == [1, 2]
+    assert [m.value for m in sorted(val_loss, key=lambda m: m.step)] == pytest.approx(
+        [float(r["val_loss"]) for r in history(run)], rel=1e-6)
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert logged.data.metrics["test_accuracy"] == pytest.approx(test["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(recorded["run_id"])}
+    assert {"model.keras", "history.csv", "metrics.json", "run.json", "plots"} <= artifacts
+    assert (tmp_path / "mlartifacts").is_dir(), "artifacts beside the store, not in the working directory"
+
+
+def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, monkeypatch):
+    from nnrun import callbacks
+
+    def broken(self, epoch, logs=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(callbacks.SeedEachEpoch, "on_epoch_begin", broken)
+    result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "mlflow"])
+    assert result.exit_code == 1, result.output
+    run = last_path(result)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed"
+    assert client_of(store).get_run(info["mlflow"]["run_id"]).info.status == "FAILED"
+
+
+def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runner, write_config, store, monkeypatch):
+    interrupt_after(monkeypatch, 1)
+    result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"])), "--set", "training.epochs=3"])
+    assert result.exit_code == 130, result.output
+    run = last_path(result)
+    run_id = json.loads((run / "run.json").read_text())["mlflow"]["run_id"]
+    client = client_of(store)
+    assert client.get_run(run_id).info.status == "KILLED"
+
+    result = runner.invoke(cli, ["resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "run.json").read_text())["mlflow"]["run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "loss"))
+    assert steps == [1, 2, 3]
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_config, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"]))])
+    assert result.exit_code == 0, result.output
+    assert "warning: mlflow (http://127.0.0.1:9):" in result.stderr
+    assert "training goes on" in result.stderr
+    info = json.loads((last_path(result) / "run.json").read_text())
+    assert info["status"] == "completed" and "mlflow" not in info
