@@ -469,6 +469,13 @@ def dump(config):
 def json_schema():
     """Returns the config's JSON Schema, for editors and the YAML language server."""
     schema = Config.model_json_schema()
+    # The short forms the validators accept: `tracking: [tensorboard]`, `mlflow: true`.
+    defs = schema["$defs"]
+    for name in TRACKERS:
+        defs["Tracking"]["properties"][name]["anyOf"].insert(1, {"type": "boolean"})
+    names = {"enum": list(TRACKERS)}
+    schema["properties"]["tracking"] = {"anyOf": [schema["properties"]["tracking"], names,
+                                                  {"type": "array", "items": names}]}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nnrun config"
     return schema

@@ -271,6 +271,9 @@ def sweep(points, path, title, metric, direction):
         pick = min if direction == "minimize" else max
         best = [pick(v for _, v in complete[: i + 1]) for i in range(len(complete))]
         ax.step([n for n, _ in complete], best, where="post", color="tab:orange", label="best so far")
+    values = [v for _, v, _ in points]
+    if values and min(values) > 0 and max(values) / min(values) > 30:  # one bad trial would flatten the rest
+        ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{metric} ({'lower' if direction == 'minimize' else 'higher'} is better)")

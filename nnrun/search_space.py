@@ -107,7 +107,8 @@ class Sweep(Section):
 
     metric: str = Field(
         "val_loss", min_length=1,
-        description="A column of history.csv (val_loss, val_accuracy, ...): its value at the last epoch is the result.",
+        description="As history.csv names it (val_loss, val_accuracy, ...): a trial's result is its value "
+        "for the model the run keeps (metrics.json).",
     )
     direction: Literal["minimize", "maximize"] | None = Field(
         None, description="By default minimize for losses and errors, else maximize.",
@@ -115,16 +116,19 @@ class Sweep(Section):
     trials: int | None = Field(
         None, gt=0, strict=True, description=f"How many trials; {DEFAULT_TRIALS} unless time_budget is given.",
     )
-    time_budget: Annotated[float, BeforeValidator(_duration)] | None = Field(
-        None, gt=0, description="Start no trial after this long: seconds, or 30m, 2h.",
-    )
+    time_budget: Annotated[
+        float, BeforeValidator(_duration), Field(gt=0),
+        WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                                  {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smh]?\s*$"}]}),
+    ] | None = Field(None, description="Start no trial after this long: seconds, or 30m, 2h.")
     parameters: dict[str, Space] = Field(
         min_length=1,
         description="Dotted config paths -> a list of choices, or {low, high, log, step}; "
         "e.g. optimizer.learning_rate: {low: 1e-4, high: 1e-1, log: true}",
     )
     seed: int | None = Field(None, strict=True, ge=0, lt=2**32, description="The sampler's seed; by default the config's.")
-    pruning: bool = Field(True, description="Stop trials whose metric is worse than the median of earlier trials at the same epoch.")
+    pruning: bool = Field(True, description="Stop a trial whose metric is worse than the median of earlier trials at the same epoch "
+        "(from the 6th trial, past the first third of training.epochs).")
 
     @pydantic.model_validator(mode="after")
     def _defaults(self):

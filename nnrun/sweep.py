@@ -114,7 +114,9 @@ def run(sweep_dir, console, jobs=1, overrides=()):
         best = report(sweep_dir, config, study)
         _write_state(sweep_dir, status="completed", ended_at=liveness.timestamp())
     if best is None:
-        raise _NoResult(f"{sweep_dir}: no trial completed (see {TABLE}): nothing to choose from")
+        error = _NoResult(f"{sweep_dir}: no trial completed (see {TABLE}): nothing to choose from")
+        error.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
+        raise error
     console.print(
         f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, {_params_text(best.params)}; "
         f"train it with: nnrun train {sweep_dir / BEST}", highlight=False, soft_wrap=True,
@@ -150,8 +152,10 @@ def _study(sweep_dir, config, worker=0):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = config.sweep
     seed = sweep.seed if sweep.seed is not None else config.seed
-    # Median pruning from the second epoch on, once 5 trials have shown what is usual.
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if sweep.pruning
+    # Median pruning once 5 trials have shown what is usual, and never in the first third of
+    # training: a low learning rate starts slowly and may still end best.
+    warmup = max(1, config.training.epochs // 3)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if sweep.pruning
               else optuna.pruners.NopPruner())
     # Workers share the file: wait for its lock rather than fail.
     storage = optuna.storages.RDBStorage(f"sqlite:///{(sweep_dir / STUDY).resolve()}",
@@ -238,13 +242,13 @@ def _one_trial(sweep_dir, config, study, trial, console):
         if isinstance(e, ConfigError):  # the space itself is wrong (or the metric): every trial would fail
             raise
         return
-    value = _last_value(run_dir, config.sweep.metric)
+    value = _value(run_dir, config.sweep.metric)
     _record(study, trial, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
             pruned_at_epoch=pruning.pruned_at, **_test_metrics(run_dir))
     if pruning.pruned_at:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     elif value is None:
-        _record(study, trial, error=f"{config.sweep.metric} is not a finite number at the last epoch")
+        _record(study, trial, error=f"{config.sweep.metric} is not a finite number")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     else:
         study.tell(trial, value)
@@ -298,10 +302,18 @@ def _relative(run_dir, sweep_dir):
     return run_dir and os.path.relpath(run_dir, sweep_dir)
 
 
-def _last_value(run_dir, metric):
-    rows = rundir.read_history(Path(run_dir) / rundir.HISTORY)
-    value = rows[-1].get(metric) if rows else None
-    return value if value is not None and math.isfinite(value) else None
+def _value(run_dir, metric):
+    """A trial's result: the metric of the model its run kept (metrics.json: EarlyStopping may have
+    restored an earlier epoch's weights), else its last epoch's; None when not a finite number."""
+    split, name = ("validation", metric[len("val_"):]) if metric.startswith("val_") else ("train", metric)
+    try:
+        value = (rundir.read_json(Path(run_dir) / rundir.METRICS).get(split) or {}).get(name)
+    except RunDirError:
+        value = None
+    if value is None:
+        rows = rundir.read_history(Path(run_dir) / rundir.HISTORY)
+        value = rows[-1].get(metric) if rows else None
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _test_metrics(run_dir):

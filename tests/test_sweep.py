@@ -47,8 +47,8 @@ def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_
         run = sweep_dir / row["run_dir"]
         info = json.loads((run / "run.json").read_text())
         assert info["status"] == "completed" and run.parent == sweep_dir / "trials"
-        last = list(csv.DictReader(open(run / "history.csv")))[-1]
-        assert float(row["val_accuracy"]) == pytest.approx(float(last["val_accuracy"]))
+        kept = json.loads((run / "metrics.json").read_text())["validation"]
+        assert float(row["val_accuracy"]) == pytest.approx(kept["accuracy"])
         assert f"units: {row['model.layers.0.Dense.units']}" in (run / "config.yaml").read_text()
         assert 1e-3 <= float(row["optimizer.learning_rate"]) <= 1e-1
     # One line per trial, with its parameters, its result and the best so far.
@@ -159,3 +159,20 @@ def test_trials_run_in_parallel_worker_processes(runner, write_config):
     rows = table(sweep_dir)
     assert len(rows) == 2 and all(r["state"] == "complete" for r in rows), rows
     assert len(list((sweep_dir / "workers").glob("worker-*.log"))) == 2
+
+
+def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, write_config):
+    config = write_config(  # SGD far too fast on a linear regression: the loss is NaN within an epoch
+        data={"source": "sklearn", "name": "iris", "scale": "standard", "task": "regression"},
+        model=[{"Dense": {"units": 8}}, {"Dense": {"units": 1}}], loss="mse", metrics=[],
+        optimizer={"name": "sgd"}, training={"epochs": 2, "batch_size": 16},
+        sweep={"trials": 2, "parameters": {"optimizer.learning_rate": {"low": 10.0, "high": 100.0}}},
+    )
+    result = runner.invoke(cli, ["sweep", str(config)])
+    assert result.exit_code == 1, result.output
+    sweep_dir = sweep_dir_of(result)
+    rows = table(sweep_dir)
+    assert [r["state"] for r in rows] == ["fail", "fail"]
+    assert "training diverged" in rows[0]["error"] and rows[0]["run_dir"].startswith("trials/trial-001-")
+    assert "no trial completed" in result.output and "Traceback" not in result.output
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "completed"
