@@ -99,7 +99,9 @@ def _about(config_file):
     except BadInput as e:
         if str(e).startswith(str(config_file)):
             raise
-        raise type(e)(f"{config_file}: {e}") from None
+        named = type(e)(f"{config_file}: {e}")
+        named.run_dir = getattr(e, "run_dir", None)  # a run or sweep that began: its path still goes to stdout
+        raise named from None
 
 
 def _console():
@@ -168,7 +170,7 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
         if found:
             console.print(f"resuming the unfinished run {found} of this config", highlight=False)
             kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE if _has(resolved, key)]
-            run_dir = resume.resume(found, console, kept, live=live)
+            run_dir = resume.resume(found, console, kept, live=live, trackers=trackers)
         else:
             if resume_if_possible:
                 console.print("no unfinished run of this config to resume: starting a new one", style="dim")
@@ -185,7 +187,8 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
 @set_option
 @click.option("--force", is_flag=True, help="Resume even if the data changed since the run started, or the run says it runs on another host.")
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
-def resume_command(run_dir, overrides, force, quiet):
+@tracker_option
+def resume_command(run_dir, overrides, force, quiet, trackers):
     """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
 
     Only options that cannot change the result may be --set: training.epochs,
@@ -194,7 +197,8 @@ def resume_command(run_dir, overrides, force, quiet):
     from nnrun import resume
 
     console = _console()
-    run_dir = resume.resume(run_dir, console, overrides, force, live=console.is_terminal and not quiet)
+    run_dir = resume.resume(run_dir, console, overrides, force, live=console.is_terminal and not quiet,
+                            trackers=trackers)
     _print_metrics(console, run_dir)
     from nnrun import rundir
 
@@ -309,14 +313,12 @@ def _describe_extras(resolved):
         from nnrun import tracking as trackers
 
         where = {"tensorboard": f"{resolved.output.dir}/<run>/tensorboard",
-                 "mlflow": tracking.mlflow and trackers.mlflow_uri(tracking.mlflow, resolved.output.dir)}
+                 "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, resolved.output.dir))}
         click.echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
     if resolved.sweep:
-        s = resolved.sweep
-        budget = " and ".join(filter(None, [f"{s.trials} trials" if s.trials else "",
-                                            f"{s.time_budget:g} s" if s.time_budget else ""]))
-        click.echo(f"sweep: {s.direction} {s.metric} over {', '.join(s.parameters)}; {budget}"
-                   + ("; median pruning" if s.pruning else ""))
+        from nnrun import search_space
+
+        click.echo(f"sweep: {search_space.describe(resolved.sweep)}")
 
 
 def _decode_every_image(data):

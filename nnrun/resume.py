@@ -20,7 +20,7 @@ RESUMABLE = (
 UNFINISHED = ("interrupted", "failed", "crashed")
 
 
-def resume(run_dir, console, overrides=(), force=False, live=False):
+def resume(run_dir, console, overrides=(), force=False, live=False, trackers=()):
     """Continues a run from its last backup, in the same run directory.
 
     Args:
@@ -29,6 +29,7 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
         overrides: `key.path=value` strings; only `RESUMABLE` keys.
         force: resume even though the data's fingerprint changed.
         live: show a live progress bar.
+        trackers: `--tracker` names: where else the rest of the run is recorded (none: nowhere else).
 
     Returns:
         The run directory's `Path`.
@@ -36,6 +37,8 @@ def resume(run_dir, console, overrides=(), force=False, live=False):
     run_dir = Path(run_dir)
     with liveness.claim(run_dir):
         config, info = resumable(run_dir, overrides, force)
+        if trackers:  # recording elsewhere never changes the result
+            config = config_lib.with_trackers(config, trackers)
         backend.use(config.backend)  # the run's own
         return _resume(run_dir, config, info, console, overrides, force, live)
 

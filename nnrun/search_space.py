@@ -16,6 +16,8 @@ from nnrun.errors import ConfigError, did_you_mean
 from nnrun.section import Section
 
 DEFAULT_TRIALS = 20
+MAX_PARAMETERS = 100
+MAX_CHOICES = 1000
 # Never swept: they say where the sweep itself goes and what it searches.
 FIXED = ("sweep", "output", "backend", "distribution", "tracking")
 _LOWER_IS_BETTER = re.compile(r"loss|error|(^|_)(mse|mae|mape|msle|rmse|hinge|crossentropy|kl_divergence|poisson)$")
@@ -35,6 +37,8 @@ def _space(value):
             raise ValueError(f"choices take no other keys; got {', '.join(sorted(extra))}")
         if not isinstance(choices, list) or not choices:
             raise ValueError(f"choices must be a list of one or more values; got {choices!r}")
+        if len(choices) > MAX_CHOICES:
+            raise ValueError(f"{len(choices)} choices, more than a parameter may have ({MAX_CHOICES})")
         for choice in choices:
             if not isinstance(choice, _SCALAR):
                 raise ValueError(f"each choice must be a number, text, true/false or null; got {choice!r}")
@@ -69,10 +73,12 @@ def _number(value, key):
     if value is None:
         raise ValueError(f"'{key}' is missing: a range needs low and high")
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 as text
-        try:
-            value = float(value)
-        except ValueError:
-            pass
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{key} must be a number; got {value!r}")
     return value
@@ -80,6 +86,8 @@ def _number(value, key):
 
 def _duration(value):
     """`3600`, `90s`, `30m`, `2h` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds, or a number with s, m or h (30m, 2h); got {value!r}")
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
         if not match:
@@ -122,7 +130,7 @@ class Sweep(Section):
                                   {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smh]?\s*$"}]}),
     ] | None = Field(None, description="Start no trial after this long: seconds, or 30m, 2h.")
     parameters: dict[str, Space] = Field(
-        min_length=1,
+        min_length=1, max_length=MAX_PARAMETERS,
         description="Dotted config paths -> a list of choices, or {low, high, log, step}; "
         "e.g. optimizer.learning_rate: {low: 1e-4, high: 1e-1, log: true}",
     )
@@ -150,10 +158,11 @@ def check_paths(config, where):
         config: the validated `Config`, with a sweep section.
         where: the config file, for messages.
     """
+    import copy
+
     from nnrun import config as config_lib
 
-    resolved = config.model_dump(mode="json")
-    resolved.pop("sweep")
+    resolved = _without_sweep(config)
     for path, space in config.sweep.parameters.items():
         place = f"{where}: sweep.parameters['{path}']"
         parts = path.split(".")
@@ -172,9 +181,8 @@ def check_paths(config, where):
             else:
                 keys = list(node) if isinstance(node, dict) else []
                 raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
-        for value in _corners(space):
-            trial = config.model_dump(mode="json")
-            trial.pop("sweep")
+        for value in _samples(space):
+            trial = copy.deepcopy(resolved)
             config_lib.set_path(trial, path, value, place)
             try:
                 config_lib.validate(trial, "")
@@ -182,14 +190,68 @@ def check_paths(config, where):
                 raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
 
 
-def _corners(space):
-    """The values a space can take at its edges (all of a list of choices)."""
-    return space["choices"] if "choices" in space else [space["low"], space["high"]]
+def apply(config, params, where):
+    """The config with a trial's values set, without its sweep section.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        params: `{dotted path: value}`.
+        where: what asks, for messages.
+
+    Returns:
+        The validated `Config`.
+    """
+    from nnrun import config as config_lib
+
+    resolved = _without_sweep(config)
+    for path, value in params.items():
+        config_lib.set_path(resolved, path, value, f"{where}: sweep.parameters['{path}']")
+    return config_lib.validate(resolved, where)
+
+
+def contains(sweep, params):
+    """Whether values (a study's, perhaps another's) are each in the space of their parameter."""
+    if set(params) != set(sweep.parameters):
+        return False
+    for path, value in params.items():
+        space = sweep.parameters[path]
+        if "choices" in space:
+            if not any(type(value) is type(c) and value == c for c in space["choices"]):
+                return False
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not space["low"] <= value <= space["high"]:
+            return False
+    return True
+
+
+def describe(sweep):
+    """`maximize val_accuracy over optimizer.learning_rate, units; 20 trials; median pruning`."""
+    budget = " and ".join(filter(None, [f"{sweep.trials} trials" if sweep.trials else "",
+                                        f"{sweep.time_budget:g} s" if sweep.time_budget else ""]))
+    return (f"{sweep.direction} {sweep.metric} over {', '.join(sweep.parameters)}; {budget}"
+            + ("; median pruning" if sweep.pruning else ""))
+
+
+def _samples(space):
+    """Values a space can take: every choice; a range's ends and a value between them of the kind
+    Optuna draws (a float range gives floats, which an integer setting refuses)."""
+    if "choices" in space:
+        return space["choices"]
+    low, high = space["low"], space["high"]
+    middle = (low + high) / 2 if _is_float(space) else (low + high) // 2
+    return [low, middle, high]
+
+
+def _is_float(space):
+    return not (all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int))
+
+
+def _without_sweep(config):
+    return config.model_dump(mode="json", exclude={"sweep"})
 
 
 def first_point(sweep):
     """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
-    return {path: _corners(space)[0] for path, space in sweep.parameters.items()}
+    return {path: _samples(space)[0] for path, space in sweep.parameters.items()}
 
 
 def suggest(trial, sweep):
@@ -206,7 +268,7 @@ def suggest(trial, sweep):
     for path, space in sweep.parameters.items():
         if "choices" in space:
             values[path] = trial.suggest_categorical(path, space["choices"])
-        elif all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int):
+        elif not _is_float(space):
             values[path] = trial.suggest_int(path, space["low"], space["high"], step=space["step"] or 1, log=space["log"])
         else:
             values[path] = trial.suggest_float(path, space["low"], space["high"], step=space["step"], log=space["log"])

@@ -54,6 +54,11 @@ def stopping():
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
+    outer = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+    if isinstance(outer, Stop):
+        # Within another stopping block (a sweep's trial): one signal stops both, wherever it lands.
+        yield outer
+        return
     previous = {s: signal.signal(s, stop.note) for s in STOP_SIGNALS}
     try:
         yield stop

@@ -2,14 +2,15 @@
 
 A sweep directory `runs/<name>-sweep-<time>/` holds the sweep's config, the
 Optuna study (SQLite, so a killed sweep continues where it stopped), one run
-directory per trial under `trials/`, and what a user reads: `trials.csv`,
-`best.yaml` (a config to train) and `sweep.png` (the metric over trials).
+directory per trial under `trials/`, and what a user reads (sweep_report.py):
+`trials.csv`, `best.yaml` (a config to train) and `sweep.png`.
 
 Trials run in this process one after another, or in `--jobs` worker
-processes that share the study.
+processes that share the study while this one reports.
 """
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -18,20 +19,18 @@ import sys
 import time
 from pathlib import Path
 
-from nnrun import config as config_lib, liveness, rundir, search_space, signals
-from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, one_line
+from nnrun import config as config_lib, liveness, rundir, search_space, signals, sweep_report
+from nnrun.errors import BadInput, ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
-STATE = "sweep.json"  # marks the folder as a sweep; its status and best trial
+STATE = "sweep.json"  # marks the folder as a sweep: status, the time it has used, its best trial
 STUDY = "study.db"
 TRIALS = "trials"
-TABLE = "trials.csv"
-BEST = "best.yaml"
-PLOT = "sweep.png"
 WORKERS = "workers"  # the worker processes' logs, with --jobs
 EXTRA = "nnrun[sweep]"
 STUDY_NAME = "nnrun"
 POLL_S = 1.0
+MAX_STATE_BYTES = 1 << 20
 
 
 def check_available():
@@ -47,6 +46,11 @@ def first_trial(config):
     return _trial_config(config, search_space.first_point(config.sweep), config.output.dir, config.output.name)
 
 
+def is_sweep(path):
+    """Whether a folder is a sweep directory (`nnrun sweep DIR` continues it)."""
+    return Path(path).is_dir() and (Path(path) / STATE).is_file()
+
+
 def start(config, config_file, console, jobs=1):
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
 
@@ -59,19 +63,18 @@ def start(config, config_file, console, jobs=1):
     Returns:
         The sweep directory's `Path`.
     """
-    if config.sweep is None:
-        raise ConfigError(f"{config_file}: has no sweep section; add one (README: Searching for better settings)")
+    from nnrun import tracking, train
+
     check_available()
+    mlflow = config.tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
+        mlflow.tracking_uri = tracking.mlflow_uri(mlflow, config.output.dir)
     sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
-    rundir.write_text(sweep_dir / CONFIG, config_lib.dump(config))
+    rundir.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
     _write_state(sweep_dir, status="running", config_file=str(Path(config_file).resolve()),
-                 started_at=liveness.timestamp())
+                 started_at=liveness.timestamp(), used_s=0.0)
     return run(sweep_dir, console, jobs)
-
-
-def is_sweep(path):
-    """Whether a folder is a sweep directory (`nnrun sweep DIR` continues it)."""
-    return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
 def run(sweep_dir, console, jobs=1, overrides=()):
@@ -87,50 +90,67 @@ def run(sweep_dir, console, jobs=1, overrides=()):
         The sweep directory's `Path`.
     """
     sweep_dir = Path(sweep_dir)
-    config = _load(sweep_dir, overrides)
     check_available()
-    with liveness.claim(sweep_dir):
+    with _claim(sweep_dir):
+        config = _load(sweep_dir, overrides)
         study = _study(sweep_dir, config)
-        _recover(study, sweep_dir, console)
-        _write_state(sweep_dir, status="running")
+        _recover(study, sweep_dir, config.sweep, console)
+        state = _read_state(sweep_dir)
+        started, used = time.time(), float(state.get("used_s") or 0)
+        budget = config.sweep.time_budget
+        deadline = started + budget - used if budget else None
+        _write_state(sweep_dir, status="running", error=None, ended_at=None, **liveness.process())
         _say_start(sweep_dir, config, study, console, jobs)
+        status, error = "failed", "stopped by an unexpected error"
         try:
             with signals.stopping() as stop:
                 if jobs > 1:
-                    _supervise(sweep_dir, study, config, console, jobs, stop)
+                    _supervise(sweep_dir, study, config, console, jobs, stop, deadline)
                 else:
-                    _work(sweep_dir, config, study, console, stop)
+                    _work(sweep_dir, config, study, console, stop, deadline)
+            status, error = "completed", None
         except KeyboardInterrupt as e:
-            report(sweep_dir, config, study)
-            _write_state(sweep_dir, status="interrupted")
+            status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
             console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
             e.run_dir = sweep_dir
             raise
         except NnrunError as e:
-            report(sweep_dir, config, study)
-            _write_state(sweep_dir, status="failed", error=str(e))
+            error = str(e)
             e.run_dir = sweep_dir
             raise
-        best = report(sweep_dir, config, study)
-        _write_state(sweep_dir, status="completed", ended_at=liveness.timestamp())
+        finally:
+            best = sweep_report.write(sweep_dir, config, study)
+            _write_state(sweep_dir, status=status, error=error, ended_at=liveness.timestamp(),
+                         used_s=round(used + time.time() - started, 1), best=_best_record(best))
     if best is None:
-        error = _NoResult(f"{sweep_dir}: no trial completed (see {TABLE}): nothing to choose from")
-        error.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
-        raise error
+        failed = RunFailed(f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from")
+        failed.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
+        raise failed
     console.print(
-        f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, {_params_text(best.params)}; "
-        f"train it with: nnrun train {sweep_dir / BEST}", highlight=False, soft_wrap=True,
+        f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
+        f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}",
+        highlight=False, soft_wrap=True, markup=False,
     )
     return sweep_dir
 
 
-class _NoResult(NnrunError):
-    exit_code = 1
+@contextlib.contextmanager
+def _claim(sweep_dir):
+    if not is_sweep(sweep_dir):
+        raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
+    for name in (STUDY, WORKERS, STATE, CONFIG):
+        if (sweep_dir / name).is_symlink():  # it would write wherever the link points
+            raise RunDirError(f"'{sweep_dir / name}' is a symbolic link; a sweep directory holds its own files")
+    try:
+        with liveness.claim(sweep_dir):
+            yield
+    except RunDirError as e:
+        if "another process" in str(e):
+            raise RunDirError(f"{sweep_dir}: another nnrun sweep is running in it") from None
+        raise
 
 
 def _load(sweep_dir, overrides):
-    if not is_sweep(sweep_dir):
-        raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
     for item in overrides:
         if item.partition("=")[0] not in ("sweep.trials", "sweep.time_budget"):
             raise ConfigError(f"--set {item}: a sweep continues with its own config; only sweep.trials and "
@@ -147,41 +167,55 @@ def _load(sweep_dir, overrides):
 
 
 def _study(sweep_dir, config, worker=0):
+    """The sweep's Optuna study, made or loaded; a file that is not one is exit 2."""
     import optuna
+    import sqlalchemy.exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = config.sweep
-    seed = sweep.seed if sweep.seed is not None else config.seed
     # Median pruning once 5 trials have shown what is usual, and never in the first third of
     # training: a low learning rate starts slowly and may still end best.
     warmup = max(1, config.training.epochs // 3)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if sweep.pruning
               else optuna.pruners.NopPruner())
-    # Workers share the file: wait for its lock rather than fail.
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(sweep_dir / STUDY).resolve()}",
-                                         engine_kwargs={"connect_args": {"timeout": 60}})
-    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
-                                pruner=pruner, load_if_exists=True)
-    # Seeded anew from what the study holds: a continued sweep (or a second worker) must not
-    # draw the points its first trials drew.
-    done = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(seed=(seed + 7919 * worker + 104729 * done) % 2**32)
+    path = sweep_dir / STUDY
+    try:
+        # Workers share the file: they wait for its lock rather than fail.
+        storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}",
+                                             engine_kwargs={"connect_args": {"timeout": 60}})
+        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
+                                    pruner=pruner, load_if_exists=True)
+        trials = study.get_trials(deepcopy=False)
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as e:
+        raise RunDirError(f"'{path}': not a study nnrun can read: {one_line(e, 150)}") from None
+    if [d.name.lower() for d in study.directions] != [sweep.direction]:
+        raise RunDirError(f"'{path}': its study is to {study.directions[0].name.lower()}, "
+                          f"its {CONFIG} says {sweep.direction}")
+    seed = sweep.seed if sweep.seed is not None else config.seed
+    # Seeded anew from what the study holds: a continued sweep (or a second worker) must not draw
+    # the points its first trials drew. The constant liar keeps parallel workers apart.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=(seed + 7919 * worker + 104729 * len(trials)) % 2**32, constant_liar=True)
     return study
 
 
-def _recover(study, study_dir, console):
-    """Trials left running by a killed sweep are marked interrupted, and their points tried again."""
+def _recover(study, sweep_dir, sweep, console):
+    """Trials left running by a sweep that died are marked interrupted, and their points tried again."""
     import optuna
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        process = trial.user_attrs.get("process")
+        if isinstance(process, dict) and liveness.status({**process, "status": "running"}) == "running":
+            continue  # a worker of a killed sweep, still finishing its trial
+        attrs = {"interrupted": True}
         if "run_dir" not in trial.user_attrs:  # killed before train returned it
-            found = sorted(study_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
-            if found:
-                study._storage.set_trial_user_attr(trial._trial_id, "run_dir", _relative(found[-1], study_dir))
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        _again(study, trial)
-        console.print(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again", style="dim")
+            found = sorted(sweep_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
+            attrs["run_dir"] = _relative(found[-1], sweep_dir) if found else None
+        _record(study, trial._trial_id, **attrs)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        if search_space.contains(sweep, trial.params):
+            _again(study, trial)
+            console.print(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again", style="dim")
 
 
 def _again(study, trial):
@@ -190,18 +224,20 @@ def _again(study, trial):
 
 
 def _counted(study):
-    """Trials that use the budget: all but those interrupted or skipped."""
+    """Trials that use the budget: all but those interrupted, skipped or queued."""
     return [t for t in study.get_trials(deepcopy=False)
-            if not (t.user_attrs.get("interrupted") or t.user_attrs.get("skipped"))
-            and t.state.name != "WAITING"]
+            if not (t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) and t.state.name != "WAITING"]
 
 
-def _work(sweep_dir, config, study, console, stop, deadline=None):
-    """Runs trials in this process until the budget is spent."""
+def _work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
+    """Runs trials in this process until the budget is spent.
+
+    Args:
+        reports: write the sweep's reports and a line per trial (not in a worker: its supervisor does).
+    """
     import optuna
 
     sweep = config.sweep
-    deadline = deadline or (time.time() + sweep.time_budget if sweep.time_budget else None)
     while True:
         stop.check()
         if (sweep.trials and len(_counted(study)) >= sweep.trials) or (deadline and time.time() >= deadline):
@@ -209,92 +245,104 @@ def _work(sweep_dir, config, study, console, stop, deadline=None):
         trial = study.ask()
         earlier = [t for t in _counted(study) if t.number < trial.number]
         if sweep.trials and len(earlier) >= sweep.trials:  # another worker took the last one
-            study._storage.set_trial_user_attr(trial._trial_id, "skipped", True)
+            trial.set_user_attr("skipped", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
-        _one_trial(sweep_dir, config, study, trial, console)
-        report(sweep_dir, config, study, console, trial.number)
+        trial.set_user_attr("process", liveness.process())
+        _one_trial(sweep_dir, config, study, trial)
+        if reports:
+            sweep_report.write(sweep_dir, config, study)
+            console.print(sweep_report.line(study, trial.number, config, _counted(study)),
+                          highlight=False, soft_wrap=True, markup=False)
 
 
-def _one_trial(sweep_dir, config, study, trial, console):
+def _one_trial(sweep_dir, config, study, trial):
     """Trains one trial's run and tells the study how it went."""
     import optuna
 
     from nnrun import train
     from nnrun.backend import keras
 
+    fail = optuna.trial.TrialState.FAIL
     params = search_space.suggest(trial, config.sweep)
     trial_config = _trial_config(config, params, sweep_dir / TRIALS, f"trial-{trial.number + 1:03d}")
     keras().backend.clear_session()  # nothing of the last trial's graph lingers
     pruning = _pruning(trial, config.sweep)
-    quiet = type(console)(stderr=True, quiet=True)
     started = time.time()
     try:
-        run_dir = train.train(trial_config, quiet, callbacks=[pruning])
+        run_dir = train.train(trial_config, _quiet(), callbacks=[pruning])
     except KeyboardInterrupt as e:
-        _record(study, trial, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _record(study, trial._trial_id, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
+        study.tell(trial, state=fail, skip_if_finished=True)
         _again(study, trial)
         raise
-    except NnrunError as e:
-        _record(study, trial, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), error=str(e))
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if isinstance(e, ConfigError):  # the space itself is wrong (or the metric): every trial would fail
-            raise
+    except Exception as e:  # a failed trial (diverged, out of memory, a point Keras refuses) is a result
+        message = str(e) if isinstance(e, NnrunError) else f"{type(e).__name__}: {one_line(e, 300)}"
+        _record(study, trial._trial_id, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), error=message)
+        study.tell(trial, state=fail, skip_if_finished=True)
+        completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if pruning.missing or (isinstance(e, BadInput) and not completed):
+            raise  # every trial would fail the same way: the sweep's config is wrong
         return
     value = _value(run_dir, config.sweep.metric)
-    _record(study, trial, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
+    _record(study, trial._trial_id, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
             pruned_at_epoch=pruning.pruned_at, **_test_metrics(run_dir))
     if pruning.pruned_at:
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
     elif value is None:
-        _record(study, trial, error=f"{config.sweep.metric} is not a finite number")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _record(study, trial._trial_id, error=f"{config.sweep.metric} is not a finite number")
+        study.tell(trial, state=fail, skip_if_finished=True)
     else:
-        study.tell(trial, value)
+        study.tell(trial, value, skip_if_finished=True)
+
+
+def _quiet():
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=True)
 
 
 def _pruning(trial, sweep):
-    """A Keras callback: reports each epoch's metric to the trial, and stops it when the pruner says so."""
+    """A Keras callback: reports each epoch's metric to the trial, and halts the run when the pruner says so."""
+    from nnrun import feeding
     from nnrun.backend import keras
 
     class Pruning(keras().callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.pruned_at = None
+            self.missing = False
+            self.halt = False  # train's stages read it: a pruned trial is not fine-tuned either
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
+            logs = feeding.scalars(logs or {})  # named as history.csv names them (f1_score_macro)
             if sweep.metric not in logs:
+                self.missing = True
                 raise ConfigError(
                     f"sweep.metric: '{sweep.metric}' is not among the metrics logged each epoch "
                     f"({', '.join(sorted(logs))})"
                 )
-            value = float(logs[sweep.metric])
+            value = logs[sweep.metric]
             if not math.isfinite(value):
                 return
             trial.report(value, epoch + 1)
             if sweep.pruning and trial.should_prune():
                 self.pruned_at = epoch + 1
-                self.model.stop_training = True
+                self.halt = self.model.stop_training = True
 
     return Pruning()
 
 
 def _trial_config(config, params, output_dir, name):
     """The config of one trial: the sweep's, its parameters set, without the sweep section."""
-    from nnrun import tracking
-
-    resolved = config.model_dump(mode="json")
-    resolved.pop("sweep")
-    for path, value in params.items():
-        config_lib.set_path(resolved, path, value, f"sweep.parameters['{path}']")
-    resolved["output"].update(dir=str(output_dir), name=name)
-    if resolved["tracking"].get("mlflow") is not None:  # one experiment and store for every trial
-        settings = config.tracking.mlflow
-        resolved["tracking"]["mlflow"].update(experiment=settings.experiment or config.output.name,
-                                              tracking_uri=tracking.mlflow_uri(settings, config.output.dir))
-    return config_lib.validate(resolved, f"sweep trial {name}")
+    trial = search_space.apply(config, params, f"sweep trial {name}")
+    update = {"output": trial.output.model_copy(update={"dir": Path(output_dir), "name": name})}
+    if trial.tracking.mlflow is not None:  # one experiment for every trial
+        mlflow = trial.tracking.mlflow.model_copy(update={"experiment": config.tracking.mlflow.experiment
+                                                           or config.output.name})
+        update["tracking"] = trial.tracking.model_copy(update={"mlflow": mlflow})
+    return trial.model_copy(update=update)
 
 
 def _relative(run_dir, sweep_dir):
@@ -324,184 +372,128 @@ def _test_metrics(run_dir):
     return {f"test_{k}": v for k, v in test.items() if isinstance(v, (int, float))}
 
 
-def _record(study, trial, **attrs):
+def _record(study, trial_id, **attrs):
+    # Optuna has no public way to note a finished trial; its storage's does, for our own trials.
     for key, value in attrs.items():
         if value is not None:
-            study._storage.set_trial_user_attr(trial._trial_id, key, str(value) if isinstance(value, Path) else value)
+            study._storage.set_trial_user_attr(trial_id, key, value)
 
 
-def report(sweep_dir, config, study, console=None, number=None):
-    """Writes trials.csv, best.yaml and sweep.png from the study; prints the line of trial `number`.
+def _best_record(best):
+    if best is None:
+        return None
+    return {"trial": best.number + 1, "value": best.value, "params": best.params,
+            "run_dir": best.user_attrs.get("run_dir")}
 
-    Returns:
-        The best `FrozenTrial`, or None before any trial completed.
-    """
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("skipped") and t.state.name != "WAITING"]
+
+def _read_state(sweep_dir):
+    path = sweep_dir / STATE
     try:
-        best = study.best_trial
-    except ValueError:
-        best = None
-    rundir.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
-    if best is not None:
-        rundir.write_text(sweep_dir / BEST, _best_text(sweep_dir, config, best))
-        _write_state(sweep_dir, best={"trial": best.number + 1, "value": best.value, "params": best.params,
-                                      "run_dir": best.user_attrs.get("run_dir")})
-    from nnrun import plots
-
-    plots.sweep(_points(trials), sweep_dir / PLOT, f"{config.output.name}: {config.sweep.metric} over trials",
-                config.sweep.metric, config.sweep.direction)
-    if console is not None and number is not None:
-        console.print(_line(study, number, config, best), highlight=False, soft_wrap=True)
-    return best
-
-
-def _line(study, number, config, best):
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    sweep = config.sweep
-    done = len([t for t in _counted(study) if t.state.is_finished()])
-    total = f"{done}/{sweep.trials}" if sweep.trials else f"{done} done"
-    state = trial.state.name
-    if state == "COMPLETE":
-        result = f"{sweep.metric} {trial.value:.4g}"
-    elif state == "PRUNED":
-        last = trial.intermediate_values.get(trial.user_attrs.get("pruned_at_epoch"))
-        result = f"pruned at epoch {trial.user_attrs.get('pruned_at_epoch')}" + (f" ({sweep.metric} {last:.4g})" if last is not None else "")
-    else:
-        result = f"failed: {trial.user_attrs.get('error', 'see its run directory')}"
-    so_far = f"best {best.value:.4g} (trial {best.number + 1})" if best is not None else "no result yet"
-    took = f"  {trial.user_attrs['duration_s']:.0f}s" if "duration_s" in trial.user_attrs else ""
-    return f"[{total}] trial {number + 1}  {_params_text(trial.params)}  {result}  {so_far}{took}"
-
-
-def _params_text(params):
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _table(trials, sweep):
-    import csv
-    import io
-
-    names = list(sweep.parameters)
-    tests = sorted({k for t in trials for k in t.user_attrs if k.startswith("test_")})
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "run_dir", "error"])
-    for t in trials:
-        state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
-        writer.writerow([
-            t.number + 1, state, "" if t.value is None else t.value, *(t.params.get(n, "") for n in names),
-            t.user_attrs.get("pruned_at_epoch", ""), *(t.user_attrs.get(k, "") for k in tests),
-            t.user_attrs.get("duration_s", ""), t.user_attrs.get("run_dir", ""), t.user_attrs.get("error", ""),
-        ])
-    return out.getvalue()
-
-
-def _points(trials):
-    """(trial number, value, state) for the plot: a pruned trial at its last reported value."""
-    points = []
-    for t in trials:
-        value = t.value
-        if t.state.name == "PRUNED" and t.intermediate_values:
-            value = t.intermediate_values[max(t.intermediate_values)]
-        if value is not None and math.isfinite(value):
-            points.append((t.number, value, t.state.name.lower()))
-    return points
-
-
-def _best_text(sweep_dir, config, best):
-    resolved = config.model_dump(mode="json")
-    resolved.pop("sweep")
-    for path, value in best.params.items():
-        config_lib.set_path(resolved, path, value, f"sweep.parameters['{path}']")
-    text = config_lib.dump(config_lib.validate(resolved, f"{sweep_dir / BEST}"))
-    header = (f"# The best trial of the sweep {sweep_dir.name}: trial {best.number + 1}, "
-              f"{config.sweep.metric} {best.value:.6g} ({best.user_attrs.get('run_dir', '')}).\n"
-              f"# Train it with: nnrun train {sweep_dir / BEST}\n")
-    return header + text
+        if path.stat().st_size > MAX_STATE_BYTES:
+            raise RunDirError(f"'{path}': larger than a sweep's state may be ({MAX_STATE_BYTES} bytes)")
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"'{path}': cannot read: {one_line(e)}") from None
+    if not isinstance(state, dict):
+        raise RunDirError(f"'{path}': expected a JSON object, got {type(state).__name__}")
+    return state
 
 
 def _write_state(sweep_dir, **fields):
-    path = Path(sweep_dir) / STATE
-    state = rundir.read_json(path) if path.is_file() else {}
-    rundir.write_json(path, {**state, **fields})
+    rundir.write_json(sweep_dir / STATE, {**_read_state(sweep_dir), **fields})
 
 
 def _say_start(sweep_dir, config, study, console, jobs):
-    sweep = config.sweep
-    done = len([t for t in _counted(study) if t.state.name != "RUNNING"])
-    budget = " and ".join(filter(None, [
-        f"{sweep.trials} trials" if sweep.trials else "", f"{sweep.time_budget:g} s" if sweep.time_budget else "",
-    ]))
+    done = len([t for t in _counted(study) if t.state.is_finished()])
     console.print(
-        f"sweep {sweep_dir.name}: {sweep.direction} {sweep.metric} over {len(sweep.parameters)} parameters, "
-        f"{budget}" + (f", {done} done before" if done else "") + (f", {jobs} at a time" if jobs > 1 else ""),
-        highlight=False, soft_wrap=True,
+        f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
+        + (f"; {done} done before" if done else "") + (f"; {jobs} at a time" if jobs > 1 else ""),
+        highlight=False, soft_wrap=True, markup=False,
     )
-    console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True)
+    console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True, markup=False)
 
 
-def _supervise(sweep_dir, study, config, console, jobs, stop):
-    """Starts `jobs` worker processes on the shared study; prints each trial as it ends."""
-    (sweep_dir / WORKERS).mkdir(exist_ok=True)
-    deadline = time.time() + config.sweep.time_budget if config.sweep.time_budget else 0
+def _supervise(sweep_dir, study, config, console, jobs, stop, deadline):
+    """Starts `jobs` worker processes on the shared study; reports each trial as it ends."""
+    workers_dir = sweep_dir / WORKERS
+    workers_dir.mkdir(exist_ok=True)
     workers, logs = [], []
-    for k in range(jobs):
-        log = open(sweep_dir / WORKERS / f"worker-{k}.log", "ab")  # noqa: SIM115 (closed below)
-        logs.append(log)
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "nnrun.sweep", str(sweep_dir), str(k), str(deadline)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        ))
-    shown = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     try:
+        for k in range(jobs):
+            # O_NOFOLLOW: a log planted as a link would have us append to any file.
+            fd = os.open(workers_dir / f"worker-{k}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            logs.append(os.fdopen(fd, "wb"))
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "nnrun.sweep", str(sweep_dir), str(k), str(deadline or 0)],
+                stdin=subprocess.DEVNULL, stdout=logs[-1], stderr=subprocess.STDOUT,
+            ))
+        shown = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        cause, sent = None, None  # the worker that failed first; the signal sent to the others
         while True:
             running = [w for w in workers if w.poll() is None]
             for t in study.get_trials(deepcopy=False):
                 if t.state.is_finished() and t.number not in shown and not t.user_attrs.get("skipped"):
                     shown.add(t.number)
-                    report(sweep_dir, config, study, console, t.number)
+                    sweep_report.write(sweep_dir, config, study)
+                    console.print(sweep_report.line(study, t.number, config, _counted(study)),
+                                  highlight=False, soft_wrap=True, markup=False)
+            if cause is None and not stop.signum:
+                cause = next((k for k, w in enumerate(workers) if w.returncode not in (None, 0)), None)
             if not running:
                 break
-            if stop.signum:
+            # Each worker stops its trial as nnrun train stops a run; a second signal stops them at once.
+            wanted = signal.SIGKILL if stop.ignored else signal.SIGINT if stop.signum or cause is not None else None
+            if wanted is not None and wanted != sent:
+                sent = wanted
                 for w in running:
                     with contextlib.suppress(ProcessLookupError):
-                        w.send_signal(signal.SIGINT)
-                for w in running:
-                    w.wait()
-                stop.check()
+                        w.send_signal(wanted)
             time.sleep(POLL_S)
     finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
         for log in logs:
             log.close()
-    failed = [(k, w.returncode) for k, w in enumerate(workers) if w.returncode not in (0, None)]
-    if failed:
-        k, code = failed[0]
-        last = (sweep_dir / WORKERS / f"worker-{k}.log").read_text(errors="replace").strip().splitlines()
+    stop.check()
+    if cause is not None:
+        log = workers_dir / f"worker-{cause}.log"
+        last = log.read_text(errors="replace").strip().splitlines()
+        code = workers[cause].returncode
         why = last[-1] if last else f"exit {code}"
-        error = ConfigError if code == 2 else NnrunError
-        raise error(f"sweep worker {k} stopped: {why} (log: {sweep_dir / WORKERS / f'worker-{k}.log'})")
+        raise (ConfigError if code == 2 else RunFailed)(f"sweep worker {cause} stopped: {why} (log: {log})")
 
 
 def _worker(sweep_dir, k, deadline):
     """A worker process of `--jobs`: runs trials on the shared study until the budget is spent."""
-    from rich.console import Console
-
     from nnrun import backend
 
+    _die_with_parent()
     sweep_dir = Path(sweep_dir)
-    config = _load(sweep_dir, ())
-    backend.use(config.backend)
-    console = Console(stderr=True, highlight=False)
-    study = _study(sweep_dir, config, worker=k)
     try:
+        config = _load(sweep_dir, ())
+        backend.use(config.backend)
+        study = _study(sweep_dir, config, worker=k)
         with signals.stopping() as stop:
-            _work(sweep_dir, config, study, console, stop, deadline=deadline or None)
+            _work(sweep_dir, config, study, _quiet(), stop, deadline=deadline or None, reports=False)
     except KeyboardInterrupt as e:
         return e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
     except NnrunError as e:
         print(f"error: {one_line(e, 500)}", file=sys.stderr)
         return e.exit_code
     return 0
+
+
+def _die_with_parent():
+    """Asks Linux to send this worker SIGTERM if its supervisor dies (a kill -9): it stops its trial."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ MLFLOW_ARTIFACTS = "mlartifacts"
 NEEDS = {"tensorboard": ("tensorboard", "nnrun[tensorboard]"), "mlflow": ("mlflow", "nnrun[mlflow]")}
 # An nnrun run's end -> an MLflow run's (a run.json still `running` ended in an error).
 MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "running": "FAILED"}
-_MAX_PARAM = 6000  # MLflow's limit on a param's value
+_MAX_PARAM = 6000  # MLflow's limits on a param's value and key
+_MAX_KEY = 250
 
 
 def check_available(tracking, place="tracking"):
@@ -93,8 +95,9 @@ class MlflowLogger(keras.callbacks.Callback):
     metrics as steps, the test metrics and the run directory's files at the end.
 
     A resumed run goes on logging into the MLflow run it started, when run.json
-    records one in the same store. Any MLflow error is one warning, and the
-    logger goes quiet: training never waits on it.
+    records one in the same store made for this directory. Any MLflow error is
+    one warning, and the logger goes quiet (it still tries to end the MLflow
+    run): training never waits on it.
 
     Args:
         config: the validated `Config`.
@@ -109,6 +112,7 @@ class MlflowLogger(keras.callbacks.Callback):
         self.settings = config.tracking.mlflow
         self.uri = mlflow_uri(self.settings, config.output.dir)
         self.client = self.run_id = None
+        self.quiet = False  # after a failure: nothing more is logged, but the run is still ended
         self._call(self._start, config)
 
     def _start(self, config):
@@ -121,82 +125,128 @@ class MlflowLogger(keras.callbacks.Callback):
             logging.getLogger(name).setLevel(logging.WARNING)
 
         self.client = MlflowClient(tracking_uri=self.uri)
+        here = str(self.run_dir.resolve())
         recorded = rundir.read_run(self.run_dir).get("mlflow") or {}
-        if recorded.get("tracking_uri") == self.uri and recorded.get("run_id"):
-            self.run_id = recorded["run_id"]
-            self.client.update_run(self.run_id, status="RUNNING")
-            return
-        name = self.settings.experiment or config.output.name
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None:
-            experiment_id = experiment.experiment_id
-        else:
-            where = None
-            if not (self.settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
-                # Beside the store, not wherever the shell stands.
-                where = (Path(self.uri.removeprefix("sqlite:///")).parent / MLFLOW_ARTIFACTS).as_uri()
-            experiment_id = self.client.create_experiment(name, artifact_location=where)
-        run = self.client.create_run(
-            experiment_id, run_name=self.run_dir.name,
-            tags={"nnrun.run_dir": str(self.run_dir.resolve()), "mlflow.source.name": "nnrun"},
-        )
+        if isinstance(recorded, dict) and recorded.get("tracking_uri") == shown_uri(self.uri):
+            run = self._own_run(recorded.get("run_id"), here)
+            if run is not None:
+                self.run_id = run.info.run_id
+                self.client.update_run(self.run_id, status="RUNNING")
+                return
+        experiment_id = self._experiment(self.settings.experiment or config.output.name)
+        run = self.client.create_run(experiment_id, run_name=self.run_dir.name,
+                                     tags={"nnrun.run_dir": here, "mlflow.source.name": "nnrun"})
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
-        params = [Param(k, v) for k, v in flatten(_without_sweep(config)).items()]
+        # Where it logs is not a setting of the model, and may hold a token.
+        params = [Param(k, v) for k, v in flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"})).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         rundir.update_run(self.run_dir, mlflow={"run_id": self.run_id, "experiment_id": experiment_id,
-                                                "tracking_uri": self.uri})
+                                                "tracking_uri": shown_uri(self.uri)})
+
+    def _own_run(self, run_id, here):
+        """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
+        if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # gone, or never there
+            return None
+        return run if run.data.tags.get("nnrun.run_dir") == here else None
+
+    def _experiment(self, name):
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        where = None
+        if self.uri.startswith("sqlite:///"):  # a local store: its artifacts beside it, not where the shell stands
+            where = (Path(self.uri[len("sqlite:///"):]).resolve().parent / MLFLOW_ARTIFACTS).as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=where)
+        except Exception:
+            experiment = self.client.get_experiment_by_name(name)  # another trial made it meanwhile
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.run_id is None:
-            return
-        row = feeding.scalars(logs or {}, self.class_names)
+        self._call(self._log_epoch, logs or {}, epoch + 1)
+
+    def _log_epoch(self, logs, step):
+        row = feeding.scalars(logs, self.class_names)
         row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self._call(self._log, row, epoch + 1)
+        self._log(row, step)
 
     def _log(self, values, step=None):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items() if isinstance(v, (int, float))]
+        # MLflow takes letters, digits and _ - . / : and spaces: a class named "cats & dogs" would sink the batch.
+        metrics = [Metric(re.sub(r"[^\w./\- :]", "_", k), float(v), now, step or 0)
+                   for k, v in values.items() if isinstance(v, (int, float))]
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
 
     def end(self):
         """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
-        if self.run_id is None:
+        if self.client is None or self.run_id is None:
             return
         status = rundir.read_run(self.run_dir).get("status", "running")
-        self._call(self._end, status)
+        self._call(self._finish, status)
+        if self.run_id is not None:
+            self.quiet = False
+            self._call(self.client.set_terminated, self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
 
-    def _end(self, status):
+    def _finish(self, status):
         metrics_file = self.run_dir / rundir.METRICS
         if status == "completed" and metrics_file.is_file():
             test = rundir.read_json(metrics_file).get("test") or {}
             self._log({f"test_{k}": v for k, v in test.items() if v is not None and math.isfinite(v)})
         if self.settings.artifacts:
-            for path in sorted(self.run_dir.iterdir()):
-                if path.name == rundir.BACKUP or rundir.TMP_MARK in path.name or path.name.startswith("."):
-                    continue
-                if path.is_dir():
-                    self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
-                else:
-                    self.client.log_artifact(self.run_id, str(path))
-        self.client.set_terminated(self.run_id, status=MLFLOW_STATUS.get(status, "FAILED"))
+            for path, folder in _artifacts(self.run_dir):
+                self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
     def _call(self, function, *args):
-        if self.client is None and function != self._start:
+        if self.quiet or (self.client is None and function != self._start):
             return
         try:
             function(*args)
         except Exception as e:  # MLflow's errors are many kinds; none may stop training
             self.console.print(
-                f"warning: mlflow ({self.uri}): {type(e).__name__}: {one_line(e, 200)}; training goes on, "
-                f"the run directory has everything", style="yellow", highlight=False, soft_wrap=True,
+                f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 200)}; training goes on, "
+                f"the run directory has everything", style="yellow", highlight=False, soft_wrap=True, markup=False,
             )
-            self.client = self.run_id = None
+            self.quiet = True
+
+
+# A run directory's own files and folders: what its MLflow run gets as artifacts (never backup/,
+# never a link, which could point anywhere).
+ARTIFACTS = (rundir.CONFIG, rundir.RUN, rundir.MODEL, rundir.MODEL_H5, rundir.BEST_MODEL, rundir.HISTORY,
+             rundir.METRICS, rundir.PREPROCESSING, rundir.PLOTS, TENSORBOARD, "export", "evaluation")
+
+
+def _artifacts(run_dir):
+    """`(file, artifact folder)` for each of a run directory's own files, links left out."""
+    for name in ARTIFACTS:
+        top = run_dir / name
+        if top.is_symlink() or not top.exists():
+            continue
+        if top.is_file():
+            yield top, None
+            continue
+        for folder, dirs, files in os.walk(top):  # does not follow links to folders
+            dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
+            for file in sorted(files):
+                path = Path(folder) / file
+                if not path.is_symlink() and path.is_file() and rundir.TMP_MARK not in file:
+                    yield path, str(Path(folder).relative_to(run_dir))
+
+
+def shown_uri(uri):
+    """A tracking URI without its user and password, as run.json records it and messages show it."""
+    return re.sub(r"(?<=://)[^/@]*@", "", uri)
 
 
 def flatten(value, prefix=""):
@@ -205,10 +255,4 @@ def flatten(value, prefix=""):
         return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
     if isinstance(value, list) and value:
         return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}{i}.").items()}
-    return {prefix.rstrip("."): str(value)[:_MAX_PARAM]}
-
-
-def _without_sweep(config):
-    resolved = config.model_dump(mode="json")
-    resolved.pop("sweep", None)
-    return resolved
+    return {prefix.rstrip(".")[:_MAX_KEY]: str(value)[:_MAX_PARAM]}

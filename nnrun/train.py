@@ -86,7 +86,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         resume: a run directory to continue from its backup (`nnrun resume`)
             instead of making a new one.
         prepared: the `Setup`, when the caller has already made it.
-        callbacks: more Keras callbacks (a sweep's pruning), after the run's own.
+        callbacks: more Keras callbacks (a sweep's pruning), after the run's own; one whose `halt`
+            is true ends the run, not only its stage (no fine-tuning follows).
 
     Returns:
         The run directory's `Path`; None on a process other than 0 of a
@@ -147,7 +148,8 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             fit_started = time.time()
             try:
                 for until in s.stages.ends(lambda: len(recorder.rows), run_dir, console,
-                                           lambda: bool(nan_guard.diverged_at or stop.signum)):
+                                           lambda: bool(nan_guard.diverged_at or stop.signum
+                                                        or any(getattr(c, "halt", False) for c in callbacks))):
                     if nan_guard.diverged_at or len(recorder.rows) >= until:
                         continue
                     stop.check()

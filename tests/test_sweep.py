@@ -98,13 +98,21 @@ def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
     assert result.exit_code == 0, result.output
     sweep_dir = sweep_dir_of(result)
-    # As a kill -9 leaves it: a trial asked for and never told.
+    # As a kill -9 leaves it: a trial asked for, its run directory begun, never told.
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
     study = optuna.load_study(study_name="nnrun", storage=f"sqlite:///{sweep_dir / 'study.db'}")
-    lost = study.ask()
+    lost = study.ask({"optimizer.learning_rate": FloatDistribution(1e-3, 1e-1, log=True),
+                      "model.layers.0.Dense.units": CategoricalDistribution([4, 8, 16])})
+    (sweep_dir / "trials" / "trial-002-20261130-120000").mkdir()
     result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
     assert result.exit_code == 0, result.output
     assert f"trial {lost.number + 1} was cut off when the sweep stopped: it runs again" in result.stderr
-    assert [r["state"] for r in table(sweep_dir)] == ["complete", "interrupted", "complete"]
+    rows = table(sweep_dir)
+    assert [r["state"] for r in rows] == ["complete", "interrupted", "complete"]
+    assert rows[1]["run_dir"] == "trials/trial-002-20261130-120000"
+    for key in SPACE["parameters"]:
+        assert float(rows[2][key]) == pytest.approx(lost.params[key]), "the cut-off point is tried again"
 
 
 def test_a_time_budget_stops_starting_trials(runner, write_config):
@@ -119,6 +127,8 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     assert result.exit_code == 2, result.output
     assert "sweep.metric: 'val_acuracy' is not among the metrics logged each epoch (" in result.output
     assert "val_accuracy" in result.output and "Traceback" not in result.output
+    sweep_dir = sweep_dir_of(result)  # the sweep began: its directory is on stdout, as after any sweep
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.parametrize("parameters, message", [
@@ -176,3 +186,32 @@ def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, wri
     assert "training diverged" in rows[0]["error"] and rows[0]["run_dir"].startswith("trials/trial-001-")
     assert "no trial completed" in result.output and "Traceback" not in result.output
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "completed"
+
+
+def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkeypatch):
+    # The pruner says so for the second trial (as Optuna's median pruner would for a poor one).
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
+    config = write_config(sweep={**SPACE, "trials": 2}, training={"epochs": 6, "batch_size": 16})
+    result = runner.invoke(cli, ["sweep", str(config)])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    rows = table(sweep_dir)
+    assert [r["state"] for r in rows] == ["complete", "pruned"]
+    assert rows[1]["pruned_at_epoch"] == "1" and "pruned at epoch 1" in result.stderr
+    info = json.loads((sweep_dir / rows[1]["run_dir"] / "run.json").read_text())
+    assert info["epochs_completed"] == 1 and info["pruned_at_epoch"] == 1
+
+
+@pytest.mark.parametrize("plant, message", [
+    (lambda d: (d / "study.db").unlink() or (d / "study.db").symlink_to(d / "elsewhere.db"), "is a symbolic link"),
+    (lambda d: (d / "study.db").write_text("not a database"), "not a study nnrun can read"),
+    (lambda d: (d / "sweep.json").write_text("[1, 2]"), "expected a JSON object, got list"),
+])
+def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, plant, message):
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    plant(sweep_dir)
+    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

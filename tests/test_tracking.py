@@ -143,3 +143,34 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
     assert "training goes on" in result.stderr
     info = json.loads((last_path(result) / "run.json").read_text())
     assert info["status"] == "completed" and "mlflow" not in info
+
+
+def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(
+        runner, write_config, store, tmp_path, monkeypatch):
+    interrupt_after(monkeypatch, 1)
+    result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=2"])
+    assert result.exit_code == 130, result.output
+    run = last_path(result)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("private")
+    (run / "plots" / "notes").symlink_to(secret)  # a link planted in a shared run directory
+    (run / "history.txt").write_text("not a run file")
+    info = json.loads((run / "run.json").read_text())
+    other = client_of(store)
+    someone_else = other.create_run(other.create_experiment("theirs")).info.run_id
+    info["mlflow"] = {"run_id": someone_else, "tracking_uri": store}  # planted: not this directory's run
+    (run / "run.json").write_text(json.dumps(info))
+
+    result = runner.invoke(cli, ["resume", str(run), "--tracker", "mlflow"])
+    assert result.exit_code == 0, result.output
+    run_id = json.loads((run / "run.json").read_text())["mlflow"]["run_id"]
+    assert run_id != someone_else and other.get_run(someone_else).info.status == "RUNNING", "theirs untouched"
+
+    def paths(folder=None):
+        for a in other.list_artifacts(run_id, folder):
+            yield from paths(a.path) if a.is_dir else [a.path]
+
+    uploaded = set(paths())
+    assert "plots/learning_curves.png" in uploaded and "model.keras" in uploaded
+    assert not any("id_rsa" in p or "history.txt" in p for p in uploaded), uploaded

@@ -1,0 +1,124 @@
+"""What a sweep directory shows its user: trials.csv, best.yaml, sweep.png and one line per trial.
+
+Everything here is made from the Optuna study alone, so any process that
+holds it (the sweep, or its supervisor with `--jobs`) writes the same files.
+"""
+
+import csv
+import io
+import math
+import re
+
+from nnrun import rundir, search_space
+
+TABLE = "trials.csv"
+BEST = "best.yaml"
+PLOT = "sweep.png"
+
+
+def shown(study):
+    """The trials a user sees: all but those queued and those a worker asked for past the budget."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if not t.user_attrs.get("skipped") and t.state.name != "WAITING"]
+
+
+def best_trial(study):
+    """The best finished trial, or None before any completed."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def write(sweep_dir, config, study):
+    """Writes trials.csv, best.yaml and sweep.png from the study.
+
+    Args:
+        sweep_dir: the sweep directory.
+        config: the sweep's `Config`.
+        study: its Optuna study.
+
+    Returns:
+        The best `FrozenTrial`, or None before any trial completed.
+    """
+    trials, best = shown(study), best_trial(study)
+    rundir.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
+    if best is not None:
+        rundir.write_text(sweep_dir / BEST, best_text(sweep_dir, config, best))
+    from nnrun import plots
+
+    plots.sweep(_points(trials), sweep_dir / PLOT, f"{config.output.name}: {config.sweep.metric} over trials",
+                config.sweep.metric, config.sweep.direction)
+    return best
+
+
+def line(study, number, config, counted):
+    """The progress line of trial `number`: its parameters, its result and the best so far.
+
+    Args:
+        study: the Optuna study.
+        number: Optuna's trial number (the user's is one more).
+        config: the sweep's `Config`.
+        counted: the trials that used the budget so far.
+    """
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    sweep, best = config.sweep, best_trial(study)
+    done = len([t for t in counted if t.state.is_finished()])
+    total = f"{done}/{sweep.trials}" if sweep.trials else f"{done} done"
+    if trial.state.name == "COMPLETE":
+        result = f"{sweep.metric} {trial.value:.4g}"
+    elif trial.state.name == "PRUNED":
+        epoch = trial.user_attrs.get("pruned_at_epoch")
+        last = trial.intermediate_values.get(epoch)
+        result = f"pruned at epoch {epoch}" + (f" ({sweep.metric} {last:.4g})" if last is not None else "")
+    else:
+        result = f"failed: {trial.user_attrs.get('error', 'see its run directory')}"
+    so_far = f"best {best.value:.4g} (trial {best.number + 1})" if best is not None else "no result yet"
+    took = f"  {trial.user_attrs['duration_s']:.0f}s" if "duration_s" in trial.user_attrs else ""
+    return f"[{total}] trial {number + 1}  {params_text(trial.params)}  {result}  {so_far}{took}"
+
+
+def params_text(params):
+    """`optimizer.learning_rate=0.0031 model.layers.0.Dense.units=64`."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def best_text(sweep_dir, config, best):
+    """best.yaml: the sweep's config with the best trial's values, without its sweep section."""
+    from nnrun import config as config_lib
+
+    trained = search_space.apply(config, best.params, str(sweep_dir / BEST))
+
+    made_from = re.sub(r"[^\w./-]", "_", str(best.user_attrs.get("run_dir", "")))  # from study.db: one safe line
+    header = (f"# The best trial of the sweep {sweep_dir.name}: trial {best.number + 1}, "
+              f"{config.sweep.metric} {best.value:.6g} ({made_from}).\n"
+              f"# Train it with: nnrun train {sweep_dir / BEST}\n")
+    return header + config_lib.dump(trained)
+
+
+def _table(trials, sweep):
+    names = list(sweep.parameters)
+    tests = sorted({k for t in trials for k in t.user_attrs if k.startswith("test_")})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "run_dir", "error"])
+    for t in trials:
+        state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
+        writer.writerow([
+            t.number + 1, state, "" if t.value is None else t.value, *(t.params.get(n, "") for n in names),
+            t.user_attrs.get("pruned_at_epoch", ""), *(t.user_attrs.get(k, "") for k in tests),
+            t.user_attrs.get("duration_s", ""), t.user_attrs.get("run_dir", ""), t.user_attrs.get("error", ""),
+        ])
+    return out.getvalue()
+
+
+def _points(trials):
+    """(trial number, value, state) for the plot: a pruned trial at its last reported value."""
+    points = []
+    for t in trials:
+        value = t.value
+        if t.state.name == "PRUNED" and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+        if value is not None and math.isfinite(value):
+            points.append((t.number, value, t.state.name.lower()))
+    return points
