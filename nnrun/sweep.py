@@ -6,21 +6,26 @@ directory per trial under `trials/`, and what a user reads (sweep_report.py):
 `trials.csv`, `best.yaml` (a config to train) and `sweep.png`.
 
 Trials run in this process one after another, or in `--jobs` worker
-processes that share the study while this one reports.
+processes that share the study while this one reports (sweep_workers.py).
 """
 
 import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from nnrun import config as config_lib, liveness, rundir, search_space, signals, sweep_report
-from nnrun.errors import BadInput, ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
+from nnrun import config as config_lib
+from nnrun import liveness, rundir, search_space, signals, sweep_report
+from nnrun.errors import (
+    BadInput,
+    ConfigError,
+    NnrunError,
+    RunDirError,
+    RunFailed,
+    one_line,
+)
 
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
 STATE = "sweep.json"  # marks the folder as a sweep: status, the time it has used, its best trial
@@ -29,7 +34,6 @@ TRIALS = "trials"
 WORKERS = "workers"  # the worker processes' logs, with --jobs
 EXTRA = "nnrun[sweep]"
 STUDY_NAME = "nnrun"
-POLL_S = 1.0
 MAX_STATE_BYTES = 1 << 20
 
 
@@ -92,8 +96,8 @@ def run(sweep_dir, console, jobs=1, overrides=()):
     sweep_dir = Path(sweep_dir)
     check_available()
     with _claim(sweep_dir):
-        config = _load(sweep_dir, overrides)
-        study = _study(sweep_dir, config)
+        config = load(sweep_dir, overrides)
+        study = open_study(sweep_dir, config)
         _recover(study, sweep_dir, config.sweep, console)
         state = _read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)
@@ -105,9 +109,11 @@ def run(sweep_dir, console, jobs=1, overrides=()):
         try:
             with signals.stopping() as stop:
                 if jobs > 1:
-                    _supervise(sweep_dir, study, config, console, jobs, stop, deadline)
+                    from nnrun import sweep_workers
+
+                    sweep_workers.supervise(sweep_dir, study, config, console, jobs, stop, deadline)
                 else:
-                    _work(sweep_dir, config, study, console, stop, deadline)
+                    work(sweep_dir, config, study, console, stop, deadline)
             status, error = "completed", None
         except KeyboardInterrupt as e:
             status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
@@ -150,7 +156,16 @@ def _claim(sweep_dir):
         raise
 
 
-def _load(sweep_dir, overrides):
+def load(sweep_dir, overrides):
+    """The config in a sweep directory, with `sweep.trials` or `sweep.time_budget` overridden (recorded).
+
+    Args:
+        sweep_dir: the sweep directory.
+        overrides: `key.path=value` strings; only those two keys.
+
+    Returns:
+        The validated `Config`.
+    """
     for item in overrides:
         if item.partition("=")[0] not in ("sweep.trials", "sweep.time_budget"):
             raise ConfigError(f"--set {item}: a sweep continues with its own config; only sweep.trials and "
@@ -166,7 +181,7 @@ def _load(sweep_dir, overrides):
     return config
 
 
-def _study(sweep_dir, config, worker=0):
+def open_study(sweep_dir, config, worker=0):
     """The sweep's Optuna study, made or loaded; a file that is not one is exit 2."""
     import optuna
     import sqlalchemy.exc
@@ -223,16 +238,22 @@ def _again(study, trial):
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number + 1})
 
 
-def _counted(study):
+def counted(study):
     """Trials that use the budget: all but those interrupted, skipped or queued."""
     return [t for t in study.get_trials(deepcopy=False)
             if not (t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) and t.state.name != "WAITING"]
 
 
-def _work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
+def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
     """Runs trials in this process until the budget is spent.
 
     Args:
+        sweep_dir: the sweep directory.
+        config: the sweep's `Config`.
+        study: its Optuna study.
+        console: a rich console for the line per trial (stderr).
+        stop: the `signals.Stop` checked between trials.
+        deadline: a `time.time()` after which no trial starts; None: no time budget.
         reports: write the sweep's reports and a line per trial (not in a worker: its supervisor does).
     """
     import optuna
@@ -240,10 +261,10 @@ def _work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
     sweep = config.sweep
     while True:
         stop.check()
-        if (sweep.trials and len(_counted(study)) >= sweep.trials) or (deadline and time.time() >= deadline):
+        if (sweep.trials and len(counted(study)) >= sweep.trials) or (deadline and time.time() >= deadline):
             return
         trial = study.ask()
-        earlier = [t for t in _counted(study) if t.number < trial.number]
+        earlier = [t for t in counted(study) if t.number < trial.number]
         if sweep.trials and len(earlier) >= sweep.trials:  # another worker took the last one
             trial.set_user_attr("skipped", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -252,7 +273,7 @@ def _work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
         _one_trial(sweep_dir, config, study, trial)
         if reports:
             sweep_report.write(sweep_dir, config, study)
-            console.print(sweep_report.line(study, trial.number, config, _counted(study)),
+            console.print(sweep_report.line(study, trial.number, config, counted(study)),
                           highlight=False, soft_wrap=True, markup=False)
 
 
@@ -270,7 +291,7 @@ def _one_trial(sweep_dir, config, study, trial):
     pruning = _pruning(trial, config.sweep)
     started = time.time()
     try:
-        run_dir = train.train(trial_config, _quiet(), callbacks=[pruning])
+        run_dir = train.train(trial_config, quiet_console(), callbacks=[pruning])
     except KeyboardInterrupt as e:
         _record(study, trial._trial_id, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
         study.tell(trial, state=fail, skip_if_finished=True)
@@ -297,7 +318,8 @@ def _one_trial(sweep_dir, config, study, trial):
         study.tell(trial, value, skip_if_finished=True)
 
 
-def _quiet():
+def quiet_console():
+    """A console that prints nothing: a trial's run speaks through the sweep's one line."""
     from rich.console import Console
 
     return Console(stderr=True, quiet=True)
@@ -406,96 +428,10 @@ def _write_state(sweep_dir, **fields):
 
 
 def _say_start(sweep_dir, config, study, console, jobs):
-    done = len([t for t in _counted(study) if t.state.is_finished()])
+    done = len([t for t in counted(study) if t.state.is_finished()])
     console.print(
         f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
         + (f"; {done} done before" if done else "") + (f"; {jobs} at a time" if jobs > 1 else ""),
         highlight=False, soft_wrap=True, markup=False,
     )
     console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True, markup=False)
-
-
-def _supervise(sweep_dir, study, config, console, jobs, stop, deadline):
-    """Starts `jobs` worker processes on the shared study; reports each trial as it ends."""
-    workers_dir = sweep_dir / WORKERS
-    workers_dir.mkdir(exist_ok=True)
-    workers, logs = [], []
-    try:
-        for k in range(jobs):
-            # O_NOFOLLOW: a log planted as a link would have us append to any file.
-            fd = os.open(workers_dir / f"worker-{k}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            logs.append(os.fdopen(fd, "wb"))
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "nnrun.sweep", str(sweep_dir), str(k), str(deadline or 0)],
-                stdin=subprocess.DEVNULL, stdout=logs[-1], stderr=subprocess.STDOUT,
-            ))
-        shown = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-        cause, sent = None, None  # the worker that failed first; the signal sent to the others
-        while True:
-            running = [w for w in workers if w.poll() is None]
-            for t in study.get_trials(deepcopy=False):
-                if t.state.is_finished() and t.number not in shown and not t.user_attrs.get("skipped"):
-                    shown.add(t.number)
-                    sweep_report.write(sweep_dir, config, study)
-                    console.print(sweep_report.line(study, t.number, config, _counted(study)),
-                                  highlight=False, soft_wrap=True, markup=False)
-            if cause is None and not stop.signum:
-                cause = next((k for k, w in enumerate(workers) if w.returncode not in (None, 0)), None)
-            if not running:
-                break
-            # Each worker stops its trial as nnrun train stops a run; a second signal stops them at once.
-            wanted = signal.SIGKILL if stop.ignored else signal.SIGINT if stop.signum or cause is not None else None
-            if wanted is not None and wanted != sent:
-                sent = wanted
-                for w in running:
-                    with contextlib.suppress(ProcessLookupError):
-                        w.send_signal(wanted)
-            time.sleep(POLL_S)
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-                w.wait()
-        for log in logs:
-            log.close()
-    stop.check()
-    if cause is not None:
-        log = workers_dir / f"worker-{cause}.log"
-        last = log.read_text(errors="replace").strip().splitlines()
-        code = workers[cause].returncode
-        why = last[-1] if last else f"exit {code}"
-        raise (ConfigError if code == 2 else RunFailed)(f"sweep worker {cause} stopped: {why} (log: {log})")
-
-
-def _worker(sweep_dir, k, deadline):
-    """A worker process of `--jobs`: runs trials on the shared study until the budget is spent."""
-    from nnrun import backend
-
-    _die_with_parent()
-    sweep_dir = Path(sweep_dir)
-    try:
-        config = _load(sweep_dir, ())
-        backend.use(config.backend)
-        study = _study(sweep_dir, config, worker=k)
-        with signals.stopping() as stop:
-            _work(sweep_dir, config, study, _quiet(), stop, deadline=deadline or None, reports=False)
-    except KeyboardInterrupt as e:
-        return e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
-    except NnrunError as e:
-        print(f"error: {one_line(e, 500)}", file=sys.stderr)
-        return e.exit_code
-    return 0
-
-
-def _die_with_parent():
-    """Asks Linux to send this worker SIGTERM if its supervisor dies (a kill -9): it stops its trial."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(_worker(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))

@@ -71,6 +71,8 @@ def line(study, number, config, counted):
         epoch = trial.user_attrs.get("pruned_at_epoch")
         last = trial.intermediate_values.get(epoch)
         result = f"pruned at epoch {epoch}" + (f" ({sweep.metric} {last:.4g})" if last is not None else "")
+    elif trial.user_attrs.get("interrupted"):
+        result = "interrupted: it runs again when the sweep continues"
     else:
         result = f"failed: {trial.user_attrs.get('error', 'see its run directory')}"
     so_far = f"best {best.value:.4g} (trial {best.number + 1})" if best is not None else "no result yet"
