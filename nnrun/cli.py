@@ -121,7 +121,7 @@ set_option = click.option(
 TRACKERS = ("tensorboard", "mlflow", "none")
 tracker_option = click.option(
     "--tracker", "trackers", multiple=True, type=click.Choice(TRACKERS),
-    help="Also record the run in TensorBoard or MLflow (repeatable); none: not where the config's tracking says.",
+    help="Also record the run in TensorBoard or MLflow (repeatable); none turns off the config's tracking.",
 )
 
 
@@ -135,6 +135,7 @@ def cli():
     nnrun check configs/quickstart.yaml      validate and build the model, no training
     nnrun resume runs/quickstart-...         continue a killed or interrupted run
     nnrun runs                               every run: status, epochs, test metric
+    nnrun sweep configs/quickstart_sweep.yaml  search settings; each trial is a run
     nnrun schema > nnrun.schema.json         the config's JSON Schema
 
     Exit codes: 0 ok, 1 the run failed, 2 bad input, 3 quality gate,
@@ -157,6 +158,9 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
     resolved = config.with_trackers(resolved, trackers)
+    if resolved.sweep:
+        _echo(f"note: {config_file} has a sweep section, which nnrun sweep runs; this trains the config as it is",
+              err=True)
     plan = distribution.plan(resolved)
     if resume_if_possible and plan.processes > 1:
         raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
@@ -211,7 +215,8 @@ def resume_command(run_dir, overrides, force, quiet, trackers):
 @set_option
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Trials run at once, each in a process of its own.")
-def sweep_command(target, overrides, jobs):
+@tracker_option
+def sweep_command(target, overrides, jobs, trackers):
     """Search the parameters CONFIG's sweep section names; each trial is a run.
 
     Given a sweep directory instead, continue that sweep where it stopped
@@ -220,19 +225,21 @@ def sweep_command(target, overrides, jobs):
     from nnrun import backend, config, sweep
 
     console = _console()
-    if sweep.is_sweep(target):
+    if target.is_dir():
+        if not sweep.is_sweep(target):
+            raise click.UsageError(f"'{target}' is a folder but not a sweep directory (it has no {sweep.STATE})")
+        if trackers:
+            raise click.UsageError("a sweep continues with its own config: --tracker is for a new sweep")
         backend.use(config.load(target / sweep.CONFIG).backend)
         sweep_dir = sweep.run(target, console, jobs, overrides)
     else:
-        resolved = config.load(target, overrides)  # before the heavy imports
+        resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
         if resolved.sweep is None:
             raise click.UsageError(f"{target} has no sweep section (see the README: Searching for better settings)")
-        sweep.check_available()
-        backend.use(resolved.backend)
         with _about(target):
-            from nnrun import train as training
-
-            training.setup(sweep.first_trial(resolved), join=False)  # a bad space fails before the first trial
+            sweep.check_available()
+            backend.use(resolved.backend)
+            sweep.check(resolved, target, console)  # a bad space fails before the first trial
             sweep_dir = sweep.start(resolved, target, console, jobs)
     click.echo(str(sweep_dir))
 
@@ -271,18 +278,19 @@ def check(config_file, overrides):
     from nnrun import backend, config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
-    if resolved.sweep:
-        from nnrun import sweep
-
-        sweep.check_available()
-    backend.use(resolved.backend)
-    from nnrun import train as training
+    from nnrun import sweep
 
     with _about(config_file):
+        if resolved.sweep:
+            sweep.check_available()
+        backend.use(resolved.backend)
+        from nnrun import train as training
+
         if resolved.data.source == "images":
             _decode_every_image(resolved.data)
-        # A sweep's first point builds the same model with the swept values: Keras checks them too.
-        setup = training.setup(sweep.first_trial(resolved) if resolved.sweep else resolved, join=False)
+        # A sweep builds its model at every value it may try: Keras checks them all.
+        setup = sweep.check(resolved, config_file, _console()) if resolved.sweep else \
+            training.setup(resolved, join=False)
     ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"

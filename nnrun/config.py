@@ -326,8 +326,8 @@ TRACKERS = ("tensorboard", "mlflow")
 
 
 def _switch(value):
-    """`true` -> the defaults, `false` -> off."""
-    return {} if value is True else None if value is False else value
+    """`true` or empty (`mlflow:` as YAML reads it) -> the defaults, `false` -> off."""
+    return {} if value is True or value is None else None if value is False else value
 
 
 class TensorBoardTracking(Section):
@@ -337,11 +337,19 @@ class TensorBoardTracking(Section):
     write_graph: bool = Field(False, description="Also write the model's graph.")
 
 
+def _tracking_uri(value):
+    """A store MLflow can open: a server, a database, or databricks; a bare file name is not one."""
+    if value != "databricks" and not re.match(r"(https?|sqlite|postgresql|mysql|mssql|file|databricks)(\+\w+)?:", value):
+        hint = f"sqlite:///{value}" if value.endswith(".db") else "http://host:5000"
+        raise ValueError(f"not a tracking URI MLflow can use; e.g. {hint} or sqlite:///mlflow.db; got {value!r}")
+    return value
+
+
 class MlflowTracking(Section):
     """One MLflow run per nnrun run: the config as params, each epoch's metrics, the run directory as artifacts."""
 
     experiment: str | None = Field(None, min_length=1, description="The MLflow experiment; by default output.name.")
-    tracking_uri: str | None = Field(
+    tracking_uri: Annotated[str, AfterValidator(_tracking_uri)] | None = Field(
         None, min_length=1,
         description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir.",
     )
@@ -360,11 +368,20 @@ class Tracking(Section):
 
     @classmethod
     def _short_form(cls, data):
+        if data is None or data == "none":
+            return {}
         if isinstance(data, str):
             data = [data]
         if isinstance(data, list) and all(isinstance(name, str) for name in data):
-            return {name: {} for name in data}
+            return {name: {} for name in data if name != "none"}
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a list of trackers ({', '.join(TRACKERS)}), or a mapping of them; got {data!r}")
         return data
+
+    @pydantic.model_serializer(mode="wrap")
+    def _on_only(self, handler):
+        # A tracker that is off is left out: written back, an empty key would turn it on.
+        return {name: value for name, value in handler(self).items() if value is not None}
 
     def names(self):
         """The trackers turned on, e.g. ['tensorboard']."""
@@ -441,7 +458,7 @@ def with_trackers(config, names):
     Returns:
         The `Config`.
     """
-    tracking = config.tracking.model_dump()
+    tracking = config.tracking.model_dump()  # the trackers on, each with its settings
     for name in names:
         if name == "none":
             tracking = {}
@@ -459,7 +476,6 @@ def dump(config):
     data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
     resolved = {"backend": resolved.pop("backend"), "seed": resolved.pop("seed"), "data": data, **resolved}
     # Sections left out unless used: a config written before they existed reads the same.
-    resolved["tracking"] = {k: v for k, v in resolved["tracking"].items() if v is not None}
     for key in ("tracking", "sweep"):
         if not resolved[key]:
             del resolved[key]
@@ -473,7 +489,7 @@ def json_schema():
     defs = schema["$defs"]
     for name in TRACKERS:
         defs["Tracking"]["properties"][name]["anyOf"].insert(1, {"type": "boolean"})
-    names = {"enum": list(TRACKERS)}
+    names = {"enum": [*TRACKERS, "none"]}
     schema["properties"]["tracking"] = {"anyOf": [schema["properties"]["tracking"], names,
                                                   {"type": "array", "items": names}]}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -270,7 +270,9 @@ def sweep(points, path, title, metric, direction):
     if complete:
         pick = min if direction == "minimize" else max
         best = [pick(v for _, v in complete[: i + 1]) for i in range(len(complete))]
-        ax.step([n for n, _ in complete], best, where="post", color="tab:orange", label="best so far")
+        last = max(n + 1 for n, _, _ in points)  # on to the last trial, pruned ones included
+        ax.step([n for n, _ in complete] + [last], best + best[-1:], where="post", color="tab:orange",
+                label="best so far")
     values = [v for _, v, _ in points]
     if values and min(values) > 0 and max(values) / min(values) > 30:  # one bad trial would flatten the rest
         ax.set_yscale("log")

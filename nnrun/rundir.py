@@ -29,6 +29,7 @@ PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
 BACKUP = "backup"
 LATEST = "latest"
+SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
 TMP_MARK = ".tmp."
 # Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
 # CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
@@ -224,7 +225,11 @@ def read_json(path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunDirError(f"'{Path(path).parent}' is not a run directory: no {Path(path).name}") from None
+        folder = Path(path).parent
+        if (folder / SWEEP).is_file():
+            raise RunDirError(f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
+                              f"its best config is {folder / 'best.yaml'}") from None
+        raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
 

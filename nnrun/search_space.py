@@ -48,7 +48,9 @@ def _space(value):
     unknown = set(value) - {"low", "high", "log", "step"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ValueError(f"unknown key '{key}'{did_you_mean(key, ['low', 'high', 'log', 'step', 'choices'])}")
+        hint = "; a range is {low: ..., high: ...}" if key in ("min", "max", "lower", "upper", "from", "to") else \
+            did_you_mean(key, ["low", "high", "log", "step", "choices"])
+        raise ValueError(f"unknown key '{key}'{hint}")
     space = {"low": value.get("low"), "high": value.get("high"), "log": value.get("log", False),
              "step": value.get("step")}
     for key in ("low", "high"):
@@ -66,6 +68,9 @@ def _space(value):
         raise ValueError("log and step cannot both be given (Optuna samples one or the other)")
     if step is not None and step <= 0:
         raise ValueError(f"step must be above 0; got {step!r}")
+    if step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
+        # Optuna would quietly move high to the last step below it.
+        raise ValueError(f"high - low ({high - low:g}) must be a whole number of steps of {step!r}")
     return space
 
 
@@ -181,13 +186,49 @@ def check_paths(config, where):
             else:
                 keys = list(node) if isinstance(node, dict) else []
                 raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
-        for value in _samples(space):
+        for value in samples(space):
             trial = copy.deepcopy(resolved)
             config_lib.set_path(trial, path, value, place)
             try:
                 config_lib.validate(trial, "")
             except ConfigError as e:
                 raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
+
+
+def check_metric(config, has_validation, where):
+    """Refuses a sweep metric that is a typo of one the runs will log, or the test split's.
+
+    The names are those history.csv will have: the loss and each metric of
+    the config (snake_case), with `val_` when there is a validation split.
+    Unlike a typo, a name nothing resembles is left for the first epoch to
+    settle (Keras may name a metric its own way).
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        has_validation: whether the runs have a validation split.
+        where: the config file, for messages.
+
+    Returns:
+        A note for the user when the name could not be checked, else None.
+    """
+    from nnrun.model import snake_case
+
+    metric = config.sweep.metric
+    names = ["loss", *(snake_case(m["name"]) for m in config.metrics)]
+    names += [f"{n}_macro" for n in names if n.startswith("f1_score") or n.startswith("fbeta")]
+    logged = names + ([f"val_{n}" for n in names] if has_validation else [])
+    if metric.startswith("test_"):
+        raise ConfigError(f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
+                          f"(it would no longer be a test); use val_{metric[len('test_'):]}; got {metric!r}")
+    if metric.startswith("val_") and not has_validation:
+        raise ConfigError(f"{where}: sweep.metric: {metric!r} needs a validation split; "
+                          "set training.validation_split, e.g. 0.1")
+    if metric in logged or metric == "learning_rate":
+        return None
+    suggestion = did_you_mean(metric, logged)
+    if suggestion:
+        raise ConfigError(f"{where}: sweep.metric: {metric!r} is not a metric the runs log{suggestion}")
+    return f"sweep.metric {metric!r} is none of {', '.join(logged)}: the first epoch will tell whether Keras logs it"
 
 
 def apply(config, params, where):
@@ -231,7 +272,7 @@ def describe(sweep):
             + ("; median pruning" if sweep.pruning else ""))
 
 
-def _samples(space):
+def samples(space):
     """Values a space can take: every choice; a range's ends and a value between them of the kind
     Optuna draws (a float range gives floats, which an integer setting refuses)."""
     if "choices" in space:
@@ -251,7 +292,7 @@ def _without_sweep(config):
 
 def first_point(sweep):
     """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
-    return {path: _samples(space)[0] for path, space in sweep.parameters.items()}
+    return {path: samples(space)[0] for path, space in sweep.parameters.items()}
 
 
 def suggest(trial, sweep):

@@ -28,7 +28,7 @@ from nnrun.errors import (
 )
 
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
-STATE = "sweep.json"  # marks the folder as a sweep: status, the time it has used, its best trial
+STATE = rundir.SWEEP  # marks the folder as a sweep: status, the time it has used, its best trial
 STUDY = "study.db"
 TRIALS = "trials"
 WORKERS = "workers"  # the worker processes' logs, with --jobs
@@ -45,9 +45,37 @@ def check_available():
         raise ConfigError(f"sweep: needs optuna, which is not installed; pip install '{EXTRA}'")
 
 
-def first_trial(config):
-    """The config of a sweep's first point (each parameter's low or first choice), for `nnrun check`."""
-    return _trial_config(config, search_space.first_point(config.sweep), config.output.dir, config.output.name)
+def check(config, where, console):
+    """What `nnrun check` and `nnrun sweep` check of a sweep before its first trial: the data and the
+    model at every value of each parameter (the others at their first), and the metric.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        where: the config file, for messages.
+        console: a rich console for a note (stderr).
+
+    Returns:
+        The `train.Setup` of the sweep's first point.
+    """
+    from nnrun import train
+
+    check_available()
+    first = search_space.first_point(config.sweep)
+    prepared = None
+    for path, space in config.sweep.parameters.items():
+        for value in search_space.samples(space):
+            point = _trial_config(config, {**first, path: value}, config.output.dir, config.output.name)
+            try:
+                if prepared is None:
+                    prepared = train.setup(point, join=False)
+                else:
+                    train.check_model(point, prepared.dataset)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: sweep.parameters['{path}']: with {value!r}: {e}") from None
+    note = search_space.check_metric(config, prepared.dataset.y_val is not None, where)
+    if note:
+        console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True, markup=False)
+    return prepared
 
 
 def is_sweep(path):
@@ -98,6 +126,11 @@ def run(sweep_dir, console, jobs=1, overrides=()):
     with _claim(sweep_dir):
         config = load(sweep_dir, overrides)
         study = open_study(sweep_dir, config)
+        done = len(counted(study))
+        if config.sweep.trials and config.sweep.trials < done and overrides:
+            raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
+        if overrides:  # the sweep's config says how long it now runs
+            rundir.write_text(sweep_dir / CONFIG, config_lib.dump(config))
         _recover(study, sweep_dir, config.sweep, console)
         state = _read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)
@@ -157,7 +190,7 @@ def _claim(sweep_dir):
 
 
 def load(sweep_dir, overrides):
-    """The config in a sweep directory, with `sweep.trials` or `sweep.time_budget` overridden (recorded).
+    """The config in a sweep directory, with `sweep.trials` or `sweep.time_budget` overridden.
 
     Args:
         sweep_dir: the sweep directory.
@@ -176,8 +209,6 @@ def load(sweep_dir, overrides):
         raise RunDirError(f"'{sweep_dir}': its {CONFIG} is not valid: {e}") from None
     if config.sweep is None:
         raise RunDirError(f"'{sweep_dir}': its {CONFIG} has no sweep section")
-    if overrides:
-        rundir.write_text(sweep_dir / CONFIG, config_lib.dump(config))
     return config
 
 
@@ -190,7 +221,7 @@ def open_study(sweep_dir, config, worker=0):
     sweep = config.sweep
     # Median pruning once 5 trials have shown what is usual, and never in the first third of
     # training: a low learning rate starts slowly and may still end best.
-    warmup = max(1, config.training.epochs // 3)
+    warmup = max(1, config.training.epochs // 3) + 1  # Optuna prunes from this epoch on
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if sweep.pruning
               else optuna.pruners.NopPruner())
     path = sweep_dir / STUDY
@@ -261,7 +292,13 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
     sweep = config.sweep
     while True:
         stop.check()
-        if (sweep.trials and len(counted(study)) >= sweep.trials) or (deadline and time.time() >= deadline):
+        if sweep.trials and len(counted(study)) >= sweep.trials:
+            return
+        if deadline and time.time() >= deadline:
+            if reports:
+                console.print(f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
+                              f"nnrun sweep {sweep_dir} --set sweep.time_budget=...", highlight=False,
+                              soft_wrap=True, markup=False)
             return
         trial = study.ask()
         earlier = [t for t in counted(study) if t.number < trial.number]

@@ -76,6 +76,8 @@ def tracked(config, run_dir, console, class_names=None):
     """
     trackers = []
     if config.tracking.tensorboard is not None:
+        console.print(f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})",
+                      style="dim", highlight=False, soft_wrap=True, markup=False)
         trackers.append(keras.callbacks.TensorBoard(
             log_dir=str(Path(run_dir) / TENSORBOARD), histogram_freq=config.tracking.tensorboard.histogram_freq,
             write_graph=config.tracking.tensorboard.write_graph, update_freq="epoch",
@@ -132,6 +134,11 @@ class MlflowLogger(keras.callbacks.Callback):
             if run is not None:
                 self.run_id = run.info.run_id
                 self.client.update_run(self.run_id, status="RUNNING")
+                # MLflow never changes a param: what a resume changed (training.epochs) becomes a tag.
+                for key, value in _params(config).items():
+                    if run.data.params.get(key, value) != value:
+                        self.client.set_tag(self.run_id, f"nnrun.resumed.{key}"[:_MAX_KEY], value)
+                self._say("continues MLflow run")
                 return
         experiment_id = self._experiment(self.settings.experiment or config.output.name)
         run = self.client.create_run(experiment_id, run_name=self.run_dir.name,
@@ -139,12 +146,16 @@ class MlflowLogger(keras.callbacks.Callback):
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
-        # Where it logs is not a setting of the model, and may hold a token.
-        params = [Param(k, v) for k, v in flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"})).items()]
+        params = [Param(k, v) for k, v in _params(config).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         rundir.update_run(self.run_dir, mlflow={"run_id": self.run_id, "experiment_id": experiment_id,
                                                 "tracking_uri": shown_uri(self.uri)})
+        self._say("MLflow run")
+
+    def _say(self, what):
+        self.console.print(f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}", style="dim",
+                           highlight=False, soft_wrap=True, markup=False)
 
     def _own_run(self, run_id, here):
         """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
@@ -215,7 +226,7 @@ class MlflowLogger(keras.callbacks.Callback):
             function(*args)
         except Exception as e:  # MLflow's errors are many kinds; none may stop training
             self.console.print(
-                f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 200)}; training goes on, "
+                f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 400)}; training goes on, "
                 f"the run directory has everything", style="yellow", highlight=False, soft_wrap=True, markup=False,
             )
             self.quiet = True
@@ -242,6 +253,11 @@ def _artifacts(run_dir):
                 path = Path(folder) / file
                 if not path.is_symlink() and path.is_file() and rundir.TMP_MARK not in file:
                     yield path, str(Path(folder).relative_to(run_dir))
+
+
+def _params(config):
+    # Where it logs is not a setting of the model, and may hold a token.
+    return flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"}))
 
 
 def shown_uri(uri):

@@ -55,11 +55,7 @@ def setup(config, join=True):
         # Same config and seed, same numbers: worth the small cost on CPU.
         sys.modules["tensorflow"].config.experimental.enable_op_determinism()
     with engine.scope():
-        model = build(
-            config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation,
-            _target_units(dataset, config.data), config.data.rescale,
-        )
-        loss_name = compile_model(model, config)
+        model, loss_name = _built(config, dataset)
         stages = fine_tune.Stages(model, config, engine.scope)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
     from nnrun.callbacks import AtomicModelCheckpoint
@@ -73,6 +69,26 @@ def setup(config, join=True):
 
     tracking.check_available(config.tracking)
     return Setup(dataset, model, one_hot, weights, engine, stages)
+
+
+def check_model(config, dataset):
+    """Builds and compiles the config's model for data already loaded, and checks they fit
+    (a sweep's other points, on the data of its first).
+
+    Args:
+        config: the validated `Config`.
+        dataset: the `data.Dataset` it trains on.
+    """
+    model, loss_name = _built(config, dataset)
+    check_fit(model, loss_name, dataset, config.model.layers)
+
+
+def _built(config, dataset):
+    model = build(
+        config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation,
+        _target_units(dataset, config.data), config.data.rescale,
+    )
+    return model, compile_model(model, config)
 
 
 def train(config, console, live=False, config_file=None, resume=None, prepared=None, callbacks=()):

@@ -123,9 +123,10 @@ def test_a_time_budget_stops_starting_trials(runner, write_config):
 
 
 def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config):
-    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_acuracy"))])
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_precision"))])
     assert result.exit_code == 2, result.output
-    assert "sweep.metric: 'val_acuracy' is not among the metrics logged each epoch (" in result.output
+    assert "note: sweep.metric 'val_precision' is none of loss, accuracy, val_loss, val_accuracy" in result.stderr
+    assert "sweep.metric: 'val_precision' is not among the metrics logged each epoch (" in result.output
     assert "val_accuracy" in result.output and "Traceback" not in result.output
     sweep_dir = sweep_dir_of(result)  # the sweep began: its directory is on stdout, as after any sweep
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
@@ -140,7 +141,12 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     ({"optimizer.learning_rate": {"lo": 0.1, "high": 1}}, "unknown key 'lo'; did you mean 'low'?"),
     ({"optimizer.learning_rate": {"low": 0, "high": 1, "log": True}}, "log: true needs low above 0; got 0"),
     ({"output.dir": ["a", "b"]}, "sweep.parameters['output.dir']: output cannot be swept"),
-    ({"optimizer.learnin_rate": [0.1]}, "unknown argument 'learnin_rate'; did you mean 'learning_rate'?"),
+    ({"optimizer.learnin_rate": [0.1]}, "sweep.parameters['optimizer.learnin_rate']: with 0.1: optimizer (Adam): "
+                                        "unknown argument 'learnin_rate'; did you mean 'learning_rate'?"),
+    ({"model.layers.0.Dense.activation": ["relu", "rellu"]}, "with 'rellu': model.layers[0] (Dense): argument "
+                                                              "'activation': unknown activation 'rellu'"),
+    ({"training.batch_size": {"low": 16, "high": 64, "step": 100}}, "high - low (48) must be a whole number of steps"),
+    ({"model.layers.0.Dense.units": {"min": 4, "max": 16}}, "unknown key 'max'; a range is {low: ..., high: ...}"),
 ])
 def test_check_names_a_bad_parameter(runner, write_config, parameters, message):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config, parameters=parameters))])
@@ -215,3 +221,22 @@ def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, 
     result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("val_acuracy", "sweep.metric: 'val_acuracy' is not a metric the runs log; did you mean 'val_accuracy'?"),
+    ("test_accuracy", "a sweep chooses on the validation split, never the test split"),
+])
+def test_check_refuses_a_metric_the_sweep_cannot_use(runner, write_config, metric, message):
+    result = runner.invoke(cli, ["check", str(sweep_config(write_config, metric=metric))])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_continuing_with_fewer_trials_than_done_is_refused(runner, write_config):
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=2))])
+    assert result.exit_code == 0, result.output
+    sweep_dir = sweep_dir_of(result)
+    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=1"])
+    assert result.exit_code == 2 and "--set sweep.trials=1: 2 trials are done already" in result.output
+    assert "trials: 2" in (sweep_dir / "config.yaml").read_text(), "the sweep's config unchanged"

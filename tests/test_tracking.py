@@ -55,6 +55,28 @@ def test_a_missing_extra_is_named_at_check(runner, write_config, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("tracking, names", [
+    ({"mlflow": None, "tensorboard": None}, "tensorboard, mlflow"),  # `mlflow:` with nothing after it: on
+    (["tensorboard"], "tensorboard"),
+    ({"tensorboard": True, "mlflow": False}, "tensorboard"),
+    ("none", None),
+])
+def test_the_ways_to_write_tracking(runner, write_config, tracking, names):
+    result = runner.invoke(cli, ["check", str(write_config(tracking=tracking))])
+    assert result.exit_code == 0, result.output
+    shown = [line for line in result.stdout.splitlines() if line.startswith("tracking: ")]
+    if names is None:
+        assert not shown
+    else:
+        assert [part.split(" (")[0] for part in shown[0].removeprefix("tracking: ").split("), ")] == names.split(", ")
+
+
+def test_a_tracking_uri_that_is_a_file_name_is_refused(runner, write_config):
+    result = runner.invoke(cli, ["check", str(write_config(tracking={"mlflow": {"tracking_uri": "other.db"}}))])
+    assert result.exit_code == 2
+    assert "tracking.mlflow.tracking_uri: not a tracking URI MLflow can use; e.g. sqlite:///other.db" in result.output
+
+
 def test_tracking_typos_are_refused_with_a_suggestion(runner, write_config):
     result = runner.invoke(cli, ["check", str(write_config(tracking={"tensorbord": True}))])
     assert result.exit_code == 2
@@ -126,12 +148,15 @@ def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runn
     client = client_of(store)
     assert client.get_run(run_id).info.status == "KILLED"
 
-    result = runner.invoke(cli, ["resume", str(run)])
+    result = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=4"])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "run.json").read_text())["mlflow"]["run_id"] == run_id
-    assert client.get_run(run_id).info.status == "FINISHED"
+    logged = client.get_run(run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.params["training.epochs"] == "3", "MLflow never changes a param"
+    assert logged.data.tags["nnrun.resumed.training.epochs"] == "4", "so the resume's change is a tag"
     steps = sorted(m.step for m in client.get_metric_history(run_id, "loss"))
-    assert steps == [1, 2, 3]
+    assert steps == [1, 2, 3, 4]
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
