@@ -238,7 +238,8 @@ def sweep_command(target, overrides, jobs, trackers):
             raise click.UsageError(f"{target} has no sweep section (see the README: Searching for better settings)")
         with _about(target):
             sweep.check_available()
-            backend.use(resolved.backend)
+        backend.use(resolved.backend)
+        with _about(target):
             sweep.check(resolved, target, console)  # a bad space fails before the first trial
             sweep_dir = sweep.start(resolved, target, console, jobs)
     click.echo(str(sweep_dir))
@@ -280,12 +281,13 @@ def check(config_file, overrides):
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
     from nnrun import sweep
 
-    with _about(config_file):
-        if resolved.sweep:
+    if resolved.sweep:
+        with _about(config_file):
             sweep.check_available()
-        backend.use(resolved.backend)
-        from nnrun import train as training
+    backend.use(resolved.backend)
+    from nnrun import train as training
 
+    with _about(config_file):
         if resolved.data.source == "images":
             _decode_every_image(resolved.data)
         # A sweep builds its model at every value it may try: Keras checks them all.
