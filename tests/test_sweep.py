@@ -240,3 +240,13 @@ def test_continuing_with_fewer_trials_than_done_is_refused(runner, write_config)
     result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=1"])
     assert result.exit_code == 2 and "--set sweep.trials=1: 2 trials are done already" in result.output
     assert "trials: 2" in (sweep_dir / "config.yaml").read_text(), "the sweep's config unchanged"
+
+
+def test_a_missing_optuna_is_named_at_check(runner, write_config, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    result = runner.invoke(cli, ["check", str(sweep_config(write_config))])
+    assert result.exit_code == 2, result.output
+    assert "tiny.yaml: sweep: needs optuna, which is not installed; pip install 'nnrun[sweep]'" in result.output
