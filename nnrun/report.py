@@ -1,8 +1,12 @@
 """Rich tables for what a command reports on stdout: metrics, evaluations, predictions."""
 
+from pathlib import Path
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+from nnrun import rundir
 
 
 def metrics_table(metrics, title):
@@ -69,7 +73,10 @@ def print_runs(summaries, root, filtered=False, console=None):
     """Prints `nnrun runs`: one row per run, newest first, with a hint for unfinished ones."""
     console = console or _wide_console()
     if not summaries:
-        console.print(f"no runs in {root} match" if filtered else f"no runs in {root}")
+        sweep = (Path(root) / rundir.SWEEP).is_file()
+        console.print(f"no runs in {root} match" if filtered else f"no runs in {root}"
+                      + (f"; it is a sweep directory: its runs are in {Path(root) / 'trials'}" if sweep else ""),
+                      markup=False)
         return
     colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
     # One metric for all: name it once in the header. The run's folder name

@@ -290,9 +290,14 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
     import optuna
 
     sweep = config.sweep
+    started_any = False
     while True:
         stop.check()
         if sweep.trials and len(counted(study)) >= sweep.trials:
+            if reports and not started_any:
+                console.print(f"all {sweep.trials} trials are done; lengthen the sweep with "
+                              f"nnrun sweep {sweep_dir} --set sweep.trials=N", highlight=False, soft_wrap=True,
+                              markup=False)
             return
         if deadline and time.time() >= deadline:
             if reports:
@@ -307,6 +312,7 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         trial.set_user_attr("process", liveness.process())
+        started_any = True
         _one_trial(sweep_dir, config, study, trial)
         if reports:
             sweep_report.write(sweep_dir, config, study)

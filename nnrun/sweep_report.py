@@ -63,7 +63,9 @@ def line(study, number, config, counted):
     """
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     sweep, best = config.sweep, best_trial(study)
-    done = len([t for t in counted if t.state.is_finished()])
+    # Its place among the trials finished so far: with --jobs, two may be reported together.
+    done = len([t for t in counted if t.state.is_finished() and t.datetime_complete and trial.datetime_complete
+                and t.datetime_complete <= trial.datetime_complete])
     total = f"{done}/{sweep.trials}" if sweep.trials else f"{done} done"
     if trial.state.name == "COMPLETE":
         result = f"{sweep.metric} {trial.value:.4g}"
