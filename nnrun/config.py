@@ -79,9 +79,12 @@ CallbackSpec = Annotated[
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+_FRACTION = re.compile(r"^\s*[\d.]+\s*/\s*[\d.]+\s*$")
+
+
 def _fraction(value):
     """`1/255` (as Keras users write it) -> 0.00392..."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[\d.]+\s*/\s*[\d.]+\s*", value):
+    if isinstance(value, str) and _FRACTION.fullmatch(value):
         numerator, denominator = (float(v) for v in value.split("/"))
         if denominator:
             return numerator / denominator
@@ -492,9 +495,38 @@ def json_schema():
     names = {"enum": [*TRACKERS, "none"]}
     schema["properties"]["tracking"] = {"anyOf": [schema["properties"]["tracking"], names,
                                                   {"type": "array", "items": names}]}
+    layers = defs["Model"]["properties"]["layers"]  # `model: [layers...]`, the short form
+    schema["properties"]["model"] = {"anyOf": [schema["properties"]["model"],
+                                               {"type": "array", "minItems": 1, "items": layers["items"]}]}
+    schema = _as_written(schema)
+    for definition in defs.values():  # `rescale: 1/255`, as Keras users write it
+        rescale = definition.get("properties", {}).get("rescale")
+        if rescale:
+            rescale["anyOf"].append({"type": "string", "pattern": _FRACTION.pattern})
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nnrun config"
     return schema
+
+
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _as_written(node):
+    """The schema of the input, not of the validated config: a number may also be text such as
+    `1e-4`, which YAML 1.1 reads as a string and the validators read as a number."""
+    if isinstance(node, dict):
+        for bound, keyword in _BOUNDS.items():  # pydantic's names, where a validator wraps the field
+            if bound in node and node.get("type") in ("number", "integer"):
+                node[keyword] = node.pop(bound)
+        if node.get("type") == "number":
+            number = {k: v for k, v in node.items() if k not in ("default", "description", "title")}
+            about = {k: v for k, v in node.items() if k in ("default", "description", "title")}
+            return {**about, "anyOf": [number, {"type": "string", "pattern": _SCIENTIFIC.pattern}]}
+        node.update({k: _as_written(v) for k, v in node.items()})
+        return node
+    if isinstance(node, list):
+        node[:] = [_as_written(v) for v in node]
+    return node
 
 
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")

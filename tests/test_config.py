@@ -4,9 +4,11 @@ No TensorFlow here: validating a config must not pay its start-up cost.
 """
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -520,3 +522,59 @@ def test_backend_defaults_to_keras_backend_then_tensorflow(write_config, monkeyp
     assert config.load(write_config(backend="tensorflow")).backend == "tensorflow"
     message = load_error(write_config, backend="torch")
     assert "backend: input should be 'tensorflow' or 'jax'; got 'torch'" in message
+
+
+# --- the schema against what nnrun accepts (as editors' validators use it) ---------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def schema_validator(fragment=False):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = config.json_schema()
+    if fragment:  # a README example shows some sections, not a whole config
+        schema = {**schema, "required": []}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def readme_examples():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    examples = []
+    for block in blocks:
+        try:
+            value = yaml.safe_load(block)
+        except yaml.YAMLError:
+            continue
+        if isinstance(value, dict) and set(value) <= set(config.Config.model_fields):
+            examples.append(value)
+    return examples
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_is_valid_against_the_schema(name):
+    errors = list(schema_validator().iter_errors(yaml.safe_load((ROOT / "configs" / name).read_text())))
+    assert not errors, [f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors]
+
+
+def test_the_readmes_examples_are_valid_against_the_schema():
+    examples = readme_examples()
+    assert len(examples) >= 6, "the README's yaml examples are found"
+    validator = schema_validator(fragment=True)
+    for example in examples:
+        errors = list(validator.iter_errors(example))
+        assert not errors, (example, [f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors])
+
+
+@pytest.mark.parametrize("change", [
+    {"trainig": {"epochs": 3}},
+    {"training": {"epochs": "ten"}},
+    {"data": {"source": "sklearn", "name": "digits", "rescale": "a/b"}},
+    {"data": {"source": "spreadsheet", "path": "x.csv"}},
+    {"optimizer": 3},
+    {"sweep": {"parameters": {"optimizer.learning_rate": {"low": 1e-4, "hihg": 1e-1}}}},
+])
+def test_bad_configs_are_rejected_by_the_schema_too(change):
+    good = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    assert not list(schema_validator().iter_errors(good))
+    assert list(schema_validator().iter_errors({**good, **change})), change
