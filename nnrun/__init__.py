@@ -1,3 +1,3 @@
 """nnrun: train Keras/TensorFlow neural networks from YAML configs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
