@@ -348,9 +348,11 @@ def _one_trial(sweep_dir, config, study, trial):
         if pruning.missing or (isinstance(e, BadInput) and not completed):
             raise  # every trial would fail the same way: the sweep's config is wrong
         return
-    value = _value(run_dir, config.sweep.metric)
+    kept = _kept_metrics(run_dir)
+    value = _value(run_dir, kept, config.sweep.metric)
+    test = {f"test_{k}": v for k, v in (kept.get("test") or {}).items() if isinstance(v, (int, float))}
     _record(study, trial._trial_id, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
-            pruned_at_epoch=pruning.pruned_at, **_test_metrics(run_dir))
+            pruned_at_epoch=pruning.pruned_at, **test)
     if pruning.pruned_at:
         rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
@@ -415,26 +417,23 @@ def _relative(run_dir, sweep_dir):
     return run_dir and os.path.relpath(run_dir, sweep_dir)
 
 
-def _value(run_dir, metric):
-    """A trial's result: the metric of the model its run kept (metrics.json: EarlyStopping may have
-    restored an earlier epoch's weights), else its last epoch's; None when not a finite number."""
-    split, name = ("validation", metric[len("val_"):]) if metric.startswith("val_") else ("train", metric)
+def _kept_metrics(run_dir):
+    """metrics.json of a trial's run: the final metrics of the model it kept; {} when missing."""
     try:
-        value = (rundir.read_json(Path(run_dir) / rundir.METRICS).get(split) or {}).get(name)
+        return rundir.read_json(Path(run_dir) / rundir.METRICS)
     except RunDirError:
-        value = None
+        return {}
+
+
+def _value(run_dir, kept, metric):
+    """A trial's result: the metric of the model its run kept (`kept`, its metrics.json: EarlyStopping
+    may have restored an earlier epoch's weights), else its last epoch's; None when not a finite number."""
+    split, name = ("validation", metric[len("val_"):]) if metric.startswith("val_") else ("train", metric)
+    value = (kept.get(split) or {}).get(name)
     if value is None:
         rows = rundir.read_history(Path(run_dir) / rundir.HISTORY)
         value = rows[-1].get(metric) if rows else None
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def _test_metrics(run_dir):
-    try:
-        test = rundir.read_json(Path(run_dir) / rundir.METRICS).get("test") or {}
-    except RunDirError:
-        return {}
-    return {f"test_{k}": v for k, v in test.items() if isinstance(v, (int, float))}
 
 
 def _record(study, trial_id, **attrs):

@@ -250,3 +250,14 @@ def test_a_missing_optuna_is_named_at_check(runner, write_config, monkeypatch):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config))])
     assert result.exit_code == 2, result.output
     assert "tiny.yaml: sweep: needs optuna, which is not installed; pip install 'nnrun[sweep]'" in result.output
+
+
+def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config):
+    # A metric nothing resembles passes check with a note; each worker's first epoch refuses it.
+    config = write_config(sweep={**SPACE, "trials": 2, "metric": "val_precision"}, training={"epochs": 1})
+    result = runner.invoke(cli, ["sweep", str(config), "--jobs", "2"])
+    assert result.exit_code == 2, result.output
+    assert "stopped: error: " in result.output and "sweep.metric: 'val_precision' is not among" in result.output
+    assert "/workers/worker-" in result.output and "Traceback" not in result.output
+    sweep_dir = sweep_dir_of(result)
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
