@@ -35,8 +35,17 @@ def main():
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as runs:
-        args = ["train", options.config, "-q", "--set", f"training.epochs={options.epochs}",
-                "--set", "training.callbacks=[]", "--set", f"output.dir={runs}"]
+        args = [
+            "train",
+            options.config,
+            "-q",
+            "--set",
+            f"training.epochs={options.epochs}",
+            "--set",
+            "training.callbacks=[]",
+            "--set",
+            f"output.dir={runs}",
+        ]
         for item in options.overrides:
             args += ["--set", item]
         ratios = []

@@ -43,39 +43,47 @@ x_train, x_val, y_train, y_val = train_test_split(
     x_train, y_train, test_size=0.1, random_state=args.seed, stratify=y_train.argmax(axis=1)
 )
 
-data_augmentation = keras.Sequential([
-    layers.RandomRotation(0.042),  # rotation_range=15: +-15 degrees, as a fraction of a full turn
-    layers.RandomTranslation(height_factor=0.1, width_factor=0.1),  # width/height_shift_range=0.1
-    layers.RandomFlip("horizontal"),  # horizontal_flip=True
-], name="augmentation")
+data_augmentation = keras.Sequential(
+    [
+        layers.RandomRotation(0.042),  # rotation_range=15: +-15 degrees, as a fraction of a full turn
+        layers.RandomTranslation(height_factor=0.1, width_factor=0.1),  # width/height_shift_range=0.1
+        layers.RandomFlip("horizontal"),  # horizontal_flip=True
+    ],
+    name="augmentation",
+)
 
-model = keras.Sequential([
-    keras.Input(shape=x_train.shape[1:]),
-    data_augmentation,
-    layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
-    layers.Conv2D(32, (3, 3), activation="relu"),
-    layers.MaxPooling2D(pool_size=(2, 2)),
-    layers.Dropout(0.25),
-    layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
-    layers.Conv2D(64, (3, 3), activation="relu"),
-    layers.MaxPooling2D(pool_size=(2, 2)),
-    layers.Dropout(0.25),
-    layers.Conv2D(128, (3, 3), padding="same", activation="relu"),
-    layers.Conv2D(128, (3, 3), activation="relu"),
-    layers.MaxPooling2D(pool_size=(2, 2)),
-    layers.Dropout(0.25),
-    layers.Flatten(),
-    layers.Dense(512, activation="relu"),
-    layers.Dropout(0.5),
-    layers.Dense(num_classes, activation="softmax"),
-])
-model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=1e-4), metrics=["accuracy"])
+model = keras.Sequential(
+    [
+        keras.Input(shape=x_train.shape[1:]),
+        data_augmentation,
+        layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Dropout(0.25),
+        layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Dropout(0.25),
+        layers.Conv2D(128, (3, 3), padding="same", activation="relu"),
+        layers.Conv2D(128, (3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(512, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(num_classes, activation="softmax"),
+    ]
+)
+model.compile(
+    loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=1e-4), metrics=["accuracy"]
+)
 
 with tempfile.TemporaryDirectory() as tmp:
     checkpoint = keras.callbacks.ModelCheckpoint(f"{tmp}/best.keras", monitor="val_accuracy", save_best_only=True)
     started = time.perf_counter()
     history = model.fit(
-        x_train, y_train,
+        x_train,
+        y_train,
         batch_size=batch_size,
         epochs=args.epochs,
         validation_data=(x_val, y_val),

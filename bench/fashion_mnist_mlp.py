@@ -27,16 +27,16 @@ fashion_mnist = tf.keras.datasets.fashion_mnist
 train_images = train_images / 255.0
 test_images = test_images / 255.0
 
-model = tf.keras.Sequential([
-    tf.keras.Input(shape=(28, 28)),
-    tf.keras.layers.Flatten(),
-    tf.keras.layers.Dense(128, activation="relu"),
-    tf.keras.layers.Dense(10, activation="softmax"),
-])
+model = tf.keras.Sequential(
+    [
+        tf.keras.Input(shape=(28, 28)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(128, activation="relu"),
+        tf.keras.layers.Dense(10, activation="softmax"),
+    ]
+)
 
-model.compile(optimizer="adam",
-              loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-              metrics=["accuracy"])
+model.compile(optimizer="adam", loss=tf.keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
 
 started = time.perf_counter()
 model.fit(train_images, train_labels, epochs=args.epochs)

@@ -42,9 +42,21 @@ def train(work):
     for k, name in enumerate(("a", "b", "c")):
         make_pngs(data / name, 30, seed=k)
     done = subprocess.run(
-        [str(NNRUN), "train", str(REPO / "configs/images_cnn.yaml"), "--set", f"data.path={data}",
-         "--set", "training.epochs=1", "--set", f"output.dir={work / 'runs'}"],
-        cwd=work, capture_output=True, text=True, check=True,
+        [
+            str(NNRUN),
+            "train",
+            str(REPO / "configs/images_cnn.yaml"),
+            "--set",
+            f"data.path={data}",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            f"output.dir={work / 'runs'}",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -54,7 +66,8 @@ def peak_rss(run, folder):
     start = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-f", "%M KB", str(NNRUN), "predict", str(folder), "--run", str(run), "--json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - start
     if done.returncode != 0:

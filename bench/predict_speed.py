@@ -35,8 +35,9 @@ def nnrun(*args, cwd):
 
 def timed(args, cwd):
     """(wall seconds, peak RSS MB) of one whole `nnrun` process."""
-    done = subprocess.run(["/usr/bin/time", "-f", "%e %M", str(NNRUN), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", str(NNRUN), *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )
     if done.returncode:
         sys.exit(f"nnrun {' '.join(map(str, args))} failed: {done.stderr[-2000:]}")
     wall, kb = done.stderr.strip().splitlines()[-1].split()
@@ -51,8 +52,20 @@ def main():
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
-    run = nnrun("train", REPO / "configs/mnist_mlp.yaml", "--quiet", "--set", "training.epochs=1",
-                "--set", f"output.dir={work / 'runs'}", cwd=work).strip().splitlines()[-1]
+    run = (
+        nnrun(
+            "train",
+            REPO / "configs/mnist_mlp.yaml",
+            "--quiet",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            f"output.dir={work / 'runs'}",
+            cwd=work,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     nnrun("export", run, "--format", "onnx", "--format", "litert", cwd=work)
     import keras
 
@@ -66,16 +79,26 @@ def main():
     rows = []
     for what, inputs in (("one image, cold", [pngs / "0000.png"]), ("1,000 PNGs, one call", [pngs])):
         for runtime in RUNTIMES:
-            runs = [timed(["predict", *inputs, "--run", run, "--runtime", runtime, "--json"], work)
-                    for _ in range(args.repeat)]
-            rows.append({"what": what, "runtime": runtime, "wall_s": statistics.median(r[0] for r in runs),
-                         "peak_rss_mb": statistics.median(r[1] for r in runs)})
+            runs = [
+                timed(["predict", *inputs, "--run", run, "--runtime", runtime, "--json"], work)
+                for _ in range(args.repeat)
+            ]
+            rows.append(
+                {
+                    "what": what,
+                    "runtime": runtime,
+                    "wall_s": statistics.median(r[0] for r in runs),
+                    "peak_rss_mb": statistics.median(r[1] for r in runs),
+                }
+            )
     print("| what | runtime | wall s (median) | peak RSS MB | ratio to keras |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
         keras_row = next(r for r in rows if r["what"] == row["what"] and r["runtime"] == "keras")
-        print(f"| {row['what']} | {row['runtime']} | {row['wall_s']:.2f} | {row['peak_rss_mb']:.0f} | "
-              f"{row['wall_s'] / keras_row['wall_s']:.3f} |")
+        print(
+            f"| {row['what']} | {row['runtime']} | {row['wall_s']:.2f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['wall_s'] / keras_row['wall_s']:.3f} |"
+        )
 
     outputs = {}
     for runtime in RUNTIMES:
@@ -83,10 +106,15 @@ def main():
         outputs[runtime] = [json.loads(line) for line in lines.splitlines()]
     for runtime in ("onnx", "litert"):
         same = sum(a["label"] == b["label"] for a, b in zip(outputs[runtime], outputs["keras"], strict=True))
-        worst = max(abs(p - b["probabilities"][c]) for a, b in zip(outputs[runtime], outputs["keras"], strict=True)
-                    for c, p in a["probabilities"].items())
-        print(f"{runtime} vs keras on {len(outputs['keras'])} MNIST test digits: same class {same}, "
-              f"largest probability difference {worst:.2g}")
+        worst = max(
+            abs(p - b["probabilities"][c])
+            for a, b in zip(outputs[runtime], outputs["keras"], strict=True)
+            for c, p in a["probabilities"].items()
+        )
+        print(
+            f"{runtime} vs keras on {len(outputs['keras'])} MNIST test digits: same class {same}, "
+            f"largest probability difference {worst:.2g}"
+        )
 
 
 if __name__ == "__main__":

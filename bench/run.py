@@ -71,13 +71,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side per workflow (default 3)")
     parser.add_argument(
-        "--only", default=",".join(w.name for w in WORKFLOWS),
+        "--only",
+        default=",".join(w.name for w in WORKFLOWS),
         help="comma-separated workflows: " + ",".join(w.name for w in WORKFLOWS),
     )
     parser.add_argument("--epochs", type=int, help="override the epochs on both sides (a quick smoke run)")
     parser.add_argument("--backends", default="tensorflow", help="comma-separated nnrun backends: tensorflow,jax")
     parser.add_argument(
-        "--seeds", help="comma-separated seed of each repeat, on both sides (default: the config's, every repeat); "
+        "--seeds",
+        help="comma-separated seed of each repeat, on both sides (default: the config's, every repeat); "
         "several make the accuracies medians over initialisations, since one seed's accuracy is noise at 0.3 points",
     )
     parser.add_argument("--churn-csv", type=Path, default=CHURN_CSV, help=f"the churn table (default {CHURN_CSV})")
@@ -100,9 +102,11 @@ def main():
         parser.error(f"unknown workflow {unknown[0]!r}" if unknown else "nothing to run")
     keras_home = os.environ.get("KERAS_HOME")
     if not keras_home:
-        err.print("KERAS_HOME is not set: copy the shared cache first and point at it, e.g.\n"
-                  "  cp -r ../shared/data/keras /tmp/keras_home\n"
-                  "  KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py")
+        err.print(
+            "KERAS_HOME is not set: copy the shared cache first and point at it, e.g.\n"
+            "  cp -r ../shared/data/keras /tmp/keras_home\n"
+            "  KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py"
+        )
         return 2
     datasets = Path(keras_home) / "datasets"
     csv = args.churn_csv.resolve()
@@ -113,7 +117,9 @@ def main():
     selected, skipped = [], []
     for w in (w for w in WORKFLOWS if w.name in names):
         if w.dataset and not (datasets / w.dataset).exists():
-            skipped.append(f"{w.name}: skipped, {datasets / w.dataset} is missing (not in the Keras cache at {keras_home})")
+            skipped.append(
+                f"{w.name}: skipped, {datasets / w.dataset} is missing (not in the Keras cache at {keras_home})"
+            )
         elif not (ROOT / "configs" / w.config).exists():
             skipped.append(f"{w.name}: skipped, configs/{w.config} does not exist yet")
         elif w.csv and not csv.exists():
@@ -144,8 +150,9 @@ def main():
                 line = f"{w.name} {r + 1}/{args.repeat} seed {seed}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
                 for backend in backends:
                     nnrun = _nnrun(w, args.epochs, keras_home, csv, backend, seed)
-                    w.runs.append({"backend": backend, "script": script, "nnrun": nnrun,
-                                   "ratio": nnrun["wall"] / script["wall"]})
+                    w.runs.append(
+                        {"backend": backend, "script": script, "nnrun": nnrun, "ratio": nnrun["wall"] / script["wall"]}
+                    )
                     line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
                 err.print(line)
     except Failed as e:
@@ -157,15 +164,25 @@ def main():
     if _code(keras_home) != code:
         err.print("[bold yellow]warning[/]:", end=" ")
         err.print(f"the nnrun measured changed during the run: now {_code(keras_home)}", markup=False)
-    out.print(f"\nnnrun vs the plain Keras scripts: {started:%Y-%m-%d %H:%M %Z}, "
-              f"{args.repeat} repeat{'s' * (args.repeat != 1)}" + (f", seeds {args.seeds}" if seeds else "")
-              + (f", epochs overridden to {args.epochs}" if args.epochs else ""))
+    out.print(
+        f"\nnnrun vs the plain Keras scripts: {started:%Y-%m-%d %H:%M %Z}, "
+        f"{args.repeat} repeat{'s' * (args.repeat != 1)}"
+        + (f", seeds {args.seeds}" if seeds else "")
+        + (f", epochs overridden to {args.epochs}" if args.epochs else "")
+    )
     out.print(f"machine: {machine}")
     out.print(code)
     out.print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     table = Table(
-        "workflow", "backend", "script acc", "nnrun acc", "script wall s", "nnrun wall s", "ratio nnrun/script",
-        "verdict", title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
+        "workflow",
+        "backend",
+        "script acc",
+        "nnrun acc",
+        "script wall s",
+        "nnrun wall s",
+        "ratio nnrun/script",
+        "verdict",
+        title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
     )
     slower = False
     for w in selected:
@@ -188,7 +205,12 @@ def main():
     out.print(table)
 
     detail = Table(
-        "workflow", "backend", "script fit", "script rest", "nnrun run.json duration", "nnrun rest",
+        "workflow",
+        "backend",
+        "script fit",
+        "script rest",
+        "nnrun run.json duration",
+        "nnrun rest",
         title="fit vs the rest (medians, s); rest: import, data, evaluation, plots, saving",
     )
     for w in selected:
@@ -203,10 +225,14 @@ def main():
                 f"{statistics.median(run['nnrun']['wall'] - run['nnrun']['duration'] for run in runs):.1f}",
             )
     out.print(detail)
-    out.print("per-repeat wall s (script / nnrun backend): " + "; ".join(
-        f"{w.name} " + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f} {run['backend']}" for run in w.runs)
-        for w in selected
-    ))
+    out.print(
+        "per-repeat wall s (script / nnrun backend): "
+        + "; ".join(
+            f"{w.name} "
+            + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f} {run['backend']}" for run in w.runs)
+            for w in selected
+        )
+    )
     for line in skipped:
         out.print(line)
     mnist = next((w for w in selected if w.name == "mnist"), None)
@@ -233,7 +259,10 @@ def _shaped_peak(batch, shapes, repeat=50):
     rng = np.random.default_rng(0)
     flops = seconds = 0.0
     for n_in, n_out in shapes:
-        x, w = rng.standard_normal((batch, n_in), dtype=np.float32), rng.standard_normal((n_in, n_out), dtype=np.float32)
+        x, w = (
+            rng.standard_normal((batch, n_in), dtype=np.float32),
+            rng.standard_normal((n_in, n_out), dtype=np.float32),
+        )
         g = rng.standard_normal((batch, n_out), dtype=np.float32)
         for product in (lambda: x @ w, lambda: x.T @ g, lambda: g @ w.T):
             product()
@@ -263,9 +292,15 @@ def _throughput(w, backends, peak):
             shapes.append((width, layer["Dense"]["units"]))
             width = layer["Dense"]["units"]
     shaped = _shaped_peak(config["training"]["batch_size"], shapes)
-    table = Table("side", "fit s (median)", "GFLOP/s", "of NumPy's peak", "of NumPy at these shapes",
-                  title=f"MNIST fit throughput; NumPy float32 matmul: {peak:.0f} GFLOP/s at 2048x2048, "
-                        f"{shaped:.0f} GFLOP/s at this model's own products (batch {config['training']['batch_size']})")
+    table = Table(
+        "side",
+        "fit s (median)",
+        "GFLOP/s",
+        "of NumPy's peak",
+        "of NumPy at these shapes",
+        title=f"MNIST fit throughput; NumPy float32 matmul: {peak:.0f} GFLOP/s at 2048x2048, "
+        f"{shaped:.0f} GFLOP/s at this model's own products (batch {config['training']['batch_size']})",
+    )
 
     def row(name, fits, flops):
         fit = statistics.median(fits)
@@ -278,8 +313,11 @@ def _throughput(w, backends, peak):
     for backend in backends:
         runs = [run["nnrun"] for run in w.runs if run["backend"] == backend]
         n = runs[0]["samples"]
-        row(f"nnrun {backend}", [r["fit"] for r in runs],
-            runs[0]["epochs"] * macs * (6 * n["train"] + 2 * (n.get("validation") or 0)))
+        row(
+            f"nnrun {backend}",
+            [r["fit"] for r in runs],
+            runs[0]["epochs"] * macs * (6 * n["train"] + 2 * (n.get("validation") or 0)),
+        )
     return table
 
 
@@ -299,8 +337,16 @@ def _script(w, seed, epochs, keras_home, csv):
 def _nnrun(w, epochs, keras_home, csv, backend="tensorflow", seed=None):
     """Runs `nnrun train` once into a temporary folder: wall time, test accuracy, run.json's duration."""
     with tempfile.TemporaryDirectory(prefix=f"nnrun-bench-{w.name}-") as tmp:
-        command = [str(NNRUN), "train", str(ROOT / "configs" / w.config), "--quiet", "--set", f"output.dir={tmp}",
-                   "--set", f"backend={backend}"]
+        command = [
+            str(NNRUN),
+            "train",
+            str(ROOT / "configs" / w.config),
+            "--quiet",
+            "--set",
+            f"output.dir={tmp}",
+            "--set",
+            f"backend={backend}",
+        ]
         command += ["--set", f"data.path={csv}"] if w.csv else []
         command += ["--set", f"training.epochs={epochs}"] if epochs else []
         command += ["--set", f"seed={seed}"] if seed is not None else []
@@ -311,10 +357,18 @@ def _nnrun(w, epochs, keras_home, csv, backend="tensorflow", seed=None):
             metrics = json.loads((run_dir / "metrics.json").read_text())
             run = json.loads((run_dir / "run.json").read_text())
             samples = {name: split["samples"] for name, split in run["splits"].items()}
-            return {"wall": wall, "accuracy": float(metrics["test"]["accuracy"]), "duration": float(run["duration_s"]),
-                    "fit": float(run["fit_s"]), "samples": samples, "epochs": int(run["epochs_completed"])}
+            return {
+                "wall": wall,
+                "accuracy": float(metrics["test"]["accuracy"]),
+                "duration": float(run["duration_s"]),
+                "fit": float(run["fit_s"]),
+                "samples": samples,
+                "epochs": int(run["epochs_completed"]),
+            }
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise Failed(f"{' '.join(command)}: no test accuracy in '{run_dir}' ({e}); stdout:\n{_tail(stdout)}") from None
+            raise Failed(
+                f"{' '.join(command)}: no test accuracy in '{run_dir}' ({e}); stdout:\n{_tail(stdout)}"
+            ) from None
 
 
 def _timed(command, keras_home, **environment):
@@ -334,7 +388,9 @@ def _timed(command, keras_home, **environment):
 def _warm_up(keras_home):
     subprocess.run(
         [sys.executable, "-c", "import tensorflow, keras, sklearn, pandas, matplotlib"],
-        cwd=ROOT, env={**os.environ, "KERAS_HOME": keras_home}, capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "KERAS_HOME": keras_home},
+        capture_output=True,
     )
 
 
@@ -342,7 +398,10 @@ def _code(keras_home):
     """Which nnrun is measured: where it is imported from, and the commit of the tree."""
     where = subprocess.run(
         [sys.executable, "-c", "import nnrun; print(nnrun.__version__, nnrun.__file__)"],
-        cwd=ROOT, env={**os.environ, "KERAS_HOME": keras_home}, capture_output=True, text=True,
+        cwd=ROOT,
+        env={**os.environ, "KERAS_HOME": keras_home},
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     commit = git.stdout.strip() if git.returncode == 0 else "not a git checkout"
@@ -362,15 +421,24 @@ def _tail(text, lines=25):
 
 
 def _machine():
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or platform.machine(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     tf = next((importlib.metadata.version(d) for d in ("tensorflow", "tensorflow-cpu") if _installed(d)), "?")
-    return (f"nproc {usable} ({cpu}), {platform.system()} {platform.release()}, python {platform.python_version()}, "
-            f"tensorflow {tf}, keras {importlib.metadata.version('keras')}")
+    return (
+        f"nproc {usable} ({cpu}), {platform.system()} {platform.release()}, python {platform.python_version()}, "
+        f"tensorflow {tf}, keras {importlib.metadata.version('keras')}"
+    )
 
 
 def _installed(dist):

@@ -169,7 +169,9 @@ def _preprocessing(fn, name, rescale):
     pixels = np.random.default_rng(0).uniform(0, 255, size=(8, 1, 1, 3)).astype("float32")
     expected = np.asarray(preprocess(pixels.copy()), dtype="float64")[:, 0, 0, :]
     if not np.allclose(pixels[:, 0, 0, :] @ kernel + bias, expected, atol=1e-3):
-        raise ConfigError(f"{name}: its preprocess_input is not a per-pixel affine map; nnrun cannot save it with the model")
+        raise ConfigError(
+            f"{name}: its preprocess_input is not a per-pixel affine map; nnrun cannot save it with the model"
+        )
     if np.allclose(kernel * scale, np.eye(3), atol=_TOLERANCE) and np.allclose(bias, 0, atol=_TOLERANCE):
         return None  # the network prepares its inputs itself, or needs nothing
     layer = keras.layers.Dense(3, trainable=False, name=f"{name.lower()}{PREPROCESSING}")

@@ -39,8 +39,9 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, every_steps=None, stage=None):
         self.stage = stage or (lambda: {})
-        super().__init__(str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True,
-                         delete_checkpoint=False)
+        super().__init__(
+            str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True, delete_checkpoint=False
+        )
         self.every_steps = every_steps
         # Saving only at epoch ends leaves the batch hook idle, so Keras may
         # keep dispatching batch callbacks asynchronously.
@@ -69,8 +70,10 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        for latest, previous in ((self._weights_path, self._prev_weights_path),
-                                 (self._training_metadata_path, self._prev_training_metadata_path)):
+        for latest, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
             if os.path.exists(latest):
                 _keep(latest, previous)
         with rundir.atomic(self._weights_path) as tmp:
@@ -120,8 +123,10 @@ def restore(model, backup_dir, arrange=None):
     except _UNUSABLE as e:
         problem = f"{weights.name}: {one_line(e)}"
     if not all(p.exists() for p in previous):
-        raise RunDirError(f"'{backup_dir}': the backup is unusable ({problem}) and there is no previous one; "
-                          "remove the folder to start this run again from epoch 1")
+        raise RunDirError(
+            f"'{backup_dir}': the backup is unusable ({problem}) and there is no previous one; "
+            "remove the folder to start this run again from epoch 1"
+        )
     # Keras loads only `*.weights.h5` names: the previous pair is tried under one,
     # and becomes the latest only once it has loaded, so a failed try destroys nothing.
     trial = backup_dir / f".previous{rundir.TMP_MARK}weights.h5"

@@ -75,7 +75,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     def __init__(self, filepath, **kwargs):
         self.final_path = filepath
         head, tail = os.path.split(filepath)
-        super().__init__(os.path.join(head, f".{tail[:-len('.keras')]}.tmp.keras"), **kwargs)
+        super().__init__(os.path.join(head, f".{tail[: -len('.keras')]}.tmp.keras"), **kwargs)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)

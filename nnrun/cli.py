@@ -58,7 +58,6 @@ class _Group(click.Group):
             code = _fail(f"unexpected {type(e).__name__}: {e} (set NNRUN_DEBUG=1 for the traceback)", 1)
         sys.exit(code or 0)
 
-
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -120,7 +119,10 @@ set_option = click.option(
 )
 TRACKERS = ("tensorboard", "mlflow", "none")
 tracker_option = click.option(
-    "--tracker", "trackers", multiple=True, type=click.Choice(TRACKERS),
+    "--tracker",
+    "trackers",
+    multiple=True,
+    type=click.Choice(TRACKERS),
     help="Also record the run in TensorBoard or MLflow (repeatable); none turns off the config's tracking.",
 )
 
@@ -148,7 +150,8 @@ def cli():
 @set_option
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
 @click.option(
-    "--resume-if-possible", is_flag=True,
+    "--resume-if-possible",
+    is_flag=True,
     help="Resume the newest unfinished run of this same config if there is one (for CI retries); else start a new run.",
 )
 @tracker_option
@@ -159,8 +162,10 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
     resolved = config.with_trackers(resolved, trackers)
     if resolved.sweep:
-        _echo(f"note: {config_file} has a sweep section, which nnrun sweep runs; this trains the config as it is",
-              err=True)
+        _echo(
+            f"note: {config_file} has a sweep section, which nnrun sweep runs; this trains the config as it is",
+            err=True,
+        )
     plan = distribution.plan(resolved)
     if resume_if_possible and plan.processes > 1:
         raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
@@ -189,7 +194,11 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
 @cli.command(name="resume")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
 @set_option
-@click.option("--force", is_flag=True, help="Resume even if the data changed since the run started, or the run says it runs on another host.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resume even if the data changed since the run started, or the run says it runs on another host.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
 @tracker_option
 def resume_command(run_dir, overrides, force, quiet, trackers):
@@ -201,8 +210,9 @@ def resume_command(run_dir, overrides, force, quiet, trackers):
     from nnrun import resume
 
     console = _console()
-    run_dir = resume.resume(run_dir, console, overrides, force, live=console.is_terminal and not quiet,
-                            trackers=trackers)
+    run_dir = resume.resume(
+        run_dir, console, overrides, force, live=console.is_terminal and not quiet, trackers=trackers
+    )
     _print_metrics(console, run_dir)
     from nnrun import rundir
 
@@ -213,8 +223,13 @@ def resume_command(run_dir, overrides, force, quiet, trackers):
 @cli.command(name="sweep")
 @click.argument("target", metavar="CONFIG|SWEEP_DIR", type=click.Path(path_type=Path))
 @set_option
-@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Trials run at once, each in a process of its own.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Trials run at once, each in a process of its own.",
+)
 @tracker_option
 def sweep_command(target, overrides, jobs, trackers):
     """Search the parameters CONFIG's sweep section names; each trial is a run.
@@ -291,8 +306,9 @@ def check(config_file, overrides):
         if resolved.data.source == "images":
             _decode_every_image(resolved.data)
         # A sweep builds its model at every value it may try: Keras checks them all.
-        setup = sweep.check(resolved, config_file, _console()) if resolved.sweep else \
-            training.setup(resolved, join=False)
+        setup = (
+            sweep.check(resolved, config_file, _console()) if resolved.sweep else training.setup(resolved, join=False)
+        )
     ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"
@@ -322,8 +338,10 @@ def _describe_extras(resolved):
     if tracking.names():
         from nnrun import tracking as trackers
 
-        where = {"tensorboard": f"{resolved.output.dir}/<run>/tensorboard",
-                 "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, resolved.output.dir))}
+        where = {
+            "tensorboard": f"{resolved.output.dir}/<run>/tensorboard",
+            "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, resolved.output.dir)),
+        }
         click.echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
     if resolved.sweep:
         from nnrun import search_space
@@ -344,11 +362,18 @@ def _decode_every_image(data):
 
 
 model_option = click.option(
-    "--model", "model", type=click.Choice(list(MODELS)), default="final", show_default=True,
+    "--model",
+    "model",
+    type=click.Choice(list(MODELS)),
+    default="final",
+    show_default=True,
     help="final: model.keras; best: model.best.keras, written by a ModelCheckpoint callback.",
 )
 runs_dir_option = click.option(
-    "--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
     help="Where to look for the newest completed run.",
 )
 
@@ -365,14 +390,26 @@ def _chosen_run(run_dir, runs_dir, hint):
 @runs_dir_option
 @model_option
 @click.option(
-    "--data", "data_path", type=click.Path(path_type=Path),
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
     help="Score other data of the run's kind (CSV, image folder, .npz) instead of its test split.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout and nothing else there.")
-@click.option("--fail-under", multiple=True, metavar="METRIC=VALUE", help="Exit 3 if the metric is below VALUE, e.g. accuracy=0.97.")
-@click.option("--fail-over", multiple=True, metavar="METRIC=VALUE", help="Exit 3 if the metric is above VALUE, e.g. loss=0.1.")
 @click.option(
-    "--show-samples", type=click.IntRange(0, 100), default=0, metavar="N",
+    "--fail-under",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Exit 3 if the metric is below VALUE, e.g. accuracy=0.97.",
+)
+@click.option(
+    "--fail-over", multiple=True, metavar="METRIC=VALUE", help="Exit 3 if the metric is above VALUE, e.g. loss=0.1."
+)
+@click.option(
+    "--show-samples",
+    type=click.IntRange(0, 100),
+    default=0,
+    metavar="N",
     help="Draw N test images with true and predicted labels (samples.png).",
 )
 def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over, show_samples):
@@ -382,12 +419,16 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
     from nnrun.errors import GateFailed
 
     gates = evaluation.parse_gates(fail_under, fail_over)
-    result = evaluation.evaluate(_chosen_run(run_dir, runs_dir, "name one as RUN_DIR"), data_path, show_samples, MODELS[model])
+    result = evaluation.evaluate(
+        _chosen_run(run_dir, runs_dir, "name one as RUN_DIR"), data_path, show_samples, MODELS[model]
+    )
     failures = evaluation.gate(result, gates)
     if result.get("warning"):
         _console().print(result["warning"], style="yellow", soft_wrap=True)
     if result["data_changed"]:
-        _console().print("warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow")
+        _console().print(
+            "warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow"
+        )
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -398,16 +439,32 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
 
 @cli.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="The run directory (default: the newest completed run in --runs-dir).")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    help="The run directory (default: the newest completed run in --runs-dir).",
+)
 @runs_dir_option
 @model_option
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Classes to show per input.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="For a sigmoid output: the probability from which the positive class is predicted.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="For a sigmoid output: the probability from which the positive class is predicted.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
 @click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
-              help="What runs the model: auto takes an ONNX or LiteRT export when the run has one (nnrun export).")
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="auto",
+    show_default=True,
+    help="What runs the model: auto takes an ONNX or LiteRT export when the run has one (nnrun export).",
+)
 def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column, runtime):
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
     from nnrun import predict as prediction, report
@@ -424,8 +481,11 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
         console.print(note, style="yellow" if note.startswith("warning:") else "dim", soft_wrap=True)
     if as_json:
         for row in found.rows:
-            click.echo(json.dumps({**row, "run": str(found.run.path), "run_status": found.run.status,
-                                   "runtime": found.runtime}))
+            click.echo(
+                json.dumps(
+                    {**row, "run": str(found.run.path), "run_status": found.run.status, "runtime": found.runtime}
+                )
+            )
     elif found.rows:
         if found.runtime != "keras":  # an export answered (--json rows say which, always)
             console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
@@ -440,8 +500,15 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
 
 @cli.command(name="export")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("onnx",), show_default=True,
-              help="The format (repeatable). onnx and litert need pip install 'nnrun[export]'.")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(FORMATS),
+    default=("onnx",),
+    show_default=True,
+    help="The format (repeatable). onnx and litert need pip install 'nnrun[export]'.",
+)
 def export_command(run_dir, formats):
     """Export RUN_DIR's model into RUN_DIR/export/, verified against Keras; predict then runs without TensorFlow."""
     from nnrun import export
@@ -472,7 +539,13 @@ def runs():
 
 @runs.command(name="list", hidden=True)
 @click.argument("runs_dir", metavar="[RUNS_DIR]", required=False, default=Path("runs"), type=click.Path(path_type=Path))
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["running", "completed", "failed", "interrupted", "crashed"]), help="Only runs with this status (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["running", "completed", "failed", "interrupted", "crashed"]),
+    help="Only runs with this status (repeatable).",
+)
 @click.option("--name", help="Only runs whose name matches this pattern (e.g. 'mnist*') or contains it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
 def list_runs(runs_dir, statuses, name, as_json):
@@ -509,7 +582,9 @@ def diff_runs(a, b, as_json):
 
 @runs.command(name="compare")
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), help="The PNG to write (default: compare-<time>.png beside the runs).")
+@click.option(
+    "--output", type=click.Path(path_type=Path), help="The PNG to write (default: compare-<time>.png beside the runs)."
+)
 def compare_runs(run_dirs, output):
     """Plot the learning curves of several runs on one figure; print its path."""
     from nnrun import runs as runs_lib

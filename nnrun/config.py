@@ -51,9 +51,7 @@ def _callback(value):
     value = _one_key(value)
     name = next(iter(value))
     if name not in CALLBACKS:
-        raise ValueError(
-            f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})"
-        )
+        raise ValueError(f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})")
     return value
 
 
@@ -95,7 +93,9 @@ def _augmentation(value):
     value = _one_key(value)
     name = next(iter(value))
     if not name.startswith("Random"):
-        raise ValueError(f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)")
+        raise ValueError(
+            f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
+        )
     return value
 
 
@@ -120,7 +120,8 @@ class DataBase(Section):
         "auto", description="auto: integer or text targets are classes, fractional numbers are regression."
     )
     scale_target: bool = Field(
-        True, description="Regression: the network learns standardized targets; a Rescaling layer at its end "
+        True,
+        description="Regression: the network learns standardized targets; a Rescaling layer at its end "
         "(mean and std of the training split) gives outputs, loss and metrics in the target's own units.",
     )
 
@@ -166,7 +167,9 @@ class CsvData(DataBase):
     categorical: list[str] | None = Field(
         None, description="Columns to one-hot encode; by default text columns that are not dates, ids or free text."
     )
-    numeric: list[str] = Field(default_factory=list, description="Columns used as numbers even where they look like ids.")
+    numeric: list[str] = Field(
+        default_factory=list, description="Columns used as numbers even where they look like ids."
+    )
     date: list[str] = Field(
         default_factory=list,
         description="Columns of dates, read as year, month, day of year and weekday; by default text that parses as dates.",
@@ -214,7 +217,9 @@ def _class_weight(value):
     if value is None or value == "balanced":
         return value
     if not isinstance(value, dict):
-        raise ValueError(f"expected balanced, or a mapping of class names to weights; got {value!r}{did_you_mean(str(value), ['balanced'])}")
+        raise ValueError(
+            f"expected balanced, or a mapping of class names to weights; got {value!r}{did_you_mean(str(value), ['balanced'])}"
+        )
     for name, weight in value.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
             raise ValueError(f"the weight of class '{name}' must be a positive number; got {weight!r}")
@@ -224,8 +229,15 @@ def _class_weight(value):
 ClassWeight = Annotated[
     Any,
     BeforeValidator(_class_weight),
-    WithJsonSchema({"anyOf": [{"const": "balanced"}, {"type": "null"},
-                              {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"const": "balanced"},
+                {"type": "null"},
+                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+            ]
+        }
+    ),
 ]
 
 
@@ -240,10 +252,14 @@ class FineTune(Section):
 
     epochs: int = Field(gt=0, strict=True, description="Epochs of fine-tuning, after training.epochs.")
     learning_rate: float | None = Field(
-        None, gt=0, description="The optimizer's learning rate while fine-tuning; default: a hundredth of its own.",
+        None,
+        gt=0,
+        description="The optimizer's learning rate while fine-tuning; default: a hundredth of its own.",
     )
     unfreeze: Annotated[
-        Any, BeforeValidator(_unfreeze), WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "integer", "minimum": 1}]}),
+        Any,
+        BeforeValidator(_unfreeze),
+        WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "integer", "minimum": 1}]}),
     ] = Field("all", description="all, or the last N layers of each frozen network (BatchNormalization stays frozen).")
 
 
@@ -253,19 +269,25 @@ class Training(Section):
     validation_split: Fraction = Field(0.1, description="Taken from training data, stratified.")
     shuffle: bool = True
     steps_per_execution: int = Field(
-        16, gt=0, strict=True,
+        16,
+        gt=0,
+        strict=True,
         description="Batches run per call into TensorFlow (Keras's compile option): same results, less overhead.",
     )
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     class_weight: ClassWeight = Field(
-        None, description="Weigh classes in the loss: balanced (inverse frequency in the training split), "
+        None,
+        description="Weigh classes in the loss: balanced (inverse frequency in the training split), "
         "or {class name: weight}, others 1.",
     )
     fine_tune: FineTune | None = Field(
-        None, description="After training.epochs, unfreeze the layers with trainable: false and train on.",
+        None,
+        description="After training.epochs, unfreeze the layers with trainable: false and train on.",
     )
     backup_every_steps: int | None = Field(
-        None, gt=0, strict=True,
+        None,
+        gt=0,
+        strict=True,
         description="Also back up every this many batches, not only at epoch ends (for long epochs).",
     )
 
@@ -296,7 +318,9 @@ class Distribution(Section):
 
     type: Literal["data_parallel"] = Field(description="data_parallel: every device holds the whole model.")
     devices: int | None = Field(
-        None, gt=0, strict=True,
+        None,
+        gt=0,
+        strict=True,
         description="How many of each process's devices to use; by default all (GPUs, else the CPU).",
     )
 
@@ -308,8 +332,10 @@ def _run_name(name):
     if not re.fullmatch(r"[\w.-]+", name):
         raise ValueError(f"use letters, digits, '_', '-' and '.' only; got {name!r}")
     if name in (".", "..") or len(name.encode()) > MAX_NAME_BYTES:
-        raise ValueError(f"must be a folder name of at most {MAX_NAME_BYTES} bytes; got {name[:40]!r}"
-                         + ("..." if len(name) > 40 else ""))
+        raise ValueError(
+            f"must be a folder name of at most {MAX_NAME_BYTES} bytes; got {name[:40]!r}"
+            + ("..." if len(name) > 40 else "")
+        )
     return name
 
 
@@ -321,7 +347,8 @@ class Output(Section):
     save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
     keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
     export: list[Literal[EXPORT_FORMATS]] = Field(
-        default_factory=list, description="Export the model when training completes (nnrun export), verified.",
+        default_factory=list,
+        description="Export the model when training completes (nnrun export), verified.",
     )
 
 
@@ -342,7 +369,9 @@ class TensorBoardTracking(Section):
 
 def _tracking_uri(value):
     """A store MLflow can open: a server, a database, or databricks; a bare file name is not one."""
-    if value != "databricks" and not re.match(r"(https?|sqlite|postgresql|mysql|mssql|file|databricks)(\+\w+)?:", value):
+    if value != "databricks" and not re.match(
+        r"(https?|sqlite|postgresql|mysql|mssql|file|databricks)(\+\w+)?:", value
+    ):
         hint = f"sqlite:///{value}" if value.endswith(".db") else "http://host:5000"
         raise ValueError(f"not a tracking URI MLflow can use; e.g. {hint} or sqlite:///mlflow.db; got {value!r}")
     return value
@@ -353,7 +382,8 @@ class MlflowTracking(Section):
 
     experiment: str | None = Field(None, min_length=1, description="The MLflow experiment; by default output.name.")
     tracking_uri: Annotated[str, AfterValidator(_tracking_uri)] | None = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir.",
     )
     artifacts: bool = Field(True, description="Log the run directory's files (model, plots, history) as artifacts.")
@@ -363,10 +393,12 @@ class Tracking(Section):
     """Where else a run is recorded while it trains (the run directory stays the record of truth)."""
 
     tensorboard: Annotated[TensorBoardTracking | None, BeforeValidator(_switch)] = Field(
-        None, description="true, or Keras's TensorBoard options; then: tensorboard --logdir runs",
+        None,
+        description="true, or Keras's TensorBoard options; then: tensorboard --logdir runs",
     )
     mlflow: Annotated[MlflowTracking | None, BeforeValidator(_switch)] = Field(
-        None, description="true, or where to log; needs nnrun[mlflow]",
+        None,
+        description="true, or where to log; needs nnrun[mlflow]",
     )
 
     @classmethod
@@ -405,7 +437,8 @@ class Config(Section):
     metrics: list[Named] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
     distribution: Annotated[Distribution, BeforeValidator(_distribution)] | None = Field(
-        None, description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
+        None,
+        description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
     )
     output: Output = Field(default_factory=Output)
     tracking: Tracking = Field(default_factory=Tracking)
@@ -493,11 +526,13 @@ def json_schema():
     for name in TRACKERS:
         defs["Tracking"]["properties"][name]["anyOf"].insert(1, {"type": "boolean"})
     names = {"enum": [*TRACKERS, "none"]}
-    schema["properties"]["tracking"] = {"anyOf": [schema["properties"]["tracking"], names,
-                                                  {"type": "array", "items": names}]}
+    schema["properties"]["tracking"] = {
+        "anyOf": [schema["properties"]["tracking"], names, {"type": "array", "items": names}]
+    }
     layers = defs["Model"]["properties"]["layers"]  # `model: [layers...]`, the short form
-    schema["properties"]["model"] = {"anyOf": [schema["properties"]["model"],
-                                               {"type": "array", "minItems": 1, "items": layers["items"]}]}
+    schema["properties"]["model"] = {
+        "anyOf": [schema["properties"]["model"], {"type": "array", "minItems": 1, "items": layers["items"]}]
+    }
     schema = _as_written(schema)
     for definition in defs.values():  # `rescale: 1/255`, as Keras users write it
         rescale = definition.get("properties", {}).get("rescale")
@@ -609,9 +644,13 @@ def validate(raw, where):
 
 def _describe(error):
     loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
-    place = "".join(
-        f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}" for p in loc  # sweep's dotted paths
-    ).lstrip(".") or "config"
+    place = (
+        "".join(
+            f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}"
+            for p in loc  # sweep's dotted paths
+        ).lstrip(".")
+        or "config"
+    )
     kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
     if kind == "missing":
         return f"{place}: missing (required)"

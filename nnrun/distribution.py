@@ -22,7 +22,9 @@ from nnrun.backend import keras as _keras, quiet, tensorflow
 from nnrun.errors import ConfigError, DataError, RunFailed
 
 ADDRESSES, PROCESSES, PROCESS_ID = (
-    "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID",
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
 )
 
 
@@ -62,7 +64,9 @@ def plan(config, environ=None):
     if not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", first):
         raise ConfigError(f"{ADDRESSES}: must start with process 0's host:port, e.g. 10.0.0.1:7777; got {addresses!r}")
     if d is None:
-        raise ConfigError(f"{PROCESSES}={processes}, but the config has no distribution; add distribution: data_parallel")
+        raise ConfigError(
+            f"{PROCESSES}={processes}, but the config has no distribution; add distribution: data_parallel"
+        )
     if config.backend != "jax":
         raise ConfigError(
             f"backend: {config.backend} trains in one process (Keras 3 has no multi-worker fit on TensorFlow, "
@@ -171,7 +175,7 @@ class Engine:
 
         def own_slice(xb, yb):
             per_process = tf.shape(yb)[0] // replicas * replicas // processes
-            return xb[me * per_process:(me + 1) * per_process], yb[me * per_process:(me + 1) * per_process]
+            return xb[me * per_process : (me + 1) * per_process], yb[me * per_process : (me + 1) * per_process]
 
         batches = batches.map(own_slice).filter(lambda xb, yb: tf.shape(yb)[0] > 0)
         return {"x": batches.prefetch(tf.data.AUTOTUNE)}

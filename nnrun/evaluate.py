@@ -132,8 +132,11 @@ def gate(result, gates):
     Returns:
         One line per gate that failed; empty when all passed.
     """
-    values = {**result["metrics"], **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {}),
-              **result.get("regression", {})}
+    values = {
+        **result["metrics"],
+        **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {}),
+        **result.get("regression", {}),
+    }
     failures = []
     for option, name, threshold in gates:
         if name not in values:
@@ -154,7 +157,9 @@ def _classification(y, predicted, probabilities, class_names):
         y, predicted, labels=labels, target_names=class_names, output_dict=True, zero_division=0
     )
     found = {
-        "classification_report": {k: ({m: _number(v) for m, v in r.items()} if isinstance(r, dict) else _number(r)) for k, r in report.items()},
+        "classification_report": {
+            k: ({m: _number(v) for m, v in r.items()} if isinstance(r, dict) else _number(r)) for k, r in report.items()
+        },
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
         "class_names": class_names,
     }
@@ -187,7 +192,7 @@ def _draw_samples(x, y, predicted, class_names, n, path, title):
     """
     chosen = _across_classes(np.asarray(y), np.asarray(predicted), n)
     wanted, found, start = set(chosen), {}, 0
-    for batch in (x if feeding.is_stream(x) else [(x, None)]):  # a stream keeps the order of y
+    for batch in x if feeding.is_stream(x) else [(x, None)]:  # a stream keeps the order of y
         batch = np.asarray(batch[0])
         found.update({start + i: batch[i] for i in range(len(batch)) if start + i in wanted})
         start += len(batch)
@@ -214,4 +219,3 @@ def _across_classes(y, predicted, n):
 def _number(value):
     value = float(value)
     return value if math.isfinite(value) else None
-

@@ -82,15 +82,20 @@ def _export(run, formats, console, stop):
         with console.status(f"exporting {name}"), rundir.atomic_tree(target) as tmp:
             try:
                 with backend.quiet(2):
-                    model.export(str(tmp), format=KERAS_FORMATS[name], verbose=False,
-                                 input_signature=[keras.InputSpec(shape=(None, *shape), dtype="float32")])
+                    model.export(
+                        str(tmp),
+                        format=KERAS_FORMATS[name],
+                        verbose=False,
+                        input_signature=[keras.InputSpec(shape=(None, *shape), dtype="float32")],
+                    )
             except Exception as e:  # the converter's own failure: an op it does not know, say
                 raise RunFailed(f"{name}: the converter failed: {type(e).__name__}: {one_line(e, 300)}") from None
             stop.check()  # before it is kept: a stop during the converter keeps nothing
             got = _outputs(name, tmp, probes, keras)
             if got.shape != expected.shape:
-                raise RunFailed(f"{name}: the export gives outputs of shape {got.shape}, Keras {expected.shape}; "
-                                "it was not kept")
+                raise RunFailed(
+                    f"{name}: the export gives outputs of shape {got.shape}, Keras {expected.shape}; it was not kept"
+                )
             difference = float(np.max(np.abs(got - expected))) if got.size else 0.0
             # Relative where outputs are large (a regression in its target's units): float32 steps grow with them.
             if not np.all(np.abs(got - expected) <= TOLERANCE * np.maximum(1.0, np.abs(expected))):
@@ -110,8 +115,11 @@ def _export(run, formats, console, stop):
         # Recorded as soon as it is in place: a stop before the next format leaves run.json true.
         exports = rundir.read_run(run.path).get("exports") or {}
         rundir.update_run(run.path, exports={**exports, name: records[name]})
-        console.print(f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs",
+            highlight=False,
+            soft_wrap=True,
+        )
     return records
 
 
@@ -131,8 +139,13 @@ def _without_augmentation(model, n, keras):
 def _in_its_own_process(run_dir, formats):
     """`nnrun export` in a process on TensorFlow; its messages pass through, its failure is ours."""
     args = [sys.executable, "-m", "nnrun", "export", str(run_dir), *(a for name in formats for a in ("--format", name))]
-    done = subprocess.run(args, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        args,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sys.stderr.write(done.stderr)
     if done.returncode:
         lines = done.stderr.strip().splitlines()
@@ -173,8 +186,9 @@ def _version(package):
 
 
 def _size(path):
-    total = path.stat().st_size if path.is_file() else sum(
-        os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
+    total = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
     )
     return f"{total / 1e6:.1f} MB" if total >= 1e5 else f"{total / 1e3:.1f} kB"
-

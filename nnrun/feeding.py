@@ -95,7 +95,9 @@ def class_weight(spec, class_names, y):
     for name in spec:
         if name not in class_names:
             shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
-            raise ConfigError(f"training.class_weight: no class '{name}'{did_you_mean(name, class_names)} (classes: {shown})")
+            raise ConfigError(
+                f"training.class_weight: no class '{name}'{did_you_mean(name, class_names)} (classes: {shown})"
+            )
     return {i: float(spec.get(name, 1.0)) for i, name in enumerate(class_names)}
 
 

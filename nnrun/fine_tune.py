@@ -31,7 +31,9 @@ class Stages:
 
     def __init__(self, model, config, scope):
         self.model, self.config, self.spec, self.scope = model, config, config.training.fine_tune, scope
-        self.frozen = [layer for layer in model.layers if not layer.trainable and not layer.name.endswith(PREPROCESSING)]
+        self.frozen = [
+            layer for layer in model.layers if not layer.trainable and not layer.name.endswith(PREPROCESSING)
+        ]
         if self.spec and not self.frozen:
             raise ConfigError(
                 "training.fine_tune: no layer has trainable: false, so there is nothing to unfreeze; "
@@ -88,9 +90,15 @@ class Stages:
         if not self.spec:
             return None
         start = self.after if self.after is not None else self.config.training.epochs
-        what = "all frozen layers" if self.spec.unfreeze == "all" else f"the last {self.spec.unfreeze} layers of each frozen one"
-        return (f"fine-tuning from epoch {start + 1}: {what} unfrozen (BatchNormalization stays frozen), "
-                f"learning rate {self._learning_rate():.3g}")
+        what = (
+            "all frozen layers"
+            if self.spec.unfreeze == "all"
+            else f"the last {self.spec.unfreeze} layers of each frozen one"
+        )
+        return (
+            f"fine-tuning from epoch {start + 1}: {what} unfrozen (BatchNormalization stays frozen), "
+            f"learning rate {self._learning_rate():.3g}"
+        )
 
     def _learning_rate(self):
         if self.spec.learning_rate is not None:

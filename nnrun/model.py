@@ -22,17 +22,40 @@ ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", 
 BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
 CLASSIFICATION_LOSSES = ONE_HOT_LOSSES | BINARY_LOSSES | {"sparse_categorical_crossentropy"}
 REGRESSION_LOSSES = {
-    "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
-    "huber", "log_cosh",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "huber",
+    "log_cosh",
 }
 # Keras metrics that compare labels with outputs element by element: one-hot labels only.
 ONE_HOT_METRICS = {
-    "FBetaScore", "F1Score", "Precision", "Recall", "AUC", "PrecisionAtRecall", "RecallAtPrecision",
-    "SensitivityAtSpecificity", "SpecificityAtSensitivity", "TruePositives", "TrueNegatives", "FalsePositives",
-    "FalseNegatives", "CategoricalAccuracy", "TopKCategoricalAccuracy", "OneHotIoU", "OneHotMeanIoU",
+    "FBetaScore",
+    "F1Score",
+    "Precision",
+    "Recall",
+    "AUC",
+    "PrecisionAtRecall",
+    "RecallAtPrecision",
+    "SensitivityAtSpecificity",
+    "SpecificityAtSensitivity",
+    "TruePositives",
+    "TrueNegatives",
+    "FalsePositives",
+    "FalseNegatives",
+    "CategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "OneHotIoU",
+    "OneHotMeanIoU",
 }
 # Argument-name suffixes whose string values Keras resolves by name.
-_NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
+_NAMED_ARGUMENTS = {
+    "activation": "activations",
+    "initializer": "initializers",
+    "regularizer": "regularizers",
+    "constraint": "constraints",
+}
 _SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
 
 
@@ -78,7 +101,9 @@ def build(layers, input_shape, name="model", augmentation=(), target_units=None,
     for spec, place in specs:
         layer_name, args = next(iter(spec.items()))
         if layer_name in backbones.names():
-            for layer in backbones.build(layer_name, args, _shape_so_far(model, input_shape), f"{place} ({layer_name})", rescale):
+            for layer in backbones.build(
+                layer_name, args, _shape_so_far(model, input_shape), f"{place} ({layer_name})", rescale
+            ):
                 model.add(layer)
             continue
         cls = _layer_class(layer_name, place)
@@ -161,7 +186,9 @@ def _instance(metric):
 def optimizer_from(spec):
     """Returns the Keras optimizer a `{name: ..., **args}` spec names."""
     keras = _keras()
-    classes = _classes(keras.optimizers, keras.optimizers.Optimizer, exclude={"Optimizer", "LossScaleOptimizer", "MultiOptimizer"})
+    classes = _classes(
+        keras.optimizers, keras.optimizers.Optimizer, exclude={"Optimizer", "LossScaleOptimizer", "MultiOptimizer"}
+    )
     cls = _lookup(spec["name"], classes, "optimizer", "optimizer")
     return instantiate(cls, _args(spec), f"optimizer ({cls.__name__})")
 
@@ -257,7 +284,9 @@ def check_fit(model, loss_name, dataset, layers):
         )
     if not dataset.is_classification:
         if loss_name in CLASSIFICATION_LOSSES:
-            raise ConfigError(f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; use e.g. mean_squared_error")
+            raise ConfigError(
+                f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; use e.g. mean_squared_error"
+            )
         width = dataset.y_train.shape[1] if dataset.y_train.ndim > 1 else 1
         if units != width:
             raise ConfigError(f"{last}: the model outputs {units} values per sample but the targets have {width}")
@@ -265,10 +294,16 @@ def check_fit(model, loss_name, dataset, layers):
     n = len(dataset.class_names)
     numbers = all(re.fullmatch(r"-?\d+", name) for name in dataset.class_names)
     if loss_name in REGRESSION_LOSSES:
-        read_as = f"{n} classes (whole numbers: {', '.join(dataset.class_names[:3])}, ...)" if numbers else f"{n} classes"
+        read_as = (
+            f"{n} classes (whole numbers: {', '.join(dataset.class_names[:3])}, ...)" if numbers else f"{n} classes"
+        )
         raise ConfigError(
             f"loss: '{loss_name}' is for continuous targets, but they read as {read_as}; "
-            + ("set data.task: regression" if numbers else "use a classification loss such as sparse_categorical_crossentropy")
+            + (
+                "set data.task: regression"
+                if numbers
+                else "use a classification loss such as sparse_categorical_crossentropy"
+            )
         )
     if loss_name in BINARY_LOSSES:
         if n != 2:
@@ -328,7 +363,9 @@ def check_arguments(target, args, place):
         if key not in params:
             raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, params)}")
         _check_value(key, value, params[key].default, f"{place}: argument '{key}'")
-    missing = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args]
+    missing = [
+        n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args
+    ]
     if missing:
         raise ConfigError(f"{place}: missing argument '{missing[0]}'")
     return args
@@ -400,7 +437,8 @@ def _lookup(name, classes, place, kind, aliases=None, exact=False, suggest=()):
 
 def _classes(module, base, exclude=()):
     return {
-        n: c for n in _public(module)
+        n: c
+        for n in _public(module)
         if n not in exclude and inspect.isclass(c := getattr(module, n)) and issubclass(c, base)
     }
 

@@ -70,7 +70,7 @@ def learning_curves(history, path, title, fine_tune_after=None):
         ax.set_title(name)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     return _save(fig, path)
@@ -92,7 +92,7 @@ def compare_curves(histories, path, title):
     """
     names = []
     for rows in histories.values():
-        for key in (rows[0] if rows else {}):
+        for key in rows[0] if rows else {}:
             name = key.removeprefix("val_")
             if name not in names and name not in _NOT_METRICS and name != "epoch":
                 names.append(name)
@@ -111,15 +111,23 @@ def compare_curves(histories, path, title):
             for key, style, label in ((name, "-", run), (f"val_{name}", "--", f"{run} (validation)")):
                 values = [r.get(key, math.nan) for r in rows]
                 if any(np.isfinite(values)):
-                    ax.plot(epochs, values, style, color=colors[i % len(colors)], label=label,
-                            marker=markers[i % len(markers)], markersize=9 - 3 * (i % 3), fillstyle="none",
-                            markevery=max(1, len(epochs) // 12))
+                    ax.plot(
+                        epochs,
+                        values,
+                        style,
+                        color=colors[i % len(colors)],
+                        label=label,
+                        marker=markers[i % len(markers)],
+                        markersize=9 - 3 * (i % 3),
+                        fillstyle="none",
+                        markevery=max(1, len(epochs) // 12),
+                    )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(f"{name} (solid: training, dashed: validation)")
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize="small")
@@ -261,8 +269,10 @@ def sweep(points, path, title, metric, direction):
     """
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
-    for state, style in (("complete", dict(color="tab:blue", label="trial")),
-                         ("pruned", dict(color="tab:grey", marker="x", label="pruned (last value)"))):
+    for state, style in (
+        ("complete", dict(color="tab:blue", label="trial")),
+        ("pruned", dict(color="tab:grey", marker="x", label="pruned (last value)")),
+    ):
         shown = [(n + 1, v) for n, v, s in points if s == state]
         if shown:
             ax.scatter(*zip(*shown), zorder=3, **style)
@@ -271,8 +281,9 @@ def sweep(points, path, title, metric, direction):
         pick = min if direction == "minimize" else max
         best = [pick(v for _, v in complete[: i + 1]) for i in range(len(complete))]
         last = max(n + 1 for n, _, _ in points)  # on to the last trial, pruned ones included
-        ax.step([n for n, _ in complete] + [last], best + best[-1:], where="post", color="tab:orange",
-                label="best so far")
+        ax.step(
+            [n for n, _ in complete] + [last], best + best[-1:], where="post", color="tab:orange", label="best so far"
+        )
     values = [v for _, v, _ in points]
     if values and min(values) > 0 and max(values) / min(values) > 30:  # one bad trial would flatten the rest
         ax.set_yscale("log")

@@ -31,8 +31,9 @@ class Predictions:
     notes: list = field(default_factory=list)  # things the user should know (ignored columns)
 
 
-def predict(run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL,
-            runtime="auto"):
+def predict(
+    run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL, runtime="auto"
+):
     """Predicts raw inputs with a run's model.
 
     Args:
@@ -285,8 +286,10 @@ def write_csv(predictions, path):
     import pandas as pd
 
     rows = [
-        {**{k: v for k, v in row.items() if k not in ("top", "probabilities")},
-         **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()}}
+        {
+            **{k: v for k, v in row.items() if k not in ("top", "probabilities")},
+            **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()},
+        }
         for row in predictions.rows
     ]
     with rundir.atomic(path) as tmp:

@@ -32,19 +32,27 @@ def print_evaluation(result, console=None):
         table = Table("class", "precision", "recall", "f1-score", "support", title="classification report")
         for name in [*result["class_names"], "macro avg", "weighted avg"]:
             row = report[name]
-            table.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")), f"{row['support']:.0f}")
+            table.add_row(
+                name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")), f"{row['support']:.0f}"
+            )
         console.print(table)
         matrix = Table("true \\ predicted", *result["class_names"], title="confusion matrix")
         for name, counts in zip(result["class_names"], result["confusion_matrix"]):
             matrix.add_row(name, *map(str, counts))
         console.print(matrix)
-        console.print(f"accuracy {report['accuracy']:.4f}" + (
-            f"   ROC AUC {result['roc_auc']:.4f}" if result.get("roc_auc") is not None else ""))
+        console.print(
+            f"accuracy {report['accuracy']:.4f}"
+            + (f"   ROC AUC {result['roc_auc']:.4f}" if result.get("roc_auc") is not None else "")
+        )
     regression = result.get("regression")
     if regression:
         table = Table("MAE", "RMSE", "R²", "MAE of predicting the mean", title="regression")
-        table.add_row(*("-" if regression[k] is None else f"{regression[k]:.4g}"
-                        for k in ("mae", "rmse", "r2", "mae_of_the_mean")))
+        table.add_row(
+            *(
+                "-" if regression[k] is None else f"{regression[k]:.4g}"
+                for k in ("mae", "rmse", "r2", "mae_of_the_mean")
+            )
+        )
         console.print(table)
     console.print(f"saved in {result['output_dir']}")
 
@@ -54,9 +62,14 @@ def print_predictions(rows, run_dir, console=None):
     console = console or Console(highlight=False)
     with_top = any("top" in row for row in rows)
     values = all("value" in row for row in rows)  # a regression: no probabilities to show
-    table = Table("input", *(["id"] if any("id" in r for r in rows) else []), "value" if values else "prediction",
-                  *([] if values else ["probability"]), *(["others"] if with_top else []),
-                  title=f"predictions of {run_dir}")
+    table = Table(
+        "input",
+        *(["id"] if any("id" in r for r in rows) else []),
+        "value" if values else "prediction",
+        *([] if values else ["probability"]),
+        *(["others"] if with_top else []),
+        title=f"predictions of {run_dir}",
+    )
     for row in rows:
         cells = [row["input"], *([str(row.get("id", ""))] if "id" in table.columns[1].header else [])]
         if "value" in row:
@@ -74,9 +87,13 @@ def print_runs(summaries, root, filtered=False, console=None):
     console = console or _wide_console()
     if not summaries:
         sweep = (Path(root) / rundir.SWEEP).is_file()
-        console.print(f"no runs in {root} match" if filtered else f"no runs in {root}"
-                      + (f"; it is a sweep directory: its runs are in {Path(root) / 'trials'}" if sweep else ""),
-                      markup=False)
+        console.print(
+            f"no runs in {root} match"
+            if filtered
+            else f"no runs in {root}"
+            + (f"; it is a sweep directory: its runs are in {Path(root) / 'trials'}" if sweep else ""),
+            markup=False,
+        )
         return
     colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
     # One metric for all: name it once in the header. The run's folder name
@@ -94,8 +111,13 @@ def print_runs(summaries, root, filtered=False, console=None):
         epochs = f"{s['epochs_completed'] if s['epochs_completed'] is not None else '?'}/{s['epochs'] or '?'}"
         started = [(s["started_at"] or "-").replace("T", " ")[5:16]] * (console.width >= 100)
         table.add_row(
-            s["run"].rsplit("/", 1)[-1], f"[{colours.get(s['status'], 'white')}]{s['status']}[/]",
-            *started, _duration(s["duration_s"]), epochs, test, s["data"] or "-",
+            s["run"].rsplit("/", 1)[-1],
+            f"[{colours.get(s['status'], 'white')}]{s['status']}[/]",
+            *started,
+            _duration(s["duration_s"]),
+            epochs,
+            test,
+            s["data"] or "-",
         )
     console.print(table)
     stopped = [s for s in summaries if s["status"] in ("crashed", "interrupted")]
@@ -126,7 +148,9 @@ def print_diff(found, console=None):
         table.add_row("status", found["status"]["a"], found["status"]["b"], "")
         for row in found["metrics"]:
             numbers = all(isinstance(row[k], (int, float)) for k in ("a", "b"))
-            table.add_row(row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else "")
+            table.add_row(
+                row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else ""
+            )
         console.print(table)
 
 

@@ -14,7 +14,10 @@ from nnrun.errors import ConfigError, DataError, RunDirError
 # Options a resumed run may change: how long it trains and what it keeps,
 # never what it computes.
 RESUMABLE = (
-    "training.epochs", "training.fine_tune.epochs", "training.backup_every_steps", "output.keep_backup",
+    "training.epochs",
+    "training.fine_tune.epochs",
+    "training.backup_every_steps",
+    "output.keep_backup",
     "output.save_h5",
 )
 UNFINISHED = ("interrupted", "failed", "crashed")
@@ -79,7 +82,9 @@ def resumable(run_dir, overrides=(), force=False):
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
+        raise RunDirError(
+            f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist")
+        )
     info = rundir.read_run(run_dir)
     status = liveness.status(info)
     if status == "completed":

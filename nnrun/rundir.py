@@ -227,8 +227,10 @@ def read_json(path):
     except FileNotFoundError:
         folder = Path(path).parent
         if (folder / SWEEP).is_file():
-            raise RunDirError(f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
-                              f"its best config is {folder / 'best.yaml'}") from None
+            raise RunDirError(
+                f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
+                f"its best config is {folder / 'best.yaml'}"
+            ) from None
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
@@ -418,10 +420,16 @@ def read(path, model=MODEL, config=True):
     """
     path = Path(path)
     if not path.is_dir():
-        raise RunDirError(f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist"))
+        raise RunDirError(
+            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
+        )
     info = read_run(path)
     if not (path / model).is_file():
-        why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {liveness.status(info)}"
+        why = (
+            "the config has no ModelCheckpoint callback"
+            if model == BEST_MODEL
+            else f"the run is {liveness.status(info)}"
+        )
         error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
         raise RunDirError(f"'{path}' has no {model}: {why}{error}")
     run = Run(path, info, None, model, liveness.status(info))
@@ -477,8 +485,9 @@ def check_shapes(inputs, outputs, preprocessing, path):
     """
     inputs = tuple(inputs)
     if inputs != tuple(preprocessing["input_shape"]):
-        raise RunDirError(f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, "
-                          f"but the model takes {list(inputs)}")
+        raise RunDirError(
+            f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, but the model takes {list(inputs)}"
+        )
     classes = preprocessing.get("class_names")
     if classes is not None and outputs != len(classes) and not (outputs == 1 and len(classes) == 2):
         raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
@@ -525,7 +534,5 @@ def newest(root, hint="name one with --run"):
     if not done:
         others = sorted({liveness.status(info) for _, info in runs})
         unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
-        raise RunDirError(
-            f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}"
-        )
+        raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
     return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]

@@ -107,10 +107,18 @@ def resumed(run_dir, epoch, batch, step):
         begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
         seconds = _seconds(begun, info.get("heartbeat_at"))
         attempts = [*attempts, {"started_at": begun, "duration_s": seconds, "status": "crashed"}]
-    rundir.write_json(run_dir / rundir.RUN, {
-        **info, "status": "running", "epochs_completed": epoch, "heartbeat_at": liveness.timestamp(),
-        "resumes": [*info.get("resumes", []), entry], "attempts": attempts, **liveness.process(),
-    })
+    rundir.write_json(
+        run_dir / rundir.RUN,
+        {
+            **info,
+            "status": "running",
+            "epochs_completed": epoch,
+            "heartbeat_at": liveness.timestamp(),
+            "resumes": [*info.get("resumes", []), entry],
+            "attempts": attempts,
+            **liveness.process(),
+        },
+    )
     return entry
 
 
@@ -134,14 +142,19 @@ def finish(run_dir, started, status, console, **fields):
     attempt = {"started_at": liveness.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
     try:
         rundir.update_run(
-            run_dir, status=status, ended_at=liveness.timestamp(ended), duration_s=round(before + ended - started, 3),
-            attempts=[*info.get("attempts", []), attempt], **fields,
+            run_dir,
+            status=status,
+            ended_at=liveness.timestamp(ended),
+            duration_s=round(before + ended - started, 3),
+            attempts=[*info.get("attempts", []), attempt],
+            **fields,
         )
     except OSError as e:
         console.print(
             f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
             + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
 

@@ -83,7 +83,9 @@ def diff(a, b):
         if configs[0].get(k, missing) != configs[1].get(k, missing)
     ]
     metrics = [_flat(_metrics(p)) for p in (a, b)]
-    scores = [{"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])]
+    scores = [
+        {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
+    ]
     status = {k: liveness.status(_info(p)) for k, p in (("a", a), ("b", b))}
     return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
 
@@ -100,6 +102,7 @@ def compare(run_dirs, output=None):
         The PNG's `Path`.
     """
     from nnrun import plots
+
     histories = {}
     for path in map(Path, run_dirs):
         _check(path)

@@ -39,15 +39,18 @@ def choose(run, wanted="auto", say=print):
     model = rundir.sha256_file(run.path / rundir.MODEL) if exports and run.model == rundir.MODEL else None
     if wanted != "auto":
         if run.model != rundir.MODEL:
-            raise RunDirError(f"--runtime {wanted}: the exports are of {rundir.MODEL}, not {run.model}; "
-                              "use --runtime keras")
+            raise RunDirError(
+                f"--runtime {wanted}: the exports are of {rundir.MODEL}, not {run.model}; use --runtime keras"
+            )
         if wanted not in exports:
             raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; {again} {wanted}")
         if importlib.util.find_spec(RUNNERS[wanted]) is None:
             raise ConfigError(f"--runtime {wanted}: {RUNNERS[wanted]} is not installed; pip install '{EXTRA}'")
         if exports[wanted].get("model_sha256") != model:
-            raise RunDirError(f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
-                              f"since); {again} {wanted}")
+            raise RunDirError(
+                f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
+                f"since); {again} {wanted}"
+            )
         return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"), run)
     if run.model != rundir.MODEL and exports:
         say(f"note: the exports are of {rundir.MODEL}; {run.model} runs with Keras")
@@ -56,11 +59,15 @@ def choose(run, wanted="auto", say=print):
     for name in RUNNERS:
         if name not in exports:
             continue
-        why = (f"{RUNNERS[name]} is not installed (pip install '{EXTRA}')"
-               if importlib.util.find_spec(RUNNERS[name]) is None
-               else f"export/{FILES[name]} is gone" if not (run.path / EXPORT / FILES[name]).is_file()
-               else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
-               if exports[name].get("model_sha256") != model else None)
+        why = (
+            f"{RUNNERS[name]} is not installed (pip install '{EXTRA}')"
+            if importlib.util.find_spec(RUNNERS[name]) is None
+            else f"export/{FILES[name]} is gone"
+            if not (run.path / EXPORT / FILES[name]).is_file()
+            else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
+            if exports[name].get("model_sha256") != model
+            else None
+        )
         if why is None:
             return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"), run)
         unused.append(f"a {name} export, but {why}")

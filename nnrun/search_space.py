@@ -48,11 +48,18 @@ def _space(value):
     unknown = set(value) - {"low", "high", "log", "step"}
     if unknown:
         key = sorted(unknown)[0]
-        hint = "; a range is {low: ..., high: ...}" if key in ("min", "max", "lower", "upper", "from", "to") else \
-            did_you_mean(key, ["low", "high", "log", "step", "choices"])
+        hint = (
+            "; a range is {low: ..., high: ...}"
+            if key in ("min", "max", "lower", "upper", "from", "to")
+            else did_you_mean(key, ["low", "high", "log", "step", "choices"])
+        )
         raise ValueError(f"unknown key '{key}'{hint}")
-    space = {"low": value.get("low"), "high": value.get("high"), "log": value.get("log", False),
-             "step": value.get("step")}
+    space = {
+        "low": value.get("low"),
+        "high": value.get("high"),
+        "log": value.get("log", False),
+        "step": value.get("step"),
+    }
     for key in ("low", "high"):
         space[key] = _number(space[key], key)
     if space["step"] is not None:
@@ -104,14 +111,30 @@ def _duration(value):
 Space = Annotated[
     dict[str, Any],
     BeforeValidator(_space),
-    WithJsonSchema({"anyOf": [
-        {"type": "array", "minItems": 1},
-        {"type": "object", "properties": {"choices": {"type": "array", "minItems": 1}},
-         "required": ["choices"], "additionalProperties": False},
-        {"type": "object", "properties": {"low": {"type": "number"}, "high": {"type": "number"},
-                                          "log": {"type": "boolean"}, "step": {"type": "number"}},
-         "required": ["low", "high"], "additionalProperties": False},
-    ]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "minItems": 1},
+                {
+                    "type": "object",
+                    "properties": {"choices": {"type": "array", "minItems": 1}},
+                    "required": ["choices"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "low": {"type": "number"},
+                        "high": {"type": "number"},
+                        "log": {"type": "boolean"},
+                        "step": {"type": "number"},
+                    },
+                    "required": ["low", "high"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
 ]
 
 
@@ -119,29 +142,51 @@ class Sweep(Section):
     """What `nnrun sweep` optimizes, how long, and the parameters it searches."""
 
     metric: str = Field(
-        "val_loss", min_length=1,
+        "val_loss",
+        min_length=1,
         description="As history.csv names it (val_loss, val_accuracy, ...): a trial's result is its value "
         "for the model the run keeps (metrics.json).",
     )
     direction: Literal["minimize", "maximize"] | None = Field(
-        None, description="By default minimize for losses and errors, else maximize.",
+        None,
+        description="By default minimize for losses and errors, else maximize.",
     )
     trials: int | None = Field(
-        None, gt=0, strict=True, description=f"How many trials; {DEFAULT_TRIALS} unless time_budget is given.",
+        None,
+        gt=0,
+        strict=True,
+        description=f"How many trials; {DEFAULT_TRIALS} unless time_budget is given.",
     )
-    time_budget: Annotated[
-        float, BeforeValidator(_duration), Field(gt=0),
-        WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
-                                  {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smh]?\s*$"}]}),
-    ] | None = Field(None, description="Start no trial after this long: seconds, or 30m, 2h.")
+    time_budget: (
+        Annotated[
+            float,
+            BeforeValidator(_duration),
+            Field(gt=0),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0},
+                        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smh]?\s*$"},
+                    ]
+                }
+            ),
+        ]
+        | None
+    ) = Field(None, description="Start no trial after this long: seconds, or 30m, 2h.")
     parameters: dict[str, Space] = Field(
-        min_length=1, max_length=MAX_PARAMETERS,
+        min_length=1,
+        max_length=MAX_PARAMETERS,
         description="Dotted config paths -> a list of choices, or {low, high, log, step}; "
         "e.g. optimizer.learning_rate: {low: 1e-4, high: 1e-1, log: true}",
     )
-    seed: int | None = Field(None, strict=True, ge=0, lt=2**32, description="The sampler's seed; by default the config's.")
-    pruning: bool = Field(True, description="Stop a trial whose metric is worse than the median of earlier trials at the same epoch "
-        "(from the 6th trial, past the first third of training.epochs).")
+    seed: int | None = Field(
+        None, strict=True, ge=0, lt=2**32, description="The sampler's seed; by default the config's."
+    )
+    pruning: bool = Field(
+        True,
+        description="Stop a trial whose metric is worse than the median of earlier trials at the same epoch "
+        "(from the 6th trial, past the first third of training.epochs).",
+    )
 
     @pydantic.model_validator(mode="after")
     def _defaults(self):
@@ -178,8 +223,9 @@ def check_paths(config, where):
             here = ".".join(parts[: depth + 1])
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} "
-                                      f"is a list of {len(node)})")
+                    raise ConfigError(
+                        f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} is a list of {len(node)})"
+                    )
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node and node[part] is not None:
                 node = node[part]
@@ -218,11 +264,14 @@ def check_metric(config, has_validation, where):
     names += [f"{n}_macro" for n in names if n.startswith("f1_score") or n.startswith("fbeta")]
     logged = names + ([f"val_{n}" for n in names] if has_validation else [])
     if metric.startswith("test_"):
-        raise ConfigError(f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
-                          f"(it would no longer be a test); use val_{metric[len('test_'):]}; got {metric!r}")
+        raise ConfigError(
+            f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
+            f"(it would no longer be a test); use val_{metric[len('test_') :]}; got {metric!r}"
+        )
     if metric.startswith("val_") and not has_validation:
-        raise ConfigError(f"{where}: sweep.metric: {metric!r} needs a validation split; "
-                          "set training.validation_split, e.g. 0.1")
+        raise ConfigError(
+            f"{where}: sweep.metric: {metric!r} needs a validation split; set training.validation_split, e.g. 0.1"
+        )
     if metric in logged or metric == "learning_rate":
         return None
     suggestion = did_you_mean(metric, logged)
@@ -259,17 +308,24 @@ def contains(sweep, params):
         if "choices" in space:
             if not any(type(value) is type(c) and value == c for c in space["choices"]):
                 return False
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not space["low"] <= value <= space["high"]:
+        elif (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not space["low"] <= value <= space["high"]
+        ):
             return False
     return True
 
 
 def describe(sweep):
     """`maximize val_accuracy over optimizer.learning_rate, units; 20 trials; median pruning`."""
-    budget = " and ".join(filter(None, [f"{sweep.trials} trials" if sweep.trials else "",
-                                        f"{sweep.time_budget:g} s" if sweep.time_budget else ""]))
-    return (f"{sweep.direction} {sweep.metric} over {', '.join(sweep.parameters)}; {budget}"
-            + ("; median pruning" if sweep.pruning else ""))
+    budget = " and ".join(
+        filter(
+            None,
+            [f"{sweep.trials} trials" if sweep.trials else "", f"{sweep.time_budget:g} s" if sweep.time_budget else ""],
+        )
+    )
+    return f"{sweep.direction} {sweep.metric} over {', '.join(sweep.parameters)}; {budget}" + (
+        "; median pruning" if sweep.pruning else ""
+    )
 
 
 def samples(space):
@@ -310,7 +366,9 @@ def suggest(trial, sweep):
         if "choices" in space:
             values[path] = trial.suggest_categorical(path, space["choices"])
         elif not _is_float(space):
-            values[path] = trial.suggest_int(path, space["low"], space["high"], step=space["step"] or 1, log=space["log"])
+            values[path] = trial.suggest_int(
+                path, space["low"], space["high"], step=space["step"] or 1, log=space["log"]
+            )
         else:
             values[path] = trial.suggest_float(path, space["low"], space["high"], step=space["step"], log=space["log"])
     return values

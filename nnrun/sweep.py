@@ -104,8 +104,13 @@ def start(config, config_file, console, jobs=1):
         mlflow.tracking_uri = tracking.mlflow_uri(mlflow, config.output.dir)
     sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
     rundir.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
-    _write_state(sweep_dir, status="running", config_file=str(Path(config_file).resolve()),
-                 started_at=liveness.timestamp(), used_s=0.0)
+    _write_state(
+        sweep_dir,
+        status="running",
+        config_file=str(Path(config_file).resolve()),
+        started_at=liveness.timestamp(),
+        used_s=0.0,
+    )
     return run(sweep_dir, console, jobs)
 
 
@@ -159,8 +164,14 @@ def run(sweep_dir, console, jobs=1, overrides=()):
             raise
         finally:
             best = sweep_report.write(sweep_dir, config, study)
-            _write_state(sweep_dir, status=status, error=error, ended_at=liveness.timestamp(),
-                         used_s=round(used + time.time() - started, 1), best=_best_record(best))
+            _write_state(
+                sweep_dir,
+                status=status,
+                error=error,
+                ended_at=liveness.timestamp(),
+                used_s=round(used + time.time() - started, 1),
+                best=_best_record(best),
+            )
     if best is None:
         failed = RunFailed(f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from")
         failed.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
@@ -168,7 +179,9 @@ def run(sweep_dir, console, jobs=1, overrides=()):
     console.print(
         f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
         f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}",
-        highlight=False, soft_wrap=True, markup=False,
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
     )
     return sweep_dir
 
@@ -201,8 +214,10 @@ def load(sweep_dir, overrides):
     """
     for item in overrides:
         if item.partition("=")[0] not in ("sweep.trials", "sweep.time_budget"):
-            raise ConfigError(f"--set {item}: a sweep continues with its own config; only sweep.trials and "
-                              "sweep.time_budget may change")
+            raise ConfigError(
+                f"--set {item}: a sweep continues with its own config; only sweep.trials and "
+                "sweep.time_budget may change"
+            )
     try:
         config = config_lib.load(sweep_dir / CONFIG, overrides)
     except ConfigError as e:
@@ -222,26 +237,33 @@ def open_study(sweep_dir, config, worker=0):
     # Median pruning once 5 trials have shown what is usual, and never in the first third of
     # training: a low learning rate starts slowly and may still end best.
     warmup = max(1, config.training.epochs // 3) + 1  # Optuna prunes from this epoch on
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if sweep.pruning
-              else optuna.pruners.NopPruner())
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+        if sweep.pruning
+        else optuna.pruners.NopPruner()
+    )
     path = sweep_dir / STUDY
     try:
         # Workers share the file: they wait for its lock rather than fail.
-        storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}",
-                                             engine_kwargs={"connect_args": {"timeout": 60}})
-        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
-                                    pruner=pruner, load_if_exists=True)
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+        study = optuna.create_study(
+            storage=storage, study_name=STUDY_NAME, direction=sweep.direction, pruner=pruner, load_if_exists=True
+        )
         trials = study.get_trials(deepcopy=False)
     except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as e:
         raise RunDirError(f"'{path}': not a study nnrun can read: {one_line(e, 150)}") from None
     if [d.name.lower() for d in study.directions] != [sweep.direction]:
-        raise RunDirError(f"'{path}': its study is to {study.directions[0].name.lower()}, "
-                          f"its {CONFIG} says {sweep.direction}")
+        raise RunDirError(
+            f"'{path}': its study is to {study.directions[0].name.lower()}, its {CONFIG} says {sweep.direction}"
+        )
     seed = sweep.seed if sweep.seed is not None else config.seed
     # Seeded anew from what the study holds: a continued sweep (or a second worker) must not draw
     # the points its first trials drew. The constant liar keeps parallel workers apart.
     study.sampler = optuna.samplers.TPESampler(
-        seed=(seed + 7919 * worker + 104729 * len(trials)) % 2**32, constant_liar=True)
+        seed=(seed + 7919 * worker + 104729 * len(trials)) % 2**32, constant_liar=True
+    )
     return study
 
 
@@ -271,8 +293,11 @@ def _again(study, trial):
 
 def counted(study):
     """Trials that use the budget: all but those interrupted, skipped or queued."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if not (t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) and t.state.name != "WAITING"]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if not (t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) and t.state.name != "WAITING"
+    ]
 
 
 def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
@@ -295,15 +320,23 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
         stop.check()
         if sweep.trials and len(counted(study)) >= sweep.trials:
             if reports and not started_any:
-                console.print(f"all {sweep.trials} trials are done; lengthen the sweep with "
-                              f"nnrun sweep {sweep_dir} --set sweep.trials=N", highlight=False, soft_wrap=True,
-                              markup=False)
+                console.print(
+                    f"all {sweep.trials} trials are done; lengthen the sweep with "
+                    f"nnrun sweep {sweep_dir} --set sweep.trials=N",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
             return
         if deadline and time.time() >= deadline:
             if reports:
-                console.print(f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
-                              f"nnrun sweep {sweep_dir} --set sweep.time_budget=...", highlight=False,
-                              soft_wrap=True, markup=False)
+                console.print(
+                    f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
+                    f"nnrun sweep {sweep_dir} --set sweep.time_budget=...",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
             return
         trial = study.ask()
         earlier = [t for t in counted(study) if t.number < trial.number]
@@ -316,8 +349,12 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
         _one_trial(sweep_dir, config, study, trial)
         if reports:
             sweep_report.write(sweep_dir, config, study)
-            console.print(sweep_report.line(study, trial.number, config, counted(study)),
-                          highlight=False, soft_wrap=True, markup=False)
+            console.print(
+                sweep_report.line(study, trial.number, config, counted(study)),
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
 
 def _one_trial(sweep_dir, config, study, trial):
@@ -351,8 +388,14 @@ def _one_trial(sweep_dir, config, study, trial):
     kept = _kept_metrics(run_dir)
     value = _value(run_dir, kept, config.sweep.metric)
     test = {f"test_{k}": v for k, v in (kept.get("test") or {}).items() if isinstance(v, (int, float))}
-    _record(study, trial._trial_id, run_dir=_relative(run_dir, sweep_dir), duration_s=round(time.time() - started, 1),
-            pruned_at_epoch=pruning.pruned_at, **test)
+    _record(
+        study,
+        trial._trial_id,
+        run_dir=_relative(run_dir, sweep_dir),
+        duration_s=round(time.time() - started, 1),
+        pruned_at_epoch=pruning.pruned_at,
+        **test,
+    )
     if pruning.pruned_at:
         rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
@@ -406,8 +449,9 @@ def _trial_config(config, params, output_dir, name):
     trial = search_space.apply(config, params, f"sweep trial {name}")
     update = {"output": trial.output.model_copy(update={"dir": Path(output_dir), "name": name})}
     if trial.tracking.mlflow is not None:  # one experiment for every trial
-        mlflow = trial.tracking.mlflow.model_copy(update={"experiment": config.tracking.mlflow.experiment
-                                                           or config.output.name})
+        mlflow = trial.tracking.mlflow.model_copy(
+            update={"experiment": config.tracking.mlflow.experiment or config.output.name}
+        )
         update["tracking"] = trial.tracking.model_copy(update={"mlflow": mlflow})
     return trial.model_copy(update=update)
 
@@ -428,7 +472,7 @@ def _kept_metrics(run_dir):
 def _value(run_dir, kept, metric):
     """A trial's result: the metric of the model its run kept (`kept`, its metrics.json: EarlyStopping
     may have restored an earlier epoch's weights), else its last epoch's; None when not a finite number."""
-    split, name = ("validation", metric[len("val_"):]) if metric.startswith("val_") else ("train", metric)
+    split, name = ("validation", metric[len("val_") :]) if metric.startswith("val_") else ("train", metric)
     value = (kept.get(split) or {}).get(name)
     if value is None:
         rows = rundir.read_history(Path(run_dir) / rundir.HISTORY)
@@ -446,8 +490,12 @@ def _record(study, trial_id, **attrs):
 def _best_record(best):
     if best is None:
         return None
-    return {"trial": best.number + 1, "value": best.value, "params": best.params,
-            "run_dir": best.user_attrs.get("run_dir")}
+    return {
+        "trial": best.number + 1,
+        "value": best.value,
+        "params": best.params,
+        "run_dir": best.user_attrs.get("run_dir"),
+    }
 
 
 def _read_state(sweep_dir):
@@ -473,7 +521,10 @@ def _say_start(sweep_dir, config, study, console, jobs):
     done = len([t for t in counted(study) if t.state.is_finished()])
     console.print(
         f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
-        + (f"; {done} done before" if done else "") + (f"; {jobs} at a time" if jobs > 1 else ""),
-        highlight=False, soft_wrap=True, markup=False,
+        + (f"; {done} done before" if done else "")
+        + (f"; {jobs} at a time" if jobs > 1 else ""),
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
     )
     console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True, markup=False)

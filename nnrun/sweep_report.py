@@ -18,8 +18,9 @@ PLOT = "sweep.png"
 
 def shown(study):
     """The trials a user sees: all but those queued and those a worker asked for past the budget."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if not t.user_attrs.get("skipped") and t.state.name != "WAITING"]
+    return [
+        t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("skipped") and t.state.name != "WAITING"
+    ]
 
 
 def best_trial(study):
@@ -47,8 +48,13 @@ def write(sweep_dir, config, study):
         rundir.write_text(sweep_dir / BEST, best_text(sweep_dir, config, best))
     from nnrun import plots
 
-    plots.sweep(_points(trials), sweep_dir / PLOT, f"{config.output.name}: {config.sweep.metric} over trials",
-                config.sweep.metric, config.sweep.direction)
+    plots.sweep(
+        _points(trials),
+        sweep_dir / PLOT,
+        f"{config.output.name}: {config.sweep.metric} over trials",
+        config.sweep.metric,
+        config.sweep.direction,
+    )
     return best
 
 
@@ -64,8 +70,16 @@ def line(study, number, config, counted):
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     sweep, best = config.sweep, best_trial(study)
     # Its place among the trials finished so far: with --jobs, two may be reported together.
-    done = len([t for t in counted if t.state.is_finished() and t.datetime_complete and trial.datetime_complete
-                and t.datetime_complete <= trial.datetime_complete])
+    done = len(
+        [
+            t
+            for t in counted
+            if t.state.is_finished()
+            and t.datetime_complete
+            and trial.datetime_complete
+            and t.datetime_complete <= trial.datetime_complete
+        ]
+    )
     total = f"{done}/{sweep.trials}" if sweep.trials else f"{done} done"
     if trial.state.name == "COMPLETE":
         result = f"{sweep.metric} {trial.value:.4g}"
@@ -94,9 +108,11 @@ def best_text(sweep_dir, config, best):
     trained = search_space.apply(config, best.params, str(sweep_dir / BEST))
 
     made_from = re.sub(r"[^\w./-]", "_", str(best.user_attrs.get("run_dir", "")))  # from study.db: one safe line
-    header = (f"# The best trial of the sweep {sweep_dir.name}: trial {best.number + 1}, "
-              f"{config.sweep.metric} {best.value:.6g} ({made_from}).\n"
-              f"# Train it with: nnrun train {sweep_dir / BEST}\n")
+    header = (
+        f"# The best trial of the sweep {sweep_dir.name}: trial {best.number + 1}, "
+        f"{config.sweep.metric} {best.value:.6g} ({made_from}).\n"
+        f"# Train it with: nnrun train {sweep_dir / BEST}\n"
+    )
     return header + config_lib.dump(trained)
 
 
@@ -105,14 +121,24 @@ def _table(trials, sweep):
     tests = sorted({k for t in trials for k in t.user_attrs if k.startswith("test_")})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "run_dir", "error"])
+    writer.writerow(
+        ["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "run_dir", "error"]
+    )
     for t in trials:
         state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
-        writer.writerow([
-            t.number + 1, state, "" if t.value is None else t.value, *(t.params.get(n, "") for n in names),
-            t.user_attrs.get("pruned_at_epoch", ""), *(t.user_attrs.get(k, "") for k in tests),
-            t.user_attrs.get("duration_s", ""), t.user_attrs.get("run_dir", ""), t.user_attrs.get("error", ""),
-        ])
+        writer.writerow(
+            [
+                t.number + 1,
+                state,
+                "" if t.value is None else t.value,
+                *(t.params.get(n, "") for n in names),
+                t.user_attrs.get("pruned_at_epoch", ""),
+                *(t.user_attrs.get(k, "") for k in tests),
+                t.user_attrs.get("duration_s", ""),
+                t.user_attrs.get("run_dir", ""),
+                t.user_attrs.get("error", ""),
+            ]
+        )
     return out.getvalue()
 
 

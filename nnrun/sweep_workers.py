@@ -30,10 +30,14 @@ def supervise(sweep_dir, study, config, console, jobs, stop, deadline):
             # O_NOFOLLOW: a log planted as a link would have us append to any file.
             fd = os.open(workers_dir / f"worker-{k}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             logs.append(os.fdopen(fd, "wb"))
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "nnrun.sweep_workers", str(sweep_dir), str(k), str(deadline or 0)],
-                stdin=subprocess.DEVNULL, stdout=logs[-1], stderr=subprocess.STDOUT,
-            ))
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "nnrun.sweep_workers", str(sweep_dir), str(k), str(deadline or 0)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=logs[-1],
+                    stderr=subprocess.STDOUT,
+                )
+            )
         shown = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         cause, sent = None, None  # the worker that failed first; the signal sent to the others
         while True:
@@ -42,8 +46,12 @@ def supervise(sweep_dir, study, config, console, jobs, stop, deadline):
                 if t.state.is_finished() and t.number not in shown and not t.user_attrs.get("skipped"):
                     shown.add(t.number)
                     sweep_report.write(sweep_dir, config, study)
-                    console.print(sweep_report.line(study, t.number, config, counted(study)),
-                                  highlight=False, soft_wrap=True, markup=False)
+                    console.print(
+                        sweep_report.line(study, t.number, config, counted(study)),
+                        highlight=False,
+                        soft_wrap=True,
+                        markup=False,
+                    )
             if cause is None and not stop.signum:
                 cause = next((k for k, w in enumerate(workers) if w.returncode not in (None, 0)), None)
             if not running:

@@ -76,12 +76,21 @@ def tracked(config, run_dir, console, class_names=None):
     """
     trackers = []
     if config.tracking.tensorboard is not None:
-        console.print(f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})",
-                      style="dim", highlight=False, soft_wrap=True, markup=False)
-        trackers.append(keras.callbacks.TensorBoard(
-            log_dir=str(Path(run_dir) / TENSORBOARD), histogram_freq=config.tracking.tensorboard.histogram_freq,
-            write_graph=config.tracking.tensorboard.write_graph, update_freq="epoch",
-        ))
+        console.print(
+            f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        trackers.append(
+            keras.callbacks.TensorBoard(
+                log_dir=str(Path(run_dir) / TENSORBOARD),
+                histogram_freq=config.tracking.tensorboard.histogram_freq,
+                write_graph=config.tracking.tensorboard.write_graph,
+                update_freq="epoch",
+            )
+        )
     if config.tracking.mlflow is not None:
         trackers.append(MlflowLogger(config, run_dir, console, class_names))
     try:
@@ -141,21 +150,29 @@ class MlflowLogger(keras.callbacks.Callback):
                 self._say("continues MLflow run")
                 return
         experiment_id = self._experiment(self.settings.experiment or config.output.name)
-        run = self.client.create_run(experiment_id, run_name=self.run_dir.name,
-                                     tags={"nnrun.run_dir": here, "mlflow.source.name": "nnrun"})
+        run = self.client.create_run(
+            experiment_id, run_name=self.run_dir.name, tags={"nnrun.run_dir": here, "mlflow.source.name": "nnrun"}
+        )
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
         params = [Param(k, v) for k, v in _params(config).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
-        rundir.update_run(self.run_dir, mlflow={"run_id": self.run_id, "experiment_id": experiment_id,
-                                                "tracking_uri": shown_uri(self.uri)})
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        rundir.update_run(
+            self.run_dir,
+            mlflow={"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": shown_uri(self.uri)},
+        )
         self._say("MLflow run")
 
     def _say(self, what):
-        self.console.print(f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}", style="dim",
-                           highlight=False, soft_wrap=True, markup=False)
+        self.console.print(
+            f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
     def _own_run(self, run_id, here):
         """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
@@ -173,7 +190,7 @@ class MlflowLogger(keras.callbacks.Callback):
             return experiment.experiment_id
         where = None
         if self.uri.startswith("sqlite:///"):  # a local store: its artifacts beside it, not where the shell stands
-            where = (Path(self.uri[len("sqlite:///"):]).resolve().parent / MLFLOW_ARTIFACTS).as_uri()
+            where = (Path(self.uri[len("sqlite:///") :]).resolve().parent / MLFLOW_ARTIFACTS).as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=where)
         except Exception:
@@ -195,10 +212,13 @@ class MlflowLogger(keras.callbacks.Callback):
 
         now = int(time.time() * 1000)
         # MLflow takes letters, digits and _ - . / : and spaces: a class named "cats & dogs" would sink the batch.
-        metrics = [Metric(re.sub(r"[^\w./\- :]", "_", k), float(v), now, step or 0)
-                   for k, v in values.items() if isinstance(v, (int, float))]
+        metrics = [
+            Metric(re.sub(r"[^\w./\- :]", "_", k), float(v), now, step or 0)
+            for k, v in values.items()
+            if isinstance(v, (int, float))
+        ]
         for i in range(0, len(metrics), 1000):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     def end(self):
         """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
@@ -227,15 +247,31 @@ class MlflowLogger(keras.callbacks.Callback):
         except Exception as e:  # MLflow's errors are many kinds; none may stop training
             self.console.print(
                 f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 400)}; training goes on, "
-                f"the run directory has everything", style="yellow", highlight=False, soft_wrap=True, markup=False,
+                f"the run directory has everything",
+                style="yellow",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
             )
             self.quiet = True
 
 
 # A run directory's own files and folders: what its MLflow run gets as artifacts (never backup/,
 # never a link, which could point anywhere).
-ARTIFACTS = (rundir.CONFIG, rundir.RUN, rundir.MODEL, rundir.MODEL_H5, rundir.BEST_MODEL, rundir.HISTORY,
-             rundir.METRICS, rundir.PREPROCESSING, rundir.PLOTS, TENSORBOARD, "export", "evaluation")
+ARTIFACTS = (
+    rundir.CONFIG,
+    rundir.RUN,
+    rundir.MODEL,
+    rundir.MODEL_H5,
+    rundir.BEST_MODEL,
+    rundir.HISTORY,
+    rundir.METRICS,
+    rundir.PREPROCESSING,
+    rundir.PLOTS,
+    TENSORBOARD,
+    "export",
+    "evaluation",
+)
 
 
 def _artifacts(run_dir):

@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import backbones, config as config_lib, data, distribution, feeding, fine_tune, plots, rundir, runinfo, signals
+from nnrun import (
+    backbones,
+    config as config_lib,
+    data,
+    distribution,
+    feeding,
+    fine_tune,
+    plots,
+    rundir,
+    runinfo,
+    signals,
+)
 from nnrun.backend import keras as _keras
 from nnrun.data import schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
@@ -85,8 +96,12 @@ def check_model(config, dataset):
 
 def _built(config, dataset):
     model = build(
-        config.model.layers, dataset.preprocessing["input_shape"], config.output.name, config.data.augmentation,
-        _target_units(dataset, config.data), config.data.rescale,
+        config.model.layers,
+        dataset.preprocessing["input_shape"],
+        config.output.name,
+        config.data.augmentation,
+        _target_units(dataset, config.data),
+        config.data.rescale,
     )
     return model, compile_model(model, config)
 
@@ -138,8 +153,9 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             rows = _restore(run_dir, s, console) if resume else _begin(run_dir, config, s, config_file, started)
         console.print(f"run directory: {run_dir}", style="dim", highlight=False, soft_wrap=True)
         # Closed first on the way out, once run.json says how the run ended.
-        tracked = trackers.enter_context(tracking.tracked(config, run_dir, console, ds.class_names)) \
-            if engine.writer else []
+        tracked = (
+            trackers.enter_context(tracking.tracked(config, run_dir, console, ds.class_names)) if engine.writer else []
+        )
 
         recorder = EpochRecorder(run_dir, rows, model.get_weights() if rows else None, ds.class_names)
         nan_guard = StopOnNaN()
@@ -163,16 +179,22 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             stop.check()
             fit_started = time.time()
             try:
-                for until in s.stages.ends(lambda: len(recorder.rows), run_dir, console,
-                                           lambda: bool(nan_guard.diverged_at or stop.signum
-                                                        or any(getattr(c, "halt", False) for c in callbacks))):
+                for until in s.stages.ends(
+                    lambda: len(recorder.rows),
+                    run_dir,
+                    console,
+                    lambda: bool(
+                        nan_guard.diverged_at or stop.signum or any(getattr(c, "halt", False) for c in callbacks)
+                    ),
+                ):
                     if nan_guard.diverged_at or len(recorder.rows) >= until:
                         continue
                     stop.check()
                     model.fit(
                         **engine.feed(*splits["train"], training.batch_size, training.shuffle),
                         validation_data=engine.validation(*splits["validation"], training.batch_size)
-                        if "validation" in splits else None,
+                        if "validation" in splits
+                        else None,
                         epochs=until,
                         initial_epoch=len(recorder.rows),
                         shuffle=training.shuffle,
@@ -195,7 +217,11 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             _save_model(model, run_dir, config.output.save_h5)
             inference = feeding.inference_batch_size(training.batch_size)
             metrics = _final_metrics(
-                model, splits, recorder, inference, ds.class_names,
+                model,
+                splits,
+                recorder,
+                inference,
+                ds.class_names,
                 fresh=("validation", "test") if engine.sharded else ("test",),
             )
             rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
@@ -203,7 +229,9 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             stop.check()
         except KeyboardInterrupt as e:
             # Further stop signals are ignored from here on (signals.stopping).
-            why = f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
+            why = (
+                f"stopped by {e.name}" if isinstance(e, Interrupted) and e.name != "SIGINT" else "interrupted (Ctrl-C)"
+            )
             engine.together = engine.together or stopper.agreed
             kept = _keep_last_epoch(model, recorder, run_dir, config, engine)
             # A signal in the middle of an epoch's end may have cut its records short:
@@ -211,12 +239,20 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
             done = recorder.weights_epoch if recorder.weights is not None else 0
             if len(recorder.rows) > done:
                 rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
-            runinfo.finish(run_dir, started, "interrupted", console, error=why, signal=getattr(e, "name", "SIGINT"),
-                    epochs_completed=done)
+            runinfo.finish(
+                run_dir,
+                started,
+                "interrupted",
+                console,
+                error=why,
+                signal=getattr(e, "name", "SIGINT"),
+                epochs_completed=done,
+            )
             console.print(
                 f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
                 f"continue with: nnrun resume {run_dir}",
-                highlight=False, soft_wrap=True,
+                highlight=False,
+                soft_wrap=True,
             )
             e.run_dir = run_dir if engine.writer else None
             raise
@@ -246,8 +282,12 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     rundir.point_latest(run_dir)
     if not engine.writer:
         p = engine.plan
-        report.print(f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
-                     f"process 0 wrote the run directory", highlight=False, soft_wrap=True)
+        report.print(
+            f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
+            f"process 0 wrote the run directory",
+            highlight=False,
+            soft_wrap=True,
+        )
         return None
     return run_dir
 
@@ -306,8 +346,12 @@ def _keep_last_epoch(model, recorder, run_dir, config, engine):
         model = engine.local(model, config)
         model.set_weights(recorder.weights)
         _save_model(model, run_dir, config.output.save_h5)
-        plots.learning_curves(recorder.history, run_dir / rundir.PLOTS / "learning_curves.png", config.output.name,
-                              rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH))
+        plots.learning_curves(
+            recorder.history,
+            run_dir / rundir.PLOTS / "learning_curves.png",
+            config.output.name,
+            rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH),
+        )
     except Exception as e:
         return f"; the model of epoch {recorder.weights_epoch} could not be saved ({type(e).__name__}: {e})"
     return f"; the model of epoch {recorder.weights_epoch} is saved in {run_dir}"
@@ -338,10 +382,12 @@ def _label_notes(config, one_hot):
     if not one_hot:
         return []
     if snake_case(config.loss["name"]) == "sparse_categorical_crossentropy":
-        return [(
-            "labels one-hot encoded for the metrics, which take no class indices; "
-            "the loss is categorical_crossentropy on them, the same numbers as sparse_categorical_crossentropy"
-        )]
+        return [
+            (
+                "labels one-hot encoded for the metrics, which take no class indices; "
+                "the loss is categorical_crossentropy on them, the same numbers as sparse_categorical_crossentropy"
+            )
+        ]
     return [f"labels one-hot encoded for loss '{config.loss['name']}'"]
 
 
@@ -360,11 +406,14 @@ def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("tes
     )
     logged = {
         "train": {k: v for k, v in last.items() if k not in ("epoch", "learning_rate") and not k.startswith("val_")},
-        "validation": {k[len("val_"):]: v for k, v in last.items() if k.startswith("val_")},
+        "validation": {k[len("val_") :]: v for k, v in last.items() if k.startswith("val_")},
     }
     return {
-        name: logged[name] if final and name not in fresh and logged[name] else
-        feeding.scalars(model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True), class_names)
+        name: logged[name]
+        if final and name not in fresh and logged[name]
+        else feeding.scalars(
+            model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True), class_names
+        )
         for name, split in splits.items()
     }
 
@@ -372,7 +421,9 @@ def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("tes
 def _with_absolute_paths(config):
     """The config with its data and weights files' paths absolute, so the run can be evaluated
     and resumed from anywhere."""
-    update = {"model": config.model.model_copy(update={"layers": [backbones.absolute(spec) for spec in config.model.layers]})}
+    update = {
+        "model": config.model.model_copy(update={"layers": [backbones.absolute(spec) for spec in config.model.layers]})
+    }
     if getattr(config.data, "path", None) is not None:
         update["data"] = config.data.model_copy(update={"path": config.data.path.resolve()})
     return config.model_copy(update=update)
@@ -387,12 +438,19 @@ def _save_model(model, run_dir, save_h5):
 
 
 def _plot(model, ds, history, run_dir, name, batch_size):
-    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", f"{name}: learning curves",
-                          rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH))
+    plots.learning_curves(
+        history,
+        run_dir / rundir.PLOTS / "learning_curves.png",
+        f"{name}: learning curves",
+        rundir.read_run(run_dir).get(fine_tune.AFTER_EPOCH),
+    )
     if ds.is_classification:
         predicted = feeding.predicted_classes(model.predict(ds.x_test, batch_size=batch_size, verbose=0))
         plots.confusion_matrix(
-            ds.y_test, predicted, ds.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png",
+            ds.y_test,
+            predicted,
+            ds.class_names,
+            run_dir / rundir.PLOTS / "confusion_matrix.png",
             f"{name}: confusion matrix (test split)",
         )
 

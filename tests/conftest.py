@@ -15,7 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TINY = {
     "seed": 7,
     "data": {"source": "sklearn", "name": "iris", "scale": "standard"},
-    "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    "model": {
+        "layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 3, "activation": "softmax"}}]
+    },
     "optimizer": {"name": "adam", "learning_rate": 0.01},
     "loss": "sparse_categorical_crossentropy",
     "metrics": ["accuracy"],

@@ -23,7 +23,10 @@ def start(config, *args, wrapper=None):
     code = f"{wrapper or ''}\nfrom nnrun.cli import main\nmain()"
     return subprocess.Popen(
         [sys.executable, "-c", code, "train", str(config), "--quiet", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 

@@ -25,7 +25,10 @@ def train_in_a_process(config, backend_name):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     done = subprocess.run(
         [sys.executable, "-m", "nnrun", "train", str(config), "--quiet", "--set", f"backend={backend_name}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1])
@@ -82,9 +85,18 @@ def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
     run = tmp_path / "runs" / "latest"
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run(
-        [sys.executable, "-c", script, f"train {write_config()} -q",
-         f"evaluate {run}", f"predict {tmp_path / 'x.npy'} --run {run}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            script,
+            f"train {write_config()} -q",
+            f"evaluate {run}",
+            f"predict {tmp_path / 'x.npy'} --run {run}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False", done.stdout

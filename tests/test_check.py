@@ -80,7 +80,9 @@ THREE_CLASS_OUTPUT = {"Dense": {"units": 3, "activation": "softmax"}}
 
 BAD = [
     pytest.param(
-        {"trainig": {"epochs": 2}}, ["{path}", "unknown key 'trainig'", "did you mean 'training'?"], id="unknown-top-level-key"
+        {"trainig": {"epochs": 2}},
+        ["{path}", "unknown key 'trainig'", "did you mean 'training'?"],
+        id="unknown-top-level-key",
     ),
     pytest.param(
         {"model": {"layers": [{"Dnse": {"units": 3}}]}},
@@ -153,8 +155,7 @@ def test_config_that_is_not_a_mapping(runner, write_config, text):
 def test_python_yaml_tags_are_refused_and_not_run(runner, write_config, tmp_path):
     marker = tmp_path / "pwned"
     path = write_config(
-        text=f"seed: 7\ndata: !!python/object/apply:os.system ['touch {marker}']\n"
-        "model: [Dense]\nloss: mse\n"
+        text=f"seed: 7\ndata: !!python/object/apply:os.system ['touch {marker}']\nmodel: [Dense]\nloss: mse\n"
     )
     result = runner.invoke(cli, ["check", str(path)])
     assert_one_error_line(result, f"{path}:2", "python/object/apply:os.system", "not allowed")
@@ -269,12 +270,15 @@ def test_check_of_an_invalid_config_does_not_import_tensorflow(write_config):
     assert not imports_tensorflow(RUN_CLI, "check", write_config(training={"epochs": 0}))
 
 
-
 def test_whole_number_targets_with_a_regression_loss_suggest_task_regression(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "ages.npz", x=rng.normal(size=(400, 3)).astype("float32"), y=rng.integers(1, 90, 400))
-    config = write_config(data={"source": "npz", "path": str(tmp_path / "ages.npz")}, loss="mse", metrics=[],
-                          model=[{"Dense": {"units": 1}}])
+    config = write_config(
+        data={"source": "npz", "path": str(tmp_path / "ages.npz")},
+        loss="mse",
+        metrics=[],
+        model=[{"Dense": {"units": 1}}],
+    )
     result = runner.invoke(cli, ["check", str(config)])
     assert result.exit_code == 2, result.output
     assert "loss: 'mean_squared_error' is for continuous targets" in result.output, result.output

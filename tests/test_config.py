@@ -471,8 +471,14 @@ def test_dump_is_readable_yaml_with_source_first(write_config):
     assert list(plain["data"])[0] == "source"
     assert list(plain["data"])[:2] == ["source", "name"]
     assert plain["data"] == {
-        "source": "sklearn", "name": "iris", "test_split": 0.2, "scale": "standard",
-        "rescale": None, "augmentation": [], "task": "auto", "scale_target": True,
+        "source": "sklearn",
+        "name": "iris",
+        "test_split": 0.2,
+        "scale": "standard",
+        "rescale": None,
+        "augmentation": [],
+        "task": "auto",
+        "scale_target": True,
     }
     assert plain["training"]["epochs"] == 2
     assert plain["output"]["name"] == "tiny"
@@ -566,14 +572,17 @@ def test_the_readmes_examples_are_valid_against_the_schema():
         assert not errors, (example, [f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors])
 
 
-@pytest.mark.parametrize("change", [
-    {"trainig": {"epochs": 3}},
-    {"training": {"epochs": "ten"}},
-    {"data": {"source": "sklearn", "name": "digits", "rescale": "a/b"}},
-    {"data": {"source": "spreadsheet", "path": "x.csv"}},
-    {"optimizer": 3},
-    {"sweep": {"parameters": {"optimizer.learning_rate": {"low": 1e-4, "hihg": 1e-1}}}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"trainig": {"epochs": 3}},
+        {"training": {"epochs": "ten"}},
+        {"data": {"source": "sklearn", "name": "digits", "rescale": "a/b"}},
+        {"data": {"source": "spreadsheet", "path": "x.csv"}},
+        {"optimizer": 3},
+        {"sweep": {"parameters": {"optimizer.learning_rate": {"low": 1e-4, "hihg": 1e-1}}}},
+    ],
+)
 def test_bad_configs_are_rejected_by_the_schema_too(change):
     good = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     assert not list(schema_validator().iter_errors(good))

@@ -58,7 +58,12 @@ def csv_config(write_config, path, target="left", units=1, activation="sigmoid",
     """A config that trains one epoch on the CSV at `path`."""
     return write_config(
         data={"source": "csv", "path": str(path), "target": target, "drop": ["id", "name"], **fields},
-        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": units, "activation": activation}}]},
+        model={
+            "layers": [
+                {"Dense": {"units": 8, "activation": "relu"}},
+                {"Dense": {"units": units, "activation": activation}},
+            ]
+        },
         loss=loss,
         metrics=["accuracy"] if loss != "mse" else [],
         training={"epochs": 1, "batch_size": 16, "validation_split": 0},
@@ -159,7 +164,10 @@ def test_missing_values_are_filled_from_the_training_split(tmp_path):
     np.testing.assert_array_equal(ds.x_train[gaps, 1], pre["numeric"]["age"]["fill"])
     n_missing = int(gaps.sum())
     median = pre["numeric"]["age"]["fill"]
-    assert f"age: {n_missing} missing value{'s' * (n_missing != 1)} in the training split filled with the training median {median}" in ds.notes
+    assert (
+        f"age: {n_missing} missing value{'s' * (n_missing != 1)} in the training split filled with the training median {median}"
+        in ds.notes
+    )
 
 
 def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_config, tmp_path):
@@ -308,15 +316,37 @@ ERRORS = [
     pytest.param("a,b,left\n", {}, ["data.path", "no rows"], id="header-only"),
     pytest.param("a,b,left\n1,2,0\n3,4,5,6\n", {}, ["data.path", "not a readable CSV", "line 3"], id="ragged-rows"),
     pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", {}, ["data.path", "not UTF-8"], id="binary-file"),
-    pytest.param(TABLE, {"target": "lefft"}, ["data.target", "no column 'lefft'", "did you mean 'left'?", "columns: a, b, city, left"], id="target-typo"),
+    pytest.param(
+        TABLE,
+        {"target": "lefft"},
+        ["data.target", "no column 'lefft'", "did you mean 'left'?", "columns: a, b, city, left"],
+        id="target-typo",
+    ),
     pytest.param(TABLE, {"drop": ["bb"]}, ["data.drop", "no column 'bb'", "did you mean 'b'?"], id="drop-absent"),
-    pytest.param(TABLE, {"categorical": ["cty"]}, ["data.categorical", "no column 'cty'", "did you mean 'city'?"], id="categorical-absent"),
+    pytest.param(
+        TABLE,
+        {"categorical": ["cty"]},
+        ["data.categorical", "no column 'cty'", "did you mean 'city'?"],
+        id="categorical-absent",
+    ),
     pytest.param(TABLE, {"drop": ["left"]}, ["data.drop", "'left' is data.target"], id="drop-the-target"),
-    pytest.param(TABLE, {"categorical": ["a"]}, ["data.categorical", "'city'", "holds text (e.g. '"], id="text-not-listed"),
+    pytest.param(
+        TABLE, {"categorical": ["a"]}, ["data.categorical", "'city'", "holds text (e.g. '"], id="text-not-listed"
+    ),
     pytest.param(TABLE, {"drop": ["a", "b", "city"]}, ["data.path", "no feature columns"], id="nothing-left"),
-    pytest.param("a,left\n1,0\n2,\n3,1\n4,\n5,1\n", {"missing_target": "error"}, ["data.target", "column 'left'", "2 of 5 rows", "data row 2"], id="target-gaps"),
+    pytest.param(
+        "a,left\n1,0\n2,\n3,1\n4,\n5,1\n",
+        {"missing_target": "error"},
+        ["data.target", "column 'left'", "2 of 5 rows", "data row 2"],
+        id="target-gaps",
+    ),
     pytest.param("a,left\n1,\n2,\n", {}, ["data.target", "2 of 2 rows"], id="no-targets-at-all"),
-    pytest.param(TABLE, {"categorical": ["city"], "numeric": ["city"]}, ["data.categorical", "'city' is also in data.numeric"], id="listed-twice"),
+    pytest.param(
+        TABLE,
+        {"categorical": ["city"], "numeric": ["city"]},
+        ["data.categorical", "'city' is also in data.numeric"],
+        id="listed-twice",
+    ),
     pytest.param(TABLE, {"date": ["city"]}, ["data.date", "'city'", "does not read as dates (e.g. '"], id="not-dates"),
     pytest.param(TABLE, {"encoding": "klingon"}, ["data.encoding", "'klingon'"], id="unknown-encoding"),
     pytest.param(TABLE, {"sep": ";;"}, ["data.sep"], id="long-separator"),
@@ -373,8 +403,15 @@ def test_a_date_column_becomes_year_and_cyclic_parts(tmp_path):
     pre = ds.preprocessing
     assert pre["dates"] == {"signup": {"format": "%Y/%m/%d"}}
     parts = [name for name in pre["numeric"] if name.startswith("signup.")]
-    assert parts == ["signup.year", "signup.month_sin", "signup.month_cos", "signup.day_of_year_sin",
-                     "signup.day_of_year_cos", "signup.weekday_sin", "signup.weekday_cos"]
+    assert parts == [
+        "signup.year",
+        "signup.month_sin",
+        "signup.month_cos",
+        "signup.day_of_year_sin",
+        "signup.day_of_year_cos",
+        "signup.weekday_sin",
+        "signup.weekday_cos",
+    ]
     assert pre["input_shape"] == [2 + 7 + 3 + 2]
     assert any("date columns detected" in n and "signup (%Y/%m/%d)" in n for n in ds.notes), ds.notes
     row = pd.DataFrame({"age": [30], "balance": [1.0], "city": ["Paris"], "gender": ["F"], "signup": ["2013/04/01"]})
@@ -406,11 +443,14 @@ def test_dates_listed_in_the_config_are_read_as_dates(tmp_path):
     assert not any("date columns detected" in n for n in pre["notes"])
 
 
-@pytest.mark.parametrize("column, values, keep", [
-    ("name", lambda n: [f"customer {i}" for i in range(n)], "data.categorical"),
-    ("ticket", lambda n: [f"T{i % 90}" for i in range(n)], "data.categorical"),
-    ("id", lambda n: np.arange(1000, 1000 + n), "data.numeric"),
-])
+@pytest.mark.parametrize(
+    "column, values, keep",
+    [
+        ("name", lambda n: [f"customer {i}" for i in range(n)], "data.categorical"),
+        ("ticket", lambda n: [f"T{i % 90}" for i in range(n)], "data.categorical"),
+        ("id", lambda n: np.arange(1000, 1000 + n), "data.numeric"),
+    ],
+)
 def test_ids_and_free_text_are_refused_at_check(runner, write_config, tmp_path, column, values, keep):
     frame = table(200).drop(columns=["id", "name"])
     frame[column] = values(len(frame))
@@ -432,7 +472,10 @@ def test_rows_without_a_target_are_left_out_with_a_note(runner, write_config, tm
     path = write(tmp_path, frame)
     ds = load(path)
     assert len(ds.y_train) + len(ds.y_test) == 117
-    assert f"3 of 120 rows of '{path}' have no value in column 'left': left out (data.missing_target: error refuses them)" in ds.notes
+    assert (
+        f"3 of 120 rows of '{path}' have no value in column 'left': left out (data.missing_target: error refuses them)"
+        in ds.notes
+    )
     assert ds.class_names == ["0", "1"]  # not "0.0", "1.0": the gaps made the column floats
     result = runner.invoke(cli, ["check", str(csv_config(write_config, path, missing_target="error"))])
     assert result.exit_code == 2 and "3 of 120 rows" in result.output, result.output
@@ -491,7 +534,9 @@ def test_predict_warns_of_what_training_never_saw_naming_the_values(runner, writ
     result = runner.invoke(cli, ["predict", str(tmp_path / "new.csv"), "--run", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.stderr.split())
-    assert "column 'city': 3 rows with a category never seen in training, encoded as none of them: 'Rome', 'Oslo'" in said
+    assert (
+        "column 'city': 3 rows with a category never seen in training, encoded as none of them: 'Rome', 'Oslo'" in said
+    )
     assert "column 'signup': 2 rows not dates in %Y/%m/%d, filled as missing: '15/01/2017', 'garbage'" in said
     assert "column 'signup': 1 row missing" in said and "column 'age': 1 row missing" in said
     assert len(result.stdout.splitlines()) == 4

@@ -448,7 +448,14 @@ def test_one_registry_names_every_source_the_config_accepts_and_imports_nothing_
     assert set(registry.SOURCES) == set(config.DATA_SOURCES)
     assert set(registry.FEATURE_KINDS) == {"array", "table", "images"}
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, nnrun.data; print(sorted({'pandas', 'PIL', 'keras', 'tensorflow', 'sklearn'} & set(sys.modules)))"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, nnrun.data; print(sorted({'pandas', 'PIL', 'keras', 'tensorflow', 'sklearn'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert loaded.stdout.strip() == "[]"

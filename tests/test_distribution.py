@@ -30,7 +30,10 @@ def nnrun(config, backend, env=None, wrapper=""):
     code = f"{wrapper}\nfrom nnrun.cli import main\nmain()"
     return subprocess.Popen(
         [sys.executable, "-c", code, "train", str(config), "--quiet", "--set", f"backend={backend}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("KERAS_")}, **(env or {})},
     )
 
@@ -60,7 +63,11 @@ def test_one_process_with_two_host_devices_trains_on_both(write_config, tmp_path
     info = json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())
     assert info["status"] == "completed"
     assert info["distribution"] == {
-        "type": "data_parallel", "backend": "jax", "processes": 1, "devices": 2, "device_names": ["cpu:0", "cpu:1"],
+        "type": "data_parallel",
+        "backend": "jax",
+        "processes": 1,
+        "devices": 2,
+        "device_names": ["cpu:0", "cpu:1"],
     }
     assert out.strip().endswith(os.readlink(tmp_path / "runs" / "latest"))
 
@@ -98,7 +105,9 @@ def test_processes_with_different_data_refuse_to_train(write_config, tmp_path):
     for i in (0, 1):  # the same shape, other numbers: as when one machine has a stale copy
         rng = np.random.default_rng(i)
         np.savez(tmp_path / f"data{i}.npz", x=rng.normal(size=(60, 4)).astype("float32"), y=rng.integers(0, 3, 60))
-        arrays.append(write_config(f"p{i}.yaml", **EVEN, data={"source": "npz", "path": str(tmp_path / f"data{i}.npz")}))
+        arrays.append(
+            write_config(f"p{i}.yaml", **EVEN, data={"source": "npz", "path": str(tmp_path / f"data{i}.npz")})
+        )
     cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{free_port()}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
     procs = [nnrun(arrays[i], "jax", {**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in (0, 1)]
     try:
@@ -113,8 +122,10 @@ def test_processes_with_different_data_refuse_to_train(write_config, tmp_path):
 
 @on("tensorflow")
 def test_mirrored_strategy_over_two_cpus_gives_the_weights_of_one(write_config, tmp_path):
-    split = "import tensorflow as tf\ncpu = tf.config.list_physical_devices('CPU')[0]\n" \
-            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {})"
+    split = (
+        "import tensorflow as tf\ncpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {})"
+    )
     configs = {n: write_config(f"mirrored{n}.yaml", **EVEN, output={"dir": str(tmp_path / f"runs{n}")}) for n in (1, 2)}
     procs = {n: nnrun(config, "tensorflow", wrapper=split.format(n)) for n, config in configs.items()}
     runs = {}
@@ -129,10 +140,19 @@ def test_mirrored_strategy_over_two_cpus_gives_the_weights_of_one(write_config, 
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"}, "KERAS_DISTRIBUTION_NUM_PROCESSES: must be a whole number of at least 1; got 'two'"),
+        (
+            {"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"},
+            "KERAS_DISTRIBUTION_NUM_PROCESSES: must be a whole number of at least 1; got 'two'",
+        ),
         ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}, "needs KERAS_DISTRIBUTION_PROCESS_ID"),
-        ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "2"}, "must be below KERAS_DISTRIBUTION_NUM_PROCESSES (2); got 2"),
-        ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1"}, "KERAS_DISTRIBUTION_JOB_ADDRESSES: must start with process 0's host:port"),
+        (
+            {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "2"},
+            "must be below KERAS_DISTRIBUTION_NUM_PROCESSES (2); got 2",
+        ),
+        (
+            {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1"},
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES: must start with process 0's host:port",
+        ),
     ],
 )
 def test_launch_variables_are_checked_before_anything_loads(runner, write_config, env, message):
@@ -150,8 +170,11 @@ def test_launch_variables_are_checked_before_anything_loads(runner, write_config
     ],
 )
 def test_several_processes_need_jax_and_a_distribution(runner, write_config, sections, message):
-    env = {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "0",
-           "KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:7777"}
+    env = {
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:7777",
+    }
     result = runner.invoke(cli, ["train", str(write_config(**sections))], env=env)
     assert result.exit_code == 2, result.output
     assert message in result.output

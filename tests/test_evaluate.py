@@ -86,8 +86,17 @@ def test_metrics_equal_the_runs_test_metrics(request, name):
 def test_screen_report_has_metrics_classes_confusion_matrix_and_the_failed_gate(iris_run):
     result = invoke("evaluate", iris_run.path, "--fail-under", "accuracy=1.5")
     assert result.exit_code == 3, result.output
-    for text in ("accuracy", "loss", "classification report", "confusion matrix", "macro avg",
-                 "setosa", "versicolor", "virginica", "saved in"):
+    for text in (
+        "accuracy",
+        "loss",
+        "classification report",
+        "confusion matrix",
+        "macro avg",
+        "setosa",
+        "versicolor",
+        "virginica",
+        "saved in",
+    ):
         assert text in result.stdout, text
     assert "ROC AUC" not in result.stdout
     assert result.stderr.startswith("error: quality gate failed: accuracy") and "below 1.5" in result.stderr
@@ -126,18 +135,31 @@ def test_failed_show_samples_leaves_no_half_written_evaluation(iris_run):
 
 def test_json_is_the_only_thing_on_stdout_even_when_a_gate_fails(churn_run):
     result, found = evaluate_json(churn_run.path, "--fail-under", "roc_auc=1.01", code=3)
-    assert set(found) >= {"run", "data", "data_changed", "samples", "metrics", "classification_report",
-                          "confusion_matrix", "class_names", "roc_auc", "output_dir"}
+    assert set(found) >= {
+        "run",
+        "data",
+        "data_changed",
+        "samples",
+        "metrics",
+        "classification_report",
+        "confusion_matrix",
+        "class_names",
+        "roc_auc",
+        "output_dir",
+    }
     assert found["run"] == str(churn_run.path) and found["samples"] == 24
     assert f"roc_auc {found['roc_auc']:.4f} is below 1.01" in result.stderr
 
 
-@pytest.mark.parametrize("gates, failed", [
-    (["--fail-under", "accuracy=0", "--fail-over", "loss=1e6", "--fail-under", "loss=0"], []),
-    (["--fail-under", "accuracy=1.01"], ["accuracy", "below 1.01 (--fail-under)"]),
-    (["--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
-    (["--fail-under", "accuracy=0", "--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
-])
+@pytest.mark.parametrize(
+    "gates, failed",
+    [
+        (["--fail-under", "accuracy=0", "--fail-over", "loss=1e6", "--fail-under", "loss=0"], []),
+        (["--fail-under", "accuracy=1.01"], ["accuracy", "below 1.01 (--fail-under)"]),
+        (["--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
+        (["--fail-under", "accuracy=0", "--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
+    ],
+)
 def test_gates_exit_3_when_a_metric_falls_short(iris_run, gates, failed):
     result, found = evaluate_json(iris_run.path, *gates, code=3 if failed else 0)
     if not failed:
@@ -150,11 +172,14 @@ def test_gates_exit_3_when_a_metric_falls_short(iris_run, gates, failed):
     assert message.count(" is ") == 1  # only the gate that failed
 
 
-@pytest.mark.parametrize("gate, fragment", [
-    (["--fail-under", "acc=0.9"], "no metric 'acc'"),
-    (["--fail-under", "accuracy"], "expected metric=number"),
-    (["--fail-over", "loss=high"], "expected metric=number"),
-])
+@pytest.mark.parametrize(
+    "gate, fragment",
+    [
+        (["--fail-under", "acc=0.9"], "no metric 'acc'"),
+        (["--fail-under", "accuracy"], "expected metric=number"),
+        (["--fail-over", "loss=high"], "expected metric=number"),
+    ],
+)
 def test_unknown_or_malformed_gate_exits_2(iris_run, gate, fragment):
     line = one_line_error(invoke("evaluate", iris_run.path, *gate))
     assert fragment in line and gate[0] in line
@@ -186,7 +211,9 @@ def test_data_csv_with_shuffled_and_extra_columns_agrees_with_predict(churn_run,
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     labels = np.array([int(r["label"]) for r in rows])
     assert found["metrics"]["accuracy"] == pytest.approx((labels == table["left"]).mean(), abs=1e-6)
-    assert found["roc_auc"] == pytest.approx(roc_auc_score(table["left"], [r["probabilities"]["1"] for r in rows]), abs=1e-6)
+    assert found["roc_auc"] == pytest.approx(
+        roc_auc_score(table["left"], [r["probabilities"]["1"] for r in rows]), abs=1e-6
+    )
 
 
 def test_data_image_folder_with_its_own_test_split_and_fewer_classes(image_run, tmp_path):
@@ -246,13 +273,19 @@ def test_data_csv_missing_a_column_names_it_and_the_file(churn_run, tmp_path):
     assert "'age'" in line and str(path) in line
 
 
-@pytest.mark.parametrize("run_name, make, fragment", [
-    ("churn_run", lambda d: d / "missing.csv", "does not exist"),
-    ("churn_run", lambda d: churn_table(10).drop(columns="left").to_csv(d / "x.csv", index=False) or d / "x.csv",
-     "no column 'left'"),
-    ("image_run", lambda d: churn_table(10).to_csv(d / "x.csv", index=False) or d / "x.csv", "not a folder"),
-    ("regression_run", lambda d: np.save(d / "x.npy", np.zeros((3, 3))) or d / "x.npy", "single .npy array"),
-])
+@pytest.mark.parametrize(
+    "run_name, make, fragment",
+    [
+        ("churn_run", lambda d: d / "missing.csv", "does not exist"),
+        (
+            "churn_run",
+            lambda d: churn_table(10).drop(columns="left").to_csv(d / "x.csv", index=False) or d / "x.csv",
+            "no column 'left'",
+        ),
+        ("image_run", lambda d: churn_table(10).to_csv(d / "x.csv", index=False) or d / "x.csv", "not a folder"),
+        ("regression_run", lambda d: np.save(d / "x.npy", np.zeros((3, 3))) or d / "x.npy", "single .npy array"),
+    ],
+)
 def test_bad_data_is_one_error_line_naming_the_file(request, tmp_path, run_name, make, fragment):
     path = make(tmp_path)
     line = one_line_error(invoke("evaluate", request.getfixturevalue(run_name).path, "--data", path))
@@ -267,7 +300,8 @@ def test_data_changed_since_training_is_reported(write_config, tmp_path, monkeyp
     churn_table(60).to_csv(path, index=False)
     config = write_config(
         data={"source": "csv", "path": str(path), "target": "left", "drop": ["id"]},
-        model=dense(1, last="sigmoid"), loss="binary_crossentropy",
+        model=dense(1, last="sigmoid"),
+        loss="binary_crossentropy",
         training={"epochs": 1, "batch_size": 16, "validation_split": 0},
     )
     run = train(config)
@@ -300,7 +334,9 @@ def test_an_edited_seed_or_split_is_refused_not_scored(churn_run, tmp_path):
         (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         result = invoke("evaluate", copy)
         assert result.exit_code == 2, result.output
-        assert "the test split re-created from its config.yaml and data is not the one the run was tested on" in flat(result.stderr)
+        assert "the test split re-created from its config.yaml and data is not the one the run was tested on" in flat(
+            result.stderr
+        )
 
 
 def test_the_original_config_file_is_not_needed(churn_run):
@@ -315,20 +351,26 @@ def test_model_is_loaded_in_safe_mode(iris_run, tmp_path):
 
     copy = tmp_path / "tampered"
     shutil.copytree(iris_run.path, copy)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(3, activation="softmax")]
+    )
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(copy / "model.keras")
     line = one_line_error(invoke("evaluate", copy))
     assert str(copy / "model.keras") in line and "cannot be loaded" in line and "Lambda" in line
 
 
-@pytest.mark.parametrize("make, fragment", [
-    (lambda d: d / "nowhere", "does not exist"),
-    (lambda d: d, "not a run directory: no run.json"),
-    (lambda d: (d / "run.json").write_text('{"status": "failed", "error": "training diverged"}') and d,
-     "has no model.keras: the run is failed (training diverged)"),
-])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda d: d / "nowhere", "does not exist"),
+        (lambda d: d, "not a run directory: no run.json"),
+        (
+            lambda d: (d / "run.json").write_text('{"status": "failed", "error": "training diverged"}') and d,
+            "has no model.keras: the run is failed (training diverged)",
+        ),
+    ],
+)
 def test_a_directory_that_is_no_usable_run_exits_2(tmp_path, make, fragment):
     path = make(tmp_path)
     line = one_line_error(invoke("evaluate", path))
@@ -340,11 +382,19 @@ def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_pa
     project.mkdir()
     elsewhere.mkdir()
     churn_table(60).to_csv(project / "table.csv", index=False)
-    (project / "rel.yaml").write_text(yaml.safe_dump({
-        "seed": 7, "data": {"source": "csv", "path": "table.csv", "target": "left", "drop": ["id"]},
-        "model": dense(1, last="sigmoid"), "loss": "binary_crossentropy", "metrics": ["accuracy"],
-        "training": {"epochs": 1, "validation_split": 0}, "output": {"dir": "runs"},
-    }))
+    (project / "rel.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "seed": 7,
+                "data": {"source": "csv", "path": "table.csv", "target": "left", "drop": ["id"]},
+                "model": dense(1, last="sigmoid"),
+                "loss": "binary_crossentropy",
+                "metrics": ["accuracy"],
+                "training": {"epochs": 1, "validation_split": 0},
+                "output": {"dir": "runs"},
+            }
+        )
+    )
     monkeypatch.chdir(project)
     run = train("rel.yaml").resolve()
     monkeypatch.chdir(elsewhere)
@@ -366,7 +416,6 @@ def test_a_regression_gets_mae_rmse_r2_and_its_plots(regression_run):
     passed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] - 0.01}")
     failed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] + 0.01}")
     assert passed.exit_code == 0 and failed.exit_code == 3, (passed.output, failed.output)
-
 
 
 def test_show_samples_puts_wrong_predictions_first_and_spreads_over_the_classes(image_run):

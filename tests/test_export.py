@@ -132,8 +132,16 @@ def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monk
 
 def test_a_reader_that_stops_early_ends_predict_quietly(digits_exported, tmp_path):
     np.save(tmp_path / "many.npy", np.repeat(digit_arrays(10, seed=3)[0], 300, axis=0))
-    nnrun = [sys.executable, "-m", "nnrun", "predict", str(tmp_path / "many.npy"), "--run", str(digits_exported[0]),
-             "--json"]
+    nnrun = [
+        sys.executable,
+        "-m",
+        "nnrun",
+        "predict",
+        str(tmp_path / "many.npy"),
+        "--run",
+        str(digits_exported[0]),
+        "--json",
+    ]
     with subprocess.Popen(nnrun, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert json.loads(proc.stdout.readline())["runtime"] == "onnx"
         proc.stdout.close()  # as `| head -1` does
@@ -145,8 +153,9 @@ def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digit
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
     best = copy_run(digits_exported[0], tmp_path / "best")
     (best / "model.best.keras").write_bytes((best / "model.keras").read_bytes())
-    asked = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(best), "--model", "best",
-                                "--runtime", "onnx"])
+    asked = runner.invoke(
+        cli, ["predict", str(tmp_path / "one.npy"), "--run", str(best), "--model", "best", "--runtime", "onnx"]
+    )
     assert asked.exit_code == 2 and "the exports are of model.keras, not model.best.keras" in asked.stderr
 
     garbled = copy_run(digits_exported[0], tmp_path / "garbled")
@@ -169,12 +178,19 @@ def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digit
 def test_a_regression_in_large_units_exports(runner, write_config, tmp_path):
     x = np.random.default_rng(1).normal(size=(80, 3)).astype("float32")
     np.savez(tmp_path / "prices.npz", x=x, y=200_000 + 50_000 * x[:, 0])  # outputs whose float32 steps exceed 1e-4
-    config = write_config(data={"source": "npz", "path": str(tmp_path / "prices.npz")},
-                          model=[{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": 1}], loss="mse",
-                          metrics=["mae"], training={"epochs": 1}, output={"dir": str(tmp_path / "runs"), "export": ["onnx"]})
+    config = write_config(
+        data={"source": "npz", "path": str(tmp_path / "prices.npz")},
+        model=[{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": 1}],
+        loss="mse",
+        metrics=["mae"],
+        training={"epochs": 1},
+        output={"dir": str(tmp_path / "runs"), "export": ["onnx"]},
+    )
     result = runner.invoke(cli, ["train", str(config)])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())["exports"]["onnx"]["max_abs_difference"] < 1
+    assert (
+        json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())["exports"]["onnx"]["max_abs_difference"] < 1
+    )
 
 
 def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, tmp_path):
@@ -182,8 +198,10 @@ def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, 
     export(runner, run, "onnx")
     rows = churn_table(n=15, seed=4).drop(columns=["left"])
     rows.to_csv(tmp_path / "rows.csv", index=False)
-    assert_same_predictions(predicted(runner, run, [tmp_path / "rows.csv"], "onnx"),
-                            predicted(runner, run, [tmp_path / "rows.csv"], "keras"))
+    assert_same_predictions(
+        predicted(runner, run, [tmp_path / "rows.csv"], "onnx"),
+        predicted(runner, run, [tmp_path / "rows.csv"], "keras"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +211,18 @@ def augmented_image_run(tmp_path_factory):
     make_image_folder(folder / "images", {name: 8 for name in COLOURS})
     config = {
         "seed": 7,
-        "data": {"source": "images", "path": str(folder / "images"), "image_size": [16, 16], "rescale": "1/255",
-                 "augmentation": [{"RandomFlip": "horizontal"}, {"RandomRotation": 0.2}]},
-        "model": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, "Flatten",
-                  {"Dense": {"units": 3, "activation": "softmax"}}],
+        "data": {
+            "source": "images",
+            "path": str(folder / "images"),
+            "image_size": [16, 16],
+            "rescale": "1/255",
+            "augmentation": [{"RandomFlip": "horizontal"}, {"RandomRotation": 0.2}],
+        },
+        "model": [
+            {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+            "Flatten",
+            {"Dense": {"units": 3, "activation": "softmax"}},
+        ],
         "loss": "sparse_categorical_crossentropy",
         "training": {"epochs": 1, "batch_size": 8, "validation_split": 0},
         "output": {"dir": str(folder / "runs"), "export": ["onnx"]},
@@ -206,7 +232,8 @@ def augmented_image_run(tmp_path_factory):
 
 
 def test_an_image_run_exported_at_the_end_of_training_predicts_files_without_its_augmentation(
-    runner, augmented_image_run,
+    runner,
+    augmented_image_run,
 ):
     run = augmented_image_run.path
     assert (run / "export" / "model.onnx").is_file(), "output.export: [onnx] exported it"
@@ -226,8 +253,11 @@ def test_a_missing_converter_names_the_extra(runner, write_config, digits_run, t
 
 def test_without_its_runtime_predict_says_so_and_uses_keras(runner, digits_exported, tmp_path, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("onnxruntime", "ai_edge_litert") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("onnxruntime", "ai_edge_litert") else real(name, *a),
+    )
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
     result = runner.invoke(cli, ["predict", str(tmp_path / "one.npy"), "--run", str(digits_exported[0]), "--json"])
     assert result.exit_code == 0, result.output

@@ -107,11 +107,14 @@ def test_a_set_value_is_bounded_too(tmp_path):
 # --- names, seeds, folders: exit 2 at check, or a run that works ------------------------------------
 
 
-@pytest.mark.parametrize("file_name, overrides, run_name", [
-    ("_draft.yaml", [], "_draft"),
-    ("tiny.yaml", ["output.name=naïve-名前"], "naïve-名前"),
-    ("tiny.yaml", ["output.name=-rf"], "-rf"),
-])
+@pytest.mark.parametrize(
+    "file_name, overrides, run_name",
+    [
+        ("_draft.yaml", [], "_draft"),
+        ("tiny.yaml", ["output.name=naïve-名前"], "naïve-名前"),
+        ("tiny.yaml", ["output.name=-rf"], "-rf"),
+    ],
+)
 def test_names_keras_would_refuse_still_train(runner, write_config, file_name, overrides, run_name):
     path = write_config(file_name)
     args = [x for item in overrides for x in ("--set", item)]
@@ -125,13 +128,16 @@ def test_names_keras_would_refuse_still_train(runner, write_config, file_name, o
     assert run.name.startswith(f"{run_name}-") and json.loads((run / "run.json").read_text())["name"] == run_name
 
 
-@pytest.mark.parametrize("item, expected", [
-    ("output.name=" + "x" * 300, "output.name: must be a folder name of at most 100 bytes"),
-    ("output.name=a/b", "output.name: use letters, digits"),
-    ("output.name=..", "output.name: must be a folder name"),
-    ("seed=-1", "seed: input should be greater than or equal to 0; got -1"),
-    (f"seed={2**32}", "seed: input should be less than 4294967296"),
-])
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("output.name=" + "x" * 300, "output.name: must be a folder name of at most 100 bytes"),
+        ("output.name=a/b", "output.name: use letters, digits"),
+        ("output.name=..", "output.name: must be a folder name"),
+        ("seed=-1", "seed: input should be greater than or equal to 0; got -1"),
+        (f"seed={2**32}", "seed: input should be less than 4294967296"),
+    ],
+)
 def test_bad_names_and_seeds_are_one_line_at_check(runner, write_config, item, expected):
     result = runner.invoke(cli, ["check", str(write_config()), "--set", item])
     assert result.exit_code == 2, result.output
@@ -196,7 +202,9 @@ def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config
     (tmp_path / "runs" / f".latest.{dead.pid}").symlink_to("crashed-1")
     result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=1"])
     assert result.exit_code == 0, result.output
-    assert [p.name for p in crashed.rglob(".*")] == [".xyz789.tmp.metrics.json"], "a dead run's old temporary files stay"
+    assert [p.name for p in crashed.rglob(".*")] == [".xyz789.tmp.metrics.json"], (
+        "a dead run's old temporary files stay"
+    )
     assert len([p for p in alive.rglob(".*")]) == 2, "a live run's temporary files were removed"
     assert not (tmp_path / "runs" / f".latest.{dead.pid}").is_symlink()
 
@@ -265,7 +273,9 @@ def test_a_model_whose_config_names_another_module_executes_nothing(runner, tiny
             files = {name: z.read(name) for name in z.namelist()}
         config = json.loads(files["config.json"])
         config["config"]["layers"][-1] = {
-            "module": "os", "class_name": "system", "registered_name": None,
+            "module": "os",
+            "class_name": "system",
+            "registered_name": None,
             "config": {"command": f"touch {marker}"},
         }
         files["config.json"] = json.dumps(config).encode()
@@ -307,17 +317,23 @@ def _tampered(run, tmp_path, change):
     return copy
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda p: p.pop("input_shape"), "input_shape: field required"),
-    (lambda p: p.update(input_shape="4"), "input_shape: input should be a valid list"),
-    (lambda p: p.update(rescale=1e9), "rescale: input should be less than or equal to 1000"),
-    (lambda p: p.update(class_names=["a", "b"]), "2 class_names, but the model has 3 outputs"),
-    (lambda p: p.update(class_names=["a", "a", "b"]), "class_names has the same name twice"),
-    (lambda p: p["scaling"].update(mean=[0.0]), "scaling has [1, 4] values for inputs of 4 features"),
-    (lambda p: p["scaling"].update(scale=[0.0, 1.0, 1.0, 1.0]), "scaling.standard.scale.0: input should be greater than 0"),
-    (lambda p: p.update(kind="pickle"), "input tag 'pickle' found using 'kind' does not match"),
-    (lambda p: p.update(extra="x"), "extra: extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda p: p.pop("input_shape"), "input_shape: field required"),
+        (lambda p: p.update(input_shape="4"), "input_shape: input should be a valid list"),
+        (lambda p: p.update(rescale=1e9), "rescale: input should be less than or equal to 1000"),
+        (lambda p: p.update(class_names=["a", "b"]), "2 class_names, but the model has 3 outputs"),
+        (lambda p: p.update(class_names=["a", "a", "b"]), "class_names has the same name twice"),
+        (lambda p: p["scaling"].update(mean=[0.0]), "scaling has [1, 4] values for inputs of 4 features"),
+        (
+            lambda p: p["scaling"].update(scale=[0.0, 1.0, 1.0, 1.0]),
+            "scaling.standard.scale.0: input should be greater than 0",
+        ),
+        (lambda p: p.update(kind="pickle"), "input tag 'pickle' found using 'kind' does not match"),
+        (lambda p: p.update(extra="x"), "extra: extra inputs are not permitted"),
+    ],
+)
 def test_a_tampered_preprocessing_json_is_one_line_exit_2(runner, tiny_run, tmp_path, change, expected):
     import numpy as np
 
@@ -345,15 +361,18 @@ def test_a_corrupt_sibling_run_json_does_not_break_the_default_run(runner, tiny_
     assert listed.exit_code == 0 and f"{sibling}: skipped" in listed.stderr
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda i: i.update(attempts=5), "attempts: input should be a valid list"),
-    (lambda i: i.update(resumes=[1]), "resumes.0: input should be a valid dictionary"),
-    (lambda i: i.update(splits=[1]), "splits: input should be a valid dictionary"),
-    (lambda i: i.update(splits={"test": {"sha256": "x"}}), "splits.test.samples: field required"),
-    (lambda i: i.update(pid=-1), "pid: input should be greater than 0"),
-    (lambda i: i.update(duration_s="x"), "duration_s"),
-    (lambda i: i.update(status="done"), "status: input should be"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda i: i.update(attempts=5), "attempts: input should be a valid list"),
+        (lambda i: i.update(resumes=[1]), "resumes.0: input should be a valid dictionary"),
+        (lambda i: i.update(splits=[1]), "splits: input should be a valid dictionary"),
+        (lambda i: i.update(splits={"test": {"sha256": "x"}}), "splits.test.samples: field required"),
+        (lambda i: i.update(pid=-1), "pid: input should be greater than 0"),
+        (lambda i: i.update(duration_s="x"), "duration_s"),
+        (lambda i: i.update(status="done"), "status: input should be"),
+    ],
+)
 def test_a_tampered_run_json_is_one_line_exit_2_and_skipped_in_listings(runner, tiny_run, tmp_path, change, expected):
     import shutil
 
@@ -374,9 +393,13 @@ def test_inconsistent_numeric_statistics_are_refused(runner, tmp_path, write_con
 
     rng = __import__("numpy").random.default_rng(0)
     pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "y": rng.integers(0, 2, 60)}).to_csv(
-        tmp_path / "t.csv", index=False)
-    config = write_config(data={"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y", "scale": "standard"},
-                          model=[{"Dense": {"units": 2, "activation": "softmax"}}], training={"epochs": 1})
+        tmp_path / "t.csv", index=False
+    )
+    config = write_config(
+        data={"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y", "scale": "standard"},
+        model=[{"Dense": {"units": 2, "activation": "softmax"}}],
+        training={"epochs": 1},
+    )
     trained = runner.invoke(cli, ["train", str(config)])
     assert trained.exit_code == 0, trained.output
     from pathlib import Path

@@ -44,12 +44,23 @@ def make_folder(root, counts=None, formats=FORMATS):
 
 def section(path, **fields):
     """The validated `data` section of an images config."""
-    raw = {"data": {"source": "images", "path": str(path), "image_size": [16, 16], **fields}, "model": ["Flatten"], "loss": "mse"}
+    raw = {
+        "data": {"source": "images", "path": str(path), "image_size": [16, 16], **fields},
+        "model": ["Flatten"],
+        "loss": "mse",
+    }
     return config.validate(raw, "test").data
 
 
 def prep(**fields):
-    return {"image_size": [16, 16], "input_shape": [16, 16, 3], "color_mode": "rgb", "rescale": None, "cache": False, **fields}
+    return {
+        "image_size": [16, 16],
+        "input_shape": [16, 16, 3],
+        "color_mode": "rgb",
+        "rescale": None,
+        "cache": False,
+        **fields,
+    }
 
 
 def last_line(result):
@@ -65,8 +76,11 @@ def collect(stream):
 def cnn_config(path, **data_fields):
     return {
         "data": {"source": "images", "path": str(path), "image_size": [16, 16], **data_fields},
-        "model": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, "Flatten",
-                  {"Dense": {"units": 3, "activation": "softmax"}}],
+        "model": [
+            {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+            "Flatten",
+            {"Dense": {"units": 3, "activation": "softmax"}},
+        ],
     }
 
 
@@ -82,7 +96,10 @@ def test_read_lists_images_with_sorted_class_names(tmp_path):
     raw = image_folder.read(section(root))
     assert raw.class_names == ["cat", "dog", "owl"]
     assert np.bincount(raw.y).tolist() == [5, 5, 3]
-    assert all(Path(p).parent.name == raw.class_names[label] or Path(p).parent.name == "puppies" for p, label in zip(raw.x, raw.y))
+    assert all(
+        Path(p).parent.name == raw.class_names[label] or Path(p).parent.name == "puppies"
+        for p, label in zip(raw.x, raw.y)
+    )
     assert raw.x_test is None and raw.names == ("images", "labels")
     assert raw.origin == f"data.path '{root}'" and raw.fingerprint.startswith("sha256:")
 
@@ -187,8 +204,13 @@ def test_training_stream_reshuffles_each_epoch_and_other_streams_keep_label_orde
 def test_an_image_folder_run_resumed_ends_as_one_never_stopped(runner, write_config, tmp_path, monkeypatch):
     root = make_folder(tmp_path / "imgs", {"cat": 6, "dog": 6, "owl": 6})
     config = write_config(
-        data={"source": "images", "path": str(root), "image_size": [12, 12], "rescale": "1/255",
-              "augmentation": [{"RandomFlip": "horizontal"}]},
+        data={
+            "source": "images",
+            "path": str(root),
+            "image_size": [12, 12],
+            "rescale": "1/255",
+            "augmentation": [{"RandomFlip": "horizontal"}],
+        },
         model=["Flatten", {"Dense": {"units": 3, "activation": "softmax"}}],
         training={"epochs": 3, "batch_size": 4, "validation_split": 0},
     )
@@ -266,12 +288,20 @@ BAD_FOLDERS = [
     pytest.param(None, ["no such folder"], id="missing"),
     pytest.param(lambda r: r.write_text("x"), ["is a file"], id="a-file"),
     pytest.param(lambda r: r.mkdir(), ["has no class sub-folders"], id="empty"),
-    pytest.param(lambda r: make_image(r / "a.png", (0, 0, 0)), ["no class sub-folders", "1 images must go into"], id="loose-images"),
+    pytest.param(
+        lambda r: make_image(r / "a.png", (0, 0, 0)),
+        ["no class sub-folders", "1 images must go into"],
+        id="loose-images",
+    ),
     pytest.param(lambda r: (flat(r), (r / "eel").mkdir()), ["class folder 'eel' has no images"], id="empty-class"),
     pytest.param(lambda r: make_folder(r, {"cat": 4}), ["1 class folder ('cat')", "at least 2"], id="one-class"),
-    pytest.param(lambda r: split(r, ["cat", "dog"]), ["test/ has classes", "missing in test/: owl"], id="test-classes-differ"),
     pytest.param(
-        lambda r: (flat(r), (r / "dog" / "fake.jpg").write_text("text")), ["1 of 25 images cannot be decoded: dog/fake.jpg (not a readable image"], id="not-an-image"
+        lambda r: split(r, ["cat", "dog"]), ["test/ has classes", "missing in test/: owl"], id="test-classes-differ"
+    ),
+    pytest.param(
+        lambda r: (flat(r), (r / "dog" / "fake.jpg").write_text("text")),
+        ["1 of 25 images cannot be decoded: dog/fake.jpg (not a readable image"],
+        id="not-an-image",
     ),
 ]
 
@@ -301,9 +331,16 @@ def test_check_a_grayscale_folder(runner, write_config, tmp_path):
 
 def test_shipped_config_trains_on_a_folder(runner, tmp_path):
     root = make_folder(tmp_path / "imgs", {"cat": 10, "dog": 10, "owl": 10})
-    overrides = [f"data.path={root}", "data.image_size=[16, 16]", "training.epochs=1", f"output.dir={tmp_path / 'runs'}"]
-    result = runner.invoke(cli, ["train", str(REPO / "configs" / "images_cnn.yaml"), "--quiet",
-                                 *(a for o in overrides for a in ("--set", o))])
+    overrides = [
+        f"data.path={root}",
+        "data.image_size=[16, 16]",
+        "training.epochs=1",
+        f"output.dir={tmp_path / 'runs'}",
+    ]
+    result = runner.invoke(
+        cli,
+        ["train", str(REPO / "configs" / "images_cnn.yaml"), "--quiet", *(a for o in overrides for a in ("--set", o))],
+    )
     assert result.exit_code == 0, result.output
     run = Path(result.stdout.strip().splitlines()[-1])
     assert (run / "model.keras").is_file() and (run / "plots" / "confusion_matrix.png").is_file()

@@ -74,7 +74,9 @@ def cache(keras_home, stand_ins):
         (fashion / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
             gzip.compress(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
         )
-        (fashion / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 2049, n) + labels.tobytes()))
+        (fashion / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 2049, n) + labels.tobytes())
+        )
         arrays[f"fashion_{prefix}"] = (images, labels)
     return arrays
 
@@ -126,8 +128,13 @@ def test_absent_dataset_is_one_line_that_says_where_and_how(runner, keras_home):
     assert result.stdout == "" and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    for fragment in ("data.name 'mnist'", "not in the Keras cache", "could not be downloaded",
-                     str(home / "datasets" / "mnist.npz"), "KERAS_HOME"):
+    for fragment in (
+        "data.name 'mnist'",
+        "not in the Keras cache",
+        "could not be downloaded",
+        str(home / "datasets" / "mnist.npz"),
+        "KERAS_HOME",
+    ):
         assert fragment in lines[0], lines[0]
 
 

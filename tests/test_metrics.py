@@ -14,8 +14,17 @@ import pytest
 from nnrun import rundir
 from nnrun.cli import cli
 
-MULTI = ["accuracy", "F1Score", {"name": "FBetaScore", "beta": 2.0}, "Precision", "Recall", "AUC",
-         {"name": "PrecisionAtRecall", "recall": 0.5}, "TruePositives", "CategoricalAccuracy"]
+MULTI = [
+    "accuracy",
+    "F1Score",
+    {"name": "FBetaScore", "beta": 2.0},
+    "Precision",
+    "Recall",
+    "AUC",
+    {"name": "PrecisionAtRecall", "recall": 0.5},
+    "TruePositives",
+    "CategoricalAccuracy",
+]
 BINARY = ["accuracy", "F1Score", "FBetaScore", "precision", "Recall", "AUC", "FalseNegatives"]
 IRIS = ["setosa", "versicolor", "virginica"]
 
@@ -55,10 +64,12 @@ def test_every_metric_on_one_sigmoid_unit_agrees_with_scikit_learn(runner, write
     from sklearn.metrics import f1_score, precision_score, recall_score
 
     _, run = train(
-        runner, write_config,
+        runner,
+        write_config,
         data={"source": "sklearn", "name": "breast_cancer", "scale": "standard"},
         model=[{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}],
-        loss="binary_crossentropy", metrics=BINARY,
+        loss="binary_crossentropy",
+        metrics=BINARY,
     )
     test = json.loads((run / rundir.METRICS).read_text())["test"]
     scored = runner.invoke(cli, ["evaluate", str(run), "--json"])
@@ -92,7 +103,8 @@ def binary_config(write_config, path, **training):
     return write_config(
         data={"source": "npz", "path": str(path)},
         model=[{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}],
-        loss="binary_crossentropy", metrics=["accuracy", "Recall"],
+        loss="binary_crossentropy",
+        metrics=["accuracy", "Recall"],
         training={"epochs": 5, "batch_size": 32, "validation_split": 0, **training},
     )
 
@@ -116,11 +128,14 @@ def test_balanced_class_weight_is_recorded_and_finds_the_rare_class(runner, writ
     assert recall[1] > recall[0] + 0.2, recall
 
 
-@pytest.mark.parametrize("weights, fragment", [
-    ({"rar": 5}, "no class 'rar'; did you mean 'rare'?"),
-    ({"rare": 0}, "the weight of class 'rare' must be a positive number; got 0"),
-    ("balancd", "did you mean 'balanced'?"),
-])
+@pytest.mark.parametrize(
+    "weights, fragment",
+    [
+        ({"rar": 5}, "no class 'rar'; did you mean 'rare'?"),
+        ({"rare": 0}, "the weight of class 'rare' must be a positive number; got 0"),
+        ("balancd", "did you mean 'balanced'?"),
+    ],
+)
 def test_class_weight_mistakes_are_one_line_at_check(runner, write_config, tmp_path, weights, fragment):
     result = runner.invoke(cli, ["check", str(binary_config(write_config, imbalanced(tmp_path), class_weight=weights))])
     assert result.exit_code == 2, result.output
@@ -131,8 +146,13 @@ def test_class_weight_mistakes_are_one_line_at_check(runner, write_config, tmp_p
 def test_class_weight_on_a_regression_is_refused(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "r.npz", x=rng.normal(size=(40, 3)).astype("float32"), y=rng.normal(size=40))
-    config = write_config(data={"source": "npz", "path": str(tmp_path / "r.npz")}, loss="mse", metrics=[],
-                          model=[{"Dense": {"units": 1}}], training={"class_weight": "balanced"})
+    config = write_config(
+        data={"source": "npz", "path": str(tmp_path / "r.npz")},
+        loss="mse",
+        metrics=[],
+        model=[{"Dense": {"units": 1}}],
+        training={"class_weight": "balanced"},
+    )
     result = runner.invoke(cli, ["check", str(config)])
     assert result.exit_code == 2 and "regression" in result.output, result.output
 

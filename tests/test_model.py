@@ -99,9 +99,15 @@ def test_input_shape_is_inferred_from_the_data():
     assert m.count_params() == 64 * 10 + 10
 
 
-@pytest.mark.parametrize("name, keras_name", [
-    ("my-run", "my-run"), ("naïve-名前", "na_ve-__"), ("_draft", "model_draft"), ("-rf", "model-rf"),
-])
+@pytest.mark.parametrize(
+    "name, keras_name",
+    [
+        ("my-run", "my-run"),
+        ("naïve-名前", "na_ve-__"),
+        ("_draft", "model_draft"),
+        ("-rf", "model-rf"),
+    ],
+)
 def test_the_model_takes_a_name_tensorflow_accepts_and_trains(name, keras_name):
     import numpy as np
 
@@ -233,7 +239,10 @@ def test_optimizer_names_resolve_like_keras(name, cls):
 
 def test_loss_typo_suggests_the_keras_name():
     message = compile_error(loss="sparse_categorical_crossentropi")
-    assert message == "loss: unknown loss 'sparse_categorical_crossentropi'; did you mean 'sparse_categorical_crossentropy'?"
+    assert (
+        message
+        == "loss: unknown loss 'sparse_categorical_crossentropi'; did you mean 'sparse_categorical_crossentropy'?"
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,7 +270,9 @@ def test_loss_arguments_reach_keras():
 
 def test_loss_arguments_are_checked():
     message = compile_error(loss={"name": "CategoricalCrossentropy", "label_smothing": 0.1})
-    assert message == "loss (CategoricalCrossentropy): unknown argument 'label_smothing'; did you mean 'label_smoothing'?"
+    assert (
+        message == "loss (CategoricalCrossentropy): unknown argument 'label_smothing'; did you mean 'label_smoothing'?"
+    )
 
 
 def test_metric_typo_suggests_the_keras_name():
@@ -395,7 +406,9 @@ def test_model_checkpoint_saves_the_best_model_by_default(tmp_path):
 
 
 def test_model_checkpoint_best_only_can_be_turned_off(tmp_path):
-    (cb,) = callbacks([{"ModelCheckpoint": {"save_best_only": False, "monitor": "val_accuracy", "mode": "max"}}], tmp_path)
+    (cb,) = callbacks(
+        [{"ModelCheckpoint": {"save_best_only": False, "monitor": "val_accuracy", "mode": "max"}}], tmp_path
+    )
     assert cb.save_best_only is False
 
 

@@ -92,8 +92,16 @@ def test_an_image_is_converted_exactly_as_the_training_arrays(digits_run, tmp_pa
     gray.save(tmp_path / "animated.gif", save_all=True, append_images=[inverted])  # only the first frame counts
     _, rows = predict_json(tmp_path, "--run", digits_run.path, "--top-k", 10)
     found = by_input(rows)
-    assert sorted(found) == ["animated.gif", "arrays.npy[0]", "arrays.npy[1]", "arrays.npy[2]",
-                             "big.png", "gray.png", "rgb.png", "rgba.png"]
+    assert sorted(found) == [
+        "animated.gif",
+        "arrays.npy[0]",
+        "arrays.npy[1]",
+        "arrays.npy[2]",
+        "big.png",
+        "gray.png",
+        "rgb.png",
+        "rgba.png",
+    ]
 
     def probabilities(name):
         return np.array([t["probability"] for t in sorted(found[name]["top"], key=lambda t: int(t["class"]))])
@@ -107,9 +115,11 @@ def test_an_image_is_converted_exactly_as_the_training_arrays(digits_run, tmp_pa
 
 
 def test_image_folder_run_reports_top_k_classes_by_name(image_run, tmp_path):
-    files = [make_image(tmp_path / "a.png", COLOURS["cat"], (70, 9), "RGBA"),
-             make_image(tmp_path / "b.jpg", COLOURS["owl"], (16, 16), "L"),
-             make_image(tmp_path / "c.bmp", COLOURS["dog"], (5, 40), "RGB")]
+    files = [
+        make_image(tmp_path / "a.png", COLOURS["cat"], (70, 9), "RGBA"),
+        make_image(tmp_path / "b.jpg", COLOURS["owl"], (16, 16), "L"),
+        make_image(tmp_path / "c.bmp", COLOURS["dog"], (5, 40), "RGB"),
+    ]
     for k, expected in ((None, 3), (1, 1), (2, 2), (10, 3)):
         _, rows = predict_json(*files, "--run", image_run.path, *(["--top-k", k] if k else []))
         assert [Path(r["input"]).name for r in rows] == ["a.png", "b.jpg", "c.bmp"]
@@ -125,8 +135,14 @@ def test_files_folders_and_globs_in_one_call(image_run, tmp_path):
     (folder / "notes.txt").write_text("not an input")  # skipped in a folder
     make_image(tmp_path / "loose" / "three.gif", COLOURS["owl"], mode="P")
     make_image(tmp_path / "loose" / "four.bmp", COLOURS["owl"])
-    _, rows = predict_json(folder, str(tmp_path / "loose" / "*.gif"), tmp_path / "loose" / "four.bmp",
-                           folder / "one.png", "--run", image_run.path)
+    _, rows = predict_json(
+        folder,
+        str(tmp_path / "loose" / "*.gif"),
+        tmp_path / "loose" / "four.bmp",
+        folder / "one.png",
+        "--run",
+        image_run.path,
+    )
     assert [Path(r["input"]).name for r in rows] == ["two.JPG", "one.png", "three.gif", "four.bmp"]  # each once
 
 
@@ -177,8 +193,12 @@ def test_threshold_decides_the_binary_label(churn_run, tmp_path):
     churn_table(8, seed=6).to_csv(tmp_path / "rows.csv", index=False)
     labels = {}
     for threshold in (None, 0.0, 1.0):
-        _, rows = predict_json(tmp_path / "rows.csv", "--run", churn_run.path,
-                               *(["--threshold", threshold] if threshold is not None else []))
+        _, rows = predict_json(
+            tmp_path / "rows.csv",
+            "--run",
+            churn_run.path,
+            *(["--threshold", threshold] if threshold is not None else []),
+        )
         assert all("top" not in r and 0.0 < r["probability"] < 1.0 for r in rows)
         assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in rows)
         labels[threshold] = [r["label"] for r in rows]
@@ -263,6 +283,7 @@ def _npy(name, array):
 
 def _npy_lying(*shape):
     """A .npy whose header claims `shape` of float64, followed by only 64 bytes."""
+
     def make(d):
         with open(d / "lying.npy", "wb") as f:
             np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
@@ -274,6 +295,7 @@ def _npy_lying(*shape):
 
 def _png_of(path, width, height):
     """A valid 1-bit PNG of width x height black pixels, written in a blink: 49 KB for 20000x20000."""
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -286,35 +308,54 @@ def _png_of(path, width, height):
     return path
 
 
-@pytest.mark.parametrize("run_name, make, fragment", [
-    ("digits_run", _text_png, "not a readable image"),
-    ("digits_run", _truncated_png, "not a readable image"),
-    ("digits_run", lambda d: d / "missing.png", "no such file or folder"),
-    ("digits_run", lambda d: d / "missing*.png", "no file matches"),
-    ("digits_run", lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not an input nnrun predicts"),
-    ("digits_run", _npy("wide.npy", np.zeros((2, 28, 27))), "shape (2, 28, 27)"),
-    ("churn_run", _empty_csv, "is empty"),
-    ("churn_run", _header_only_csv, "no rows"),
-    ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
-    ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),
-    ("iris_run", _npy("none.npy", np.zeros((0, 4))), "no samples"),
-    ("iris_run", _npy("nan.npy", [[1, 2, 3, 4], [1, np.nan, 3, 4], [1, 2, np.inf, 4]]),
-     "NaN or infinite values after preprocessing in 2 of 3 samples, the first {path}[1]"),
-    ("digits_run", _npy("inf.npy", np.full((28, 28), -np.inf)), "NaN or infinite values after preprocessing"),
-    ("churn_run", lambda d: churn_table(3)[["age", "balance", "city"]].assign(balance=["1", "inf", "2"])
-     .to_csv(d / "inf.csv", index=False) or d / "inf.csv",
-     "NaN or infinite values after preprocessing in 1 of 3 samples, the first {path}:3"),
-    ("image_run", _npy("big.npy", np.zeros((1, 28, 28, 3))), "the model takes (16, 16, 3)"),
-    ("iris_run", _npy_lying(200_000, 200_000),
-     "shape (200000, 200000) of float64 (298.0 GiB), but the file holds 64 bytes"),
-    ("iris_run", _npy("objects.npy", np.array([{"a": 1}], dtype=object)), "an array of object, not numbers"),
-    ("iris_run", lambda d: (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f8\n") and d / "cut.npy",
-     "not a readable .npy array"),
-    ("digits_run", lambda d: _png_of(d / "huge.png", 20_000, 20_000), "20000x20000 pixels, more than the 89478485"),
-    ("iris_run", lambda d: make_image(d / "x.png"), "not images"),
-    ("iris_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
-    ("image_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
-])
+@pytest.mark.parametrize(
+    "run_name, make, fragment",
+    [
+        ("digits_run", _text_png, "not a readable image"),
+        ("digits_run", _truncated_png, "not a readable image"),
+        ("digits_run", lambda d: d / "missing.png", "no such file or folder"),
+        ("digits_run", lambda d: d / "missing*.png", "no file matches"),
+        ("digits_run", lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not an input nnrun predicts"),
+        ("digits_run", _npy("wide.npy", np.zeros((2, 28, 27))), "shape (2, 28, 27)"),
+        ("churn_run", _empty_csv, "is empty"),
+        ("churn_run", _header_only_csv, "no rows"),
+        ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
+        ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),
+        ("iris_run", _npy("none.npy", np.zeros((0, 4))), "no samples"),
+        (
+            "iris_run",
+            _npy("nan.npy", [[1, 2, 3, 4], [1, np.nan, 3, 4], [1, 2, np.inf, 4]]),
+            "NaN or infinite values after preprocessing in 2 of 3 samples, the first {path}[1]",
+        ),
+        ("digits_run", _npy("inf.npy", np.full((28, 28), -np.inf)), "NaN or infinite values after preprocessing"),
+        (
+            "churn_run",
+            lambda d: (
+                churn_table(3)[["age", "balance", "city"]]
+                .assign(balance=["1", "inf", "2"])
+                .to_csv(d / "inf.csv", index=False)
+                or d / "inf.csv"
+            ),
+            "NaN or infinite values after preprocessing in 1 of 3 samples, the first {path}:3",
+        ),
+        ("image_run", _npy("big.npy", np.zeros((1, 28, 28, 3))), "the model takes (16, 16, 3)"),
+        (
+            "iris_run",
+            _npy_lying(200_000, 200_000),
+            "shape (200000, 200000) of float64 (298.0 GiB), but the file holds 64 bytes",
+        ),
+        ("iris_run", _npy("objects.npy", np.array([{"a": 1}], dtype=object)), "an array of object, not numbers"),
+        (
+            "iris_run",
+            lambda d: (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f8\n") and d / "cut.npy",
+            "not a readable .npy array",
+        ),
+        ("digits_run", lambda d: _png_of(d / "huge.png", 20_000, 20_000), "20000x20000 pixels, more than the 89478485"),
+        ("iris_run", lambda d: make_image(d / "x.png"), "not images"),
+        ("iris_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
+        ("image_run", lambda d: churn_table(3).to_csv(d / "t.csv") or d / "t.csv", "not CSV rows"),
+    ],
+)
 def test_a_bad_input_exits_2_naming_the_file(request, tmp_path, run_name, make, fragment):
     path = make(tmp_path)
     result = invoke("predict", path, "--run", request.getfixturevalue(run_name).path)
@@ -413,23 +454,38 @@ def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_pat
     np.save(tmp_path / "bad.npy", np.ones((1, 5)))
     inputs = [tmp_path / f"{name}.npy" for name in ("a", "bad", "b", "c")] + [tmp_path / "gone.npy"]
     batched = prediction.predict(iris_run.path, inputs, batch_size=2)
-    assert events == ["read a.npy", "load", "predict 2", "read bad.npy", "read b.npy", "predict 2",
-                      "read c.npy", "predict 2"]
+    assert events == [
+        "read a.npy",
+        "load",
+        "predict 2",
+        "read bad.npy",
+        "read b.npy",
+        "predict 2",
+        "read c.npy",
+        "predict 2",
+    ]
     whole = prediction.predict(iris_run.path, inputs, batch_size=256)
-    assert [r["input"] for r in batched.rows] == [r["input"] for r in whole.rows] == [
-        f"{tmp_path / 'a.npy'}[{i}]" for i in range(3)] + [str(tmp_path / "b.npy")] + [
-        f"{tmp_path / 'c.npy'}[{i}]" for i in range(2)]
+    assert (
+        [r["input"] for r in batched.rows]
+        == [r["input"] for r in whole.rows]
+        == [f"{tmp_path / 'a.npy'}[{i}]" for i in range(3)]
+        + [str(tmp_path / "b.npy")]
+        + [f"{tmp_path / 'c.npy'}[{i}]" for i in range(2)]
+    )
     for one, other in zip(batched.rows, whole.rows):
         assert one["label"] == other["label"] and one["probability"] == pytest.approx(other["probability"], abs=1e-6)
     assert batched.failed == whole.failed and [f for f, _ in batched.failed] == [
-        str(tmp_path / "gone.npy"), str(tmp_path / "bad.npy")]
+        str(tmp_path / "gone.npy"),
+        str(tmp_path / "bad.npy"),
+    ]
 
 
 def test_the_output_file_holds_the_good_predictions_when_some_fail(iris_run, tmp_path):
     np.save(tmp_path / "good.npy", np.ones((2, 4)))
     np.save(tmp_path / "bad.npy", np.ones((2, 5)))
-    _, rows = predict_json(tmp_path / "good.npy", tmp_path / "bad.npy", "--run", iris_run.path,
-                           "--output", tmp_path / "out.csv", code=2)
+    _, rows = predict_json(
+        tmp_path / "good.npy", tmp_path / "bad.npy", "--run", iris_run.path, "--output", tmp_path / "out.csv", code=2
+    )
     written = pd.read_csv(tmp_path / "out.csv")
     assert written["input"].tolist() == [r["input"] for r in rows] == [f"{tmp_path / 'good.npy'}[{i}]" for i in (0, 1)]
 
@@ -502,10 +558,13 @@ def test_the_newest_run_is_the_default(iris_run, digits_run, tmp_path, monkeypat
     assert rows[0]["label"] in ("setosa", "versicolor", "virginica")
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--runs-dir", "nowhere"], "no completed runs in 'nowhere'"),
-    (["--run", "nowhere"], "run directory 'nowhere' does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--runs-dir", "nowhere"], "no completed runs in 'nowhere'"),
+        (["--run", "nowhere"], "run directory 'nowhere' does not exist"),
+    ],
+)
 def test_no_run_to_predict_with_is_one_error_line(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "x.png")

@@ -15,9 +15,11 @@ from conftest import TINY, copy_run
 from nnrun.cli import cli
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
-DIGITS = {"data": {"source": "sklearn", "name": "digits", "scale": "standard"},
-          "model": [{"Dense": 16}, {"Dense": {"units": 10, "activation": "softmax"}}],
-          "training": {"epochs": 3, "batch_size": 64}}
+DIGITS = {
+    "data": {"source": "sklearn", "name": "digits", "scale": "standard"},
+    "model": [{"Dense": 16}, {"Dense": {"units": 10, "activation": "softmax"}}],
+    "training": {"epochs": 3, "batch_size": 64},
+}
 
 
 @pytest.fixture
@@ -227,8 +229,10 @@ def test_resume_refuses_changed_data_unless_forced(runner, write_config, tmp_pat
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype("float32")
     np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
-    config = write_config(data={"source": "npz", "path": str(tmp_path / "data.npz")},
-                          model=[{"Dense": 4}, {"Dense": {"units": 2, "activation": "softmax"}}])
+    config = write_config(
+        data={"source": "npz", "path": str(tmp_path / "data.npz")},
+        model=[{"Dense": 4}, {"Dense": {"units": 2, "activation": "softmax"}}],
+    )
     proc = start(config, "--set", FOREVER)
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
     stop(proc, signal.SIGINT)
@@ -252,7 +256,9 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
-def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, long_digits_config):
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(
+    runner, interrupted_here, long_digits_config
+):
     interrupted_run = interrupted_here
     first = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
     assert first.exit_code == 0, first.output
@@ -284,7 +290,9 @@ def test_a_running_run_is_not_resumed(runner, digits_config, tmp_path):
 
 
 def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
-    config = write_config("digits.yaml", **{**DIGITS, "training": {"epochs": 2, "batch_size": 8, "backup_every_steps": 20}})
+    config = write_config(
+        "digits.yaml", **{**DIGITS, "training": {"epochs": 2, "batch_size": 8, "backup_every_steps": 20}}
+    )
     proc = start(config, "--set", "training.epochs=100000")
 
     def mid_epoch():
@@ -385,7 +393,9 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
 
 
 def test_model_best_is_used_on_request(runner, write_config, tmp_path):
-    config = write_config(training={"epochs": 3, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}]})
+    config = write_config(
+        training={"epochs": 3, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}]}
+    )
     trained = runner.invoke(cli, ["train", str(config)])
     assert trained.exit_code == 0, trained.output
     run = trained.stdout.strip().splitlines()[-1]
@@ -475,10 +485,13 @@ def test_a_failed_restore_changes_no_backup_file(runner, interrupted_run):
     assert info(interrupted_run)["status"] == "interrupted"
 
 
-@pytest.mark.parametrize("tamper, expected", [
-    (lambda run: (run / "history.csv").write_text("loss\n0.5\n"), "history.csv': cannot be read"),
-    (lambda run: _seed_states(run, [["a", "b"]]), "seed_states"),
-])
+@pytest.mark.parametrize(
+    "tamper, expected",
+    [
+        (lambda run: (run / "history.csv").write_text("loss\n0.5\n"), "history.csv': cannot be read"),
+        (lambda run: _seed_states(run, [["a", "b"]]), "seed_states"),
+    ],
+)
 def test_a_tampered_history_or_backup_is_one_line(runner, interrupted_run, tamper, expected):
     tamper(interrupted_run)
     result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=5"])

@@ -26,7 +26,9 @@ def leftovers(folder):
 @pytest.fixture
 def frozen_clock(monkeypatch):
     """Every run directory is made in the same second."""
-    monkeypatch.setattr(rundir, "time", SimpleNamespace(strftime=lambda fmt: time.strftime(fmt, (2024, 1, 2, 3, 4, 5, 0, 2, -1))))
+    monkeypatch.setattr(
+        rundir, "time", SimpleNamespace(strftime=lambda fmt: time.strftime(fmt, (2024, 1, 2, 3, 4, 5, 0, 2, -1)))
+    )
 
 
 # --- create ---------------------------------------------------------------------

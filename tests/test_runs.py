@@ -42,8 +42,14 @@ def four_runs(tiny_run, tmp_path):
     crashed = copy_run(completed, runs, "tiny-20300101-000003")
     (crashed / "model.keras").unlink()
     (crashed / "metrics.json").unlink()
-    edit_run(crashed, status="running", started_at="2030-01-01T00:00:03+00:00", pid=dead_pid(),
-             host=socket.gethostname(), epochs_completed=1)
+    edit_run(
+        crashed,
+        status="running",
+        started_at="2030-01-01T00:00:03+00:00",
+        pid=dead_pid(),
+        host=socket.gethostname(),
+        epochs_completed=1,
+    )
     return {"completed": completed, "failed": failed, "interrupted": interrupted, "crashed": crashed}
 
 
@@ -121,7 +127,10 @@ def test_an_unfinished_run_named_explicitly_is_used_with_a_warning(runner, four_
     assert json.loads(result.stdout)["run_status"] == "interrupted"
     scored = runner.invoke(cli, ["evaluate", str(run), "--json"])
     assert scored.exit_code == 0, scored.output
-    assert json.loads(scored.stdout)["run_status"] == "interrupted" and "interrupted" in json.loads(scored.stdout)["warning"]
+    assert (
+        json.loads(scored.stdout)["run_status"] == "interrupted"
+        and "interrupted" in json.loads(scored.stdout)["warning"]
+    )
     crashed = runner.invoke(cli, ["evaluate", str(four_runs["crashed"])])
     assert crashed.exit_code == 2 and "has no model.keras: the run is crashed" in crashed.output
 
@@ -185,8 +194,14 @@ def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_co
     config = write_config()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "nnrun", "train", str(config), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+        subprocess.Popen(
+            [sys.executable, "-m", "nnrun", "train", str(config), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
         for _ in range(4)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -202,8 +217,16 @@ def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_co
 
     # Two evaluations of one run at the same instant: both succeed, neither overwrites the other.
     run = sorted(runs)[0]
-    evals = [subprocess.Popen([sys.executable, "-m", "nnrun", "evaluate", str(run), "--json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    evals = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nnrun", "evaluate", str(run), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=300) for p in evals]
     assert [p.returncode for p in evals] == [0, 0], [err for _, err in results]
     folders = {json.loads(out)["output_dir"] for out, _ in results}

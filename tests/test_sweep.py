@@ -102,8 +102,12 @@ def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     study = optuna.load_study(study_name="nnrun", storage=f"sqlite:///{sweep_dir / 'study.db'}")
-    lost = study.ask({"optimizer.learning_rate": FloatDistribution(1e-3, 1e-1, log=True),
-                      "model.layers.0.Dense.units": CategoricalDistribution([4, 8, 16])})
+    lost = study.ask(
+        {
+            "optimizer.learning_rate": FloatDistribution(1e-3, 1e-1, log=True),
+            "model.layers.0.Dense.units": CategoricalDistribution([4, 8, 16]),
+        }
+    )
     (sweep_dir / "trials" / "trial-002-20261130-120000").mkdir()
     result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
     assert result.exit_code == 0, result.output
@@ -132,22 +136,39 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.parametrize("parameters, message", [
-    ({"optimizr.learning_rate": [0.1]}, "sweep.parameters['optimizr.learning_rate']: 'optimizr' is not in the config; did you mean 'optimizer'?"),
-    ({"model.layers.5.Dense.units": [1]}, "'model.layers.5' is not in the config (model.layers is a list of 2)"),
-    ({"training.epoch": [1, 2]}, "sweep.parameters['training.epoch']: with 1: training: unknown key 'epoch'; did you mean 'epochs'?"),
-    ({"training.batch_size": [8, 1.5]}, "with 1.5: training.batch_size: input should be a valid integer"),
-    ({"optimizer.learning_rate": {"low": 1, "high": 0.1}}, "low must be less than high; got low 1, high 0.1"),
-    ({"optimizer.learning_rate": {"lo": 0.1, "high": 1}}, "unknown key 'lo'; did you mean 'low'?"),
-    ({"optimizer.learning_rate": {"low": 0, "high": 1, "log": True}}, "log: true needs low above 0; got 0"),
-    ({"output.dir": ["a", "b"]}, "sweep.parameters['output.dir']: output cannot be swept"),
-    ({"optimizer.learnin_rate": [0.1]}, "sweep.parameters['optimizer.learnin_rate']: with 0.1: optimizer (Adam): "
-                                        "unknown argument 'learnin_rate'; did you mean 'learning_rate'?"),
-    ({"model.layers.0.Dense.activation": ["relu", "rellu"]}, "with 'rellu': model.layers[0] (Dense): argument "
-                                                              "'activation': unknown activation 'rellu'"),
-    ({"training.batch_size": {"low": 16, "high": 64, "step": 100}}, "high - low (48) must be a whole number of steps"),
-    ({"model.layers.0.Dense.units": {"min": 4, "max": 16}}, "unknown key 'max'; a range is {low: ..., high: ...}"),
-])
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        (
+            {"optimizr.learning_rate": [0.1]},
+            "sweep.parameters['optimizr.learning_rate']: 'optimizr' is not in the config; did you mean 'optimizer'?",
+        ),
+        ({"model.layers.5.Dense.units": [1]}, "'model.layers.5' is not in the config (model.layers is a list of 2)"),
+        (
+            {"training.epoch": [1, 2]},
+            "sweep.parameters['training.epoch']: with 1: training: unknown key 'epoch'; did you mean 'epochs'?",
+        ),
+        ({"training.batch_size": [8, 1.5]}, "with 1.5: training.batch_size: input should be a valid integer"),
+        ({"optimizer.learning_rate": {"low": 1, "high": 0.1}}, "low must be less than high; got low 1, high 0.1"),
+        ({"optimizer.learning_rate": {"lo": 0.1, "high": 1}}, "unknown key 'lo'; did you mean 'low'?"),
+        ({"optimizer.learning_rate": {"low": 0, "high": 1, "log": True}}, "log: true needs low above 0; got 0"),
+        ({"output.dir": ["a", "b"]}, "sweep.parameters['output.dir']: output cannot be swept"),
+        (
+            {"optimizer.learnin_rate": [0.1]},
+            "sweep.parameters['optimizer.learnin_rate']: with 0.1: optimizer (Adam): "
+            "unknown argument 'learnin_rate'; did you mean 'learning_rate'?",
+        ),
+        (
+            {"model.layers.0.Dense.activation": ["relu", "rellu"]},
+            "with 'rellu': model.layers[0] (Dense): argument 'activation': unknown activation 'rellu'",
+        ),
+        (
+            {"training.batch_size": {"low": 16, "high": 64, "step": 100}},
+            "high - low (48) must be a whole number of steps",
+        ),
+        ({"model.layers.0.Dense.units": {"min": 4, "max": 16}}, "unknown key 'max'; a range is {low: ..., high: ...}"),
+    ],
+)
 def test_check_names_a_bad_parameter(runner, write_config, parameters, message):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config, parameters=parameters))])
     assert result.exit_code == 2, result.output
@@ -157,8 +178,10 @@ def test_check_names_a_bad_parameter(runner, write_config, parameters, message):
 def test_check_describes_the_sweep(runner, write_config):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config))])
     assert result.exit_code == 0, result.output
-    assert ("sweep: maximize val_accuracy over optimizer.learning_rate, model.layers.0.Dense.units; 4 trials; "
-            "median pruning") in result.stdout
+    assert (
+        "sweep: maximize val_accuracy over optimizer.learning_rate, model.layers.0.Dense.units; 4 trials; "
+        "median pruning"
+    ) in result.stdout
 
 
 def test_a_config_without_a_sweep_section_is_refused(runner, write_config):
@@ -180,8 +203,11 @@ def test_trials_run_in_parallel_worker_processes(runner, write_config):
 def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, write_config):
     config = write_config(  # SGD far too fast on a linear regression: the loss is NaN within an epoch
         data={"source": "sklearn", "name": "iris", "scale": "standard", "task": "regression"},
-        model=[{"Dense": {"units": 8}}, {"Dense": {"units": 1}}], loss="mse", metrics=[],
-        optimizer={"name": "sgd"}, training={"epochs": 2, "batch_size": 16},
+        model=[{"Dense": {"units": 8}}, {"Dense": {"units": 1}}],
+        loss="mse",
+        metrics=[],
+        optimizer={"name": "sgd"},
+        training={"epochs": 2, "batch_size": 16},
         sweep={"trials": 2, "parameters": {"optimizer.learning_rate": {"low": 10.0, "high": 100.0}}},
     )
     result = runner.invoke(cli, ["sweep", str(config)])
@@ -208,11 +234,14 @@ def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkey
     assert info["epochs_completed"] == 1 and info["pruned_at_epoch"] == 1
 
 
-@pytest.mark.parametrize("plant, message", [
-    (lambda d: (d / "study.db").unlink() or (d / "study.db").symlink_to(d / "elsewhere.db"), "is a symbolic link"),
-    (lambda d: (d / "study.db").write_text("not a database"), "not a study nnrun can read"),
-    (lambda d: (d / "sweep.json").write_text("[1, 2]"), "expected a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    "plant, message",
+    [
+        (lambda d: (d / "study.db").unlink() or (d / "study.db").symlink_to(d / "elsewhere.db"), "is a symbolic link"),
+        (lambda d: (d / "study.db").write_text("not a database"), "not a study nnrun can read"),
+        (lambda d: (d / "sweep.json").write_text("[1, 2]"), "expected a JSON object, got list"),
+    ],
+)
 def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, plant, message):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
     assert result.exit_code == 0, result.output
@@ -223,10 +252,13 @@ def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, 
     assert message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("metric, message", [
-    ("val_acuracy", "sweep.metric: 'val_acuracy' is not a metric the runs log; did you mean 'val_accuracy'?"),
-    ("test_accuracy", "a sweep chooses on the validation split, never the test split"),
-])
+@pytest.mark.parametrize(
+    "metric, message",
+    [
+        ("val_acuracy", "sweep.metric: 'val_acuracy' is not a metric the runs log; did you mean 'val_accuracy'?"),
+        ("test_accuracy", "a sweep chooses on the validation split, never the test split"),
+    ],
+)
 def test_check_refuses_a_metric_the_sweep_cannot_use(runner, write_config, metric, message):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config, metric=metric))])
     assert result.exit_code == 2, result.output

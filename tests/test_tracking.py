@@ -55,12 +55,15 @@ def test_a_missing_extra_is_named_at_check(runner, write_config, monkeypatch):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("tracking, names", [
-    ({"mlflow": None, "tensorboard": None}, "tensorboard, mlflow"),  # `mlflow:` with nothing after it: on
-    (["tensorboard"], "tensorboard"),
-    ({"tensorboard": True, "mlflow": False}, "tensorboard"),
-    ("none", None),
-])
+@pytest.mark.parametrize(
+    "tracking, names",
+    [
+        ({"mlflow": None, "tensorboard": None}, "tensorboard, mlflow"),  # `mlflow:` with nothing after it: on
+        (["tensorboard"], "tensorboard"),
+        ({"tensorboard": True, "mlflow": False}, "tensorboard"),
+        ("none", None),
+    ],
+)
 def test_the_ways_to_write_tracking(runner, write_config, tracking, names):
     result = runner.invoke(cli, ["check", str(write_config(tracking=tracking))])
     assert result.exit_code == 0, result.output
@@ -116,7 +119,8 @@ def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runn
     val_loss = client.get_metric_history(recorded["run_id"], "val_loss")
     assert [m.step for m in sorted(val_loss, key=lambda m: m.step)] == [1, 2]
     assert [m.value for m in sorted(val_loss, key=lambda m: m.step)] == pytest.approx(
-        [float(r["val_loss"]) for r in history(run)], rel=1e-6)
+        [float(r["val_loss"]) for r in history(run)], rel=1e-6
+    )
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert logged.data.metrics["test_accuracy"] == pytest.approx(test["accuracy"])
     artifacts = {a.path for a in client.list_artifacts(recorded["run_id"])}
@@ -171,7 +175,8 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
 
 
 def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(
-        runner, write_config, store, tmp_path, monkeypatch):
+    runner, write_config, store, tmp_path, monkeypatch
+):
     interrupt_after(monkeypatch, 1)
     result = runner.invoke(cli, ["train", str(write_config()), "--set", "training.epochs=2"])
     assert result.exit_code == 130, result.output

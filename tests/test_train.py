@@ -97,8 +97,13 @@ def train_in_processes(config, *arguments):
     """`nnrun train CONFIG ARGS` for each tuple of ARGS, each in a fresh Python
     process (nothing shared with this one), all at once; their run directories."""
     procs = [
-        subprocess.Popen([sys.executable, "-m", "nnrun", "train", str(config), "--quiet", *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "nnrun", "train", str(config), "--quiet", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         for args in arguments
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]
@@ -170,7 +175,11 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     # (patience 1) then ends on: the best model is not the last one.
     path = write_config(
         optimizer={"name": "adam", "learning_rate": 0.3},
-        training={"epochs": 8, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}, {"EarlyStopping": {"patience": 1}}]},
+        training={
+            "epochs": 8,
+            "batch_size": 16,
+            "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}, {"EarlyStopping": {"patience": 1}}],
+        },
         output={"dir": str(write_config().parent / "runs"), "save_h5": True},
     )
     result, run = train(runner, path)
@@ -187,7 +196,9 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     for model in (h5, best_model):
         assert model.input_shape == final.input_shape == (None, 4) and model.output_shape == (None, 3)
     # model.h5 is the final model in another format: it predicts exactly as model.keras does.
-    np.testing.assert_allclose(h5.predict(ds.x_test, verbose=0), final.predict(ds.x_test, verbose=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        h5.predict(ds.x_test, verbose=0), final.predict(ds.x_test, verbose=0), rtol=1e-6, atol=1e-7
+    )
     # model.best.keras is the model of the best epoch; model.keras that of the last.
     best_loss = best_model.evaluate(ds.x_val, ds.y_val, verbose=0)[0]
     final_loss = final.evaluate(ds.x_val, ds.y_val, verbose=0)[0]
@@ -242,11 +253,18 @@ def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config
 
 
 def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config, tmp_path):
-    path = write_config(data={"source": "sklearn", "name": "digits"}, model=[{"Dense": 32}, {"Dense": {"units": 10, "activation": "softmax"}}])
+    path = write_config(
+        data={"source": "sklearn", "name": "digits"},
+        model=[{"Dense": 32}, {"Dense": {"units": 10, "activation": "softmax"}}],
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nnrun", "train", str(path), "--quiet", "--set", "training.epochs=10000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
     )
     history = None
     deadline = time.monotonic() + 120
@@ -284,7 +302,9 @@ def test_a_regression_learns_targets_far_from_zero_in_their_own_units(runner, wr
     config = write_config(
         data={"source": "npz", "path": str(tmp_path / "mass.npz"), "task": "regression"},
         model=[{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1}}],
-        loss="mse", metrics=["mae"], training={"epochs": 3, "batch_size": 16, "validation_split": 0},
+        loss="mse",
+        metrics=["mae"],
+        training={"epochs": 3, "batch_size": 16, "validation_split": 0},
     )
     maes, runs = {}, {}
     for scaled in (True, False):

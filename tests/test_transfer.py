@@ -20,7 +20,8 @@ DIGITS = {"source": "sklearn", "name": "digits", "scale": "standard"}
 def frozen_digits(write_config, **fine_tune):
     """A digits config whose first layer is frozen: 1 epoch of training, then 2 of fine-tuning."""
     return write_config(
-        data=DIGITS, model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
+        data=DIGITS,
+        model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
         loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
         training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2, **fine_tune}},
     )
@@ -52,8 +53,9 @@ def no_network(monkeypatch):
 def test_a_backbone_gets_its_own_preprocessing_from_the_pixels_the_data_gives():
     from nnrun.model import build
 
-    model = build([{"MobileNetV2": {**BACKBONE, "weights": None, "trainable": False}}, {"Dense": 2}],
-                  (32, 32, 3), rescale=1 / 255)
+    model = build(
+        [{"MobileNetV2": {**BACKBONE, "weights": None, "trainable": False}}, {"Dense": 2}], (32, 32, 3), rescale=1 / 255
+    )
     prepare, network, _ = model.layers
     assert not prepare.trainable and not network.trainable
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -81,15 +83,20 @@ def test_networks_that_prepare_their_inputs_themselves_get_only_the_rescale_undo
 
 
 def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_last_layers(
-    runner, write_config, tmp_path, monkeypatch,
+    runner,
+    write_config,
+    tmp_path,
+    monkeypatch,
 ):
     make_image_folder(tmp_path / "photos", {name: 6 for name in COLOURS})
     pretrained = keras().applications.MobileNetV2(**BACKBONE, weights=None, input_shape=(32, 32, 3))
     pretrained.save_weights(tmp_path / "backbone.weights.h5")
     config = write_config(
         data={"source": "images", "path": str(tmp_path / "photos"), "image_size": [32, 32], "rescale": "1/255"},
-        model=[{"MobileNetV2": {**BACKBONE, "weights": "backbone.weights.h5", "trainable": False}},
-               {"Dense": {"units": 3, "activation": "softmax"}}],
+        model=[
+            {"MobileNetV2": {**BACKBONE, "weights": "backbone.weights.h5", "trainable": False}},
+            {"Dense": {"units": 3, "activation": "softmax"}},
+        ],
         training={"epochs": 1, "batch_size": 8, "validation_split": 0, "fine_tune": {"epochs": 1, "unfreeze": 10}},
     )
     monkeypatch.chdir(tmp_path)  # a relative weights path is read from where nnrun runs, as data.path is
@@ -104,8 +111,11 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
 
     trained = keras().models.load_model(run / "model.keras", safe_mode=True).layers[1]
     layers = list(zip(pretrained.layers, trained.layers, strict=True))
-    changed = {i for i, (old, new) in enumerate(layers)
-               if any(not np.array_equal(a, b) for a, b in zip(old.get_weights(), new.get_weights(), strict=True))}
+    changed = {
+        i
+        for i, (old, new) in enumerate(layers)
+        if any(not np.array_equal(a, b) for a, b in zip(old.get_weights(), new.get_weights(), strict=True))
+    }
     batch_norms = {i for i, (old, _) in enumerate(layers) if isinstance(old, keras().layers.BatchNormalization)}
     unfrozen = set(range(len(layers) - 10, len(layers))) - batch_norms
     assert changed and changed <= unfrozen, "only the last 10 layers trained, never the statistics"
@@ -123,7 +133,9 @@ def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, writ
     interrupt_after(monkeypatch, stop_after)
     stopped = runner.invoke(cli, ["train", str(config)])
     assert stopped.exit_code == 130, stopped.output
-    run = next(p for p in (config.parent / "runs").iterdir() if p.is_dir() and not p.is_symlink() and p != last_line(whole))
+    run = next(
+        p for p in (config.parent / "runs").iterdir() if p.is_dir() and not p.is_symlink() and p != last_line(whole)
+    )
     resumed = runner.invoke(cli, ["resume", str(run)])
     assert resumed.exit_code == 0, resumed.output
 
@@ -136,11 +148,16 @@ def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, writ
 
 
 def test_check_says_when_fine_tuning_begins(runner, write_config):
-    config = write_config(model=[{"Dense": {"units": 8, "trainable": False}}, {"Dense": {"units": 3, "activation": "softmax"}}],
-                          training={"epochs": 4, "fine_tune": {"epochs": 2, "unfreeze": "all"}})
+    config = write_config(
+        model=[{"Dense": {"units": 8, "trainable": False}}, {"Dense": {"units": 3, "activation": "softmax"}}],
+        training={"epochs": 4, "fine_tune": {"epochs": 2, "unfreeze": "all"}},
+    )
     result = runner.invoke(cli, ["check", str(config)])
     assert result.exit_code == 0, result.output
-    assert "fine-tuning from epoch 5: all frozen layers unfrozen (BatchNormalization stays frozen), learning rate 0.0001" in result.stdout
+    assert (
+        "fine-tuning from epoch 5: all frozen layers unfrozen (BatchNormalization stays frozen), learning rate 0.0001"
+        in result.stdout
+    )
 
 
 def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs(runner, write_config, monkeypatch):
@@ -152,8 +169,10 @@ def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs
 
     refused = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=3"])
     assert refused.exit_code == 2, refused.output
-    assert "fine-tuning began after epoch 1, so training.epochs no longer counts; " \
+    assert (
+        "fine-tuning began after epoch 1, so training.epochs no longer counts; "
         "train longer with --set training.fine_tune.epochs=N" in refused.stderr
+    )
     longer = runner.invoke(cli, ["resume", str(run), "--set", "training.fine_tune.epochs=3"])
     assert longer.exit_code == 0, longer.output
     assert [int(r["epoch"]) for r in history(run)] == [1, 2, 3, 4]
@@ -175,23 +194,48 @@ def test_weights_that_are_not_this_networks_are_bad_input(runner, write_config, 
     other = keras().applications.MobileNetV2(include_top=False, weights=None, alpha=0.5, input_shape=(32, 32, 3))
     other.save_weights(tmp_path / "other.weights.h5")
     for file in ("photo.weights.h5", "other.weights.h5"):
-        config = write_config(data={"source": "npz", "path": str(_colour_arrays(tmp_path))},
-                              model=[{"MobileNetV2": {**BACKBONE, "weights": str(tmp_path / file)}}, {"Dense": 2}])
+        config = write_config(
+            data={"source": "npz", "path": str(_colour_arrays(tmp_path))},
+            model=[{"MobileNetV2": {**BACKBONE, "weights": str(tmp_path / file)}}, {"Dense": 2}],
+        )
         result = runner.invoke(cli, ["check", str(config)])
         assert result.exit_code == 2, result.output
         assert f"argument 'weights': '{tmp_path / file}' are not weights of this MobileNetV2" in result.stderr
 
 
-@pytest.mark.parametrize("layers, data, message", [
-    ([{"Dense": 16}, {"Dense": 10}], DIGITS, "training.fine_tune: no layer has trainable: false"),
-    ([{"MobileNetV2": {**BACKBONE, "weights": None}}, {"Dense": 10}], DIGITS, "takes colour images (height, width, 3)"),
-    ([{"MobileNetV2": {**BACKBONE, "weights": "absent.weights.h5"}}], DIGITS, "argument 'weights': no file 'absent.weights.h5'"),
-    ([{"MobileNetV2": {**BACKBONE, "input_shape": [32, 32, 3]}}], DIGITS, "remove 'input_shape'"),
-    ([{"MobileNetv2": {}}], DIGITS, "unknown layer 'MobileNetv2'; did you mean 'MobileNetV2'?"),
-    ([{"MobileNetV2": {**BACKBONE, "trainabel": False}}], DIGITS, "unknown argument 'trainabel'; did you mean 'trainable'?"),
-    ([{"MobileNetV2": {**BACKBONE, "weights": "imagenett"}}], DIGITS, "no file 'imagenett'; did you mean 'imagenet'?"),
-    ([{"MobileNetV2": {**BACKBONE, "pooling": "average"}}], DIGITS, "argument 'pooling': expected avg, max or null; got 'average'"),
-])
+@pytest.mark.parametrize(
+    "layers, data, message",
+    [
+        ([{"Dense": 16}, {"Dense": 10}], DIGITS, "training.fine_tune: no layer has trainable: false"),
+        (
+            [{"MobileNetV2": {**BACKBONE, "weights": None}}, {"Dense": 10}],
+            DIGITS,
+            "takes colour images (height, width, 3)",
+        ),
+        (
+            [{"MobileNetV2": {**BACKBONE, "weights": "absent.weights.h5"}}],
+            DIGITS,
+            "argument 'weights': no file 'absent.weights.h5'",
+        ),
+        ([{"MobileNetV2": {**BACKBONE, "input_shape": [32, 32, 3]}}], DIGITS, "remove 'input_shape'"),
+        ([{"MobileNetv2": {}}], DIGITS, "unknown layer 'MobileNetv2'; did you mean 'MobileNetV2'?"),
+        (
+            [{"MobileNetV2": {**BACKBONE, "trainabel": False}}],
+            DIGITS,
+            "unknown argument 'trainabel'; did you mean 'trainable'?",
+        ),
+        (
+            [{"MobileNetV2": {**BACKBONE, "weights": "imagenett"}}],
+            DIGITS,
+            "no file 'imagenett'; did you mean 'imagenet'?",
+        ),
+        (
+            [{"MobileNetV2": {**BACKBONE, "pooling": "average"}}],
+            DIGITS,
+            "argument 'pooling': expected avg, max or null; got 'average'",
+        ),
+    ],
+)
 def test_mistakes_are_named_at_check(runner, write_config, layers, data, message):
     config = write_config(data=data, model=layers, training={"fine_tune": {"epochs": 1}})
     result = runner.invoke(cli, ["check", str(config)])

@@ -59,7 +59,11 @@ def test_augmentation_changes_images_in_training_only(tmp_path, cifar_like):
     resolved = config.load(path)
     model = setup(resolved).model
     n_aug = len(resolved.data.augmentation)
-    assert [type(layer).__name__ for layer in model.layers[:n_aug]] == ["RandomRotation", "RandomTranslation", "RandomFlip"]
+    assert [type(layer).__name__ for layer in model.layers[:n_aug]] == [
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomFlip",
+    ]
     x = np.random.default_rng(1).random((4, 32, 32, 3)).astype("float32")
     for layer in model.layers[:n_aug]:
         assert np.array_equal(np.asarray(layer(x, training=False)), x), layer.name
@@ -112,20 +116,33 @@ def stand_in_args(name, tmp_path):
         return ["--set", "data=" + json.dumps({"source": "npz", "path": str(tmp_path / "stand_in.npz"), **kept})]
     if shipped["source"] == "csv":  # the churn table's columns
         n = 100
-        table = pd.DataFrame({
-            "RowNumber": range(n), "CustomerId": rng.integers(1e7, 2e7, n), "Surname": ["Smith"] * n,
-            "CreditScore": rng.integers(350, 850, n), "Geography": rng.choice(["France", "Spain", "Germany"], n),
-            "Gender": rng.choice(["Female", "Male"], n), "Age": rng.integers(18, 90, n), "Tenure": rng.integers(0, 10, n),
-            "Balance": rng.random(n) * 1e5, "NumOfProducts": rng.integers(1, 4, n), "HasCrCard": rng.integers(0, 2, n),
-            "IsActiveMember": rng.integers(0, 2, n), "EstimatedSalary": rng.random(n) * 1e5, "Exited": np.arange(n) % 2,
-        })
+        table = pd.DataFrame(
+            {
+                "RowNumber": range(n),
+                "CustomerId": rng.integers(1e7, 2e7, n),
+                "Surname": ["Smith"] * n,
+                "CreditScore": rng.integers(350, 850, n),
+                "Geography": rng.choice(["France", "Spain", "Germany"], n),
+                "Gender": rng.choice(["Female", "Male"], n),
+                "Age": rng.integers(18, 90, n),
+                "Tenure": rng.integers(0, 10, n),
+                "Balance": rng.random(n) * 1e5,
+                "NumOfProducts": rng.integers(1, 4, n),
+                "HasCrCard": rng.integers(0, 2, n),
+                "IsActiveMember": rng.integers(0, 2, n),
+                "EstimatedSalary": rng.random(n) * 1e5,
+                "Exited": np.arange(n) % 2,
+            }
+        )
         table.to_csv(tmp_path / "churn.csv", index=False)
         return ["--set", f"data.path={tmp_path / 'churn.csv'}"]
     if shipped["source"] == "images":
         for i, label in enumerate(["a", "b", "c"]):
             (tmp_path / "images" / label).mkdir(parents=True)
             for j in range(6):
-                Image.fromarray(np.full((24, 24, 3), 80 * i + j, np.uint8)).save(tmp_path / "images" / label / f"{j}.png")
+                Image.fromarray(np.full((24, 24, 3), 80 * i + j, np.uint8)).save(
+                    tmp_path / "images" / label / f"{j}.png"
+                )
         return ["--set", f"data.path={tmp_path / 'images'}", *random_weights(name)]
     return []
 
@@ -134,8 +151,11 @@ def random_weights(name):
     """`--set` arguments that start a shipped config's pretrained networks from random weights (no download)."""
     layers = yaml.safe_load((CONFIGS / name).read_text())["model"]["layers"]
     return [
-        arg for i, spec in enumerate(layers) if isinstance(spec, dict)
-        for layer, args in spec.items() if isinstance(args, dict) and args.get("weights") == "imagenet"
+        arg
+        for i, spec in enumerate(layers)
+        if isinstance(spec, dict)
+        for layer, args in spec.items()
+        if isinstance(args, dict) and args.get("weights") == "imagenet"
         for arg in ("--set", f"model.layers.{i}.{layer}.weights=null")
     ]
 

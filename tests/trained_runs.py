@@ -31,13 +31,15 @@ def churn_table(n=120, seed=0):
     rng = np.random.default_rng(seed)
     age = rng.integers(18, 80, n)
     city = rng.choice(CITIES, n)
-    return pd.DataFrame({
-        "id": np.arange(1, n + 1),
-        "age": age,
-        "balance": rng.normal(50_000, 20_000, n).round(2),
-        "city": city,
-        "left": ((age > 55) | (city == "Berlin")).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "age": age,
+            "balance": rng.normal(50_000, 20_000, n).round(2),
+            "city": city,
+            "left": ((age > 55) | (city == "Berlin")).astype(int),
+        }
+    )
 
 
 def make_image(path, colour=(120, 120, 120), size=(20, 24), mode="RGB"):
@@ -64,7 +66,7 @@ def digit_arrays(n, seed):
     y = np.arange(n) % 10
     x = rng.integers(0, 60, (n, 28, 28)).astype("uint8")
     for image, label in zip(x, y):
-        image[2 + 2 * label: 4 + 2 * label, 4:24] = 250
+        image[2 + 2 * label : 4 + 2 * label, 4:24] = 250
     return x, y
 
 
@@ -123,8 +125,13 @@ def _iris(folder):
 def _churn(folder):
     churn_table().to_csv(folder / "churn.csv", index=False)
     return {
-        "data": {"source": "csv", "path": str(folder / "churn.csv"), "target": "left", "drop": ["id"],
-                 "scale": "standard"},
+        "data": {
+            "source": "csv",
+            "path": str(folder / "churn.csv"),
+            "target": "left",
+            "drop": ["id"],
+            "scale": "standard",
+        },
         "model": dense(8, 1, last="sigmoid"),
         "optimizer": {"name": "adam", "learning_rate": 0.01},
         "loss": "binary_crossentropy",
@@ -137,8 +144,12 @@ def _images(folder):
     make_image_folder(folder / "images", {name: 8 for name in COLOURS})
     return {
         "data": {"source": "images", "path": str(folder / "images"), "image_size": [16, 16], "rescale": "1/255"},
-        "model": [{"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, {"MaxPooling2D": 2}, "Flatten",
-                  {"Dense": {"units": 3, "activation": "softmax"}}],
+        "model": [
+            {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+            {"MaxPooling2D": 2},
+            "Flatten",
+            {"Dense": {"units": 3, "activation": "softmax"}},
+        ],
         "loss": "sparse_categorical_crossentropy",
         "metrics": ["accuracy"],
         "training": {"epochs": 2, "batch_size": 8, "validation_split": 0},

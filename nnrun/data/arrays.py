@@ -34,10 +34,18 @@ def fit(x, data):
         flat = apply(x, preprocessing).reshape(len(x), -1)
         if data.scale == "standard":
             scaler = StandardScaler().fit(flat)
-            preprocessing["scaling"] = {"method": "standard", "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+            preprocessing["scaling"] = {
+                "method": "standard",
+                "mean": scaler.mean_.tolist(),
+                "scale": scaler.scale_.tolist(),
+            }
         else:
             scaler = MinMaxScaler().fit(flat)
-            preprocessing["scaling"] = {"method": "minmax", "min": scaler.min_.tolist(), "scale": scaler.scale_.tolist()}
+            preprocessing["scaling"] = {
+                "method": "minmax",
+                "min": scaler.min_.tolist(),
+                "scale": scaler.scale_.tolist(),
+            }
     return preprocessing
 
 

@@ -86,7 +86,9 @@ def read_table(path, options, place):
     import pandas as pd
 
     if not path.is_file():
-        raise DataError(f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file")
+        raise DataError(
+            f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
+        )
     # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
     named = options.get("encoding") or "utf-8"
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
@@ -94,8 +96,13 @@ def read_table(path, options, place):
     try:
         sep = options.get("sep") or _sniff(path, encoding)
         table = pd.read_csv(
-            path, sep=sep, decimal=options.get("decimal") or ".", encoding=encoding, skipinitialspace=True,
-            na_values=options.get("na_values") or None, low_memory=False,
+            path,
+            sep=sep,
+            decimal=options.get("decimal") or ".",
+            encoding=encoding,
+            skipinitialspace=True,
+            na_values=options.get("na_values") or None,
+            low_memory=False,
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"{place}: '{path}' is empty") from None
@@ -150,7 +157,9 @@ def fit(x, data):
 
     for name in x.columns:
         if x[name].isna().all():
-            raise DataError(f"data.path '{data.path}': column '{name}' has no values in the training split; add it to data.drop")
+            raise DataError(
+                f"data.path '{data.path}': column '{name}' has no values in the training split; add it to data.drop"
+            )
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
     expanded = _with_dates(x, formats)
@@ -159,11 +168,15 @@ def fit(x, data):
     detected = [c for c in categorical if c not in (data.categorical or ())]
     if detected:
         found = ", ".join(f"{c} ({x[c].nunique()} values)" for c in detected)
-        notes.append(f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose")
+        notes.append(
+            f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose"
+        )
     detected = [c for c in formats if c not in data.date]
     if detected:
         found = ", ".join(f"{c} ({formats[c]})" for c in detected)
-        notes.append(f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose")
+        notes.append(
+            f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose"
+        )
 
     numeric = {}
     if numeric_columns:
@@ -189,7 +202,9 @@ def fit(x, data):
         encoder = OneHotEncoder(handle_unknown="ignore").fit(filled.transform(text))
         for i, name in enumerate(categorical):
             encoded[name] = {"fill": str(filled.statistics_[i]), "categories": [str(c) for c in encoder.categories_[i]]}
-            _note_filled(notes, name, sum(v is None for v in text[:, i]), f"the most frequent value {encoded[name]['fill']!r}")
+            _note_filled(
+                notes, name, sum(v is None for v in text[:, i]), f"the most frequent value {encoded[name]['fill']!r}"
+            )
     width = len(numeric) + sum(len(c["categories"]) for c in encoded.values())
     return {
         "kind": KIND,
@@ -247,9 +262,13 @@ def apply(x, preprocessing, warnings_out=None):
         parts.append(values)
     categorical = preprocessing["categorical"]
     if categorical:
-        text = np.array(
-            [[s["fill"] if v is None else v for v in _as_text(x[c])] for c, s in categorical.items()], dtype=object
-        ).reshape(len(categorical), len(x)).T
+        text = (
+            np.array(
+                [[s["fill"] if v is None else v for v in _as_text(x[c])] for c, s in categorical.items()], dtype=object
+            )
+            .reshape(len(categorical), len(x))
+            .T
+        )
         encoder = OneHotEncoder(categories=[s["categories"] for s in categorical.values()], handle_unknown="ignore")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unseen categories are meant to encode as zeros
@@ -311,7 +330,9 @@ def _column(name, names, place, path):
         return
     if len(names) == 1:
         # Not a comma-separated table (or not a table at all: never echo what it holds).
-        raise DataError(f"{place}: no column '{name}' in '{path}': it reads as a single column; set data.sep if its columns are separated by something else")
+        raise DataError(
+            f"{place}: no column '{name}' in '{path}': it reads as a single column; set data.sep if its columns are separated by something else"
+        )
     shown = [c if len(c) <= 40 else c[:37] + "..." for c in names]
     listing = f" (columns: {', '.join(shown)})" if len(names) <= 15 else ""
     raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, names)}{listing}")

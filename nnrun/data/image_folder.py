@@ -43,8 +43,14 @@ def read(data):
     root, origin, class_names, x, y, x_test, y_test = _listing(data)
     fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
     return Raw(
-        x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin,
-        names=("images", "labels"), fingerprint=fingerprint,
+        x=x,
+        y=y,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=class_names,
+        origin=origin,
+        names=("images", "labels"),
+        fingerprint=fingerprint,
     )
 
 
@@ -77,7 +83,9 @@ def verify(data, advance=None):
         pool.shutdown(wait=False, cancel_futures=True)
     if bad:
         shown = ", ".join(bad[:5]) + (f", and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise DataError(f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them")
+        raise DataError(
+            f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them"
+        )
     return len(paths)
 
 
@@ -107,7 +115,9 @@ def _listing(data):
     train_dir = root / "train" if split else root
     class_names = _class_folders(train_dir, root, origin)
     if len(class_names) < 2:
-        raise DataError(f"{origin}: {len(class_names)} class folder ('{class_names[0]}'); a classifier needs at least 2")
+        raise DataError(
+            f"{origin}: {len(class_names)} class folder ('{class_names[0]}'); a classifier needs at least 2"
+        )
     x, y = _list_images(train_dir, class_names, root, origin)
     x_test = y_test = None
     test_dir = next((root / n for n in ("test", "val") if split and (root / n).is_dir()), None)
@@ -117,8 +127,11 @@ def _listing(data):
             missing, extra = set(class_names) - set(test_names), set(test_names) - set(class_names)
             raise DataError(
                 f"{origin}: {test_dir.name}/ has classes {test_names} but train/ has {class_names}"
-                + "".join(f"; {what}: {', '.join(sorted(v))}" for what, v in
-                          ((f"missing in {test_dir.name}/", missing), ("not in train/", extra)) if v)
+                + "".join(
+                    f"; {what}: {', '.join(sorted(v))}"
+                    for what, v in ((f"missing in {test_dir.name}/", missing), ("not in train/", extra))
+                    if v
+                )
             )
         x_test, y_test = _list_images(test_dir, class_names, root, origin)
     return root, origin, class_names, x, y, x_test, y_test
@@ -318,7 +331,8 @@ def _list_images(folder, class_names, root, origin):
     for index, name in enumerate(class_names):
         # Recursive like Keras's image_dataset_from_directory; hidden files (._x.png) skipped.
         found = sorted(
-            p for p in (folder / name).rglob("*")
+            p
+            for p in (folder / name).rglob("*")
             if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".") and p.is_file()
         )
         if not found:

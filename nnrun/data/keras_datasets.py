@@ -16,7 +16,12 @@ from nnrun.errors import DataError
 
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _KRIZ = "https://www.cs.toronto.edu/~kriz/"
-_IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_IDX = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 _FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 _CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 _FINE = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly
@@ -75,8 +80,14 @@ def read(data):
 def _absent(origin, files, url, reason):
     folder, home = keras_cache.folder("datasets")
     missing = [f for f in files if not os.path.exists(os.path.join(folder, f))] or files
-    paths = os.path.join(folder, missing[0]) if len(missing) == 1 else (
-        os.path.join(folder, os.path.dirname(missing[0]), "{" + ", ".join(os.path.basename(f) for f in missing) + "}")
+    paths = (
+        os.path.join(folder, missing[0])
+        if len(missing) == 1
+        else (
+            os.path.join(
+                folder, os.path.dirname(missing[0]), "{" + ", ".join(os.path.basename(f) for f in missing) + "}"
+            )
+        )
     )
     them = "it" if len(missing) == 1 else "them"
     return (

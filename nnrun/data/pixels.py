@@ -79,5 +79,8 @@ def _weights(size, out):
     scale = np.float32(size) / np.float32(out)
     where = (np.arange(out, dtype="float32") + np.float32(0.5)) * scale - np.float32(0.5)
     low = np.floor(where)
-    return (np.maximum(low, 0).astype(int), np.minimum(np.ceil(where), size - 1).astype(int),
-            (where - low).astype("float32"))
+    return (
+        np.maximum(low, 0).astype(int),
+        np.minimum(np.ceil(where), size - 1).astype(int),
+        (where - low).astype("float32"),
+    )

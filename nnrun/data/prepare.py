@@ -50,8 +50,11 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitt
     x_val = y_val = None
     if validation_split:
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
-    splits = {name: _split_id(*pair) for name, pair in
-              (("train", (x, y)), ("validation", (x_val, y_val)), ("test", (x_test, y_test))) if pair[0] is not None}
+    splits = {
+        name: _split_id(*pair)
+        for name, pair in (("train", (x, y)), ("validation", (x_val, y_val)), ("test", (x_test, y_test)))
+        if pair[0] is not None
+    }
     preprocessing = fitted or {
         **kind.fit(x, data),
         "task": "classification" if class_names is not None else "regression",
@@ -123,7 +126,9 @@ def encode_targets(y, names, class_names, origin):
     for value in y.tolist():
         key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         if key not in index:
-            raise DataError(f"{origin}: target {value!r} is not one of the run's classes ({', '.join(class_names[:10])})")
+            raise DataError(
+                f"{origin}: target {value!r} is not one of the run's classes ({', '.join(class_names[:10])})"
+            )
         encoded.append(index[key])
     return np.asarray(encoded, dtype="int64")
 

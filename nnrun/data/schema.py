@@ -149,7 +149,11 @@ def _disagreement(p):
         encoded = len(p.numeric) + sum(len(c.categories) for c in p.categorical.values())
         plain = set(p.columns) - set(p.categorical) - set(p.dates)
         parts = {f"{name}.{part}" for name in p.dates for part in DATE_PARTS}
-        if encoded != width or set(p.numeric) != plain | parts or not set(p.categorical) | set(p.dates) <= set(p.columns):
+        if (
+            encoded != width
+            or set(p.numeric) != plain | parts
+            or not set(p.categorical) | set(p.dates) <= set(p.columns)
+        ):
             return f"columns, numeric, categorical and dates do not make the model's {width} inputs"
         if set(p.categorical) & set(p.dates):
             return "a column is both categorical and a date"
