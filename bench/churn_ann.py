@@ -16,16 +16,15 @@ import json
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+from keras.layers import Dense
+from keras.models import Sequential
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
-
-import keras
-from keras.layers import Dense
-from keras.models import Sequential
 
 DEFAULT_CSV = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "churn" / "Churn_Modelling.csv"
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -19,10 +19,9 @@ import json
 import tempfile
 import time
 
-from sklearn.model_selection import train_test_split
-
 import keras
 from keras import layers
+from sklearn.model_selection import train_test_split
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=50)

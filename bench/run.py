@@ -147,13 +147,15 @@ def main():
             shipped = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
             for r, seed in enumerate(seeds or [shipped] * args.repeat):
                 script = _script(w, seed, args.epochs, keras_home, csv)
-                line = f"{w.name} {r + 1}/{args.repeat} seed {seed}: script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
+                line = f"{w.name} {r + 1}/{args.repeat} seed {seed}: "
+                line += f"script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
                 for backend in backends:
                     nnrun = _nnrun(w, args.epochs, keras_home, csv, backend, seed)
                     w.runs.append(
                         {"backend": backend, "script": script, "nnrun": nnrun, "ratio": nnrun["wall"] / script["wall"]}
                     )
-                    line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f}), ratio {w.runs[-1]['ratio']:.3f}"
+                    line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f})"
+                    line += f", ratio {w.runs[-1]['ratio']:.3f}"
                 err.print(line)
     except Failed as e:
         err.print("[bold red]FAILED[/]:", end=" ")
@@ -264,7 +266,7 @@ def _shaped_peak(batch, shapes, repeat=50):
             rng.standard_normal((n_in, n_out), dtype=np.float32),
         )
         g = rng.standard_normal((batch, n_out), dtype=np.float32)
-        for product in (lambda: x @ w, lambda: x.T @ g, lambda: g @ w.T):
+        for product in (lambda x=x, w=w: x @ w, lambda x=x, g=g: x.T @ g, lambda g=g, w=w: g @ w.T):
             product()
             seconds += min(_seconds(product) for _ in range(repeat))
             flops += 2 * batch * n_in * n_out

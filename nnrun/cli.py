@@ -170,7 +170,8 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
     if resume_if_possible and plan.processes > 1:
         raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
     backend.use(resolved.backend)
-    from nnrun import resume, train as training
+    from nnrun import resume
+    from nnrun import train as training
 
     console = _console()
     live = console.is_terminal and not quiet
@@ -415,7 +416,8 @@ def _chosen_run(run_dir, runs_dir, hint):
 def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over, show_samples):
     """Score the model of RUN_DIR (default: the newest completed run) on its test split
     (or --data); save to RUN_DIR/evaluation/."""
-    from nnrun import evaluate as evaluation, report
+    from nnrun import evaluate as evaluation
+    from nnrun import report
     from nnrun.errors import GateFailed
 
     gates = evaluation.parse_gates(fail_under, fail_over)
@@ -467,7 +469,8 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
 )
 def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column, runtime):
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
-    from nnrun import predict as prediction, report
+    from nnrun import predict as prediction
+    from nnrun import report
     from nnrun.errors import DataError
 
     if output and not output.resolve().parent.is_dir():
@@ -550,7 +553,8 @@ def runs():
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
 def list_runs(runs_dir, statuses, name, as_json):
     """The runs in RUNS_DIR (default: runs), newest first."""
-    from nnrun import report, runs as runs_lib
+    from nnrun import report
+    from nnrun import runs as runs_lib
     from nnrun.errors import RunDirError
 
     if not runs_dir.is_dir():
@@ -571,7 +575,8 @@ def list_runs(runs_dir, statuses, name, as_json):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def diff_runs(a, b, as_json):
     """How two runs' resolved configs differ (key paths as --set names them), and their metrics."""
-    from nnrun import report, runs as runs_lib
+    from nnrun import report
+    from nnrun import runs as runs_lib
 
     found = runs_lib.diff(a, b)
     if as_json:

@@ -8,7 +8,7 @@ through Keras and checks their arguments against the Keras classes.
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
@@ -172,7 +172,8 @@ class CsvData(DataBase):
     )
     date: list[str] = Field(
         default_factory=list,
-        description="Columns of dates, read as year, month, day of year and weekday; by default text that parses as dates.",
+        description="Columns of dates, read as year, month, day of year and weekday; "
+        "by default text that parses as dates.",
     )
     scale: Literal["none", "standard", "minmax"] = Field(
         "standard", description="Scaling of the numeric columns, learned from the training split."
@@ -201,7 +202,7 @@ class ImageData(DataBase):
 
 
 DATA_SOURCES = ("sklearn", "keras", "npz", "csv", "images")
-Data = Annotated[Union[SklearnData, KerasData, NpzData, CsvData, ImageData], Field(discriminator="source")]
+Data = Annotated[SklearnData | KerasData | NpzData | CsvData | ImageData, Field(discriminator="source")]
 
 
 class Model(Section):
@@ -218,7 +219,8 @@ def _class_weight(value):
         return value
     if not isinstance(value, dict):
         raise ValueError(
-            f"expected balanced, or a mapping of class names to weights; got {value!r}{did_you_mean(str(value), ['balanced'])}"
+            "expected balanced, or a mapping of class names to weights; "
+            f"got {value!r}{did_you_mean(str(value), ['balanced'])}"
         )
     for name, weight in value.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
@@ -658,7 +660,8 @@ def _describe(error):
         return f"{place}.source: missing; one of {', '.join(DATA_SOURCES)}"
     if kind == "union_tag_invalid":
         received = ctx["tag"]
-        return f"{place}.source: must be one of {', '.join(DATA_SOURCES)}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
+        choices = ", ".join(DATA_SOURCES)
+        return f"{place}.source: must be one of {choices}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
     if kind == "value_error":
         message = str(ctx["error"])
         if repr(received) in message or f"'{received}'" in message:

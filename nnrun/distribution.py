@@ -18,7 +18,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from nnrun.backend import keras as _keras, quiet, tensorflow
+from nnrun.backend import keras as _keras
+from nnrun.backend import quiet, tensorflow
 from nnrun.errors import ConfigError, DataError, RunFailed
 
 ADDRESSES, PROCESSES, PROCESS_ID = (

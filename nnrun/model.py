@@ -285,7 +285,8 @@ def check_fit(model, loss_name, dataset, layers):
     if not dataset.is_classification:
         if loss_name in CLASSIFICATION_LOSSES:
             raise ConfigError(
-                f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; use e.g. mean_squared_error"
+                f"loss: '{loss_name}' is for classes, but the targets are continuous numbers; "
+                "use e.g. mean_squared_error"
             )
         width = dataset.y_train.shape[1] if dataset.y_train.ndim > 1 else 1
         if units != width:

@@ -8,7 +8,8 @@ restores the backup and carries on the history.
 
 from pathlib import Path
 
-from nnrun import backend, config as config_lib, liveness, rundir, runinfo
+from nnrun import backend, liveness, rundir, runinfo
+from nnrun import config as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
 
 # Options a resumed run may change: how long it trains and what it keeps,

@@ -18,7 +18,6 @@ import numpy as np
 
 from nnrun import (
     backbones,
-    config as config_lib,
     data,
     distribution,
     feeding,
@@ -27,6 +26,9 @@ from nnrun import (
     rundir,
     runinfo,
     signals,
+)
+from nnrun import (
+    config as config_lib,
 )
 from nnrun.backend import keras as _keras
 from nnrun.data import schema

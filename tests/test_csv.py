@@ -165,8 +165,8 @@ def test_missing_values_are_filled_from_the_training_split(tmp_path):
     n_missing = int(gaps.sum())
     median = pre["numeric"]["age"]["fill"]
     assert (
-        f"age: {n_missing} missing value{'s' * (n_missing != 1)} in the training split filled with the training median {median}"
-        in ds.notes
+        f"age: {n_missing} missing value{'s' * (n_missing != 1)} in the training split "
+        f"filled with the training median {median}" in ds.notes
     )
 
 

@@ -451,7 +451,8 @@ def test_one_registry_names_every_source_the_config_accepts_and_imports_nothing_
         [
             sys.executable,
             "-c",
-            "import sys, nnrun.data; print(sorted({'pandas', 'PIL', 'keras', 'tensorflow', 'sklearn'} & set(sys.modules)))",
+            "import sys, nnrun.data; "
+            "print(sorted({'pandas', 'PIL', 'keras', 'tensorflow', 'sklearn'} & set(sys.modules)))",
         ],
         capture_output=True,
         text=True,

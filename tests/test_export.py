@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import yaml
-
 from conftest import copy_run
+from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
+
 from nnrun.backend import keras
 from nnrun.cli import cli
-from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
 
 pytest.importorskip("onnxruntime", reason="the export extra: pip install 'nnrun[export]'")
 
@@ -271,7 +271,9 @@ def test_a_format_list_in_the_config_is_checked(runner, write_config):
 
 
 def test_the_formats_are_named_alike_everywhere():
-    from nnrun import cli as cli_module, config, export as export_module, runtimes
+    from nnrun import cli as cli_module
+    from nnrun import config, runtimes
+    from nnrun import export as export_module
 
     assert cli_module.FORMATS == config.EXPORT_FORMATS == tuple(runtimes.FILES) == tuple(export_module.NEEDS)
 

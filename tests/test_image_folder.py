@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_after
 from PIL import Image
 
-from conftest import interrupt_after
 from nnrun import config, data
 from nnrun.cli import cli
 from nnrun.data import image_folder
@@ -235,7 +235,7 @@ def test_pillow_reads_images_as_training_reads_them(tmp_path, size, color_mode):
     for ext in ("png", "jpg"):
         Image.fromarray(noise).save(tmp_path / f"noise.{ext}")
         paths.append(str(tmp_path / f"noise.{ext}"))
-    Image.fromarray((noise[..., 0].astype("uint16") * 257)).save(tmp_path / "grey16.png")  # 16 bits per pixel
+    Image.fromarray(noise[..., 0].astype("uint16") * 257).save(tmp_path / "grey16.png")  # 16 bits per pixel
     paths.append(str(tmp_path / "grey16.png"))
     preprocessing = prep(image_size=size, color_mode=color_mode, rescale=1 / 255)
     np.testing.assert_allclose(pixels.read(paths, preprocessing), image_folder.apply(paths, preprocessing), atol=1e-5)

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
 from trained_runs import (
     COLOURS,
     DIGITS,
@@ -430,7 +429,8 @@ def test_an_npy_of_objects_is_never_unpickled(iris_run, tmp_path):
 
 
 def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_path, monkeypatch):
-    from nnrun import predict as prediction, rundir
+    from nnrun import predict as prediction
+    from nnrun import rundir
 
     events = []
 

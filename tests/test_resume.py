@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import TINY, copy_run
-from nnrun.cli import cli
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
+
+from nnrun.cli import cli
 
 DIGITS = {
     "data": {"source": "sklearn", "name": "digits", "scale": "standard"},

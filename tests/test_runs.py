@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_run
+
 from nnrun.cli import cli
 
 
@@ -67,7 +67,7 @@ def test_runs_lists_every_status_newest_first(runner, four_runs, tmp_path):
     table = runner.invoke(cli, ["runs", str(tmp_path / "runs")])
     assert table.exit_code == 0, table.output
     for name, run in four_runs.items():
-        line = next(l for l in table.stdout.splitlines() if run.name in l and "continue" not in l)
+        line = next(line for line in table.stdout.splitlines() if run.name in line and "continue" not in line)
         assert name in line, (name, line)
     assert f"continue it with: nnrun resume {four_runs['crashed']}" in table.stdout
     assert "2/2" in table.stdout and "test accuracy" in table.stdout
@@ -107,7 +107,7 @@ def test_predict_and_evaluate_default_to_the_newest_completed_run(runner, four_r
     np.save(rows, np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))
     result = runner.invoke(cli, ["predict", str(rows), "--runs-dir", str(tmp_path / "runs"), "--json"])
     assert result.exit_code == 0, result.output
-    (row,) = [json.loads(l) for l in result.stdout.splitlines()]
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["run"] == str(four_runs["completed"]) and row["run_status"] == "completed"
     assert "warning" not in result.stderr
 
@@ -239,7 +239,11 @@ def test_the_runs_commands_never_import_tensorflow(runner, write_config):
     code = f"""
 import sys
 from nnrun.cli import main
-for args in (["runs", {str(a.parent)!r}], ["runs", "diff", {str(a)!r}, {str(b)!r}], ["runs", "compare", {str(a)!r}, {str(b)!r}]):
+for args in (
+    ["runs", {str(a.parent)!r}],
+    ["runs", "diff", {str(a)!r}, {str(b)!r}],
+    ["runs", "compare", {str(a)!r}, {str(b)!r}],
+):
     try:
         main(args)
     except SystemExit as e:

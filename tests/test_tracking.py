@@ -5,8 +5,8 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import interrupt_after
+
 from nnrun.cli import cli
 
 

@@ -160,8 +160,8 @@ def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypat
 def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config):
     result, run = train(runner, write_config(), "--quiet", "--set", "training.epochs=3")
     assert result.exit_code == 0, result.output
-    epoch_lines = [l for l in result.stderr.splitlines() if l.startswith("epoch ")]
-    assert [l.split()[1] for l in epoch_lines] == ["1/3", "2/3", "3/3"]
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/3", "2/3", "3/3"]
     assert "loss" in epoch_lines[0] and "val_accuracy" in epoch_lines[0]
     assert result.stdout.strip() == str(run)
 

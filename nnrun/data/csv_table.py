@@ -331,7 +331,8 @@ def _column(name, names, place, path):
     if len(names) == 1:
         # Not a comma-separated table (or not a table at all: never echo what it holds).
         raise DataError(
-            f"{place}: no column '{name}' in '{path}': it reads as a single column; set data.sep if its columns are separated by something else"
+            f"{place}: no column '{name}' in '{path}': it reads as a single column; "
+            "set data.sep if its columns are separated by something else"
         )
     shown = [c if len(c) <= 40 else c[:37] + "..." for c in names]
     listing = f" (columns: {', '.join(shown)})" if len(names) <= 15 else ""

@@ -9,7 +9,6 @@ TensorFlow's kernel does, `rgb_to_grayscale`'s weights, then `rescale`.
 
 import numpy as np
 
-
 # tf.image.rgb_to_grayscale's weights.
 _GREY = np.array([0.2989, 0.5870, 0.1140], dtype="float32")
 

@@ -7,7 +7,7 @@ the middle of predicting, or into silently wrong numbers.
 """
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +53,7 @@ class MinMax(_Strict):
 
 class ArrayPreprocessing(_Common):
     kind: Literal["array"]
-    scaling: Annotated[Union[Standard, MinMax], Field(discriminator="method")] | None = None
+    scaling: Annotated[Standard | MinMax, Field(discriminator="method")] | None = None
 
 
 class Numeric(_Strict):
@@ -96,7 +96,7 @@ class ImagePreprocessing(_Common):
 
 
 Preprocessing = pydantic.TypeAdapter(
-    Annotated[Union[ArrayPreprocessing, TablePreprocessing, ImagePreprocessing], Field(discriminator="kind")]
+    Annotated[ArrayPreprocessing | TablePreprocessing | ImagePreprocessing, Field(discriminator="kind")]
 )
 
 
