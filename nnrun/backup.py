@@ -140,7 +140,7 @@ def restore(model, backup_dir, arrange=None):
         ) from None
     finally:
         trial.unlink(missing_ok=True)
-    for source, target in zip(previous, (weights, metadata)):
+    for source, target in zip(previous, (weights, metadata), strict=True):
         _keep(source, target)
     return Restored(**found, previous=True, problem=problem)
 
@@ -177,7 +177,7 @@ def _load(model, weights, metadata, arrange):
         # Keras loads what matches and only warns about the rest.
         warnings.filterwarnings("error", message=".*[Ss]kipping variable loading.*")
         model.load_weights(weights)
-    for variable, value in zip(seeds, saved):
+    for variable, value in zip(seeds, saved, strict=True):
         variable.assign(value)
     return {"epoch": epoch, "batch": batch, "iterations": int(model.optimizer.iterations.numpy())}
 

@@ -235,7 +235,7 @@ class Engine:
         compile_model(copy, config)
         copy.set_weights(weights)
         copy.optimizer.build(copy.trainable_variables)
-        for mine, theirs in zip(copy.optimizer.variables, model.optimizer.variables):
+        for mine, theirs in zip(copy.optimizer.variables, model.optimizer.variables, strict=True):
             if tuple(mine.shape) == tuple(theirs.shape):
                 mine.assign(np.asarray(theirs))
         self.localized = copy

@@ -52,7 +52,7 @@ def learning_curves(history, path, title, fine_tune_after=None):
     nrows = math.ceil(len(names) / ncols)
     fig = Figure(figsize=(5 * ncols, 3.6 * nrows + 0.4), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         epochs = 1
         for key, label, style in ((name, "train", "o-"), (f"val_{name}", "validation", "s--")):
             if key in history:
@@ -105,7 +105,7 @@ def compare_curves(histories, path, title):
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = matplotlib.colormaps["tab10"].colors
     markers = "os^Dv<>p"  # runs whose curves coincide stay told apart
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         for i, (run, rows) in enumerate(histories.items()):
             epochs = [r["epoch"] for r in rows]
             for key, style, label in ((name, "-", run), (f"val_{name}", "--", f"{run} (validation)")):
@@ -226,7 +226,7 @@ def samples(images, true_names, predicted_names, path, title):
     columns = min(n, 6)
     rows = math.ceil(n / columns)
     fig = Figure(figsize=(2.1 * columns, 2.4 * rows + 0.4))
-    for i, (image, true, predicted) in enumerate(zip(images, true_names, predicted_names)):
+    for i, (image, true, predicted) in enumerate(zip(images, true_names, predicted_names, strict=True)):
         ax = fig.add_subplot(rows, columns, i + 1)
         image = np.asarray(image, dtype="float64")
         low, high = np.nanmin(image), np.nanmax(image)
@@ -238,7 +238,7 @@ def samples(images, true_names, predicted_names, path, title):
         ax.set_yticks([])
         right = true == predicted
         ax.set_title(f"{predicted}\n(true: {true})", fontsize=9, color="black" if right else "red")
-    wrong = sum(t != p for t, p in zip(true_names, predicted_names))
+    wrong = sum(t != p for t, p in zip(true_names, predicted_names, strict=True))
     fig.suptitle(f"{title}: predicted (true); {wrong} of {n} wrong in red")
     return _save(fig, path)
 
@@ -275,7 +275,7 @@ def sweep(points, path, title, metric, direction):
     ):
         shown = [(n + 1, v) for n, v, s in points if s == state]
         if shown:
-            ax.scatter(*zip(*shown), zorder=3, **style)
+            ax.scatter(*zip(*shown, strict=True), zorder=3, **style)
     complete = sorted((n + 1, v) for n, v, s in points if s == "complete")
     if complete:
         pick = min if direction == "minimize" else max

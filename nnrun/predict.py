@@ -60,9 +60,9 @@ def predict(
     result.runtime = model.name
     # Batch by batch, so memory stays flat however many files are given.
     for batch in _batches(_samples(_expand(inputs, result.failed), prep, id_column, result), batch_size):
-        names, samples = zip(*batch)
+        names, samples = zip(*batch, strict=True)
         outputs = model.predict(np.stack(samples))
-        for (name, row_id), output in zip(names, outputs):
+        for (name, row_id), output in zip(names, outputs, strict=True):
             row = {"input": name, **({"id": row_id} if row_id is not None else {})}
             row.update(_describe(output, prep.get("class_names"), top_k, threshold))
             result.rows.append(row)
@@ -182,7 +182,7 @@ def _csv_rows(path, prep, id_column, notes):
         raise DataError(f"{path}: {e}") from None
     notes += [f"warning: {path}: {line}" for line in unseen]
     ids = table[id_column].tolist() if id_column else [None] * len(table)
-    for i, (row, row_id) in enumerate(zip(x, ids)):
+    for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
         yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
 
 

@@ -37,7 +37,7 @@ def print_evaluation(result, console=None):
             )
         console.print(table)
         matrix = Table("true \\ predicted", *result["class_names"], title="confusion matrix")
-        for name, counts in zip(result["class_names"], result["confusion_matrix"]):
+        for name, counts in zip(result["class_names"], result["confusion_matrix"], strict=True):
             matrix.add_row(name, *map(str, counts))
         console.print(matrix)
         console.print(

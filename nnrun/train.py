@@ -404,7 +404,7 @@ def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("tes
     """
     last = recorder.rows[-1] if recorder.rows else {}
     final = recorder.weights is not None and all(
-        np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights)
+        np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights, strict=True)
     )
     logged = {
         "train": {k: v for k, v in last.items() if k not in ("epoch", "learning_rate") and not k.startswith("val_")},

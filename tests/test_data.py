@@ -312,7 +312,7 @@ def test_string_labels(tmp_path):
     ds = npz(path, validation_split=0)
     assert ds.class_names == ["bird", "cat", "dog"]
     # each row's feature tells which label it had: row i has label y[i]
-    for row, label in zip(ds.x_test, ds.y_test):
+    for row, label in zip(ds.x_test, ds.y_test, strict=True):
         assert ds.class_names[label] == y[int(row[0])]
 
 

@@ -133,7 +133,7 @@ def test_mirrored_strategy_over_two_cpus_gives_the_weights_of_one(write_config, 
         finished(proc)
         runs[n] = tmp_path / f"runs{n}" / "latest"
         assert json.loads((runs[n] / "run.json").read_text())["distribution"]["devices"] == n
-    for one, two in zip(weights_of(runs[1]), weights_of(runs[2])):
+    for one, two in zip(weights_of(runs[1]), weights_of(runs[2]), strict=True):
         np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)
 
 

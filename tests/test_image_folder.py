@@ -98,7 +98,7 @@ def test_read_lists_images_with_sorted_class_names(tmp_path):
     assert np.bincount(raw.y).tolist() == [5, 5, 3]
     assert all(
         Path(p).parent.name == raw.class_names[label] or Path(p).parent.name == "puppies"
-        for p, label in zip(raw.x, raw.y)
+        for p, label in zip(raw.x, raw.y, strict=True)
     )
     assert raw.x_test is None and raw.names == ("images", "labels")
     assert raw.origin == f"data.path '{root}'" and raw.fingerprint.startswith("sha256:")

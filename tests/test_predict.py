@@ -472,7 +472,7 @@ def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_pat
         + [str(tmp_path / "b.npy")]
         + [f"{tmp_path / 'c.npy'}[{i}]" for i in range(2)]
     )
-    for one, other in zip(batched.rows, whole.rows):
+    for one, other in zip(batched.rows, whole.rows, strict=True):
         assert one["label"] == other["label"] and one["probability"] == pytest.approx(other["probability"], abs=1e-6)
     assert batched.failed == whole.failed and [f for f, _ in batched.failed] == [
         str(tmp_path / "gone.npy"),

@@ -65,7 +65,7 @@ def digit_arrays(n, seed):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 10
     x = rng.integers(0, 60, (n, 28, 28)).astype("uint8")
-    for image, label in zip(x, y):
+    for image, label in zip(x, y, strict=True):
         image[2 + 2 * label : 4 + 2 * label, 4:24] = 250
     return x, y
 
