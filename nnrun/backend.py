@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Any
 
 from nnrun.errors import ConfigError
 
@@ -45,7 +46,7 @@ def use(name):
     return name
 
 
-def keras():
+def keras() -> Any:  # Keras ships no types; `keras.Model` etc. are Any to mypy
     """Returns the `keras` module, importing it with its noise silenced (and TensorFlow on that backend).
 
     Returns:
@@ -63,7 +64,7 @@ def keras():
     return keras
 
 
-def tensorflow():
+def tensorflow() -> Any:
     """Returns the `tensorflow` module, imported with its start-up noise silenced.
 
     Returns:

@@ -16,12 +16,16 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnrun import rundir
 from nnrun.backend import keras as _keras
 from nnrun.errors import RunDirError, one_line
 
-keras = _keras()
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+else:
+    keras = _keras()
 
 
 class Backup(keras.callbacks.BackupAndRestore):

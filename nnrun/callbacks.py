@@ -3,11 +3,15 @@ carry monitored callbacks' state over a resume."""
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from nnrun import feeding, liveness, rundir
 from nnrun.backend import keras as _keras
 
-keras = _keras()
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+else:
+    keras = _keras()
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -1,13 +1,17 @@
 """Training progress: a rich progress bar on a terminal, one line per epoch elsewhere."""
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nnrun import feeding
 from nnrun.backend import keras as _keras
 
-keras = _keras()
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+else:
+    keras = _keras()
 
 
 def format_logs(logs):

@@ -418,7 +418,7 @@ def _pruning(trial, sweep):
     from nnrun import feeding
     from nnrun.backend import keras
 
-    class Pruning(keras().callbacks.Callback):
+    class Pruning(keras().callbacks.Callback):  # type: ignore[misc]  # a base class made at run time
         def __init__(self):
             super().__init__()
             self.pruned_at = None

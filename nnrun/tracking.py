@@ -14,12 +14,16 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnrun import feeding, rundir
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, one_line
 
-keras = _keras()
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+else:
+    keras = _keras()
 
 TENSORBOARD = "tensorboard"  # the run directory's folder
 MLFLOW_DB = "mlflow.db"  # the default store, beside the runs folder
