@@ -7,6 +7,8 @@ On JAX it is imported only when something needs it (`tf.data` streams image
 folders), through `tensorflow()`.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import logging
 import os
@@ -20,12 +22,12 @@ BACKENDS = ("tensorflow", "jax")
 EXTRAS = {"jax": "nnrun[jax]"}  # what to install for a backend that is not a dependency
 
 
-def default():
+def default() -> str:
     """The backend when the config names none: $KERAS_BACKEND, else TensorFlow."""
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
-def use(name):
+def use(name: str) -> str:
     """Chooses Keras's backend for this process; it must come before Keras is imported.
 
     Args:
@@ -87,7 +89,7 @@ def _tell_keras_whether_tensorflow_is_loaded():
     # TensorFlow is imported. So Keras is told "available" once it is loaded.
     from keras.src.utils import module_utils
 
-    lazy = getattr(module_utils, "tensorflow", None)
+    lazy: Any = getattr(module_utils, "tensorflow", None)
     if hasattr(lazy, "_available"):
         lazy._available = "tensorflow" in sys.modules
 
@@ -103,11 +105,11 @@ class quiet:
         fd: 1 (stdout) or 2 (stderr).
     """
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def __enter__(self):
-        self.saved = None
+    def __enter__(self) -> None:
+        self.saved: int | None = None
         try:
             getattr(sys, {1: "stdout", 2: "stderr"}[self.fd]).flush()
             self.saved = os.dup(self.fd)
@@ -117,7 +119,7 @@ class quiet:
         except (OSError, ValueError, AttributeError):
             self.saved = None
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
             os.dup2(self.saved, self.fd)
             os.close(self.saved)

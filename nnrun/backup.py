@@ -10,13 +10,16 @@ metadata also holds the random seed generators' states (dropout masks,
 augmentation), which Keras leaves out of the weights.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnrun import rundir
 from nnrun.backend import keras as _keras
@@ -41,7 +44,12 @@ class Backup(keras.callbacks.BackupAndRestore):
         every_steps: also save every this many batches (None: epoch ends only).
     """
 
-    def __init__(self, backup_dir, every_steps=None, stage=None):
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike[str],
+        every_steps: int | None = None,
+        stage: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.stage = stage or (lambda: {})
         super().__init__(
             str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True, delete_checkpoint=False
@@ -51,24 +59,24 @@ class Backup(keras.callbacks.BackupAndRestore):
         # keep dispatching batch callbacks asynchronously.
         self.async_safe = every_steps is None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # Keras only sets this at epoch ends: a resumed run's first step
         # backups would otherwise say epoch 0.
         self._current_epoch = epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if _finite(logs):
             super().on_epoch_end(epoch, logs)
         else:
             self._current_epoch = epoch + 1
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.every_steps and _finite(logs):
             super().on_train_batch_end(batch, logs)
 
@@ -104,7 +112,11 @@ class Restored:
     problem: str | None  # why the latest one was unusable
 
 
-def restore(model, backup_dir, arrange=None):
+def restore(
+    model: keras.Model,
+    backup_dir: str | os.PathLike[str],
+    arrange: Callable[[dict[str, Any]], None] | None = None,
+) -> Restored | None:
     """Loads the newest usable backup into a compiled model (weights and optimizer state).
 
     Args:
@@ -153,7 +165,7 @@ def restore(model, backup_dir, arrange=None):
 _UNUSABLE = (Exception, UserWarning)
 
 
-def remove(backup_dir):
+def remove(backup_dir: str | os.PathLike[str]) -> None:
     """Removes the backup folder (a completed run needs it no more)."""
     shutil.rmtree(backup_dir, ignore_errors=True)
 

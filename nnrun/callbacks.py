@@ -1,15 +1,22 @@
 """nnrun's own Keras callbacks: record each epoch, stop on NaN, checkpoint atomically,
 carry monitored callbacks' state over a resume."""
 
+from __future__ import annotations
+
 import math
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import feeding, liveness, rundir
 from nnrun.backend import keras as _keras
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
+    import numpy as np
+
+    from nnrun.signals import Stop
 else:
     keras = _keras()
 
@@ -26,7 +33,13 @@ class EpochRecorder(keras.callbacks.Callback):
         class_names: the classes, naming a per-class metric's values (F1Score).
     """
 
-    def __init__(self, run_dir, rows=(), weights=None, class_names=None):
+    def __init__(
+        self,
+        run_dir: Path,
+        rows: Iterable[dict[str, float]] = (),
+        weights: list[np.ndarray] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.class_names = class_names
@@ -34,7 +47,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.weights = weights
         self.weights_epoch = len(self.rows) if weights is not None else 0  # the epoch `weights` ended
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         row = {"epoch": epoch + 1, **feeding.scalars(logs or {}, self.class_names)}
         row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         self.rows.append(row)
@@ -45,7 +58,7 @@ class EpochRecorder(keras.callbacks.Callback):
         rundir.update_run(self.run_dir, heartbeat_at=liveness.timestamp(), **finished)
 
     @property
-    def history(self):
+    def history(self) -> dict[str, list[float]]:
         """The epochs so far as Keras's `History.history`: name -> list of values."""
         keys = [k for k in self.rows[0] if k != "epoch"] if self.rows else []
         return {k: [r.get(k, math.nan) for r in self.rows] for k in keys}
@@ -58,15 +71,15 @@ class StopOnNaN(keras.callbacks.Callback):
     # batch callbacks asynchronously, as it does for a plain `fit`.
     async_safe = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.epoch = 0
-        self.diverged_at = None
+        self.diverged_at: tuple[float, int, int] | None = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged_at = (float(loss), self.epoch + 1, batch + 1)
@@ -76,16 +89,16 @@ class StopOnNaN(keras.callbacks.Callback):
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's `ModelCheckpoint`, writing to a temporary file renamed into place."""
 
-    def __init__(self, filepath, **kwargs):
+    def __init__(self, filepath: str, **kwargs: Any) -> None:
         self.final_path = filepath
         head, tail = os.path.split(filepath)
         super().__init__(os.path.join(head, f".{tail[: -len('.keras')]}.tmp.keras"), **kwargs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_train_batch_end(batch, logs)
         self._publish()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(epoch, logs)
         self._publish()
 
@@ -106,11 +119,11 @@ class SeedEachEpoch(keras.callbacks.Callback):
         seed: the run's seed.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed: int) -> None:
         super().__init__()
         self.seed = seed
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         import numpy as np
 
         np.random.seed((self.seed * 1_000_003 + epoch) % 2**32)
@@ -128,20 +141,20 @@ class StopOnSignal(keras.callbacks.Callback):
             process's; then they stop only at epoch ends, all together.
     """
 
-    def __init__(self, stop, agree=None):
+    def __init__(self, stop: Stop, agree: Callable[[int], int] | None = None) -> None:
         super().__init__()
         self.stop, self.agree = stop, agree
         self.agreed = False  # stopped at an epoch end agreed with every process
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.agree is None:
             self.stop.check()
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.agree is None:
             self.stop.check()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.agree is not None:
             signum = self.agree(self.stop.signum or 0)
             if signum and self.stop.signum is None:
@@ -161,13 +174,13 @@ class CarryOver(keras.callbacks.Callback):
         rows: history.csv's rows up to the resumed epoch.
     """
 
-    def __init__(self, callbacks, rows):
+    def __init__(self, callbacks: Sequence[keras.callbacks.Callback], rows: Sequence[dict[str, float]]) -> None:
         super().__init__()
         self.callbacks, self.rows = callbacks, rows
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         for callback in self.callbacks:
-            monitor = getattr(callback, "monitor", None)
+            monitor: Any = getattr(callback, "monitor", None)  # a metric name, or None: no value is finite
             values = [row[monitor] for row in self.rows if math.isfinite(row.get(monitor, math.nan))]
             if not values or not hasattr(callback, "_is_improvement"):
                 continue

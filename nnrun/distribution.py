@@ -10,17 +10,28 @@ only process 0 writes the run directory. The others write into a scratch
 folder of their own, removed when they finish.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun.backend import keras as _keras
 from nnrun.backend import quiet, tensorflow
 from nnrun.errors import ConfigError, DataError, RunFailed
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from nnrun.config import Config
 
 ADDRESSES, PROCESSES, PROCESS_ID = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES",
@@ -40,7 +51,7 @@ class Plan:
     addresses: str | None = None  # host:port of process 0 first (JAX reads only that one)
 
 
-def plan(config, environ=None):
+def plan(config: Config, environ: Mapping[str, str] | None = None) -> Plan:
     """Reads the config's `distribution` and the `KERAS_DISTRIBUTION_*` variables.
 
     Args:
@@ -54,7 +65,7 @@ def plan(config, environ=None):
     d = config.distribution
     processes = _whole(environ, PROCESSES, 1, 1)
     if processes == 1:
-        return Plan(d and d.type, d and d.devices)
+        return Plan(d.type if d else None, d.devices if d else None)
     process_id = _whole(environ, PROCESS_ID, None, 0)
     if process_id is None:
         raise ConfigError(f"{PROCESSES}={processes} needs {PROCESS_ID}: this process's number, 0 to {processes - 1}")
@@ -94,26 +105,26 @@ class Engine:
         strategy: TensorFlow's `MirroredStrategy`, if any.
     """
 
-    def __init__(self, plan, devices, strategy=None):
+    def __init__(self, plan: Plan, devices: Iterable[str], strategy: Any = None) -> None:
         self.plan, self.devices, self.strategy = plan, list(devices), strategy
-        self.scratch = None
+        self.scratch: str | None = None
         self.together = False  # every process is past fit: none is inside a step the others wait for
-        self.localized = None  # the model `local` made
-        self.weights = None  # digest of the trained weights, every process's (several processes)
+        self.localized: keras.Model | None = None  # the model `local` made
+        self.weights: str | None = None  # digest of the trained weights, every process's (several processes)
 
     @property
-    def writer(self):
+    def writer(self) -> bool:
         """Whether this process writes the run directory (process 0)."""
         return self.plan.process_id == 0
 
     @property
-    def sharded(self):
+    def sharded(self) -> bool:
         """Whether batches are split over devices: they must then divide evenly
         (JAX requires it; TensorFlow's MirroredStrategy fails on uneven splits,
         keras-team/keras#19246)."""
         return self.plan.kind is not None
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         """What run.json says of the engine."""
         import keras
 
@@ -125,18 +136,18 @@ class Engine:
             "device_names": self.devices,
         }
 
-    def scope(self):
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
         """Where the model must be built and compiled."""
         return self.strategy.scope() if self.strategy else contextlib.nullcontext()
 
-    def output_dir(self, wanted):
+    def output_dir(self, wanted: Path) -> Path | str:
         """Where this process makes its run directory: `wanted` on process 0, scratch elsewhere."""
         if self.writer:
             return wanted
         self.scratch = tempfile.mkdtemp(prefix=f"nnrun-process-{self.plan.process_id}-")
         return self.scratch
 
-    def feed(self, x, y, batch_size, shuffle=False):
+    def feed(self, x: Any, y: np.ndarray, batch_size: int, shuffle: bool = False) -> dict[str, Any]:
         """`fit` keyword arguments for a split.
 
         Arrays go to Keras as they are, unless batches are split over
@@ -174,26 +185,26 @@ class Engine:
             batches = order.batch(batch_size).map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
         replicas, processes, me = len(self.devices), self.plan.processes, self.plan.process_id
 
-        def own_slice(xb, yb):
+        def own_slice(xb: Any, yb: Any) -> tuple[Any, Any]:
             per_process = tf.shape(yb)[0] // replicas * replicas // processes
             return xb[me * per_process : (me + 1) * per_process], yb[me * per_process : (me + 1) * per_process]
 
         batches = batches.map(own_slice).filter(lambda xb, yb: tf.shape(yb)[0] > 0)
         return {"x": batches.prefetch(tf.data.AUTOTUNE)}
 
-    def validation(self, x, y, batch_size):
+    def validation(self, x: Any, y: np.ndarray, batch_size: int) -> Any:
         """What `fit(validation_data=...)` takes for a split."""
         from nnrun import feeding
 
         return self.feed(x, y, batch_size)["x"] if self.sharded else feeding.validation_data(x, y)
 
-    def agree(self, signum):
+    def agree(self, signum: int) -> int:
         """The stop signal any process got (0: none); a collective step on several processes."""
         if self.plan.processes == 1:
             return signum or 0
         return int(self._gather([signum or 0]).max())
 
-    def same(self, what, text, error=DataError):
+    def same(self, what: str, text: str, error: type[Exception] = DataError) -> None:
         """Refuses to go on unless every process has the same `text` (a fingerprint).
 
         Args:
@@ -209,7 +220,7 @@ class Engine:
         if differ:
             raise error(f"{what} differ between processes: process {differ[0]}'s are not this one's")
 
-    def local(self, model, config):
+    def local(self, model: keras.Model, config: Config) -> keras.Model:
         """The trained model on this process alone, for saving, test metrics and plots.
 
         Several processes first check that they all ended with the same weights.
@@ -242,7 +253,7 @@ class Engine:
         return copy
 
     @contextlib.contextmanager
-    def finishing(self):
+    def finishing(self) -> Iterator[None]:
         """Around a run: removes the scratch folder, and once `together` is set
         (every process is past `fit`), waits for the others at the end, so
         none exits while process 0 still writes; a failure of process 0 fails
@@ -268,7 +279,7 @@ class Engine:
         return np.asarray(multihost_utils.process_allgather(np.asarray(values, dtype="int32")))
 
 
-def digest(weights):
+def digest(weights: Iterable[np.ndarray]) -> str:
     """A short sha256 of a model's weights (a list of arrays), to compare processes' models."""
     h = hashlib.sha256()
     for w in weights:
@@ -276,7 +287,7 @@ def digest(weights):
     return h.hexdigest()[:16]
 
 
-def start(config, join=True):
+def start(config: Config, join: bool = True) -> Engine:
     """Chooses the devices, joins the other processes and sets Keras's distribution.
 
     Args:

@@ -4,17 +4,22 @@ A split is `(x, y)`: arrays (Keras batches them), or for streamed sources a
 `tf.data.Dataset` of `(x, y)` batches with `y` the targets in order.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
 import numpy as np
 
 from nnrun.errors import ConfigError, did_you_mean
 
 
-def is_stream(x):
+def is_stream(x: object) -> bool:
     """Whether `x` is a `tf.data.Dataset` of batches rather than an array."""
     return hasattr(x, "element_spec")
 
 
-def inputs(x, y, batch_size):
+def inputs(x: Any, y: np.ndarray, batch_size: int) -> dict[str, Any]:
     """Keyword arguments for `fit`/`evaluate`/`predict`: arrays with their batch size, or a stream."""
     return {"x": x} if is_stream(x) else {"x": x, "y": y, "batch_size": batch_size}
 
@@ -22,36 +27,36 @@ def inputs(x, y, batch_size):
 _epoch = 0  # the epoch being trained (SeedEachEpoch sets it)
 
 
-def set_epoch(epoch):
+def set_epoch(epoch: int) -> None:
     """Says which epoch is being trained, for streams whose order follows it (`epoch`)."""
     global _epoch
     _epoch = epoch
 
 
-def epoch():
+def epoch() -> int:
     """The epoch being trained: 0 until training begins."""
     return _epoch
 
 
-def inference_batch_size(batch_size):
+def inference_batch_size(batch_size: int) -> int:
     """Batch size for evaluate/predict: no gradients to keep, so larger batches
     cost little memory and save per-batch overhead; results do not change."""
     return max(batch_size, 1024)
 
 
-def validation_data(x, y):
+def validation_data(x: Any, y: np.ndarray) -> Any:
     """What `fit(validation_data=...)` takes for a split."""
     return x if is_stream(x) else (x, y)
 
 
-def label_form(one_hot, class_names, units):
+def label_form(one_hot: bool | None, class_names: Sequence[str] | None, units: int) -> str | None:
     """How a classifier's integer labels are fed: 'one_hot', 'column' (one sigmoid unit) or None (as they are)."""
     if one_hot:
         return "one_hot"
     return "column" if class_names is not None and units == 1 else None
 
 
-def labels(x, y, n_classes, form):
+def labels(x: Any, y: np.ndarray, n_classes: int, form: str | None) -> tuple[Any, np.ndarray]:
     """Returns the split with its integer labels in the form `label_form` chose, arrays or stream alike.
 
     A column, not a vector, for one sigmoid unit: metrics such as Precision
@@ -71,7 +76,9 @@ def labels(x, y, n_classes, form):
     return x, target
 
 
-def class_weight(spec, class_names, y):
+def class_weight(
+    spec: Literal["balanced"] | Mapping[str, float] | None, class_names: Sequence[str] | None, y: np.ndarray
+) -> dict[int, float] | None:
     """Keras's `class_weight` for the config's `training.class_weight`.
 
     Args:
@@ -101,7 +108,7 @@ def class_weight(spec, class_names, y):
     return {i: float(spec.get(name, 1.0)) for i, name in enumerate(class_names)}
 
 
-def scalars(logs, class_names=None):
+def scalars(logs: Mapping[str, Any], class_names: Sequence[str] | None = None) -> dict[str, float]:
     """Keras's logs as plain numbers, a per-class metric (F1Score) as one value per class and their mean.
 
     Args:
@@ -111,7 +118,7 @@ def scalars(logs, class_names=None):
     Returns:
         A dict name -> float: `f1_score.cat`, `f1_score.dog`, ... and `f1_score_macro` for an array.
     """
-    out = {}
+    out: dict[str, float] = {}
     for name, value in logs.items():
         value = np.asarray(value, dtype="float64").ravel()
         if value.size == 1:
@@ -123,7 +130,7 @@ def scalars(logs, class_names=None):
     return out
 
 
-def predicted_classes(probabilities, threshold=0.5):
+def predicted_classes(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Class indices from a classifier's outputs: a sigmoid unit at `threshold`, else the arg-max."""
     probabilities = np.asarray(probabilities)
     if probabilities.shape[-1] == 1:
@@ -131,7 +138,7 @@ def predicted_classes(probabilities, threshold=0.5):
     return probabilities.argmax(axis=-1)
 
 
-def class_probabilities(probabilities):
+def class_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """Per-class probabilities `(n, k)`; a single sigmoid unit becomes `[1 - p, p]`."""
     probabilities = np.asarray(probabilities, dtype="float64")
     if probabilities.shape[-1] == 1:

@@ -11,11 +11,24 @@ The epoch at which fine-tuning began is recorded in run.json, so a resumed
 run restores each backup into the model as it was when the backup was made.
 """
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from nnrun import rundir, runinfo
 from nnrun.backbones import PREPROCESSING
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError
 from nnrun.model import compile_model, optimizer_from
+
+if TYPE_CHECKING:
+    import keras
+    from rich.console import Console
+
+    from nnrun.config import Config
 
 AFTER_EPOCH = "fine_tune_after_epoch"  # run.json: the epochs done when fine-tuning began
 
@@ -29,7 +42,9 @@ class Stages:
         scope: the engine's `scope`, in which a model is compiled.
     """
 
-    def __init__(self, model, config, scope):
+    def __init__(
+        self, model: keras.Model, config: Config, scope: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> None:
         self.model, self.config, self.spec, self.scope = model, config, config.training.fine_tune, scope
         self.frozen = [
             layer for layer in model.layers if not layer.trainable and not layer.name.endswith(PREPROCESSING)
@@ -39,29 +54,31 @@ class Stages:
                 "training.fine_tune: no layer has trainable: false, so there is nothing to unfreeze; "
                 "freeze the pretrained network (e.g. MobileNetV2: {..., trainable: false})"
             )
-        self.after = None  # the epochs done when fine-tuning began (a resumed run's, from run.json)
+        self.after: int | None = None  # the epochs done when fine-tuning began (a resumed run's, from run.json)
         self.tuning = False  # whether the model is unfrozen now
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """The epochs planned in all: training's, and fine-tuning's after them."""
         return runinfo.planned_epochs(self.config, self.after)
 
-    def resume(self, run_dir):
+    def resume(self, run_dir: Path) -> None:
         """Reads when a resumed run's fine-tuning began, from its run.json."""
         self.after = rundir.read_run(run_dir).get(AFTER_EPOCH)
 
-    def stage(self):
+    def stage(self) -> dict[str, bool]:
         """What a backup records of the stage it is made in."""
         return {"fine_tuning": self.tuning}
 
-    def arrange(self, metadata):
+    def arrange(self, metadata: Mapping[str, Any]) -> None:
         """Puts the model in the stage a backup (its metadata) was made in."""
         tuning = bool(metadata.get("fine_tuning"))
         if tuning != self.tuning:
             self._unfreeze() if tuning else self._freeze()
 
-    def ends(self, done, run_dir, console, stopped):
+    def ends(
+        self, done: Callable[[], int], run_dir: Path, console: Console, stopped: Callable[[], bool]
+    ) -> Iterator[int]:
         """The epoch each stage still to run trains until; fine-tuning begins when it is asked for.
 
         Args:
@@ -85,7 +102,7 @@ class Stages:
         console.print(self.describe(), style="dim", highlight=False, soft_wrap=True)
         yield self.epochs
 
-    def describe(self):
+    def describe(self) -> str | None:
         """What fine-tuning does, in a line ('fine-tuning from epoch 11: ...'); None without it."""
         if not self.spec:
             return None
@@ -101,11 +118,13 @@ class Stages:
         )
 
     def _learning_rate(self):
+        assert self.spec is not None  # called only when the config fine-tunes
         if self.spec.learning_rate is not None:
             return self.spec.learning_rate
         return float(_keras().ops.convert_to_numpy(optimizer_from(self.config.optimizer).learning_rate)) / 100
 
     def _unfreeze(self):
+        assert self.spec is not None  # called only when the config fine-tunes
         keras = _keras()
         for layer in self.frozen:
             layer.trainable = True

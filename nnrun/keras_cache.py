@@ -2,13 +2,16 @@
 for a file, why a missing one could not be fetched, and Keras's download
 messages kept off stdout."""
 
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import urllib.error
+from typing import Any
 
 
-def folder(subdir):
+def folder(subdir: str) -> tuple[str, str]:
     """Where `keras.utils.get_file` keeps files of `subdir` (datasets, models).
 
     Args:
@@ -22,12 +25,12 @@ def folder(subdir):
     return os.path.join(home if os.access(home, os.W_OK) else os.path.join("/tmp", ".keras"), subdir), home
 
 
-def fallback_note(where, home):
+def fallback_note(where: str, home: str) -> str:
     """' (... not writable ...)' when Keras uses /tmp/.keras instead of `home`."""
     return "" if where.startswith(home) else f" ('{home}' is not writable, so Keras uses /tmp/.keras)"
 
 
-def download_failure(error):
+def download_failure(error: BaseException) -> BaseException | str | None:
     """Why a Keras download failed, when `error` is one; else None.
 
     Keras wraps the URL error in a plain Exception, so its context is looked at.
@@ -45,11 +48,11 @@ class Announcements(contextlib.redirect_stdout):
     until more follows, so a download that cannot start leaves only our error.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(self)
-        self.held = None
+        self.held: str | None = None
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         if self.held is None:
             self.held = text
         else:
@@ -57,13 +60,13 @@ class Announcements(contextlib.redirect_stdout):
             self.held = ""
         return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         sys.stderr.flush()
 
-    def isatty(self):
+    def isatty(self) -> bool:
         return sys.stderr.isatty()
 
-    def __exit__(self, kind, *rest):
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
         if kind is None and self.held:
             sys.stderr.write(self.held)
         return super().__exit__(kind, *rest)

@@ -5,16 +5,20 @@ its run.json. The process id, host and the kernel's start time of the process
 recorded there let a reader tell a run still going from one that died.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from nnrun.errors import RunDirError
 
 
-def timestamp(seconds=None):
+def timestamp(seconds: float | None = None) -> str:
     """An ISO 8601 UTC time, to the second, as run.json records times.
 
     Args:
@@ -26,7 +30,7 @@ def timestamp(seconds=None):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def process():
+def process() -> dict[str, Any]:
     """This process as run.json records it, so a reader can tell whether it still runs.
 
     Returns:
@@ -36,7 +40,7 @@ def process():
     return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _started(os.getpid())}
 
 
-def status(info):
+def status(info: Mapping[str, Any]) -> str:
     """A run's status as a reader should see it: `crashed` for a `running` run whose process is gone.
 
     A run on another host cannot be checked from here and keeps `running`;
@@ -60,7 +64,7 @@ def status(info):
     return "running" if alive(pid) and not reused else "crashed"
 
 
-def alive(pid):
+def alive(pid: int) -> bool:
     """Whether a process of this id runs on this host (not a zombie)."""
     try:
         os.kill(pid, 0)
@@ -72,12 +76,12 @@ def alive(pid):
     return fields is None or fields[0] not in ("Z", "X")  # no /proc here: the pid exists, trust it
 
 
-def _started(pid):
+def _started(pid: int) -> int | None:
     fields = _stat(pid)
     return None if fields is None else int(fields[19])
 
 
-def _stat(pid):
+def _stat(pid: int) -> list[str] | None:
     """/proc/<pid>/stat's fields after the command name (state first, start time 20th), or None."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -88,7 +92,7 @@ def _stat(pid):
 
 
 @contextlib.contextmanager
-def claim(path):
+def claim(path: Path) -> Iterator[None]:
     """Holds a run directory for this process alone (an exclusive lock on the
     folder itself, which the system releases when the process ends, however it ends).
 

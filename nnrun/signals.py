@@ -9,9 +9,13 @@ of `train`. Signals after the first are ignored, so a second Ctrl-C cannot cut
 the save short.
 """
 
+from __future__ import annotations
+
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from nnrun.errors import Interrupted
 
@@ -21,19 +25,19 @@ STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, 
 class Stop:
     """What the stop signals said: the first one's number, and how many more came."""
 
-    def __init__(self):
-        self.signum = None
+    def __init__(self) -> None:
+        self.signum: int | None = None
         self.ignored = 0
         self.raised = False
 
-    def note(self, signum, frame=None):
+    def note(self, signum: int, frame: FrameType | None = None) -> None:
         """The signal handler: remembers the first signal, counts the others."""
         if self.signum is None:
             self.signum = signum
         else:
             self.ignored += 1
 
-    def check(self):
+    def check(self) -> None:
         """Raises `Interrupted` if a stop signal came, once; a safe point calls it."""
         if self.signum is not None and not self.raised:
             self.raised = True
@@ -41,7 +45,7 @@ class Stop:
 
 
 @contextlib.contextmanager
-def stopping():
+def stopping() -> Iterator[Stop]:
     """Within this block, stop signals are noted in the yielded `Stop`, not acted on.
 
     Outside the main thread (where Python cannot set handlers) this changes
