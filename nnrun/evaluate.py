@@ -4,7 +4,12 @@ Needs nothing but the run directory (and the data): never the training code.
 Results go to `RUN_DIR/evaluation/<timestamp>/`, never over an earlier one.
 """
 
+from __future__ import annotations
+
 import math
+import os
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +19,12 @@ from nnrun.errors import BadInput
 EVALUATION = "evaluation"
 
 
-def evaluate(run_dir, data_path=None, samples=0, model_file=rundir.MODEL):
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    data_path: str | os.PathLike[str] | None = None,
+    samples: int = 0,
+    model_file: str = rundir.MODEL,
+) -> dict[str, Any]:
     """Scores a run's model.
 
     Args:
@@ -101,7 +111,7 @@ def _check_recreated(ds, run):
         )
 
 
-def parse_gates(fail_under=(), fail_over=()):
+def parse_gates(fail_under: Iterable[str] = (), fail_over: Iterable[str] = ()) -> list[tuple[str, str, float]]:
     """Reads `--fail-under`/`--fail-over` options before any work is done.
 
     Args:
@@ -122,7 +132,7 @@ def parse_gates(fail_under=(), fail_over=()):
     return gates
 
 
-def gate(result, gates):
+def gate(result: dict[str, Any], gates: Iterable[tuple[str, str, float]]) -> list[str]:
     """Checks quality gates against an evaluation.
 
     Args:
@@ -208,7 +218,7 @@ def _draw_samples(x, y, predicted, class_names, n, path, title):
 
 def _across_classes(y, predicted, n):
     """Up to n sample indices: the wrong predictions, then the right ones, each round-robin over the true classes."""
-    order = []
+    order: list[np.intp] = []
     for group in (np.flatnonzero(y != predicted), np.flatnonzero(y == predicted)):
         queues = [list(group[y[group] == c]) for c in np.unique(y[group])]
         while len(order) < n and any(queues):

@@ -9,17 +9,24 @@ Keras agree to `TOLERANCE`; run.json records it (file, sha256, the largest
 difference), which `predict` reads to choose a runtime.
 """
 
+from __future__ import annotations
+
 import importlib.metadata
 import importlib.util
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun import rundir, runtimes, signals
 from nnrun.errors import ConfigError, RunFailed, one_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 KERAS_FORMATS = {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_model"}
 # What each format needs besides TensorFlow: the converter, and what runs the export to verify it.
@@ -28,7 +35,7 @@ TOLERANCE = 1e-4
 PROBES = 32  # generated inputs fed through both
 
 
-def check_available(formats, place="--format"):
+def check_available(formats: Iterable[str], place: str = "--format") -> None:
     """Refuses formats whose converter is not installed, naming the extra to install (exit 2).
 
     Args:
@@ -41,7 +48,7 @@ def check_available(formats, place="--format"):
             raise ConfigError(f"{place} {name}: needs {', '.join(missing)}; pip install '{runtimes.EXTRA}'")
 
 
-def export(run_dir, formats, console):
+def export(run_dir: str | os.PathLike[str], formats: Sequence[str], console: Console) -> dict[str, dict[str, Any]]:
     """Exports a run's final model in each format and verifies it against Keras.
 
     Args:

@@ -5,9 +5,14 @@ pyplot's global figure list, so no display is needed (Agg) and nothing is left
 open after a figure is saved.
 """
 
+from __future__ import annotations
+
 import math
+import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -17,6 +22,9 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from nnrun import rundir
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 # scikit-learn's ConfusionMatrixDisplay imports pyplot; Agg keeps it headless
 # whatever MPLBACKEND says.
 matplotlib.use("Agg")
@@ -25,7 +33,12 @@ matplotlib.use("Agg")
 _NOT_METRICS = {"learning_rate", "lr"}
 
 
-def learning_curves(history, path, title, fine_tune_after=None):
+def learning_curves(
+    history: Mapping[str, Sequence[float | None]],
+    path: str | os.PathLike[str],
+    title: str,
+    fine_tune_after: int | None = None,
+) -> Path:
     """Plots train and validation curves, one subplot per metric, to a PNG.
 
     Args:
@@ -76,7 +89,9 @@ def learning_curves(history, path, title, fine_tune_after=None):
     return _save(fig, path)
 
 
-def compare_curves(histories, path, title):
+def compare_curves(
+    histories: Mapping[str, Sequence[Mapping[str, float]]], path: str | os.PathLike[str], title: str
+) -> Path:
     """Plots several runs' learning curves together: one subplot per metric,
     one colour per run, training solid and validation dashed.
 
@@ -84,8 +99,6 @@ def compare_curves(histories, path, title):
         histories: run name -> history.csv rows (dicts with `epoch` and metrics).
         path: where to save the PNG.
         title: the figure's title.
-        fine_tune_after: the epochs done when fine-tuning began, marked by a
-            vertical line; None without fine-tuning.
 
     Returns:
         The saved file's `Path`.
@@ -103,7 +116,7 @@ def compare_curves(histories, path, title):
     nrows = math.ceil(len(names) / ncols)
     fig = Figure(figsize=(6.5 * ncols, 4 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    colors = matplotlib.colormaps["tab10"].colors
+    colors = matplotlib.color_sequences["tab10"]  # the tab10 colormap's colours
     markers = "os^Dv<>p"  # runs whose curves coincide stay told apart
     for ax, name in zip(axes, names, strict=False):
         for i, (run, rows) in enumerate(histories.items()):
@@ -135,7 +148,9 @@ def compare_curves(histories, path, title):
     return _save(fig, path)
 
 
-def confusion_matrix(y_true, y_pred, class_names, path, title):
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, class_names: Sequence[str], path: str | os.PathLike[str], title: str
+) -> Path:
     """Plots the confusion matrix of integer class predictions to a PNG.
 
     Args:
@@ -180,7 +195,7 @@ def confusion_matrix(y_true, y_pred, class_names, path, title):
     return _save(fig, path)
 
 
-def regression(y_true, y_pred, path, title):
+def regression(y_true: ArrayLike, y_pred: ArrayLike, path: str | os.PathLike[str], title: str) -> Path:
     """Plots a regression's predictions against the truth, and the residuals, to a PNG.
 
     Args:
@@ -208,7 +223,13 @@ def regression(y_true, y_pred, path, title):
     return _save(fig, path)
 
 
-def samples(images, true_names, predicted_names, path, title):
+def samples(
+    images: np.ndarray,
+    true_names: Sequence[str],
+    predicted_names: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str,
+) -> Path:
     """Draws a grid of images with their true and predicted labels, wrong ones in red.
 
     Args:
@@ -243,7 +264,7 @@ def samples(images, true_names, predicted_names, path, title):
     return _save(fig, path)
 
 
-def _save(fig, path):
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     try:
         with rundir.atomic(path) as tmp, warnings.catch_warnings():
             # A run or class name in a script the font lacks (名前) is drawn as boxes, not worth a warning.
@@ -254,7 +275,9 @@ def _save(fig, path):
     return Path(path)
 
 
-def sweep(points, path, title, metric, direction):
+def sweep(
+    points: Sequence[tuple[int, float, str]], path: str | os.PathLike[str], title: str, metric: str, direction: str
+) -> Path:
     """Plots a sweep's metric over its trials, with the best so far, to a PNG.
 
     Args:
@@ -269,13 +292,13 @@ def sweep(points, path, title, metric, direction):
     """
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
-    for state, style in (
-        ("complete", dict(color="tab:blue", label="trial")),
-        ("pruned", dict(color="tab:grey", marker="x", label="pruned (last value)")),
+    for state, color, marker, label in (
+        ("complete", "tab:blue", None, "trial"),  # marker None: scatter's default
+        ("pruned", "tab:grey", "x", "pruned (last value)"),
     ):
         shown = [(n + 1, v) for n, v, s in points if s == state]
         if shown:
-            ax.scatter(*zip(*shown, strict=True), zorder=3, **style)
+            ax.scatter(*zip(*shown, strict=True), zorder=3, color=color, marker=marker, label=label)
     complete = sorted((n + 1, v) for n, v, s in points if s == "complete")
     if complete:
         pick = min if direction == "minimize" else max

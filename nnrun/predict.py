@@ -5,11 +5,15 @@ hands over files as they are. Bad inputs are collected, not fatal: the good
 ones are still predicted.
 """
 
+from __future__ import annotations
+
 import glob
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,14 +30,21 @@ class Predictions:
 
     run: rundir.Run
     runtime: str | None = None  # what ran the model: onnx, litert or keras
-    rows: list = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
-    failed: list = field(default_factory=list)  # (input, why)
-    notes: list = field(default_factory=list)  # things the user should know (ignored columns)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
+    notes: list[str] = field(default_factory=list)  # things the user should know (ignored columns)
 
 
 def predict(
-    run_dir, inputs, top_k=3, threshold=0.5, id_column=None, batch_size=256, model_file=rundir.MODEL, runtime="auto"
-):
+    run_dir: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]],
+    top_k: int = 3,
+    threshold: float = 0.5,
+    id_column: str | None = None,
+    batch_size: int = 256,
+    model_file: str = rundir.MODEL,
+    runtime: str = "auto",
+) -> Predictions:
     """Predicts raw inputs with a run's model.
 
     Args:
@@ -175,7 +186,7 @@ def _csv_rows(path, prep, id_column, notes):
     ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]
     if ignored:
         notes.append(f"{path}: ignored columns the model does not take: {', '.join(ignored)}")
-    unseen = []
+    unseen: list[str] = []
     try:
         x = csv_table.apply(table, prep, unseen)
     except DataError as e:
@@ -280,7 +291,7 @@ def _kind(prep):
     return {"table": "CSV rows", "images": "image files"}.get(prep.get("kind"), f"arrays of shape {shape}")
 
 
-def write_csv(predictions, path):
+def write_csv(predictions: Predictions, path: str | os.PathLike[str]) -> None:
     """Writes predictions as a CSV (id or input, label, probability, one `probability.<class>` column per class;
     or value), atomically."""
     import pandas as pd

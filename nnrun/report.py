@@ -1,6 +1,11 @@
 """Rich tables for what a command reports on stdout: metrics, evaluations, predictions."""
 
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -9,7 +14,7 @@ from rich.table import Table
 from nnrun import rundir
 
 
-def metrics_table(metrics, title):
+def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) -> Table:
     """A table with one row per split (or one row) and one column per metric.
 
     Per-class values (`f1_score.cat`) stay in the files: their macro average
@@ -23,7 +28,7 @@ def metrics_table(metrics, title):
     return table
 
 
-def print_evaluation(result, console=None):
+def print_evaluation(result: dict[str, Any], console: Console | None = None) -> None:
     """Prints an evaluation: metrics, per-class report, confusion matrix, where it was saved."""
     console = console or Console(highlight=False)
     console.print(metrics_table({result["data"]: result["metrics"]}, f"{result['samples']} samples"))
@@ -57,21 +62,24 @@ def print_evaluation(result, console=None):
     console.print(f"saved in {result['output_dir']}")
 
 
-def print_predictions(rows, run_dir, console=None):
+def print_predictions(
+    rows: Sequence[dict[str, Any]], run_dir: str | os.PathLike[str], console: Console | None = None
+) -> None:
     """Prints predictions: one row per input with its label and probability (or value)."""
     console = console or Console(highlight=False)
     with_top = any("top" in row for row in rows)
     values = all("value" in row for row in rows)  # a regression: no probabilities to show
+    with_id = any("id" in r for r in rows)
     table = Table(
         "input",
-        *(["id"] if any("id" in r for r in rows) else []),
+        *(["id"] if with_id else []),
         "value" if values else "prediction",
         *([] if values else ["probability"]),
         *(["others"] if with_top else []),
         title=f"predictions of {run_dir}",
     )
     for row in rows:
-        cells = [row["input"], *([str(row.get("id", ""))] if "id" in table.columns[1].header else [])]
+        cells = [row["input"], *([str(row.get("id", ""))] if with_id else [])]
         if "value" in row:
             cells.append(str(row["value"]))
         else:
@@ -82,7 +90,12 @@ def print_predictions(rows, run_dir, console=None):
     console.print(table)
 
 
-def print_runs(summaries, root, filtered=False, console=None):
+def print_runs(
+    summaries: Sequence[dict[str, Any]],
+    root: str | os.PathLike[str],
+    filtered: bool = False,
+    console: Console | None = None,
+) -> None:
     """Prints `nnrun runs`: one row per run, newest first, with a hint for unfinished ones."""
     console = console or _wide_console()
     if not summaries:
@@ -126,13 +139,13 @@ def print_runs(summaries, root, filtered=False, console=None):
         console.print(f"{s['run']} is {s['status']}: continue it with: {s['hint']}{more}", style="dim", soft_wrap=True)
 
 
-def _wide_console():
+def _wide_console() -> Console:
     """stdout; when it is not a terminal (a pipe, a CI log), tables are not cut to 80 columns."""
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=200)
 
 
-def print_diff(found, console=None):
+def print_diff(found: dict[str, Any], console: Console | None = None) -> None:
     """Prints `nnrun runs diff`: the configs' differing keys, then the metrics side by side."""
     console = console or _wide_console()
     a, b = found["a"].rsplit("/", 1)[-1], found["b"].rsplit("/", 1)[-1]
@@ -154,13 +167,13 @@ def print_diff(found, console=None):
         console.print(table)
 
 
-def _value(value):
+def _value(value: object) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _duration(seconds):
+def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, seconds = divmod(int(seconds), 60)

@@ -12,11 +12,19 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import liveness
 from nnrun.errors import RunDirError, one_line
+
+# No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+
+    from nnrun.config import Config
 
 CONFIG = "config.yaml"
 RUN = "run.json"
@@ -40,7 +48,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def create(root, name, subfolders=(PLOTS,)):
+def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
     """Makes a new, empty run directory `root/<name>-<YYYYmmdd-HHMMSS>`.
 
     Never reuses a directory: a clash (two runs in the same second) gets a
@@ -76,7 +84,7 @@ def create(root, name, subfolders=(PLOTS,)):
 
 
 @contextlib.contextmanager
-def atomic(path):
+def atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields a temporary path to write; renames it to `path` on success.
 
     The temporary name ends with `path`'s whole name, for writers (Keras,
@@ -104,7 +112,7 @@ def atomic(path):
 
 
 @contextlib.contextmanager
-def atomic_tree(path):
+def atomic_tree(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Like `atomic`, for a writer that makes `path` itself, a file or a folder (Keras's exports).
 
     Yields a temporary path that does not exist yet; on success it replaces
@@ -136,7 +144,7 @@ def atomic_tree(path):
         raise
 
 
-def _remove(path):
+def _remove(path: Path) -> None:
     import shutil
 
     if path.is_dir() and not path.is_symlink():
@@ -146,7 +154,7 @@ def _remove(path):
             path.unlink()
 
 
-def sha256_file(path):
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """A file's sha256, read in blocks."""
     import hashlib
 
@@ -157,7 +165,7 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def _fsync(path):
+def _fsync(path: str | os.PathLike[str]) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -170,7 +178,7 @@ def _fsync(path):
         os.close(fd)
 
 
-def sweep_temporary(path, older_than=0):
+def sweep_temporary(path: str | os.PathLike[str], older_than: float = 0) -> None:
     """Removes the temporary files a killed process left in a folder (and its sub-folders).
 
     Args:
@@ -188,7 +196,7 @@ def sweep_temporary(path, older_than=0):
 STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
 
 
-def sweep_stale(root):
+def sweep_stale(root: str | os.PathLike[str]) -> None:
     """Removes temporary files that dead processes left in a runs folder's run directories.
 
     Only files over an hour old: an `evaluate` or a `resume` may be writing
@@ -209,18 +217,18 @@ def sweep_stale(root):
                 tmp.unlink()
 
 
-def write_text(path, text):
+def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Writes text atomically."""
     with atomic(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path, value):
+def write_json(path: str | os.PathLike[str], value: object) -> None:
     """Writes a JSON document atomically."""
     write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")
 
 
-def read_json(path):
+def read_json(path: str | os.PathLike[str]) -> Any:
     """Reads a JSON file of a run directory, with a clear error if it is not one."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -236,14 +244,14 @@ def read_json(path):
         raise RunDirError(f"'{path}': cannot read: {e}") from None
 
 
-def sha256_text(text):
+def sha256_text(text: str) -> str:
     """The sha256 of a text file's contents as written, e.g. config.yaml's (run.json records it)."""
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_run(path):
+def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Reads a run directory's run.json and checks the fields nnrun relies on.
 
     Unknown fields are kept; a known one of the wrong type (a tampered or
@@ -267,7 +275,7 @@ def read_run(path):
     return info
 
 
-def history_text(rows):
+def history_text(rows: Sequence[Mapping[str, object]]) -> str:
     """history.csv's text from its rows (dicts of epoch and metrics)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     out = io.StringIO()
@@ -277,7 +285,7 @@ def history_text(rows):
     return out.getvalue()
 
 
-def read_history(path):
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     """history.csv's rows as dicts of numbers (an empty value is NaN); none when it is absent.
 
     Raises:
@@ -289,7 +297,7 @@ def read_history(path):
         return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def update_run(path, **fields):
+def update_run(path: str | os.PathLike[str], **fields: object) -> dict[str, Any]:
     """Merges `fields` into the run directory's run.json, atomically."""
     run_file = Path(path) / RUN
     info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
@@ -298,7 +306,7 @@ def update_run(path, **fields):
     return info
 
 
-def point_latest(path):
+def point_latest(path: str | os.PathLike[str]) -> None:
     """Points `<runs folder>/latest` at the run directory `path`, atomically."""
     path = Path(path)
     link = path.parent / LATEST
@@ -368,7 +376,7 @@ def _run_info_model():
 
 class _Lazy:
     # pydantic's models are built on first use: rundir is imported by every command.
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         model = _run_info_model()
         globals()["_RunInfo"] = model
         return getattr(model, name)
@@ -382,13 +390,13 @@ class Run:
     """A run directory as evaluate and predict need it: what it recorded."""
 
     path: Path
-    info: dict  # run.json
-    preprocessing: dict
+    info: dict[str, Any]  # run.json
+    preprocessing: dict[str, Any]
     model: str = MODEL  # the model file used: MODEL or BEST_MODEL
     status: str = "completed"  # as `status` reads it (a dead `running` run is `crashed`)
 
     @functools.cached_property
-    def config(self):
+    def config(self) -> "Config":
         """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
         from nnrun import config as config_lib
         from nnrun.errors import ConfigError
@@ -398,7 +406,7 @@ class Run:
         except ConfigError as e:
             raise RunDirError(f"'{self.path}': its {CONFIG} is not valid: {e}") from None
 
-    def warning(self):
+    def warning(self) -> str | None:
         """A line for stderr when the run is not a completed one, else None."""
         if self.status == "completed":
             return None
@@ -406,7 +414,7 @@ class Run:
         return f"warning: {self.path} is {self.status} ({done}): its model may not be the final one"
 
 
-def read(path, model=MODEL, config=True):
+def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) -> Run:
     """Reads a run directory, checking it is one and has the model asked for.
 
     Args:
@@ -432,7 +440,7 @@ def read(path, model=MODEL, config=True):
         )
         error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
         raise RunDirError(f"'{path}' has no {model}: {why}{error}")
-    run = Run(path, info, None, model, liveness.status(info))
+    run = Run(path, info, {}, model, liveness.status(info))  # preprocessing: read below, once the config is checked
     if config:
         run.config  # noqa: B018 (read now: a config that is not valid is named before anything else)
     elif not (path / CONFIG).is_file():
@@ -443,7 +451,7 @@ def read(path, model=MODEL, config=True):
     return run
 
 
-def load_model(run):
+def load_model(run: Run) -> "keras.Model":
     """Loads a run's model in Keras's safe mode (no code in it can run).
 
     Args:
@@ -474,7 +482,9 @@ def _check_fits(model, preprocessing, path):
     check_shapes(model.input_shape[1:], model.output_shape[-1], preprocessing, path)
 
 
-def check_shapes(inputs, outputs, preprocessing, path):
+def check_shapes(
+    inputs: Iterable[int | str | None], outputs: int | str | None, preprocessing: Mapping[str, Any], path: Path
+) -> None:
     """A model's sample shape and output width fit preprocessing.json (Keras's, or an export's).
 
     Args:
@@ -493,7 +503,7 @@ def check_shapes(inputs, outputs, preprocessing, path):
         raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
 
 
-def listing(root):
+def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
     """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
 
     Args:
@@ -502,7 +512,8 @@ def listing(root):
     Returns:
         `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
     """
-    runs, broken = [], []
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    broken: list[tuple[Path, str]] = []
     root = Path(root)
     if not root.is_dir():
         return runs, broken
@@ -516,7 +527,7 @@ def listing(root):
     return runs, broken
 
 
-def newest(root, hint="name one with --run"):
+def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
     """Returns the newest completed run directory under `root` (by its start time).
 
     Runs that are running, crashed, failed or interrupted are passed over,

@@ -4,17 +4,28 @@ Every write goes through `rundir` (atomic); every status a reader sees goes
 through `liveness.status`.
 """
 
+from __future__ import annotations
+
 import datetime
 import importlib.metadata
+import os
 import platform
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import __version__, liveness, rundir
 from nnrun.errors import RunDirError
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def planned_epochs(config, after=None):
+    from nnrun.config import Config
+    from nnrun.data.types import Dataset
+
+
+def planned_epochs(config: Config, after: int | None = None) -> int:
     """The epochs a config plans: training's, and fine-tuning's after them.
 
     Args:
@@ -29,7 +40,9 @@ def planned_epochs(config, after=None):
     return start + config.training.fine_tune.epochs if config.training.fine_tune else config.training.epochs
 
 
-def new(config, dataset, config_file, started, config_sha256):
+def new(
+    config: Config, dataset: Dataset, config_file: str | os.PathLike[str] | None, started: float, config_sha256: str
+) -> dict[str, Any]:
     """run.json of a run that starts now.
 
     Args:
@@ -75,7 +88,7 @@ def new(config, dataset, config_file, started, config_sha256):
     }
 
 
-def resumed(run_dir, epoch, batch, step):
+def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
     """Records in run.json that this process resumes the run, and returns what it recorded.
 
     The run is `running` again, in this process; how it ended before is kept in
@@ -122,7 +135,7 @@ def resumed(run_dir, epoch, batch, step):
     return entry
 
 
-def finish(run_dir, started, status, console, **fields):
+def finish(run_dir: Path, started: float, status: str, console: Console, **fields: object) -> None:
     """Records how this attempt ended in run.json; if even that fails (a full disk), says why on the console.
 
     Args:

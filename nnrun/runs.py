@@ -3,9 +3,14 @@
 Reads run directories only; never imports TensorFlow.
 """
 
+from __future__ import annotations
+
 import fnmatch
+import os
 import time
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from nnrun import liveness, rundir
 from nnrun.errors import RunDirError
@@ -13,7 +18,9 @@ from nnrun.errors import RunDirError
 STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
 
 
-def summaries(root, statuses=(), name=None):
+def summaries(
+    root: str | os.PathLike[str], statuses: Collection[str] = (), name: str | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
     """One summary per run directory under `root`, newest first.
 
     Args:
@@ -34,7 +41,7 @@ def summaries(root, statuses=(), name=None):
     return found, broken
 
 
-def summary(path, info):
+def summary(path: Path, info: dict[str, Any]) -> dict[str, Any]:
     """What `nnrun runs` shows of one run.
 
     Args:
@@ -63,7 +70,7 @@ def summary(path, info):
     }
 
 
-def diff(a, b):
+def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
     """The differences between two runs' resolved configs, and their metrics.
 
     Args:
@@ -90,7 +97,7 @@ def diff(a, b):
     return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
 
 
-def compare(run_dirs, output=None):
+def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None = None) -> Path:
     """Plots the learning curves of several runs on one figure.
 
     Args:
@@ -176,6 +183,7 @@ def _data_source(path):
 
 def _flat(value, prefix=""):
     """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}, as --set names keys."""
+    items: Iterable[tuple[object, Any]]
     if isinstance(value, dict) and value:
         items = value.items()
     elif isinstance(value, list) and value:

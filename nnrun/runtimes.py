@@ -7,12 +7,21 @@ sha256 run.json recorded for it, and says in one line why it falls back to
 Keras when it must.
 """
 
+from __future__ import annotations
+
 import importlib.util
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnrun import rundir
 from nnrun.backend import quiet
 from nnrun.errors import ConfigError, RunDirError, one_line
+
+if TYPE_CHECKING:  # predict runs an export without TensorFlow: nothing here imports Keras (or NumPy) to be typed
+    import keras
+    import numpy as np
 
 EXPORT = "export"
 FILES = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "saved_model"}  # format -> under export/
@@ -20,7 +29,7 @@ RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}  # in the order pr
 EXTRA = "nnrun[export]"
 
 
-def choose(run, wanted="auto", say=print):
+def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] = print) -> Onnx | LiteRT | Keras:
     """The runtime `predict` uses for a run.
 
     Args:
@@ -76,7 +85,9 @@ def choose(run, wanted="auto", say=print):
     return Keras(run)
 
 
-def open_export(name, path, sha256=None, run=None):
+def open_export(
+    name: str, path: str | os.PathLike[str], sha256: str | None = None, run: rundir.Run | None = None
+) -> Onnx | LiteRT:
     """Opens an exported model with its runtime.
 
     Args:
@@ -110,7 +121,7 @@ class Onnx:
 
     name = "onnx"
 
-    def __init__(self, path):
+    def __init__(self, path: Path) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -120,7 +131,7 @@ class Onnx:
         self.path = path
         self.shapes = (self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
 
         try:
@@ -134,17 +145,17 @@ class LiteRT:
 
     name = "litert"
 
-    def __init__(self, path):
+    def __init__(self, path: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path))
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        self.batch = None
+        self.batch: int | None = None
         self.path = path
         self.shapes = (list(self.input["shape_signature"]), list(self.output["shape_signature"]))
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
 
         x = np.asarray(x, dtype="float32")
@@ -167,10 +178,11 @@ class Keras:
 
     name = "keras"
 
-    def __init__(self, run):
-        self.run, self.model = run, None
+    def __init__(self, run: rundir.Run) -> None:
+        self.run = run
+        self.model: keras.Model | None = None
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
             self.model = rundir.load_model(self.run)
         return self.model.predict(x, batch_size=len(x), verbose=0)
