@@ -56,7 +56,7 @@ def summary(path: Path, info: dict[str, Any]) -> dict[str, Any]:
     metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
     return {
         "run": str(path),
-        "name": str(info.get("name", path.name)),
+        "name": str(info.get("name") or path.name),  # run.json may say null
         "status": status,
         "started_at": info.get("started_at"),
         "duration_s": info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),

@@ -91,6 +91,13 @@ def test_runs_skips_a_broken_run_json_with_a_warning(runner, four_runs, tmp_path
     assert f"{four_runs['failed']}: skipped" in result.stderr
 
 
+def test_a_run_json_whose_name_is_null_is_listed_by_its_folder(runner, four_runs, tmp_path):
+    edit_run(four_runs["failed"], name=None)  # run.json's schema allows it
+    result = runner.invoke(cli, ["runs", str(tmp_path / "runs"), "--json", "--status", "failed"])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)] == [four_runs["failed"].name]
+
+
 def test_runs_of_a_missing_or_empty_folder(runner, tmp_path):
     missing = runner.invoke(cli, ["runs", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
