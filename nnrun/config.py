@@ -6,9 +6,11 @@ callbacks) are only checked for shape here; `nnrun.model` resolves them
 through Keras and checks their arguments against the Keras classes.
 """
 
+import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pydantic
 import yaml
@@ -20,10 +22,13 @@ from nnrun.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
 from nnrun.search_space import Sweep
 from nnrun.section import Section
 
-SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing")
+SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer"]
+SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
+KerasDataset = Literal["mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing"]
+KERAS_DATASETS: tuple[str, ...] = get_args(KerasDataset)
 CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
-EXPORT_FORMATS = ("onnx", "litert", "saved_model")  # nnrun export's
+ExportFormat = Literal["onnx", "litert", "saved_model"]  # nnrun export's
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 
 def _named(value):
@@ -130,14 +135,14 @@ class SklearnData(DataBase):
     """One of scikit-learn's bundled datasets: works offline."""
 
     source: Literal["sklearn"]
-    name: Literal[SKLEARN_DATASETS]
+    name: SklearnDataset
 
 
 class KerasData(DataBase):
     """One of Keras's built-in datasets, read from the Keras cache (KERAS_HOME, default ~/.keras)."""
 
     source: Literal["keras"]
-    name: Literal[KERAS_DATASETS]
+    name: KerasDataset
 
 
 class NpzData(DataBase):
@@ -209,7 +214,7 @@ class Model(Section):
     layers: list[LayerSpec] = Field(min_length=1, description="The layer stack, first to last.")
 
     @classmethod
-    def _short_form(cls, data):
+    def _short_form(cls, data: Any) -> Any:
         return {"layers": data} if isinstance(data, list) else data
 
 
@@ -348,7 +353,7 @@ class Output(Section):
     )
     save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
     keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
-    export: list[Literal[EXPORT_FORMATS]] = Field(
+    export: list[ExportFormat] = Field(
         default_factory=list,
         description="Export the model when training completes (nnrun export), verified.",
     )
@@ -404,7 +409,7 @@ class Tracking(Section):
     )
 
     @classmethod
-    def _short_form(cls, data):
+    def _short_form(cls, data: Any) -> Any:
         if data is None or data == "none":
             return {}
         if isinstance(data, str):
@@ -416,11 +421,11 @@ class Tracking(Section):
         return data
 
     @pydantic.model_serializer(mode="wrap")
-    def _on_only(self, handler):
+    def _on_only(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
         # A tracker that is off is left out: written back, an empty key would turn it on.
         return {name: value for name, value in handler(self).items() if value is not None}
 
-    def names(self):
+    def names(self) -> list[str]:
         """The trackers turned on, e.g. ['tensorboard']."""
         return [name for name in TRACKERS if getattr(self, name) is not None]
 
@@ -447,7 +452,7 @@ class Config(Section):
     sweep: Sweep | None = Field(None, description="nnrun sweep: the metric to optimize and the parameters to search.")
 
 
-def load(path, overrides=()):
+def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
     """Reads, validates and resolves a config file.
 
     Args:
@@ -479,14 +484,14 @@ def load(path, overrides=()):
     if config.sweep:
         search_space.check_paths(config, str(path))
     if config.backend is None:  # resolved here, so the run directory says which ran
-        config.backend = backend.default()
+        config.backend = backend.default()  # type: ignore[assignment]  # any $KERAS_BACKEND: backend.use() checks it
     if config.output.name is None:
         stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
         config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
     return config
 
 
-def with_trackers(config, names):
+def with_trackers(config: Config, names: Iterable[str]) -> Config:
     """The config with the trackers `--tracker` names turned on; `none` turns the config's off first.
 
     Args:
@@ -505,7 +510,7 @@ def with_trackers(config, names):
     return config.model_copy(update={"tracking": Tracking.model_validate(tracking)})
 
 
-def dump(config):
+def dump(config: Config) -> str:
     """Returns the config as YAML text that `load` reads back to the same config."""
     resolved = config.model_dump(mode="json")
     data = resolved.pop("data")
@@ -520,7 +525,7 @@ def dump(config):
     return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 
-def json_schema():
+def json_schema() -> dict[str, Any]:
     """Returns the config's JSON Schema, for editors and the YAML language server."""
     schema = Config.model_json_schema()
     # The short forms the validators accept: `tracking: [tensorboard]`, `mlflow: true`.
@@ -582,7 +587,7 @@ def _floats(value):
     return value
 
 
-def apply_override(resolved, item):
+def apply_override(resolved: dict[str, Any], item: str) -> None:
     """Applies one `key.path=value` override in place.
 
     Args:
@@ -595,7 +600,7 @@ def apply_override(resolved, item):
     set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
 
 
-def set_path(resolved, key, value, where):
+def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None:
     """Sets the value at a dotted path (`model.layers.0.Dense.units`) in place.
 
     Missing mappings on the way are made (`optimizer.learning_rate` on `{name: adam}`);
@@ -608,7 +613,8 @@ def set_path(resolved, key, value, where):
         where: what asked, for messages (`--set training.epochs=3`).
     """
     parts = key.split(".")
-    node = resolved
+    node: Any = resolved  # mappings and lists, as the path goes down
+    part: str | int  # a list's index once read
     for depth, part in enumerate(parts):
         here = ".".join(parts[: depth + 1])
         last = depth == len(parts) - 1
@@ -626,7 +632,7 @@ def set_path(resolved, key, value, where):
             node = node[part]
 
 
-def validate(raw, where):
+def validate(raw: dict[str, Any], where: str) -> Config:
     """Validates a plain dict against the schema, one error line on failure.
 
     Args:

@@ -1,6 +1,7 @@
 """YAML as `yaml.safe_load` reads it, within bounds: configs come from other people."""
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -13,11 +14,17 @@ MAX_NODES = 100_000  # counted with every alias expanded
 MAX_DEPTH = 64
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+if TYPE_CHECKING:  # CSafeLoader reads alike; mypy needs one static base
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     """PyYAML's safe loader, libyaml's where installed."""
 
 
-def parse_yaml(text, where):
+def parse_yaml(text: str, where: str) -> Any:
     """Reads YAML as `yaml.safe_load` does, within bounds, with errors that name the line.
 
     Refused (`ConfigError`): text over `MAX_CONFIG_BYTES`; a document of more
@@ -61,7 +68,7 @@ def parse_yaml(text, where):
         loader.dispose()
 
 
-def _check_nodes(root, where):
+def _check_nodes(root: yaml.Node, where: str) -> None:
     """Walks the composed document as its values would be built, aliases expanded,
     and stops at the first bound it passes. Iterative: depth cannot overflow Python's stack."""
     count, stack = 0, [(root, 1)]
@@ -74,7 +81,7 @@ def _check_nodes(root, where):
         if depth > MAX_DEPTH:
             raise ConfigError(f"{where}:{line}: nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.MappingNode):
-            seen = {}
+            seen: dict[str, int] = {}  # key -> its line
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     if key.value in seen:

@@ -7,13 +7,19 @@ Optuna nor TensorFlow. Parameters are dotted paths into the config, as
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from nnrun.errors import ConfigError, did_you_mean
 from nnrun.section import Section
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nnrun.config import Config
 
 DEFAULT_TRIALS = 20
 MAX_PARAMETERS = 100
@@ -189,7 +195,7 @@ class Sweep(Section):
     )
 
     @pydantic.model_validator(mode="after")
-    def _defaults(self):
+    def _defaults(self) -> "Sweep":
         if self.direction is None:
             self.direction = "minimize" if _LOWER_IS_BETTER.search(self.metric.removeprefix("val_")) else "maximize"
         if self.trials is None and self.time_budget is None:
@@ -197,7 +203,7 @@ class Sweep(Section):
         return self
 
 
-def check_paths(config, where):
+def check_paths(config: "Config", where: str) -> None:
     """Checks that each swept path is in the config, and that each of its values makes a valid config.
 
     Every part of a path but the last must be there already; a last part that
@@ -212,6 +218,7 @@ def check_paths(config, where):
 
     from nnrun import config as config_lib
 
+    assert config.sweep is not None  # called only with a sweep section
     resolved = _without_sweep(config)
     for path, space in config.sweep.parameters.items():
         place = f"{where}: sweep.parameters['{path}']"
@@ -241,7 +248,7 @@ def check_paths(config, where):
                 raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
 
 
-def check_metric(config, has_validation, where):
+def check_metric(config: "Config", has_validation: bool, where: str) -> str | None:
     """Refuses a sweep metric that is a typo of one the runs will log, or the test split's.
 
     The names are those history.csv will have: the loss and each metric of
@@ -259,6 +266,7 @@ def check_metric(config, has_validation, where):
     """
     from nnrun.model import snake_case
 
+    assert config.sweep is not None  # called only with a sweep section
     metric = config.sweep.metric
     names = ["loss", *(snake_case(m["name"]) for m in config.metrics)]
     names += [f"{n}_macro" for n in names if n.startswith("f1_score") or n.startswith("fbeta")]
@@ -280,7 +288,7 @@ def check_metric(config, has_validation, where):
     return f"sweep.metric {metric!r} is none of {', '.join(logged)}: the first epoch will tell whether Keras logs it"
 
 
-def apply(config, params, where):
+def apply(config: "Config", params: Mapping[str, Any], where: str) -> "Config":
     """The config with a trial's values set, without its sweep section.
 
     Args:
@@ -299,7 +307,7 @@ def apply(config, params, where):
     return config_lib.validate(resolved, where)
 
 
-def contains(sweep, params):
+def contains(sweep: Sweep, params: Mapping[str, Any]) -> bool:
     """Whether values (a study's, perhaps another's) are each in the space of their parameter."""
     if set(params) != set(sweep.parameters):
         return False
@@ -315,7 +323,7 @@ def contains(sweep, params):
     return True
 
 
-def describe(sweep):
+def describe(sweep: Sweep) -> str:
     """`maximize val_accuracy over optimizer.learning_rate, units; 20 trials; median pruning`."""
     budget = " and ".join(
         filter(
@@ -328,7 +336,7 @@ def describe(sweep):
     )
 
 
-def samples(space):
+def samples(space: Mapping[str, Any]) -> list[Any]:
     """Values a space can take: every choice; a range's ends and a value between them of the kind
     Optuna draws (a float range gives floats, which an integer setting refuses)."""
     if "choices" in space:
@@ -338,20 +346,20 @@ def samples(space):
     return [low, middle, high]
 
 
-def _is_float(space):
+def _is_float(space: Mapping[str, Any]) -> bool:
     return not (all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int))
 
 
-def _without_sweep(config):
+def _without_sweep(config: "Config") -> dict[str, Any]:
     return config.model_dump(mode="json", exclude={"sweep"})
 
 
-def first_point(sweep):
+def first_point(sweep: Sweep) -> dict[str, Any]:
     """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
     return {path: samples(space)[0] for path, space in sweep.parameters.items()}
 
 
-def suggest(trial, sweep):
+def suggest(trial: "optuna.Trial", sweep: Sweep) -> dict[str, Any]:
     """Asks an Optuna trial for a value of each parameter.
 
     Args:
@@ -361,7 +369,7 @@ def suggest(trial, sweep):
     Returns:
         `{dotted path: value}`.
     """
-    values = {}
+    values: dict[str, Any] = {}
     for path, space in sweep.parameters.items():
         if "choices" in space:
             values[path] = trial.suggest_categorical(path, space["choices"])

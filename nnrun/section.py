@@ -1,5 +1,7 @@
 """The base of every config section: unknown keys refused with a suggestion."""
 
+from typing import Any
+
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
@@ -13,7 +15,7 @@ class Section(BaseModel):
 
     @pydantic.model_validator(mode="before")
     @classmethod
-    def _known_keys(cls, data):
+    def _known_keys(cls, data: Any) -> Any:
         data = cls._short_form(data)
         if isinstance(data, dict):
             for key in data:
@@ -22,5 +24,5 @@ class Section(BaseModel):
         return data
 
     @classmethod
-    def _short_form(cls, data):
+    def _short_form(cls, data: Any) -> Any:
         return data

@@ -4,8 +4,14 @@ A source module has `read(data) -> Raw`; `load` turns that into seeded,
 stratified splits with the preprocessing learned from the training split.
 """
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nnrun.data import npz
 from nnrun.data.prepare import encode_targets, prepare, transform
@@ -13,10 +19,20 @@ from nnrun.data.registry import FEATURE_KINDS, SOURCES
 from nnrun.data.types import Dataset, Raw
 from nnrun.errors import DataError
 
+if TYPE_CHECKING:
+    from nnrun.config import Data
+
 __all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
 
 
-def load(data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
+def load(
+    data: Data,
+    validation_split: float,
+    seed: int,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    fitted: dict[str, Any] | None = None,
+) -> Dataset:
     """Loads a dataset as the config describes it.
 
     Args:
@@ -36,7 +52,9 @@ def load(data, validation_split, seed, batch_size=32, shuffle=True, fitted=None)
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 
 
-def load_other(data, preprocessing, path, batch_size=32):
+def load_other(
+    data: Data, preprocessing: dict[str, Any], path: str | os.PathLike[str], batch_size: int = 32
+) -> tuple[Any, np.ndarray]:
     """Reads other data of a run's kind, prepared with the run's own preprocessing.
 
     What `evaluate --data` scores: a CSV with the training columns, an image
@@ -53,6 +71,8 @@ def load_other(data, preprocessing, path, batch_size=32):
         `(x, y)`: model inputs (an array or a stream of batches) and encoded targets.
     """
     kind = preprocessing.get("kind", "array")
+    source: ModuleType  # nnrun.data.npz, or SOURCES's: each has `read`
+    section: Data | SimpleNamespace  # what the source reads: npz's needs only a path
     if kind == "array":
         source, section = npz, SimpleNamespace(path=Path(path))
     else:

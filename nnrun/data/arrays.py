@@ -1,13 +1,20 @@
 """Numeric arrays as features: checked, rescaled and scaled (sklearn) from the training split."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from nnrun.errors import DataError
 
+if TYPE_CHECKING:
+    from nnrun.config import DataBase
+
 KIND = "array"
 
 
-def check(x, name, origin):
+def check(x: object, name: str, origin: str) -> np.ndarray:
     """Returns `x` as an array of numeric samples, or says what is wrong with it."""
     x = np.asarray(x)
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
@@ -17,7 +24,7 @@ def check(x, name, origin):
     return x
 
 
-def fit(x, data):
+def fit(x: np.ndarray, data: DataBase) -> dict[str, Any]:
     """Learns the feature preprocessing from the training split.
 
     Args:
@@ -27,7 +34,12 @@ def fit(x, data):
     Returns:
         The JSON-able preprocessing: kind, input shape, rescale, scaling.
     """
-    preprocessing = {"kind": KIND, "input_shape": list(x.shape[1:]), "rescale": data.rescale, "scaling": None}
+    preprocessing: dict[str, Any] = {
+        "kind": KIND,
+        "input_shape": list(x.shape[1:]),
+        "rescale": data.rescale,
+        "scaling": None,
+    }
     if data.scale != "none":
         from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -49,7 +61,7 @@ def fit(x, data):
     return preprocessing
 
 
-def apply(x, preprocessing):
+def apply(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     """Applies the preprocessing learned from training data to raw features.
 
     Args:
@@ -76,6 +88,8 @@ def apply(x, preprocessing):
     return flat.reshape(x.shape).astype("float32")
 
 
-def feed(x, y, preprocessing, batch_size, training, seed):
+def feed(
+    x: np.ndarray, y: np.ndarray, preprocessing: dict[str, Any], batch_size: int, training: bool, seed: int
+) -> np.ndarray:
     """What Keras is given for a split: the preprocessed array (Keras batches it)."""
     return apply(x, preprocessing)

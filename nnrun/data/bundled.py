@@ -1,11 +1,18 @@
 """scikit-learn's bundled datasets (digits, iris, wine, breast_cancer): offline."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from nnrun.data.types import Raw
 
+if TYPE_CHECKING:
+    from nnrun.config import SklearnData
 
-def read(data):
+
+def read(data: SklearnData) -> Raw:
     """Reads one of scikit-learn's bundled datasets.
 
     Args:

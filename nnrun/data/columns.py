@@ -6,12 +6,20 @@ ids or free text (nearly one value per row, or far more distinct values than
 rows per value) are refused: encoded, they would only teach the model the rows.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnrun.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnrun.config import CsvData
 
 KINDS = ("numeric", "categorical", "date")
 # A date becomes these numbers: its year, and where it lies in the year and the week,
@@ -20,7 +28,7 @@ DATE_PARTS = ("year", "month_sin", "month_cos", "day_of_year_sin", "day_of_year_
 _PARSED = 0.9  # share of a column's values that must read as dates in one format
 
 
-def kinds(x, data):
+def kinds(x: pd.DataFrame, data: CsvData) -> tuple[dict[str, str], dict[str, str]]:
     """Each feature column's kind: as listed in the config, else detected.
 
     Args:
@@ -32,7 +40,8 @@ def kinds(x, data):
         table's order, and date column -> its strptime format.
     """
     listed = {name: kind for kind in KINDS for name in getattr(data, kind, None) or ()}
-    found, formats = {}, {}
+    found: dict[str, str] = {}
+    formats: dict[str, str] = {}
     for name in (str(c) for c in x.columns):
         series = x[name]
         fmt = date_format(series) if listed.get(name) in (None, "date") else None
@@ -95,7 +104,7 @@ def _is_numeric(series):
     return pd.api.types.is_numeric_dtype(series) or series.isna().all()
 
 
-def date_format(series):
+def date_format(series: pd.Series) -> str | None:
     """The strptime format most of a text column's values read in, or None if it does not hold dates."""
     import pandas as pd
     from pandas.tseries.api import guess_datetime_format
@@ -116,7 +125,7 @@ def date_format(series):
     return best if parsed >= _PARSED else None
 
 
-def date_parts(series, fmt, name):
+def date_parts(series: pd.Series, fmt: str, name: str) -> dict[str, np.ndarray]:
     """A date column as `DATE_PARTS` numbers (NaN where a value is missing or not a date in `fmt`).
 
     Args:
@@ -140,7 +149,7 @@ def date_parts(series, fmt, name):
     return parts
 
 
-def unparsed(series, fmt):
+def unparsed(series: pd.Series, fmt: str) -> pd.Series:
     """The values of a date column that are present but not dates in `fmt`."""
     return series[_dates(series, fmt).isna() & series.notna()]
 

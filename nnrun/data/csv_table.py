@@ -7,8 +7,12 @@ All of it is learned from the training split with scikit-learn and saved as
 plain JSON, so `apply` encodes raw rows later exactly as training did.
 """
 
+from __future__ import annotations
+
 import hashlib
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,10 +20,15 @@ from nnrun.data import columns
 from nnrun.data.types import Raw
 from nnrun.errors import DataError, did_you_mean
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnrun.config import CsvData
+
 KIND = "table"
 
 
-def read(data):
+def read(data: CsvData) -> Raw:
     """Reads a CSV table: the target column, and the rest as features.
 
     Args:
@@ -35,7 +44,7 @@ def read(data):
     table = read_table(path, reading(data), "data.path")
     names = [str(c) for c in table.columns]
     _column(data.target, names, "data.target", path)
-    seen = {}
+    seen: dict[str, str] = {}  # column -> the list naming it
     for place in ("drop", *columns.KINDS):
         for name in getattr(data, place) or ():
             _column(name, names, f"data.{place}", path)
@@ -44,7 +53,7 @@ def read(data):
             if name in seen:
                 raise DataError(f"data.{place}: '{name}' is also in data.{seen[name]}")
             seen[name] = place
-    notes = []
+    notes: list[str] = []
     missing = table[data.target].isna().to_numpy()
     if missing.any():
         count = f"{int(missing.sum())} of {len(table)} rows of '{path}' have no value in column '{data.target}'"
@@ -66,12 +75,12 @@ def read(data):
     )
 
 
-def reading(data):
+def reading(data: CsvData) -> dict[str, Any]:
     """The options a table is read with (kept in preprocessing.json, so predict reads alike)."""
     return {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
 
 
-def read_table(path, options, place):
+def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     """Reads a CSV file as train, evaluate and predict all do.
 
     Args:
@@ -132,14 +141,14 @@ def _sniff(path, encoding):
         return ","
 
 
-def check(x, name, origin):
+def check(x: pd.DataFrame, name: str, origin: str) -> pd.DataFrame:
     """Returns the table of features, or says why it has none."""
     if x.shape[1] == 0:
         raise DataError(f"{origin}: no feature columns left once data.target and data.drop are taken out")
     return x
 
 
-def fit(x, data):
+def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
     """Learns imputation, scaling, categories and date formats from the training split.
 
     Args:
@@ -164,7 +173,7 @@ def fit(x, data):
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
     expanded = _with_dates(x, formats)
     numeric_columns = [c for c in expanded.columns if c not in categorical]
-    notes = []
+    notes: list[str] = []
     detected = [c for c in categorical if c not in (data.categorical or ())]
     if detected:
         found = ", ".join(f"{c} ({x[c].nunique()} values)" for c in detected)
@@ -178,11 +187,11 @@ def fit(x, data):
             f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose"
         )
 
-    numeric = {}
+    numeric: dict[str, dict[str, float]] = {}
     if numeric_columns:
         values = np.column_stack([_numbers(expanded[c], c) for c in numeric_columns])
         filled = SimpleImputer(strategy="median", keep_empty_features=True).fit(values)
-        scaler = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)
+        scaler: Any = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)  # None: scale none
         scaler = scaler().fit(filled.transform(values)) if scaler else None
         for i, name in enumerate(numeric_columns):
             numeric[name] = {"fill": float(filled.statistics_[i])}
@@ -195,7 +204,7 @@ def fit(x, data):
             median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
             _note_filled(notes, name, n, f"the training median{median}")
 
-    encoded = {}
+    encoded: dict[str, dict[str, Any]] = {}
     if categorical:
         text = np.array([_as_text(x[c]) for c in categorical], dtype=object).T
         filled = SimpleImputer(strategy="most_frequent", missing_values=None).fit(text)
@@ -219,7 +228,7 @@ def fit(x, data):
     }
 
 
-def apply(x, preprocessing, warnings_out=None):
+def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str] | None = None) -> np.ndarray:
     """Encodes raw rows exactly as the training rows were encoded.
 
     Args:
@@ -276,7 +285,9 @@ def apply(x, preprocessing, warnings_out=None):
     return np.concatenate(parts, axis=1).astype("float32") if parts else np.zeros((len(x), 0), "float32")
 
 
-def feed(x, y, preprocessing, batch_size, training, seed):
+def feed(
+    x: pd.DataFrame, y: np.ndarray, preprocessing: dict[str, Any], batch_size: int, training: bool, seed: int
+) -> np.ndarray:
     """What Keras is given for a split: the encoded array (Keras batches it)."""
     return apply(x, preprocessing)
 

@@ -6,17 +6,27 @@ the test split. Features are file paths; images are read, decoded and resized
 batch by batch, so a folder is never loaded into memory whole.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import os
 import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun import backend
 from nnrun.data.types import Raw
 from nnrun.errors import DataError, one_line
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    from PIL import Image
+
+    from nnrun.config import ImageData
 
 KIND = "images"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -28,7 +38,7 @@ _CHUNK = 1 << 20
 MAX_PIXELS = 89_478_485
 
 
-def read(data):
+def read(data: ImageData) -> Raw:
     """Lists an image folder: file paths, class labels and a content fingerprint.
 
     Args:
@@ -54,7 +64,7 @@ def read(data):
     )
 
 
-def verify(data, advance=None):
+def verify(data: ImageData, advance: Callable[[int, int], object] | None = None) -> int:
     """Decodes every image of a folder (in parallel threads), and refuses the folder if any fails.
 
     What `check` does before training, and what a training stopped by a file
@@ -137,12 +147,12 @@ def _listing(data):
     return root, origin, class_names, x, y, x_test, y_test
 
 
-def check(x, name, origin):
+def check(x: object, name: str, origin: str) -> np.ndarray:
     """Returns the image paths as a 1-D array of strings."""
     return np.asarray(x, dtype=str)
 
 
-def fit(x, data):
+def fit(x: np.ndarray, data: ImageData) -> dict[str, Any]:
     """Returns the preprocessing of images: nothing is learned from pixels.
 
     Args:
@@ -164,7 +174,7 @@ def fit(x, data):
     }
 
 
-def apply(paths, preprocessing):
+def apply(paths: Sequence[str] | np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     """Reads image files into one array, prepared exactly as `feed` prepares them.
 
     Args:
@@ -190,7 +200,7 @@ def apply(paths, preprocessing):
     return np.stack(images).astype("float32", copy=False)
 
 
-def check_pixels(path):
+def check_pixels(path: str | os.PathLike[str]) -> None:
     """Refuses an image whose header claims more than `MAX_PIXELS`, before anything decodes it.
 
     Args:
@@ -223,7 +233,7 @@ def _header_size(path):
 
 
 @contextlib.contextmanager
-def opened(path):
+def opened(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     """A Pillow image of the file; what goes wrong reading it is one `DataError` naming it.
 
     Args:
@@ -244,7 +254,14 @@ def opened(path):
         raise DataError(f"{path}: not a readable image: {one_line(e)}") from None
 
 
-def feed(paths, labels, preprocessing, batch_size, training, seed):
+def feed(
+    paths: Sequence[str] | np.ndarray,
+    labels: np.ndarray,
+    preprocessing: dict[str, Any],
+    batch_size: int,
+    training: bool,
+    seed: int,
+) -> tf.data.Dataset:
     """A stream of `(images, labels)` batches that reads files as it goes.
 
     Args:

@@ -5,14 +5,20 @@ The loaders read the Keras cache, `$KERAS_HOME/datasets/` (default
 error says which file to put where.
 """
 
+from __future__ import annotations
+
 import os
 import pickle
 import zipfile
+from typing import TYPE_CHECKING
 
 from nnrun import keras_cache
 from nnrun.backend import keras as _keras
 from nnrun.data.types import Raw
 from nnrun.errors import DataError
+
+if TYPE_CHECKING:
+    from nnrun.config import KerasData
 
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _KRIZ = "https://www.cs.toronto.edu/~kriz/"
@@ -44,7 +50,7 @@ DATASETS = {
 }
 
 
-def read(data):
+def read(data: KerasData) -> Raw:
     """Reads one of Keras's built-in datasets from the Keras cache.
 
     Args:

@@ -1,14 +1,21 @@
 """`.npz` arrays: `x`/`y`, or Keras's `x_train`/`y_train` with optional `x_test`/`y_test`."""
 
+from __future__ import annotations
+
 import zipfile
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnrun.data.types import Raw
 from nnrun.errors import DataError
 
+if TYPE_CHECKING:
+    from nnrun.config import NpzData
 
-def read(data):
+
+def read(data: NpzData | SimpleNamespace) -> Raw:
     """Reads arrays from an `.npz` file.
 
     Args:

@@ -7,13 +7,19 @@ bilinear with half-pixel centres and no antialiasing, computed in float32 as
 TensorFlow's kernel does, `rgb_to_grayscale`'s weights, then `rescale`.
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
 # tf.image.rgb_to_grayscale's weights.
 _GREY = np.array([0.2989, 0.5870, 0.1140], dtype="float32")
 
 
-def read(paths, preprocessing):
+def read(paths: Iterable[str | os.PathLike[str]], preprocessing: dict[str, Any]) -> np.ndarray:
     """Reads image files into one array, prepared as training prepared its images.
 
     Args:
@@ -53,7 +59,7 @@ def _decode(path):
         return np.asarray(image.convert("RGB"))
 
 
-def resize(image, height, width):
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """`tf.image.resize(image, (height, width))`, bilinear: float32, half-pixel centres, no antialiasing.
 
     Args:

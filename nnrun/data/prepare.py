@@ -6,16 +6,32 @@ Whatever is learned from the training split goes into `Dataset.preprocessing`,
 plain JSON that `transform` re-applies to raw inputs later.
 """
 
+from __future__ import annotations
+
 import hashlib
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun.data.registry import FEATURE_KINDS
-from nnrun.data.types import Dataset
+from nnrun.data.types import Dataset, Raw
 from nnrun.errors import DataError
 
+if TYPE_CHECKING:
+    from nnrun.config import Data
 
-def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitted=None):
+
+def prepare(
+    raw: Raw,
+    data: Data,
+    validation_split: float,
+    seed: int,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    fitted: dict[str, Any] | None = None,
+) -> Dataset:
     """Encodes labels, splits, and fits the feature preprocessing on the training split.
 
     Args:
@@ -79,7 +95,7 @@ def prepare(raw, data, validation_split, seed, batch_size=32, shuffle=True, fitt
     )
 
 
-def features_of(x):
+def features_of(x: object) -> ModuleType:
     """Returns the module that handles this kind of raw features: arrays, a table or image files."""
     if type(x).__module__.startswith("pandas"):
         return FEATURE_KINDS["table"]
@@ -88,7 +104,7 @@ def features_of(x):
     return FEATURE_KINDS["array"]
 
 
-def transform(x, preprocessing):
+def transform(x: object, preprocessing: dict[str, Any]) -> np.ndarray:
     """Applies a run's preprocessing to raw inputs of the kind it was trained on.
 
     Args:
@@ -101,7 +117,9 @@ def transform(x, preprocessing):
     return FEATURE_KINDS[preprocessing.get("kind", "array")].apply(x, preprocessing)
 
 
-def encode_targets(y, names, class_names, origin):
+def encode_targets(
+    y: np.ndarray, names: Sequence[str] | None, class_names: Sequence[str] | None, origin: str
+) -> np.ndarray:
     """Encodes raw targets with a run's classes (by name), for scoring other data.
 
     Args:

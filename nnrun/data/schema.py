@@ -7,7 +7,8 @@ the middle of predicting, or into silently wrong numbers.
 """
 
 import math
-from typing import Annotated, Literal
+import os
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,7 +101,7 @@ Preprocessing = pydantic.TypeAdapter(
 )
 
 
-def check(preprocessing, where):
+def check(preprocessing: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
     """Validates a run's preprocessing.json, and that its parts agree with each other.
 
     Args:

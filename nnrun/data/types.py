@@ -1,6 +1,7 @@
 """What data sources and feature kinds hand each other: at the bottom of `nnrun.data`, importing none of it."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ class Raw:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     origin: str = "data"  # where the data came from, for messages
-    names: tuple = ("x", "y")  # what the source calls its features and targets
+    names: tuple[str, str] = ("x", "y")  # what the source calls its features and targets
     fingerprint: str | None = None  # a source that knows better (file contents) sets it
     notes: list[str] = field(default_factory=list)  # what reading did that a user should know
 
@@ -39,11 +40,12 @@ class Dataset:
     x_test: object
     y_test: np.ndarray
     class_names: list[str] | None  # None for regression
-    preprocessing: dict = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)  # what was done to the data that a user should know
-    splits: dict = field(default_factory=dict)  # split name -> {samples, sha256}: which samples it holds
+    # split name -> {samples, sha256}: which samples it holds
+    splits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
-    def is_classification(self):
+    def is_classification(self) -> bool:
         return self.class_names is not None
