@@ -139,8 +139,8 @@ def date_parts(series: pd.Series, fmt: str, name: str) -> dict[str, np.ndarray]:
     when = _dates(series, fmt)
     turns = {
         "month": (when.dt.month - 1) / 12,
-        "day_of_year": (when.dt.dayofyear - 1) / 365.25,
-        "weekday": when.dt.weekday / 7,
+        "day_of_year": (when.dt.day_of_year - 1) / 365.25,
+        "weekday": when.dt.day_of_week / 7,
     }
     parts = {f"{name}.year": when.dt.year.astype("float64").to_numpy()}
     for part, turn in turns.items():
