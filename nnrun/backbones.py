@@ -11,17 +11,24 @@ saved model. ImageNet weights are read from Keras's cache
 where to put them when there is not.
 """
 
+from __future__ import annotations
+
 import inspect
 import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun import keras_cache
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, DataError, did_you_mean, one_line
+
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
 
 # Arguments nnrun fills in itself (the input comes from the data) or takes for the layer.
 _INFERRED = ("input_shape", "input_tensor")
@@ -30,13 +37,15 @@ _TOLERANCE = 1e-4
 PREPROCESSING = "_preprocessing"  # the name's end of the layer doing a network's preprocess_input
 
 
-def names():
+def names() -> list[str]:
     """The Keras names of the pretrained networks a config may use (`MobileNetV2`, `ResNet50`, ...)."""
     applications = _keras().applications
     return [n for n in dir(applications) if n[:1].isupper() and callable(getattr(applications, n))]
 
 
-def build(name, args, input_shape, place, rescale=None):
+def build(
+    name: str, args: object, input_shape: Sequence[int], place: str, rescale: float | None = None
+) -> list[keras.layers.Layer]:
     """Makes the layers for a pretrained network named in a config.
 
     Args:
@@ -88,7 +97,7 @@ def build(name, args, input_shape, place, rescale=None):
     return [prepare, network] if prepare is not None else [network]
 
 
-def absolute(spec):
+def absolute(spec: dict[str, Any]) -> dict[str, Any]:
     """A layer spec `{Name: args}` with a pretrained network's weights file made an absolute path."""
     name, args = next(iter(spec.items()))
     weights = args.get("weights") if isinstance(args, dict) else None
@@ -136,8 +145,8 @@ def _weights(weights, place):
 def _absent(place, error, reason):
     """Where to put the ImageNet weights file Keras could not download."""
     where, home = keras_cache.folder("models")
-    url = re.search(r"URL fetch failure on (\S+?): ", str(error))
-    url = url.group(1) if url else None
+    found = re.search(r"URL fetch failure on (\S+?): ", str(error))
+    url = found.group(1) if found else None
     file = os.path.basename(url) if url else "the weights file"
     return (
         f"{place}: the ImageNet weights are not in the Keras cache and could not be downloaded ({reason}): "

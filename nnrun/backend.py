@@ -27,7 +27,7 @@ def default() -> str:
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
-def use(name: str) -> str:
+def use(name: str | None) -> str:
     """Chooses Keras's backend for this process; it must come before Keras is imported.
 
     Args:

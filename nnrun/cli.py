@@ -4,16 +4,25 @@ What a command is for goes to stdout (the run directory's path, check's
 report, the schema); progress and messages go to stderr.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from nnrun import __version__
 from nnrun.errors import BadInput, Interrupted, NnrunError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config import Config
 
 EXIT_INTERRUPTED = 130
 MODELS = {"final": "model.keras", "best": "model.best.keras"}
@@ -24,10 +33,16 @@ RUNTIMES = ("auto", "onnx", "litert", "keras")
 class _Group(click.Group):
     """A click group that reports every error in one line with its exit code."""
 
-    def main(self, args=None, prog_name=None, **kwargs):
-        kwargs["standalone_mode"] = False
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,  # always False: errors are reported here
+        **extra: Any,
+    ) -> NoReturn:
         try:
-            code = super().main(args, prog_name, **kwargs)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:
             click.echo(e.ctx.get_help())
             code = 0
@@ -58,7 +73,7 @@ class _Group(click.Group):
             code = _fail(f"unexpected {type(e).__name__}: {e} (set NNRUN_DEBUG=1 for the traceback)", 1)
         sys.exit(code or 0)
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError as e:  # click would exit 1 on it
@@ -69,19 +84,20 @@ class _ReaderGone(Exception):
     """stdout's reader closed the pipe."""
 
 
-def _print_run_dir(error):
+def _print_run_dir(error: BaseException) -> None:
     # A run that stopped or failed still has a run directory (to resume, to
     # look at): stdout gets its path, as after a completed run.
-    if getattr(error, "run_dir", None):
-        _echo(str(error.run_dir))
+    run_dir = getattr(error, "run_dir", None)
+    if run_dir:
+        _echo(str(run_dir))
 
 
-def _fail(message, code):
+def _fail(message: str, code: int) -> int:
     _echo(f"error: {message}", err=True)
     return code
 
 
-def _echo(text, err=False):
+def _echo(text: str, err: bool = False) -> None:
     # After SIGHUP the terminal may be gone: the run is already recorded, and
     # the exit code still tells a script what happened.
     try:
@@ -91,7 +107,7 @@ def _echo(text, err=False):
 
 
 @contextlib.contextmanager
-def _about(config_file):
+def _about(config_file: Path) -> Iterator[None]:
     """Names the config file in bad-input errors found after loading it (model, data)."""
     try:
         yield
@@ -103,7 +119,7 @@ def _about(config_file):
         raise named from None
 
 
-def _console():
+def _console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
@@ -129,7 +145,7 @@ tracker_option = click.option(
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nnrun")
-def cli():
+def cli() -> None:
     """Train Keras neural networks from YAML configs.
 
     \b
@@ -155,7 +171,9 @@ def cli():
     help="Resume the newest unfinished run of this same config if there is one (for CI retries); else start a new run.",
 )
 @tracker_option
-def train(config_file, overrides, quiet, resume_if_possible, trackers):
+def train(
+    config_file: Path, overrides: tuple[str, ...], quiet: bool, resume_if_possible: bool, trackers: tuple[str, ...]
+) -> None:
     """Train the model CONFIG describes; print the new run directory last."""
     from nnrun import backend, config, distribution
 
@@ -176,6 +194,7 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
     console = _console()
     live = console.is_terminal and not quiet
     found = resume.newest_unfinished(resolved) if resume_if_possible else None
+    run_dir: Path | None
     with _about(config_file):
         if found:
             console.print(f"resuming the unfinished run {found} of this config", highlight=False)
@@ -202,7 +221,9 @@ def train(config_file, overrides, quiet, resume_if_possible, trackers):
 )
 @click.option("-q", "--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar.")
 @tracker_option
-def resume_command(run_dir, overrides, force, quiet, trackers):
+def resume_command(
+    run_dir: Path, overrides: tuple[str, ...], force: bool, quiet: bool, trackers: tuple[str, ...]
+) -> None:
     """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
 
     Only options that cannot change the result may be --set: training.epochs,
@@ -232,7 +253,7 @@ def resume_command(run_dir, overrides, force, quiet, trackers):
     help="Trials run at once, each in a process of its own.",
 )
 @tracker_option
-def sweep_command(target, overrides, jobs, trackers):
+def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers: tuple[str, ...]) -> None:
     """Search the parameters CONFIG's sweep section names; each trial is a run.
 
     Given a sweep directory instead, continue that sweep where it stopped
@@ -246,7 +267,8 @@ def sweep_command(target, overrides, jobs, trackers):
             raise click.UsageError(f"'{target}' is a folder but not a sweep directory (it has no {sweep.STATE})")
         if trackers:
             raise click.UsageError("a sweep continues with its own config: --tracker is for a new sweep")
-        backend.use(config.load(target / sweep.CONFIG).backend)
+        saved = config.load(target / sweep.CONFIG)
+        backend.use(saved.backend)
         sweep_dir = sweep.run(target, console, jobs, overrides)
     else:
         resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
@@ -261,7 +283,7 @@ def sweep_command(target, overrides, jobs, trackers):
     click.echo(str(sweep_dir))
 
 
-def _export_as_asked(config, run_dir, console):
+def _export_as_asked(config: Config, run_dir: Path, console: Console) -> None:
     """The config's output.export, once its run has completed; a failed export keeps the run's path on stdout."""
     if not config.output.export:
         return
@@ -270,18 +292,18 @@ def _export_as_asked(config, run_dir, console):
     try:
         export.export(run_dir, config.output.export, console)
     except (NnrunError, KeyboardInterrupt) as e:
-        e.run_dir = run_dir
+        e.run_dir = run_dir  # type: ignore[union-attr]  # a plain KeyboardInterrupt takes it too (read by getattr)
         raise
 
 
-def _get(config, key):
-    value = config
+def _get(config: Config, key: str) -> Any:
+    value: Any = config
     for part in key.split("."):
         value = getattr(value, part)
     return value
 
 
-def _has(config, key):
+def _has(config: Config, key: str) -> bool:
     """Whether the section holding `key` is set (training.fine_tune is null unless asked for)."""
     parent, _, _ = key.rpartition(".")
     return _get(config, parent) is not None
@@ -290,7 +312,7 @@ def _has(config, key):
 @cli.command()
 @config_argument
 @set_option
-def check(config_file, overrides):
+def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG, load its data and build its model, without training."""
     from nnrun import backend, config
 
@@ -312,7 +334,7 @@ def check(config_file, overrides):
         )
     ds, engine = setup.dataset, setup.engine
     setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
-    classes = f"{len(ds.class_names)} classes" if ds.is_classification else "regression"
+    classes = f"{len(ds.class_names)} classes" if ds.class_names is not None else "regression"  # ds.is_classification
     val = 0 if ds.y_val is None else len(ds.y_val)
     click.echo(
         f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
@@ -333,7 +355,7 @@ def check(config_file, overrides):
     click.echo(f"{config_file}: ok")
 
 
-def _describe_extras(resolved):
+def _describe_extras(resolved: Config) -> None:
     """check's lines on tracking and a sweep."""
     tracking = resolved.tracking
     if tracking.names():
@@ -379,7 +401,7 @@ runs_dir_option = click.option(
 )
 
 
-def _chosen_run(run_dir, runs_dir, hint):
+def _chosen_run(run_dir: Path | None, runs_dir: Path, hint: str) -> Path:
     """The run named, or the newest completed one in runs_dir."""
     from nnrun import rundir
 
@@ -413,7 +435,16 @@ def _chosen_run(run_dir, runs_dir, hint):
     metavar="N",
     help="Draw N test images with true and predicted labels (samples.png).",
 )
-def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over, show_samples):
+def evaluate(
+    run_dir: Path | None,
+    runs_dir: Path,
+    model: str,
+    data_path: Path | None,
+    as_json: bool,
+    fail_under: tuple[str, ...],
+    fail_over: tuple[str, ...],
+    show_samples: int,
+) -> None:
     """Score the model of RUN_DIR (default: the newest completed run) on its test split
     (or --data); save to RUN_DIR/evaluation/."""
     from nnrun import evaluate as evaluation
@@ -467,7 +498,18 @@ def evaluate(run_dir, runs_dir, model, data_path, as_json, fail_under, fail_over
     show_default=True,
     help="What runs the model: auto takes an ONNX or LiteRT export when the run has one (nnrun export).",
 )
-def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output, id_column, runtime):
+def predict(
+    inputs: tuple[str, ...],
+    run_dir: Path | None,
+    runs_dir: Path,
+    model: str,
+    top_k: int,
+    threshold: float,
+    as_json: bool,
+    output: Path | None,
+    id_column: str | None,
+    runtime: str,
+) -> None:
     """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
     from nnrun import predict as prediction
     from nnrun import report
@@ -512,7 +554,7 @@ def predict(inputs, run_dir, runs_dir, model, top_k, threshold, as_json, output,
     show_default=True,
     help="The format (repeatable). onnx and litert need pip install 'nnrun[export]'.",
 )
-def export_command(run_dir, formats):
+def export_command(run_dir: Path, formats: tuple[str, ...]) -> None:
     """Export RUN_DIR's model into RUN_DIR/export/, verified against Keras; predict then runs without TensorFlow."""
     from nnrun import export
 
@@ -523,14 +565,14 @@ def export_command(run_dir, formats):
 class _RunsGroup(click.Group):
     """`nnrun runs [RUNS_DIR]` lists the runs; `diff` and `compare` are its sub-commands."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["list", *args]
         return super().parse_args(ctx, args)
 
 
 @cli.group(cls=_RunsGroup)
-def runs():
+def runs() -> None:
     """The runs side by side.
 
     \b
@@ -551,7 +593,7 @@ def runs():
 )
 @click.option("--name", help="Only runs whose name matches this pattern (e.g. 'mnist*') or contains it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
-def list_runs(runs_dir, statuses, name, as_json):
+def list_runs(runs_dir: Path, statuses: tuple[str, ...], name: str | None, as_json: bool) -> None:
     """The runs in RUNS_DIR (default: runs), newest first."""
     from nnrun import report
     from nnrun import runs as runs_lib
@@ -573,7 +615,7 @@ def list_runs(runs_dir, statuses, name, as_json):
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
-def diff_runs(a, b, as_json):
+def diff_runs(a: Path, b: Path, as_json: bool) -> None:
     """How two runs' resolved configs differ (key paths as --set names them), and their metrics."""
     from nnrun import report
     from nnrun import runs as runs_lib
@@ -590,7 +632,7 @@ def diff_runs(a, b, as_json):
 @click.option(
     "--output", type=click.Path(path_type=Path), help="The PNG to write (default: compare-<time>.png beside the runs)."
 )
-def compare_runs(run_dirs, output):
+def compare_runs(run_dirs: tuple[Path, ...], output: Path | None) -> None:
     """Plot the learning curves of several runs on one figure; print its path."""
     from nnrun import runs as runs_lib
 
@@ -600,19 +642,19 @@ def compare_runs(run_dirs, output):
 
 
 @cli.command()
-def schema():
+def schema() -> None:
     """Print the config's JSON Schema (for editors and the YAML language server)."""
     from nnrun import config
 
     click.echo(json.dumps(config.json_schema(), indent=2))
 
 
-def _print_metrics(console, run_dir):
+def _print_metrics(console: Console, run_dir: Path) -> None:
     from nnrun import report, rundir
 
     console.print(report.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
 
 
-def main(args=None, prog_name="nnrun"):
+def main(args: Sequence[str] | None = None, prog_name: str = "nnrun") -> NoReturn:
     """The console script's entry point."""
     cli.main(args, prog_name=prog_name)

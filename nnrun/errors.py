@@ -5,12 +5,15 @@ the place; a failed run (exit 1) is reported with why it failed.
 """
 
 import difflib
+from collections.abc import Iterable
+from pathlib import Path
 
 
 class NnrunError(Exception):
     """Base of every error nnrun reports without a traceback."""
 
     exit_code = 1
+    run_dir: Path | None = None  # set where a run or sweep had begun: `nnrun` prints its path
 
 
 class BadInput(NnrunError):
@@ -44,7 +47,9 @@ class Interrupted(KeyboardInterrupt):
         signum: the signal's number.
     """
 
-    def __init__(self, signum):
+    run_dir: Path | None = None  # as `NnrunError.run_dir`
+
+    def __init__(self, signum: int) -> None:
         import signal
 
         super().__init__(signum)
@@ -59,7 +64,7 @@ class GateFailed(NnrunError):
     exit_code = 3
 
 
-def one_line(error, limit=200):
+def one_line(error: object, limit: int = 200) -> str:
     """An exception's message on one line, cut to `limit` characters, for a message of ours.
 
     Args:
@@ -72,7 +77,7 @@ def one_line(error, limit=200):
     return " ".join(str(error).split())[:limit]
 
 
-def did_you_mean(word, choices):
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """Returns a "; did you mean 'x'?" suffix for the closest choice, or "".
 
     Args:

@@ -6,13 +6,24 @@ signature before anything is built. Only plain values reach Keras: no config
 value can name a Python object to import.
 """
 
+from __future__ import annotations
+
 import inspect
+import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nnrun import backbones
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+
+    from nnrun.config import Config
+    from nnrun.data import Dataset
 
 # Layers a config may not name: they run Python, load outside files, or take
 # the input shape, which nnrun infers from the data.
@@ -59,7 +70,7 @@ _NAMED_ARGUMENTS = {
 _SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
 
 
-def keras_name(name):
+def keras_name(name: str) -> str:
     """A model name TensorFlow takes as a name scope, from a run's name.
 
     The run directory keeps the user's name (`naïve-名前`, `_draft`, `-rf`);
@@ -75,7 +86,14 @@ def keras_name(name):
     return ascii_name if re.match(r"[A-Za-z0-9.]", ascii_name) else f"model{ascii_name}"
 
 
-def build(layers, input_shape, name="model", augmentation=(), target_units=None, rescale=None):
+def build(
+    layers: Sequence[Mapping[str, Any]],
+    input_shape: Sequence[int],
+    name: str = "model",
+    augmentation: Sequence[Mapping[str, Any]] = (),
+    target_units: tuple[float, float] | None = None,
+    rescale: float | None = None,
+) -> keras.Sequential:
     """Builds a `keras.Sequential` from the config's layer list.
 
     Args:
@@ -124,12 +142,12 @@ def build(layers, input_shape, name="model", augmentation=(), target_units=None,
     return model
 
 
-def _shape_so_far(model, input_shape):
+def _shape_so_far(model: keras.Model, input_shape: Sequence[int]) -> tuple[int, ...]:
     """One sample's shape after the layers added so far."""
     return tuple(model.output_shape[1:]) if model.layers else tuple(input_shape)
 
 
-def compile_model(model, config):
+def compile_model(model: keras.Model, config: Config) -> str:
     """Compiles the model with the config's optimizer, loss and metrics.
 
     Args:
@@ -183,7 +201,7 @@ def _instance(metric):
     return metric
 
 
-def optimizer_from(spec):
+def optimizer_from(spec: Mapping[str, Any]) -> keras.optimizers.Optimizer:
     """Returns the Keras optimizer a `{name: ..., **args}` spec names."""
     keras = _keras()
     classes = _classes(
@@ -193,7 +211,7 @@ def optimizer_from(spec):
     return instantiate(cls, _args(spec), f"optimizer ({cls.__name__})")
 
 
-def loss_from(spec):
+def loss_from(spec: Mapping[str, Any]) -> tuple[keras.losses.Loss, str]:
     """Returns the Keras loss a spec names, and its canonical snake_case name."""
     keras = _keras()
     classes = _classes(keras.losses, keras.losses.Loss, exclude={"Loss"})
@@ -201,7 +219,7 @@ def loss_from(spec):
     return instantiate(cls, _args(spec), f"loss ({cls.__name__})"), snake_case(cls.__name__)
 
 
-def metric_from(spec, place):
+def metric_from(spec: Mapping[str, Any], place: str) -> str | keras.metrics.Metric:
     """Returns what `compile` takes for a metric spec: its name, or an instance with its arguments."""
     keras = _keras()
     name, args = spec["name"], _args(spec)
@@ -234,7 +252,11 @@ def _plainly_named(cls, args):
     return args
 
 
-def callbacks_from(specs, best_model_path, checkpoint_class):
+def callbacks_from(
+    specs: Sequence[Mapping[str, Any]],
+    best_model_path: str | os.PathLike[str],
+    checkpoint_class: type[keras.callbacks.ModelCheckpoint],
+) -> list[keras.callbacks.Callback]:
     """Returns the Keras callbacks the config's `training.callbacks` name.
 
     Args:
@@ -263,7 +285,7 @@ def callbacks_from(specs, best_model_path, checkpoint_class):
     return made
 
 
-def check_fit(model, loss_name, dataset, layers):
+def check_fit(model: keras.Model, loss_name: str, dataset: Dataset, layers: Sequence[Mapping[str, Any]]) -> bool:
     """Checks that the output layer and loss fit the data, before any training.
 
     Args:
@@ -292,6 +314,7 @@ def check_fit(model, loss_name, dataset, layers):
         if units != width:
             raise ConfigError(f"{last}: the model outputs {units} values per sample but the targets have {width}")
         return False
+    assert dataset.class_names is not None  # is_classification
     n = len(dataset.class_names)
     numbers = all(re.fullmatch(r"-?\d+", name) for name in dataset.class_names)
     if loss_name in REGRESSION_LOSSES:
@@ -324,7 +347,7 @@ def check_fit(model, loss_name, dataset, layers):
     return loss_name in ONE_HOT_LOSSES
 
 
-def instantiate(cls, args, place):
+def instantiate(cls: Callable[..., Any], args: object, place: str) -> Any:
     """Makes `cls(**args)` after checking `args` against the class's signature.
 
     Args:
@@ -343,7 +366,7 @@ def instantiate(cls, args, place):
         raise ConfigError(f"{place}: {_first_line(e)}; got {args}") from None
 
 
-def check_arguments(target, args, place):
+def check_arguments(target: Callable[..., Any], args: object, place: str) -> dict[str, Any]:
     """Checks a config's arguments against what a Keras class or function accepts.
 
     Args:
@@ -372,20 +395,21 @@ def check_arguments(target, args, place):
     return args
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
     """'CategoricalCrossentropy' -> 'categorical_crossentropy', 'KLDivergence' -> 'kl_divergence'."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def _parameters(cls):
+def _parameters(cls: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     """The arguments a Keras class accepts: its own, and the optional ones of its bases (or a function's)."""
     if not inspect.isclass(cls):
         return dict(inspect.signature(cls).parameters)
-    params, own = {}, True
+    params: dict[str, inspect.Parameter] = {}
+    own = True
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
             continue
-        sig = inspect.signature(klass.__init__)
+        sig = inspect.signature(vars(klass)["__init__"])  # the __init__ this class defines (klass.__init__)
         for n, p in list(sig.parameters.items())[1:]:
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and (own or p.default is not p.empty):
                 params.setdefault(n, p)
@@ -459,15 +483,15 @@ def _aliases(module, classes):
     return found
 
 
-def _public(module):
+def _public(module: Any) -> list[str]:
     return [n for n in dir(module) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
 
 
-def _args(spec):
+def _args(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "name"}
 
 
-def _first_line(error):
+def _first_line(error: BaseException) -> str:
     """Keras's message without its terminal colours and argument dump, on one line."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received by")[0]
     text = re.sub(r"^Exception encountered when calling \S+\.\s*", "", " ".join(text.split()))

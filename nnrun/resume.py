@@ -6,11 +6,21 @@ fingerprint), unless forced. Training itself is `train.train`'s, which
 restores the backup and carries on the history.
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import backend, liveness, rundir, runinfo
 from nnrun import config as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config import Config
 
 # Options a resumed run may change: how long it trains and what it keeps,
 # never what it computes.
@@ -24,7 +34,14 @@ RESUMABLE = (
 UNFINISHED = ("interrupted", "failed", "crashed")
 
 
-def resume(run_dir, console, overrides=(), force=False, live=False, trackers=()):
+def resume(
+    run_dir: str | os.PathLike[str],
+    console: Console,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    live: bool = False,
+    trackers: Sequence[str] = (),
+) -> Path:
     """Continues a run from its last backup, in the same run directory.
 
     Args:
@@ -69,7 +86,9 @@ def _resume(run_dir, config, info, console, overrides, force, live):
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
-def resumable(run_dir, overrides=(), force=False):
+def resumable(
+    run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), force: bool = False
+) -> tuple[Config, dict[str, Any]]:
     """Checks that a run can be resumed and returns its config with the allowed overrides.
 
     Args:
@@ -138,7 +157,7 @@ def resumable(run_dir, overrides=(), force=False):
     planned = runinfo.planned_epochs(config, after)
     if isinstance(done, int) and planned < done:
         key = "training.fine_tune.epochs" if after is not None else "training.epochs"
-        now = config.training.fine_tune.epochs if after is not None else config.training.epochs
+        now = config.training.fine_tune.epochs if after is not None else config.training.epochs  # type: ignore[union-attr]  # BUG: see report
         raise ConfigError(
             f"{run_dir}: {done} epochs are done, more than the config plans ({planned}); "
             f"resume with --set {key}=N (N >= {done - planned + now})"
@@ -146,7 +165,7 @@ def resumable(run_dir, overrides=(), force=False):
     return config, info
 
 
-def newest_unfinished(config):
+def newest_unfinished(config: Config) -> Path | None:
     """The newest resumable run made from the same config, if any (for `train --resume-if-possible`).
 
     Same config means the same resolved config.yaml, apart from the options a

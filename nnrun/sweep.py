@@ -9,12 +9,16 @@ Trials run in this process one after another, or in `--jobs` worker
 processes that share the study while this one reports (sweep_workers.py).
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import config as config_lib
 from nnrun import liveness, rundir, search_space, signals, sweep_report
@@ -27,6 +31,14 @@ from nnrun.errors import (
     one_line,
 )
 
+if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
+    import optuna
+    from rich.console import Console
+
+    from nnrun.config import Config
+    from nnrun.signals import Stop
+    from nnrun.train import Setup
+
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
 STATE = rundir.SWEEP  # marks the folder as a sweep: status, the time it has used, its best trial
 STUDY = "study.db"
@@ -37,7 +49,7 @@ STUDY_NAME = "nnrun"
 MAX_STATE_BYTES = 1 << 20
 
 
-def check_available():
+def check_available() -> None:
     """Refuses a sweep when Optuna is not installed, naming the extra (exit 2)."""
     import importlib.util
 
@@ -45,7 +57,7 @@ def check_available():
         raise ConfigError(f"sweep: needs optuna, which is not installed; pip install '{EXTRA}'")
 
 
-def check(config, where, console):
+def check(config: Config, where: str | os.PathLike[str], console: Console) -> Setup:
     """What `nnrun check` and `nnrun sweep` check of a sweep before its first trial: the data and the
     model at every value of each parameter (the others at their first), and the metric.
 
@@ -60,8 +72,9 @@ def check(config, where, console):
     from nnrun import train
 
     check_available()
+    assert config.sweep is not None  # a sweep's config
     first = search_space.first_point(config.sweep)
-    prepared = None
+    prepared: Setup | None = None
     for path, space in config.sweep.parameters.items():
         for value in search_space.samples(space):
             point = _trial_config(config, {**first, path: value}, config.output.dir, config.output.name)
@@ -72,18 +85,19 @@ def check(config, where, console):
                     train.check_model(point, prepared.dataset)
             except ConfigError as e:
                 raise ConfigError(f"{where}: sweep.parameters['{path}']: with {value!r}: {e}") from None
-    note = search_space.check_metric(config, prepared.dataset.y_val is not None, where)
+    assert prepared is not None  # every parameter has a value to try
+    note = search_space.check_metric(config, prepared.dataset.y_val is not None, str(where))
     if note:
         console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True, markup=False)
     return prepared
 
 
-def is_sweep(path):
+def is_sweep(path: str | os.PathLike[str]) -> bool:
     """Whether a folder is a sweep directory (`nnrun sweep DIR` continues it)."""
     return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
-def start(config, config_file, console, jobs=1):
+def start(config: Config, config_file: str | os.PathLike[str], console: Console, jobs: int = 1) -> Path:
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
 
     Args:
@@ -114,7 +128,7 @@ def start(config, config_file, console, jobs=1):
     return run(sweep_dir, console, jobs)
 
 
-def run(sweep_dir, console, jobs=1, overrides=()):
+def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, overrides: Sequence[str] = ()) -> Path:
     """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
 
     Args:
@@ -130,6 +144,7 @@ def run(sweep_dir, console, jobs=1, overrides=()):
     check_available()
     with _claim(sweep_dir):
         config = load(sweep_dir, overrides)
+        assert config.sweep is not None  # load() refuses a config without one
         study = open_study(sweep_dir, config)
         done = len(counted(study))
         if config.sweep.trials and config.sweep.trials < done and overrides:
@@ -143,6 +158,7 @@ def run(sweep_dir, console, jobs=1, overrides=()):
         deadline = started + budget - used if budget else None
         _write_state(sweep_dir, status="running", error=None, ended_at=None, **liveness.process())
         _say_start(sweep_dir, config, study, console, jobs)
+        error: str | None
         status, error = "failed", "stopped by an unexpected error"
         try:
             with signals.stopping() as stop:
@@ -156,7 +172,7 @@ def run(sweep_dir, console, jobs=1, overrides=()):
         except KeyboardInterrupt as e:
             status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
             console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
-            e.run_dir = sweep_dir
+            e.run_dir = sweep_dir  # type: ignore[attr-defined]  # a plain KeyboardInterrupt too
             raise
         except NnrunError as e:
             error = str(e)
@@ -187,7 +203,7 @@ def run(sweep_dir, console, jobs=1, overrides=()):
 
 
 @contextlib.contextmanager
-def _claim(sweep_dir):
+def _claim(sweep_dir: Path) -> Iterator[None]:
     if not is_sweep(sweep_dir):
         raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
     for name in (STUDY, WORKERS, STATE, CONFIG):
@@ -202,7 +218,7 @@ def _claim(sweep_dir):
         raise
 
 
-def load(sweep_dir, overrides):
+def load(sweep_dir: Path, overrides: Sequence[str]) -> Config:
     """The config in a sweep directory, with `sweep.trials` or `sweep.time_budget` overridden.
 
     Args:
@@ -227,13 +243,14 @@ def load(sweep_dir, overrides):
     return config
 
 
-def open_study(sweep_dir, config, worker=0):
+def open_study(sweep_dir: Path, config: Config, worker: int = 0) -> optuna.Study:
     """The sweep's Optuna study, made or loaded; a file that is not one is exit 2."""
     import optuna
     import sqlalchemy.exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = config.sweep
+    assert sweep is not None  # load() refuses a config without one
     # Median pruning once 5 trials have shown what is usual, and never in the first third of
     # training: a low learning rate starts slowly and may still end best.
     warmup = max(1, config.training.epochs // 3) + 1  # Optuna prunes from this epoch on
@@ -275,7 +292,7 @@ def _recover(study, sweep_dir, sweep, console):
         process = trial.user_attrs.get("process")
         if isinstance(process, dict) and liveness.status({**process, "status": "running"}) == "running":
             continue  # a worker of a killed sweep, still finishing its trial
-        attrs = {"interrupted": True}
+        attrs: dict[str, Any] = {"interrupted": True}
         if "run_dir" not in trial.user_attrs:  # killed before train returned it
             found = sorted(sweep_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
             attrs["run_dir"] = _relative(found[-1], sweep_dir) if found else None
@@ -286,12 +303,12 @@ def _recover(study, sweep_dir, sweep, console):
             console.print(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again", style="dim")
 
 
-def _again(study, trial):
+def _again(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> None:
     """Queues a cut-off trial's point, so that the sweep's next trial tries it."""
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number + 1})
 
 
-def counted(study):
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that use the budget: all but those interrupted, skipped or queued."""
     return [
         t
@@ -300,7 +317,15 @@ def counted(study):
     ]
 
 
-def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
+def work(
+    sweep_dir: Path,
+    config: Config,
+    study: optuna.Study,
+    console: Console,
+    stop: Stop,
+    deadline: float | None = None,
+    reports: bool = True,
+) -> None:
     """Runs trials in this process until the budget is spent.
 
     Args:
@@ -315,6 +340,7 @@ def work(sweep_dir, config, study, console, stop, deadline=None, reports=True):
     import optuna
 
     sweep = config.sweep
+    assert sweep is not None  # load() refuses a config without one
     started_any = False
     while True:
         stop.check()
@@ -397,7 +423,7 @@ def _one_trial(sweep_dir, config, study, trial):
         **test,
     )
     if pruning.pruned_at:
-        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
+        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)  # type: ignore[arg-type]  # BUG: see report
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
     elif value is None:
         _record(study, trial._trial_id, error=f"{config.sweep.metric} is not a finite number")
@@ -406,7 +432,7 @@ def _one_trial(sweep_dir, config, study, trial):
         study.tell(trial, value, skip_if_finished=True)
 
 
-def quiet_console():
+def quiet_console() -> Console:
     """A console that prints nothing: a trial's run speaks through the sweep's one line."""
     from rich.console import Console
 
@@ -419,13 +445,13 @@ def _pruning(trial, sweep):
     from nnrun.backend import keras
 
     class Pruning(keras().callbacks.Callback):  # type: ignore[misc]  # a base class made at run time
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
-            self.pruned_at = None
+            self.pruned_at: int | None = None
             self.missing = False
             self.halt = False  # train's stages read it: a pruned trial is not fine-tuned either
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = feeding.scalars(logs or {})  # named as history.csv names them (f1_score_macro)
             if sweep.metric not in logs:
                 self.missing = True
@@ -447,7 +473,7 @@ def _pruning(trial, sweep):
 def _trial_config(config, params, output_dir, name):
     """The config of one trial: the sweep's, its parameters set, without the sweep section."""
     trial = search_space.apply(config, params, f"sweep trial {name}")
-    update = {"output": trial.output.model_copy(update={"dir": Path(output_dir), "name": name})}
+    update: dict[str, Any] = {"output": trial.output.model_copy(update={"dir": Path(output_dir), "name": name})}
     if trial.tracking.mlflow is not None:  # one experiment for every trial
         mlflow = trial.tracking.mlflow.model_copy(
             update={"experiment": config.tracking.mlflow.experiment or config.output.name}
@@ -480,7 +506,7 @@ def _value(run_dir, kept, metric):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _record(study, trial_id, **attrs):
+def _record(study: optuna.Study, trial_id: int, **attrs: Any) -> None:
     # Optuna has no public way to note a finished trial; its storage's does, for our own trials.
     for key, value in attrs.items():
         if value is not None:
@@ -498,7 +524,7 @@ def _best_record(best):
     }
 
 
-def _read_state(sweep_dir):
+def _read_state(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / STATE
     try:
         if path.stat().st_size > MAX_STATE_BYTES:
@@ -513,7 +539,7 @@ def _read_state(sweep_dir):
     return state
 
 
-def _write_state(sweep_dir, **fields):
+def _write_state(sweep_dir: Path, **fields: Any) -> None:
     rundir.write_json(sweep_dir / STATE, {**_read_state(sweep_dir), **fields})
 
 

@@ -4,26 +4,36 @@ Everything here is made from the Optuna study alone, so any process that
 holds it (the sweep, or its supervisor with `--jobs`) writes the same files.
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import math
 import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnrun import rundir, search_space
+
+if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
+    import optuna
+
+    from nnrun.config import Config
 
 TABLE = "trials.csv"
 BEST = "best.yaml"
 PLOT = "sweep.png"
 
 
-def shown(study):
+def shown(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials a user sees: all but those queued and those a worker asked for past the budget."""
     return [
         t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("skipped") and t.state.name != "WAITING"
     ]
 
 
-def best_trial(study):
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best finished trial, or None before any completed."""
     try:
         return study.best_trial
@@ -31,7 +41,7 @@ def best_trial(study):
         return None
 
 
-def write(sweep_dir, config, study):
+def write(sweep_dir: Path, config: Config, study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """Writes trials.csv, best.yaml and sweep.png from the study.
 
     Args:
@@ -42,6 +52,7 @@ def write(sweep_dir, config, study):
     Returns:
         The best `FrozenTrial`, or None before any trial completed.
     """
+    assert config.sweep is not None and config.sweep.direction is not None  # a sweep's, its direction resolved
     trials, best = shown(study), best_trial(study)
     rundir.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
     if best is not None:
@@ -58,7 +69,7 @@ def write(sweep_dir, config, study):
     return best
 
 
-def line(study, number, config, counted):
+def line(study: optuna.Study, number: int, config: Config, counted: Sequence[optuna.trial.FrozenTrial]) -> str:
     """The progress line of trial `number`: its parameters, its result and the best so far.
 
     Args:
@@ -69,6 +80,7 @@ def line(study, number, config, counted):
     """
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     sweep, best = config.sweep, best_trial(study)
+    assert sweep is not None  # a sweep's config
     # Its place among the trials finished so far: with --jobs, two may be reported together.
     done = len(
         [
@@ -85,7 +97,7 @@ def line(study, number, config, counted):
         result = f"{sweep.metric} {trial.value:.4g}"
     elif trial.state.name == "PRUNED":
         epoch = trial.user_attrs.get("pruned_at_epoch")
-        last = trial.intermediate_values.get(epoch)
+        last = trial.intermediate_values.get(epoch) if epoch is not None else None
         result = f"pruned at epoch {epoch}" + (f" ({sweep.metric} {last:.4g})" if last is not None else "")
     elif trial.user_attrs.get("interrupted"):
         result = "interrupted: it runs again when the sweep continues"
@@ -96,15 +108,16 @@ def line(study, number, config, counted):
     return f"[{total}] trial {number + 1}  {params_text(trial.params)}  {result}  {so_far}{took}"
 
 
-def params_text(params):
+def params_text(params: Mapping[str, Any]) -> str:
     """`optimizer.learning_rate=0.0031 model.layers.0.Dense.units=64`."""
     return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def best_text(sweep_dir, config, best):
+def best_text(sweep_dir: Path, config: Config, best: optuna.trial.FrozenTrial) -> str:
     """best.yaml: the sweep's config with the best trial's values, without its sweep section."""
     from nnrun import config as config_lib
 
+    assert config.sweep is not None  # a sweep's config
     trained = search_space.apply(config, best.params, str(sweep_dir / BEST))
 
     made_from = re.sub(r"[^\w./-]", "_", str(best.user_attrs.get("run_dir", "")))  # from study.db: one safe line

@@ -5,6 +5,8 @@ passes a stop signal on (a second one kills them), and stops them all when one
 fails. A worker dies with its supervisor.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import signal
@@ -12,15 +14,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnrun import signals, sweep_report
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_line
 from nnrun.sweep import WORKERS, counted, load, open_study, quiet_console, work
 
+if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
+    import optuna
+    from rich.console import Console
+
+    from nnrun.config import Config
+    from nnrun.signals import Stop
+
 POLL_S = 1.0
 
 
-def supervise(sweep_dir, study, config, console, jobs, stop, deadline):
+def supervise(
+    sweep_dir: Path,
+    study: optuna.Study,
+    config: Config,
+    console: Console,
+    jobs: int,
+    stop: Stop,
+    deadline: float | None,
+) -> None:
     """Starts `jobs` worker processes on the shared study; reports each trial as it ends."""
     workers_dir = sweep_dir / WORKERS
     workers_dir.mkdir(exist_ok=True)
@@ -73,11 +91,11 @@ def supervise(sweep_dir, study, config, console, jobs, stop, deadline):
             log.close()
     stop.check()
     if cause is not None:
-        log = workers_dir / f"worker-{cause}.log"
-        last = log.read_text(errors="replace").strip().splitlines()
+        log_file = workers_dir / f"worker-{cause}.log"
+        last = log_file.read_text(errors="replace").strip().splitlines()
         code = workers[cause].returncode
         why = last[-1] if last else f"exit {code}"
-        raise (ConfigError if code == 2 else RunFailed)(f"sweep worker {cause} stopped: {why} (log: {log})")
+        raise (ConfigError if code == 2 else RunFailed)(f"sweep worker {cause} stopped: {why} (log: {log_file})")
 
 
 def _worker(sweep_dir, k, deadline):
@@ -100,7 +118,7 @@ def _worker(sweep_dir, k, deadline):
     return 0
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
     """Asks Linux to send this worker SIGTERM if its supervisor dies (a kill -9): it stops its trial."""
     if sys.platform.startswith("linux"):
         import ctypes

@@ -6,6 +6,8 @@ is a Keras callback; `tracked` opens them for a run and closes them with the
 status its run.json ends with.
 """
 
+from __future__ import annotations
+
 import contextlib
 import importlib.util
 import logging
@@ -13,8 +15,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnrun import feeding, rundir
 from nnrun.backend import keras as _keras
@@ -22,6 +25,10 @@ from nnrun.errors import ConfigError, one_line
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
+    from mlflow.tracking import MlflowClient
+    from rich.console import Console
+
+    from nnrun.config import Config, MlflowTracking, Tracking
 else:
     keras = _keras()
 
@@ -35,7 +42,7 @@ _MAX_PARAM = 6000  # MLflow's limits on a param's value and key
 _MAX_KEY = 250
 
 
-def check_available(tracking, place="tracking"):
+def check_available(tracking: Tracking, place: str = "tracking") -> None:
     """Refuses trackers whose package is not installed, naming the extra (exit 2).
 
     Args:
@@ -48,7 +55,7 @@ def check_available(tracking, place="tracking"):
             raise ConfigError(f"{place}.{name}: needs {module}, which is not installed; pip install '{extra}'")
 
 
-def mlflow_uri(settings, output_dir):
+def mlflow_uri(settings: MlflowTracking, output_dir: str | os.PathLike[str]) -> str:
     """The MLflow store a run logs to: the config's, else $MLFLOW_TRACKING_URI, else mlflow.db beside the runs folder.
 
     Args:
@@ -63,7 +70,9 @@ def mlflow_uri(settings, output_dir):
 
 
 @contextlib.contextmanager
-def tracked(config, run_dir, console, class_names=None):
+def tracked(
+    config: Config, run_dir: str | os.PathLike[str], console: Console, class_names: Sequence[str] | None = None
+) -> Iterator[list[keras.callbacks.Callback]]:
     """Opens the config's trackers for a run; yields their Keras callbacks.
 
     On the way out, each is closed with the status run.json then records
@@ -121,12 +130,20 @@ class MlflowLogger(keras.callbacks.Callback):
         class_names: the classes, naming a per-class metric's values.
     """
 
-    def __init__(self, config, run_dir, console, class_names=None):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | os.PathLike[str],
+        console: Console,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir, self.console, self.class_names = Path(run_dir), console, class_names
+        assert config.tracking.mlflow is not None  # made only for a config that asks for MLflow
         self.settings = config.tracking.mlflow
         self.uri = mlflow_uri(self.settings, config.output.dir)
-        self.client = self.run_id = None
+        self.client: MlflowClient | None = None
+        self.run_id: str | None = None
         self.quiet = False  # after a failure: nothing more is logged, but the run is still ended
         self._call(self._start, config)
 
@@ -169,7 +186,7 @@ class MlflowLogger(keras.callbacks.Callback):
         )
         self._say("MLflow run")
 
-    def _say(self, what):
+    def _say(self, what: str) -> None:
         self.console.print(
             f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}",
             style="dim",
@@ -180,6 +197,7 @@ class MlflowLogger(keras.callbacks.Callback):
 
     def _own_run(self, run_id, here):
         """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
+        assert self.client is not None  # _start made it
         if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
             return None
         try:
@@ -189,6 +207,7 @@ class MlflowLogger(keras.callbacks.Callback):
         return run if run.data.tags.get("nnrun.run_dir") == here else None
 
     def _experiment(self, name):
+        assert self.client is not None  # _start made it
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
@@ -203,7 +222,7 @@ class MlflowLogger(keras.callbacks.Callback):
                 raise
             return experiment.experiment_id
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._call(self._log_epoch, logs or {}, epoch + 1)
 
     def _log_epoch(self, logs, step):
@@ -214,6 +233,7 @@ class MlflowLogger(keras.callbacks.Callback):
     def _log(self, values, step=None):
         from mlflow.entities import Metric
 
+        assert self.client is not None and self.run_id is not None  # _call runs it only once _start has ended
         now = int(time.time() * 1000)
         # MLflow takes letters, digits and _ - . / : and spaces: a class named "cats & dogs" would sink the batch.
         metrics = [
@@ -224,7 +244,7 @@ class MlflowLogger(keras.callbacks.Callback):
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
-    def end(self):
+    def end(self) -> None:
         """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
         if self.client is None or self.run_id is None:
             return
@@ -235,6 +255,7 @@ class MlflowLogger(keras.callbacks.Callback):
             self._call(self.client.set_terminated, self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
 
     def _finish(self, status):
+        assert self.client is not None and self.run_id is not None  # end() calls it only after _start
         metrics_file = self.run_dir / rundir.METRICS
         if status == "completed" and metrics_file.is_file():
             test = rundir.read_json(metrics_file).get("test") or {}
@@ -243,7 +264,7 @@ class MlflowLogger(keras.callbacks.Callback):
             for path, folder in _artifacts(self.run_dir):
                 self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
-    def _call(self, function, *args):
+    def _call(self, function: Callable[..., object], *args: Any) -> None:
         if self.quiet or (self.client is None and function != self._start):
             return
         try:
@@ -278,7 +299,7 @@ ARTIFACTS = (
 )
 
 
-def _artifacts(run_dir):
+def _artifacts(run_dir: Path) -> Iterator[tuple[Path, str | None]]:
     """`(file, artifact folder)` for each of a run directory's own files, links left out."""
     for name in ARTIFACTS:
         top = run_dir / name
@@ -295,17 +316,17 @@ def _artifacts(run_dir):
                     yield path, str(Path(folder).relative_to(run_dir))
 
 
-def _params(config):
+def _params(config: Config) -> dict[str, str]:
     # Where it logs is not a setting of the model, and may hold a token.
     return flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"}))
 
 
-def shown_uri(uri):
+def shown_uri(uri: str) -> str:
     """A tracking URI without its user and password, as run.json records it and messages show it."""
     return re.sub(r"(?<=://)[^/@]*@", "", uri)
 
 
-def flatten(value, prefix=""):
+def flatten(value: object, prefix: str = "") -> dict[str, str]:
     """A resolved config as MLflow params: `{'model.layers.0.Dense.units': '64', ...}`."""
     if isinstance(value, dict) and value:
         return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}

@@ -5,14 +5,19 @@ checked; from then on, the run directory's run.json always says how the run
 stands: running, completed, failed or interrupted.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import math
+import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,20 +40,27 @@ from nnrun.data import schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import build, callbacks_from, check_fit, compile_model, snake_case
 
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+    from rich.console import Console
+
+    from nnrun.callbacks import EpochRecorder
+    from nnrun.config import Config
+
 
 @dataclass
 class Setup:
     """Everything `train` needs before it trains; what `nnrun check` shows."""
 
     dataset: data.Dataset
-    model: object  # keras.Model
+    model: keras.Model
     one_hot: bool  # integer labels are one-hot encoded for the loss
-    class_weight: dict | None  # class index -> weight in the loss
+    class_weight: dict[int, float] | None  # class index -> weight in the loss
     engine: distribution.Engine  # the devices and processes it trains on
     stages: fine_tune.Stages  # training, then fine-tuning when the config asks
 
 
-def setup(config, join=True):
+def setup(config: Config, join: bool = True) -> Setup:
     """Loads the data, seeds, builds and compiles the model, and checks they fit.
 
     Args:
@@ -84,7 +96,7 @@ def setup(config, join=True):
     return Setup(dataset, model, one_hot, weights, engine, stages)
 
 
-def check_model(config, dataset):
+def check_model(config: Config, dataset: data.Dataset) -> None:
     """Builds and compiles the config's model for data already loaded, and checks they fit
     (a sweep's other points, on the data of its first).
 
@@ -108,7 +120,15 @@ def _built(config, dataset):
     return model, compile_model(model, config)
 
 
-def train(config, console, live=False, config_file=None, resume=None, prepared=None, callbacks=()):
+def train(
+    config: Config,
+    console: Console,
+    live: bool = False,
+    config_file: Path | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    prepared: Setup | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Path | None:
     """Trains a model as the config says, into a new run directory or a resumed one.
 
     Args:
@@ -137,7 +157,11 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     report = console
     if not engine.writer:
         console = type(console)(stderr=True, quiet=True)  # process 0 reports for all
-    splits = {"train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
+    splits: dict[str, tuple[Any, Any]] = {
+        "train": (ds.x_train, ds.y_train),
+        "validation": (ds.x_val, ds.y_val),
+        "test": (ds.x_test, ds.y_test),
+    }
     form = feeding.label_form(s.one_hot, ds.class_names, model.output_shape[-1])
     n_classes = len(ds.class_names or ())
     splits = {name: feeding.labels(x, y, n_classes, form) for name, (x, y) in splits.items() if x is not None}
@@ -148,6 +172,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
         started = time.time()
         if not resume and engine.writer:
             rundir.sweep_stale(config.output.dir)
+        assert config.output.name is not None  # load() sets it
         run_dir = Path(resume) if resume else rundir.create(engine.output_dir(config.output.dir), config.output.name)
         # A new run writes its files; a resumed one gets back its weights,
         # optimizer state and history up to its last backup.
@@ -256,7 +281,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
                 highlight=False,
                 soft_wrap=True,
             )
-            e.run_dir = run_dir if engine.writer else None
+            e.run_dir = run_dir if engine.writer else None  # type: ignore[attr-defined]  # a plain KeyboardInterrupt too
             raise
         except NnrunError as e:
             runinfo.finish(run_dir, started, "failed", console, error=str(e))
@@ -294,7 +319,7 @@ def train(config, console, live=False, config_file=None, resume=None, prepared=N
     return run_dir
 
 
-def resolved_text(config):
+def resolved_text(config: Config) -> str:
     """The config.yaml a run of this config gets: resolved, its data path absolute."""
     return config_lib.dump(_with_absolute_paths(config))
 
@@ -359,7 +384,7 @@ def _keep_last_epoch(model, recorder, run_dir, config, engine):
     return f"; the model of epoch {recorder.weights_epoch} is saved in {run_dir}"
 
 
-def _reason(error, streamed):
+def _reason(error: BaseException, streamed: bool) -> str:
     """Why a run failed, in one line a user can act on."""
     kind, first = type(error).__name__, one_line(error, 300)
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
@@ -380,7 +405,7 @@ def _target_units(dataset, data):
     return float(y.mean()), std if std > 0 else 1.0
 
 
-def _label_notes(config, one_hot):
+def _label_notes(config: Config, one_hot: bool) -> list[str]:
     if not one_hot:
         return []
     if snake_case(config.loss["name"]) == "sparse_categorical_crossentropy":
@@ -393,7 +418,14 @@ def _label_notes(config, one_hot):
     return [f"labels one-hot encoded for loss '{config.loss['name']}'"]
 
 
-def _final_metrics(model, splits, recorder, batch_size, class_names, fresh=("test",)):
+def _final_metrics(
+    model: keras.Model,
+    splits: dict[str, tuple[Any, Any]],
+    recorder: EpochRecorder,
+    batch_size: int,
+    class_names: Sequence[str] | None,
+    fresh: Sequence[str] = ("test",),
+) -> dict[str, dict[str, Any]]:
     """Final train/validation/test metrics of the saved model.
 
     Unless a callback restored other weights, the last epoch's logs already
@@ -431,7 +463,7 @@ def _with_absolute_paths(config):
     return config.model_copy(update=update)
 
 
-def _save_model(model, run_dir, save_h5):
+def _save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
     with rundir.atomic(run_dir / rundir.MODEL) as tmp:
         model.save(tmp)
     if save_h5:
@@ -457,5 +489,5 @@ def _plot(model, ds, history, run_dir, name, batch_size):
         )
 
 
-def _floats(metrics):
+def _floats(metrics: dict[str, Any]) -> dict[str, float | None]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
