@@ -143,6 +143,11 @@ def resumable(
                 f"only {', '.join(RESUMABLE)} can"
             )
     after = info.get("fine_tune_after_epoch")
+    if after is not None and config.training.fine_tune is None:  # a config.yaml edited where no hash guards it
+        raise RunDirError(
+            f"{run_dir}: run.json says fine-tuning began after epoch {after}, "
+            f"but its {rundir.CONFIG} has no training.fine_tune"
+        )
     if after is not None and config.training.epochs != config_lib.load(run_dir / rundir.CONFIG).training.epochs:
         raise ConfigError(
             f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
@@ -157,7 +162,11 @@ def resumable(
     planned = runinfo.planned_epochs(config, after)
     if isinstance(done, int) and planned < done:
         key = "training.fine_tune.epochs" if after is not None else "training.epochs"
-        now = config.training.fine_tune.epochs if after is not None else config.training.epochs  # type: ignore[union-attr]  # BUG: see report
+        now = (
+            config.training.fine_tune.epochs
+            if config.training.fine_tune and after is not None
+            else config.training.epochs
+        )
         raise ConfigError(
             f"{run_dir}: {done} epochs are done, more than the config plans ({planned}); "
             f"resume with --set {key}=N (N >= {done - planned + now})"

@@ -211,6 +211,18 @@ def interrupted_here(long_digits_config, tmp_path):
     return interrupt(long_digits_config, tmp_path / "runs")
 
 
+def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_none(runner, interrupted_run):
+    info = json.loads((interrupted_run / "run.json").read_text())
+    info["fine_tune_after_epoch"] = 1
+    del info["config_sha256"]  # as a run.json from before the hash, or edited by hand
+    (interrupted_run / "run.json").write_text(json.dumps(info))
+    result = runner.invoke(cli, ["resume", str(interrupted_run)])
+    assert result.exit_code == 2, result.output
+    assert (
+        "run.json says fine-tuning began after epoch 1, but its config.yaml has no training.fine_tune" in result.stderr
+    )
+
+
 def test_resume_refuses_a_changed_config(runner, interrupted_run):
     result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "optimizer.learning_rate=0.1"])
     assert result.exit_code == 2
