@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from nnrun.config import Config
+    from nnrun.distribution import Plan
 
 EXIT_INTERRUPTED = 130
 MODELS = {"final": "model.keras", "best": "model.best.keras"}
@@ -185,8 +186,8 @@ def train(
             err=True,
         )
     plan = distribution.plan(resolved)
-    if resume_if_possible and plan.processes > 1:
-        raise click.UsageError("--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables")
+    if resume_if_possible:
+        _in_one_process(plan, "--resume-if-possible")
     backend.use(resolved.backend)
     from nnrun import resume
     from nnrun import train as training
@@ -259,7 +260,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
     Given a sweep directory instead, continue that sweep where it stopped
     (--set sweep.trials=N lengthens it). Prints the sweep directory last.
     """
-    from nnrun import backend, config, sweep
+    from nnrun import backend, config, distribution, sweep
 
     console = _console()
     if target.is_dir():
@@ -268,12 +269,14 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         if trackers:
             raise click.UsageError("a sweep continues with its own config: --tracker is for a new sweep")
         saved = config.load(target / sweep.CONFIG)
+        _in_one_process(distribution.plan(saved), "nnrun sweep")
         backend.use(saved.backend)
         sweep_dir = sweep.run(target, console, jobs, overrides)
     else:
         resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
         if resolved.sweep is None:
             raise click.UsageError(f"{target} has no sweep section (see the README: Searching for better settings)")
+        _in_one_process(distribution.plan(resolved), "nnrun sweep")
         with _about(target):
             sweep.check_available()
         backend.use(resolved.backend)
@@ -281,6 +284,12 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
             sweep.check(resolved, target, console)  # a bad space fails before the first trial
             sweep_dir = sweep.start(resolved, target, console, jobs)
     click.echo(str(sweep_dir))
+
+
+def _in_one_process(plan: Plan, what: str) -> None:
+    """Refuses `what` under the launch variables of several processes: each would make its own directories."""
+    if plan.processes > 1:
+        raise click.UsageError(f"{what} runs in one process; unset the KERAS_DISTRIBUTION_* variables")
 
 
 def _export_as_asked(config: Config, run_dir: Path, console: Console) -> None:

@@ -284,6 +284,19 @@ def test_a_missing_optuna_is_named_at_check(runner, write_config, monkeypatch):
     assert "tiny.yaml: sweep: needs optuna, which is not installed; pip install 'nnrun[sweep]'" in result.output
 
 
+def test_a_sweep_under_several_processes_launch_variables_is_refused(runner, write_config):
+    env = {
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:7777",
+    }
+    config = write_config(sweep=SPACE, backend="jax", distribution="data_parallel")
+    result = runner.invoke(cli, ["sweep", str(config)], env=env)
+    assert result.exit_code == 2, result.output
+    assert "nnrun sweep runs in one process; unset the KERAS_DISTRIBUTION_* variables" in result.output
+    assert not (config.parent / "runs").exists(), "refused before any sweep directory"
+
+
 def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config):
     # A metric nothing resembles passes check with a note; each worker's first epoch refuses it.
     config = write_config(sweep={**SPACE, "trials": 2, "metric": "val_precision"}, training={"epochs": 1})
