@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 
 import pytest
 import yaml
@@ -11,6 +12,53 @@ from click.testing import CliRunner
 from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Fixtures that train: a test that uses one, directly or through another fixture, is marked slow.
+TRAINING_FIXTURES = {
+    "tiny_template",
+    "iris_run",
+    "churn_run",
+    "image_run",
+    "regression_run",
+    "digits_run",
+    "interrupted_template",
+    "interrupted_here",
+    "augmented_image_run",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+_may_train = True  # whether the test being set up, run or torn down is marked slow
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before the test's fixtures: a test not marked slow may not call `fit`, so `pytest -m "not slow"` stays fast.
+
+    `fit` is guarded once Keras is loaded (a test that loads it is guarded from the next test on), so
+    the check costs the fast loop no Keras import; a test that trains in a child process is marked by hand.
+    """
+    global _may_train
+    _may_train = item.get_closest_marker("slow") is not None
+    keras = sys.modules.get("keras")
+    if keras is not None and not getattr(keras.Model.fit, "guarded", False):
+        keras.Model.fit = _guarded(keras.Model.fit)
+
+
+def _guarded(fit):
+    def guarded_fit(self, *args, **kwargs):
+        if not _may_train:
+            raise AssertionError("this test trains (Model.fit) but is not marked slow: add @pytest.mark.slow")
+        return fit(self, *args, **kwargs)
+
+    guarded_fit.guarded = True
+    return guarded_fit
+
 
 TINY = {
     "seed": 7,

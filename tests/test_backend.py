@@ -34,6 +34,7 @@ def train_in_a_process(config, backend_name):
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_run_trained_on_the_other_backend_evaluates_and_predicts_here(runner, write_config, tmp_path):
     other = OTHER[running()]
     run = train_in_a_process(write_config(), other)
@@ -69,6 +70,7 @@ def test_another_backend_than_the_one_running_is_refused_in_one_line(runner, wri
     assert f"backend: {other}, but this process already runs Keras on {running()}" in result.output
 
 
+@pytest.mark.slow
 def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
     # TensorFlow's import is 2-3 s of every JAX run that does not stream images.
     np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))

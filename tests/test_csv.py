@@ -170,6 +170,7 @@ def test_missing_values_are_filled_from_the_training_split(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_config, tmp_path):
     config_file = csv_config(write_config, write(tmp_path, with_gaps()), drop=["id", "name"])
     result, run_dir = train(runner, config_file)
@@ -187,6 +188,7 @@ def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_conf
 # --- targets and training end to end --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_binary_target_trains_with_a_sigmoid_and_predicts_from_raw_rows(runner, write_config, tmp_path):
     import keras
 
@@ -207,6 +209,7 @@ def test_binary_target_trains_with_a_sigmoid_and_predicts_from_raw_rows(runner, 
     assert (predicted == frame["left"].to_numpy()[test_rows]).mean() == pytest.approx(metrics["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_string_target_with_three_classes(runner, write_config, tmp_path):
     frame = table(90)
     frame["plan"] = np.array(["gold", "basic", "silver"])[np.arange(90) % 3]
@@ -221,6 +224,7 @@ def test_string_target_with_three_classes(runner, write_config, tmp_path):
     assert rundir.read_json(run_dir / rundir.PREPROCESSING)["class_names"] == ["basic", "gold", "silver"]
 
 
+@pytest.mark.slow
 def test_float_target_is_regression(runner, write_config, tmp_path):
     frame = table(60)
     frame["spend"] = frame["balance"] / 1000 + 0.5
@@ -421,6 +425,7 @@ def test_a_date_column_becomes_year_and_cyclic_parts(tmp_path):
     np.testing.assert_allclose(encoded[7:9], [np.sin(2 * np.pi * 0 / 7), np.cos(0)], atol=1e-6)  # a Monday
 
 
+@pytest.mark.slow
 def test_a_date_column_trains_and_predicts_from_raw_rows(runner, write_config, tmp_path):
     frame = dated(120)
     frame.loc[3, "signup"] = None
@@ -510,6 +515,7 @@ def test_na_values_and_encoding_are_options(tmp_path):
     assert any(n.startswith("age: ") and "missing value" in n for n in ds.notes), ds.notes
 
 
+@pytest.mark.slow
 def test_predict_reads_a_table_as_training_did(runner, write_config, tmp_path):
     frame = table(120)
     path = tmp_path / "spaced.csv"
@@ -522,6 +528,7 @@ def test_predict_reads_a_table_as_training_did(runner, write_config, tmp_path):
     assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [f"{rows}:{i}" for i in (2, 3, 4)]
 
 
+@pytest.mark.slow
 def test_predict_warns_of_what_training_never_saw_naming_the_values(runner, write_config, tmp_path):
     frame = dated(120)
     _, run_dir = train(runner, csv_config(write_config, write(tmp_path, frame)))

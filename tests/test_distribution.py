@@ -56,6 +56,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @on("jax")
 def test_one_process_with_two_host_devices_trains_on_both(write_config, tmp_path):
     config = write_config(**EVEN)
@@ -72,6 +73,7 @@ def test_one_process_with_two_host_devices_trains_on_both(write_config, tmp_path
     assert out.strip().endswith(os.readlink(tmp_path / "runs" / "latest"))
 
 
+@pytest.mark.slow
 @on("jax")
 def test_two_processes_on_loopback_write_one_run_with_the_model_both_trained(write_config, tmp_path):
     config = write_config(**EVEN)
@@ -99,6 +101,7 @@ def test_two_processes_on_loopback_write_one_run_with_the_model_both_trained(wri
     assert list(scratch.iterdir()) == []  # process 1's scratch run directory is gone
 
 
+@pytest.mark.slow
 @on("jax")
 def test_processes_with_different_data_refuse_to_train(write_config, tmp_path):
     arrays = []
@@ -120,6 +123,7 @@ def test_processes_with_different_data_refuse_to_train(write_config, tmp_path):
     assert not (tmp_path / "runs").exists(), "nothing was written"
 
 
+@pytest.mark.slow
 @on("tensorflow")
 def test_mirrored_strategy_over_two_cpus_gives_the_weights_of_one(write_config, tmp_path):
     split = (
@@ -202,6 +206,7 @@ def test_more_devices_than_there_are_is_one_line(runner, write_config):
     assert "distribution.devices: 64, but this process has 1 (" in result.output
 
 
+@pytest.mark.slow
 def test_check_and_train_say_what_they_train_on(runner, write_config, tmp_path):
     config = write_config(**EVEN)
     result = runner.invoke(cli, ["check", str(config)])

@@ -51,6 +51,7 @@ RUNS = ["iris_run", "churn_run", "image_run", "regression_run", "digits_run"]
 # --- the run's own test split ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RUNS)
 def test_metrics_equal_the_runs_test_metrics(request, name):
     run = request.getfixturevalue(name).path
@@ -272,6 +273,7 @@ def test_data_csv_missing_a_column_names_it_and_the_file(churn_run, tmp_path):
     assert "'age'" in line and str(path) in line
 
 
+@pytest.mark.slow  # parametrized by trained runs (request.getfixturevalue)
 @pytest.mark.parametrize(
     "run_name, make, fragment",
     [
@@ -294,6 +296,7 @@ def test_bad_data_is_one_error_line_naming_the_file(request, tmp_path, run_name,
 # --- the run directory alone ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_data_changed_since_training_is_reported(write_config, tmp_path, monkeypatch):
     path = tmp_path / "table.csv"
     churn_table(60).to_csv(path, index=False)
@@ -376,6 +379,7 @@ def test_a_directory_that_is_no_usable_run_exits_2(tmp_path, make, fragment):
     assert fragment in line and str(path) in line
 
 
+@pytest.mark.slow
 def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_path, monkeypatch):
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
@@ -409,7 +413,8 @@ def test_a_regression_gets_mae_rmse_r2_and_its_plots(regression_run):
     assert report["r2"] <= 1
     assert found["metrics"]["mae"] == pytest.approx(report["mae"], rel=1e-4)  # Keras's and scikit-learn's agree
     plot = Path(found["output_dir"]) / "predicted_vs_actual.png"
-    assert Image.open(plot).size[0] > 500
+    with Image.open(plot) as image:
+        assert image.size[0] > 500
     table = invoke("evaluate", regression_run.path)
     assert "MAE of predicting the mean" in table.stdout and "R²" in table.stdout, table.output
     passed = invoke("evaluate", regression_run.path, "--fail-under", f"r2={report['r2'] - 0.01}")

@@ -175,6 +175,7 @@ def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digit
     assert result.exit_code == 2 and "preprocessing.json': input_shape [28, 28], but the model takes" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_regression_in_large_units_exports(runner, write_config, tmp_path):
     x = np.random.default_rng(1).normal(size=(80, 3)).astype("float32")
     np.savez(tmp_path / "prices.npz", x=x, y=200_000 + 50_000 * x[:, 0])  # outputs whose float32 steps exceed 1e-4

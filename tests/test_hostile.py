@@ -107,6 +107,7 @@ def test_a_set_value_is_bounded_too(tmp_path):
 # --- names, seeds, folders: exit 2 at check, or a run that works ------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "file_name, overrides, run_name",
     [
@@ -179,6 +180,7 @@ def test_a_file_that_is_not_a_csv_is_never_echoed(runner, write_config, tmp_path
     assert "single column" in result.output
 
 
+@pytest.mark.slow
 def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config, tmp_path):
     import os
     import socket
@@ -247,7 +249,7 @@ def test_a_model_with_a_lambda_layer_executes_nothing(runner, tiny_run, tmp_path
     marker = tmp_path / "pwned"
 
     def lambda_model(path):
-        touch = f"lambda x: (open({str(marker)!r}, 'w').write('ran'), x)[1]"
+        touch = f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x)[1]"
         model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(eval(touch)), keras.layers.Dense(3)])
         model.save(path)
         marker.unlink()  # building the model here ran it once
@@ -388,6 +390,7 @@ def test_a_tampered_run_json_is_one_line_exit_2_and_skipped_in_listings(runner, 
     assert listed.exit_code == 0 and "skipped" in listed.stderr, listed.output
 
 
+@pytest.mark.slow
 def test_inconsistent_numeric_statistics_are_refused(runner, tmp_path, write_config):
     import pandas as pd
 

@@ -201,6 +201,7 @@ def test_training_stream_reshuffles_each_epoch_and_other_streams_keep_label_orde
     feeding.set_epoch(0)
 
 
+@pytest.mark.slow
 def test_an_image_folder_run_resumed_ends_as_one_never_stopped(runner, write_config, tmp_path, monkeypatch):
     root = make_folder(tmp_path / "imgs", {"cat": 6, "dog": 6, "owl": 6})
     config = write_config(
@@ -329,6 +330,7 @@ def test_check_a_grayscale_folder(runner, write_config, tmp_path):
 # end to end -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shipped_config_trains_on_a_folder(runner, tmp_path):
     root = make_folder(tmp_path / "imgs", {"cat": 10, "dog": 10, "owl": 10})
     overrides = [
@@ -384,6 +386,7 @@ def test_check_decodes_every_image_and_names_the_damaged_ones(runner, write_conf
     assert "dog/broken.jpg (" in line and "truncated" in line and "owl/empty.png (" in line, line
 
 
+@pytest.mark.slow
 def test_a_damaged_image_met_in_training_is_named_and_exits_2(runner, write_config, tmp_path):
     root = make_folder(tmp_path / "imgs")
     truncated_jpeg(root / "cat" / "broken.jpg")

@@ -161,6 +161,7 @@ def test_unreadable_cache_file_is_bad_input_naming_it(cache):
         keras_datasets.read(KerasData(source="keras", name="fashion_mnist"))
 
 
+@pytest.mark.slow
 def test_train_mnist_config_end_to_end(runner, cache, tmp_path):
     small = ["model.layers.1.Dense.units=16", "model.layers.2.Dense.units=16", "training.epochs=1"]
     args = ["train", str(REPO / "configs" / "mnist_mlp.yaml"), "--quiet", "--set", f"output.dir={tmp_path / 'runs'}"]

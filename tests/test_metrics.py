@@ -40,6 +40,7 @@ def history_columns(run):
         return next(csv.reader(f))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
 def test_every_metric_on_three_classes(runner, write_config, loss):
     result, run = train(runner, write_config, loss=loss, metrics=MULTI)
@@ -60,6 +61,7 @@ def test_every_metric_on_three_classes(runner, write_config, loss):
     assert json.loads(scored.stdout)["metrics"]["f1_score.versicolor"] == pytest.approx(test["f1_score.versicolor"])
 
 
+@pytest.mark.slow
 def test_every_metric_on_one_sigmoid_unit_agrees_with_scikit_learn(runner, write_config):
     from sklearn.metrics import f1_score, precision_score, recall_score
 
@@ -115,6 +117,7 @@ def run_of(runner, config_file):
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_balanced_class_weight_is_recorded_and_finds_the_rare_class(runner, write_config, tmp_path):
     path = imbalanced(tmp_path)
     plain = run_of(runner, binary_config(write_config, path))
@@ -157,6 +160,7 @@ def test_class_weight_on_a_regression_is_refused(runner, write_config, tmp_path)
     assert result.exit_code == 2 and "regression" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_the_printed_tables_leave_per_class_values_to_the_files(runner, write_config):
     result = runner.invoke(cli, ["train", str(write_config(metrics=["accuracy", "F1Score"])), "--quiet"])
     assert result.exit_code == 0, result.output

@@ -99,6 +99,7 @@ def test_input_shape_is_inferred_from_the_data():
     assert m.count_params() == 64 * 10 + 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, keras_name",
     [

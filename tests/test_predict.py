@@ -307,6 +307,7 @@ def _png_of(path, width, height):
     return path
 
 
+@pytest.mark.slow  # parametrized by trained runs (request.getfixturevalue)
 @pytest.mark.parametrize(
     "run_name, make, fragment",
     [

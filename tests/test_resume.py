@@ -28,7 +28,7 @@ def digits_config(write_config):
 
 
 def history_epochs(run):
-    return [int(row["epoch"]) for row in csv.DictReader((run / "history.csv").open())]
+    return [int(row["epoch"]) for row in csv.DictReader((run / "history.csv").read_text().splitlines())]
 
 
 def info(run):
@@ -46,6 +46,7 @@ def optimizer_iterations(run):
     return int(keras.models.load_model(run / "model.keras", safe_mode=True).optimizer.iterations.numpy())
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, digits_config, tmp_path):
     proc = start(digits_config, "--set", FOREVER)
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
@@ -91,6 +92,7 @@ rundir.write_json = write_json
 """
 
 
+@pytest.mark.slow
 def test_a_kill_in_the_middle_of_a_backup_resumes_from_the_one_before(runner, digits_config, tmp_path):
     proc = start(digits_config, "--set", FOREVER, wrapper=KILL_AT_THIRD_METADATA)
     code, err = stop_when_dead(proc)
@@ -111,6 +113,7 @@ def stop_when_dead(proc, timeout=120):
     return proc.returncode, err
 
 
+@pytest.mark.slow
 def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_config, tmp_path):
     proc = start(digits_config, "--set", FOREVER)
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=3), "three epochs were backed up")
@@ -129,6 +132,7 @@ def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_conf
     assert history_epochs(run) == list(range(1, epochs + 1))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_config, tmp_path):
     proc = start(digits_config, "--set", FOREVER)
     run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
@@ -150,6 +154,7 @@ def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_
     assert "signal" not in info(run) and "error" not in info(run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_second_signal_while_saving_is_ignored(digits_config, tmp_path, signum, code):
     proc = start(digits_config, "--set", FOREVER)
@@ -167,6 +172,7 @@ def test_a_second_signal_while_saving_is_ignored(digits_config, tmp_path, signum
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_a_completed_run_has_nothing_to_resume(runner, digits_config):
     result = runner.invoke(cli, ["train", str(digits_config)])
     assert result.exit_code == 0, result.output
@@ -237,6 +243,7 @@ def test_resume_refuses_a_changed_config(runner, interrupted_run):
     assert info(interrupted_run)["status"] == "interrupted", "a refused resume changes nothing"
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_data_unless_forced(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype("float32")
@@ -291,6 +298,7 @@ def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_her
     assert info(interrupted_run)["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_a_running_run_is_not_resumed(runner, digits_config, tmp_path):
     proc = start(digits_config, "--set", FOREVER)
     try:
@@ -301,6 +309,7 @@ def test_a_running_run_is_not_resumed(runner, digits_config, tmp_path):
         stop(proc, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
     config = write_config(
         "digits.yaml", **{**DIGITS, "training": {"epochs": 2, "batch_size": 8, "backup_every_steps": 20}}
@@ -325,6 +334,7 @@ def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
     assert info(run)["resumes"][0]["from_step"] == metadata["iterations"] > metadata["epoch"] * 162
 
 
+@pytest.mark.slow
 def test_keep_backup_keeps_it(runner, write_config):
     result = runner.invoke(cli, ["train", str(write_config(output={"dir": "runs", "keep_backup": True}))])
     assert result.exit_code == 0, result.output
@@ -334,6 +344,7 @@ def test_keep_backup_keeps_it(runner, write_config):
     assert (Path(run) / "backup" / "latest.weights.h5").is_file()
 
 
+@pytest.mark.slow
 def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path, monkeypatch):
     from nnrun import callbacks
 
@@ -363,6 +374,7 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
     import errno
 
@@ -384,6 +396,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
     assert record["status"] == "failed" and "no space left" in record["error"]
 
 
+@pytest.mark.slow
 def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
     import errno
 
@@ -404,6 +417,7 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     config = write_config(
         training={"epochs": 3, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}]}
@@ -420,6 +434,7 @@ def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     assert missing.exit_code == 2 and "has no model.best.keras: the config has no ModelCheckpoint" in missing.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distribution", [None, "data_parallel"])  # data_parallel shuffles in tf.data
 def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, tmp_path, distribution):
     # Dropout and shuffling draw random numbers: the backup carries their state too.

@@ -149,6 +149,7 @@ def test_no_completed_run_is_an_error_that_says_what_there_is(runner, four_runs,
     assert "no completed runs in" in result.output and "4 not completed: crashed, failed, interrupted" in result.output
 
 
+@pytest.mark.slow
 def test_runs_diff_shows_config_differences_and_metrics(runner, write_config, tmp_path):
     config = write_config()
     a = trained(runner, config)
@@ -169,6 +170,7 @@ def test_runs_diff_shows_config_differences_and_metrics(runner, write_config, tm
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+@pytest.mark.slow
 def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     config = write_config()
     a = trained(runner, config)
@@ -187,6 +189,7 @@ def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     assert len(json.loads(listed.stdout)) == 2, "the PNG beside the runs is not a run"
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_weights(runner, write_config):
     import keras
     import numpy as np
@@ -197,6 +200,7 @@ def test_same_config_and_seed_give_the_same_weights(runner, write_config):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_config, tmp_path):
     config = write_config()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -240,6 +244,7 @@ def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_co
     assert len(folders) == 2 and all((Path(f) / "metrics.json").is_file() for f in folders)
 
 
+@pytest.mark.slow
 def test_the_runs_commands_never_import_tensorflow(runner, write_config):
     config = write_config()
     a, b = trained(runner, config), trained(runner, config, "--set", "seed=8")

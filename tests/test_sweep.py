@@ -35,6 +35,7 @@ def sweep_dir_of(result):
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_config, tmp_path):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
     assert result.exit_code == 0, result.output
@@ -63,6 +64,7 @@ def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_
     assert check.exit_code == 0, check.output
 
 
+@pytest.mark.slow
 def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkeypatch):
     from nnrun import train
     from nnrun.errors import Interrupted
@@ -94,6 +96,7 @@ def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkey
     assert len(list((sweep_dir / "trials").glob("trial-*"))) == 4
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
     assert result.exit_code == 0, result.output
@@ -119,6 +122,7 @@ def test_a_sweep_killed_mid_trial_continues(runner, write_config):
         assert float(rows[2][key]) == pytest.approx(lost.params[key]), "the cut-off point is tried again"
 
 
+@pytest.mark.slow
 def test_a_time_budget_stops_starting_trials(runner, write_config):
     config = write_config(sweep={**SPACE, "trials": None, "time_budget": "1s"}, training={"epochs": 1})
     result = runner.invoke(cli, ["sweep", str(config)])
@@ -126,6 +130,7 @@ def test_a_time_budget_stops_starting_trials(runner, write_config):
     assert 1 <= len(table(sweep_dir_of(result))) <= 2
 
 
+@pytest.mark.slow
 def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_precision"))])
     assert result.exit_code == 2, result.output
@@ -190,6 +195,7 @@ def test_a_config_without_a_sweep_section_is_refused(runner, write_config):
     assert "has no sweep section" in result.output
 
 
+@pytest.mark.slow
 def test_trials_run_in_parallel_worker_processes(runner, write_config):
     config = write_config(sweep={**SPACE, "trials": 2}, training={"epochs": 1})
     result = runner.invoke(cli, ["sweep", str(config), "--jobs", "2"])
@@ -200,6 +206,7 @@ def test_trials_run_in_parallel_worker_processes(runner, write_config):
     assert len(list((sweep_dir / "workers").glob("worker-*.log"))) == 2
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, write_config):
     config = write_config(  # SGD far too fast on a linear regression: the loss is NaN within an epoch
         data={"source": "sklearn", "name": "iris", "scale": "standard", "task": "regression"},
@@ -220,6 +227,7 @@ def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, wri
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkeypatch):
     # The pruner says so for the second trial (as Optuna's median pruner would for a poor one).
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
@@ -234,6 +242,7 @@ def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkey
     assert info["epochs_completed"] == 1 and info["pruned_at_epoch"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "plant, message",
     [
@@ -265,6 +274,7 @@ def test_check_refuses_a_metric_the_sweep_cannot_use(runner, write_config, metri
     assert message in result.output
 
 
+@pytest.mark.slow
 def test_continuing_with_fewer_trials_than_done_is_refused(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=2))])
     assert result.exit_code == 0, result.output
@@ -297,6 +307,7 @@ def test_a_sweep_under_several_processes_launch_variables_is_refused(runner, wri
     assert not (config.parent / "runs").exists(), "refused before any sweep directory"
 
 
+@pytest.mark.slow
 def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config):
     # A metric nothing resembles passes check with a note; each worker's first epoch refuses it.
     config = write_config(sweep={**SPACE, "trials": 2, "metric": "val_precision"}, training={"epochs": 1})

@@ -21,6 +21,7 @@ def history(run):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_tensorboard_writes_each_epochs_scalars(runner, write_config):
     pytest.importorskip("tensorboard", reason="the tensorboard extra: pip install 'nnrun[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -40,6 +41,7 @@ def test_tensorboard_writes_each_epochs_scalars(runner, write_config):
         assert not events.Tags()["histograms"] and not events.Tags()["graph"], "off unless asked"
 
 
+@pytest.mark.slow
 def test_tracker_none_turns_the_configs_off(runner, write_config):
     result = runner.invoke(cli, ["train", str(write_config(tracking=["tensorboard"])), "--tracker", "none"])
     assert result.exit_code == 0, result.output
@@ -103,6 +105,7 @@ def client_of(store):
     return MlflowClient(tracking_uri=store)
 
 
+@pytest.mark.slow
 def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runner, write_config, store, tmp_path):
     result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "mlflow"])
     assert result.exit_code == 0, result.output
@@ -128,6 +131,7 @@ def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runn
     assert (tmp_path / "mlartifacts").is_dir(), "artifacts beside the store, not in the working directory"
 
 
+@pytest.mark.slow
 def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, monkeypatch):
     from nnrun import callbacks
 
@@ -143,6 +147,7 @@ def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, mo
     assert client_of(store).get_run(info["mlflow"]["run_id"]).info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runner, write_config, store, monkeypatch):
     interrupt_after(monkeypatch, 1)
     result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"])), "--set", "training.epochs=3"])
@@ -164,6 +169,7 @@ def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runn
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_config, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"]))])
@@ -174,6 +180,7 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
     assert info["status"] == "completed" and "mlflow" not in info
 
 
+@pytest.mark.slow
 def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(
     runner, write_config, store, tmp_path, monkeypatch
 ):

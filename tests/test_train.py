@@ -23,6 +23,7 @@ def train(runner, config, *args):
     return result, Path(result.stdout.strip().splitlines()[-1]) if result.exit_code == 0 else None
 
 
+@pytest.mark.slow
 def test_train_writes_every_file_with_sane_contents(runner, write_config):
     result, run = train(runner, write_config())
     assert result.exit_code == 0, result.output
@@ -44,7 +45,7 @@ def test_train_writes_every_file_with_sane_contents(runner, write_config):
     assert set(metrics) == {"train", "validation", "test"}
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["test"]["loss"] > 0
 
-    rows = list(csv.DictReader((run / "history.csv").open()))
+    rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
 
@@ -56,6 +57,7 @@ def test_train_writes_every_file_with_sane_contents(runner, write_config):
     assert "final metrics" in result.stderr and str(run) not in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_saved_model_loads_safely_and_reproduces_test_metrics(runner, write_config):
     import keras
 
@@ -72,6 +74,7 @@ def test_saved_model_loads_safely_and_reproduces_test_metrics(runner, write_conf
     assert accuracy == pytest.approx(metrics["accuracy"]) and loss == pytest.approx(metrics["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_overrides_are_typed_and_land_in_the_resolved_config(runner, write_config):
     path = write_config(optimizer="adam")
     result, run = train(runner, path, "--set", "training.epochs=3", "--set", "optimizer.learning_rate=0.02")
@@ -111,6 +114,7 @@ def train_in_processes(config, *arguments):
     return [Path(out.strip().splitlines()[-1]) for out, _ in outputs]
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     path = write_config()
     # Two fresh processes: nothing (random state, compiled graphs) carried over between them.
@@ -130,6 +134,7 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     assert (other / "metrics.json").read_bytes() != (run1 / "metrics.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypatch):
     from types import SimpleNamespace
 
@@ -154,9 +159,11 @@ def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypat
         info = json.loads((run / "run.json").read_text())
         assert info["status"] == "completed" and info["epochs"] == epochs and info["epochs_completed"] == epochs
         assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == epochs
-        assert [r["epoch"] for r in csv.DictReader((run / "history.csv").open())] == [str(e + 1) for e in range(epochs)]
+        rows = csv.DictReader((run / "history.csv").read_text().splitlines())
+        assert [r["epoch"] for r in rows] == [str(e + 1) for e in range(epochs)]
 
 
+@pytest.mark.slow
 def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config):
     result, run = train(runner, write_config(), "--quiet", "--set", "training.epochs=3")
     assert result.exit_code == 0, result.output
@@ -166,6 +173,7 @@ def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config)
     assert result.stdout.strip() == str(run)
 
 
+@pytest.mark.slow
 def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     import keras
 
@@ -184,7 +192,7 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     )
     result, run = train(runner, path)
     assert result.exit_code == 0, result.output
-    val_losses = [float(r["val_loss"]) for r in csv.DictReader((run / "history.csv").open())]
+    val_losses = [float(r["val_loss"]) for r in csv.DictReader((run / "history.csv").read_text().splitlines())]
     best = int(np.argmin(val_losses))
     assert best < len(val_losses) - 1, f"the best epoch must not be the last one to test anything: {val_losses}"
 
@@ -207,6 +215,7 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     assert best_loss < final_loss
 
 
+@pytest.mark.slow
 def test_categorical_crossentropy_on_integer_labels_is_one_hot_encoded(runner, write_config):
     result, run = train(runner, write_config(loss="categorical_crossentropy"))
     assert result.exit_code == 0, result.output
@@ -214,6 +223,7 @@ def test_categorical_crossentropy_on_integer_labels_is_one_hot_encoded(runner, w
     assert json.loads((run / "preprocessing.json").read_text())["one_hot_labels"] is True
 
 
+@pytest.mark.slow
 def test_npz_regression_trains(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3)).astype("float32")
@@ -231,6 +241,7 @@ def test_npz_regression_trains(runner, write_config, tmp_path):
     assert "mae" in json.loads((run / "metrics.json").read_text())["test"]
 
 
+@pytest.mark.slow
 def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3)).astype("float32")
@@ -252,6 +263,7 @@ def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config
     assert not (run / "model.keras").exists(), "no epoch finished with a finite loss: no model to keep"
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config, tmp_path):
     path = write_config(
         data={"source": "sklearn", "name": "digits"},
@@ -292,6 +304,7 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config,
     assert model.output_shape == (None, 10)
 
 
+@pytest.mark.slow
 def test_a_regression_learns_targets_far_from_zero_in_their_own_units(runner, write_config, tmp_path):
     # Body masses around 4200 g: a network starting near 0 spends its epochs reaching the mean, unless the
     # targets are standardized; a Rescaling layer at the end keeps loss, metrics and predictions in grams.

@@ -28,7 +28,7 @@ def frozen_digits(write_config, **fine_tune):
 
 
 def history(run):
-    return list(csv.DictReader((run / "history.csv").open()))
+    return list(csv.DictReader((run / "history.csv").read_text().splitlines()))
 
 
 def info(run):
@@ -82,6 +82,7 @@ def test_networks_that_prepare_their_inputs_themselves_get_only_the_rescale_undo
     np.testing.assert_allclose(keras().ops.convert_to_numpy(undo(pixels)), pixels * 255, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_last_layers(
     runner,
     write_config,
@@ -124,6 +125,7 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
     assert predicted.exit_code == 0, predicted.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [1, 2], ids=["at the end of training", "while fine-tuning"])
 def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, write_config, monkeypatch, stop_after):
     config = frozen_digits(write_config, learning_rate=0.001)
@@ -160,6 +162,7 @@ def test_check_says_when_fine_tuning_begins(runner, write_config):
     )
 
 
+@pytest.mark.slow
 def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs(runner, write_config, monkeypatch):
     config = frozen_digits(write_config)
     interrupt_after(monkeypatch, 2)
@@ -179,6 +182,7 @@ def test_a_run_resumed_while_fine_tuning_trains_longer_by_its_fine_tuning_epochs
     assert info(run)["epochs"] == 4 and info(run)["epochs_completed"] == 4 and info(run)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_train_resume_if_possible_continues_a_fine_tuning_run(runner, write_config, monkeypatch):
     config = frozen_digits(write_config)
     interrupt_after(monkeypatch, 2)
@@ -189,6 +193,7 @@ def test_train_resume_if_possible_continues_a_fine_tuning_run(runner, write_conf
     assert [int(r["epoch"]) for r in history(last_line(again))] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_weights_that_are_not_this_networks_are_bad_input(runner, write_config, tmp_path):
     (tmp_path / "photo.weights.h5").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     other = keras().applications.MobileNetV2(include_top=False, weights=None, alpha=0.5, input_shape=(32, 32, 3))
