@@ -653,9 +653,9 @@ def compare_runs(run_dirs: tuple[Path, ...], output: Path | None) -> None:
 @cli.command()
 def schema() -> None:
     """Print the config's JSON Schema (for editors and the YAML language server)."""
-    from nnrun import config
+    from nnrun import config_schema
 
-    click.echo(json.dumps(config.json_schema(), indent=2))
+    click.echo(json.dumps(config_schema.json_schema(), indent=2))
 
 
 def _print_metrics(console: Console, run_dir: Path) -> None:

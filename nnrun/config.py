@@ -82,12 +82,12 @@ CallbackSpec = Annotated[
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-_FRACTION = re.compile(r"^\s*[\d.]+\s*/\s*[\d.]+\s*$")
+FRACTION = re.compile(r"^\s*[\d.]+\s*/\s*[\d.]+\s*$")
 
 
 def _fraction(value):
     """`1/255` (as Keras users write it) -> 0.00392..."""
-    if isinstance(value, str) and _FRACTION.fullmatch(value):
+    if isinstance(value, str) and FRACTION.fullmatch(value):
         numerator, denominator = (float(v) for v in value.split("/"))
         if denominator:
             return numerator / denominator
@@ -525,60 +525,14 @@ def dump(config: Config) -> str:
     return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 
-def json_schema() -> dict[str, Any]:
-    """Returns the config's JSON Schema, for editors and the YAML language server."""
-    schema = Config.model_json_schema()
-    # The short forms the validators accept: `tracking: [tensorboard]`, `mlflow: true`.
-    defs = schema["$defs"]
-    for name in TRACKERS:
-        defs["Tracking"]["properties"][name]["anyOf"].insert(1, {"type": "boolean"})
-    names = {"enum": [*TRACKERS, "none"]}
-    schema["properties"]["tracking"] = {
-        "anyOf": [schema["properties"]["tracking"], names, {"type": "array", "items": names}]
-    }
-    layers = defs["Model"]["properties"]["layers"]  # `model: [layers...]`, the short form
-    schema["properties"]["model"] = {
-        "anyOf": [schema["properties"]["model"], {"type": "array", "minItems": 1, "items": layers["items"]}]
-    }
-    schema = _as_written(schema)
-    for definition in defs.values():  # `rescale: 1/255`, as Keras users write it
-        rescale = definition.get("properties", {}).get("rescale")
-        if rescale:
-            rescale["anyOf"].append({"type": "string", "pattern": _FRACTION.pattern})
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "nnrun config"
-    return schema
-
-
-_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
-
-
-def _as_written(node):
-    """The schema of the input, not of the validated config: a number may also be text such as
-    `1e-4`, which YAML 1.1 reads as a string and the validators read as a number."""
-    if isinstance(node, dict):
-        for bound, keyword in _BOUNDS.items():  # pydantic's names, where a validator wraps the field
-            if bound in node and node.get("type") in ("number", "integer"):
-                node[keyword] = node.pop(bound)
-        if node.get("type") == "number":
-            number = {k: v for k, v in node.items() if k not in ("default", "description", "title")}
-            about = {k: v for k, v in node.items() if k in ("default", "description", "title")}
-            return {**about, "anyOf": [number, {"type": "string", "pattern": _SCIENTIFIC.pattern}]}
-        node.update({k: _as_written(v) for k, v in node.items()})
-        return node
-    if isinstance(node, list):
-        node[:] = [_as_written(v) for v in node]
-    return node
-
-
-_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def _floats(value):
     # PyYAML follows YAML 1.1, which reads `1e-4` as a string; every Keras user
     # writes learning rates that way, so Keras arguments read it as YAML 1.2
     # does. Our own fields are typed, and pydantic reads "1e-4" as a float.
-    if isinstance(value, str) and _SCIENTIFIC.match(value):
+    if isinstance(value, str) and SCIENTIFIC.match(value):
         return float(value)
     if isinstance(value, dict):
         return {k: _floats(v) for k, v in value.items()}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnrun import config
+from nnrun import config, config_schema
 from nnrun.errors import BadInput, ConfigError
 
 MINIMAL = """\
@@ -489,7 +489,7 @@ def test_dump_is_readable_yaml_with_source_first(write_config):
 
 
 def test_json_schema():
-    schema = config.json_schema()
+    schema = config_schema.json_schema()
     assert isinstance(schema, dict)
     for key in ("seed", "data", "model", "optimizer", "loss", "metrics", "training", "output"):
         assert key in schema["properties"], key
@@ -537,7 +537,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def schema_validator(fragment=False):
     jsonschema = pytest.importorskip("jsonschema")
-    schema = config.json_schema()
+    schema = config_schema.json_schema()
     if fragment:  # a README example shows some sections, not a whole config
         schema = {**schema, "required": []}
     return jsonschema.Draft202012Validator(schema)
