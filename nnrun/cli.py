@@ -326,71 +326,18 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     from nnrun import backend, config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
-    from nnrun import sweep
-
     if resolved.sweep:
+        from nnrun import sweep
+
         with _about(config_file):
             sweep.check_available()
     backend.use(resolved.backend)
-    from nnrun import train as training
+    from nnrun import check as checking
 
     with _about(config_file):
-        if resolved.data.source == "images":
-            _decode_every_image(resolved.data)
-        # A sweep builds its model at every value it may try: Keras checks them all.
-        setup = (
-            sweep.check(resolved, config_file, _console()) if resolved.sweep else training.setup(resolved, join=False)
-        )
-    ds, engine = setup.dataset, setup.engine
-    setup.model.summary(print_fn=lambda text, line_break=True: click.echo(text, nl=line_break))
-    classes = f"{len(ds.class_names)} classes" if ds.class_names is not None else "regression"  # ds.is_classification
-    val = 0 if ds.y_val is None else len(ds.y_val)
-    click.echo(
-        f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
-        f"{tuple(ds.preprocessing['input_shape'])}; {classes}"
-    )
-    for note in ds.notes:  # what was decided about the data, as train says it
-        click.echo(f"note: {note}", err=True)
-    if setup.stages.describe():
-        click.echo(setup.stages.describe())
-    if engine.plan.kind:
-        n = engine.plan.processes
-        click.echo(
-            f"distribution: {engine.plan.kind} over {len(engine.devices)} device{'s' * (len(engine.devices) != 1)}"
-            + (f" per process, {n} processes" if n > 1 else f" ({', '.join(engine.devices)})")
-            + f"; global batch {resolved.training.batch_size}"
-        )
-    _describe_extras(resolved)
+        setup = checking.prepare(resolved, config_file, _console())
+    checking.report(resolved, setup, click.echo)
     click.echo(f"{config_file}: ok")
-
-
-def _describe_extras(resolved: Config) -> None:
-    """check's lines on tracking and a sweep."""
-    tracking = resolved.tracking
-    if tracking.names():
-        from nnrun import tracking as trackers
-
-        where = {
-            "tensorboard": f"{resolved.output.dir}/<run>/tensorboard",
-            "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, resolved.output.dir)),
-        }
-        click.echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
-    if resolved.sweep:
-        from nnrun import search_space
-
-        click.echo(f"sweep: {search_space.describe(resolved.sweep)}")
-
-
-def _decode_every_image(data):
-    """`check` decodes every image first, so that a damaged file is named before training, not in it."""
-    from rich.progress import Progress
-
-    from nnrun.data import image_folder
-
-    console = _console()
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("decoding images", total=None)
-        image_folder.verify(data, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 model_option = click.option(
