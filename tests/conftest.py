@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import sys
 
 import pytest
 import yaml
@@ -10,6 +9,8 @@ from click.testing import CliRunner
 
 # Runs trained once per session, shared by the evaluate and predict tests.
 from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: F401
+
+from nnrun import backend
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -38,26 +39,36 @@ _may_train = True  # whether the test being set up, run or torn down is marked s
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Before the test's fixtures: a test not marked slow may not call `fit`, so `pytest -m "not slow"` stays fast.
-
-    `fit` is guarded once Keras is loaded (a test that loads it is guarded from the next test on), so
-    the check costs the fast loop no Keras import; a test that trains in a child process is marked by hand.
-    """
+    """Before the test's fixtures: a test not marked slow may not call `fit`, so `pytest -m "not slow"` stays fast."""
     global _may_train
     _may_train = item.get_closest_marker("slow") is not None
-    keras = sys.modules.get("keras")
-    if keras is not None and not getattr(keras.Model.fit, "guarded", False):
-        keras.Model.fit = _guarded(keras.Model.fit)
 
 
-def _guarded(fit):
-    def guarded_fit(self, *args, **kwargs):
-        if not _may_train:
-            raise AssertionError("this test trains (Model.fit) but is not marked slow: add @pytest.mark.slow")
-        return fit(self, *args, **kwargs)
+def _guarding_fit(load_keras):
+    """`nnrun.backend.keras`, which every nnrun module loads Keras through, with `Model.fit` guarded once loaded.
 
-    guarded_fit.guarded = True
-    return guarded_fit
+    A test that trains in a child process is beyond it: mark that one by hand.
+    """
+
+    def keras():
+        module = load_keras()
+        fit = module.Model.fit
+        if not getattr(fit, "guarded", False):
+
+            def guarded_fit(self, *args, **kwargs):
+                if not _may_train:
+                    raise AssertionError("this test trains (Model.fit) but is not marked slow: add @pytest.mark.slow")
+                return fit(self, *args, **kwargs)
+
+            guarded_fit.guarded = True
+            module.Model.fit = guarded_fit
+        return module
+
+    return keras
+
+
+# Before any test module imports nnrun's modules, which bind `keras` from nnrun.backend at import.
+backend.keras = _guarding_fit(backend.keras)
 
 
 TINY = {

@@ -50,6 +50,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+@pytest.mark.slow  # ~12 s on JAX
 def test_a_backbone_gets_its_own_preprocessing_from_the_pixels_the_data_gives():
     from nnrun.model import build
 
@@ -248,6 +249,7 @@ def test_mistakes_are_named_at_check(runner, write_config, layers, data, message
     assert message in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.slow  # ~10 s on JAX
 def test_absent_imagenet_weights_say_which_file_to_put_where(runner, write_config, tmp_path, monkeypatch, no_network):
     keras()  # imported first: it reads KERAS_HOME once, at import
     (tmp_path / "keras").mkdir()

@@ -55,6 +55,7 @@ def test_cifar10_cnn_trains_end_to_end_on_generated_images(runner, tmp_path, cif
     assert set(metrics) == {"train", "validation", "test"}
 
 
+@pytest.mark.slow  # ~12 s on JAX
 def test_augmentation_changes_images_in_training_only(tmp_path, cifar_like):
     path = with_data(tmp_path, "cifar10_cnn.yaml", {"source": "npz", "path": str(cifar_like)})
     resolved = config.load(path)
@@ -162,9 +163,12 @@ def random_weights(name):
 
 
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+SLOW_TO_CHECK = {"images_transfer.yaml"}  # builds MobileNetV2: ~8 s on JAX
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_CHECK else name for name in SHIPPED]
+)
 def test_every_shipped_config_passes_check(runner, name, tmp_path, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)  # relative data paths resolve from the repository root
     result = runner.invoke(cli, ["check", f"configs/{name}", *stand_in_args(name, tmp_path)])
