@@ -246,7 +246,8 @@ class Engine:
         compile_model(copy, config)
         copy.set_weights(weights)
         copy.optimizer.build(copy.trainable_variables)
-        for mine, theirs in zip(copy.optimizer.variables, model.optimizer.variables, strict=True):
+        # Paired by position, as Keras builds them; one without a same-shaped partner keeps its fresh value.
+        for mine, theirs in zip(copy.optimizer.variables, model.optimizer.variables, strict=False):
             if tuple(mine.shape) == tuple(theirs.shape):
                 mine.assign(np.asarray(theirs))
         self.localized = copy

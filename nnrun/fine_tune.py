@@ -73,6 +73,8 @@ class Stages:
     def arrange(self, metadata: Mapping[str, Any]) -> None:
         """Puts the model in the stage a backup (its metadata) was made in."""
         tuning = bool(metadata.get("fine_tuning"))
+        if tuning and self.spec is None:  # a backup from elsewhere: the config never fine-tunes
+            raise ValueError("the backup was made while fine-tuning, but the config has no training.fine_tune")
         if tuning != self.tuning:
             self._unfreeze() if tuning else self._freeze()
 

@@ -398,6 +398,7 @@ def _one_trial(sweep_dir, config, study, trial):
     started = time.time()
     try:
         run_dir = train.train(trial_config, quiet_console(), callbacks=[pruning])
+        assert run_dir is not None  # a sweep runs in one process (cli refuses several), which writes
     except KeyboardInterrupt as e:
         _record(study, trial._trial_id, run_dir=_relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
         study.tell(trial, state=fail, skip_if_finished=True)
@@ -423,7 +424,7 @@ def _one_trial(sweep_dir, config, study, trial):
         **test,
     )
     if pruning.pruned_at:
-        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)  # type: ignore[arg-type]  # BUG: see report
+        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
     elif value is None:
         _record(study, trial._trial_id, error=f"{config.sweep.metric} is not a finite number")

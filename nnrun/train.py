@@ -32,9 +32,7 @@ from nnrun import (
     runinfo,
     signals,
 )
-from nnrun import (
-    config as config_lib,
-)
+from nnrun import config as config_lib
 from nnrun.backend import keras as _keras
 from nnrun.data import schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line

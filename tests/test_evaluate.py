@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from trained_runs import PNG, churn_table, dense, invoke, make_image_folder, train
 
 # --- helpers -----------------------------------------------------------------------------

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import copy_run
-from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
 
 from nnrun.backend import keras
 from nnrun.cli import cli
+
+from conftest import copy_run
+from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
 
 pytest.importorskip("onnxruntime", reason="the export extra: pip install 'nnrun[export]'")
 

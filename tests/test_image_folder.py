@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import interrupt_after
 from PIL import Image
 
 from nnrun import config, data
 from nnrun.cli import cli
 from nnrun.data import image_folder
 from nnrun.errors import DataError
+
+from conftest import interrupt_after
 
 REPO = Path(__file__).resolve().parent.parent
 COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "owl": (40, 40, 200)}

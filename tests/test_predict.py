@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
 from trained_runs import (
     COLOURS,
     DIGITS,

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, copy_run
-from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 from nnrun.cli import cli
+
+from conftest import TINY, copy_run
+from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 DIGITS = {
     "data": {"source": "sklearn", "name": "digits", "scale": "standard"},
@@ -227,6 +228,16 @@ def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_non
     assert (
         "run.json says fine-tuning began after epoch 1, but its config.yaml has no training.fine_tune" in result.stderr
     )
+
+
+def test_a_backup_made_while_fine_tuning_for_a_config_without_it_is_named(runner, interrupted_run):
+    for metadata in (interrupted_run / "backup").glob("*training_metadata*.json"):  # the latest and the previous
+        info = json.loads(metadata.read_text())
+        metadata.write_text(json.dumps({**info, "fine_tuning": True}))  # as a backup from elsewhere would say
+    result = runner.invoke(cli, ["resume", str(interrupted_run)])
+    assert result.exit_code == 2, result.output
+    assert "the backup was made while fine-tuning, but the config has no training.fine_tune" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_resume_refuses_a_changed_config(runner, interrupted_run):

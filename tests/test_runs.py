@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_run
 
 from nnrun.cli import cli
+
+from conftest import copy_run
 
 
 def trained(runner, config, *args):

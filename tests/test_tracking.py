@@ -5,9 +5,10 @@ import importlib.util
 import json
 
 import pytest
-from conftest import interrupt_after
 
 from nnrun.cli import cli
+
+from conftest import interrupt_after
 
 
 def last_path(result):

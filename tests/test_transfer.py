@@ -7,11 +7,12 @@ import socket
 import numpy as np
 import pytest
 import yaml
-from conftest import interrupt_after
-from trained_runs import COLOURS, make_image_folder
 
 from nnrun.backend import keras
 from nnrun.cli import cli
+
+from conftest import interrupt_after
+from trained_runs import COLOURS, make_image_folder
 
 BACKBONE = {"include_top": False, "pooling": "avg", "alpha": 0.35}  # MobileNetV2's smallest
 DIGITS = {"source": "sklearn", "name": "digits", "scale": "standard"}

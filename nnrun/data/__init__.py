@@ -11,8 +11,6 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nnrun.data import npz
 from nnrun.data.prepare import encode_targets, prepare, transform
 from nnrun.data.registry import FEATURE_KINDS, SOURCES
@@ -20,6 +18,8 @@ from nnrun.data.types import Dataset, Raw
 from nnrun.errors import DataError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from nnrun.config import Data
 
 __all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
