@@ -105,6 +105,7 @@ def test_read_lists_images_with_sorted_class_names(tmp_path):
     assert raw.origin == f"data.path '{root}'" and raw.fingerprint.startswith("sha256:")
 
 
+@pytest.mark.slow  # ~4 s on JAX
 def test_train_and_test_folders_give_the_test_split(tmp_path):
     root = tmp_path / "imgs"
     make_folder(root / "train", {"cat": 10, "dog": 10, "owl": 10})
