@@ -231,7 +231,7 @@ def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_non
 
 
 def test_a_backup_made_while_fine_tuning_for_a_config_without_it_is_named(runner, interrupted_run):
-    for metadata in (interrupted_run / "backup").glob("*training_metadata*.json"):  # the latest and the previous
+    for metadata in (interrupted_run / "backup").glob("training_metadata.json*"):  # the latest and the previous (.bkp)
         info = json.loads(metadata.read_text())
         metadata.write_text(json.dumps({**info, "fine_tuning": True}))  # as a backup from elsewhere would say
     result = runner.invoke(cli, ["resume", str(interrupted_run)])
