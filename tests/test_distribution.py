@@ -217,3 +217,15 @@ def test_check_and_train_say_what_they_train_on(runner, write_config, tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())
     assert info["distribution"]["devices"] == 1 and info["distribution"]["type"] == "data_parallel"
+
+
+def test_resume_if_possible_is_refused_under_several_processes(runner, write_config):
+    env = {
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:7777",
+    }
+    config = write_config(backend="jax", distribution="data_parallel")
+    result = runner.invoke(cli, ["train", str(config), "--resume-if-possible"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "--resume-if-possible runs in one process; unset the KERAS_DISTRIBUTION_* variables" in result.output
