@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-OFF = "from nnrun import backup; backup.Backup._save_model = lambda self: None\n"
-MAIN = "from nnrun.cli import main; main()"
+OFF = "from nnrun.training import backup; backup.Backup._save_model = lambda self: None\n"
+MAIN = "from nnrun.cli.main import main; main()"
 
 
 def fit_seconds(code, args):

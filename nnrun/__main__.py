@@ -1,3 +1,3 @@
-from nnrun.cli import main
+from nnrun.cli.main import main
 
 main(prog_name="nnrun")

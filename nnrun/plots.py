@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from nnrun import rundir
+from nnrun.rundir import files as rundir
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

@@ -112,7 +112,7 @@ def tiny_template(tmp_path_factory):
     """A completed TINY run trained once per session; tests get copies (`tiny_run`)."""
     from pathlib import Path
 
-    from nnrun.cli import cli
+    from nnrun.cli.main import cli
 
     root = tmp_path_factory.mktemp("tiny-template")
     config = root / "tiny.yaml"
@@ -139,8 +139,8 @@ def interrupt_after(monkeypatch, epochs):
     """Makes the next training stop as Ctrl-C would, once `epochs` epochs are done and backed up."""
     import signal
 
-    from nnrun import callbacks
     from nnrun.errors import Interrupted
+    from nnrun.training import callbacks
 
     own = callbacks.StopOnSignal.on_epoch_end
 

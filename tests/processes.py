@@ -20,7 +20,7 @@ def start(config, *args, wrapper=None):
         wrapper: Python code run first in the process (to patch nnrun in a
             test-only way), before the command line is parsed.
     """
-    code = f"{wrapper or ''}\nfrom nnrun.cli import main\nmain()"
+    code = f"{wrapper or ''}\nfrom nnrun.cli.main import main\nmain()"
     return subprocess.Popen(
         [sys.executable, "-c", code, "train", str(config), "--quiet", *args],
         stdout=subprocess.PIPE,

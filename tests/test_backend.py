@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnrun import backend
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 OTHER = {"tensorflow": "jax", "jax": "tensorflow"}
 
@@ -76,7 +76,7 @@ def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
     np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))
     script = (
         "import sys\n"
-        "from nnrun.cli import main\n"
+        "from nnrun.cli.main import main\n"
         "for args in sys.argv[1:]:\n"
         "    try:\n"
         "        main(args.split())\n"

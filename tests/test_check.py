@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 REPO = Path(__file__).parent.parent
 
@@ -227,7 +227,7 @@ def test_unknown_option(runner, write_config):
 
 RUN_CLI = """
 import sys
-from nnrun.cli import main
+from nnrun.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit:
@@ -237,7 +237,7 @@ print("imported:", "tensorflow" in sys.modules or "keras" in sys.modules)
 
 LOAD_CONFIG = """
 import sys
-from nnrun import config
+from nnrun.config import schema as config
 config.load(sys.argv[1], ["training.epochs=3"])
 print("imported:", "tensorflow" in sys.modules or "keras" in sys.modules)
 """

@@ -1,4 +1,4 @@
-"""nnrun.config: loading, defaults, short forms, errors, --set overrides, dump, schema.
+"""nnrun.config.schema: loading, defaults, short forms, errors, --set overrides, dump, schema.
 
 No TensorFlow here: validating a config must not pay its start-up cost.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnrun import config, config_schema
+from nnrun.config import json_schema as config_schema
+from nnrun.config import schema as config
 from nnrun.errors import BadInput, ConfigError
 
 MINIMAL = """\
@@ -508,8 +509,8 @@ def test_config_data_and_rundir_do_not_import_tensorflow(write_config):
     code = textwrap.dedent(
         f"""
         import sys
-        import nnrun.config, nnrun.data, nnrun.rundir
-        nnrun.config.load({str(path)!r}, ["training.epochs=1"])
+        import nnrun.config.schema, nnrun.data, nnrun.rundir.files
+        nnrun.config.schema.load({str(path)!r}, ["training.epochs=1"])
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         print("imported:", heavy)
         sys.exit(1 if heavy else 0)

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from nnrun import config, data, rundir
-from nnrun.cli import cli
+from nnrun import data
+from nnrun.cli.main import cli
+from nnrun.config import schema as config
 from nnrun.data import csv_table
 from nnrun.errors import DataError
+from nnrun.rundir import files as rundir
 
 CITIES = ["Berlin", "Madrid", "Paris"]
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nnrun import config, data
+from nnrun import data
+from nnrun.config import schema as config
 from nnrun.errors import BadInput, ConfigError, DataError
 
 SIZES = {"iris": 150, "wine": 178, "breast_cancer": 569, "digits": 1797}
@@ -442,7 +443,7 @@ def test_one_registry_names_every_source_the_config_accepts_and_imports_nothing_
     import subprocess
     import sys
 
-    from nnrun import config
+    from nnrun.config import schema as config
     from nnrun.data import registry
 
     assert set(registry.SOURCES) == set(config.DATA_SOURCES)

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from nnrun.cli import cli
-from nnrun.distribution import digest
+from nnrun.cli.main import cli
+from nnrun.training.distribution import digest
 
 # Sizes that split evenly over 2 devices (108 train, 12 validation, 30 test;
 # batches of 12), so no sample is left out and 1 and 2 devices see the same data.
@@ -27,7 +27,7 @@ def on(backend):
 
 def nnrun(config, backend, env=None, wrapper=""):
     """`nnrun train CONFIG` in a new process, on `backend`; returns the Popen."""
-    code = f"{wrapper}\nfrom nnrun.cli import main\nmain()"
+    code = f"{wrapper}\nfrom nnrun.cli.main import main\nmain()"
     return subprocess.Popen(
         [sys.executable, "-c", code, "train", str(config), "--quiet", "--set", f"backend={backend}"],
         stdout=subprocess.PIPE,

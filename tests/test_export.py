@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from nnrun.backend import keras
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 from conftest import copy_run
 from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
@@ -73,7 +73,7 @@ def test_predict_through_an_export_never_imports_tensorflow_or_keras(digits_expo
     run, _ = digits_exported
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
     code = (
-        "import sys; from nnrun import predict; "
+        "import sys; from nnrun.inference import predict; "
         f"found = predict.predict({str(run)!r}, [{str(tmp_path / 'one.npy')!r}]); "
         "print(found.runtime, found.rows[0]['label'], 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
@@ -110,8 +110,8 @@ def test_an_export_of_an_earlier_model_is_not_used(runner, digits_exported, tmp_
 
 
 def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monkeypatch):
-    from nnrun import export as export_module
     from nnrun.errors import RunFailed
+    from nnrun.inference import export as export_module
 
     if keras().backend.backend() != "tensorflow":
         pytest.skip("runs in the tensorflow pass: on JAX, export runs in a process of its own")
@@ -273,9 +273,10 @@ def test_a_format_list_in_the_config_is_checked(runner, write_config):
 
 
 def test_the_formats_are_named_alike_everywhere():
-    from nnrun import cli as cli_module
-    from nnrun import config, runtimes
-    from nnrun import export as export_module
+    from nnrun.cli import main as cli_module
+    from nnrun.config import schema as config
+    from nnrun.inference import export as export_module
+    from nnrun.inference import runtimes
 
     assert cli_module.FORMATS == config.EXPORT_FORMATS == tuple(runtimes.FILES) == tuple(export_module.NEEDS)
 

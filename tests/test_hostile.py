@@ -9,8 +9,9 @@ import time
 import pytest
 import yaml
 
-from nnrun import config, safe_yaml
-from nnrun.cli import cli
+from nnrun.cli.main import cli
+from nnrun.config import safe_yaml
+from nnrun.config import schema as config
 from nnrun.errors import ConfigError
 
 MINIMAL = """\
@@ -36,7 +37,7 @@ def test_an_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path):
     code = textwrap.dedent(f"""
         import resource, sys, time
         resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-        from nnrun.cli import main
+        from nnrun.cli.main import main
         started = time.monotonic()
         try:
             main(["check", {str(path)!r}])
@@ -214,7 +215,7 @@ def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config
 def test_writes_are_flushed_to_disk_before_and_after_the_rename(tmp_path, monkeypatch):
     import os
 
-    from nnrun import rundir
+    from nnrun.rundir import files as rundir
 
     synced, real = [], os.fsync
 
@@ -295,8 +296,8 @@ def test_a_model_whose_config_names_another_module_executes_nothing(runner, tiny
 def test_keras_without_known_safe_mode_bypasses_is_required(monkeypatch, tiny_run):
     import keras
 
-    from nnrun import rundir
     from nnrun.errors import RunDirError
+    from nnrun.rundir import files as rundir
 
     assert tuple(int(p) for p in keras.__version__.split(".")[:2]) >= (3, 14)
     monkeypatch.setattr(keras, "__version__", "3.13.2")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnrun import config, data
-from nnrun.cli import cli
+from nnrun import data
+from nnrun.cli.main import cli
+from nnrun.config import schema as config
 from nnrun.data import image_folder
 from nnrun.errors import DataError
 
@@ -188,7 +189,7 @@ def test_training_stream_reshuffles_each_epoch_and_other_streams_keep_label_orde
         images, order = collect(fixed)
         assert order.tolist() == ids.tolist()
         np.testing.assert_array_equal(images, expected)
-    from nnrun import feeding
+    from nnrun.data import feeding
 
     shuffled = image_folder.feed(raw.x, ids, prep(cache=cache), 4, training=True, seed=0)
     feeding.set_epoch(1)  # as SeedEachEpoch does when an epoch begins

@@ -17,8 +17,8 @@ import pytest
 
 from nnrun import data as data_lib
 from nnrun.backend import keras
-from nnrun.cli import cli
-from nnrun.config import KerasData
+from nnrun.cli.main import cli
+from nnrun.config.schema import KerasData
 from nnrun.data import keras_datasets
 
 REPO = Path(__file__).parent.parent

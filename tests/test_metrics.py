@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnrun import rundir
-from nnrun.cli import cli
+from nnrun.cli.main import cli
+from nnrun.rundir import files as rundir
 
 MULTI = [
     "accuracy",

@@ -1,4 +1,4 @@
-"""nnrun.model: config layer lists, optimizers, losses, metrics and callbacks -> Keras.
+"""nnrun.model.build: config layer lists, optimizers, losses, metrics and callbacks -> Keras.
 
 Every mistake in a config is a `ConfigError` with one line that names the
 place; nothing here trains.
@@ -7,9 +7,11 @@ place; nothing here trains.
 import numpy as np
 import pytest
 
-from nnrun import config, data, model
-from nnrun.callbacks import AtomicModelCheckpoint
+from nnrun import data
+from nnrun.config import schema as config
 from nnrun.errors import ConfigError
+from nnrun.model import build as model
+from nnrun.training.callbacks import AtomicModelCheckpoint
 
 IRIS = {"source": "sklearn", "name": "iris"}
 

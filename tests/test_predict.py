@@ -431,8 +431,8 @@ def test_an_npy_of_objects_is_never_unpickled(iris_run, tmp_path):
 
 
 def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_path, monkeypatch):
-    from nnrun import predict as prediction
-    from nnrun import rundir
+    from nnrun.inference import predict as prediction
+    from nnrun.rundir import files as rundir
 
     events = []
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 from conftest import TINY, copy_run
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
@@ -80,7 +80,7 @@ def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, d
 
 KILL_AT_THIRD_METADATA = """
 import os, signal
-from nnrun import rundir
+from nnrun.rundir import files as rundir
 real = rundir.write_json
 count = [0]
 def write_json(path, value):
@@ -357,7 +357,7 @@ def test_keep_backup_keeps_it(runner, write_config):
 
 @pytest.mark.slow
 def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path, monkeypatch):
-    from nnrun import callbacks
+    from nnrun.training import callbacks
 
     real = callbacks.StopOnNaN.on_train_batch_end
 
@@ -389,7 +389,7 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
 def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun import rundir
+    from nnrun.rundir import files as rundir
 
     real = rundir.write_text
 
@@ -411,7 +411,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
 def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun import rundir
+    from nnrun.rundir import files as rundir
 
     real = rundir.write_json
 
@@ -477,7 +477,7 @@ def test_a_run_on_another_host_is_resumed_only_with_force(runner, interrupted_ru
 
 
 def test_two_resumes_of_one_run_at_once_the_second_is_refused(runner, interrupted_run):
-    from nnrun import liveness
+    from nnrun.rundir import liveness
 
     with liveness.claim(interrupted_run):  # as a first `nnrun resume` holds it
         second = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=4"])

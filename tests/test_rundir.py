@@ -1,4 +1,4 @@
-"""nnrun.rundir: new run directories, atomic writes, run.json, finding the newest run."""
+"""nnrun.rundir.files: new run directories, atomic writes, run.json, finding the newest run."""
 
 import json
 import os
@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from nnrun import rundir
 from nnrun.errors import BadInput, RunDirError
+from nnrun.rundir import files as rundir
 
 
 def leftovers(folder):
@@ -169,7 +169,7 @@ def test_atomic_file_mode_with_a_given_umask(tmp_path, umask, expected):
         f"""
         import os, stat
         os.umask({umask})
-        from nnrun import rundir
+        from nnrun.rundir import files as rundir
         rundir.write_json({str(target)!r}, {{"a": 1}})
         print(oct(stat.S_IMODE(os.stat({str(target)!r}).st_mode)))
         """

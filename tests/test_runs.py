@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 from conftest import copy_run
 
@@ -251,7 +251,7 @@ def test_the_runs_commands_never_import_tensorflow(runner, write_config):
     a, b = trained(runner, config), trained(runner, config, "--set", "seed=8")
     code = f"""
 import sys
-from nnrun.cli import main
+from nnrun.cli.main import main
 for args in (
     ["runs", {str(a.parent)!r}],
     ["runs", "diff", {str(a)!r}, {str(b)!r}],

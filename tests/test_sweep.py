@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra: pip install 'nnrun[sweep]'")
 
@@ -66,8 +66,8 @@ def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_
 
 @pytest.mark.slow
 def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkeypatch):
-    from nnrun import train
     from nnrun.errors import Interrupted
+    from nnrun.training import train
 
     real, calls = train.train, []
 

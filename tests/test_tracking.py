@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 from conftest import interrupt_after
 
@@ -134,7 +134,7 @@ def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runn
 
 @pytest.mark.slow
 def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, monkeypatch):
-    from nnrun import callbacks
+    from nnrun.training import callbacks
 
     def broken(self, epoch, logs=None):
         raise RuntimeError("disk on fire")

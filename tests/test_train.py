@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 RUN_FILES = ["config.yaml", "run.json", "model.keras", "history.csv", "metrics.json", "preprocessing.json"]
 
@@ -61,7 +61,8 @@ def test_train_writes_every_file_with_sane_contents(runner, write_config):
 def test_saved_model_loads_safely_and_reproduces_test_metrics(runner, write_config):
     import keras
 
-    from nnrun import config, data
+    from nnrun import data
+    from nnrun.config import schema as config
 
     path = write_config()
     result, run = train(runner, path)
@@ -138,7 +139,7 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
 def test_runs_in_the_same_second_never_overwrite(runner, write_config, monkeypatch):
     from types import SimpleNamespace
 
-    from nnrun import rundir
+    from nnrun.rundir import files as rundir
 
     # Every run directory is named in the same second, as when runs start together.
     second = time.localtime()
@@ -177,7 +178,8 @@ def test_quiet_prints_one_line_per_epoch_and_the_path_last(runner, write_config)
 def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     import keras
 
-    from nnrun import config, data
+    from nnrun import data
+    from nnrun.config import schema as config
 
     # A learning rate so high that val_loss rises after its best epoch, which EarlyStopping
     # (patience 1) then ends on: the best model is not the last one.

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from nnrun.backend import keras
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 from conftest import interrupt_after
 from trained_runs import COLOURS, make_image_folder
@@ -53,7 +53,7 @@ def no_network(monkeypatch):
 
 @pytest.mark.slow  # ~12 s on JAX
 def test_a_backbone_gets_its_own_preprocessing_from_the_pixels_the_data_gives():
-    from nnrun.model import build
+    from nnrun.model.build import build
 
     model = build(
         [{"MobileNetV2": {**BACKBONE, "weights": None, "trainable": False}}, {"Dense": 2}], (32, 32, 3), rescale=1 / 255
@@ -67,7 +67,7 @@ def test_a_backbone_gets_its_own_preprocessing_from_the_pixels_the_data_gives():
 
 @pytest.mark.parametrize("name, module", [("ResNet50", "resnet50"), ("DenseNet121", "densenet")])
 def test_channel_flips_and_per_channel_scaling_are_reproduced(name, module):
-    from nnrun import backbones
+    from nnrun.model import backbones
 
     layer = backbones._preprocessing(getattr(keras().applications, name), name, None)
     pixels = np.random.default_rng(1).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
@@ -76,7 +76,7 @@ def test_channel_flips_and_per_channel_scaling_are_reproduced(name, module):
 
 
 def test_networks_that_prepare_their_inputs_themselves_get_only_the_rescale_undone():
-    from nnrun import backbones
+    from nnrun.model import backbones
 
     assert backbones._preprocessing(keras().applications.EfficientNetB0, "EfficientNetB0", None) is None
     undo = backbones._preprocessing(keras().applications.EfficientNetB0, "EfficientNetB0", 1 / 255)

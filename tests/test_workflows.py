@@ -10,9 +10,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from nnrun import config, data
-from nnrun.cli import cli
-from nnrun.train import setup
+from nnrun import data
+from nnrun.cli.main import cli
+from nnrun.config import schema as config
+from nnrun.training.train import setup
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

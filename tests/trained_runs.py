@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from nnrun.cli import cli
+from nnrun.cli.main import cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CITIES = ["Berlin", "Madrid", "Paris"]

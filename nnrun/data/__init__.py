@@ -20,7 +20,7 @@ from nnrun.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
-    from nnrun.config import Data
+    from nnrun.config.schema import Data
 
 __all__ = ["Dataset", "Raw", "load", "load_other", "transform"]
 

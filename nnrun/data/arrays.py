@@ -9,7 +9,7 @@ import numpy as np
 from nnrun.errors import DataError
 
 if TYPE_CHECKING:
-    from nnrun.config import DataBase
+    from nnrun.config.schema import DataBase
 
 KIND = "array"
 

@@ -9,7 +9,7 @@ import numpy as np
 from nnrun.data.types import Raw
 
 if TYPE_CHECKING:
-    from nnrun.config import SklearnData
+    from nnrun.config.schema import SklearnData
 
 
 def read(data: SklearnData) -> Raw:

@@ -19,7 +19,7 @@ from nnrun.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nnrun.config import CsvData
+    from nnrun.config.schema import CsvData
 
 KINDS = ("numeric", "categorical", "date")
 # A date becomes these numbers: its year, and where it lies in the year and the week,

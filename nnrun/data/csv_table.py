@@ -23,7 +23,7 @@ from nnrun.errors import DataError, did_you_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nnrun.config import CsvData
+    from nnrun.config.schema import CsvData
 
 KIND = "table"
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
     from PIL import Image
 
-    from nnrun.config import ImageData
+    from nnrun.config.schema import ImageData
 
 KIND = "images"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -303,7 +303,7 @@ def _shuffled(stream, n, seed):
     would have. The permutation is NumPy's; the elements (paths, or decoded
     images from the cache) are gathered in its order.
     """
-    from nnrun import feeding
+    from nnrun.data import feeding
 
     tf = _tf()
     draw = lambda: iter([np.random.default_rng([seed, feeding.epoch()]).permutation(n)])  # noqa: E731

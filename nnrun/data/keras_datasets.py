@@ -18,7 +18,7 @@ from nnrun.data.types import Raw
 from nnrun.errors import DataError
 
 if TYPE_CHECKING:
-    from nnrun.config import KerasData
+    from nnrun.config.schema import KerasData
 
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _KRIZ = "https://www.cs.toronto.edu/~kriz/"

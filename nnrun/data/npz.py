@@ -12,7 +12,7 @@ from nnrun.data.types import Raw
 from nnrun.errors import DataError
 
 if TYPE_CHECKING:
-    from nnrun.config import NpzData
+    from nnrun.config.schema import NpzData
 
 
 def read(data: NpzData | SimpleNamespace) -> Raw:

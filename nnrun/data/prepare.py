@@ -20,7 +20,7 @@ from nnrun.data.types import Dataset, Raw
 from nnrun.errors import DataError
 
 if TYPE_CHECKING:
-    from nnrun.config import Data
+    from nnrun.config.schema import Data
 
 
 def prepare(

@@ -1,0 +1,88 @@
+"""nnrun check: the data loaded and the model built as training would, and what a run of the config will be."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config.schema import Config, ImageData
+    from nnrun.training.train import Setup
+
+
+def prepare(config: Config, config_file: Path, console: Console) -> Setup:
+    """Loads the data and builds and compiles the model, as `train` would, without training.
+
+    An image folder's every file is decoded first, so that a damaged one is
+    named now rather than mid-training; a sweep builds its model at every value
+    it may try, so that Keras checks them all.
+
+    Args:
+        config: the resolved config.
+        config_file: its file, which a sweep's errors name.
+        console: where progress goes (stderr).
+
+    Returns:
+        The `train.Setup`: dataset, model, stages and devices.
+    """
+    from nnrun.sweep import study as sweep
+    from nnrun.training import train as training
+
+    if config.data.source == "images":
+        _decode_every_image(config.data, console)
+    return sweep.check(config, config_file, console) if config.sweep else training.setup(config, join=False)
+
+
+def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
+    """Says what a run of the config will be: model summary, data, notes, stages, devices, tracking, sweep.
+
+    Args:
+        config: the resolved config.
+        setup: what `prepare` returned.
+        echo: prints a line (`click.echo`); `err=True` for notes.
+    """
+    ds, engine = setup.dataset, setup.engine
+    setup.model.summary(print_fn=lambda text, line_break=True: echo(text, nl=line_break))
+    classes = f"{len(ds.class_names)} classes" if ds.class_names is not None else "regression"  # ds.is_classification
+    val = 0 if ds.y_val is None else len(ds.y_val)
+    echo(
+        f"data: {len(ds.y_train)} train, {val} validation, {len(ds.y_test)} test samples of shape "
+        f"{tuple(ds.preprocessing['input_shape'])}; {classes}"
+    )
+    for note in ds.notes:  # what was decided about the data, as train says it
+        echo(f"note: {note}", err=True)
+    if setup.stages.describe():
+        echo(setup.stages.describe())
+    if engine.plan.kind:
+        n = engine.plan.processes
+        echo(
+            f"distribution: {engine.plan.kind} over {len(engine.devices)} device{'s' * (len(engine.devices) != 1)}"
+            + (f" per process, {n} processes" if n > 1 else f" ({', '.join(engine.devices)})")
+            + f"; global batch {config.training.batch_size}"
+        )
+    tracking = config.tracking
+    if tracking.names():
+        from nnrun.training import tracking as trackers
+
+        where = {
+            "tensorboard": f"{config.output.dir}/<run>/tensorboard",
+            "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, config.output.dir)),
+        }
+        echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
+    if config.sweep:
+        from nnrun.config import sweep_section as search_space
+
+        echo(f"sweep: {search_space.describe(config.sweep)}")
+
+
+def _decode_every_image(data: ImageData, console: Console) -> None:
+    from rich.progress import Progress
+
+    from nnrun.data import image_folder
+
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("decoding images", total=None)
+        image_folder.verify(data, lambda done, total: progress.update(task, completed=done, total=total))

@@ -1,0 +1,636 @@
+"""The config: its schema, defaults, `--set` overrides, loading and dumping.
+
+Everything here is plain Python and pydantic: validating a config never
+imports TensorFlow. Keras names (layers, optimizers, losses, metrics,
+callbacks) are only checked for shape here; `nnrun.model.build` resolves them
+through Keras and checks their arguments against the Keras classes.
+"""
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import pydantic
+import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+from nnrun import backend
+from nnrun.config import sweep_section as search_space
+from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
+from nnrun.config.section import Section
+from nnrun.config.sweep_section import Sweep
+from nnrun.errors import ConfigError, did_you_mean
+
+SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer"]
+SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
+KerasDataset = Literal["mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "california_housing"]
+KERAS_DATASETS: tuple[str, ...] = get_args(KerasDataset)
+CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint")
+ExportFormat = Literal["onnx", "litert", "saved_model"]  # nnrun export's
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+
+
+def _named(value):
+    """`adam` or `{name: adam, learning_rate: 0.01}` -> `{name: adam, ...}`."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return _floats(value)
+    raise ValueError("expected a name such as 'adam', or a mapping with 'name' and Keras arguments")
+
+
+def _one_key(value):
+    """`Flatten`, `{Dropout: 0.2}` or `{Dense: {units: 64}}` -> `{Name: args}`."""
+    if isinstance(value, str):
+        return {value: {}}
+    if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str):
+        name, args = next(iter(value.items()))
+        return {name: {} if args is None else _floats(args)}
+    raise ValueError(
+        "expected a Keras name with its arguments, e.g. '{Dense: {units: 64}}', '{Dropout: 0.2}' or 'Flatten'"
+    )
+
+
+def _callback(value):
+    value = _one_key(value)
+    name = next(iter(value))
+    if name not in CALLBACKS:
+        raise ValueError(f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})")
+    return value
+
+
+_ONE_KEY_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+    ]
+}
+_NAMED_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    ]
+}
+Named = Annotated[dict[str, Any], BeforeValidator(_named), WithJsonSchema(_NAMED_SCHEMA)]
+LayerSpec = Annotated[dict[str, Any], BeforeValidator(_one_key), WithJsonSchema(_ONE_KEY_SCHEMA)]
+CallbackSpec = Annotated[
+    dict[str, Any],
+    BeforeValidator(_callback),
+    WithJsonSchema({**_ONE_KEY_SCHEMA, "description": "one of " + ", ".join(CALLBACKS)}),
+]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+FRACTION = re.compile(r"^\s*[\d.]+\s*/\s*[\d.]+\s*$")
+
+
+def _fraction(value):
+    """`1/255` (as Keras users write it) -> 0.00392..."""
+    if isinstance(value, str) and FRACTION.fullmatch(value):
+        numerator, denominator = (float(v) for v in value.split("/"))
+        if denominator:
+            return numerator / denominator
+    return value
+
+
+def _augmentation(value):
+    value = _one_key(value)
+    name = next(iter(value))
+    if not name.startswith("Random"):
+        raise ValueError(
+            f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
+        )
+    return value
+
+
+AugmentationSpec = Annotated[dict[str, Any], BeforeValidator(_augmentation), WithJsonSchema(_ONE_KEY_SCHEMA)]
+
+
+class DataBase(Section):
+    test_split: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split."
+    )
+    scale: Literal["none", "standard", "minmax"] = Field(
+        "none", description="Feature scaling learned from the training split (tables: scale, default standard)."
+    )
+    rescale: Annotated[float, BeforeValidator(_fraction)] | None = Field(
+        None, gt=0, description="Multiply raw values by this first, e.g. 1/255 for pixels."
+    )
+    augmentation: list[AugmentationSpec] = Field(
+        default_factory=list,
+        description="Keras Random* layers (RandomFlip, RandomRotation, ...), active in training only.",
+    )
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: integer or text targets are classes, fractional numbers are regression."
+    )
+    scale_target: bool = Field(
+        True,
+        description="Regression: the network learns standardized targets; a Rescaling layer at its end "
+        "(mean and std of the training split) gives outputs, loss and metrics in the target's own units.",
+    )
+
+
+class SklearnData(DataBase):
+    """One of scikit-learn's bundled datasets: works offline."""
+
+    source: Literal["sklearn"]
+    name: SklearnDataset
+
+
+class KerasData(DataBase):
+    """One of Keras's built-in datasets, read from the Keras cache (KERAS_HOME, default ~/.keras)."""
+
+    source: Literal["keras"]
+    name: KerasDataset
+
+
+class NpzData(DataBase):
+    """A `.npz` file with `x`/`y`, or `x_train`/`y_train` (and `x_test`/`y_test`)."""
+
+    source: Literal["npz"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+
+
+def _encoding(name):
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from None
+    return name
+
+
+class CsvData(DataBase):
+    """A CSV table: one target column; numeric columns scaled, text ones one-hot encoded, dates as numbers."""
+
+    source: Literal["csv"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+    target: str = Field(description="The column to predict.")
+    drop: list[str] = Field(default_factory=list, description="Columns to ignore (ids, names).")
+    categorical: list[str] | None = Field(
+        None, description="Columns to one-hot encode; by default text columns that are not dates, ids or free text."
+    )
+    numeric: list[str] = Field(
+        default_factory=list, description="Columns used as numbers even where they look like ids."
+    )
+    date: list[str] = Field(
+        default_factory=list,
+        description="Columns of dates, read as year, month, day of year and weekday; "
+        "by default text that parses as dates.",
+    )
+    scale: Literal["none", "standard", "minmax"] = Field(
+        "standard", description="Scaling of the numeric columns, learned from the training split."
+    )
+    sep: str | None = Field(
+        None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
+    )
+    decimal: str = Field(".", min_length=1, max_length=1, description="The decimal mark: '.', or ',' (50,5).")
+    encoding: Annotated[str, AfterValidator(_encoding)] = Field("utf-8", description="The file's text encoding.")
+    na_values: list[str] = Field(
+        default_factory=list, description="More values that mean missing, besides empty, NA, NaN, null and the like."
+    )
+    missing_target: Literal["drop", "error"] = Field(
+        "drop", description="Rows without a target: left out (with a note saying how many), or an error."
+    )
+
+
+class ImageData(DataBase):
+    """A folder with one sub-folder of images per class (optionally under train/ and test/ or val/)."""
+
+    source: Literal["images"]
+    path: Path = Field(description="Relative paths resolve from the current directory.")
+    image_size: tuple[int, int] = Field((64, 64), description="Height and width every image is resized to.")
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    cache: bool = Field(False, description="Keep decoded images in memory after the first epoch.")
+
+
+DATA_SOURCES = ("sklearn", "keras", "npz", "csv", "images")
+Data = Annotated[SklearnData | KerasData | NpzData | CsvData | ImageData, Field(discriminator="source")]
+
+
+class Model(Section):
+    layers: list[LayerSpec] = Field(min_length=1, description="The layer stack, first to last.")
+
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        return {"layers": data} if isinstance(data, list) else data
+
+
+def _class_weight(value):
+    """None, 'balanced', or `{class name: weight}` (YAML reads names that are numbers as numbers: `{0: 1, 1: 5}`)."""
+    if value is None or value == "balanced":
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(
+            "expected balanced, or a mapping of class names to weights; "
+            f"got {value!r}{did_you_mean(str(value), ['balanced'])}"
+        )
+    for name, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            raise ValueError(f"the weight of class '{name}' must be a positive number; got {weight!r}")
+    return {str(name): float(weight) for name, weight in value.items()}
+
+
+ClassWeight = Annotated[
+    Any,
+    BeforeValidator(_class_weight),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"const": "balanced"},
+                {"type": "null"},
+                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+            ]
+        }
+    ),
+]
+
+
+def _unfreeze(value):
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError(f"expected all, or how many of the last layers to unfreeze (1 or more); got {value!r}")
+
+
+class FineTune(Section):
+    """A second stage of transfer learning: the frozen layers unfrozen, trained on at a low learning rate."""
+
+    epochs: int = Field(gt=0, strict=True, description="Epochs of fine-tuning, after training.epochs.")
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="The optimizer's learning rate while fine-tuning; default: a hundredth of its own.",
+    )
+    unfreeze: Annotated[
+        Any,
+        BeforeValidator(_unfreeze),
+        WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "integer", "minimum": 1}]}),
+    ] = Field("all", description="all, or the last N layers of each frozen network (BatchNormalization stays frozen).")
+
+
+class Training(Section):
+    epochs: int = Field(10, gt=0, strict=True)
+    batch_size: int = Field(32, gt=0, strict=True)
+    validation_split: Fraction = Field(0.1, description="Taken from training data, stratified.")
+    shuffle: bool = True
+    steps_per_execution: int = Field(
+        16,
+        gt=0,
+        strict=True,
+        description="Batches run per call into TensorFlow (Keras's compile option): same results, less overhead.",
+    )
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
+    class_weight: ClassWeight = Field(
+        None,
+        description="Weigh classes in the loss: balanced (inverse frequency in the training split), "
+        "or {class name: weight}, others 1.",
+    )
+    fine_tune: FineTune | None = Field(
+        None,
+        description="After training.epochs, unfreeze the layers with trainable: false and train on.",
+    )
+    backup_every_steps: int | None = Field(
+        None,
+        gt=0,
+        strict=True,
+        description="Also back up every this many batches, not only at epoch ends (for long epochs).",
+    )
+
+
+# What people coming from tf.distribute or other tools write, and what to use instead.
+UNSUPPORTED_DISTRIBUTIONS = {
+    "multi_worker_mirrored": "Keras 3's fit does not work with tf.distribute.MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585); for several machines use data_parallel with backend: jax and "
+    "KERAS_DISTRIBUTION_* variables (README: Faster and bigger)",
+    "mirrored": "data_parallel is MirroredStrategy on the tensorflow backend",
+    "model_parallel": "nnrun shards data, not models; use data_parallel",
+    "tpu": "nnrun runs on CPUs and GPUs; use data_parallel",
+}
+
+
+def _distribution(value):
+    """`data_parallel` or `{type: data_parallel, devices: N}` -> the mapping; known other names refused."""
+    kind = value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str):  # tf.distribute.MultiWorkerMirroredStrategy -> multi_worker_mirrored
+        key = re.sub(r"_?strategy$", "", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind.rsplit(".", 1)[-1]).lower())
+        if key in UNSUPPORTED_DISTRIBUTIONS:
+            raise ValueError(f"{kind!r} is not supported: {UNSUPPORTED_DISTRIBUTIONS[key]}")
+    return {"type": value} if isinstance(value, str) else value
+
+
+class Distribution(Section):
+    """Data-parallel training: each batch split over devices (and processes, on JAX)."""
+
+    type: Literal["data_parallel"] = Field(description="data_parallel: every device holds the whole model.")
+    devices: int | None = Field(
+        None,
+        gt=0,
+        strict=True,
+        description="How many of each process's devices to use; by default all (GPUs, else the CPU).",
+    )
+
+
+MAX_NAME_BYTES = 100  # the run directory's name adds a timestamp; file names stop at 255 bytes
+
+
+def _run_name(name):
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"use letters, digits, '_', '-' and '.' only; got {name!r}")
+    if name in (".", "..") or len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(
+            f"must be a folder name of at most {MAX_NAME_BYTES} bytes; got {name[:40]!r}"
+            + ("..." if len(name) > 40 else "")
+        )
+    return name
+
+
+class Output(Section):
+    dir: Path = Field(Path("runs"), description="Where run directories are made.")
+    name: Annotated[str, AfterValidator(_run_name)] | None = Field(
+        None, description="Names the run directory; defaults to the config file's name."
+    )
+    save_h5: bool = Field(False, description="Also save model.h5 (model.keras is always saved).")
+    keep_backup: bool = Field(False, description="Keep backup/ (model and optimizer state) after the run completes.")
+    export: list[ExportFormat] = Field(
+        default_factory=list,
+        description="Export the model when training completes (nnrun export), verified.",
+    )
+
+
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def _switch(value):
+    """`true` or empty (`mlflow:` as YAML reads it) -> the defaults, `false` -> off."""
+    return {} if value is True or value is None else None if value is False else value
+
+
+class TensorBoardTracking(Section):
+    """Keras's TensorBoard callback, writing into the run directory's tensorboard/ (scalars per epoch)."""
+
+    histogram_freq: int = Field(0, ge=0, strict=True, description="Weight histograms every N epochs; 0: none.")
+    write_graph: bool = Field(False, description="Also write the model's graph.")
+
+
+def _tracking_uri(value):
+    """A store MLflow can open: a server, a database, or databricks; a bare file name is not one."""
+    if value != "databricks" and not re.match(
+        r"(https?|sqlite|postgresql|mysql|mssql|file|databricks)(\+\w+)?:", value
+    ):
+        hint = f"sqlite:///{value}" if value.endswith(".db") else "http://host:5000"
+        raise ValueError(f"not a tracking URI MLflow can use; e.g. {hint} or sqlite:///mlflow.db; got {value!r}")
+    return value
+
+
+class MlflowTracking(Section):
+    """One MLflow run per nnrun run: the config as params, each epoch's metrics, the run directory as artifacts."""
+
+    experiment: str | None = Field(None, min_length=1, description="The MLflow experiment; by default output.name.")
+    tracking_uri: Annotated[str, AfterValidator(_tracking_uri)] | None = Field(
+        None,
+        min_length=1,
+        description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir.",
+    )
+    artifacts: bool = Field(True, description="Log the run directory's files (model, plots, history) as artifacts.")
+
+
+class Tracking(Section):
+    """Where else a run is recorded while it trains (the run directory stays the record of truth)."""
+
+    tensorboard: Annotated[TensorBoardTracking | None, BeforeValidator(_switch)] = Field(
+        None,
+        description="true, or Keras's TensorBoard options; then: tensorboard --logdir runs",
+    )
+    mlflow: Annotated[MlflowTracking | None, BeforeValidator(_switch)] = Field(
+        None,
+        description="true, or where to log; needs nnrun[mlflow]",
+    )
+
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if data is None or data == "none":
+            return {}
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list) and all(isinstance(name, str) for name in data):
+            return {name: {} for name in data if name != "none"}
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a list of trackers ({', '.join(TRACKERS)}), or a mapping of them; got {data!r}")
+        return data
+
+    @pydantic.model_serializer(mode="wrap")
+    def _on_only(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A tracker that is off is left out: written back, an empty key would turn it on.
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+    def names(self) -> list[str]:
+        """The trackers turned on, e.g. ['tensorboard']."""
+        return [name for name in TRACKERS if getattr(self, name) is not None]
+
+
+class Config(Section):
+    """The whole config; every default lives here."""
+
+    backend: Literal["tensorflow", "jax"] | None = Field(
+        None, description="Keras's backend; by default $KERAS_BACKEND, else tensorflow. jax needs nnrun[jax]."
+    )
+    seed: int = Field(42, strict=True, ge=0, lt=2**32, description="Seeds Python, NumPy, Keras and the splits.")
+    data: Data
+    model: Model
+    optimizer: Named = Field(default_factory=lambda: {"name": "adam"})
+    loss: Named
+    metrics: list[Named] = Field(default_factory=list)
+    training: Training = Field(default_factory=Training)
+    distribution: Annotated[Distribution, BeforeValidator(_distribution)] | None = Field(
+        None,
+        description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
+    )
+    output: Output = Field(default_factory=Output)
+    tracking: Tracking = Field(default_factory=Tracking)
+    sweep: Sweep | None = Field(None, description="nnrun sweep: the metric to optimize and the parameters to search.")
+
+
+def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
+    """Reads, validates and resolves a config file.
+
+    Args:
+        path: the YAML file.
+        overrides: `key.path=value` strings, applied after the file.
+
+    Returns:
+        The validated `Config`, defaults filled in, `output.name` set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist" if not path.exists() else f"'{path}' is not a file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:  # before reading it
+            raise ConfigError(f"{path}: {size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    raw = parse_yaml(text, str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(raw).__name__}")
+    config = validate(raw, str(path))
+    if overrides:
+        resolved = config.model_dump(mode="json")
+        for item in overrides:
+            apply_override(resolved, item)
+        config = validate(resolved, f"{path} with --set")
+    if config.sweep:
+        search_space.check_paths(config, str(path))
+    if config.backend is None:  # resolved here, so the run directory says which ran
+        config.backend = backend.default()  # type: ignore[assignment]  # any $KERAS_BACKEND: backend.use() checks it
+    if config.output.name is None:
+        stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
+        config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
+    return config
+
+
+def with_trackers(config: Config, names: Iterable[str]) -> Config:
+    """The config with the trackers `--tracker` names turned on; `none` turns the config's off first.
+
+    Args:
+        config: the validated `Config`.
+        names: tracker names (`TRACKERS`, or `none`), in the order given.
+
+    Returns:
+        The `Config`.
+    """
+    tracking = config.tracking.model_dump()  # the trackers on, each with its settings
+    for name in names:
+        if name == "none":
+            tracking = {}
+        elif tracking.get(name) is None:
+            tracking[name] = {}
+    return config.model_copy(update={"tracking": Tracking.model_validate(tracking)})
+
+
+def dump(config: Config) -> str:
+    """Returns the config as YAML text that `load` reads back to the same config."""
+    resolved = config.model_dump(mode="json")
+    data = resolved.pop("data")
+    # The source and its own fields first: they say what the rest means.
+    own = {k: v for k, v in data.items() if k not in DataBase.model_fields}
+    data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
+    resolved = {"backend": resolved.pop("backend"), "seed": resolved.pop("seed"), "data": data, **resolved}
+    # Sections left out unless used: a config written before they existed reads the same.
+    for key in ("tracking", "sweep"):
+        if not resolved[key]:
+            del resolved[key]
+    return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+
+
+SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _floats(value):
+    # PyYAML follows YAML 1.1, which reads `1e-4` as a string; every Keras user
+    # writes learning rates that way, so Keras arguments read it as YAML 1.2
+    # does. Our own fields are typed, and pydantic reads "1e-4" as a float.
+    if isinstance(value, str) and SCIENTIFIC.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
+
+
+def apply_override(resolved: dict[str, Any], item: str) -> None:
+    """Applies one `key.path=value` override in place.
+
+    Args:
+        resolved: the config as a plain dict (lists indexed by number).
+        item: `key.path=value`; the value is read as YAML (`3`, `0.01`, `[a, b]`).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
+    set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
+
+
+def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Sets the value at a dotted path (`model.layers.0.Dense.units`) in place.
+
+    Missing mappings on the way are made (`optimizer.learning_rate` on `{name: adam}`);
+    lists are indexed by number and never grown.
+
+    Args:
+        resolved: the config as a plain dict.
+        key: the dotted path.
+        value: the plain value to set.
+        where: what asked, for messages (`--set training.epochs=3`).
+    """
+    parts = key.split(".")
+    node: Any = resolved  # mappings and lists, as the path goes down
+    part: str | int  # a list's index once read
+    for depth, part in enumerate(parts):
+        here = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{where}: '{here}' is not an index of a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{where}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
+        elif not last and node.get(part) is None:
+            node[part] = {}
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def validate(raw: dict[str, Any], where: str) -> Config:
+    """Validates a plain dict against the schema, one error line on failure.
+
+    Args:
+        raw: the config as a plain dict.
+        where: the file it came from, for messages.
+
+    Returns:
+        The `Config`.
+    """
+    try:
+        return Config.model_validate(raw)
+    except pydantic.ValidationError as e:
+        errors = e.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {_describe(errors[0])}{more}") from None
+
+
+def _describe(error):
+    loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
+    place = (
+        "".join(
+            f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}"
+            for p in loc  # sweep's dotted paths
+        ).lstrip(".")
+        or "config"
+    )
+    kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
+    if kind == "missing":
+        return f"{place}: missing (required)"
+    if kind == "union_tag_not_found":
+        return f"{place}.source: missing; one of {', '.join(DATA_SOURCES)}"
+    if kind == "union_tag_invalid":
+        received = ctx["tag"]
+        choices = ", ".join(DATA_SOURCES)
+        return f"{place}.source: must be one of {choices}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
+    if kind == "value_error":
+        message = str(ctx["error"])
+        if repr(received) in message or f"'{received}'" in message:
+            return f"{place}: {message}"
+    else:
+        message = error["msg"][0].lower() + error["msg"][1:]
+    if not isinstance(received, (dict, list)):
+        message += f"; got {received!r}"
+    if kind == "literal_error" and isinstance(received, str):
+        message += did_you_mean(received, re.findall(r"'([^']*)'", ctx["expected"]))
+    return f"{place}: {message}"

@@ -1,0 +1,382 @@
+"""The config's `sweep:` section: what `nnrun sweep` optimizes, and the space it searches.
+
+Plain pydantic, as the rest of the config: validating it imports neither
+Optuna nor TensorFlow. Parameters are dotted paths into the config, as
+`--set` takes them (`optimizer.learning_rate`, `model.layers.0.Dense.units`).
+"""
+
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import pydantic
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from nnrun.config.section import Section
+from nnrun.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nnrun.config.schema import Config
+
+DEFAULT_TRIALS = 20
+MAX_PARAMETERS = 100
+MAX_CHOICES = 1000
+# Never swept: they say where the sweep itself goes and what it searches.
+FIXED = ("sweep", "output", "backend", "distribution", "tracking")
+_LOWER_IS_BETTER = re.compile(r"loss|error|(^|_)(mse|mae|mape|msle|rmse|hinge|crossentropy|kl_divergence|poisson)$")
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def _space(value):
+    """`[a, b]` or `{choices: [...]}` -> choices; `{low, high, log?, step?}` -> a range."""
+    if isinstance(value, list):
+        value = {"choices": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a list of choices, or {{low: ..., high: ...}}; got {value!r}")
+    if "choices" in value:
+        extra = set(value) - {"choices"}
+        choices = value["choices"]
+        if extra:
+            raise ValueError(f"choices take no other keys; got {', '.join(sorted(extra))}")
+        if not isinstance(choices, list) or not choices:
+            raise ValueError(f"choices must be a list of one or more values; got {choices!r}")
+        if len(choices) > MAX_CHOICES:
+            raise ValueError(f"{len(choices)} choices, more than a parameter may have ({MAX_CHOICES})")
+        for choice in choices:
+            if not isinstance(choice, _SCALAR):
+                raise ValueError(f"each choice must be a number, text, true/false or null; got {choice!r}")
+        if len({repr(c) for c in choices}) != len(choices):
+            raise ValueError(f"choices are listed twice: {choices!r}")
+        return {"choices": choices}
+    unknown = set(value) - {"low", "high", "log", "step"}
+    if unknown:
+        key = sorted(unknown)[0]
+        hint = (
+            "; a range is {low: ..., high: ...}"
+            if key in ("min", "max", "lower", "upper", "from", "to")
+            else did_you_mean(key, ["low", "high", "log", "step", "choices"])
+        )
+        raise ValueError(f"unknown key '{key}'{hint}")
+    space = {
+        "low": value.get("low"),
+        "high": value.get("high"),
+        "log": value.get("log", False),
+        "step": value.get("step"),
+    }
+    for key in ("low", "high"):
+        space[key] = _number(space[key], key)
+    if space["step"] is not None:
+        space["step"] = _number(space["step"], "step")
+    if not isinstance(space["log"], bool):
+        raise ValueError(f"log must be true or false; got {space['log']!r}")
+    low, high, step = space["low"], space["high"], space["step"]
+    if not low < high:
+        raise ValueError(f"low must be less than high; got low {low!r}, high {high!r}")
+    if space["log"] and low <= 0:
+        raise ValueError(f"log: true needs low above 0; got {low!r}")
+    if space["log"] and step is not None:
+        raise ValueError("log and step cannot both be given (Optuna samples one or the other)")
+    if step is not None and step <= 0:
+        raise ValueError(f"step must be above 0; got {step!r}")
+    if step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
+        # Optuna would quietly move high to the last step below it.
+        raise ValueError(f"high - low ({high - low:g}) must be a whole number of steps of {step!r}")
+    return space
+
+
+def _number(value, key):
+    if value is None:
+        raise ValueError(f"'{key}' is missing: a range needs low and high")
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 as text
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} must be a number; got {value!r}")
+    return value
+
+
+def _duration(value):
+    """`3600`, `90s`, `30m`, `2h` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds, or a number with s, m or h (30m, 2h); got {value!r}")
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
+        if not match:
+            raise ValueError(f"expected seconds, or a number with s, m or h (30m, 2h); got {value!r}")
+        value = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    return value
+
+
+Space = Annotated[
+    dict[str, Any],
+    BeforeValidator(_space),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "minItems": 1},
+                {
+                    "type": "object",
+                    "properties": {"choices": {"type": "array", "minItems": 1}},
+                    "required": ["choices"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "low": {"type": "number"},
+                        "high": {"type": "number"},
+                        "log": {"type": "boolean"},
+                        "step": {"type": "number"},
+                    },
+                    "required": ["low", "high"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
+
+
+class Sweep(Section):
+    """What `nnrun sweep` optimizes, how long, and the parameters it searches."""
+
+    metric: str = Field(
+        "val_loss",
+        min_length=1,
+        description="As history.csv names it (val_loss, val_accuracy, ...): a trial's result is its value "
+        "for the model the run keeps (metrics.json).",
+    )
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None,
+        description="By default minimize for losses and errors, else maximize.",
+    )
+    trials: int | None = Field(
+        None,
+        gt=0,
+        strict=True,
+        description=f"How many trials; {DEFAULT_TRIALS} unless time_budget is given.",
+    )
+    time_budget: (
+        Annotated[
+            float,
+            BeforeValidator(_duration),
+            Field(gt=0),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0},
+                        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smh]?\s*$"},
+                    ]
+                }
+            ),
+        ]
+        | None
+    ) = Field(None, description="Start no trial after this long: seconds, or 30m, 2h.")
+    parameters: dict[str, Space] = Field(
+        min_length=1,
+        max_length=MAX_PARAMETERS,
+        description="Dotted config paths -> a list of choices, or {low, high, log, step}; "
+        "e.g. optimizer.learning_rate: {low: 1e-4, high: 1e-1, log: true}",
+    )
+    seed: int | None = Field(
+        None, strict=True, ge=0, lt=2**32, description="The sampler's seed; by default the config's."
+    )
+    pruning: bool = Field(
+        True,
+        description="Stop a trial whose metric is worse than the median of earlier trials at the same epoch "
+        "(from the 6th trial, past the first third of training.epochs).",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _defaults(self) -> "Sweep":
+        if self.direction is None:
+            self.direction = "minimize" if _LOWER_IS_BETTER.search(self.metric.removeprefix("val_")) else "maximize"
+        if self.trials is None and self.time_budget is None:
+            self.trials = DEFAULT_TRIALS
+        return self
+
+
+def check_paths(config: "Config", where: str) -> None:
+    """Checks that each swept path is in the config, and that each of its values makes a valid config.
+
+    Every part of a path but the last must be there already; a last part that
+    is missing is fine where the value still validates (a Keras argument such
+    as `optimizer.learning_rate`, checked by Keras when the model is built).
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        where: the config file, for messages.
+    """
+    import copy
+
+    from nnrun.config import schema as config_lib
+
+    assert config.sweep is not None  # called only with a sweep section
+    resolved = _without_sweep(config)
+    for path, space in config.sweep.parameters.items():
+        place = f"{where}: sweep.parameters['{path}']"
+        parts = path.split(".")
+        if parts[0] in FIXED:
+            raise ConfigError(f"{place}: {parts[0]} cannot be swept")
+        node = resolved
+        for depth, part in enumerate(parts[:-1]):
+            here = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} is a list of {len(node)})"
+                    )
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node and node[part] is not None:
+                node = node[part]
+            else:
+                keys = list(node) if isinstance(node, dict) else []
+                raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
+        for value in samples(space):
+            trial = copy.deepcopy(resolved)
+            config_lib.set_path(trial, path, value, place)
+            try:
+                config_lib.validate(trial, "")
+            except ConfigError as e:
+                raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
+
+
+def check_metric(config: "Config", has_validation: bool, where: str) -> str | None:
+    """Refuses a sweep metric that is a typo of one the runs will log, or the test split's.
+
+    The names are those history.csv will have: the loss and each metric of
+    the config (snake_case), with `val_` when there is a validation split.
+    Unlike a typo, a name nothing resembles is left for the first epoch to
+    settle (Keras may name a metric its own way).
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        has_validation: whether the runs have a validation split.
+        where: the config file, for messages.
+
+    Returns:
+        A note for the user when the name could not be checked, else None.
+    """
+    from nnrun.model.build import snake_case
+
+    assert config.sweep is not None  # called only with a sweep section
+    metric = config.sweep.metric
+    names = ["loss", *(snake_case(m["name"]) for m in config.metrics)]
+    names += [f"{n}_macro" for n in names if n.startswith("f1_score") or n.startswith("fbeta")]
+    logged = names + ([f"val_{n}" for n in names] if has_validation else [])
+    if metric.startswith("test_"):
+        raise ConfigError(
+            f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
+            f"(it would no longer be a test); use val_{metric[len('test_') :]}; got {metric!r}"
+        )
+    if metric.startswith("val_") and not has_validation:
+        raise ConfigError(
+            f"{where}: sweep.metric: {metric!r} needs a validation split; set training.validation_split, e.g. 0.1"
+        )
+    if metric in logged or metric == "learning_rate":
+        return None
+    suggestion = did_you_mean(metric, logged)
+    if suggestion:
+        raise ConfigError(f"{where}: sweep.metric: {metric!r} is not a metric the runs log{suggestion}")
+    return f"sweep.metric {metric!r} is none of {', '.join(logged)}: the first epoch will tell whether Keras logs it"
+
+
+def apply(config: "Config", params: Mapping[str, Any], where: str) -> "Config":
+    """The config with a trial's values set, without its sweep section.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        params: `{dotted path: value}`.
+        where: what asks, for messages.
+
+    Returns:
+        The validated `Config`.
+    """
+    from nnrun.config import schema as config_lib
+
+    resolved = _without_sweep(config)
+    for path, value in params.items():
+        config_lib.set_path(resolved, path, value, f"{where}: sweep.parameters['{path}']")
+    return config_lib.validate(resolved, where)
+
+
+def contains(sweep: Sweep, params: Mapping[str, Any]) -> bool:
+    """Whether values (a study's, perhaps another's) are each in the space of their parameter."""
+    if set(params) != set(sweep.parameters):
+        return False
+    for path, value in params.items():
+        space = sweep.parameters[path]
+        if "choices" in space:
+            if not any(type(value) is type(c) and value == c for c in space["choices"]):
+                return False
+        elif (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not space["low"] <= value <= space["high"]
+        ):
+            return False
+    return True
+
+
+def describe(sweep: Sweep) -> str:
+    """`maximize val_accuracy over optimizer.learning_rate, units; 20 trials; median pruning`."""
+    budget = " and ".join(
+        filter(
+            None,
+            [f"{sweep.trials} trials" if sweep.trials else "", f"{sweep.time_budget:g} s" if sweep.time_budget else ""],
+        )
+    )
+    return f"{sweep.direction} {sweep.metric} over {', '.join(sweep.parameters)}; {budget}" + (
+        "; median pruning" if sweep.pruning else ""
+    )
+
+
+def samples(space: Mapping[str, Any]) -> list[Any]:
+    """Values a space can take: every choice; a range's ends and a value between them of the kind
+    Optuna draws (a float range gives floats, which an integer setting refuses)."""
+    if "choices" in space:
+        return space["choices"]
+    low, high = space["low"], space["high"]
+    middle = (low + high) / 2 if _is_float(space) else (low + high) // 2
+    return [low, middle, high]
+
+
+def _is_float(space: Mapping[str, Any]) -> bool:
+    return not (all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int))
+
+
+def _without_sweep(config: "Config") -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude={"sweep"})
+
+
+def first_point(sweep: Sweep) -> dict[str, Any]:
+    """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
+    return {path: samples(space)[0] for path, space in sweep.parameters.items()}
+
+
+def suggest(trial: "optuna.Trial", sweep: Sweep) -> dict[str, Any]:
+    """Asks an Optuna trial for a value of each parameter.
+
+    Args:
+        trial: an `optuna.Trial`.
+        sweep: the `Sweep` section.
+
+    Returns:
+        `{dotted path: value}`.
+    """
+    values: dict[str, Any] = {}
+    for path, space in sweep.parameters.items():
+        if "choices" in space:
+            values[path] = trial.suggest_categorical(path, space["choices"])
+        elif not _is_float(space):
+            values[path] = trial.suggest_int(
+                path, space["low"], space["high"], step=space["step"] or 1, log=space["log"]
+            )
+        else:
+            values[path] = trial.suggest_float(path, space["low"], space["high"], step=space["step"], log=space["log"])
+    return values

@@ -1,0 +1,309 @@
+"""Run directory + raw inputs -> predictions: images, CSV rows and .npy arrays.
+
+Raw inputs are prepared with the run's own preprocessing.json, so a user
+hands over files as they are. Bad inputs are collected, not fatal: the good
+ones are still predicted.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnrun import data
+from nnrun.data import feeding
+from nnrun.errors import DataError, one_line
+from nnrun.rundir import files as rundir
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
+
+
+@dataclass
+class Predictions:
+    """What `predict` returns: one row per predicted input, and the inputs that failed."""
+
+    run: rundir.Run
+    runtime: str | None = None  # what ran the model: onnx, litert or keras
+    rows: list[dict[str, Any]] = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
+    notes: list[str] = field(default_factory=list)  # things the user should know (ignored columns)
+
+
+def predict(
+    run_dir: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]],
+    top_k: int = 3,
+    threshold: float = 0.5,
+    id_column: str | None = None,
+    batch_size: int = 256,
+    model_file: str = rundir.MODEL,
+    runtime: str = "auto",
+) -> Predictions:
+    """Predicts raw inputs with a run's model.
+
+    Args:
+        run_dir: the run directory.
+        model_file: which model: `rundir.MODEL`, or `rundir.BEST_MODEL`.
+        inputs: files, folders (their files, sorted) and glob patterns.
+        top_k: how many classes to report for classification.
+        threshold: for a single sigmoid output, the probability from which the
+            positive class is predicted.
+        id_column: a CSV column to carry into each row's `id`.
+        batch_size: samples per predict batch.
+        runtime: auto (the fastest the run has: an ONNX or LiteRT export),
+            onnx, litert or keras; see `runtimes.choose`.
+
+    Returns:
+        `Predictions`.
+    """
+    from nnrun.inference import runtimes
+
+    run = rundir.read(run_dir, model_file, config=False)
+    prep = run.preprocessing
+    result = Predictions(run=run)
+    model = runtimes.choose(run, runtime, say=result.notes.append)
+    result.runtime = model.name
+    # Batch by batch, so memory stays flat however many files are given.
+    for batch in _batches(_samples(_expand(inputs, result.failed), prep, id_column, result), batch_size):
+        names, samples = zip(*batch, strict=True)
+        outputs = model.predict(np.stack(samples))
+        for (name, row_id), output in zip(names, outputs, strict=True):
+            row = {"input": name, **({"id": row_id} if row_id is not None else {})}
+            row.update(_describe(output, prep.get("class_names"), top_k, threshold))
+            result.rows.append(row)
+    return result
+
+
+def _samples(paths, prep, id_column, result):
+    """Every sample of every file, in order; a bad file goes to `result.failed` whole.
+
+    Args:
+        paths: the input files.
+        prep: the run's preprocessing dict.
+        id_column: a CSV column to carry into each sample's id.
+        result: the `Predictions` whose `failed` and `notes` collect problems.
+
+    Yields:
+        `((name, id), model input)`.
+    """
+    for path in paths:
+        try:
+            found = list(_read(path, prep, id_column, result.notes))
+            _check_finite(path, found)
+        except DataError as e:
+            result.failed.append((str(path), str(e).removeprefix(f"{path}: ")))
+            continue
+        yield from found
+
+
+def _check_finite(path, found):
+    """Refuses a file with NaN or infinite values in its prepared samples, as training refuses them."""
+    bad = [name for (name, _), x in found if not np.isfinite(x).all()]
+    if bad:
+        which = f" in {len(bad)} of {len(found)} samples, the first {bad[0]}" if len(found) > 1 else ""
+        raise DataError(f"{path}: NaN or infinite values after preprocessing{which}")
+
+
+def _batches(items, size):
+    """Lists of up to `size` consecutive items."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _describe(output, class_names, top_k, threshold):
+    """One model output as a prediction a person reads: a label, its probability and every class's; or values.
+
+    `probability` is always the label's (1 - p when one sigmoid unit says the negative class).
+    """
+    output = np.asarray(output, dtype="float64")
+    if class_names is None:
+        values = [float(f"{v:.6g}") for v in output.reshape(-1)]  # float32 outputs: more digits are noise
+        return {"value": values if len(values) > 1 else values[0]}
+    every = {name: float(p) for name, p in zip(class_names, feeding.class_probabilities(output[None])[0], strict=True)}
+    if output.shape[-1] == 1:
+        label = class_names[int(output[0] >= threshold)]
+        return {"label": label, "probability": every[label], "probabilities": every}
+    order = np.argsort(-output)[: max(1, top_k)]
+    top = [{"class": class_names[i], "probability": float(output[i])} for i in order]
+    return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top, "probabilities": every}
+
+
+def _expand(inputs, failed):
+    """Files from paths, folders and glob patterns, each once, in the order given."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+            found += files
+            if not files:
+                failed.append((str(item), f"no {', '.join(SUFFIXES)} files in this folder"))
+        elif path.exists():
+            found.append(path)
+        elif any(c in str(item) for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
+            found += matches
+            if not matches:
+                failed.append((str(item), "no file matches"))
+        else:
+            failed.append((str(item), "no such file or folder"))
+    return list(dict.fromkeys(found))
+
+
+def _read(path, prep, id_column, notes):
+    """Yields `((name, id), model input)` for each sample in one file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _csv_rows(path, prep, id_column, notes)
+    elif suffix == ".npy":
+        yield from _arrays(path, prep)
+    elif suffix in IMAGE_SUFFIXES:
+        yield (str(path), None), _image(path, prep)
+    else:
+        raise DataError(f"{path}: not an input nnrun predicts ({', '.join(SUFFIXES)})")
+
+
+def _csv_rows(path, prep, id_column, notes):
+    if prep.get("kind") != "table":
+        raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
+    from nnrun.data import csv_table
+
+    table = csv_table.read_table(path, prep.get("read", {}), "input")
+    if id_column is not None and id_column not in table.columns:
+        raise DataError(f"{path}: no id column '{id_column}'")
+    ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]
+    if ignored:
+        notes.append(f"{path}: ignored columns the model does not take: {', '.join(ignored)}")
+    unseen: list[str] = []
+    try:
+        x = csv_table.apply(table, prep, unseen)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+    notes += [f"warning: {path}: {line}" for line in unseen]
+    ids = table[id_column].tolist() if id_column else [None] * len(table)
+    for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
+        yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
+
+
+def _arrays(path, prep):
+    """Yields `((name, None), model input)` for each sample of a .npy file: one sample or a stack."""
+    x = _load_npy(path)
+    shape = tuple(prep["input_shape"])
+    if x.shape == shape:
+        x = x[None]
+    if x.shape[1:] != shape or prep.get("kind") == "table":
+        raise DataError(f"{path}: an array of shape {x.shape}; the model takes {shape} per sample (or a stack of them)")
+    if not len(x):
+        raise DataError(f"{path}: no samples")
+    if prep.get("kind") == "images":  # pixels already sized: only the run's rescale applies
+        from nnrun.data import arrays
+
+        x = arrays.apply(x, {"rescale": prep.get("rescale")})
+    else:
+        x = data.transform(x, prep)
+    for i, sample in enumerate(x):
+        yield (f"{path}[{i}]" if len(x) > 1 else str(path), None), sample
+
+
+def _load_npy(path):
+    """Reads a .npy array once its header has been checked against the file.
+
+    The header is read first: an array of numbers (never objects: nothing is
+    unpickled) whose size is exactly what the file holds, so a small file
+    cannot make nnrun allocate what its header claims.
+
+    Args:
+        path: the .npy file.
+
+    Returns:
+        The array.
+    """
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(f, path)
+            if dtype.kind not in "biuf":
+                raise DataError(f"{path}: an array of {dtype}, not numbers")
+            claimed, held = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
+            if claimed != held:
+                raise DataError(
+                    f"{path}: its header claims an array of shape {shape} of {dtype} ({_bytes(claimed)}), "
+                    f"but the file holds {_bytes(held)} of data"
+                )
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
+
+
+def _npy_header(f, path):
+    """The shape and dtype a .npy file's header claims; `f` is left where the data starts."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        if read_header is None:  # 3.0 is only written for structured arrays with unicode field names
+            raise ValueError(f"format version {version[0]}.{version[1]}; nnrun reads 1.0 and 2.0")
+        shape, _, dtype = read_header(f)
+    except Exception as e:  # a damaged header: numpy's parser raises ValueError, TypeError, TokenError...
+        raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
+    return shape, dtype
+
+
+def _bytes(n):
+    """A number of bytes as a person reads it: 192 bytes, 4.0 KiB, 298.0 GiB."""
+    if abs(n) < 1024:
+        return f"{n} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        n /= 1024
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
+
+
+def _image(path, prep):
+    """An image file as the model takes it: resized, channels converted, the run's scaling."""
+    from nnrun.data import pixels
+
+    if prep.get("kind") == "images":
+        return pixels.read([str(path)], prep)[0]
+    shape = tuple(prep["input_shape"])
+    channels = shape[2] if len(shape) == 3 else 1
+    if prep.get("kind") == "table" or len(shape) not in (2, 3) or channels not in (1, 3):
+        raise DataError(f"{path}: this run was trained on {_kind(prep)}, not images")
+    raw = {"image_size": list(shape[:2]), "color_mode": "rgb" if channels == 3 else "grayscale", "rescale": None}
+    values = pixels.read([str(path)], raw)  # 0..255, as the training arrays were before scaling
+    return data.transform(values.reshape((1, *shape)), prep)[0]
+
+
+def _kind(prep):
+    shape = "x".join(map(str, prep["input_shape"]))
+    return {"table": "CSV rows", "images": "image files"}.get(prep.get("kind"), f"arrays of shape {shape}")
+
+
+def write_csv(predictions: Predictions, path: str | os.PathLike[str]) -> None:
+    """Writes predictions as a CSV (id or input, label, probability, one `probability.<class>` column per class;
+    or value), atomically."""
+    import pandas as pd
+
+    rows = [
+        {
+            **{k: v for k, v in row.items() if k not in ("top", "probabilities")},
+            **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()},
+        }
+        for row in predictions.rows
+    ]
+    with rundir.atomic(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -1,0 +1,1 @@
+"""The run's record: file names, run.json, liveness, finding and comparing runs."""

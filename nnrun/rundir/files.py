@@ -1,0 +1,549 @@
+"""The run directory: its file names, creating it, atomic writes, finding runs.
+
+Every file is written to a temporary name in the same folder and renamed into
+place, so a crash or Ctrl-C never leaves a half-written file behind.
+"""
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnrun.errors import RunDirError, one_line
+from nnrun.rundir import liveness
+
+# No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+
+    from nnrun.config.schema import Config
+
+CONFIG = "config.yaml"
+RUN = "run.json"
+MODEL = "model.keras"
+MODEL_H5 = "model.h5"
+BEST_MODEL = "model.best.keras"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+PREPROCESSING = "preprocessing.json"
+PLOTS = "plots"
+BACKUP = "backup"
+LATEST = "latest"
+SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
+TMP_MARK = ".tmp."
+# Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
+# CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
+MIN_KERAS = (3, 14)
+
+# mkstemp makes files private (0600); run files get the user's usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
+    """Makes a new, empty run directory `root/<name>-<YYYYmmdd-HHMMSS>`.
+
+    Never reuses a directory: a clash (two runs in the same second) gets a
+    `-2`, `-3`, ... suffix. `os.mkdir` fails on an existing path, so two
+    processes can never both get the same one.
+
+    Args:
+        root: the runs folder; made if missing.
+        name: the run's name.
+        subfolders: empty folders to make inside it.
+
+    Returns:
+        The new directory's `Path`.
+    """
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"output.dir: cannot create '{root}': {e.strerror}") from None
+    stem = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 10_000):
+        path = root / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RunDirError(f"output.dir: cannot create a run directory in '{root}': {e.strerror}") from None
+        for sub in subfolders:
+            (path / sub).mkdir()
+        return path
+    raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
+
+
+@contextlib.contextmanager
+def atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path to write; renames it to `path` on success.
+
+    The temporary name ends with `path`'s whole name, for writers (Keras,
+    matplotlib) that choose a format by its ending (`.keras`, `.weights.h5`).
+    The file is flushed to disk before the rename and the rename after it, so
+    a power loss leaves the old file or the new one, never an empty one. On
+    failure the temporary file is removed.
+
+    Args:
+        path: the final path.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    try:
+        yield Path(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_tree(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like `atomic`, for a writer that makes `path` itself, a file or a folder (Keras's exports).
+
+    Yields a temporary path that does not exist yet; on success it replaces
+    `path` (an old folder is renamed aside first, then removed); on failure
+    whatever was written there is removed.
+
+    Args:
+        path: the final path.
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = path.parent / f".{os.getpid()}{TMP_MARK}{path.name}"
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            old = path.parent / f".old-{os.getpid()}{TMP_MARK}{path.name}"
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            _fsync(tmp)
+            os.replace(tmp, path)
+        _fsync(path.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """A file's sha256, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: str | os.PathLike[str]) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def sweep_temporary(path: str | os.PathLike[str], older_than: float = 0) -> None:
+    """Removes the temporary files a killed process left in a folder (and its sub-folders).
+
+    Args:
+        path: the folder: a run directory no live process writes to (`nnrun
+            resume` holds it), or any, with `older_than`.
+        older_than: only files last written this many seconds ago or more.
+    """
+    now = time.time()
+    for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            if now - tmp.lstat().st_mtime >= older_than:
+                _remove(tmp)  # a file, or an export's folder
+
+
+STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
+
+
+def sweep_stale(root: str | os.PathLike[str]) -> None:
+    """Removes temporary files that dead processes left in a runs folder's run directories.
+
+    Only files over an hour old: an `evaluate` or a `resume` may be writing
+    into a run that is not `running`. A run whose process still runs keeps its
+    own whatever their age.
+
+    Args:
+        root: the runs folder.
+    """
+    runs, _ = listing(root)
+    for path, info in runs:
+        if liveness.status(info) != "running":
+            sweep_temporary(path, older_than=STALE_SECONDS)
+    for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
+        pid = tmp.name.rpartition(".")[2]
+        if pid.isdigit() and not liveness.alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Writes text atomically."""
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], value: object) -> None:
+    """Writes a JSON document atomically."""
+    write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Reads a JSON file of a run directory, with a clear error if it is not one."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        folder = Path(path).parent
+        if (folder / SWEEP).is_file():
+            raise RunDirError(
+                f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
+                f"its best config is {folder / 'best.yaml'}"
+            ) from None
+        raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"'{path}': cannot read: {e}") from None
+
+
+def sha256_text(text: str) -> str:
+    """The sha256 of a text file's contents as written, e.g. config.yaml's (run.json records it)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Reads a run directory's run.json and checks the fields nnrun relies on.
+
+    Unknown fields are kept; a known one of the wrong type (a tampered or
+    damaged file) is a `RunDirError` naming it.
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        The run.json dict.
+    """
+    import pydantic
+
+    info = read_json(Path(path) / RUN)
+    try:
+        _RunInfo.model_validate(info)
+    except pydantic.ValidationError as e:
+        error = e.errors()[0]
+        place = ".".join(str(p) for p in error["loc"]) or "its contents"
+        raise RunDirError(f"'{Path(path) / RUN}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
+    return info
+
+
+def history_text(rows: Sequence[Mapping[str, object]]) -> str:
+    """history.csv's text from its rows (dicts of epoch and metrics)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """history.csv's rows as dicts of numbers (an empty value is NaN); none when it is absent.
+
+    Raises:
+        ValueError: a value is not a number.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def update_run(path: str | os.PathLike[str], **fields: object) -> dict[str, Any]:
+    """Merges `fields` into the run directory's run.json, atomically."""
+    run_file = Path(path) / RUN
+    info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+    info.update(fields)
+    write_json(run_file, info)
+    return info
+
+
+def point_latest(path: str | os.PathLike[str]) -> None:
+    """Points `<runs folder>/latest` at the run directory `path`, atomically."""
+    path = Path(path)
+    link = path.parent / LATEST
+    tmp = path.parent / f".{LATEST}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        tmp.symlink_to(path.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        # Filesystems without symlinks: `newest` finds runs without it.
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _run_info_model():
+    from typing import Any, Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    Count = Field(None, ge=0)
+
+    class Plain(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+
+    class Split(Plain):
+        samples: int = Field(ge=0)
+        sha256: str
+
+    class Attempt(Plain):
+        started_at: str | None = None
+        duration_s: float | int | None = Count
+        status: str
+
+    class Resume(Plain):
+        at: str
+        from_epoch: int = Field(ge=0)
+
+    class Export(Plain):
+        file: str
+        sha256: str | None = None
+        model_sha256: str | None = None
+
+    class RunInfo(Plain):
+        status: Literal["running", "completed", "failed", "interrupted"]
+        name: str | None = None
+        started_at: str | None = None
+        heartbeat_at: str | None = None
+        ended_at: str | None = None
+        pid: int | None = Field(None, gt=0)
+        host: str | None = None
+        process_started: int | None = None
+        duration_s: float | int | None = Count
+        epochs: int | None = Count
+        epochs_completed: int | None = Count
+        fine_tune_after_epoch: int | None = Count
+        data_fingerprint: str | None = None
+        config_sha256: str | None = None
+        splits: dict[str, Split] = Field(default_factory=dict)
+        resumes: list[Resume] = Field(default_factory=list)
+        attempts: list[Attempt] = Field(default_factory=list)
+        exports: dict[str, Export] = Field(default_factory=dict)
+        error: Any = None
+
+    return RunInfo
+
+
+class _Lazy:
+    # pydantic's models are built on first use: rundir is imported by every command.
+    def __getattr__(self, name: str) -> Any:
+        model = _run_info_model()
+        globals()["_RunInfo"] = model
+        return getattr(model, name)
+
+
+_RunInfo = _Lazy()
+
+
+@dataclass
+class Run:
+    """A run directory as evaluate and predict need it: what it recorded."""
+
+    path: Path
+    info: dict[str, Any]  # run.json
+    preprocessing: dict[str, Any]
+    model: str = MODEL  # the model file used: MODEL or BEST_MODEL
+    status: str = "completed"  # as `status` reads it (a dead `running` run is `crashed`)
+
+    @functools.cached_property
+    def config(self) -> "Config":
+        """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
+        from nnrun.config import schema as config_lib
+        from nnrun.errors import ConfigError
+
+        try:
+            return config_lib.load(self.path / CONFIG)
+        except ConfigError as e:
+            raise RunDirError(f"'{self.path}': its {CONFIG} is not valid: {e}") from None
+
+    def warning(self) -> str | None:
+        """A line for stderr when the run is not a completed one, else None."""
+        if self.status == "completed":
+            return None
+        done = f"{self.info.get('epochs_completed', '?')} of {self.info.get('epochs', '?')} epochs"
+        return f"warning: {self.path} is {self.status} ({done}): its model may not be the final one"
+
+
+def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) -> Run:
+    """Reads a run directory, checking it is one and has the model asked for.
+
+    Args:
+        path: the run directory.
+        model: the model file: `MODEL`, or `BEST_MODEL` (ModelCheckpoint's).
+        config: read and check config.yaml now; predict, which needs only
+            preprocessing.json, leaves it (and pydantic's schema) until asked.
+
+    Returns:
+        A `Run`.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(
+            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
+        )
+    info = read_run(path)
+    if not (path / model).is_file():
+        why = (
+            "the config has no ModelCheckpoint callback"
+            if model == BEST_MODEL
+            else f"the run is {liveness.status(info)}"
+        )
+        error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
+        raise RunDirError(f"'{path}' has no {model}: {why}{error}")
+    run = Run(path, info, {}, model, liveness.status(info))  # preprocessing: read below, once the config is checked
+    if config:
+        run.config  # noqa: B018 (read now: a config that is not valid is named before anything else)
+    elif not (path / CONFIG).is_file():
+        raise RunDirError(f"'{path}' has no {CONFIG}")
+    from nnrun.data import schema
+
+    run.preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
+    return run
+
+
+def load_model(run: Run) -> "keras.Model":
+    """Loads a run's model in Keras's safe mode (no code in it can run).
+
+    Args:
+        run: a `Run`.
+
+    Returns:
+        The compiled Keras model.
+    """
+    from nnrun.backend import keras as _keras
+
+    keras = _keras()
+    if tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit()) < MIN_KERAS:
+        raise RunDirError(
+            f"refusing to load '{run.path / run.model}' with Keras {keras.__version__}: its safe mode has known "
+            f"bypasses; pip install 'keras>={'.'.join(map(str, MIN_KERAS))}'"
+        )
+    file = run.path / run.model
+    try:
+        model = keras.models.load_model(file, safe_mode=True, compile=True)
+    except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
+        raise RunDirError(f"'{file}' cannot be loaded: {one_line(e, 300)}") from None
+    _check_fits(model, run.preprocessing, run.path)
+    return model
+
+
+def _check_fits(model, preprocessing, path):
+    """The model takes the inputs preprocessing.json describes and gives one output per class."""
+    check_shapes(model.input_shape[1:], model.output_shape[-1], preprocessing, path)
+
+
+def check_shapes(
+    inputs: Iterable[int | str | None], outputs: int | str | None, preprocessing: Mapping[str, Any], path: Path
+) -> None:
+    """A model's sample shape and output width fit preprocessing.json (Keras's, or an export's).
+
+    Args:
+        inputs: one sample's shape the model takes.
+        outputs: the width of its output.
+        preprocessing: the run's preprocessing dict.
+        path: the run directory, for messages.
+    """
+    inputs = tuple(inputs)
+    if inputs != tuple(preprocessing["input_shape"]):
+        raise RunDirError(
+            f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, but the model takes {list(inputs)}"
+        )
+    classes = preprocessing.get("class_names")
+    if classes is not None and outputs != len(classes) and not (outputs == 1 and len(classes) == 2):
+        raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
+
+
+def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
+    """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
+
+    Args:
+        root: the runs folder.
+
+    Returns:
+        `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
+    """
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    broken: list[tuple[Path, str]] = []
+    root = Path(root)
+    if not root.is_dir():
+        return runs, broken
+    for path in sorted(root.iterdir()):
+        if path.is_symlink() or not path.is_dir() or not (path / RUN).exists():
+            continue
+        try:
+            runs.append((path, read_run(path)))
+        except RunDirError as e:
+            broken.append((path, str(e)))
+    return runs, broken
+
+
+def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
+    """Returns the newest completed run directory under `root` (by its start time).
+
+    Runs that are running, crashed, failed or interrupted are passed over,
+    even with a model: a default must be a finished run.
+
+    Args:
+        root: the runs folder.
+        hint: how the user names a run instead, for the message when there is none.
+
+    Returns:
+        The `Path` of the completed run started last.
+    """
+    runs, _ = listing(root)
+    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / MODEL).is_file()]
+    if not done:
+        others = sorted({liveness.status(info) for _, info in runs})
+        unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
+        raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
+    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]

@@ -1,0 +1,189 @@
+"""run.json's story of a run: how it starts, each resume, and how it ends.
+
+Every write goes through `rundir` (atomic); every status a reader sees goes
+through `liveness.status`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnrun import __version__
+from nnrun.errors import RunDirError
+from nnrun.rundir import files as rundir
+from nnrun.rundir import liveness
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config.schema import Config
+    from nnrun.data.types import Dataset
+
+
+def planned_epochs(config: Config, after: int | None = None) -> int:
+    """The epochs a config plans: training's, and fine-tuning's after them.
+
+    Args:
+        config: the `Config`.
+        after: the epochs done when fine-tuning began (run.json's
+            `fine_tune_after_epoch`), once it has.
+
+    Returns:
+        The number of epochs.
+    """
+    start = after if after is not None else config.training.epochs
+    return start + config.training.fine_tune.epochs if config.training.fine_tune else config.training.epochs
+
+
+def new(
+    config: Config, dataset: Dataset, config_file: str | os.PathLike[str] | None, started: float, config_sha256: str
+) -> dict[str, Any]:
+    """run.json of a run that starts now.
+
+    Args:
+        config: the resolved `Config`.
+        dataset: the `Dataset`: its fingerprint and which samples each split holds.
+        config_file: the config's path, or None.
+        started: its start, a `time.time()` value.
+        config_sha256: the sha256 of the config.yaml written (a resume checks it).
+
+    Returns:
+        The JSON-able dict.
+    """
+    import keras
+    import numpy as np
+    import sklearn
+
+    return {
+        "status": "running",
+        "name": config.output.name,
+        "backend": keras.backend.backend(),
+        "started_at": liveness.timestamp(started),
+        "ended_at": None,
+        "heartbeat_at": liveness.timestamp(started),
+        **liveness.process(),
+        "duration_s": None,
+        "epochs": planned_epochs(config),
+        "epochs_completed": 0,
+        "seed": config.seed,
+        "data_fingerprint": dataset.fingerprint,
+        "splits": dataset.splits,  # evaluate refuses a re-created test split that differs
+        "config_file": None if config_file is None else str(config_file),
+        "config_sha256": config_sha256,
+        "command": sys.argv,
+        "versions": {
+            "python": platform.python_version(),
+            "nnrun": __version__,
+            "tensorflow": _installed("tensorflow", "tensorflow-cpu"),  # imported on JAX only if needed
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+            **({"jax": sys.modules["jax"].__version__} if keras.backend.backend() == "jax" else {}),
+        },
+    }
+
+
+def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
+    """Records in run.json that this process resumes the run, and returns what it recorded.
+
+    The run is `running` again, in this process; how it ended before is kept in
+    `resumes` (and, for a crashed attempt that could not say so itself, in
+    `attempts`, timed by its last heartbeat).
+
+    Args:
+        run_dir: the run directory.
+        epoch: epochs done at the backup.
+        batch: the batch of a mid-epoch backup (else 0).
+        step: the optimizer's step count at the backup.
+
+    Returns:
+        The `resumes` entry.
+    """
+    info = rundir.read_run(run_dir)
+    for key in ("ended_at", "error", "signal", "traceback"):
+        info.pop(key, None)
+    entry = {
+        "at": liveness.timestamp(),
+        "from_epoch": epoch,
+        "from_batch": batch,
+        "from_step": step,
+        "previous_status": liveness.status(info),
+        **liveness.process(),
+    }
+    attempts = info.get("attempts", [])
+    if entry["previous_status"] != "interrupted" and entry["previous_status"] != "failed":
+        begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
+        seconds = _seconds(begun, info.get("heartbeat_at"))
+        attempts = [*attempts, {"started_at": begun, "duration_s": seconds, "status": "crashed"}]
+    rundir.write_json(
+        run_dir / rundir.RUN,
+        {
+            **info,
+            "status": "running",
+            "epochs_completed": epoch,
+            "heartbeat_at": liveness.timestamp(),
+            "resumes": [*info.get("resumes", []), entry],
+            "attempts": attempts,
+            **liveness.process(),
+        },
+    )
+    return entry
+
+
+def finish(run_dir: Path, started: float, status: str, console: Console, **fields: object) -> None:
+    """Records how this attempt ended in run.json; if even that fails (a full disk), says why on the console.
+
+    Args:
+        run_dir: the run directory.
+        started: this attempt's start, a `time.time()` value.
+        status: completed, failed or interrupted.
+        console: a rich console (stderr).
+        **fields: more to record (error, signal, traceback, ...).
+    """
+    ended = time.time()
+    try:
+        info = rundir.read_run(run_dir)
+    except RunDirError:
+        info = {}
+    # A resumed run adds this attempt's time to the earlier ones'.
+    before = sum(r.get("duration_s") or 0 for r in info.get("attempts", []))
+    attempt = {"started_at": liveness.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
+    try:
+        rundir.update_run(
+            run_dir,
+            status=status,
+            ended_at=liveness.timestamp(ended),
+            duration_s=round(before + ended - started, 3),
+            attempts=[*info.get("attempts", []), attempt],
+            **fields,
+        )
+    except OSError as e:
+        console.print(
+            f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
+            + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _seconds(start, end):
+    try:
+        return round((datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return None
+
+
+def _installed(*distributions):
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None

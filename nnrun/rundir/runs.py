@@ -1,0 +1,197 @@
+"""The runs side by side: `nnrun runs` (a table), `runs diff` (two configs), `runs compare` (curves).
+
+Reads run directories only; never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nnrun.errors import RunDirError
+from nnrun.rundir import files as rundir
+from nnrun.rundir import liveness
+
+STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
+
+
+def summaries(
+    root: str | os.PathLike[str], statuses: Collection[str] = (), name: str | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """One summary per run directory under `root`, newest first.
+
+    Args:
+        root: the runs folder.
+        statuses: keep only runs with these statuses (as `liveness.status` reads them).
+        name: keep only runs whose name matches this glob pattern (`mnist*`) or contains it.
+
+    Returns:
+        `(summaries, broken)`: JSON-able dicts, and `(path, why)` for unreadable run.json files.
+    """
+    runs, broken = rundir.listing(root)
+    found = [summary(path, info) for path, info in runs]
+    if statuses:
+        found = [s for s in found if s["status"] in statuses]
+    if name:
+        found = [s for s in found if fnmatch.fnmatch(s["name"], name) or name in s["run"]]
+    found.sort(key=lambda s: (s["started_at"] or "", s["run"]), reverse=True)
+    return found, broken
+
+
+def summary(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """What `nnrun runs` shows of one run.
+
+    Args:
+        path: the run directory.
+        info: its run.json.
+
+    Returns:
+        A JSON-able dict.
+    """
+    status = liveness.status(info)
+    test = _metrics(path).get("test", {})
+    metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
+    return {
+        "run": str(path),
+        "name": str(info.get("name") or path.name),  # run.json may say null
+        "status": status,
+        "started_at": info.get("started_at"),
+        "duration_s": info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),
+        "epochs_completed": info.get("epochs_completed"),
+        "epochs": info.get("epochs"),
+        "metric": metric,
+        "test": test.get(metric) if metric else None,
+        "data": _data_source(path),
+        "resumes": len(info.get("resumes", [])),
+        "hint": f"nnrun resume {path}" if status in ("crashed", "interrupted", "failed") else None,
+    }
+
+
+def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
+    """The differences between two runs' resolved configs, and their metrics.
+
+    Args:
+        a: a run directory.
+        b: another.
+
+    Returns:
+        A JSON-able dict: `config` rows `{key, a, b}` for each key path whose
+        value differs, and `metrics` rows `{key, a, b}` for every final metric.
+    """
+    configs = [_flat(_config(p)) for p in (a, b)]
+    keys = sorted(set(configs[0]) | set(configs[1]))
+    missing = object()
+    changed = [
+        {"key": k, "a": configs[0].get(k), "b": configs[1].get(k)}
+        for k in keys
+        if configs[0].get(k, missing) != configs[1].get(k, missing)
+    ]
+    metrics = [_flat(_metrics(p)) for p in (a, b)]
+    scores = [
+        {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
+    ]
+    status = {k: liveness.status(_info(p)) for k, p in (("a", a), ("b", b))}
+    return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
+
+
+def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None = None) -> Path:
+    """Plots the learning curves of several runs on one figure.
+
+    Args:
+        run_dirs: two or more run directories.
+        output: the PNG to write; by default `compare-<time>.png` in the
+            first run's runs folder.
+
+    Returns:
+        The PNG's `Path`.
+    """
+    from nnrun import plots
+
+    histories = {}
+    for path in map(Path, run_dirs):
+        _check(path)
+        try:
+            rows = rundir.read_history(path / rundir.HISTORY)
+        except (ValueError, TypeError) as e:
+            raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
+        if not rows:
+            raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
+        status = liveness.status(_info(path))
+        histories[path.name if status == "completed" else f"{path.name} ({status})"] = rows
+    output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    if not output.parent.is_dir():
+        raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
+    return plots.compare_curves(histories, output, f"{len(histories)} runs compared")
+
+
+def _since_start(info):
+    """A run that has not ended (or died): the time from its start to its last heartbeat."""
+    import datetime
+
+    try:
+        start, beat = (datetime.datetime.fromisoformat(info[k]) for k in ("started_at", "heartbeat_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return round((beat - start).total_seconds(), 3)
+
+
+def _check(path):
+    if not Path(path).is_dir():
+        raise RunDirError(f"run directory '{path}' does not exist")
+    if not (Path(path) / rundir.RUN).is_file():
+        raise RunDirError(f"'{path}' is not a run directory: no {rundir.RUN}")
+
+
+def _config(path):
+    from nnrun.config.schema import parse_yaml
+
+    _check(path)
+    try:
+        text = (Path(path) / rundir.CONFIG).read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"'{Path(path) / rundir.CONFIG}': cannot read: {e.strerror}") from None
+    return parse_yaml(text, str(Path(path) / rundir.CONFIG))
+
+
+def _info(path):
+    try:
+        found = rundir.read_run(path)
+    except RunDirError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _metrics(path):
+    try:
+        found = rundir.read_json(Path(path) / rundir.METRICS)
+    except RunDirError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _data_source(path):
+    try:
+        data = _config(path).get("data", {})
+    except Exception:  # a listing shows what it can of a damaged run
+        return None
+    where = data.get("name") or (Path(data["path"]).name if data.get("path") else None)
+    return f"{data.get('source')}:{where}" if where else data.get("source")
+
+
+def _flat(value, prefix=""):
+    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}, as --set names keys."""
+    items: Iterable[tuple[object, Any]]
+    if isinstance(value, dict) and value:
+        items = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        return {prefix: value} if prefix else {}
+    flat = {}
+    for key, inner in items:
+        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

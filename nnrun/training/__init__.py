@@ -1,0 +1,1 @@
+"""Training: the only layer that binds Keras classes (callbacks, backups, trackers, distribution, resume)."""

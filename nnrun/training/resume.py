@@ -1,0 +1,224 @@
+"""`nnrun resume`: continue a killed, interrupted or failed run in its own directory.
+
+The run's saved config is used as it is; only options that cannot change the
+result may be overridden. The data must be what the run was trained on (its
+fingerprint), unless forced. Training itself is `train.train`'s, which
+restores the backup and carries on the history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnrun import backend
+from nnrun.config import schema as config_lib
+from nnrun.errors import ConfigError, DataError, RunDirError
+from nnrun.rundir import files as rundir
+from nnrun.rundir import liveness, runinfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config.schema import Config
+
+# Options a resumed run may change: how long it trains and what it keeps,
+# never what it computes.
+RESUMABLE = (
+    "training.epochs",
+    "training.fine_tune.epochs",
+    "training.backup_every_steps",
+    "output.keep_backup",
+    "output.save_h5",
+)
+UNFINISHED = ("interrupted", "failed", "crashed")
+
+
+def resume(
+    run_dir: str | os.PathLike[str],
+    console: Console,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    live: bool = False,
+    trackers: Sequence[str] = (),
+) -> Path:
+    """Continues a run from its last backup, in the same run directory.
+
+    Args:
+        run_dir: the run directory.
+        console: a rich console for progress (stderr).
+        overrides: `key.path=value` strings; only `RESUMABLE` keys.
+        force: resume even though the data's fingerprint changed.
+        live: show a live progress bar.
+        trackers: `--tracker` names: where else the rest of the run is recorded (none: nowhere else).
+
+    Returns:
+        The run directory's `Path`.
+    """
+    run_dir = Path(run_dir)
+    with liveness.claim(run_dir):
+        config, info = resumable(run_dir, overrides, force)
+        if trackers:  # recording elsewhere never changes the result
+            config = config_lib.with_trackers(config, trackers)
+        backend.use(config.backend)  # the run's own
+        return _resume(run_dir, config, info, console, overrides, force, live)
+
+
+def _resume(run_dir, config, info, console, overrides, force, live):
+    from nnrun.training import train
+
+    prepared = train.setup(config)
+    recorded = info.get("data_fingerprint")
+    if prepared.dataset.fingerprint != recorded:
+        if not force:
+            raise DataError(
+                f"{run_dir}: the data differs from what the run was trained on (fingerprint "
+                f"{prepared.dataset.fingerprint[:19]}..., recorded {str(recorded)[:19]}...); "
+                "resume with --force to train on it anyway"
+            )
+        console.print("warning: the data changed since the run started; resuming on it (--force)", style="yellow")
+    rundir.sweep_temporary(run_dir)
+    if overrides:  # the run directory's config.yaml stays the config it was trained with
+        text = train.resolved_text(config)
+        rundir.write_text(run_dir / rundir.CONFIG, text)
+        planned = runinfo.planned_epochs(config, info.get("fine_tune_after_epoch"))
+        rundir.update_run(run_dir, epochs=planned, config_sha256=rundir.sha256_text(text))
+    return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
+
+
+def resumable(
+    run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), force: bool = False
+) -> tuple[Config, dict[str, Any]]:
+    """Checks that a run can be resumed and returns its config with the allowed overrides.
+
+    Args:
+        run_dir: the run directory.
+        overrides: `key.path=value` strings.
+        force: also resume a run that says it is running on another host
+            (whose process this host cannot see).
+
+    Returns:
+        `(config, info)`: the run's `Config` with the overrides, and its run.json.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(
+            f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist")
+        )
+    info = rundir.read_run(run_dir)
+    status = liveness.status(info)
+    if status == "completed":
+        raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")
+    if status == "running":
+        here = info.get("host") == liveness.process()["host"]
+        if here or not force:
+            raise RunDirError(
+                f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')}, "
+                f"last heartbeat {info.get('heartbeat_at')})"
+                + ("" if here else "; if that process is gone, resume with --force")
+            )
+        status = "crashed"
+    if status not in UNFINISHED:
+        raise RunDirError(f"{run_dir}: cannot resume a run whose status is {info.get('status')!r}")
+    try:
+        text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"'{run_dir / rundir.CONFIG}': cannot read: {e}") from None
+    if info.get("config_sha256") not in (None, rundir.sha256_text(text)):
+        raise RunDirError(
+            f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
+            "run: train the edited config as a new run"
+        )
+    try:
+        config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
+    except ConfigError as e:
+        if str(e).startswith("--set") or f"{rundir.CONFIG} with --set" in str(e):
+            raise
+        raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key not in RESUMABLE:
+            raise ConfigError(
+                f"--set {item}: '{key}' cannot change when resuming (it would change the result); "
+                f"only {', '.join(RESUMABLE)} can"
+            )
+    after = info.get("fine_tune_after_epoch")
+    if after is not None and config.training.fine_tune is None:  # a config.yaml edited where no hash guards it
+        raise RunDirError(
+            f"{run_dir}: run.json says fine-tuning began after epoch {after}, "
+            f"but its {rundir.CONFIG} has no training.fine_tune"
+        )
+    if after is not None and config.training.epochs != config_lib.load(run_dir / rundir.CONFIG).training.epochs:
+        raise ConfigError(
+            f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
+            "train longer with --set training.fine_tune.epochs=N"
+        )
+    done = info.get("epochs_completed", 0)
+    if isinstance(done, int) and done > 0 and not (run_dir / rundir.BACKUP).is_dir():
+        raise RunDirError(
+            f"{run_dir}: {done} epochs finished but there is no {rundir.BACKUP}/ to resume from "
+            "(it was removed); train the config again as a new run"
+        )
+    planned = runinfo.planned_epochs(config, after)
+    if isinstance(done, int) and planned < done:
+        key = "training.fine_tune.epochs" if after is not None else "training.epochs"
+        now = (
+            config.training.fine_tune.epochs
+            if config.training.fine_tune and after is not None
+            else config.training.epochs
+        )
+        raise ConfigError(
+            f"{run_dir}: {done} epochs are done, more than the config plans ({planned}); "
+            f"resume with --set {key}=N (N >= {done - planned + now})"
+        )
+    return config, info
+
+
+def newest_unfinished(config: Config) -> Path | None:
+    """The newest resumable run made from the same config, if any (for `train --resume-if-possible`).
+
+    Same config means the same resolved config.yaml, apart from the options a
+    resume may change.
+
+    Args:
+        config: the validated `Config` about to be trained.
+
+    Returns:
+        The run directory's `Path`, or None.
+    """
+    from nnrun.training.train import resolved_text
+
+    wanted = _comparable(config_lib.parse_yaml(resolved_text(config), "config"))
+    candidates = []
+    for path, info in rundir.listing(config.output.dir)[0]:
+        if liveness.status(info) not in UNFINISHED or info.get("name") != config.output.name:
+            continue
+        try:
+            saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError, ConfigError):
+            continue
+        if _comparable(saved) == wanted:
+            candidates.append((str(info.get("started_at", "")), path.name, path))
+    return max(candidates)[2] if candidates else None
+
+
+def _comparable(resolved):
+    if not isinstance(resolved, dict):
+        return resolved
+    resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items() if k != "tracking"}
+    for key in RESUMABLE:
+        *path, name = key.split(".")
+        _section(resolved, path).pop(name, None)
+    return resolved
+
+
+def _section(resolved, path):
+    """The mapping at `path` in a resolved config (copied, so the caller's stays), or an empty one."""
+    for part in path:
+        child = resolved.get(part) if isinstance(resolved, dict) else None
+        if not isinstance(child, dict):
+            return {}
+        resolved[part] = resolved = dict(child)
+    return resolved
