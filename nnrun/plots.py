@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from nnrun.rundir import files as rundir
+from nnrun import atomic
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -266,7 +266,7 @@ def samples(
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     try:
-        with rundir.atomic(path) as tmp, warnings.catch_warnings():
+        with atomic.atomic(path) as tmp, warnings.catch_warnings():
             # A run or class name in a script the font lacks (名前) is drawn as boxes, not worth a warning.
             warnings.filterwarnings("ignore", message="Glyph .* missing from font")
             fig.savefig(tmp, dpi=100, bbox_inches="tight")

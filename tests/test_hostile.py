@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from nnrun import atomic
 from nnrun.cli.main import cli
 from nnrun.config import safe_yaml
 from nnrun.config import schema as config
@@ -215,8 +216,6 @@ def test_a_new_run_sweeps_temporary_files_of_dead_runs_only(runner, write_config
 def test_writes_are_flushed_to_disk_before_and_after_the_rename(tmp_path, monkeypatch):
     import os
 
-    from nnrun.rundir import files as rundir
-
     synced, real = [], os.fsync
 
     def fsync(fd):
@@ -224,7 +223,7 @@ def test_writes_are_flushed_to_disk_before_and_after_the_rename(tmp_path, monkey
         return real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    rundir.write_text(tmp_path / "metrics.json", "{}")
+    atomic.write_text(tmp_path / "metrics.json", "{}")
     assert len(synced) == 2
     assert synced[0].endswith(".tmp.metrics.json") and os.path.dirname(synced[0]) == str(tmp_path)
     assert synced[1] == str(tmp_path)

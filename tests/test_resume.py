@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from nnrun import atomic
 from nnrun.cli.main import cli
 
 from conftest import TINY, copy_run
@@ -81,7 +82,7 @@ def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, d
 KILL_AT_THIRD_METADATA = """
 import os, signal
 from nnrun.rundir import files as rundir
-real = rundir.write_json
+real = atomic.write_json
 count = [0]
 def write_json(path, value):
     if str(path).endswith("training_metadata.json"):
@@ -89,7 +90,7 @@ def write_json(path, value):
         if count[0] == 3:  # the weights of epoch 3 are written, their metadata is not
             os.kill(os.getpid(), signal.SIGKILL)
     return real(path, value)
-rundir.write_json = write_json
+atomic.write_json = write_json
 """
 
 
@@ -391,7 +392,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
 
     from nnrun.rundir import files as rundir
 
-    real = rundir.write_text
+    real = atomic.write_text
 
     def full(path, text):
         if Path(path).name == "history.csv" and text.count("\n") >= 3:  # the second epoch's row
@@ -413,7 +414,7 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
 
     from nnrun.rundir import files as rundir
 
-    real = rundir.write_json
+    real = atomic.write_json
 
     def full(path, value):
         if Path(path).name == "metrics.json" or (Path(path).name == "run.json" and value.get("status") == "failed"):

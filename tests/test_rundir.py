@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from nnrun import atomic
 from nnrun.errors import BadInput, RunDirError
 from nnrun.rundir import files as rundir
 
@@ -106,7 +107,7 @@ def test_create_where_the_runs_folder_is_a_file(tmp_path):
 
 def test_atomic_success(tmp_path):
     target = tmp_path / "metrics.json"
-    with rundir.atomic(target) as tmp:
+    with atomic.atomic(target) as tmp:
         assert tmp.parent == tmp_path  # same folder: the rename is atomic
         assert tmp.suffix == ".json"  # writers that pick a format by suffix still work
         assert not target.exists()  # nothing visible until the body is done
@@ -118,7 +119,7 @@ def test_atomic_success(tmp_path):
 def test_atomic_replaces_an_existing_file(tmp_path):
     target = tmp_path / "run.json"
     target.write_text("old")
-    rundir.write_text(target, "new")
+    atomic.write_text(target, "new")
     assert target.read_text() == "new"
     assert leftovers(tmp_path) == []
 
@@ -128,7 +129,7 @@ def test_atomic_failure_keeps_the_original(tmp_path, error):
     target = tmp_path / "model.keras"
     target.write_text("the good model")
     with pytest.raises(error):
-        with rundir.atomic(target) as tmp:
+        with atomic.atomic(target) as tmp:
             tmp.write_text("half a mod")
             raise error("crash")
     assert target.read_text() == "the good model"
@@ -139,7 +140,7 @@ def test_atomic_failure_keeps_the_original(tmp_path, error):
 def test_atomic_failure_without_an_original(tmp_path):
     target = tmp_path / "history.csv"
     with pytest.raises(ValueError):
-        with rundir.atomic(target) as tmp:
+        with atomic.atomic(target) as tmp:
             tmp.write_text("epoch,loss\n")
             raise ValueError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -153,7 +154,7 @@ def current_umask():
 
 def test_atomic_file_mode_follows_umask(tmp_path):
     target = tmp_path / "config.yaml"
-    rundir.write_text(target, "seed: 1\n")
+    atomic.write_text(target, "seed: 1\n")
     mode = stat.S_IMODE(target.stat().st_mode)
     assert mode != 0o600 or current_umask() == 0o177
     assert mode == 0o666 & ~current_umask()
@@ -170,7 +171,7 @@ def test_atomic_file_mode_with_a_given_umask(tmp_path, umask, expected):
         import os, stat
         os.umask({umask})
         from nnrun.rundir import files as rundir
-        rundir.write_json({str(target)!r}, {{"a": 1}})
+        atomic.write_json({str(target)!r}, {{"a": 1}})
         print(oct(stat.S_IMODE(os.stat({str(target)!r}).st_mode)))
         """
     )
@@ -184,7 +185,7 @@ def test_atomic_file_mode_with_a_given_umask(tmp_path, umask, expected):
 
 def test_write_json_and_read_json(tmp_path):
     target = tmp_path / "metrics.json"
-    rundir.write_json(target, {"accuracy": 0.9, "names": ["a", "b"]})
+    atomic.write_json(target, {"accuracy": 0.9, "names": ["a", "b"]})
     assert rundir.read_json(target) == {"accuracy": 0.9, "names": ["a", "b"]}
     assert target.read_text().endswith("\n")
     assert json.loads(target.read_text()) == {"accuracy": 0.9, "names": ["a", "b"]}
@@ -194,15 +195,15 @@ def test_write_json_and_read_json(tmp_path):
 def test_write_json_refuses_nan_without_leaving_a_file(tmp_path, bad):
     target = tmp_path / "metrics.json"
     with pytest.raises(ValueError):
-        rundir.write_json(target, {"loss": bad})
+        atomic.write_json(target, {"loss": bad})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_write_json_nan_keeps_the_previous_file(tmp_path):
     target = tmp_path / "metrics.json"
-    rundir.write_json(target, {"loss": 0.5})
+    atomic.write_json(target, {"loss": 0.5})
     with pytest.raises(ValueError):
-        rundir.write_json(target, {"loss": float("nan")})
+        atomic.write_json(target, {"loss": float("nan")})
     assert rundir.read_json(target) == {"loss": 0.5}
     assert leftovers(tmp_path) == []
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nnrun import data, plots
+from nnrun import atomic, data, plots
 from nnrun.data import feeding
 from nnrun.errors import BadInput
 from nnrun.rundir import files as rundir
@@ -88,7 +88,7 @@ def evaluate(
         result["regression"] = _regression(y, predicted)
         plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result['data']}")
     result["output_dir"] = str(out)
-    rundir.write_json(out / "metrics.json", result)
+    atomic.write_json(out / "metrics.json", result)
     return result
 
 

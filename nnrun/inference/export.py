@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnrun import signals
+from nnrun import atomic, signals
 from nnrun.errors import ConfigError, RunFailed, one_line
 from nnrun.inference import runtimes
 from nnrun.rundir import files as rundir
@@ -84,11 +84,11 @@ def _export(run, formats, console, stop):
     folder = run.path / runtimes.EXPORT
     folder.mkdir(exist_ok=True)
     records = {}
-    source = rundir.sha256_file(run.path / rundir.MODEL)
+    source = atomic.sha256_file(run.path / rundir.MODEL)
     for name in formats:
         target = folder / runtimes.FILES[name]
         stop.check()
-        with console.status(f"exporting {name}"), rundir.atomic_tree(target) as tmp:
+        with console.status(f"exporting {name}"), atomic.atomic_tree(target) as tmp:
             try:
                 with backend.quiet(2):
                     model.export(
@@ -114,7 +114,7 @@ def _export(run, formats, console, stop):
                 )
         records[name] = {
             "file": f"{runtimes.EXPORT}/{target.name}",
-            "sha256": rundir.sha256_file(target) if target.is_file() else None,
+            "sha256": atomic.sha256_file(target) if target.is_file() else None,
             "max_abs_difference": float(difference),
             "model_sha256": source,  # the model.keras it was made from: a resumed run's new one is not
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

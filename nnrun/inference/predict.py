@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nnrun import data
+from nnrun import atomic, data
 from nnrun.data import feeding
 from nnrun.errors import DataError, one_line
 from nnrun.rundir import files as rundir
@@ -305,5 +305,5 @@ def write_csv(predictions: Predictions, path: str | os.PathLike[str]) -> None:
         }
         for row in predictions.rows
     ]
-    with rundir.atomic(path) as tmp:
+    with atomic.atomic(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnrun import atomic
 from nnrun.backend import quiet
 from nnrun.errors import ConfigError, RunDirError, one_line
 from nnrun.rundir import files as rundir
@@ -45,7 +46,7 @@ def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] =
     exports = {name: record for name, record in (run.info.get("exports") or {}).items() if name in RUNNERS}
     again = f"nnrun export {run.path} --format"
     # An export counts only if it was made from model.keras as it is now (hashed once, for every export).
-    model = rundir.sha256_file(run.path / rundir.MODEL) if exports and run.model == rundir.MODEL else None
+    model = atomic.sha256_file(run.path / rundir.MODEL) if exports and run.model == rundir.MODEL else None
     if wanted != "auto":
         if run.model != rundir.MODEL:
             raise RunDirError(
@@ -102,7 +103,7 @@ def open_export(
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"'{path}' is missing; export again: nnrun export {path.parent.parent} --format {name}")
-    if sha256 is not None and rundir.sha256_file(path) != sha256:
+    if sha256 is not None and atomic.sha256_file(path) != sha256:
         raise RunDirError(
             f"'{path}' is not the file that was exported (its sha256 differs from run.json's); "
             f"export again: nnrun export {path.parent.parent} --format {name}"

@@ -1,4 +1,4 @@
-"""The run directory: its file names, creating it, atomic writes, finding runs.
+"""The run directory: its file names, creating it, reading run.json, finding runs.
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash or Ctrl-C never leaves a half-written file behind.
@@ -10,13 +10,13 @@ import functools
 import io
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnrun import atomic
 from nnrun.errors import RunDirError, one_line
 from nnrun.rundir import liveness
 
@@ -38,14 +38,9 @@ PLOTS = "plots"
 BACKUP = "backup"
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
-TMP_MARK = ".tmp."
 # Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
 # CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
 MIN_KERAS = (3, 14)
-
-# mkstemp makes files private (0600); run files get the user's usual mode.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
@@ -83,116 +78,6 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
 
 
-@contextlib.contextmanager
-def atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yields a temporary path to write; renames it to `path` on success.
-
-    The temporary name ends with `path`'s whole name, for writers (Keras,
-    matplotlib) that choose a format by its ending (`.keras`, `.weights.h5`).
-    The file is flushed to disk before the rename and the rename after it, so
-    a power loss leaves the old file or the new one, never an empty one. On
-    failure the temporary file is removed.
-
-    Args:
-        path: the final path.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    try:
-        yield Path(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_tree(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Like `atomic`, for a writer that makes `path` itself, a file or a folder (Keras's exports).
-
-    Yields a temporary path that does not exist yet; on success it replaces
-    `path` (an old folder is renamed aside first, then removed); on failure
-    whatever was written there is removed.
-
-    Args:
-        path: the final path.
-    """
-    import shutil
-
-    path = Path(path)
-    tmp = path.parent / f".{os.getpid()}{TMP_MARK}{path.name}"
-    _remove(tmp)
-    try:
-        yield tmp
-        if tmp.is_dir():
-            old = path.parent / f".old-{os.getpid()}{TMP_MARK}{path.name}"
-            if path.exists():
-                os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            _fsync(tmp)
-            os.replace(tmp, path)
-        _fsync(path.parent)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """A file's sha256, read in blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync(path: str | os.PathLike[str]) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems cannot sync a directory
-        pass
-    finally:
-        os.close(fd)
-
-
-def sweep_temporary(path: str | os.PathLike[str], older_than: float = 0) -> None:
-    """Removes the temporary files a killed process left in a folder (and its sub-folders).
-
-    Args:
-        path: the folder: a run directory no live process writes to (`nnrun
-            resume` holds it), or any, with `older_than`.
-        older_than: only files last written this many seconds ago or more.
-    """
-    now = time.time()
-    for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
-        with contextlib.suppress(OSError):
-            if now - tmp.lstat().st_mtime >= older_than:
-                _remove(tmp)  # a file, or an export's folder
-
-
 STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
 
 
@@ -209,23 +94,12 @@ def sweep_stale(root: str | os.PathLike[str]) -> None:
     runs, _ = listing(root)
     for path, info in runs:
         if liveness.status(info) != "running":
-            sweep_temporary(path, older_than=STALE_SECONDS)
+            atomic.remove_temporary(path, older_than=STALE_SECONDS)
     for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
         pid = tmp.name.rpartition(".")[2]
         if pid.isdigit() and not liveness.alive(int(pid)):
             with contextlib.suppress(OSError):
                 tmp.unlink()
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Writes text atomically."""
-    with atomic(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(path: str | os.PathLike[str], value: object) -> None:
-    """Writes a JSON document atomically."""
-    write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -242,13 +116,6 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
-
-
-def sha256_text(text: str) -> str:
-    """The sha256 of a text file's contents as written, e.g. config.yaml's (run.json records it)."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -302,7 +169,7 @@ def update_run(path: str | os.PathLike[str], **fields: object) -> dict[str, Any]
     run_file = Path(path) / RUN
     info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
     info.update(fields)
-    write_json(run_file, info)
+    atomic.write_json(run_file, info)
     return info
 
 

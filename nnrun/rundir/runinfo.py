@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun import __version__
+from nnrun import __version__, atomic
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
@@ -122,7 +122,7 @@ def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
         begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
         seconds = _seconds(begun, info.get("heartbeat_at"))
         attempts = [*attempts, {"started_at": begun, "duration_s": seconds, "status": "crashed"}]
-    rundir.write_json(
+    atomic.write_json(
         run_dir / rundir.RUN,
         {
             **info,

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnrun import atomic
 from nnrun.config import sweep_section as search_space
-from nnrun.rundir import files as rundir
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
@@ -55,9 +55,9 @@ def write(sweep_dir: Path, config: Config, study: optuna.Study) -> optuna.trial.
     """
     assert config.sweep is not None and config.sweep.direction is not None  # a sweep's, its direction resolved
     trials, best = shown(study), best_trial(study)
-    rundir.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
+    atomic.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
     if best is not None:
-        rundir.write_text(sweep_dir / BEST, best_text(sweep_dir, config, best))
+        atomic.write_text(sweep_dir / BEST, best_text(sweep_dir, config, best))
     from nnrun import plots
 
     plots.sweep(

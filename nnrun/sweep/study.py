@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun import signals
+from nnrun import atomic, signals
 from nnrun.config import schema as config_lib
 from nnrun.config import sweep_section as search_space
 from nnrun.errors import (
@@ -121,7 +121,7 @@ def start(config: Config, config_file: str | os.PathLike[str], console: Console,
         # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
         mlflow.tracking_uri = tracking.mlflow_uri(mlflow, config.output.dir)
     sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
-    rundir.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
+    atomic.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
     _write_state(
         sweep_dir,
         status="running",
@@ -154,7 +154,7 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
         if config.sweep.trials and config.sweep.trials < done and overrides:
             raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
         if overrides:  # the sweep's config says how long it now runs
-            rundir.write_text(sweep_dir / CONFIG, config_lib.dump(config))
+            atomic.write_text(sweep_dir / CONFIG, config_lib.dump(config))
         _recover(study, sweep_dir, config.sweep, console)
         state = _read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)
@@ -545,7 +545,7 @@ def _read_state(sweep_dir: Path) -> dict[str, Any]:
 
 
 def _write_state(sweep_dir: Path, **fields: Any) -> None:
-    rundir.write_json(sweep_dir / STATE, {**_read_state(sweep_dir), **fields})
+    atomic.write_json(sweep_dir / STATE, {**_read_state(sweep_dir), **fields})
 
 
 def _say_start(sweep_dir, config, study, console, jobs):

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnrun import atomic
 from nnrun.backend import keras as _keras
 from nnrun.errors import RunDirError, one_line
-from nnrun.rundir import files as rundir
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -88,17 +88,17 @@ class Backup(keras.callbacks.BackupAndRestore):
         ):
             if os.path.exists(latest):
                 _keep(latest, previous)
-        with rundir.atomic(self._weights_path) as tmp:
+        with atomic.atomic(self._weights_path) as tmp:
             self.model.save_weights(tmp)
         metadata = {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
             "iterations": int(self.model.optimizer.iterations.numpy()),
-            "weights_sha256": rundir.sha256_file(self._weights_path),
+            "weights_sha256": atomic.sha256_file(self._weights_path),
             "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
             **self.stage(),
         }
-        rundir.write_json(self._training_metadata_path, metadata)
+        atomic.write_json(self._training_metadata_path, metadata)
 
 
 @dataclass
@@ -145,7 +145,7 @@ def restore(
         )
     # Keras loads only `*.weights.h5` names: the previous pair is tried under one,
     # and becomes the latest only once it has loaded, so a failed try destroys nothing.
-    trial = backup_dir / f".previous{rundir.TMP_MARK}weights.h5"
+    trial = backup_dir / f".previous{atomic.TMP_MARK}weights.h5"
     try:
         shutil.copyfile(previous[0], trial)
         found = _load(model, trial, previous[1], arrange)
@@ -177,7 +177,7 @@ def _load(model, weights, metadata, arrange):
     epoch, batch = info["epoch"], info.get("batch", 0)
     if not (isinstance(epoch, int) and isinstance(batch, int) and epoch >= 0 and batch >= 0):
         raise ValueError(f"epoch {epoch!r} and batch {batch!r} in {metadata.name} are not counts")
-    if info.get("weights_sha256") != rundir.sha256_file(weights):
+    if info.get("weights_sha256") != atomic.sha256_file(weights):
         raise ValueError(f"does not match {metadata.name} (a write was cut short)")
     if arrange:
         arrange(info)
@@ -205,7 +205,7 @@ def _keep(source, target):
     replaced by a rename, never written in place, so the link keeps the old
     contents for free.
     """
-    with rundir.atomic(target) as tmp:
+    with atomic.atomic(target) as tmp:
         os.unlink(tmp)
         try:
             os.link(source, tmp)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnrun import atomic
 from nnrun.backend import keras as _keras
 from nnrun.data import feeding
 from nnrun.rundir import files as rundir
@@ -53,7 +54,7 @@ class EpochRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **feeding.scalars(logs or {}, self.class_names)}
         row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         self.rows.append(row)
-        rundir.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(self.rows))
+        atomic.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(self.rows))
         finished = {"epochs_completed": epoch + 1} if math.isfinite(row.get("loss", 0.0)) else {}
         if finished:
             self.weights, self.weights_epoch = self.model.get_weights(), epoch + 1

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun import backend
+from nnrun import atomic, backend
 from nnrun.config import schema as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
@@ -79,12 +79,12 @@ def _resume(run_dir, config, info, console, overrides, force, live):
                 "resume with --force to train on it anyway"
             )
         console.print("warning: the data changed since the run started; resuming on it (--force)", style="yellow")
-    rundir.sweep_temporary(run_dir)
+    atomic.remove_temporary(run_dir)
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)
-        rundir.write_text(run_dir / rundir.CONFIG, text)
+        atomic.write_text(run_dir / rundir.CONFIG, text)
         planned = runinfo.planned_epochs(config, info.get("fine_tune_after_epoch"))
-        rundir.update_run(run_dir, epochs=planned, config_sha256=rundir.sha256_text(text))
+        rundir.update_run(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
@@ -126,7 +126,7 @@ def resumable(
         text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RunDirError(f"'{run_dir / rundir.CONFIG}': cannot read: {e}") from None
-    if info.get("config_sha256") not in (None, rundir.sha256_text(text)):
+    if info.get("config_sha256") not in (None, atomic.sha256_text(text)):
         raise RunDirError(
             f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
             "run: train the edited config as a new run"

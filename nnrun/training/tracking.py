@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnrun import atomic
 from nnrun.backend import keras as _keras
 from nnrun.data import feeding
 from nnrun.errors import ConfigError, one_line
@@ -313,7 +314,7 @@ def _artifacts(run_dir: Path) -> Iterator[tuple[Path, str | None]]:
             dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
             for file in sorted(files):
                 path = Path(folder) / file
-                if not path.is_symlink() and path.is_file() and rundir.TMP_MARK not in file:
+                if not path.is_symlink() and path.is_file() and atomic.TMP_MARK not in file:
                     yield path, str(Path(folder).relative_to(run_dir))
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnrun import data, plots, signals
+from nnrun import atomic, data, plots, signals
 from nnrun.backend import keras as _keras
 from nnrun.config import schema as config_lib
 from nnrun.data import feeding, schema
@@ -251,7 +251,7 @@ def train(
                 ds.class_names,
                 fresh=("validation", "test") if engine.sharded else ("test",),
             )
-            rundir.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+            atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
             _plot(model, ds, recorder.history, run_dir, config.output.name, inference)
             stop.check()
         except KeyboardInterrupt as e:
@@ -265,7 +265,7 @@ def train(
             # the run ends at the last epoch whose model is kept.
             done = recorder.weights_epoch if recorder.weights is not None else 0
             if len(recorder.rows) > done:
-                rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
+                atomic.write_text(run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
             runinfo.finish(
                 run_dir,
                 started,
@@ -327,13 +327,13 @@ def resolved_text(config: Config) -> str:
 def _begin(run_dir, config, s, config_file, started):
     """Writes a new run's files; run.json first, so the folder is a run from the start."""
     text = resolved_text(config)
-    info = runinfo.new(config, s.dataset, config_file, started, rundir.sha256_text(text))
+    info = runinfo.new(config, s.dataset, config_file, started, atomic.sha256_text(text))
     weights = s.class_weight and {s.dataset.class_names[i]: round(w, 6) for i, w in s.class_weight.items()}
     info = {**info, "distribution": s.engine.record(), "class_weight": weights, "notes": s.dataset.notes}
-    rundir.write_json(run_dir / rundir.RUN, info)
-    rundir.write_text(run_dir / rundir.CONFIG, text)
+    atomic.write_json(run_dir / rundir.RUN, info)
+    atomic.write_text(run_dir / rundir.CONFIG, text)
     preprocessing = {"version": schema.VERSION, **s.dataset.preprocessing, "one_hot_labels": s.one_hot}
-    rundir.write_json(run_dir / rundir.PREPROCESSING, preprocessing)
+    atomic.write_json(run_dir / rundir.PREPROCESSING, preprocessing)
     return []
 
 
@@ -351,7 +351,7 @@ def _restore(run_dir, s, console):
         raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: {type(e).__name__} {e}") from None
     if len(rows) != epoch or epochs != list(range(1, epoch + 1)):
         raise RunDirError(f"'{run_dir / rundir.HISTORY}' has {len(rows)} of the {epoch} epochs its backup has")
-    rundir.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))
+    atomic.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))
     if restored and restored.previous:
         console.print(f"the latest backup was unusable ({restored.problem}); using the one before it", style="yellow")
     entry = runinfo.resumed(run_dir, epoch, restored.batch if restored else 0, restored.iterations if restored else 0)
@@ -464,10 +464,10 @@ def _with_absolute_paths(config):
 
 
 def _save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
-    with rundir.atomic(run_dir / rundir.MODEL) as tmp:
+    with atomic.atomic(run_dir / rundir.MODEL) as tmp:
         model.save(tmp)
     if save_h5:
-        with rundir.atomic(run_dir / rundir.MODEL_H5) as tmp:
+        with atomic.atomic(run_dir / rundir.MODEL_H5) as tmp:
             model.save(tmp)
 
 

@@ -1,0 +1,147 @@
+"""Atomic writes and hashes: a file is written to a temporary name in its folder, flushed and renamed.
+
+A crash, a signal or a full disk never leaves a half-written file behind: the
+old file or the new one is there, never a part of one.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_MARK = ".tmp."  # in every temporary name, so a killed process's leftovers can be found
+
+# mkstemp makes files private (0600); run files get the user's usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path to write; renames it to `path` on success.
+
+    The temporary name ends with `path`'s whole name, for writers (Keras,
+    matplotlib) that choose a format by its ending (`.keras`, `.weights.h5`).
+    The file is flushed to disk before the rename and the rename after it, so
+    a power loss leaves the old file or the new one, never an empty one. On
+    failure the temporary file is removed.
+
+    Args:
+        path: the final path.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    try:
+        yield Path(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_tree(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like `atomic`, for a writer that makes `path` itself, a file or a folder (Keras's exports).
+
+    Yields a temporary path that does not exist yet; on success it replaces
+    `path` (an old folder is renamed aside first, then removed); on failure
+    whatever was written there is removed.
+
+    Args:
+        path: the final path.
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = path.parent / f".{os.getpid()}{TMP_MARK}{path.name}"
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            old = path.parent / f".old-{os.getpid()}{TMP_MARK}{path.name}"
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            _fsync(tmp)
+            os.replace(tmp, path)
+        _fsync(path.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """A file's sha256, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: str | os.PathLike[str]) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temporary(path: str | os.PathLike[str], older_than: float = 0) -> None:
+    """Removes the temporary files a killed process left in a folder (and its sub-folders).
+
+    Args:
+        path: the folder: a run directory no live process writes to (`nnrun
+            resume` holds it), or any, with `older_than`.
+        older_than: only files last written this many seconds ago or more.
+    """
+    now = time.time()
+    for tmp in Path(path).rglob(f".*{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            if now - tmp.lstat().st_mtime >= older_than:
+                _remove(tmp)  # a file, or an export's folder
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Writes text atomically."""
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], value: object) -> None:
+    """Writes a JSON document atomically."""
+    write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")
+
+
+def sha256_text(text: str) -> str:
+    """The sha256 of a text file's contents as written, e.g. config.yaml's (run.json records it)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
