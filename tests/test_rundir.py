@@ -169,8 +169,8 @@ def test_atomic_file_mode_with_a_given_umask(tmp_path, umask, expected):
     code = textwrap.dedent(
         f"""
         import os, stat
+        os.umask({umask})
         from nnrun import atomic
-        from nnrun.rundir import files as rundir
         atomic.write_json({str(target)!r}, {{"a": 1}})
         print(oct(stat.S_IMODE(os.stat({str(target)!r}).st_mode)))
         """
