@@ -264,7 +264,7 @@ def check_metric(config: "Config", has_validation: bool, where: str) -> str | No
     Returns:
         A note for the user when the name could not be checked, else None.
     """
-    from nnrun.model.build import snake_case
+    from nnrun.model.names import snake_case
 
     assert config.sweep is not None  # called only with a sweep section
     metric = config.sweep.metric

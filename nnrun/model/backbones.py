@@ -26,6 +26,7 @@ import numpy as np
 from nnrun import keras_cache
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, DataError, did_you_mean, one_line
+from nnrun.model.names import check_arguments
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -61,8 +62,6 @@ def build(
         A list of layers: the preprocessing one (when the network needs one)
         and the network itself, as one layer named after it.
     """
-    from nnrun.model.build import check_arguments
-
     keras = _keras()
     fn = getattr(keras.applications, name)
     args = dict(args) if isinstance(args, dict) else {}

@@ -1,8 +1,8 @@
-"""Config -> Keras objects: the layer stack, optimizer, loss, metrics, callbacks.
+"""Config -> Keras objects: the layer stack, optimizer, loss, metrics, callbacks; compiled, checked against the data.
 
-Every name is Keras's own and is looked up in Keras, with the nearest name
-suggested on a miss; every argument is checked against the Keras class's
-signature before anything is built. Only plain values reach Keras: no config
+Every name is Keras's own, looked up through `nnrun.model.names` (the nearest
+name suggested on a miss, every argument checked against the Keras class's
+signature before anything is built). Only plain values reach Keras: no config
 value can name a Python object to import.
 """
 
@@ -12,12 +12,12 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, did_you_mean
-from nnrun.model import backbones
+from nnrun.model import backbones, names
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -60,30 +60,6 @@ ONE_HOT_METRICS = {
     "OneHotIoU",
     "OneHotMeanIoU",
 }
-# Argument-name suffixes whose string values Keras resolves by name.
-_NAMED_ARGUMENTS = {
-    "activation": "activations",
-    "initializer": "initializers",
-    "regularizer": "regularizers",
-    "constraint": "constraints",
-}
-_SERIALIZED_KEYS = {"class_name", "module", "registered_name", "config"}
-
-
-def keras_name(name: str) -> str:
-    """A model name TensorFlow takes as a name scope, from a run's name.
-
-    The run directory keeps the user's name (`naïve-名前`, `_draft`, `-rf`);
-    TensorFlow wants ASCII that starts with a letter, digit or dot.
-
-    Args:
-        name: the run's name.
-
-    Returns:
-        The name for `keras.Model(name=...)`.
-    """
-    ascii_name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    return ascii_name if re.match(r"[A-Za-z0-9.]", ascii_name) else f"model{ascii_name}"
 
 
 def build(
@@ -112,7 +88,7 @@ def build(
         The built (uncompiled) model.
     """
     keras = _keras()
-    model = keras.Sequential(name=keras_name(name))
+    model = keras.Sequential(name=names.keras_name(name))
     model.add(keras.Input(shape=tuple(input_shape)))
     specs = [(spec, f"data.augmentation[{i}]") for i, spec in enumerate(augmentation)]
     specs += [(spec, f"model.layers[{i}]") for i, spec in enumerate(layers)]
@@ -131,11 +107,11 @@ def build(
             # Embedding's input_dim is its vocabulary size, not a shape.
             if isinstance(args, dict) and key in args and key not in own:
                 raise ConfigError(f"{place}: remove '{key}': the input shape is inferred from the data")
-        layer = instantiate(cls, args, place)
+        layer = names.instantiate(cls, args, place)
         try:
             model.add(layer)
         except Exception as e:  # a layer built from config values fails only because of them
-            raise ConfigError(f"{place}: {_first_line(e)}") from None
+            raise ConfigError(f"{place}: {names.first_line(e)}") from None
     if target_units is not None:
         mean, std = target_units
         model.add(keras.layers.Rescaling(scale=std, offset=mean, name="target_units"))
@@ -204,26 +180,26 @@ def _instance(metric):
 def optimizer_from(spec: Mapping[str, Any]) -> keras.optimizers.Optimizer:
     """Returns the Keras optimizer a `{name: ..., **args}` spec names."""
     keras = _keras()
-    classes = _classes(
+    classes = names.classes_in(
         keras.optimizers, keras.optimizers.Optimizer, exclude={"Optimizer", "LossScaleOptimizer", "MultiOptimizer"}
     )
-    cls = _lookup(spec["name"], classes, "optimizer", "optimizer")
-    return instantiate(cls, _args(spec), f"optimizer ({cls.__name__})")
+    cls = names.lookup(spec["name"], classes, "optimizer", "optimizer")
+    return names.instantiate(cls, _args(spec), f"optimizer ({cls.__name__})")
 
 
 def loss_from(spec: Mapping[str, Any]) -> tuple[keras.losses.Loss, str]:
     """Returns the Keras loss a spec names, and its canonical snake_case name."""
     keras = _keras()
-    classes = _classes(keras.losses, keras.losses.Loss, exclude={"Loss"})
-    cls = _lookup(spec["name"], classes, "loss", "loss", aliases=_aliases(keras.losses, classes))
-    return instantiate(cls, _args(spec), f"loss ({cls.__name__})"), snake_case(cls.__name__)
+    classes = names.classes_in(keras.losses, keras.losses.Loss, exclude={"Loss"})
+    cls = names.lookup(spec["name"], classes, "loss", "loss", aliases=names.aliases_of(keras.losses, classes))
+    return names.instantiate(cls, _args(spec), f"loss ({cls.__name__})"), names.snake_case(cls.__name__)
 
 
 def metric_from(spec: Mapping[str, Any], place: str) -> str | keras.metrics.Metric:
     """Returns what `compile` takes for a metric spec: its name, or an instance with its arguments."""
     keras = _keras()
     name, args = spec["name"], _args(spec)
-    classes = _classes(keras.metrics, keras.metrics.Metric, exclude={"Metric"})
+    classes = names.classes_in(keras.metrics, keras.metrics.Metric, exclude={"Metric"})
     if not args and name not in classes:
         # Plain function names go to Keras as they are, so 'accuracy' picks the
         # right accuracy for the loss and labels, as in any Keras script.
@@ -232,23 +208,23 @@ def metric_from(spec: Mapping[str, Any], place: str) -> str | keras.metrics.Metr
         except (ValueError, TypeError):
             raise ConfigError(f"{place}: unknown metric '{name}'{_nearest_metric(name, classes)}") from None
         return name
-    cls = _lookup(name, classes, place, "metric", aliases=_aliases(keras.metrics, classes))
-    return instantiate(cls, _plainly_named(cls, args), f"{place} ({cls.__name__})")
+    cls = names.lookup(name, classes, place, "metric", aliases=names.aliases_of(keras.metrics, classes))
+    return names.instantiate(cls, _plainly_named(cls, args), f"{place} ({cls.__name__})")
 
 
 def _nearest_metric(name, classes):
     """'; did you mean ...?' for a metric, also where the name is the start of one (f1 -> F1Score)."""
     keras = _keras()
-    close = did_you_mean(name, _public(keras.metrics))
+    close = did_you_mean(name, names.public_names(keras.metrics))
     starts = [c for c in classes if len(name) > 1 and c.lower().startswith(name.lower().replace("_", ""))]
     return close or (f"; did you mean '{starts[0]}'?" if len(starts) == 1 else "")
 
 
 def _plainly_named(cls, args):
     """Keras numbers a second metric of a class in one process (precision_1); its logs keep the plain name."""
-    name = _parameters(cls).get("name")
+    name = names.parameters(cls).get("name")
     if isinstance(args, dict) and "name" not in args and name is not None and name.default is None:
-        return {**args, "name": snake_case(cls.__name__)}
+        return {**args, "name": names.snake_case(cls.__name__)}
     return args
 
 
@@ -279,9 +255,9 @@ def callbacks_from(
             if "filepath" in args:
                 raise ConfigError(f"{place}: remove 'filepath': the best model is saved in the run directory")
             args = {"filepath": str(best_model_path), "save_best_only": True, **args}
-            made.append(instantiate(checkpoint_class, args, place))
+            made.append(names.instantiate(checkpoint_class, args, place))
         else:
-            made.append(instantiate(getattr(keras.callbacks, name), args, place))
+            made.append(names.instantiate(getattr(keras.callbacks, name), args, place))
     return made
 
 
@@ -347,152 +323,13 @@ def check_fit(model: keras.Model, loss_name: str, dataset: Dataset, layers: Sequ
     return loss_name in ONE_HOT_LOSSES
 
 
-def instantiate(cls: Callable[..., Any], args: object, place: str) -> Any:
-    """Makes `cls(**args)` after checking `args` against the class's signature.
-
-    Args:
-        cls: a Keras class.
-        args: a mapping of arguments, or one value for the first parameter
-            (`Dropout: 0.2`).
-        place: where in the config, for messages.
-
-    Returns:
-        The instance.
-    """
-    args = check_arguments(cls, args, place)
-    try:
-        return cls(**args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{place}: {_first_line(e)}; got {args}") from None
-
-
-def check_arguments(target: Callable[..., Any], args: object, place: str) -> dict[str, Any]:
-    """Checks a config's arguments against what a Keras class or function accepts.
-
-    Args:
-        target: a Keras class, or a function such as `keras.applications.ResNet50`.
-        args: a mapping of arguments, or one value for the first parameter.
-        place: where in the config, for messages.
-
-    Returns:
-        The arguments as a mapping.
-    """
-    params = _parameters(target)
-    positional = [n for n, p in params.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
-    if not isinstance(args, dict):
-        if not positional:
-            raise ConfigError(f"{place}: takes no positional value; got {args!r}")
-        args = {positional[0]: args}
-    for key, value in args.items():
-        if key not in params:
-            raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, params)}")
-        _check_value(key, value, params[key].default, f"{place}: argument '{key}'")
-    missing = [
-        n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args
-    ]
-    if missing:
-        raise ConfigError(f"{place}: missing argument '{missing[0]}'")
-    return args
-
-
-def snake_case(name: str) -> str:
-    """'CategoricalCrossentropy' -> 'categorical_crossentropy', 'KLDivergence' -> 'kl_divergence'."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
-
-
-def _parameters(cls: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    """The arguments a Keras class accepts: its own, and the optional ones of its bases (or a function's)."""
-    if not inspect.isclass(cls):
-        return dict(inspect.signature(cls).parameters)
-    params: dict[str, inspect.Parameter] = {}
-    own = True
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        sig = inspect.signature(vars(klass)["__init__"])  # the __init__ this class defines (klass.__init__)
-        for n, p in list(sig.parameters.items())[1:]:
-            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and (own or p.default is not p.empty):
-                params.setdefault(n, p)
-        own = False
-        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            break
-    return params
-
-
-def _check_value(key, value, default, place):
-    if isinstance(value, dict) and _SERIALIZED_KEYS & set(value):
-        raise ConfigError(f"{place}: serialized Keras objects are not allowed in a config; use a name")
-    # Keras checks few types in constructors; where the default says what the
-    # argument is, catch a wrong type now rather than mid-training.
-    if isinstance(default, bool) and not isinstance(value, bool):
-        raise ConfigError(f"{place}: expected true or false; got {value!r}")
-    if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ConfigError(f"{place}: expected a number; got {value!r}")
-    suffix = next((s for s in _NAMED_ARGUMENTS if key == s or key.endswith(f"_{s}")), None)
-    if suffix and isinstance(value, str):
-        module = getattr(_keras(), _NAMED_ARGUMENTS[suffix])
-        try:
-            module.get(value)
-        except (ValueError, TypeError):
-            raise ConfigError(f"{place}: unknown {suffix} '{value}'{did_you_mean(value, _public(module))}") from None
-
-
 def _layer_class(name, place):
     keras = _keras()
-    classes = _classes(keras.layers, keras.layers.Layer, exclude=FORBIDDEN_LAYERS)
+    classes = names.classes_in(keras.layers, keras.layers.Layer, exclude=FORBIDDEN_LAYERS)
     if name in FORBIDDEN_LAYERS:
         raise ConfigError(f"{place}: the layer '{name}' cannot be used in a config")
-    return _lookup(name, classes, place, "layer", exact=True, suggest=backbones.names())
-
-
-def _lookup(name, classes, place, kind, aliases=None, exact=False, suggest=()):
-    """Finds a class by Keras name (case- and underscore-insensitive unless `exact`)."""
-    if name in classes:
-        return classes[name]
-    if not exact:
-        key = name.lower().replace("_", "")
-        for cls_name, cls in classes.items():
-            if cls_name.lower() == key:
-                return cls
-        if aliases and name in aliases:
-            return aliases[name]
-    choices = list(classes) + [snake_case(c) for c in classes] * (not exact) + list(suggest)
-    raise ConfigError(f"{place}: unknown {kind} '{name}'{did_you_mean(name, choices)}")
-
-
-def _classes(module, base, exclude=()):
-    return {
-        n: c
-        for n in _public(module)
-        if n not in exclude and inspect.isclass(c := getattr(module, n)) and issubclass(c, base)
-    }
-
-
-def _aliases(module, classes):
-    """Short names Keras knows for functions ('mse') -> the class of the same loss/metric."""
-    by_snake = {snake_case(n): c for n, c in classes.items()}
-    found = {}
-    for name in ("mse", "mae", "mape", "msle", "kld", "logcosh", "bce", "cce"):
-        try:
-            fn = module.get(name)
-        except (ValueError, TypeError):
-            continue
-        cls = by_snake.get(getattr(fn, "__name__", ""))
-        if cls is not None:
-            found[name] = cls
-    return found
-
-
-def _public(module: Any) -> list[str]:
-    return [n for n in dir(module) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
+    return names.lookup(name, classes, place, "layer", exact=True, suggest=backbones.names())
 
 
 def _args(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "name"}
-
-
-def _first_line(error: BaseException) -> str:
-    """Keras's message without its terminal colours and argument dump, on one line."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received by")[0]
-    text = re.sub(r"^Exception encountered when calling \S+\.\s*", "", " ".join(text.split()))
-    return text[:300] + ("..." if len(text) > 300 else "")

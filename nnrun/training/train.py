@@ -27,7 +27,8 @@ from nnrun.config import schema as config_lib
 from nnrun.data import feeding, schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import backbones
-from nnrun.model.build import build, callbacks_from, check_fit, compile_model, snake_case
+from nnrun.model.build import build, callbacks_from, check_fit, compile_model
+from nnrun.model.names import snake_case
 from nnrun.rundir import files as rundir
 from nnrun.rundir import runinfo
 from nnrun.training import distribution
