@@ -73,7 +73,7 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
         }
         echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
     if config.sweep:
-        from nnrun.config import sweep_section as search_space
+        from nnrun.sweep import space as search_space
 
         echo(f"sweep: {search_space.describe(config.sweep)}")
 

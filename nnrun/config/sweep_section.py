@@ -17,8 +17,6 @@ from nnrun.config.section import Section
 from nnrun.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
-    import optuna
-
     from nnrun.config.schema import Config
 
 DEFAULT_TRIALS = 20
@@ -219,7 +217,7 @@ def check_paths(config: "Config", where: str) -> None:
     from nnrun.config import schema as config_lib
 
     assert config.sweep is not None  # called only with a sweep section
-    resolved = _without_sweep(config)
+    resolved = without_sweep(config)
     for path, space in config.sweep.parameters.items():
         place = f"{where}: sweep.parameters['{path}']"
         parts = path.split(".")
@@ -248,135 +246,21 @@ def check_paths(config: "Config", where: str) -> None:
                 raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
 
 
-def check_metric(config: "Config", has_validation: bool, where: str) -> str | None:
-    """Refuses a sweep metric that is a typo of one the runs will log, or the test split's.
-
-    The names are those history.csv will have: the loss and each metric of
-    the config (snake_case), with `val_` when there is a validation split.
-    Unlike a typo, a name nothing resembles is left for the first epoch to
-    settle (Keras may name a metric its own way).
-
-    Args:
-        config: the validated `Config`, with a sweep section.
-        has_validation: whether the runs have a validation split.
-        where: the config file, for messages.
-
-    Returns:
-        A note for the user when the name could not be checked, else None.
-    """
-    from nnrun.model.names import snake_case
-
-    assert config.sweep is not None  # called only with a sweep section
-    metric = config.sweep.metric
-    names = ["loss", *(snake_case(m["name"]) for m in config.metrics)]
-    names += [f"{n}_macro" for n in names if n.startswith("f1_score") or n.startswith("fbeta")]
-    logged = names + ([f"val_{n}" for n in names] if has_validation else [])
-    if metric.startswith("test_"):
-        raise ConfigError(
-            f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
-            f"(it would no longer be a test); use val_{metric[len('test_') :]}; got {metric!r}"
-        )
-    if metric.startswith("val_") and not has_validation:
-        raise ConfigError(
-            f"{where}: sweep.metric: {metric!r} needs a validation split; set training.validation_split, e.g. 0.1"
-        )
-    if metric in logged or metric == "learning_rate":
-        return None
-    suggestion = did_you_mean(metric, logged)
-    if suggestion:
-        raise ConfigError(f"{where}: sweep.metric: {metric!r} is not a metric the runs log{suggestion}")
-    return f"sweep.metric {metric!r} is none of {', '.join(logged)}: the first epoch will tell whether Keras logs it"
-
-
-def apply(config: "Config", params: Mapping[str, Any], where: str) -> "Config":
-    """The config with a trial's values set, without its sweep section.
-
-    Args:
-        config: the validated `Config`, with a sweep section.
-        params: `{dotted path: value}`.
-        where: what asks, for messages.
-
-    Returns:
-        The validated `Config`.
-    """
-    from nnrun.config import schema as config_lib
-
-    resolved = _without_sweep(config)
-    for path, value in params.items():
-        config_lib.set_path(resolved, path, value, f"{where}: sweep.parameters['{path}']")
-    return config_lib.validate(resolved, where)
-
-
-def contains(sweep: Sweep, params: Mapping[str, Any]) -> bool:
-    """Whether values (a study's, perhaps another's) are each in the space of their parameter."""
-    if set(params) != set(sweep.parameters):
-        return False
-    for path, value in params.items():
-        space = sweep.parameters[path]
-        if "choices" in space:
-            if not any(type(value) is type(c) and value == c for c in space["choices"]):
-                return False
-        elif (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not space["low"] <= value <= space["high"]
-        ):
-            return False
-    return True
-
-
-def describe(sweep: Sweep) -> str:
-    """`maximize val_accuracy over optimizer.learning_rate, units; 20 trials; median pruning`."""
-    budget = " and ".join(
-        filter(
-            None,
-            [f"{sweep.trials} trials" if sweep.trials else "", f"{sweep.time_budget:g} s" if sweep.time_budget else ""],
-        )
-    )
-    return f"{sweep.direction} {sweep.metric} over {', '.join(sweep.parameters)}; {budget}" + (
-        "; median pruning" if sweep.pruning else ""
-    )
-
-
 def samples(space: Mapping[str, Any]) -> list[Any]:
     """Values a space can take: every choice; a range's ends and a value between them of the kind
     Optuna draws (a float range gives floats, which an integer setting refuses)."""
     if "choices" in space:
         return space["choices"]
     low, high = space["low"], space["high"]
-    middle = (low + high) / 2 if _is_float(space) else (low + high) // 2
+    middle = (low + high) / 2 if is_float(space) else (low + high) // 2
     return [low, middle, high]
 
 
-def _is_float(space: Mapping[str, Any]) -> bool:
+def is_float(space: Mapping[str, Any]) -> bool:
+    """Whether a space's values are floats: choices are not; a range is unless low, high and step are whole."""
     return not (all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int))
 
 
-def _without_sweep(config: "Config") -> dict[str, Any]:
+def without_sweep(config: "Config") -> dict[str, Any]:
+    """The config as a plain dict, without its sweep section: what a trial's values are set in."""
     return config.model_dump(mode="json", exclude={"sweep"})
-
-
-def first_point(sweep: Sweep) -> dict[str, Any]:
-    """Each parameter at its first value (low, or the first choice): the config `nnrun check` builds."""
-    return {path: samples(space)[0] for path, space in sweep.parameters.items()}
-
-
-def suggest(trial: "optuna.Trial", sweep: Sweep) -> dict[str, Any]:
-    """Asks an Optuna trial for a value of each parameter.
-
-    Args:
-        trial: an `optuna.Trial`.
-        sweep: the `Sweep` section.
-
-    Returns:
-        `{dotted path: value}`.
-    """
-    values: dict[str, Any] = {}
-    for path, space in sweep.parameters.items():
-        if "choices" in space:
-            values[path] = trial.suggest_categorical(path, space["choices"])
-        elif not _is_float(space):
-            values[path] = trial.suggest_int(
-                path, space["low"], space["high"], step=space["step"] or 1, log=space["log"]
-            )
-        else:
-            values[path] = trial.suggest_float(path, space["low"], space["high"], step=space["step"], log=space["log"])
-    return values

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
-from nnrun.config import sweep_section as search_space
+from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna

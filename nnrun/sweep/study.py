@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic, signals
 from nnrun.config import schema as config_lib
-from nnrun.config import sweep_section as search_space
+from nnrun.config.sweep_section import samples
 from nnrun.errors import (
     BadInput,
     ConfigError,
@@ -34,6 +34,7 @@ from nnrun.errors import (
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
 from nnrun.sweep import report as sweep_report
+from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
@@ -80,7 +81,7 @@ def check(config: Config, where: str | os.PathLike[str], console: Console) -> Se
     first = search_space.first_point(config.sweep)
     prepared: Setup | None = None
     for path, space in config.sweep.parameters.items():
-        for value in search_space.samples(space):
+        for value in samples(space):
             point = _trial_config(config, {**first, path: value}, config.output.dir, config.output.name)
             try:
                 if prepared is None:
