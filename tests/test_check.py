@@ -237,7 +237,7 @@ print("imported:", "tensorflow" in sys.modules or "keras" in sys.modules)
 
 LOAD_CONFIG = """
 import sys
-from nnrun.config import schema as config
+from nnrun.config import loading as config
 config.load(sys.argv[1], ["training.epochs=3"])
 print("imported:", "tensorflow" in sys.modules or "keras" in sys.modules)
 """

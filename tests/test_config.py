@@ -1,4 +1,4 @@
-"""nnrun.config.schema: loading, defaults, short forms, errors, --set overrides, dump, schema.
+"""nnrun.config: loading, defaults, short forms, errors, --set overrides, dump, schema.
 
 No TensorFlow here: validating a config must not pay its start-up cost.
 """
@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from nnrun.config import json_schema as config_schema
-from nnrun.config import schema as config
+from nnrun.config import loading as config
+from nnrun.config import overrides
+from nnrun.config.schema import Config
 from nnrun.errors import BadInput, ConfigError
 
 MINIMAL = """\
@@ -414,9 +416,9 @@ def test_override_with_bad_yaml_value(write_config):
 
 def test_apply_override_in_place():
     resolved = {"training": {"epochs": 10}, "model": {"layers": [{"Dense": {"units": 3}}]}}
-    config.apply_override(resolved, "training.epochs=3")
-    config.apply_override(resolved, "model.layers.0.Dense.units=7")
-    config.apply_override(resolved, "optimizer.learning_rate=0.5")  # makes missing sections
+    overrides.apply_override(resolved, "training.epochs=3")
+    overrides.apply_override(resolved, "model.layers.0.Dense.units=7")
+    overrides.apply_override(resolved, "optimizer.learning_rate=0.5")  # makes missing sections
     assert resolved == {
         "training": {"epochs": 3},
         "model": {"layers": [{"Dense": {"units": 7}}]},
@@ -509,8 +511,8 @@ def test_config_data_and_rundir_do_not_import_tensorflow(write_config):
     code = textwrap.dedent(
         f"""
         import sys
-        import nnrun.config.schema, nnrun.data, nnrun.rundir.files
-        nnrun.config.schema.load({str(path)!r}, ["training.epochs=1"])
+        import nnrun.config.loading, nnrun.data, nnrun.rundir.files
+        nnrun.config.loading.load({str(path)!r}, ["training.epochs=1"])
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         print("imported:", heavy)
         sys.exit(1 if heavy else 0)
@@ -553,7 +555,7 @@ def readme_examples():
             value = yaml.safe_load(block)
         except yaml.YAMLError:
             continue
-        if isinstance(value, dict) and set(value) <= set(config.Config.model_fields):
+        if isinstance(value, dict) and set(value) <= set(Config.model_fields):
             examples.append(value)
     return examples
 

@@ -14,7 +14,7 @@ import yaml
 
 from nnrun import data
 from nnrun.cli.main import cli
-from nnrun.config import schema as config
+from nnrun.config import validation as config
 from nnrun.data import csv_table
 from nnrun.errors import DataError
 from nnrun.rundir import files as rundir

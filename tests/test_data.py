@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnrun import data
-from nnrun.config import schema as config
+from nnrun.config import validation as config
 from nnrun.errors import BadInput, ConfigError, DataError
 
 SIZES = {"iris": 150, "wine": 178, "breast_cancer": 569, "digits": 1797}

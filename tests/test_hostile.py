@@ -11,8 +11,8 @@ import yaml
 
 from nnrun import atomic
 from nnrun.cli.main import cli
+from nnrun.config import loading as config
 from nnrun.config import safe_yaml
-from nnrun.config import schema as config
 from nnrun.errors import ConfigError
 
 MINIMAL = """\

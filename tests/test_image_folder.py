@@ -13,7 +13,7 @@ from PIL import Image
 
 from nnrun import data
 from nnrun.cli.main import cli
-from nnrun.config import schema as config
+from nnrun.config import validation as config
 from nnrun.data import image_folder
 from nnrun.errors import DataError
 

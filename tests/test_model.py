@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnrun import data
-from nnrun.config import schema as config
+from nnrun.config import validation as config
 from nnrun.errors import ConfigError
 from nnrun.model import build as model
 from nnrun.training.callbacks import AtomicModelCheckpoint

@@ -62,7 +62,7 @@ def test_saved_model_loads_safely_and_reproduces_test_metrics(runner, write_conf
     import keras
 
     from nnrun import data
-    from nnrun.config import schema as config
+    from nnrun.config import loading as config
 
     path = write_config()
     result, run = train(runner, path)
@@ -179,7 +179,7 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     import keras
 
     from nnrun import data
-    from nnrun.config import schema as config
+    from nnrun.config import loading as config
 
     # A learning rate so high that val_loss rises after its best epoch, which EarlyStopping
     # (patience 1) then ends on: the best model is not the last one.

@@ -177,7 +177,7 @@ def train(
 ) -> None:
     """Train the model CONFIG describes; print the new run directory last."""
     from nnrun import backend
-    from nnrun.config import schema as config
+    from nnrun.config import loading as config
     from nnrun.training import distribution
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
@@ -263,7 +263,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
     (--set sweep.trials=N lengthens it). Prints the sweep directory last.
     """
     from nnrun import backend
-    from nnrun.config import schema as config
+    from nnrun.config import loading as config
     from nnrun.sweep import study as sweep
     from nnrun.training import distribution
 
@@ -329,7 +329,7 @@ def _has(config: Config, key: str) -> bool:
 def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG, load its data and build its model, without training."""
     from nnrun import backend
-    from nnrun.config import schema as config
+    from nnrun.config import loading as config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
     if resolved.sweep:

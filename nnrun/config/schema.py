@@ -1,27 +1,22 @@
-"""The config: its schema, defaults, `--set` overrides, loading and dumping.
+"""The config's sections and `Config`, which holds them with every default.
 
 Everything here is plain Python and pydantic: validating a config never
 imports TensorFlow. Keras names (layers, optimizers, losses, metrics,
-callbacks) are only checked for shape here; `nnrun.model.build` resolves them
-through Keras and checks their arguments against the Keras classes.
+callbacks) are only checked for shape here; `nnrun.model` resolves them
+through Keras and checks their arguments against the Keras classes. Loading a
+file is `nnrun.config.loading`'s; `--set` is `nnrun.config.overrides`'.
 """
 
-import os
 import re
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import pydantic
-import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from nnrun import backend
-from nnrun.config import sweep_section as search_space
-from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
 from nnrun.config.section import Section
 from nnrun.config.sweep_section import Sweep
-from nnrun.errors import ConfigError, did_you_mean
+from nnrun.errors import did_you_mean
 
 SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer"]
 SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
@@ -453,79 +448,6 @@ class Config(Section):
     sweep: Sweep | None = Field(None, description="nnrun sweep: the metric to optimize and the parameters to search.")
 
 
-def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
-    """Reads, validates and resolves a config file.
-
-    Args:
-        path: the YAML file.
-        overrides: `key.path=value` strings, applied after the file.
-
-    Returns:
-        The validated `Config`, defaults filled in, `output.name` set.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist" if not path.exists() else f"'{path}' is not a file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:  # before reading it
-            raise ConfigError(f"{path}: {size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    raw = parse_yaml(text, str(path))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(raw).__name__}")
-    config = validate(raw, str(path))
-    if overrides:
-        resolved = config.model_dump(mode="json")
-        for item in overrides:
-            apply_override(resolved, item)
-        config = validate(resolved, f"{path} with --set")
-    if config.sweep:
-        search_space.check_paths(config, str(path))
-    if config.backend is None:  # resolved here, so the run directory says which ran
-        config.backend = backend.default()  # type: ignore[assignment]  # any $KERAS_BACKEND: backend.use() checks it
-    if config.output.name is None:
-        stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
-        config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
-    return config
-
-
-def with_trackers(config: Config, names: Iterable[str]) -> Config:
-    """The config with the trackers `--tracker` names turned on; `none` turns the config's off first.
-
-    Args:
-        config: the validated `Config`.
-        names: tracker names (`TRACKERS`, or `none`), in the order given.
-
-    Returns:
-        The `Config`.
-    """
-    tracking = config.tracking.model_dump()  # the trackers on, each with its settings
-    for name in names:
-        if name == "none":
-            tracking = {}
-        elif tracking.get(name) is None:
-            tracking[name] = {}
-    return config.model_copy(update={"tracking": Tracking.model_validate(tracking)})
-
-
-def dump(config: Config) -> str:
-    """Returns the config as YAML text that `load` reads back to the same config."""
-    resolved = config.model_dump(mode="json")
-    data = resolved.pop("data")
-    # The source and its own fields first: they say what the rest means.
-    own = {k: v for k, v in data.items() if k not in DataBase.model_fields}
-    data = {"source": own.pop("source"), **own, **{k: v for k, v in data.items() if k in DataBase.model_fields}}
-    resolved = {"backend": resolved.pop("backend"), "seed": resolved.pop("seed"), "data": data, **resolved}
-    # Sections left out unless used: a config written before they existed reads the same.
-    for key in ("tracking", "sweep"):
-        if not resolved[key]:
-            del resolved[key]
-    return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
-
-
 SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
@@ -540,97 +462,3 @@ def _floats(value):
     if isinstance(value, list):
         return [_floats(v) for v in value]
     return value
-
-
-def apply_override(resolved: dict[str, Any], item: str) -> None:
-    """Applies one `key.path=value` override in place.
-
-    Args:
-        resolved: the config as a plain dict (lists indexed by number).
-        item: `key.path=value`; the value is read as YAML (`3`, `0.01`, `[a, b]`).
-    """
-    key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
-    set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
-
-
-def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None:
-    """Sets the value at a dotted path (`model.layers.0.Dense.units`) in place.
-
-    Missing mappings on the way are made (`optimizer.learning_rate` on `{name: adam}`);
-    lists are indexed by number and never grown.
-
-    Args:
-        resolved: the config as a plain dict.
-        key: the dotted path.
-        value: the plain value to set.
-        where: what asked, for messages (`--set training.epochs=3`).
-    """
-    parts = key.split(".")
-    node: Any = resolved  # mappings and lists, as the path goes down
-    part: str | int  # a list's index once read
-    for depth, part in enumerate(parts):
-        here = ".".join(parts[: depth + 1])
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{where}: '{here}' is not an index of a list of {len(node)}")
-            part = int(part)
-        elif not isinstance(node, dict):
-            raise ConfigError(f"{where}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
-        elif not last and node.get(part) is None:
-            node[part] = {}
-        if last:
-            node[part] = value
-        else:
-            node = node[part]
-
-
-def validate(raw: dict[str, Any], where: str) -> Config:
-    """Validates a plain dict against the schema, one error line on failure.
-
-    Args:
-        raw: the config as a plain dict.
-        where: the file it came from, for messages.
-
-    Returns:
-        The `Config`.
-    """
-    try:
-        return Config.model_validate(raw)
-    except pydantic.ValidationError as e:
-        errors = e.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{where}: {_describe(errors[0])}{more}") from None
-
-
-def _describe(error):
-    loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
-    place = (
-        "".join(
-            f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}"
-            for p in loc  # sweep's dotted paths
-        ).lstrip(".")
-        or "config"
-    )
-    kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
-    if kind == "missing":
-        return f"{place}: missing (required)"
-    if kind == "union_tag_not_found":
-        return f"{place}.source: missing; one of {', '.join(DATA_SOURCES)}"
-    if kind == "union_tag_invalid":
-        received = ctx["tag"]
-        choices = ", ".join(DATA_SOURCES)
-        return f"{place}.source: must be one of {choices}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
-    if kind == "value_error":
-        message = str(ctx["error"])
-        if repr(received) in message or f"'{received}'" in message:
-            return f"{place}: {message}"
-    else:
-        message = error["msg"][0].lower() + error["msg"][1:]
-    if not isinstance(received, (dict, list)):
-        message += f"; got {received!r}"
-    if kind == "literal_error" and isinstance(received, str):
-        message += did_you_mean(received, re.findall(r"'([^']*)'", ctx["expected"]))
-    return f"{place}: {message}"

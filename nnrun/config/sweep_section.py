@@ -8,16 +8,13 @@ Optuna nor TensorFlow. Parameters are dotted paths into the config, as
 import math
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from nnrun.config.section import Section
-from nnrun.errors import ConfigError, did_you_mean
-
-if TYPE_CHECKING:
-    from nnrun.config.schema import Config
+from nnrun.errors import did_you_mean
 
 DEFAULT_TRIALS = 20
 MAX_PARAMETERS = 100
@@ -201,51 +198,6 @@ class Sweep(Section):
         return self
 
 
-def check_paths(config: "Config", where: str) -> None:
-    """Checks that each swept path is in the config, and that each of its values makes a valid config.
-
-    Every part of a path but the last must be there already; a last part that
-    is missing is fine where the value still validates (a Keras argument such
-    as `optimizer.learning_rate`, checked by Keras when the model is built).
-
-    Args:
-        config: the validated `Config`, with a sweep section.
-        where: the config file, for messages.
-    """
-    import copy
-
-    from nnrun.config import schema as config_lib
-
-    assert config.sweep is not None  # called only with a sweep section
-    resolved = without_sweep(config)
-    for path, space in config.sweep.parameters.items():
-        place = f"{where}: sweep.parameters['{path}']"
-        parts = path.split(".")
-        if parts[0] in FIXED:
-            raise ConfigError(f"{place}: {parts[0]} cannot be swept")
-        node = resolved
-        for depth, part in enumerate(parts[:-1]):
-            here = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(
-                        f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} is a list of {len(node)})"
-                    )
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node and node[part] is not None:
-                node = node[part]
-            else:
-                keys = list(node) if isinstance(node, dict) else []
-                raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
-        for value in samples(space):
-            trial = copy.deepcopy(resolved)
-            config_lib.set_path(trial, path, value, place)
-            try:
-                config_lib.validate(trial, "")
-            except ConfigError as e:
-                raise ConfigError(f"{place}: with {value!r}: {str(e).removeprefix(': ')}") from None
-
-
 def samples(space: Mapping[str, Any]) -> list[Any]:
     """Values a space can take: every choice; a range's ends and a value between them of the kind
     Optuna draws (a float range gives floats, which an integer setting refuses)."""
@@ -259,8 +211,3 @@ def samples(space: Mapping[str, Any]) -> list[Any]:
 def is_float(space: Mapping[str, Any]) -> bool:
     """Whether a space's values are floats: choices are not; a range is unless low, high and step are whole."""
     return not (all(isinstance(space[k], int) for k in ("low", "high")) and isinstance(space["step"] or 1, int))
-
-
-def without_sweep(config: "Config") -> dict[str, Any]:
-    """The config as a plain dict, without its sweep section: what a trial's values are set in."""
-    return config.model_dump(mode="json", exclude={"sweep"})

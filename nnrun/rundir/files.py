@@ -265,7 +265,7 @@ class Run:
     @functools.cached_property
     def config(self) -> "Config":
         """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
-        from nnrun.config import schema as config_lib
+        from nnrun.config import loading as config_lib
         from nnrun.errors import ConfigError
 
         try:

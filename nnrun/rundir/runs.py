@@ -147,7 +147,7 @@ def _check(path):
 
 
 def _config(path):
-    from nnrun.config.schema import parse_yaml
+    from nnrun.config.safe_yaml import parse_yaml
 
     _check(path)
     try:

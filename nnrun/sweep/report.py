@@ -116,7 +116,7 @@ def params_text(params: Mapping[str, Any]) -> str:
 
 def best_text(sweep_dir: Path, config: Config, best: optuna.trial.FrozenTrial) -> str:
     """best.yaml: the sweep's config with the best trial's values, without its sweep section."""
-    from nnrun.config import schema as config_lib
+    from nnrun.config import loading as config_lib
 
     assert config.sweep is not None  # a sweep's config
     trained = search_space.apply(config, best.params, str(sweep_dir / BEST))

@@ -7,8 +7,9 @@ validated with the config; what only a sweep does with it is here.
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nnrun.config.schema import set_path, validate
-from nnrun.config.sweep_section import Sweep, is_float, samples, without_sweep
+from nnrun.config.overrides import set_path
+from nnrun.config.sweep_section import Sweep, is_float, samples
+from nnrun.config.validation import validate, without_sweep
 from nnrun.errors import ConfigError, did_you_mean
 from nnrun.model.names import snake_case
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic, signals
-from nnrun.config import schema as config_lib
+from nnrun.config import loading as config_lib
 from nnrun.config.sweep_section import samples
 from nnrun.errors import (
     BadInput,

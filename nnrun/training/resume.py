@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic, backend
-from nnrun.config import schema as config_lib
+from nnrun.config import loading as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, runinfo

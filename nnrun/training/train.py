@@ -23,7 +23,7 @@ import numpy as np
 
 from nnrun import atomic, data, plots, signals
 from nnrun.backend import keras as _keras
-from nnrun.config import schema as config_lib
+from nnrun.config import loading as config_lib
 from nnrun.data import feeding, schema
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
 from nnrun.model import backbones
