@@ -8,6 +8,7 @@ YAML 1.1 text (`1e-4`), `rescale: 1/255`, short forms of `model:` and
 from typing import Any
 
 from nnrun.config import schema as config
+from nnrun.config.tracking_section import TRACKERS
 
 
 def json_schema() -> dict[str, Any]:
@@ -15,9 +16,9 @@ def json_schema() -> dict[str, Any]:
     schema = config.Config.model_json_schema()
     # The short forms the validators accept: `tracking: [tensorboard]`, `mlflow: true`.
     defs = schema["$defs"]
-    for name in config.TRACKERS:
+    for name in TRACKERS:
         defs["Tracking"]["properties"][name]["anyOf"].insert(1, {"type": "boolean"})
-    names = {"enum": [*config.TRACKERS, "none"]}
+    names = {"enum": [*TRACKERS, "none"]}
     schema["properties"]["tracking"] = {
         "anyOf": [schema["properties"]["tracking"], names, {"type": "array", "items": names}]
     }

@@ -14,7 +14,8 @@ import yaml
 from nnrun import backend
 from nnrun.config.overrides import apply_override
 from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
-from nnrun.config.schema import MAX_NAME_BYTES, Config, DataBase, Tracking
+from nnrun.config.schema import MAX_NAME_BYTES, Config, DataBase
+from nnrun.config.tracking_section import Tracking
 from nnrun.config.validation import check_sweep_paths, validate
 from nnrun.errors import ConfigError
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     from mlflow.tracking import MlflowClient
     from rich.console import Console
 
-    from nnrun.config.schema import Config, MlflowTracking, Tracking
+    from nnrun.config.schema import Config
+    from nnrun.config.tracking_section import MlflowTracking, Tracking
 else:
     keras = _keras()
 
