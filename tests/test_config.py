@@ -426,6 +426,26 @@ def test_apply_override_in_place():
     }
 
 
+def test_get_path_walks_mappings_and_lists_and_names_where_it_left():
+    resolved = {"model": {"layers": [{"Dense": {"units": 3}}]}, "training": {"fine_tune": None}, "seed": 42}
+    assert overrides.get_path(resolved, "model.layers.0.Dense.units") == 3
+    with pytest.raises(overrides.PathError) as listed:
+        overrides.get_path(resolved, "model.layers.1.Dense")
+    assert (listed.value.here, listed.value.parent, listed.value.node) == (
+        "model.layers.1",
+        "model.layers",
+        [{"Dense": {"units": 3}}],
+    )
+    with pytest.raises(overrides.PathError) as null:  # a null section is not there
+        overrides.get_path(resolved, "training.fine_tune.epochs")
+    assert (null.value.here, null.value.part) == ("training.fine_tune", "fine_tune")
+    with pytest.raises(overrides.PathError) as scalar:
+        overrides.get_path(resolved, "seed.x")
+    assert (scalar.value.parent, scalar.value.node) == ("seed", 42)
+    assert overrides.get_path(resolved, "training.fine_tune.epochs", make=True) == {}
+    assert resolved["training"] == {"fine_tune": {"epochs": {}}}
+
+
 # --- dump ---------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
-"""`--set` overrides: a value set at a dotted path into a config (`model.layers.0.Dense.units`).
+"""Dotted paths into a config (`model.layers.0.Dense.units`): read, set, and `--set` overrides.
 
 A config here is its plain form (`Config.model_dump(mode="json")`): mappings,
-and lists indexed by number.
+and lists indexed by number. `--set` and a sweep's parameters name places the
+same way, so both go through `get_path`.
 """
 
 from typing import Any
@@ -10,17 +11,51 @@ from nnrun.config.safe_yaml import parse_yaml
 from nnrun.errors import ConfigError
 
 
-def apply_override(resolved: dict[str, Any], item: str) -> None:
-    """Applies one `key.path=value` override in place.
+class PathError(ConfigError):
+    """A dotted path that leaves the config, and where it left it.
+
+    Args:
+        parts: the path's parts.
+        depth: the index of the first part that is not there.
+        node: what the path reached before it (a mapping, a list or a value).
+    """
+
+    def __init__(self, parts: list[str], depth: int, node: Any) -> None:
+        self.part = parts[depth]
+        self.here = ".".join(parts[: depth + 1])  # the path up to the part not there
+        self.parent = ".".join(parts[:depth])
+        self.node = node
+        super().__init__(f"'{self.here}' is not in the config")
+
+
+def get_path(resolved: Any, key: str, make: bool = False) -> Any:
+    """Walks a dotted path down a plain config; a null value counts as not there.
 
     Args:
         resolved: the config as a plain dict (lists indexed by number).
-        item: `key.path=value`; the value is read as YAML (`3`, `0.01`, `[a, b]`).
+        key: the dotted path (`optimizer.learning_rate`).
+        make: make a missing (or null) mapping on the way, as `--set` does for
+            `optimizer.learning_rate` on `{name: adam}`; lists never grow.
+
+    Returns:
+        The value at the path.
+
+    Raises:
+        PathError: a part of the path is not there, or its parent is neither a
+            mapping nor a list.
     """
-    key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
-    set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
+    node = resolved
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and (make or node.get(part) is not None):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        else:
+            raise PathError(parts, depth, node)
+    return node
 
 
 def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None:
@@ -35,21 +70,28 @@ def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None
         value: the plain value to set.
         where: what asked, for messages (`--set training.epochs=3`).
     """
-    parts = key.split(".")
-    node: Any = resolved  # mappings and lists, as the path goes down
-    part: str | int  # a list's index once read
-    for depth, part in enumerate(parts):
-        here = ".".join(parts[: depth + 1])
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{where}: '{here}' is not an index of a list of {len(node)}")
-            part = int(part)
-        elif not isinstance(node, dict):
-            raise ConfigError(f"{where}: '{'.'.join(parts[:depth])}' is {node!r}, not a section")
-        elif not last and node.get(part) is None:
-            node[part] = {}
-        if last:
-            node[part] = value
-        else:
-            node = node[part]
+    try:
+        get_path(resolved, key, make=True)  # every part there, the missing mappings made
+    except PathError as e:
+        if isinstance(e.node, list):
+            raise ConfigError(f"{where}: '{e.here}' is not an index of a list of {len(e.node)}") from None
+        raise ConfigError(f"{where}: '{e.parent}' is {e.node!r}, not a section") from None
+    parent, _, last = key.rpartition(".")
+    node = get_path(resolved, parent) if parent else resolved
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def apply_override(resolved: dict[str, Any], item: str) -> None:
+    """Applies one `key.path=value` override in place.
+
+    Args:
+        resolved: the config as a plain dict (lists indexed by number).
+        item: `key.path=value`; the value is read as YAML (`3`, `0.01`, `[a, b]`).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
+    set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pydantic
 
-from nnrun.config.overrides import set_path
+from nnrun.config.overrides import PathError, get_path, set_path
 from nnrun.config.schema import DATA_SOURCES, Config
 from nnrun.config.sweep_section import FIXED, samples
 from nnrun.errors import ConfigError, did_you_mean
@@ -81,23 +81,18 @@ def check_sweep_paths(config: Config, where: str) -> None:
     resolved = without_sweep(config)
     for path, space in config.sweep.parameters.items():
         place = f"{where}: sweep.parameters['{path}']"
-        parts = path.split(".")
-        if parts[0] in FIXED:
-            raise ConfigError(f"{place}: {parts[0]} cannot be swept")
-        node = resolved
-        for depth, part in enumerate(parts[:-1]):
-            here = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(
-                        f"{place}: '{here}' is not in the config ({'.'.join(parts[:depth])} is a list of {len(node)})"
-                    )
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node and node[part] is not None:
-                node = node[part]
+        section, parent = path.partition(".")[0], path.rpartition(".")[0]
+        if section in FIXED:
+            raise ConfigError(f"{place}: {section} cannot be swept")
+        try:
+            if parent:  # the last part may be new: a Keras argument not written in the config
+                get_path(resolved, parent)
+        except PathError as e:
+            if isinstance(e.node, list):
+                hint = f" ({e.parent} is a list of {len(e.node)})"
             else:
-                keys = list(node) if isinstance(node, dict) else []
-                raise ConfigError(f"{place}: '{here}' is not in the config{did_you_mean(part, keys)}")
+                hint = did_you_mean(e.part, list(e.node) if isinstance(e.node, dict) else [])
+            raise ConfigError(f"{place}: '{e.here}' is not in the config{hint}") from None
         for value in samples(space):
             trial = copy.deepcopy(resolved)
             set_path(trial, path, value, place)
