@@ -28,7 +28,7 @@ def prepare(config: Config, config_file: Path, console: Console) -> Setup:
     Returns:
         The `train.Setup`: dataset, model, stages and devices.
     """
-    from nnrun.sweep import study as sweep
+    from nnrun.sweep import command as sweep
     from nnrun.training import train as training
 
     if config.data.source == "images":

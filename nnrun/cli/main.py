@@ -264,7 +264,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
     """
     from nnrun import backend
     from nnrun.config import loading as config
-    from nnrun.sweep import study as sweep
+    from nnrun.sweep import command as sweep
     from nnrun.training import distribution
 
     console = _console()
@@ -333,7 +333,7 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
     if resolved.sweep:
-        from nnrun.sweep import study as sweep
+        from nnrun.sweep import command as sweep
 
         with _about(config_file):
             sweep.check_available()

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from nnrun import signals
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_line
 from nnrun.sweep import report as sweep_report
-from nnrun.sweep.study import WORKERS, counted, load, open_study, quiet_console, work
+from nnrun.sweep.study import WORKERS, counted, load, open_study
+from nnrun.sweep.trial import quiet_console, work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna

@@ -1,0 +1,239 @@
+"""`nnrun sweep` and `nnrun check` of a sweep: a hyperparameter search with Optuna whose trials are ordinary runs.
+
+Trials run in this process one after another (`nnrun.sweep.trial`), or in
+`--jobs` worker processes that share the study while this one reports
+(`nnrun.sweep.workers`). The sweep directory and its study are
+`nnrun.sweep.study`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nnrun import atomic, signals
+from nnrun.config import loading as config_lib
+from nnrun.config.sweep_section import samples
+from nnrun.errors import ConfigError, NnrunError, RunDirError, RunFailed
+from nnrun.rundir import files as rundir
+from nnrun.rundir import liveness
+from nnrun.sweep import report as sweep_report
+from nnrun.sweep import space as search_space
+from nnrun.sweep import workers as sweep_workers
+from nnrun.sweep.study import (
+    CONFIG,
+    STATE,
+    STUDY,
+    TRIALS,
+    WORKERS,
+    counted,
+    load,
+    open_study,
+    read_state,
+    recover,
+    write_state,
+)
+from nnrun.sweep.trial import trial_config, work
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config.schema import Config
+    from nnrun.training.train import Setup
+
+EXTRA = "nnrun[sweep]"
+
+
+def check_available() -> None:
+    """Refuses a sweep when Optuna is not installed, naming the extra (exit 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError(f"sweep: needs optuna, which is not installed; pip install '{EXTRA}'")
+
+
+def check(config: Config, where: str | os.PathLike[str], console: Console) -> Setup:
+    """What `nnrun check` and `nnrun sweep` check of a sweep before its first trial: the data and the
+    model at every value of each parameter (the others at their first), and the metric.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        where: the config file, for messages.
+        console: a rich console for a note (stderr).
+
+    Returns:
+        The `train.Setup` of the sweep's first point.
+    """
+    from nnrun.training import train
+
+    check_available()
+    assert config.sweep is not None  # a sweep's config
+    first = search_space.first_point(config.sweep)
+    prepared: Setup | None = None
+    for path, space in config.sweep.parameters.items():
+        for value in samples(space):
+            point = trial_config(config, {**first, path: value}, config.output.dir, config.output.name)
+            try:
+                if prepared is None:
+                    prepared = train.setup(point, join=False)
+                else:
+                    train.check_model(point, prepared.dataset)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: sweep.parameters['{path}']: with {value!r}: {e}") from None
+    assert prepared is not None  # every parameter has a value to try
+    note = search_space.check_metric(config, prepared.dataset.y_val is not None, str(where))
+    if note:
+        console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True, markup=False)
+    return prepared
+
+
+def is_sweep(path: str | os.PathLike[str]) -> bool:
+    """Whether a folder is a sweep directory (`nnrun sweep DIR` continues it)."""
+    return Path(path).is_dir() and (Path(path) / STATE).is_file()
+
+
+def start(config: Config, config_file: str | os.PathLike[str], console: Console, jobs: int = 1) -> Path:
+    """Makes a sweep directory for a config with a sweep section, and runs the sweep.
+
+    Args:
+        config: the validated `Config`.
+        config_file: its path, recorded.
+        console: a rich console for progress (stderr).
+        jobs: how many trials run at once, each in a process of its own.
+
+    Returns:
+        The sweep directory's `Path`.
+    """
+    from nnrun.training import tracking, train
+
+    check_available()
+    mlflow = config.tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
+        mlflow.tracking_uri = tracking.mlflow_uri(mlflow, config.output.dir)
+    sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
+    atomic.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
+    write_state(
+        sweep_dir,
+        status="running",
+        config_file=str(Path(config_file).resolve()),
+        started_at=liveness.timestamp(),
+        used_s=0.0,
+    )
+    return run(sweep_dir, console, jobs)
+
+
+def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, overrides: Sequence[str] = ()) -> Path:
+    """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
+
+    Args:
+        sweep_dir: the sweep directory.
+        console: a rich console for progress (stderr).
+        jobs: how many trials run at once.
+        overrides: `sweep.trials=N` or `sweep.time_budget=...`, to lengthen a sweep.
+
+    Returns:
+        The sweep directory's `Path`.
+    """
+    sweep_dir = Path(sweep_dir)
+    check_available()
+    with _claim(sweep_dir):
+        config = load(sweep_dir, overrides)
+        assert config.sweep is not None  # load() refuses a config without one
+        study = open_study(sweep_dir, config)
+        done = len(counted(study))
+        if config.sweep.trials and config.sweep.trials < done and overrides:
+            raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
+        if overrides:  # the sweep's config says how long it now runs
+            atomic.write_text(sweep_dir / CONFIG, config_lib.dump(config))
+        recover(study, sweep_dir, config.sweep, console)
+        state = read_state(sweep_dir)
+        started, used = time.time(), float(state.get("used_s") or 0)
+        budget = config.sweep.time_budget
+        deadline = started + budget - used if budget else None
+        write_state(sweep_dir, status="running", error=None, ended_at=None, **liveness.process())
+        _say_start(sweep_dir, config, study, console, jobs)
+        error: str | None
+        status, error = "failed", "stopped by an unexpected error"
+        try:
+            with signals.stopping() as stop:
+                if jobs > 1:
+                    sweep_workers.supervise(sweep_dir, study, config, console, jobs, stop, deadline)
+                else:
+                    work(sweep_dir, config, study, console, stop, deadline)
+            status, error = "completed", None
+        except KeyboardInterrupt as e:
+            status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
+            console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
+            e.run_dir = sweep_dir  # type: ignore[attr-defined]  # a plain KeyboardInterrupt too
+            raise
+        except NnrunError as e:
+            error = str(e)
+            e.run_dir = sweep_dir
+            raise
+        finally:
+            best = sweep_report.write(sweep_dir, config, study)
+            write_state(
+                sweep_dir,
+                status=status,
+                error=error,
+                ended_at=liveness.timestamp(),
+                used_s=round(used + time.time() - started, 1),
+                best=_best_record(best),
+            )
+    if best is None:
+        failed = RunFailed(f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from")
+        failed.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
+        raise failed
+    console.print(
+        f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
+        f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    return sweep_dir
+
+
+@contextlib.contextmanager
+def _claim(sweep_dir: Path) -> Iterator[None]:
+    if not is_sweep(sweep_dir):
+        raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
+    for name in (STUDY, WORKERS, STATE, CONFIG):
+        if (sweep_dir / name).is_symlink():  # it would write wherever the link points
+            raise RunDirError(f"'{sweep_dir / name}' is a symbolic link; a sweep directory holds its own files")
+    try:
+        with liveness.claim(sweep_dir):
+            yield
+    except RunDirError as e:
+        if "another process" in str(e):
+            raise RunDirError(f"{sweep_dir}: another nnrun sweep is running in it") from None
+        raise
+
+
+def _best_record(best):
+    if best is None:
+        return None
+    return {
+        "trial": best.number + 1,
+        "value": best.value,
+        "params": best.params,
+        "run_dir": best.user_attrs.get("run_dir"),
+    }
+
+
+def _say_start(sweep_dir, config, study, console, jobs):
+    done = len([t for t in counted(study) if t.state.is_finished()])
+    console.print(
+        f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
+        + (f"; {done} done before" if done else "")
+        + (f"; {jobs} at a time" if jobs > 1 else ""),
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True, markup=False)
