@@ -317,3 +317,19 @@ def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config
     assert "/workers/worker-" in result.output and "Traceback" not in result.output
     sweep_dir = sweep_dir_of(result)
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path, storage):
+    # A sweep that continues after a crash notes, on a trial the dead sweep asked for, that it was
+    # cut off: Optuna's private API (nnrun.sweep.optuna_private). A release that changes it fails here.
+    from nnrun.sweep import optuna_private
+
+    url = f"sqlite:///{tmp_path / 'study.db'}" if storage == "sqlite" else None
+    asked = optuna.create_study(storage=url, study_name="nnrun").ask()  # by the sweep that died
+    study = optuna.load_study(storage=url, study_name="nnrun") if url else asked.study
+    (frozen,) = study.get_trials(deepcopy=False)  # all a continuing sweep has of it
+    assert optuna_private.trial_id(frozen) == optuna_private.trial_id(asked)
+    optuna_private.set_user_attr(study, frozen, "interrupted", True)
+    optuna_private.set_user_attr(study, frozen, "run_dir", "trials/trial-001-20260101-000000")
+    assert study.get_trials()[0].user_attrs == {"interrupted": True, "run_dir": "trials/trial-001-20260101-000000"}

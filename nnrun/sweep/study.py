@@ -19,6 +19,7 @@ from nnrun.config import loading as config_lib
 from nnrun.errors import ConfigError, RunDirError, one_line
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
+from nnrun.sweep import optuna_private
 from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
@@ -115,7 +116,9 @@ def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, console: Console
         if "run_dir" not in trial.user_attrs:  # killed before train returned it
             found = sorted(sweep_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
             attrs["run_dir"] = relative(found[-1], sweep_dir) if found else None
-        record(study, trial._trial_id, **attrs)
+        for key, value in attrs.items():
+            if value is not None:
+                optuna_private.set_user_attr(study, trial, key, value)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         if search_space.contains(sweep, trial.params):
             again(study, trial)
@@ -158,11 +161,3 @@ def read_state(sweep_dir: Path) -> dict[str, Any]:
 
 def write_state(sweep_dir: Path, **fields: Any) -> None:
     atomic.write_json(sweep_dir / STATE, {**read_state(sweep_dir), **fields})
-
-
-def record(study: optuna.Study, trial_id: int, **attrs: Any) -> None:
-    """Sets a trial's user attributes by its storage id; None is left out."""
-    # Optuna has no public way to note a finished trial; its storage's does, for our own trials.
-    for key, value in attrs.items():
-        if value is not None:
-            study._storage.set_trial_user_attr(trial_id, key, value)

@@ -19,7 +19,7 @@ from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep import space as search_space
-from nnrun.sweep.study import TRIALS, again, counted, record, relative
+from nnrun.sweep.study import TRIALS, again, counted, relative
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
@@ -112,13 +112,13 @@ def _one_trial(sweep_dir, config, study, trial):
         run_dir = train.train(config_of_trial, quiet_console(), callbacks=[pruning])
         assert run_dir is not None  # a sweep runs in one process (cli refuses several), which writes
     except KeyboardInterrupt as e:
-        record(study, trial._trial_id, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
+        _record(trial, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
         study.tell(trial, state=fail, skip_if_finished=True)
         again(study, trial)
         raise
     except Exception as e:  # a failed trial (diverged, out of memory, a point Keras refuses) is a result
         message = str(e) if isinstance(e, NnrunError) else f"{type(e).__name__}: {one_line(e, 300)}"
-        record(study, trial._trial_id, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), error=message)
+        _record(trial, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), error=message)
         study.tell(trial, state=fail, skip_if_finished=True)
         completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if pruning.missing or (isinstance(e, BadInput) and not completed):
@@ -127,9 +127,8 @@ def _one_trial(sweep_dir, config, study, trial):
     kept = _kept_metrics(run_dir)
     value = _value(run_dir, kept, config.sweep.metric)
     test = {f"test_{k}": v for k, v in (kept.get("test") or {}).items() if isinstance(v, (int, float))}
-    record(
-        study,
-        trial._trial_id,
+    _record(
+        trial,
         run_dir=relative(run_dir, sweep_dir),
         duration_s=round(time.time() - started, 1),
         pruned_at_epoch=pruning.pruned_at,
@@ -139,7 +138,7 @@ def _one_trial(sweep_dir, config, study, trial):
         rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
     elif value is None:
-        record(study, trial._trial_id, error=f"{config.sweep.metric} is not a finite number")
+        _record(trial, error=f"{config.sweep.metric} is not a finite number")
         study.tell(trial, state=fail, skip_if_finished=True)
     else:
         study.tell(trial, value, skip_if_finished=True)
@@ -225,3 +224,10 @@ def _value(run_dir, kept, metric):
         rows = rundir.read_history(Path(run_dir) / rundir.HISTORY)
         value = rows[-1].get(metric) if rows else None
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _record(trial: optuna.Trial, **attrs: Any) -> None:
+    """Notes how a trial went in its user attributes (trials.csv's columns); None is left out."""
+    for key, value in attrs.items():
+        if value is not None:
+            trial.set_user_attr(key, value)
