@@ -1,4 +1,4 @@
-"""nnrun.rundir.files: new run directories, atomic writes, run.json, finding the newest run."""
+"""nnrun.rundir.files: new run directories, atomic writes, run.json, finding the newest run (nnrun.rundir.finding)."""
 
 import json
 import os
@@ -17,6 +17,7 @@ import pytest
 from nnrun import atomic
 from nnrun.errors import BadInput, RunDirError
 from nnrun.rundir import files as rundir
+from nnrun.rundir import finding
 
 
 def leftovers(folder):
@@ -283,14 +284,14 @@ def test_newest_goes_by_start_time_not_name(tmp_path):
     make_run(root, "zzz-20240101-000000", "2024-01-01T10:00:00")
     later = make_run(root, "aaa-20240101-000000", "2024-01-01T11:00:00")
     make_run(root, "mmm-20240101-000000", "2024-01-01T09:00:00")
-    assert rundir.newest(root) == later
+    assert finding.newest(root) == later
 
 
 def test_newest_skips_runs_without_a_model(tmp_path):
     root = tmp_path / "runs"
     trained = make_run(root, "a-trained", "2024-01-01T00:00:00")
     make_run(root, "b-failed", "2024-06-01T00:00:00", model=False)
-    assert rundir.newest(root) == trained
+    assert finding.newest(root) == trained
 
 
 def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
@@ -300,7 +301,7 @@ def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
     rundir.point_latest(new)  # `latest` ties with b-new on start time and sorts after it by name
     (root / "scratch").mkdir()
     (root / "notes.txt").write_text("hi")
-    found = rundir.newest(root)
+    found = finding.newest(root)
     assert found == new
     assert not found.is_symlink()  # the run's real directory, not the link
 
@@ -312,7 +313,7 @@ def test_newest_without_runs(tmp_path, make_root):
         root.mkdir()
         (root / "empty-dir").mkdir()
     with pytest.raises(RunDirError) as info:
-        rundir.newest(root)
+        finding.newest(root)
     message = str(info.value)
     assert "no completed runs" in message
     assert str(root) in message

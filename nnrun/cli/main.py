@@ -365,9 +365,9 @@ runs_dir_option = click.option(
 
 def _chosen_run(run_dir: Path | None, runs_dir: Path, hint: str) -> Path:
     """The run named, or the newest completed one in runs_dir."""
-    from nnrun.rundir import files as rundir
+    from nnrun.rundir import finding
 
-    return run_dir or rundir.newest(runs_dir, hint)
+    return run_dir or finding.newest(runs_dir, hint)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ import numpy as np
 from nnrun import atomic, data, plots
 from nnrun.data import feeding
 from nnrun.errors import BadInput
+from nnrun.inference import loading
 from nnrun.rundir import files as rundir
 
 EVALUATION = "evaluation"
@@ -46,7 +47,7 @@ def evaluate(
     if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
         raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")
     inference = feeding.inference_batch_size(batch_size)
-    model = rundir.load_model(run)
+    model = loading.load_model(run)
     if data_path is None:
         training = run.config.training
         ds = data.load(

@@ -1,4 +1,4 @@
-"""The run directory: its file names, creating it, reading run.json, finding runs.
+"""The run directory: its file names, creating it, reading run.json.
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash or Ctrl-C never leaves a half-written file behind.
@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
-from nnrun.errors import RunDirError, one_line
+from nnrun.errors import RunDirError
 from nnrun.rundir import liveness
 
 # No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
-if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
-    import keras
-
+if TYPE_CHECKING:
     from nnrun.config.schema import Config
 
 CONFIG = "config.yaml"
@@ -38,9 +36,6 @@ PLOTS = "plots"
 BACKUP = "backup"
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
-# Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
-# CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
-MIN_KERAS = (3, 14)
 
 
 def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
@@ -76,30 +71,6 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
             (path / sub).mkdir()
         return path
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
-
-
-STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
-
-
-def sweep_stale(root: str | os.PathLike[str]) -> None:
-    """Removes temporary files that dead processes left in a runs folder's run directories.
-
-    Only files over an hour old: an `evaluate` or a `resume` may be writing
-    into a run that is not `running`. A run whose process still runs keeps its
-    own whatever their age.
-
-    Args:
-        root: the runs folder.
-    """
-    runs, _ = listing(root)
-    for path, info in runs:
-        if liveness.status(info) != "running":
-            atomic.remove_temporary(path, older_than=STALE_SECONDS)
-    for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
-        pid = tmp.name.rpartition(".")[2]
-        if pid.isdigit() and not liveness.alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -316,101 +287,3 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
 
     run.preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
     return run
-
-
-def load_model(run: Run) -> "keras.Model":
-    """Loads a run's model in Keras's safe mode (no code in it can run).
-
-    Args:
-        run: a `Run`.
-
-    Returns:
-        The compiled Keras model.
-    """
-    from nnrun.backend import keras as _keras
-
-    keras = _keras()
-    if tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit()) < MIN_KERAS:
-        raise RunDirError(
-            f"refusing to load '{run.path / run.model}' with Keras {keras.__version__}: its safe mode has known "
-            f"bypasses; pip install 'keras>={'.'.join(map(str, MIN_KERAS))}'"
-        )
-    file = run.path / run.model
-    try:
-        model = keras.models.load_model(file, safe_mode=True, compile=True)
-    except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
-        raise RunDirError(f"'{file}' cannot be loaded: {one_line(e, 300)}") from None
-    _check_fits(model, run.preprocessing, run.path)
-    return model
-
-
-def _check_fits(model, preprocessing, path):
-    """The model takes the inputs preprocessing.json describes and gives one output per class."""
-    check_shapes(model.input_shape[1:], model.output_shape[-1], preprocessing, path)
-
-
-def check_shapes(
-    inputs: Iterable[int | str | None], outputs: int | str | None, preprocessing: Mapping[str, Any], path: Path
-) -> None:
-    """A model's sample shape and output width fit preprocessing.json (Keras's, or an export's).
-
-    Args:
-        inputs: one sample's shape the model takes.
-        outputs: the width of its output.
-        preprocessing: the run's preprocessing dict.
-        path: the run directory, for messages.
-    """
-    inputs = tuple(inputs)
-    if inputs != tuple(preprocessing["input_shape"]):
-        raise RunDirError(
-            f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, but the model takes {list(inputs)}"
-        )
-    classes = preprocessing.get("class_names")
-    if classes is not None and outputs != len(classes) and not (outputs == 1 and len(classes) == 2):
-        raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
-
-
-def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
-    """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
-
-    Args:
-        root: the runs folder.
-
-    Returns:
-        `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
-    """
-    runs: list[tuple[Path, dict[str, Any]]] = []
-    broken: list[tuple[Path, str]] = []
-    root = Path(root)
-    if not root.is_dir():
-        return runs, broken
-    for path in sorted(root.iterdir()):
-        if path.is_symlink() or not path.is_dir() or not (path / RUN).exists():
-            continue
-        try:
-            runs.append((path, read_run(path)))
-        except RunDirError as e:
-            broken.append((path, str(e)))
-    return runs, broken
-
-
-def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
-    """Returns the newest completed run directory under `root` (by its start time).
-
-    Runs that are running, crashed, failed or interrupted are passed over,
-    even with a model: a default must be a finished run.
-
-    Args:
-        root: the runs folder.
-        hint: how the user names a run instead, for the message when there is none.
-
-    Returns:
-        The `Path` of the completed run started last.
-    """
-    runs, _ = listing(root)
-    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / MODEL).is_file()]
-    if not done:
-        others = sorted({liveness.status(info) for _, info in runs})
-        unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
-        raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
-    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import finding, liveness
 
 STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
 
@@ -32,7 +32,7 @@ def summaries(
     Returns:
         `(summaries, broken)`: JSON-able dicts, and `(path, why)` for unreadable run.json files.
     """
-    runs, broken = rundir.listing(root)
+    runs, broken = finding.listing(root)
     found = [summary(path, info) for path, info in runs]
     if statuses:
         found = [s for s in found if s["status"] in statuses]
