@@ -221,6 +221,37 @@ def test_read_json_missing_names_the_directory(tmp_path):
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: None, "run directory '{p}' does not exist"),
+        (lambda p: p.write_text("a file"), "run directory '{p}' is a file, not a directory"),
+        (lambda p: p.mkdir(), "'{p}' is not a run directory: no run.json"),
+        (lambda p: (p.mkdir(), (p / rundir.SWEEP).write_text("{}")), "'{p}' is a sweep directory, not a run"),
+    ],
+)
+def test_what_is_not_a_run_directory_is_named_once_for_every_command(tmp_path, make, expected):
+    path = tmp_path / "candidate"
+    make(path)
+    assert not rundir.is_run_dir(path)
+    with pytest.raises(RunDirError) as info:
+        rundir.check_run_dir(path)
+    assert str(info.value).startswith(expected.format(p=path))
+    with pytest.raises(RunDirError) as info:
+        rundir.read_config_yaml(path)  # runs diff and the listing's data column read through it
+    assert str(info.value).startswith(expected.format(p=path))
+
+
+def test_a_folder_with_a_run_json_is_a_run_directory_and_its_config_is_read_as_written(tmp_path):
+    run = rundir.create(tmp_path, "run")
+    (run / rundir.RUN).write_text("{}")
+    (run / rundir.CONFIG).write_text("data: {source: sklearn, name: iris}\nmodel: [Dense: 3]\n")
+    assert rundir.is_run_dir(run) and rundir.check_run_dir(str(run)) == run
+    assert rundir.read_config_yaml(run) == {"data": {"source": "sklearn", "name": "iris"}, "model": [{"Dense": 3}]}
+    with pytest.raises(RunDirError, match="its config.yaml is not valid"):
+        rundir.read_config(run)  # no loss: read_config validates, as evaluate and resume need
+
+
 def test_read_json_of_a_broken_file(tmp_path):
     target = tmp_path / "run.json"
     target.write_text("{not json")

@@ -241,7 +241,7 @@ def resume_command(
     _print_metrics(console, run_dir)
     from nnrun.rundir import files as rundir
 
-    _export_as_asked(rundir.read(run_dir).config, run_dir, console)
+    _export_as_asked(rundir.read_config(run_dir), run_dir, console)
     click.echo(str(run_dir))
 
 

@@ -1,4 +1,4 @@
-"""The run directory: its file names, creating it, reading run.json.
+"""The run directory: its file names, creating it, reading run.json and config.yaml.
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash or Ctrl-C never leaves a half-written file behind.
@@ -80,10 +80,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         folder = Path(path).parent
         if (folder / SWEEP).is_file():
-            raise RunDirError(
-                f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
-                f"its best config is {folder / 'best.yaml'}"
-            ) from None
+            raise _sweep_dir(folder) from None
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
@@ -236,13 +233,7 @@ class Run:
     @functools.cached_property
     def config(self) -> "Config":
         """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
-        from nnrun.config import schema as config_lib
-        from nnrun.errors import ConfigError
-
-        try:
-            return config_lib.load(self.path / CONFIG)
-        except ConfigError as e:
-            raise RunDirError(f"'{self.path}': its {CONFIG} is not valid: {e}") from None
+        return read_config(self.path)
 
     def warning(self) -> str | None:
         """A line for stderr when the run is not a completed one, else None."""
@@ -264,11 +255,7 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
     Returns:
         A `Run`.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise RunDirError(
-            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
-        )
+    path = check_run_dir(path)
     info = read_run(path)
     if not (path / model).is_file():
         why = (
@@ -287,3 +274,74 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
 
     run.preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
     return run
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a run directory: a folder with a run.json (readable or not)."""
+    path = Path(path)
+    return path.is_dir() and (path / RUN).exists()
+
+
+def check_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Checks that `path` is a run directory (`is_run_dir`), with a `RunDirError` that says why not.
+
+    Args:
+        path: what the user named as a run directory.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    path = Path(path)
+    if is_run_dir(path):
+        return path
+    if not path.is_dir():
+        raise RunDirError(
+            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
+        )
+    if (path / SWEEP).is_file():
+        raise _sweep_dir(path)
+    raise RunDirError(f"'{path}' is not a run directory: no {RUN}")
+
+
+def _sweep_dir(path: Path) -> RunDirError:
+    return RunDirError(
+        f"'{path}' is a sweep directory, not a run: its runs are in {path / 'trials'}, "
+        f"its best config is {path / 'best.yaml'}"
+    )
+
+
+def read_config(path: str | os.PathLike[str]) -> "Config":
+    """Reads and validates a run directory's config.yaml (the resolved config it was trained with).
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        The `Config`; one that is not valid is a `RunDirError`.
+    """
+    from nnrun.config import schema as config_lib
+    from nnrun.errors import ConfigError
+
+    try:
+        return config_lib.load(Path(path) / CONFIG)
+    except ConfigError as e:
+        raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
+
+
+def read_config_yaml(path: str | os.PathLike[str]) -> Any:
+    """A run directory's config.yaml as written, unvalidated (to compare runs key by key).
+
+    Args:
+        path: the run directory, checked to be one.
+
+    Returns:
+        What the YAML holds (a mapping, unless the file was damaged).
+    """
+    from nnrun.config.schema import parse_yaml
+
+    file = check_run_dir(path) / CONFIG
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"'{file}': cannot read: {e.strerror}") from None
+    return parse_yaml(text, str(file))

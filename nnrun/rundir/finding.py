@@ -30,7 +30,7 @@ def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, An
     if not root.is_dir():
         return runs, broken
     for path in sorted(root.iterdir()):
-        if path.is_symlink() or not path.is_dir() or not (path / rundir.RUN).exists():
+        if path.is_symlink() or not rundir.is_run_dir(path):  # runs/latest points at one listed already
             continue
         try:
             runs.append((path, rundir.read_run(path)))

@@ -82,7 +82,7 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]
         A JSON-able dict: `config` rows `{key, a, b}` for each key path whose
         value differs, and `metrics` rows `{key, a, b}` for every final metric.
     """
-    configs = [_flat(_config(p)) for p in (a, b)]
+    configs = [_flat(rundir.read_config_yaml(p)) for p in (a, b)]
     keys = sorted(set(configs[0]) | set(configs[1]))
     missing = object()
     changed = [
@@ -113,7 +113,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
 
     histories = {}
     for path in map(Path, run_dirs):
-        _check(path)
+        rundir.check_run_dir(path)
         try:
             rows = rundir.read_history(path / rundir.HISTORY)
         except (ValueError, TypeError) as e:
@@ -139,24 +139,6 @@ def _since_start(info):
     return round((beat - start).total_seconds(), 3)
 
 
-def _check(path):
-    if not Path(path).is_dir():
-        raise RunDirError(f"run directory '{path}' does not exist")
-    if not (Path(path) / rundir.RUN).is_file():
-        raise RunDirError(f"'{path}' is not a run directory: no {rundir.RUN}")
-
-
-def _config(path):
-    from nnrun.config.schema import parse_yaml
-
-    _check(path)
-    try:
-        text = (Path(path) / rundir.CONFIG).read_text(encoding="utf-8")
-    except OSError as e:
-        raise RunDirError(f"'{Path(path) / rundir.CONFIG}': cannot read: {e.strerror}") from None
-    return parse_yaml(text, str(Path(path) / rundir.CONFIG))
-
-
 def _info(path):
     try:
         found = rundir.read_run(path)
@@ -175,7 +157,7 @@ def _metrics(path):
 
 def _data_source(path):
     try:
-        data = _config(path).get("data", {})
+        data = rundir.read_config_yaml(path).get("data", {})
     except Exception:  # a listing shows what it can of a damaged run
         return None
     where = data.get("name") or (Path(data["path"]).name if data.get("path") else None)
