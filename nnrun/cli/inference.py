@@ -59,14 +59,14 @@ def evaluate(
         _chosen_run(run_dir, runs_dir, "name one as RUN_DIR"), data_path, show_samples, MODELS[model]
     )
     failures = evaluation.gate(result, gates)
-    if result.get("warning"):
-        streams.console().print(result["warning"], style="yellow", soft_wrap=True)
-    if result["data_changed"]:
+    if result.warning:
+        streams.console().print(result.warning, style="yellow", soft_wrap=True)
+    if result.data_changed:
         streams.console().print(
             "warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow"
         )
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(result.to_json()))
     else:
         render.print_evaluation(result)
     if failures:
@@ -128,12 +128,8 @@ def predict(
     for note in found.notes:
         console.print(note, style="yellow" if note.startswith("warning:") else "dim", soft_wrap=True)
     if as_json:
-        for row in found.rows:
-            click.echo(
-                json.dumps(
-                    {**row, "run": str(found.run.path), "run_status": found.run.status, "runtime": found.runtime}
-                )
-            )
+        for line in found.to_json():
+            click.echo(json.dumps(line))
     elif found.rows:
         if found.runtime != "keras":  # an export answered (--json rows say which, always)
             console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)

@@ -49,14 +49,14 @@ def list_runs(runs_dir: Path, statuses: tuple[str, ...], name: str | None, as_js
 
     if not runs_dir.is_dir():
         raise RunDirError(f"runs folder '{runs_dir}' does not exist")
-    found, broken = runs_lib.summaries(runs_dir, statuses, name)
+    found = runs_lib.summaries(runs_dir, statuses, name)
     console = streams.console()
-    for path, why in broken:
+    for path, why in found.broken:
         console.print(f"warning: {path}: skipped: {why}", style="yellow", soft_wrap=True)
     if as_json:
-        click.echo(json.dumps(found))
+        click.echo(json.dumps(found.to_json()))
     else:
-        render.print_runs(found, runs_dir, filtered=bool(statuses or name))
+        render.print_runs(found.runs, runs_dir, filtered=bool(statuses or name))
 
 
 @runs.command(name="diff")
@@ -70,7 +70,7 @@ def diff_runs(a: Path, b: Path, as_json: bool) -> None:
 
     found = runs_lib.diff(a, b)
     if as_json:
-        click.echo(json.dumps(found))
+        click.echo(json.dumps(found.to_json()))
     else:
         render.print_diff(found)
 
