@@ -337,11 +337,14 @@ def read_config_yaml(path: str | os.PathLike[str]) -> Any:
     Returns:
         What the YAML holds (a mapping, unless the file was damaged).
     """
-    from nnrun.config.schema import parse_yaml
+    from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
 
     file = check_run_dir(path) / CONFIG
     try:
+        size = file.stat().st_size
+        if size > MAX_CONFIG_BYTES:  # before reading it: run directories come from other people
+            raise RunDirError(f"'{file}': {size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
         text = file.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RunDirError(f"'{file}': cannot read: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"'{file}': cannot read: {getattr(e, 'strerror', None) or e}") from None
     return parse_yaml(text, str(file))
