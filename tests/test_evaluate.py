@@ -66,6 +66,15 @@ def test_metrics_equal_the_runs_test_metrics(request, name):
     assert read_json(out / "metrics.json") == found
     assert (out / "samples.png").is_file() == images
     class_names = read_json(run / "preprocessing.json")["class_names"]
+    kind = (
+        ["classification_report", "confusion_matrix", "class_names"]
+        + ["roc_auc"] * (len(class_names) == 2)
+        + ["samples_shown"] * images
+        if class_names is not None
+        else ["regression"]
+    )
+    first = ["run", "run_status", "model", "data", "data_changed", "samples", "metrics"]
+    assert list(found) == [*first, *kind, "output_dir"]  # the keys, in the order --json always had
     if class_names is None:
         assert not (out / "confusion_matrix.png").exists()
         assert not {"confusion_matrix", "classification_report", "roc_auc"} & set(found)

@@ -273,12 +273,12 @@ def test_a_format_list_in_the_config_is_checked(runner, write_config):
 
 
 def test_the_formats_are_named_alike_everywhere():
-    from nnrun.cli import main as cli_module
+    from nnrun.cli import options
     from nnrun.config import schema as config
     from nnrun.inference import export as export_module
     from nnrun.inference import runtimes
 
-    assert cli_module.FORMATS == config.EXPORT_FORMATS == tuple(runtimes.FILES) == tuple(export_module.NEEDS)
+    assert options.FORMATS == config.EXPORT_FORMATS == tuple(runtimes.FILES) == tuple(export_module.NEEDS)
 
 
 def test_the_resolved_config_of_an_exporting_run_lists_its_formats(augmented_image_run):

@@ -296,12 +296,13 @@ def test_keras_without_known_safe_mode_bypasses_is_required(monkeypatch, tiny_ru
     import keras
 
     from nnrun.errors import RunDirError
+    from nnrun.inference import loading
     from nnrun.rundir import files as rundir
 
     assert tuple(int(p) for p in keras.__version__.split(".")[:2]) >= (3, 14)
     monkeypatch.setattr(keras, "__version__", "3.13.2")
     with pytest.raises(RunDirError) as info:
-        rundir.load_model(rundir.read(tiny_run))
+        loading.load_model(rundir.read(tiny_run))
     assert "Keras 3.13.2" in str(info.value) and "keras>=3.14" in str(info.value)
 
 

@@ -431,8 +431,8 @@ def test_an_npy_of_objects_is_never_unpickled(iris_run, tmp_path):
 
 
 def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_path, monkeypatch):
+    from nnrun.inference import loading
     from nnrun.inference import predict as prediction
-    from nnrun.rundir import files as rundir
 
     events = []
 
@@ -448,9 +448,9 @@ def test_inputs_are_read_and_predicted_batch_by_batch_in_order(iris_run, tmp_pat
         events.append(f"read {path.name}")
         yield from real_read(path, *args)
 
-    real_read, real_load = prediction._read, rundir.load_model
+    real_read, real_load = prediction._read, loading.load_model
     monkeypatch.setattr(prediction, "_read", read)
-    monkeypatch.setattr(rundir, "load_model", lambda run: events.append("load") or Recording(real_load(run)))
+    monkeypatch.setattr(loading, "load_model", lambda run: events.append("load") or Recording(real_load(run)))
     for name, n in (("a", 3), ("b", 1), ("c", 2)):
         np.save(tmp_path / f"{name}.npy", np.random.default_rng(n).normal(5, 1, (n, 4)))
     np.save(tmp_path / "bad.npy", np.ones((1, 5)))

@@ -1,4 +1,4 @@
-"""nnrun.rundir.files: new run directories, atomic writes, run.json, finding the newest run."""
+"""nnrun.rundir.files: new run directories, atomic writes, run.json, finding the newest run (nnrun.rundir.finding)."""
 
 import json
 import os
@@ -17,6 +17,7 @@ import pytest
 from nnrun import atomic
 from nnrun.errors import BadInput, RunDirError
 from nnrun.rundir import files as rundir
+from nnrun.rundir import finding
 
 
 def leftovers(folder):
@@ -220,6 +221,43 @@ def test_read_json_missing_names_the_directory(tmp_path):
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: None, "run directory '{p}' does not exist"),
+        (lambda p: p.write_text("a file"), "run directory '{p}' is a file, not a directory"),
+        (lambda p: p.mkdir(), "'{p}' is not a run directory: no run.json"),
+        (lambda p: (p.mkdir(), (p / rundir.SWEEP).write_text("{}")), "'{p}' is a sweep directory, not a run"),
+    ],
+)
+def test_what_is_not_a_run_directory_is_named_once_for_every_command(tmp_path, make, expected):
+    path = tmp_path / "candidate"
+    make(path)
+    assert not rundir.is_run_dir(path)
+    with pytest.raises(RunDirError) as info:
+        rundir.check_run_dir(path)
+    assert str(info.value).startswith(expected.format(p=path))
+    with pytest.raises(RunDirError) as info:
+        rundir.read_config_yaml(path)  # runs diff and the listing's data column read through it
+    assert str(info.value).startswith(expected.format(p=path))
+
+
+def test_a_folder_with_a_run_json_is_a_run_directory_and_its_config_is_read_as_written(tmp_path):
+    run = rundir.create(tmp_path, "run")
+    (run / rundir.RUN).write_text("{}")
+    (run / rundir.CONFIG).write_text("data: {source: sklearn, name: iris}\nmodel: [Dense: 3]\n")
+    assert rundir.is_run_dir(run) and rundir.check_run_dir(str(run)) == run
+    assert rundir.read_config_yaml(run) == {"data": {"source": "sklearn", "name": "iris"}, "model": [{"Dense": 3}]}
+    with pytest.raises(RunDirError, match="its config.yaml is not valid"):
+        rundir.read_config(run)  # no loss: read_config validates, as evaluate and resume need
+    (run / rundir.CONFIG).write_bytes(b"data: \xff\n")
+    with pytest.raises(RunDirError, match="config.yaml': cannot read: 'utf-8' codec"):
+        rundir.read_config_yaml(run)
+    (run / rundir.CONFIG).write_text("notes: " + "x" * (1 << 20))
+    with pytest.raises(RunDirError, match="bytes, more than a config may have"):
+        rundir.read_config_yaml(run)
+
+
 def test_read_json_of_a_broken_file(tmp_path):
     target = tmp_path / "run.json"
     target.write_text("{not json")
@@ -283,14 +321,14 @@ def test_newest_goes_by_start_time_not_name(tmp_path):
     make_run(root, "zzz-20240101-000000", "2024-01-01T10:00:00")
     later = make_run(root, "aaa-20240101-000000", "2024-01-01T11:00:00")
     make_run(root, "mmm-20240101-000000", "2024-01-01T09:00:00")
-    assert rundir.newest(root) == later
+    assert finding.newest(root) == later
 
 
 def test_newest_skips_runs_without_a_model(tmp_path):
     root = tmp_path / "runs"
     trained = make_run(root, "a-trained", "2024-01-01T00:00:00")
     make_run(root, "b-failed", "2024-06-01T00:00:00", model=False)
-    assert rundir.newest(root) == trained
+    assert finding.newest(root) == trained
 
 
 def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
@@ -300,7 +338,7 @@ def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
     rundir.point_latest(new)  # `latest` ties with b-new on start time and sorts after it by name
     (root / "scratch").mkdir()
     (root / "notes.txt").write_text("hi")
-    found = rundir.newest(root)
+    found = finding.newest(root)
     assert found == new
     assert not found.is_symlink()  # the run's real directory, not the link
 
@@ -312,7 +350,7 @@ def test_newest_without_runs(tmp_path, make_root):
         root.mkdir()
         (root / "empty-dir").mkdir()
     with pytest.raises(RunDirError) as info:
-        rundir.newest(root)
+        finding.newest(root)
     message = str(info.value)
     assert "no completed runs" in message
     assert str(root) in message

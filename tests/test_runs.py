@@ -58,6 +58,20 @@ def test_runs_lists_every_status_newest_first(runner, four_runs, tmp_path):
     result = runner.invoke(cli, ["runs", str(tmp_path / "runs"), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
+    assert list(rows[0]) == [  # the keys, in the order --json always had
+        "run",
+        "name",
+        "status",
+        "started_at",
+        "duration_s",
+        "epochs_completed",
+        "epochs",
+        "metric",
+        "test",
+        "data",
+        "resumes",
+        "hint",
+    ]
     assert [r["status"] for r in rows] == ["crashed", "interrupted", "failed", "completed"]
     assert [Path(r["run"]) for r in rows] == [four_runs[s] for s in ("crashed", "interrupted", "failed", "completed")]
     done = rows[-1]
@@ -158,6 +172,7 @@ def test_runs_diff_shows_config_differences_and_metrics(runner, write_config, tm
     result = runner.invoke(cli, ["runs", "diff", str(a), str(b), "--json"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
+    assert list(found) == ["a", "b", "status", "config", "metrics"]  # the keys, in the order --json always had
     changed = {row["key"]: (row["a"], row["b"]) for row in found["config"]}
     assert changed == {"optimizer.learning_rate": (0.01, 0.05), "model.layers.0.Dense.units": (8, 4)}
     metrics = {row["key"]: (row["a"], row["b"]) for row in found["metrics"]}

@@ -1,17 +1,21 @@
-"""Rich tables for what a command reports on stdout: metrics, evaluations, predictions."""
+"""Rich tables for what a command reports on stdout: metrics, evaluations, predictions, runs, diffs."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from nnrun.rundir import files as rundir
+
+if TYPE_CHECKING:
+    from nnrun.inference.evaluate import Evaluation
+    from nnrun.rundir.runs import Diff, RunSummary
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) -> Table:
@@ -28,28 +32,28 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str)
     return table
 
 
-def print_evaluation(result: dict[str, Any], console: Console | None = None) -> None:
+def print_evaluation(result: Evaluation, console: Console | None = None) -> None:
     """Prints an evaluation: metrics, per-class report, confusion matrix, where it was saved."""
     console = console or Console(highlight=False)
-    console.print(metrics_table({result["data"]: result["metrics"]}, f"{result['samples']} samples"))
-    report = result.get("classification_report")
-    if report:
+    console.print(metrics_table({result.data: result.metrics}, f"{result.samples} samples"))
+    report = result.classification_report
+    if report and result.class_names is not None and result.confusion_matrix is not None:
         table = Table("class", "precision", "recall", "f1-score", "support", title="classification report")
-        for name in [*result["class_names"], "macro avg", "weighted avg"]:
+        for name in [*result.class_names, "macro avg", "weighted avg"]:
             row = report[name]
             table.add_row(
                 name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")), f"{row['support']:.0f}"
             )
         console.print(table)
-        matrix = Table("true \\ predicted", *result["class_names"], title="confusion matrix")
-        for name, counts in zip(result["class_names"], result["confusion_matrix"], strict=True):
+        matrix = Table("true \\ predicted", *result.class_names, title="confusion matrix")
+        for name, counts in zip(result.class_names, result.confusion_matrix, strict=True):
             matrix.add_row(name, *map(str, counts))
         console.print(matrix)
         console.print(
             f"accuracy {report['accuracy']:.4f}"
-            + (f"   ROC AUC {result['roc_auc']:.4f}" if result.get("roc_auc") is not None else "")
+            + (f"   ROC AUC {result.roc_auc:.4f}" if result.roc_auc is not None else "")
         )
-    regression = result.get("regression")
+    regression = result.regression
     if regression:
         table = Table("MAE", "RMSE", "R²", "MAE of predicting the mean", title="regression")
         table.add_row(
@@ -59,7 +63,7 @@ def print_evaluation(result: dict[str, Any], console: Console | None = None) -> 
             )
         )
         console.print(table)
-    console.print(f"saved in {result['output_dir']}")
+    console.print(f"saved in {result.output_dir}")
 
 
 def print_predictions(
@@ -91,7 +95,7 @@ def print_predictions(
 
 
 def print_runs(
-    summaries: Sequence[dict[str, Any]],
+    summaries: Sequence[RunSummary],
     root: str | os.PathLike[str],
     filtered: bool = False,
     console: Console | None = None,
@@ -111,7 +115,7 @@ def print_runs(
     colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
     # One metric for all: name it once in the header. The run's folder name
     # already says when it started: on a narrow terminal that column goes.
-    metrics = {s["metric"] for s in summaries if s["test"] is not None}
+    metrics = {s.metric for s in summaries if s.test is not None}
     shared = metrics.pop() if len(metrics) == 1 else None
     columns = ["started"] * (console.width >= 100) + ["took", "epochs", f"test {shared}" if shared else "test", "data"]
     table = Table(title=f"runs in {root}", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -120,23 +124,23 @@ def print_runs(
     for name in columns:
         table.add_column(name, no_wrap=name != "data", overflow="fold")
     for s in summaries:
-        test = "-" if s["test"] is None else f"{s['test']:.4f}" if shared else f"{s['metric']} {s['test']:.4f}"
-        epochs = f"{s['epochs_completed'] if s['epochs_completed'] is not None else '?'}/{s['epochs'] or '?'}"
-        started = [(s["started_at"] or "-").replace("T", " ")[5:16]] * (console.width >= 100)
+        test = "-" if s.test is None else f"{s.test:.4f}" if shared else f"{s.metric} {s.test:.4f}"
+        epochs = f"{s.epochs_completed if s.epochs_completed is not None else '?'}/{s.epochs or '?'}"
+        started = [(s.started_at or "-").replace("T", " ")[5:16]] * (console.width >= 100)
         table.add_row(
-            s["run"].rsplit("/", 1)[-1],
-            f"[{colours.get(s['status'], 'white')}]{s['status']}[/]",
+            s.run.rsplit("/", 1)[-1],
+            f"[{colours.get(s.status, 'white')}]{s.status}[/]",
             *started,
-            _duration(s["duration_s"]),
+            _duration(s.duration_s),
             epochs,
             test,
-            s["data"] or "-",
+            s.data or "-",
         )
     console.print(table)
-    stopped = [s for s in summaries if s["status"] in ("crashed", "interrupted")]
+    stopped = [s for s in summaries if s.status in ("crashed", "interrupted")]
     for s in stopped[:1]:
         more = f" (and {len(stopped) - 1} more crashed or interrupted runs)" if len(stopped) > 1 else ""
-        console.print(f"{s['run']} is {s['status']}: continue it with: {s['hint']}{more}", style="dim", soft_wrap=True)
+        console.print(f"{s.run} is {s.status}: continue it with: {s.hint}{more}", style="dim", soft_wrap=True)
 
 
 def _wide_console() -> Console:
@@ -145,21 +149,21 @@ def _wide_console() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=200)
 
 
-def print_diff(found: dict[str, Any], console: Console | None = None) -> None:
+def print_diff(found: Diff, console: Console | None = None) -> None:
     """Prints `nnrun runs diff`: the configs' differing keys, then the metrics side by side."""
     console = console or _wide_console()
-    a, b = found["a"].rsplit("/", 1)[-1], found["b"].rsplit("/", 1)[-1]
-    if found["config"]:
+    a, b = found.a.rsplit("/", 1)[-1], found.b.rsplit("/", 1)[-1]
+    if found.config:
         table = Table("key", a, b, title="config differences")
-        for row in found["config"]:
+        for row in found.config:
             table.add_row(row["key"], _value(row["a"]), _value(row["b"]))
         console.print(table)
     else:
         console.print("the configs are the same")
-    if found["metrics"] or found["status"]["a"] != found["status"]["b"]:
+    if found.metrics or found.status["a"] != found.status["b"]:
         table = Table("metric", a, b, "b - a", title="final metrics")
-        table.add_row("status", found["status"]["a"], found["status"]["b"], "")
-        for row in found["metrics"]:
+        table.add_row("status", found.status["a"], found.status["b"], "")
+        for row in found.metrics:
             numbers = all(isinstance(row[k], (int, float)) for k in ("a", "b"))
             table.add_row(
                 row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else ""

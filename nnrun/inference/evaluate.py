@@ -6,6 +6,7 @@ Results go to `RUN_DIR/evaluation/<timestamp>/`, never over an earlier one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable
@@ -16,9 +17,58 @@ import numpy as np
 from nnrun import atomic, data, plots
 from nnrun.data import feeding
 from nnrun.errors import BadInput
+from nnrun.inference import loading
 from nnrun.rundir import files as rundir
 
 EVALUATION = "evaluation"
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What `evaluate` found; `to_json()` is its metrics.json and `nnrun evaluate --json`."""
+
+    run: str  # the run directory
+    run_status: str
+    model: str  # the model file scored
+    warning: str | None  # when the run is not a completed one
+    data: str  # "test split", or the --data path
+    data_changed: bool | None  # the data's fingerprint differs from the run's (None for --data)
+    samples: int
+    metrics: dict[str, float | None]  # loss and the model's metrics; None where not finite
+    output_dir: str = ""  # RUN_DIR/evaluation/<timestamp>/
+    # A classification's:
+    classification_report: dict[str, Any] | None = None  # scikit-learn's, per class and averaged
+    confusion_matrix: list[list[int]] | None = None
+    class_names: list[str] | None = None
+    roc_auc: float | None = None  # two classes only; None when the targets have one class
+    samples_shown: list[dict[str, Any]] | None = None  # --show-samples: {"index", "true", "predicted"}
+    # A regression's: mae, rmse, r2, mae_of_the_mean.
+    regression: dict[str, float | None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict: the fields set, in the order evaluate has always written them."""
+        found: dict[str, Any] = {
+            "run": self.run,
+            "run_status": self.run_status,
+            "model": self.model,
+            **({"warning": self.warning} if self.warning else {}),
+            "data": self.data,
+            "data_changed": self.data_changed,
+            "samples": self.samples,
+            "metrics": self.metrics,
+        }
+        if self.class_names is not None:
+            found["classification_report"] = self.classification_report
+            found["confusion_matrix"] = self.confusion_matrix
+            found["class_names"] = self.class_names
+            if len(self.class_names) == 2:
+                found["roc_auc"] = self.roc_auc
+            if self.samples_shown is not None:
+                found["samples_shown"] = self.samples_shown
+        if self.regression is not None:
+            found["regression"] = self.regression
+        found["output_dir"] = self.output_dir
+        return found
 
 
 def evaluate(
@@ -26,7 +76,7 @@ def evaluate(
     data_path: str | os.PathLike[str] | None = None,
     samples: int = 0,
     model_file: str = rundir.MODEL,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Scores a run's model.
 
     Args:
@@ -37,7 +87,7 @@ def evaluate(
         samples: draw this many test images with their true and predicted labels.
 
     Returns:
-        A JSON-able dict: the run, its status and the model file used; metrics (loss and the model's metrics), and for
+        An `Evaluation`: the run, its status and the model file used; metrics (loss and the model's metrics), and for
         classification the classification report, confusion matrix and, for
         two classes, ROC AUC; where the results were written.
     """
@@ -46,7 +96,7 @@ def evaluate(
     if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
         raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")
     inference = feeding.inference_batch_size(batch_size)
-    model = rundir.load_model(run)
+    model = loading.load_model(run)
     if data_path is None:
         training = run.config.training
         ds = data.load(
@@ -64,31 +114,31 @@ def evaluate(
     form = feeding.label_form(prep.get("one_hot_labels"), class_names, model.output_shape[-1])
     scored = feeding.labels(x, y, len(class_names or ()), form)
     metrics = model.evaluate(**feeding.inputs(*scored, inference), verbose=0, return_dict=True)
-    result = {
-        "run": str(run.path),
-        "run_status": run.status,
-        "model": run.model,
-        **({"warning": run.warning()} if run.warning() else {}),
-        "data": "test split" if data_path is None else str(data_path),
-        "data_changed": changed,
-        "samples": int(len(y)),
-        "metrics": {k: _number(v) for k, v in feeding.scalars(metrics, class_names).items()},
-    }
+    result = Evaluation(
+        run=str(run.path),
+        run_status=run.status,
+        model=run.model,
+        warning=run.warning(),
+        data="test split" if data_path is None else str(data_path),
+        data_changed=changed,
+        samples=int(len(y)),
+        metrics={k: _number(v) for k, v in feeding.scalars(metrics, class_names).items()},
+    )
     out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
     title = run.path.resolve().name  # runs/latest: the run's own name on its plots
     if class_names is not None:
         probabilities = model.predict(x, batch_size=inference, verbose=0)
         predicted = feeding.predicted_classes(probabilities)
-        result.update(_classification(y, predicted, probabilities, class_names))
-        plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{title}: {result['data']}")
+        _classification(result, y, predicted, probabilities, class_names)
+        plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{title}: {result.data}")
         if samples:
-            result["samples_shown"] = _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
+            result.samples_shown = _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
     else:
         predicted = model.predict(x, batch_size=inference, verbose=0).reshape(np.shape(y))
-        result["regression"] = _regression(y, predicted)
-        plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result['data']}")
-    result["output_dir"] = str(out)
-    atomic.write_json(out / "metrics.json", result)
+        result.regression = _regression(y, predicted)
+        plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result.data}")
+    result.output_dir = str(out)
+    atomic.write_json(out / "metrics.json", result.to_json())
     return result
 
 
@@ -134,7 +184,7 @@ def parse_gates(fail_under: Iterable[str] = (), fail_over: Iterable[str] = ()) -
     return gates
 
 
-def gate(result: dict[str, Any], gates: Iterable[tuple[str, str, float]]) -> list[str]:
+def gate(result: Evaluation, gates: Iterable[tuple[str, str, float]]) -> list[str]:
     """Checks quality gates against an evaluation.
 
     Args:
@@ -144,10 +194,11 @@ def gate(result: dict[str, Any], gates: Iterable[tuple[str, str, float]]) -> lis
     Returns:
         One line per gate that failed; empty when all passed.
     """
+    found = result.to_json()  # the names --json shows
     values = {
-        **result["metrics"],
-        **({"roc_auc": result["roc_auc"]} if "roc_auc" in result else {}),
-        **result.get("regression", {}),
+        **found["metrics"],
+        **({"roc_auc": found["roc_auc"]} if "roc_auc" in found else {}),
+        **found.get("regression", {}),
     }
     failures = []
     for option, name, threshold in gates:
@@ -161,25 +212,23 @@ def gate(result: dict[str, Any], gates: Iterable[tuple[str, str, float]]) -> lis
     return failures
 
 
-def _classification(y, predicted, probabilities, class_names):
+def _classification(result, y, predicted, probabilities, class_names):
+    """Sets the evaluation's classification report, confusion matrix and, for two classes, ROC AUC."""
     from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 
     labels = list(range(len(class_names)))
     report = classification_report(
         y, predicted, labels=labels, target_names=class_names, output_dict=True, zero_division=0
     )
-    found = {
-        "classification_report": {
-            k: ({m: _number(v) for m, v in r.items()} if isinstance(r, dict) else _number(r)) for k, r in report.items()
-        },
-        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
-        "class_names": class_names,
+    result.classification_report = {
+        k: ({m: _number(v) for m, v in r.items()} if isinstance(r, dict) else _number(r)) for k, r in report.items()
     }
+    result.confusion_matrix = confusion_matrix(y, predicted, labels=labels).tolist()
+    result.class_names = class_names
     if len(class_names) == 2:
         # ROC AUC needs both classes among the targets.
         positive = feeding.class_probabilities(probabilities)[:, 1]
-        found["roc_auc"] = _number(roc_auc_score(y, positive)) if len(np.unique(y)) == 2 else None
-    return found
+        result.roc_auc = _number(roc_auc_score(y, positive)) if len(np.unique(y)) == 2 else None
 
 
 def _regression(y, predicted):

@@ -24,7 +24,7 @@ import numpy as np
 
 from nnrun import atomic, signals
 from nnrun.errors import ConfigError, RunFailed, one_line
-from nnrun.inference import runtimes
+from nnrun.inference import loading, runtimes
 from nnrun.rundir import files as rundir
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _export(run, formats, console, stop):
 
     backend.use("tensorflow")  # every format's converter is there; a .keras file loads on either backend
     keras = backend.keras()
-    model = _without_augmentation(rundir.load_model(run), len(run.config.data.augmentation), keras)
+    model = _without_augmentation(loading.load_model(run), len(run.config.data.augmentation), keras)
     shape = tuple(run.preprocessing["input_shape"])
     probes = _probes(shape, run.preprocessing)
     expected = np.asarray(model.predict(probes, verbose=0))

@@ -36,6 +36,13 @@ class Predictions:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
     notes: list[str] = field(default_factory=list)  # things the user should know (ignored columns)
 
+    def to_json(self) -> list[dict[str, Any]]:
+        """What `nnrun predict --json` prints: one object per row (JSON lines), each naming the run and runtime."""
+        return [
+            {**row, "run": str(self.run.path), "run_status": self.run.status, "runtime": self.runtime}
+            for row in self.rows
+        ]
+
 
 def predict(
     run_dir: str | os.PathLike[str],

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from nnrun import atomic
 from nnrun.backend import quiet
 from nnrun.errors import ConfigError, RunDirError, one_line
+from nnrun.inference import loading
 from nnrun.rundir import files as rundir
 
 if TYPE_CHECKING:  # predict runs an export without TensorFlow: nothing here imports Keras (or NumPy) to be typed
@@ -113,7 +114,7 @@ def open_export(
     except Exception as e:  # a damaged file: whatever the runtime's parser raised
         raise RunDirError(f"'{path}' cannot be loaded by {RUNNERS[name]}: {one_line(e, 200)}") from None
     if run is not None:
-        rundir.check_shapes(runtime.shapes[0][1:], runtime.shapes[1][-1], run.preprocessing, run.path)
+        loading.check_shapes(runtime.shapes[0][1:], runtime.shapes[1][-1], run.preprocessing, run.path)
     return runtime
 
 
@@ -185,5 +186,5 @@ class Keras:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
-            self.model = rundir.load_model(self.run)
+            self.model = loading.load_model(self.run)
         return self.model.predict(x, batch_size=len(x), verbose=0)

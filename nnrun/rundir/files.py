@@ -1,4 +1,4 @@
-"""The run directory: its file names, creating it, reading run.json, finding runs.
+"""The run directory: its file names, creating it, reading run.json and config.yaml.
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash or Ctrl-C never leaves a half-written file behind.
@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
-from nnrun.errors import RunDirError, one_line
+from nnrun.errors import RunDirError
 from nnrun.rundir import liveness
 
 # No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
-if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
-    import keras
-
+if TYPE_CHECKING:
     from nnrun.config.schema import Config
 
 CONFIG = "config.yaml"
@@ -38,9 +36,6 @@ PLOTS = "plots"
 BACKUP = "backup"
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
-# Keras's safe mode had bypasses before 3.14 (CVE-2025-1550, CVE-2025-8747,
-# CVE-2025-9906, CVE-2026-1462): models from other people load only on newer.
-MIN_KERAS = (3, 14)
 
 
 def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
@@ -78,30 +73,6 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
 
 
-STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
-
-
-def sweep_stale(root: str | os.PathLike[str]) -> None:
-    """Removes temporary files that dead processes left in a runs folder's run directories.
-
-    Only files over an hour old: an `evaluate` or a `resume` may be writing
-    into a run that is not `running`. A run whose process still runs keeps its
-    own whatever their age.
-
-    Args:
-        root: the runs folder.
-    """
-    runs, _ = listing(root)
-    for path, info in runs:
-        if liveness.status(info) != "running":
-            atomic.remove_temporary(path, older_than=STALE_SECONDS)
-    for tmp in Path(root).glob(f".{LATEST}.*"):  # point_latest's, named by pid
-        pid = tmp.name.rpartition(".")[2]
-        if pid.isdigit() and not liveness.alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Reads a JSON file of a run directory, with a clear error if it is not one."""
     try:
@@ -109,10 +80,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         folder = Path(path).parent
         if (folder / SWEEP).is_file():
-            raise RunDirError(
-                f"'{folder}' is a sweep directory, not a run: its runs are in {folder / 'trials'}, "
-                f"its best config is {folder / 'best.yaml'}"
-            ) from None
+            raise _sweep_dir(folder) from None
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
@@ -265,13 +233,7 @@ class Run:
     @functools.cached_property
     def config(self) -> "Config":
         """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
-        from nnrun.config import loading as config_lib
-        from nnrun.errors import ConfigError
-
-        try:
-            return config_lib.load(self.path / CONFIG)
-        except ConfigError as e:
-            raise RunDirError(f"'{self.path}': its {CONFIG} is not valid: {e}") from None
+        return read_config(self.path)
 
     def warning(self) -> str | None:
         """A line for stderr when the run is not a completed one, else None."""
@@ -293,11 +255,7 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
     Returns:
         A `Run`.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise RunDirError(
-            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
-        )
+    path = check_run_dir(path)
     info = read_run(path)
     if not (path / model).is_file():
         why = (
@@ -318,99 +276,75 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
     return run
 
 
-def load_model(run: Run) -> "keras.Model":
-    """Loads a run's model in Keras's safe mode (no code in it can run).
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a run directory: a folder with a run.json (readable or not)."""
+    path = Path(path)
+    return path.is_dir() and (path / RUN).exists()
+
+
+def check_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Checks that `path` is a run directory (`is_run_dir`), with a `RunDirError` that says why not.
 
     Args:
-        run: a `Run`.
+        path: what the user named as a run directory.
 
     Returns:
-        The compiled Keras model.
+        `path` as a `Path`.
     """
-    from nnrun.backend import keras as _keras
-
-    keras = _keras()
-    if tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit()) < MIN_KERAS:
+    path = Path(path)
+    if is_run_dir(path):
+        return path
+    if not path.is_dir():
         raise RunDirError(
-            f"refusing to load '{run.path / run.model}' with Keras {keras.__version__}: its safe mode has known "
-            f"bypasses; pip install 'keras>={'.'.join(map(str, MIN_KERAS))}'"
+            f"run directory '{path}' " + ("is a file, not a directory" if path.exists() else "does not exist")
         )
-    file = run.path / run.model
+    if (path / SWEEP).is_file():
+        raise _sweep_dir(path)
+    raise RunDirError(f"'{path}' is not a run directory: no {RUN}")
+
+
+def _sweep_dir(path: Path) -> RunDirError:
+    return RunDirError(
+        f"'{path}' is a sweep directory, not a run: its runs are in {path / 'trials'}, "
+        f"its best config is {path / 'best.yaml'}"
+    )
+
+
+def read_config(path: str | os.PathLike[str]) -> "Config":
+    """Reads and validates a run directory's config.yaml (the resolved config it was trained with).
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        The `Config`; one that is not valid is a `RunDirError`.
+    """
+    from nnrun.config import loading as config_lib
+    from nnrun.errors import ConfigError
+
     try:
-        model = keras.models.load_model(file, safe_mode=True, compile=True)
-    except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised
-        raise RunDirError(f"'{file}' cannot be loaded: {one_line(e, 300)}") from None
-    _check_fits(model, run.preprocessing, run.path)
-    return model
+        return config_lib.load(Path(path) / CONFIG)
+    except ConfigError as e:
+        raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
 
 
-def _check_fits(model, preprocessing, path):
-    """The model takes the inputs preprocessing.json describes and gives one output per class."""
-    check_shapes(model.input_shape[1:], model.output_shape[-1], preprocessing, path)
-
-
-def check_shapes(
-    inputs: Iterable[int | str | None], outputs: int | str | None, preprocessing: Mapping[str, Any], path: Path
-) -> None:
-    """A model's sample shape and output width fit preprocessing.json (Keras's, or an export's).
+def read_config_yaml(path: str | os.PathLike[str]) -> Any:
+    """A run directory's config.yaml as written, unvalidated (to compare runs key by key).
 
     Args:
-        inputs: one sample's shape the model takes.
-        outputs: the width of its output.
-        preprocessing: the run's preprocessing dict.
-        path: the run directory, for messages.
-    """
-    inputs = tuple(inputs)
-    if inputs != tuple(preprocessing["input_shape"]):
-        raise RunDirError(
-            f"'{path / PREPROCESSING}': input_shape {preprocessing['input_shape']}, but the model takes {list(inputs)}"
-        )
-    classes = preprocessing.get("class_names")
-    if classes is not None and outputs != len(classes) and not (outputs == 1 and len(classes) == 2):
-        raise RunDirError(f"'{path / PREPROCESSING}': {len(classes)} class_names, but the model has {outputs} outputs")
-
-
-def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
-    """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
-
-    Args:
-        root: the runs folder.
+        path: the run directory, checked to be one.
 
     Returns:
-        `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
+        What the YAML holds (a mapping, unless the file was damaged).
     """
-    runs: list[tuple[Path, dict[str, Any]]] = []
-    broken: list[tuple[Path, str]] = []
-    root = Path(root)
-    if not root.is_dir():
-        return runs, broken
-    for path in sorted(root.iterdir()):
-        if path.is_symlink() or not path.is_dir() or not (path / RUN).exists():
-            continue
-        try:
-            runs.append((path, read_run(path)))
-        except RunDirError as e:
-            broken.append((path, str(e)))
-    return runs, broken
+    from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
 
-
-def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
-    """Returns the newest completed run directory under `root` (by its start time).
-
-    Runs that are running, crashed, failed or interrupted are passed over,
-    even with a model: a default must be a finished run.
-
-    Args:
-        root: the runs folder.
-        hint: how the user names a run instead, for the message when there is none.
-
-    Returns:
-        The `Path` of the completed run started last.
-    """
-    runs, _ = listing(root)
-    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / MODEL).is_file()]
-    if not done:
-        others = sorted({liveness.status(info) for _, info in runs})
-        unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
-        raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
-    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]
+    file = check_run_dir(path) / CONFIG
+    try:
+        size = file.stat().st_size
+        if size > MAX_CONFIG_BYTES:  # before reading it: run directories come from other people
+            raise RunDirError(f"'{file}': {size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"'{file}': cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return parse_yaml(text, str(file))

@@ -5,6 +5,7 @@ Reads run directories only; never imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import time
@@ -14,14 +15,57 @@ from typing import Any
 
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import finding, liveness
 
 STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
 
 
-def summaries(
-    root: str | os.PathLike[str], statuses: Collection[str] = (), name: str | None = None
-) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+@dataclasses.dataclass
+class RunSummary:
+    """What `nnrun runs` shows of one run (its --json keys, in this order)."""
+
+    run: str  # the run directory
+    name: str
+    status: str  # as `liveness.status` reads it
+    started_at: str | None
+    duration_s: float | None  # to the end, or to the last heartbeat of a run that has not ended
+    epochs_completed: int | None
+    epochs: int | None
+    metric: str | None  # the test metric shown: the first that is not the loss
+    test: float | None  # its value
+    data: str | None  # `source:name`, e.g. sklearn:digits
+    resumes: int
+    hint: str | None  # how to continue a run that stopped
+
+
+@dataclasses.dataclass
+class Listing:
+    """`nnrun runs`: the runs of a runs folder, newest first, and the run directories that could not be read."""
+
+    runs: list[RunSummary]
+    broken: list[tuple[Path, str]]  # (path, why)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """What `nnrun runs --json` prints: one object per run."""
+        return [dataclasses.asdict(s) for s in self.runs]
+
+
+@dataclasses.dataclass
+class Diff:
+    """`nnrun runs diff`: how two runs' configs differ, and their final metrics side by side."""
+
+    a: str
+    b: str
+    status: dict[str, str]  # {"a": ..., "b": ...}
+    config: list[dict[str, Any]]  # {"key", "a", "b"} for each key path whose value differs
+    metrics: list[dict[str, Any]]  # {"key", "a", "b"} for every final metric
+
+    def to_json(self) -> dict[str, Any]:
+        """What `nnrun runs diff --json` prints."""
+        return dataclasses.asdict(self)
+
+
+def summaries(root: str | os.PathLike[str], statuses: Collection[str] = (), name: str | None = None) -> Listing:
     """One summary per run directory under `root`, newest first.
 
     Args:
@@ -30,19 +74,19 @@ def summaries(
         name: keep only runs whose name matches this glob pattern (`mnist*`) or contains it.
 
     Returns:
-        `(summaries, broken)`: JSON-able dicts, and `(path, why)` for unreadable run.json files.
+        A `Listing`: the `RunSummary`s, and `(path, why)` for unreadable run.json files.
     """
-    runs, broken = rundir.listing(root)
+    runs, broken = finding.listing(root)
     found = [summary(path, info) for path, info in runs]
     if statuses:
-        found = [s for s in found if s["status"] in statuses]
+        found = [s for s in found if s.status in statuses]
     if name:
-        found = [s for s in found if fnmatch.fnmatch(s["name"], name) or name in s["run"]]
-    found.sort(key=lambda s: (s["started_at"] or "", s["run"]), reverse=True)
-    return found, broken
+        found = [s for s in found if fnmatch.fnmatch(s.name, name) or name in s.run]
+    found.sort(key=lambda s: (s.started_at or "", s.run), reverse=True)
+    return Listing(found, broken)
 
 
-def summary(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+def summary(path: Path, info: dict[str, Any]) -> RunSummary:
     """What `nnrun runs` shows of one run.
 
     Args:
@@ -50,28 +94,28 @@ def summary(path: Path, info: dict[str, Any]) -> dict[str, Any]:
         info: its run.json.
 
     Returns:
-        A JSON-able dict.
+        A `RunSummary`.
     """
     status = liveness.status(info)
     test = _metrics(path).get("test", {})
     metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
-    return {
-        "run": str(path),
-        "name": str(info.get("name") or path.name),  # run.json may say null
-        "status": status,
-        "started_at": info.get("started_at"),
-        "duration_s": info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),
-        "epochs_completed": info.get("epochs_completed"),
-        "epochs": info.get("epochs"),
-        "metric": metric,
-        "test": test.get(metric) if metric else None,
-        "data": _data_source(path),
-        "resumes": len(info.get("resumes", [])),
-        "hint": f"nnrun resume {path}" if status in ("crashed", "interrupted", "failed") else None,
-    }
+    return RunSummary(
+        run=str(path),
+        name=str(info.get("name") or path.name),  # run.json may say null
+        status=status,
+        started_at=info.get("started_at"),
+        duration_s=info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),
+        epochs_completed=info.get("epochs_completed"),
+        epochs=info.get("epochs"),
+        metric=metric,
+        test=test.get(metric) if metric else None,
+        data=_data_source(path),
+        resumes=len(info.get("resumes", [])),
+        hint=f"nnrun resume {path}" if status in ("crashed", "interrupted", "failed") else None,
+    )
 
 
-def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
+def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:
     """The differences between two runs' resolved configs, and their metrics.
 
     Args:
@@ -79,10 +123,9 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]
         b: another.
 
     Returns:
-        A JSON-able dict: `config` rows `{key, a, b}` for each key path whose
-        value differs, and `metrics` rows `{key, a, b}` for every final metric.
+        A `Diff`.
     """
-    configs = [_flat(_config(p)) for p in (a, b)]
+    configs = [_flat(rundir.read_config_yaml(p)) for p in (a, b)]
     keys = sorted(set(configs[0]) | set(configs[1]))
     missing = object()
     changed = [
@@ -95,7 +138,7 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]
         {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
     ]
     status = {k: liveness.status(_info(p)) for k, p in (("a", a), ("b", b))}
-    return {"a": str(a), "b": str(b), "status": status, "config": changed, "metrics": scores}
+    return Diff(str(a), str(b), status, changed, scores)
 
 
 def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None = None) -> Path:
@@ -113,7 +156,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
 
     histories = {}
     for path in map(Path, run_dirs):
-        _check(path)
+        rundir.check_run_dir(path)
         try:
             rows = rundir.read_history(path / rundir.HISTORY)
         except (ValueError, TypeError) as e:
@@ -139,24 +182,6 @@ def _since_start(info):
     return round((beat - start).total_seconds(), 3)
 
 
-def _check(path):
-    if not Path(path).is_dir():
-        raise RunDirError(f"run directory '{path}' does not exist")
-    if not (Path(path) / rundir.RUN).is_file():
-        raise RunDirError(f"'{path}' is not a run directory: no {rundir.RUN}")
-
-
-def _config(path):
-    from nnrun.config.safe_yaml import parse_yaml
-
-    _check(path)
-    try:
-        text = (Path(path) / rundir.CONFIG).read_text(encoding="utf-8")
-    except OSError as e:
-        raise RunDirError(f"'{Path(path) / rundir.CONFIG}': cannot read: {e.strerror}") from None
-    return parse_yaml(text, str(Path(path) / rundir.CONFIG))
-
-
 def _info(path):
     try:
         found = rundir.read_run(path)
@@ -175,7 +200,7 @@ def _metrics(path):
 
 def _data_source(path):
     try:
-        data = _config(path).get("data", {})
+        data = rundir.read_config_yaml(path).get("data", {})
     except Exception:  # a listing shows what it can of a damaged run
         return None
     where = data.get("name") or (Path(data["path"]).name if data.get("path") else None)

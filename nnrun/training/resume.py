@@ -17,7 +17,7 @@ from nnrun import atomic, backend
 from nnrun.config import loading as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness, runinfo
+from nnrun.rundir import finding, liveness, runinfo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -192,7 +192,7 @@ def newest_unfinished(config: Config) -> Path | None:
 
     wanted = _comparable(config_lib.parse_yaml(resolved_text(config), "config"))
     candidates = []
-    for path, info in rundir.listing(config.output.dir)[0]:
+    for path, info in finding.listing(config.output.dir)[0]:
         if liveness.status(info) not in UNFINISHED or info.get("name") != config.output.name:
             continue
         try:

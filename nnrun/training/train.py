@@ -30,7 +30,7 @@ from nnrun.model import backbones
 from nnrun.model.build import build, callbacks_from, check_fit, compile_model
 from nnrun.model.names import snake_case
 from nnrun.rundir import files as rundir
-from nnrun.rundir import runinfo
+from nnrun.rundir import finding, runinfo
 from nnrun.training import distribution
 from nnrun.training import stages as fine_tune
 
@@ -172,7 +172,7 @@ def train(
     with engine.finishing(), signals.stopping() as stop, contextlib.ExitStack() as trackers:
         started = time.time()
         if not resume and engine.writer:
-            rundir.sweep_stale(config.output.dir)
+            finding.sweep_stale(config.output.dir)
         assert config.output.name is not None  # load() sets it
         run_dir = Path(resume) if resume else rundir.create(engine.output_dir(config.output.dir), config.output.name)
         # A new run writes its files; a resumed one gets back its weights,

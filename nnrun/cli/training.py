@@ -1,0 +1,233 @@
+"""The commands that read a config: train, resume, sweep, check, and schema (the config's JSON Schema)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from nnrun.cli import streams
+from nnrun.cli.options import config_argument, quiet_option, set_option, tracker_option
+from nnrun.errors import BadInput, NnrunError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nnrun.config.schema import Config
+    from nnrun.training.distribution import Plan
+
+
+@click.command()
+@config_argument
+@set_option
+@quiet_option
+@click.option(
+    "--resume-if-possible",
+    is_flag=True,
+    help="Resume the newest unfinished run of this same config if there is one (for CI retries); else start a new run.",
+)
+@tracker_option
+def train(
+    config_file: Path, overrides: tuple[str, ...], quiet: bool, resume_if_possible: bool, trackers: tuple[str, ...]
+) -> None:
+    """Train the model CONFIG describes; print the new run directory last."""
+    from nnrun import backend
+    from nnrun.config import loading as config
+    from nnrun.training import distribution
+
+    resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    resolved = config.with_trackers(resolved, trackers)
+    if resolved.sweep:
+        streams.echo(
+            f"note: {config_file} has a sweep section, which nnrun sweep runs; this trains the config as it is",
+            err=True,
+        )
+    plan = distribution.plan(resolved)
+    if resume_if_possible:
+        _in_one_process(plan, "--resume-if-possible")
+    backend.use(resolved.backend)
+    from nnrun.training import resume
+    from nnrun.training import train as training
+
+    console = streams.console()
+    live = console.is_terminal and not quiet
+    found = resume.newest_unfinished(resolved) if resume_if_possible else None
+    run_dir: Path | None
+    with _about(config_file):
+        if found:
+            console.print(f"resuming the unfinished run {found} of this config", highlight=False)
+            kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE if _has(resolved, key)]
+            run_dir = resume.resume(found, console, kept, live=live, trackers=trackers)
+        else:
+            if resume_if_possible:
+                console.print("no unfinished run of this config to resume: starting a new one", style="dim")
+            run_dir = training.train(resolved, console, live=live, config_file=config_file)
+    if run_dir is None:  # a process other than 0 of a multi-process run: it said so
+        return
+    _print_metrics(console, run_dir)
+    _export_as_asked(resolved, run_dir, console)
+    click.echo(str(run_dir))
+
+
+@click.command(name="resume")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resume even if the data changed since the run started, or the run says it runs on another host.",
+)
+@quiet_option
+@tracker_option
+def resume_command(
+    run_dir: Path, overrides: tuple[str, ...], force: bool, quiet: bool, trackers: tuple[str, ...]
+) -> None:
+    """Continue a killed, interrupted or failed run from its last backup, in RUN_DIR.
+
+    Only options that cannot change the result may be --set: training.epochs,
+    training.fine_tune.epochs, training.backup_every_steps, output.keep_backup, output.save_h5.
+    """
+    from nnrun.rundir import files as rundir
+    from nnrun.training import resume
+
+    console = streams.console()
+    run_dir = resume.resume(
+        run_dir, console, overrides, force, live=console.is_terminal and not quiet, trackers=trackers
+    )
+    _print_metrics(console, run_dir)
+    _export_as_asked(rundir.read_config(run_dir), run_dir, console)
+    click.echo(str(run_dir))
+
+
+@click.command(name="sweep")
+@click.argument("target", metavar="CONFIG|SWEEP_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Trials run at once, each in a process of its own.",
+)
+@tracker_option
+def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers: tuple[str, ...]) -> None:
+    """Search the parameters CONFIG's sweep section names; each trial is a run.
+
+    Given a sweep directory instead, continue that sweep where it stopped
+    (--set sweep.trials=N lengthens it). Prints the sweep directory last.
+    """
+    from nnrun import backend
+    from nnrun.config import loading as config
+    from nnrun.sweep import command as sweep
+    from nnrun.sweep import study
+    from nnrun.training import distribution
+
+    console = streams.console()
+    if target.is_dir():
+        if not sweep.is_sweep(target):
+            raise click.UsageError(f"'{target}' is a folder but not a sweep directory (it has no {study.STATE})")
+        if trackers:
+            raise click.UsageError("a sweep continues with its own config: --tracker is for a new sweep")
+        saved = config.load(target / study.CONFIG)
+        _in_one_process(distribution.plan(saved), "nnrun sweep")
+        backend.use(saved.backend)
+        sweep_dir = sweep.run(target, console, jobs, overrides)
+    else:
+        resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
+        if resolved.sweep is None:
+            raise click.UsageError(f"{target} has no sweep section (see the README: Searching for better settings)")
+        _in_one_process(distribution.plan(resolved), "nnrun sweep")
+        with _about(target):
+            sweep.check_available()
+        backend.use(resolved.backend)
+        with _about(target):
+            sweep.check(resolved, target, console)  # a bad space fails before the first trial
+            sweep_dir = sweep.start(resolved, target, console, jobs)
+    click.echo(str(sweep_dir))
+
+
+@click.command()
+@config_argument
+@set_option
+def check(config_file: Path, overrides: tuple[str, ...]) -> None:
+    """Validate CONFIG, load its data and build its model, without training."""
+    from nnrun import backend
+    from nnrun.config import loading as config
+
+    resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    if resolved.sweep:
+        from nnrun.sweep import command as sweep
+
+        with _about(config_file):
+            sweep.check_available()
+    backend.use(resolved.backend)
+    from nnrun.cli import check as checking
+
+    with _about(config_file):
+        setup = checking.prepare(resolved, config_file, streams.console())
+    checking.report(resolved, setup, click.echo)
+    click.echo(f"{config_file}: ok")
+
+
+@click.command()
+def schema() -> None:
+    """Print the config's JSON Schema (for editors and the YAML language server)."""
+    from nnrun.config import json_schema as config_schema
+
+    click.echo(json.dumps(config_schema.json_schema(), indent=2))
+
+
+@contextlib.contextmanager
+def _about(config_file: Path) -> Iterator[None]:
+    """Names the config file in bad-input errors found after loading it (model, data)."""
+    try:
+        yield
+    except BadInput as e:
+        if str(e).startswith(str(config_file)):
+            raise
+        named = type(e)(f"{config_file}: {e}")
+        named.run_dir = getattr(e, "run_dir", None)  # a run or sweep that began: its path still goes to stdout
+        raise named from None
+
+
+def _in_one_process(plan: Plan, what: str) -> None:
+    """Refuses `what` under the launch variables of several processes: each would make its own directories."""
+    if plan.processes > 1:
+        raise click.UsageError(f"{what} runs in one process; unset the KERAS_DISTRIBUTION_* variables")
+
+
+def _export_as_asked(config: Config, run_dir: Path, console: Console) -> None:
+    """The config's output.export, once its run has completed; a failed export keeps the run's path on stdout."""
+    if not config.output.export:
+        return
+    from nnrun.inference import export
+
+    try:
+        export.export(run_dir, config.output.export, console)
+    except (NnrunError, KeyboardInterrupt) as e:
+        e.run_dir = run_dir  # type: ignore[union-attr]  # a plain KeyboardInterrupt takes it too (read by getattr)
+        raise
+
+
+def _print_metrics(console: Console, run_dir: Path) -> None:
+    from nnrun.cli import render
+    from nnrun.rundir import files as rundir
+
+    console.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
+
+
+def _get(config: Config, key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _has(config: Config, key: str) -> bool:
+    """Whether the section holding `key` is set (training.fine_tune is null unless asked for)."""
+    parent, _, _ = key.rpartition(".")
+    return _get(config, parent) is not None

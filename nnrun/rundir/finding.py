@@ -1,0 +1,82 @@
+"""Finding runs in a runs folder: the run directories in it, the newest completed one, orphaned temporary files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from nnrun import atomic
+from nnrun.errors import RunDirError
+from nnrun.rundir import files as rundir
+from nnrun.rundir import liveness
+
+STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
+
+
+def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
+    """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
+
+    Args:
+        root: the runs folder.
+
+    Returns:
+        `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
+    """
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    broken: list[tuple[Path, str]] = []
+    root = Path(root)
+    if not root.is_dir():
+        return runs, broken
+    for path in sorted(root.iterdir()):
+        if path.is_symlink() or not rundir.is_run_dir(path):  # runs/latest points at one listed already
+            continue
+        try:
+            runs.append((path, rundir.read_run(path)))
+        except RunDirError as e:
+            broken.append((path, str(e)))
+    return runs, broken
+
+
+def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
+    """Returns the newest completed run directory under `root` (by its start time).
+
+    Runs that are running, crashed, failed or interrupted are passed over,
+    even with a model: a default must be a finished run.
+
+    Args:
+        root: the runs folder.
+        hint: how the user names a run instead, for the message when there is none.
+
+    Returns:
+        The `Path` of the completed run started last.
+    """
+    runs, _ = listing(root)
+    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / rundir.MODEL).is_file()]
+    if not done:
+        others = sorted({liveness.status(info) for _, info in runs})
+        unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
+        raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
+    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]
+
+
+def sweep_stale(root: str | os.PathLike[str]) -> None:
+    """Removes temporary files that dead processes left in a runs folder's run directories.
+
+    Only files over an hour old: an `evaluate` or a `resume` may be writing
+    into a run that is not `running`. A run whose process still runs keeps its
+    own whatever their age.
+
+    Args:
+        root: the runs folder.
+    """
+    runs, _ = listing(root)
+    for path, info in runs:
+        if liveness.status(info) != "running":
+            atomic.remove_temporary(path, older_than=STALE_SECONDS)
+    for tmp in Path(root).glob(f".{rundir.LATEST}.*"):  # point_latest's, named by pid
+        pid = tmp.name.rpartition(".")[2]
+        if pid.isdigit() and not liveness.alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
