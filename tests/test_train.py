@@ -333,3 +333,80 @@ def test_a_regression_learns_targets_far_from_zero_in_their_own_units(runner, wr
     assert predicted.exit_code == 0, predicted.output
     values = np.array([json.loads(line)["value"] for line in predicted.stdout.splitlines()])
     assert np.abs(values - y[:20]).mean() < 300, values  # grams, not standardized units
+
+
+# Backend errors known by their class (nnrun.training.reasons), never by their name.
+
+
+def _fake_module(monkeypatch, name, **classes):
+    from types import ModuleType
+
+    module = ModuleType(name)
+    for key, value in classes.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_tensorflow_errors_are_known_by_class_only_once_tensorflow_is_loaded(monkeypatch):
+    from types import SimpleNamespace
+
+    from nnrun.training import reasons
+
+    class ResourceExhaustedError(Exception):  # TensorFlow's name, not its class
+        pass
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    assert not reasons.is_backend_error(ResourceExhaustedError("OOM"), "out_of_memory")
+    assert "tensorflow" not in sys.modules, "asking imports nothing"
+    assert reasons.reason(ResourceExhaustedError("OOM when allocating"), streamed=False) == (
+        "ResourceExhaustedError: OOM when allocating"
+    )
+
+    class OutOfMemory(Exception):
+        pass
+
+    class Unreadable(Exception):
+        pass
+
+    _fake_module(
+        monkeypatch,
+        "tensorflow",
+        errors=SimpleNamespace(ResourceExhaustedError=OutOfMemory, InvalidArgumentError=Unreadable),
+    )
+    assert reasons.is_backend_error(OutOfMemory(), "out_of_memory")
+    assert not reasons.is_backend_error(ResourceExhaustedError(), "out_of_memory")
+    assert reasons.reason(OutOfMemory("OOM"), streamed=False) == "ran out of memory; try a smaller training.batch_size"
+    assert reasons.reason(Unreadable("jpeg::Uncompress failed"), streamed=True) == (
+        "a file of the data could not be read during training (a corrupt image?): jpeg::Uncompress failed"
+    )
+    assert reasons.reason(Unreadable("shapes differ"), streamed=False) == "Unreadable: shapes differ"
+
+
+def test_jax_running_out_of_memory_is_known_by_its_class_and_xla_status(monkeypatch):
+    from nnrun.training import reasons
+
+    class JaxRuntimeError(RuntimeError):
+        pass
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    _fake_module(monkeypatch, "jax.errors", JaxRuntimeError=JaxRuntimeError)
+    assert reasons.is_backend_error(
+        JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 8 bytes"), "out_of_memory"
+    )
+    assert not reasons.is_backend_error(JaxRuntimeError("INTERNAL: something else"), "out_of_memory")
+    assert not reasons.is_backend_error(RuntimeError("RESOURCE_EXHAUSTED: Out of memory"), "out_of_memory")
+    assert not reasons.is_backend_error(JaxRuntimeError("INVALID_ARGUMENT: x"), "invalid_argument")
+
+
+@pytest.mark.slow  # imports TensorFlow and JAX
+def test_the_real_backend_errors_are_known():
+    from nnrun.backend import tensorflow
+    from nnrun.training import reasons
+
+    tf = tensorflow()
+    import jax.errors
+
+    assert reasons.is_backend_error(tf.errors.ResourceExhaustedError(None, None, "OOM"), "out_of_memory")
+    assert reasons.is_backend_error(tf.errors.InvalidArgumentError(None, None, "bad jpeg"), "invalid_argument")
+    assert not reasons.is_backend_error(tf.errors.InvalidArgumentError(None, None, "x"), "out_of_memory")
+    assert reasons.is_backend_error(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory"), "out_of_memory")

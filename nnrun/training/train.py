@@ -8,7 +8,6 @@ stands: running, completed, failed or interrupted.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 import sys
@@ -25,12 +24,12 @@ from nnrun import atomic, data, plots, signals
 from nnrun.backend import keras as _keras
 from nnrun.config import schema as config_lib
 from nnrun.data import feeding, schema
-from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed, one_line
+from nnrun.errors import ConfigError, Interrupted, NnrunError, RunDirError, RunFailed
 from nnrun.model import backbones
 from nnrun.model.build import build, callbacks_from, check_fit, compile_model, snake_case
 from nnrun.rundir import files as rundir
 from nnrun.rundir import runinfo
-from nnrun.training import distribution
+from nnrun.training import distribution, reasons
 from nnrun.training import stages as fine_tune
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -288,7 +287,7 @@ def train(
             e.run_dir = run_dir
             raise
         except Exception as e:
-            if config.data.source == "images" and type(e).__name__ == "InvalidArgumentError":
+            if config.data.source == "images" and reasons.is_backend_error(e, "invalid_argument"):
                 # tf.data could not decode a file, and does not say which: name it (exit 2).
                 from nnrun.data import image_folder
 
@@ -298,7 +297,7 @@ def train(
                     runinfo.finish(run_dir, started, "failed", console, error=str(unreadable))
                     unreadable.run_dir = run_dir
                     raise unreadable from None
-            reason = _reason(e, streamed=feeding.is_stream(ds.x_train))
+            reason = reasons.reason(e, streamed=feeding.is_stream(ds.x_train))
             runinfo.finish(run_dir, started, "failed", console, error=reason, traceback=traceback.format_exc())
             failed = RunFailed(f"{reason} (details in {run_dir / rundir.RUN}; nnrun resume {run_dir} continues it)")
             failed.run_dir = run_dir
@@ -382,18 +381,6 @@ def _keep_last_epoch(model, recorder, run_dir, config, engine):
     except Exception as e:
         return f"; the model of epoch {recorder.weights_epoch} could not be saved ({type(e).__name__}: {e})"
     return f"; the model of epoch {recorder.weights_epoch} is saved in {run_dir}"
-
-
-def _reason(error: BaseException, streamed: bool) -> str:
-    """Why a run failed, in one line a user can act on."""
-    kind, first = type(error).__name__, one_line(error, 300)
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"no space left on the device writing '{error.filename or 'a file'}'"
-    if kind == "ResourceExhaustedError":
-        return "ran out of memory; try a smaller training.batch_size"
-    if kind == "InvalidArgumentError" and streamed:
-        return f"a file of the data could not be read during training (a corrupt image?): {first}"
-    return f"{kind}: {first}"
 
 
 def _target_units(dataset, data):
