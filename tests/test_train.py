@@ -335,6 +335,22 @@ def test_a_regression_learns_targets_far_from_zero_in_their_own_units(runner, wr
     assert np.abs(values - y[:20]).mean() < 300, values  # grams, not standardized units
 
 
+def test_importing_any_nnrun_module_imports_no_keras():
+    # A fresh interpreter: in this one, other tests have loaded Keras already.
+    code = (
+        "import importlib, pkgutil, sys, nnrun\n"
+        "names = [m.name for m in pkgutil.walk_packages(nnrun.__path__, 'nnrun.') if m.name != 'nnrun.__main__']\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert 'nnrun.training.callbacks' in names and len(names) > 40, names\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "[]", (
+        "importing nnrun's modules loaded Keras, so import order would pick the backend"
+    )
+
+
 # Backend errors known by their class (nnrun.training.reasons), never by their name.
 
 
