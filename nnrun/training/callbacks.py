@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
 from nnrun.data import feeding
+from nnrun.errors import Diverged
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
 from nnrun.training import keras_classes
@@ -93,6 +94,20 @@ def _make(keras: Any) -> tuple[type, ...]:
                 self.diverged_at = (float(loss), self.epoch + 1, batch + 1)
                 self.model.stop_training = True
 
+        @property
+        def halt(self) -> bool:
+            """Whether training diverged: the run ends, not only its stage."""
+            return self.diverged_at is not None
+
+        def check(self) -> None:
+            """Raises `Diverged` if the loss became NaN or infinite; `train` calls it once `fit` has returned."""
+            if self.diverged_at is not None:
+                loss, epoch, batch = self.diverged_at
+                raise Diverged(
+                    f"the loss became {loss} at epoch {epoch}, batch {batch}: training diverged; "
+                    "try a lower optimizer.learning_rate"
+                )
+
     class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         """Keras's `ModelCheckpoint`, writing to a temporary file renamed into place."""
 
@@ -150,6 +165,11 @@ def _make(keras: Any) -> tuple[type, ...]:
             super().__init__()
             self.stop, self.agree = stop, agree
             self.agreed = False  # stopped at an epoch end agreed with every process
+
+        @property
+        def halt(self) -> bool:
+            """Whether a stop signal came: the run ends, not only its stage."""
+            return self.stop.signum is not None
 
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if self.agree is None:

@@ -1,4 +1,5 @@
-"""Training progress: a rich progress bar on a terminal, one line per epoch elsewhere."""
+"""Training progress: one `Reporter` says what a run does (stderr); its epochs show as a rich
+progress bar on a terminal, one line per epoch elsewhere."""
 
 from __future__ import annotations
 
@@ -13,6 +14,45 @@ from nnrun.training import keras_classes
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+class Reporter:
+    """Where a run says what it does: notes, warnings, plain lines, and its epochs.
+
+    Args:
+        console: the rich console to write to (stderr).
+        live: show the epochs as a live progress bar (a terminal) rather than one line each.
+        quiet: say nothing (a process other than 0 of a run: process 0 reports for all).
+    """
+
+    def __init__(self, console: Console, live: bool = False, quiet: bool = False) -> None:
+        self.console = type(console)(stderr=True, quiet=True) if quiet else console
+        self.live = live
+
+    def say(self, text: str) -> None:
+        """Prints a line as it is."""
+        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
+
+    def note(self, text: str) -> None:
+        """Prints a line dimmed: what the run did on its own (a default filled in, where it went)."""
+        self.console.print(text, style="dim", highlight=False, soft_wrap=True, markup=False)
+
+    def warn(self, text: str) -> None:
+        """Prints a line in yellow: something the user may want to act on; the run goes on."""
+        self.console.print(text, style="yellow", highlight=False, soft_wrap=True, markup=False)
+
+    def epochs(self, epochs: int, steps: int, initial_epoch: int = 0) -> Any:
+        """The Keras callback that shows the epochs; `close()` it once `fit` has returned.
+
+        Args:
+            epochs: the planned number of epochs.
+            steps: batches per epoch.
+            initial_epoch: epochs already done (a resumed run).
+
+        Returns:
+            A `ProgressReporter`.
+        """
+        return _classes.get("ProgressReporter")(self.console, epochs, steps, self.live, initial_epoch)
 
 
 def format_logs(logs: Mapping[str, Any]) -> str:

@@ -29,9 +29,9 @@ from nnrun.training import keras_classes
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
     from mlflow.tracking import MlflowClient
-    from rich.console import Console
 
     from nnrun.config.schema import Config, MlflowTracking, Tracking
+    from nnrun.training.progress import Reporter
 
 TENSORBOARD = "tensorboard"  # the run directory's folder
 MLFLOW_DB = "mlflow.db"  # the default store, beside the runs folder
@@ -72,7 +72,7 @@ def mlflow_uri(settings: MlflowTracking, output_dir: str | os.PathLike[str]) -> 
 
 @contextlib.contextmanager
 def tracked(
-    config: Config, run_dir: str | os.PathLike[str], console: Console, class_names: Sequence[str] | None = None
+    config: Config, run_dir: str | os.PathLike[str], report: Reporter, class_names: Sequence[str] | None = None
 ) -> Iterator[list[keras.callbacks.Callback]]:
     """Opens the config's trackers for a run; yields their Keras callbacks.
 
@@ -82,7 +82,7 @@ def tracked(
     Args:
         config: the validated `Config`.
         run_dir: the run directory (new or resumed).
-        console: a rich console for warnings (stderr).
+        report: the run's `Reporter`, for where they log and for warnings.
         class_names: the classes, naming a per-class metric's values.
 
     Yields:
@@ -90,13 +90,7 @@ def tracked(
     """
     trackers = []
     if config.tracking.tensorboard is not None:
-        console.print(
-            f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})",
-            style="dim",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
+        report.note(f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})")
         trackers.append(
             _keras().callbacks.TensorBoard(
                 log_dir=str(Path(run_dir) / TENSORBOARD),
@@ -107,7 +101,7 @@ def tracked(
         )
     mlflow_logger = _classes.get("MlflowLogger")
     if config.tracking.mlflow is not None:
-        trackers.append(mlflow_logger(config, run_dir, console, class_names))
+        trackers.append(mlflow_logger(config, run_dir, report, class_names))
     try:
         yield trackers
     finally:
@@ -134,7 +128,7 @@ def _make(keras: Any) -> tuple[type, ...]:
         Args:
             config: the validated `Config`.
             run_dir: the run directory.
-            console: a rich console for the warning (stderr).
+            report: the run's `Reporter`, for where it logs and for the warning.
             class_names: the classes, naming a per-class metric's values.
         """
 
@@ -142,11 +136,11 @@ def _make(keras: Any) -> tuple[type, ...]:
             self,
             config: Config,
             run_dir: str | os.PathLike[str],
-            console: Console,
+            report: Reporter,
             class_names: Sequence[str] | None = None,
         ) -> None:
             super().__init__()
-            self.run_dir, self.console, self.class_names = Path(run_dir), console, class_names
+            self.run_dir, self.report, self.class_names = Path(run_dir), report, class_names
             assert config.tracking.mlflow is not None  # made only for a config that asks for MLflow
             self.settings = config.tracking.mlflow
             self.uri = mlflow_uri(self.settings, config.output.dir)
@@ -195,13 +189,7 @@ def _make(keras: Any) -> tuple[type, ...]:
             self._say("MLflow run")
 
         def _say(self, what: str) -> None:
-            self.console.print(
-                f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}",
-                style="dim",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
+            self.report.note(f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}")
 
         def _own_run(self, run_id, here):
             """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
@@ -278,13 +266,9 @@ def _make(keras: Any) -> tuple[type, ...]:
             try:
                 function(*args)
             except Exception as e:  # MLflow's errors are many kinds; none may stop training
-                self.console.print(
+                self.report.warn(
                     f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 400)}; "
-                    "training goes on, the run directory has everything",
-                    style="yellow",
-                    highlight=False,
-                    soft_wrap=True,
-                    markup=False,
+                    "training goes on, the run directory has everything"
                 )
                 self.quiet = True
 
