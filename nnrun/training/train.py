@@ -164,7 +164,7 @@ def _callbacks(config, s, run_dir, recorder, nan_guard, others, stopper):
         recorder,  # before the backup: history.csv never lags behind it
         backup.Backup(run_dir / rundir.BACKUP, config.training.backup_every_steps, s.stages.stage),
         *own,
-        CarryOver(own, recorder.rows),
+        CarryOver(own, list(recorder.rows)),  # the history this attempt began with (a resumed run's)
         *others,  # trackers, the caller's, the progress bar
         stopper,  # last: an epoch's records and backup are written before it stops
     ]
