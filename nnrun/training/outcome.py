@@ -59,7 +59,9 @@ class LastEpoch:
             return ""
         try:
             # Past an epoch, several processes only stop together, so all of them get here.
-            model = self.engine.local(self.model, self.config)
+            # The copy `local` made once fit returned, if it did: a second would check the weights with the
+            # other processes again, which a stop after fit does not reach together.
+            model = self.engine.local(self.engine.localized or self.model, self.config)
             model.set_weights(self.recorder.weights)
             results.save_model(model, run_dir, self.config.output.save_h5)
             results.learning_curves(self.recorder.history, run_dir, self.config.output.name or "")
