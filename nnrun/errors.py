@@ -4,16 +4,39 @@ Bad input (exit 2) is the user's to fix and is reported in one line that names
 the place; a failed run (exit 1) is reported with why it failed.
 """
 
+from __future__ import annotations
+
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
 
 class NnrunError(Exception):
-    """Base of every error nnrun reports without a traceback."""
+    """Base of every error nnrun reports without a traceback.
+
+    Every kind takes the same arguments, so that `within` can raise one again.
+
+    Args:
+        message: what went wrong, in one line that names the place.
+        run_dir: the run or sweep directory, when one had begun: `nnrun` prints its path.
+    """
 
     exit_code = 1
-    run_dir: Path | None = None  # set where a run or sweep had begun: `nnrun` prints its path
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+    def within(self, run_dir: Path | None) -> NnrunError:
+        """The same error raised again where a run had begun: a new one of its kind that carries the run directory.
+
+        Args:
+            run_dir: the run directory.
+
+        Returns:
+            A new error of the same class and message.
+        """
+        return type(self)(str(self), run_dir=run_dir)
 
 
 class BadInput(NnrunError):
@@ -38,6 +61,10 @@ class RunFailed(NnrunError):
     """The run itself failed: diverged, ran out of memory. Exit code 1."""
 
 
+class Diverged(RunFailed):
+    """The loss became NaN or infinite: training diverged. Exit code 1."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A stop signal (Ctrl-C, SIGTERM, SIGHUP) during a run: exit code 128 + its number.
 
@@ -45,17 +72,17 @@ class Interrupted(KeyboardInterrupt):
 
     Args:
         signum: the signal's number.
+        run_dir: the run or sweep directory it stopped, as `NnrunError`'s.
     """
 
-    run_dir: Path | None = None  # as `NnrunError.run_dir`
-
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, run_dir: Path | None = None) -> None:
         import signal
 
         super().__init__(signum)
         self.signum = int(signum)
         self.name = signal.Signals(signum).name
         self.exit_code = 128 + self.signum
+        self.run_dir = run_dir
 
 
 class GateFailed(NnrunError):

@@ -81,7 +81,7 @@ def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, d
 
 KILL_AT_THIRD_METADATA = """
 import os, signal
-from nnrun.rundir import files as rundir
+from nnrun import atomic
 real = atomic.write_json
 count = [0]
 def write_json(path, value):
@@ -390,8 +390,6 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
 def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun.rundir import files as rundir
-
     real = atomic.write_text
 
     def full(path, text):
@@ -399,7 +397,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, text)
 
-    monkeypatch.setattr(rundir, "write_text", full)
+    monkeypatch.setattr(atomic, "write_text", full)
     result = runner.invoke(cli, ["train", str(write_config())])
     assert result.exit_code == 1, result.output
     assert "no space left on the device writing" in result.stderr and "history.csv" in result.stderr
@@ -412,8 +410,6 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
 def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun.rundir import files as rundir
-
     real = atomic.write_json
 
     def full(path, value):
@@ -421,7 +417,7 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, value)
 
-    monkeypatch.setattr(rundir, "write_json", full)
+    monkeypatch.setattr(atomic, "write_json", full)
     result = runner.invoke(cli, ["train", str(write_config())])
     assert result.exit_code == 1, result.output
     assert "could not record 'failed' in" in result.stderr and "No space left on device" in result.stderr

@@ -333,3 +333,200 @@ def test_a_regression_learns_targets_far_from_zero_in_their_own_units(runner, wr
     assert predicted.exit_code == 0, predicted.output
     values = np.array([json.loads(line)["value"] for line in predicted.stdout.splitlines()])
     assert np.abs(values - y[:20]).mean() < 300, values  # grams, not standardized units
+
+
+def test_importing_any_nnrun_module_imports_no_keras():
+    # A fresh interpreter: in this one, other tests have loaded Keras already.
+    code = (
+        "import importlib, pkgutil, sys, nnrun\n"
+        "names = [m.name for m in pkgutil.walk_packages(nnrun.__path__, 'nnrun.') if m.name != 'nnrun.__main__']\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert 'nnrun.training.callbacks' in names and len(names) > 40, names\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "[]", (
+        "importing nnrun's modules loaded Keras, so import order would pick the backend"
+    )
+
+
+# How a run ends (nnrun.training.outcome), on a run directory that never trained: what it records and raises.
+
+
+class _Untrained:
+    """An `outcome.LastEpoch` with no epoch finished: nothing to keep, no Keras."""
+
+    def __init__(self, source="sklearn"):
+        from types import SimpleNamespace
+
+        self.recorder = SimpleNamespace(rows=[], weights=None, weights_epoch=0)
+        self.config = SimpleNamespace(data=SimpleNamespace(source=source))
+        self.kept = 0
+
+    def keep(self, run_dir):
+        self.kept += 1
+        return ""
+
+
+def _ending(tmp_path, raised, source="sklearn", writer=True):
+    from rich.console import Console
+
+    from nnrun import atomic
+    from nnrun.training import outcome, progress
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    atomic.write_json(run_dir / "run.json", {"status": "running"})
+    last = _Untrained(source)
+    report = progress.Reporter(Console(stderr=True, quiet=True))
+    with pytest.raises(BaseException) as caught:
+        with outcome.Outcome(run_dir, time.time(), report, last, writer, streamed=False):
+            raise raised
+    return caught.value, json.loads((run_dir / "run.json").read_text()), run_dir, last
+
+
+def test_a_plain_ctrl_c_leaves_as_interrupted_carrying_the_run_directory(tmp_path):
+    from nnrun.errors import Interrupted
+
+    error, info, run_dir, last = _ending(tmp_path, KeyboardInterrupt())
+    assert isinstance(error, Interrupted) and error.run_dir == run_dir and error.exit_code == 130
+    assert (info["status"], info["signal"], info["error"], info["epochs_completed"]) == (
+        "interrupted",
+        "SIGINT",
+        "interrupted (Ctrl-C)",
+        0,
+    )
+    assert last.kept == 1 and len(info["attempts"]) == 1
+
+
+def test_a_stop_signal_on_another_process_leaves_without_the_run_directory(tmp_path):
+    from nnrun.errors import Interrupted
+
+    error, info, _, _ = _ending(tmp_path, Interrupted(signal.SIGTERM), writer=False)
+    assert isinstance(error, Interrupted) and error.run_dir is None and error.exit_code == 143
+    assert (info["status"], info["error"]) == ("interrupted", "stopped by SIGTERM")
+
+
+def test_nnrun_errors_leave_as_they_were_raised_carrying_the_run_directory(tmp_path):
+    from nnrun.errors import DataError
+
+    raised = DataError("data.path: gone")
+    error, info, run_dir, last = _ending(tmp_path, raised)
+    assert type(error) is DataError and str(error) == "data.path: gone" and error.exit_code == 2
+    assert error.run_dir == run_dir and raised.run_dir is None, "a new error carries it; the raised one is unchanged"
+    assert (info["status"], info["error"], last.kept) == ("failed", "data.path: gone", 0)
+
+
+def test_a_divergence_keeps_the_last_epoch_and_fails_with_exit_1(tmp_path):
+    from nnrun.errors import Diverged
+
+    error, info, run_dir, last = _ending(
+        tmp_path, Diverged("the loss became nan at epoch 3, batch 1: training diverged")
+    )
+    assert type(error) is Diverged and error.exit_code == 1 and error.run_dir == run_dir
+    assert last.kept == 1 and info["status"] == "failed" and info["error"] == str(error)
+
+
+def test_an_unexpected_error_is_recorded_with_its_reason_and_traceback(tmp_path):
+    from nnrun.errors import RunFailed
+
+    error, info, run_dir, _ = _ending(tmp_path, ZeroDivisionError("division by zero"))
+    assert type(error) is RunFailed and error.run_dir == run_dir and error.exit_code == 1
+    assert str(error) == (
+        f"ZeroDivisionError: division by zero (details in {run_dir / 'run.json'}; nnrun resume {run_dir} continues it)"
+    )
+    assert info["error"] == "ZeroDivisionError: division by zero" and "ZeroDivisionError" in info["traceback"]
+    assert isinstance(error.__cause__, ZeroDivisionError)
+
+
+def test_what_is_not_a_runs_ending_passes_through_unrecorded(tmp_path):
+    error, info, _, last = _ending(tmp_path, SystemExit(3))
+    assert type(error) is SystemExit and info == {"status": "running"} and last.kept == 0
+
+
+# Backend errors known by their class (nnrun.training.reasons), never by their name.
+
+
+def _fake_module(monkeypatch, name, **classes):
+    from types import ModuleType
+
+    module = ModuleType(name)
+    for key, value in classes.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_tensorflow_errors_are_known_by_class_only_once_tensorflow_is_loaded(monkeypatch):
+    from types import SimpleNamespace
+
+    from nnrun.training import reasons
+
+    class ResourceExhaustedError(Exception):  # TensorFlow's name, not its class
+        pass
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    assert not reasons.is_backend_error(ResourceExhaustedError("OOM"), "out_of_memory")
+    assert "tensorflow" not in sys.modules, "asking imports nothing"
+    assert reasons.reason(ResourceExhaustedError("OOM when allocating"), streamed=False) == (
+        "ResourceExhaustedError: OOM when allocating"
+    )
+
+    class OutOfMemory(Exception):
+        pass
+
+    class Unreadable(Exception):
+        pass
+
+    _fake_module(
+        monkeypatch,
+        "tensorflow",
+        errors=SimpleNamespace(ResourceExhaustedError=OutOfMemory, InvalidArgumentError=Unreadable),
+    )
+    assert reasons.is_backend_error(OutOfMemory(), "out_of_memory")
+    assert not reasons.is_backend_error(ResourceExhaustedError(), "out_of_memory")
+    assert reasons.reason(OutOfMemory("OOM"), streamed=False) == "ran out of memory; try a smaller training.batch_size"
+    assert reasons.reason(Unreadable("jpeg::Uncompress failed"), streamed=True) == (
+        "a file of the data could not be read during training (a corrupt image?): jpeg::Uncompress failed"
+    )
+    assert reasons.reason(Unreadable("shapes differ"), streamed=False) == "Unreadable: shapes differ"
+
+
+def test_jax_running_out_of_memory_is_known_by_its_class_and_xla_status(monkeypatch):
+    from nnrun.training import reasons
+
+    class JaxRuntimeError(RuntimeError):
+        pass
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    _fake_module(monkeypatch, "jax.errors", JaxRuntimeError=JaxRuntimeError)
+    assert reasons.is_backend_error(
+        JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 8 bytes"), "out_of_memory"
+    )
+    assert not reasons.is_backend_error(JaxRuntimeError("INTERNAL: something else"), "out_of_memory")
+    assert not reasons.is_backend_error(RuntimeError("RESOURCE_EXHAUSTED: Out of memory"), "out_of_memory")
+    assert not reasons.is_backend_error(JaxRuntimeError("INVALID_ARGUMENT: x"), "invalid_argument")
+
+
+@pytest.mark.slow  # imports TensorFlow and JAX
+def test_the_real_backend_errors_are_known():
+    from nnrun.backend import tensorflow
+    from nnrun.training import reasons
+
+    tf = tensorflow()
+    import jax.errors
+
+    assert reasons.is_backend_error(tf.errors.ResourceExhaustedError(None, None, "OOM"), "out_of_memory")
+    assert reasons.is_backend_error(tf.errors.InvalidArgumentError(None, None, "bad jpeg"), "invalid_argument")
+    assert not reasons.is_backend_error(tf.errors.InvalidArgumentError(None, None, "x"), "out_of_memory")
+    assert reasons.is_backend_error(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory"), "out_of_memory")
+
+
+def test_errors_carry_their_run_directory_from_where_they_are_raised(tmp_path):
+    from nnrun.errors import ConfigError, Interrupted, RunFailed
+
+    assert RunFailed("diverged", run_dir=tmp_path).run_dir == tmp_path and RunFailed("diverged").run_dir is None
+    assert Interrupted(signal.SIGTERM, run_dir=tmp_path).run_dir == tmp_path
+    raised = ConfigError("model.layers[0]: unknown")
+    again = raised.within(tmp_path)
+    assert (type(again), str(again), again.run_dir, raised.run_dir) == (ConfigError, str(raised), tmp_path, None)

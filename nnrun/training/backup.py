@@ -22,83 +22,92 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
-from nnrun.backend import keras as _keras
 from nnrun.errors import RunDirError, one_line
+from nnrun.training import keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
-else:
-    keras = _keras()
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore` with atomic, verifiable writes.
+def __getattr__(name: str) -> Any:
+    """`Backup`, a Keras callback made on first use: importing this module imports no Keras."""
+    return _classes.get(name)
 
-    Saves at every epoch end, and every `every_steps` batches when set. Never
-    saves a state whose loss is NaN or infinite. Restoring is `restore`'s job
-    (before `fit`, so the run knows where it resumes), and removing the folder
-    is the run's once it has completed, so neither happens here.
 
-    Args:
-        backup_dir: the run's backup folder.
-        every_steps: also save every this many batches (None: epoch ends only).
-    """
+def _make(keras: Any) -> tuple[type, ...]:
+    class Backup(keras.callbacks.BackupAndRestore):
+        """Keras's `BackupAndRestore` with atomic, verifiable writes.
 
-    def __init__(
-        self,
-        backup_dir: str | os.PathLike[str],
-        every_steps: int | None = None,
-        stage: Callable[[], Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.stage = stage or (lambda: {})
-        super().__init__(
-            str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True, delete_checkpoint=False
-        )
-        self.every_steps = every_steps
-        # Saving only at epoch ends leaves the batch hook idle, so Keras may
-        # keep dispatching batch callbacks asynchronously.
-        self.async_safe = every_steps is None
+        Saves at every epoch end, and every `every_steps` batches when set. Never
+        saves a state whose loss is NaN or infinite. Restoring is `restore`'s job
+        (before `fit`, so the run knows where it resumes), and removing the folder
+        is the run's once it has completed, so neither happens here.
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        pass
+        Args:
+            backup_dir: the run's backup folder.
+            every_steps: also save every this many batches (None: epoch ends only).
+        """
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        pass
+        def __init__(
+            self,
+            backup_dir: str | os.PathLike[str],
+            every_steps: int | None = None,
+            stage: Callable[[], Mapping[str, Any]] | None = None,
+        ) -> None:
+            self.stage = stage or (lambda: {})
+            super().__init__(
+                str(backup_dir), save_freq=every_steps or "epoch", double_checkpoint=True, delete_checkpoint=False
+            )
+            self.every_steps = every_steps
+            # Saving only at epoch ends leaves the batch hook idle, so Keras may
+            # keep dispatching batch callbacks asynchronously.
+            self.async_safe = every_steps is None
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        # Keras only sets this at epoch ends: a resumed run's first step
-        # backups would otherwise say epoch 0.
-        self._current_epoch = epoch
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            pass
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if _finite(logs):
-            super().on_epoch_end(epoch, logs)
-        else:
-            self._current_epoch = epoch + 1
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            pass
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.every_steps and _finite(logs):
-            super().on_train_batch_end(batch, logs)
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            # Keras only sets this at epoch ends: a resumed run's first step
+            # backups would otherwise say epoch 0.
+            self._current_epoch = epoch
 
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        for latest, previous in (
-            (self._weights_path, self._prev_weights_path),
-            (self._training_metadata_path, self._prev_training_metadata_path),
-        ):
-            if os.path.exists(latest):
-                _keep(latest, previous)
-        with atomic.atomic(self._weights_path) as tmp:
-            self.model.save_weights(tmp)
-        metadata = {
-            "epoch": self._current_epoch,
-            "batch": self._last_batch_seen,
-            "iterations": int(self.model.optimizer.iterations.numpy()),
-            "weights_sha256": atomic.sha256_file(self._weights_path),
-            "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
-            **self.stage(),
-        }
-        atomic.write_json(self._training_metadata_path, metadata)
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if _finite(logs):
+                super().on_epoch_end(epoch, logs)
+            else:
+                self._current_epoch = epoch + 1
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.every_steps and _finite(logs):
+                super().on_train_batch_end(batch, logs)
+
+        def _save_model(self):
+            os.makedirs(self.backup_dir, exist_ok=True)
+            for latest, previous in (
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ):
+                if os.path.exists(latest):
+                    _keep(latest, previous)
+            with atomic.atomic(self._weights_path) as tmp:
+                self.model.save_weights(tmp)
+            metadata = {
+                "epoch": self._current_epoch,
+                "batch": self._last_batch_seen,
+                "iterations": int(self.model.optimizer.iterations.numpy()),
+                "weights_sha256": atomic.sha256_file(self._weights_path),
+                "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)],
+                **self.stage(),
+            }
+            atomic.write_json(self._training_metadata_path, metadata)
+
+    return (Backup,)
+
+
+_classes = keras_classes.Factory(__name__, ("Backup",), _make)
 
 
 @dataclass

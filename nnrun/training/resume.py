@@ -18,6 +18,7 @@ from nnrun.config import loading as config_lib
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness, runinfo
+from nnrun.training.progress import Reporter
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -78,7 +79,7 @@ def _resume(run_dir, config, info, console, overrides, force, live):
                 f"{prepared.dataset.fingerprint[:19]}..., recorded {str(recorded)[:19]}...); "
                 "resume with --force to train on it anyway"
             )
-        console.print("warning: the data changed since the run started; resuming on it (--force)", style="yellow")
+        Reporter(console).warn("warning: the data changed since the run started; resuming on it (--force)")
     atomic.remove_temporary(run_dir)
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)

@@ -14,7 +14,7 @@ run restores each backup into the model as it was when the backup was made.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +27,10 @@ from nnrun.rundir import runinfo
 
 if TYPE_CHECKING:
     import keras
-    from rich.console import Console
 
     from nnrun.config.schema import Config
+    from nnrun.training.callbacks import EpochRecorder
+    from nnrun.training.progress import Reporter
 
 AFTER_EPOCH = "fine_tune_after_epoch"  # run.json: the epochs done when fine-tuning began
 
@@ -80,30 +81,37 @@ class Stages:
             self._unfreeze() if tuning else self._freeze()
 
     def ends(
-        self, done: Callable[[], int], run_dir: Path, console: Console, stopped: Callable[[], bool]
+        self,
+        recorder: EpochRecorder,
+        callbacks: Sequence[keras.callbacks.Callback],
+        run_dir: Path,
+        report: Reporter,
     ) -> Iterator[int]:
-        """The epoch each stage still to run trains until; fine-tuning begins when it is asked for.
+        """The epoch each stage with epochs still to run trains until; fine-tuning begins when it is asked for.
 
         Args:
-            done: a function returning the epochs completed so far.
+            recorder: the run's `EpochRecorder`: its rows are the epochs done so far.
+            callbacks: the run's; once one's `halt` is true (diverged, a stop signal, a sweep's pruning),
+                fine-tuning never begins.
             run_dir: the run directory, where the start of fine-tuning is recorded.
-            console: where to say that fine-tuning begins.
-            stopped: a function saying whether training must stop (diverged, or a
-                stop signal): fine-tuning then never begins.
+            report: where to say that fine-tuning begins.
 
         Yields:
             The `epochs` to give `fit` for each stage.
         """
-        yield self.after if self.after is not None else self.config.training.epochs
-        if not self.spec or stopped():
+        first = self.after if self.after is not None else self.config.training.epochs
+        if len(recorder.rows) < first:
+            yield first
+        if not self.spec or any(getattr(c, "halt", False) for c in callbacks):
             return
         if self.after is None:
-            self.after = done()
+            self.after = len(recorder.rows)
             rundir.update_run(run_dir, **{AFTER_EPOCH: self.after, "epochs": self.epochs})
         if not self.tuning:
             self._unfreeze()
-        console.print(self.describe(), style="dim", highlight=False, soft_wrap=True)
-        yield self.epochs
+        report.note(str(self.describe()))
+        if len(recorder.rows) < self.epochs:
+            yield self.epochs
 
     def describe(self) -> str | None:
         """What fine-tuning does, in a line ('fine-tuning from epoch 11: ...'); None without it."""

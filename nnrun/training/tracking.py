@@ -24,16 +24,15 @@ from nnrun.backend import keras as _keras
 from nnrun.data import feeding
 from nnrun.errors import ConfigError, one_line
 from nnrun.rundir import files as rundir
+from nnrun.training import keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
     from mlflow.tracking import MlflowClient
-    from rich.console import Console
 
     from nnrun.config.schema import Config
     from nnrun.config.tracking_section import MlflowTracking, Tracking
-else:
-    keras = _keras()
+    from nnrun.training.progress import Reporter
 
 TENSORBOARD = "tensorboard"  # the run directory's folder
 MLFLOW_DB = "mlflow.db"  # the default store, beside the runs folder
@@ -74,7 +73,7 @@ def mlflow_uri(settings: MlflowTracking, output_dir: str | os.PathLike[str]) -> 
 
 @contextlib.contextmanager
 def tracked(
-    config: Config, run_dir: str | os.PathLike[str], console: Console, class_names: Sequence[str] | None = None
+    config: Config, run_dir: str | os.PathLike[str], report: Reporter, class_names: Sequence[str] | None = None
 ) -> Iterator[list[keras.callbacks.Callback]]:
     """Opens the config's trackers for a run; yields their Keras callbacks.
 
@@ -84,7 +83,7 @@ def tracked(
     Args:
         config: the validated `Config`.
         run_dir: the run directory (new or resumed).
-        console: a rich console for warnings (stderr).
+        report: the run's `Reporter`, for where they log and for warnings.
         class_names: the classes, naming a per-class metric's values.
 
     Yields:
@@ -92,196 +91,192 @@ def tracked(
     """
     trackers = []
     if config.tracking.tensorboard is not None:
-        console.print(
-            f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})",
-            style="dim",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
+        report.note(f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})")
         trackers.append(
-            keras.callbacks.TensorBoard(
+            _keras().callbacks.TensorBoard(
                 log_dir=str(Path(run_dir) / TENSORBOARD),
                 histogram_freq=config.tracking.tensorboard.histogram_freq,
                 write_graph=config.tracking.tensorboard.write_graph,
                 update_freq="epoch",
             )
         )
+    mlflow_logger = _classes.get("MlflowLogger")
     if config.tracking.mlflow is not None:
-        trackers.append(MlflowLogger(config, run_dir, console, class_names))
+        trackers.append(mlflow_logger(config, run_dir, report, class_names))
     try:
         yield trackers
     finally:
         for tracker in trackers:
-            if isinstance(tracker, MlflowLogger):
+            if isinstance(tracker, mlflow_logger):
                 tracker.end()
 
 
-class MlflowLogger(keras.callbacks.Callback):
-    """One MLflow run for an nnrun run: the resolved config as params, each epoch's
-    metrics as steps, the test metrics and the run directory's files at the end.
+def __getattr__(name: str) -> Any:
+    """`MlflowLogger`, a Keras callback made on first use: importing this module imports no Keras."""
+    return _classes.get(name)
 
-    A resumed run goes on logging into the MLflow run it started, when run.json
-    records one in the same store made for this directory. Any MLflow error is
-    one warning, and the logger goes quiet (it still tries to end the MLflow
-    run): training never waits on it.
 
-    Args:
-        config: the validated `Config`.
-        run_dir: the run directory.
-        console: a rich console for the warning (stderr).
-        class_names: the classes, naming a per-class metric's values.
-    """
+def _make(keras: Any) -> tuple[type, ...]:
+    class MlflowLogger(keras.callbacks.Callback):
+        """One MLflow run for an nnrun run: the resolved config as params, each epoch's
+        metrics as steps, the test metrics and the run directory's files at the end.
 
-    def __init__(
-        self,
-        config: Config,
-        run_dir: str | os.PathLike[str],
-        console: Console,
-        class_names: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__()
-        self.run_dir, self.console, self.class_names = Path(run_dir), console, class_names
-        assert config.tracking.mlflow is not None  # made only for a config that asks for MLflow
-        self.settings = config.tracking.mlflow
-        self.uri = mlflow_uri(self.settings, config.output.dir)
-        self.client: MlflowClient | None = None
-        self.run_id: str | None = None
-        self.quiet = False  # after a failure: nothing more is logged, but the run is still ended
-        self._call(self._start, config)
+        A resumed run goes on logging into the MLflow run it started, when run.json
+        records one in the same store made for this directory. Any MLflow error is
+        one warning, and the logger goes quiet (it still tries to end the MLflow
+        run): training never waits on it.
 
-    def _start(self, config):
-        # A server that does not answer: one try, not MLflow's minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        from mlflow.tracking import MlflowClient
+        Args:
+            config: the validated `Config`.
+            run_dir: the run directory.
+            report: the run's `Reporter`, for where it logs and for the warning.
+            class_names: the classes, naming a per-class metric's values.
+        """
 
-        for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." is not ours to say
-            logging.getLogger(name).setLevel(logging.WARNING)
+        def __init__(
+            self,
+            config: Config,
+            run_dir: str | os.PathLike[str],
+            report: Reporter,
+            class_names: Sequence[str] | None = None,
+        ) -> None:
+            super().__init__()
+            self.run_dir, self.report, self.class_names = Path(run_dir), report, class_names
+            assert config.tracking.mlflow is not None  # made only for a config that asks for MLflow
+            self.settings = config.tracking.mlflow
+            self.uri = mlflow_uri(self.settings, config.output.dir)
+            self.client: MlflowClient | None = None
+            self.run_id: str | None = None
+            self.quiet = False  # after a failure: nothing more is logged, but the run is still ended
+            self._call(self._start, config)
 
-        self.client = MlflowClient(tracking_uri=self.uri)
-        here = str(self.run_dir.resolve())
-        recorded = rundir.read_run(self.run_dir).get("mlflow") or {}
-        if isinstance(recorded, dict) and recorded.get("tracking_uri") == shown_uri(self.uri):
-            run = self._own_run(recorded.get("run_id"), here)
-            if run is not None:
-                self.run_id = run.info.run_id
-                self.client.update_run(self.run_id, status="RUNNING")
-                # MLflow never changes a param: what a resume changed (training.epochs) becomes a tag.
-                for key, value in _params(config).items():
-                    if run.data.params.get(key, value) != value:
-                        self.client.set_tag(self.run_id, f"nnrun.resumed.{key}"[:_MAX_KEY], value)
-                self._say("continues MLflow run")
-                return
-        experiment_id = self._experiment(self.settings.experiment or config.output.name)
-        run = self.client.create_run(
-            experiment_id, run_name=self.run_dir.name, tags={"nnrun.run_dir": here, "mlflow.source.name": "nnrun"}
-        )
-        self.run_id = run.info.run_id
-        from mlflow.entities import Param
+        def _start(self, config):
+            # A server that does not answer: one try, not MLflow's minutes of retries.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+            from mlflow.tracking import MlflowClient
 
-        params = [Param(k, v) for k, v in _params(config).items()]
-        for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
-        rundir.update_run(
-            self.run_dir,
-            mlflow={"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": shown_uri(self.uri)},
-        )
-        self._say("MLflow run")
+            for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." is not ours to say
+                logging.getLogger(name).setLevel(logging.WARNING)
 
-    def _say(self, what: str) -> None:
-        self.console.print(
-            f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}",
-            style="dim",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
-
-    def _own_run(self, run_id, here):
-        """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
-        assert self.client is not None  # _start made it
-        if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
-            return None
-        try:
-            run = self.client.get_run(run_id)
-        except Exception:  # gone, or never there
-            return None
-        return run if run.data.tags.get("nnrun.run_dir") == here else None
-
-    def _experiment(self, name):
-        assert self.client is not None  # _start made it
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        where = None
-        if self.uri.startswith("sqlite:///"):  # a local store: its artifacts beside it, not where the shell stands
-            where = (Path(self.uri[len("sqlite:///") :]).resolve().parent / MLFLOW_ARTIFACTS).as_uri()
-        try:
-            return self.client.create_experiment(name, artifact_location=where)
-        except Exception:
-            experiment = self.client.get_experiment_by_name(name)  # another trial made it meanwhile
-            if experiment is None:
-                raise
-            return experiment.experiment_id
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._call(self._log_epoch, logs or {}, epoch + 1)
-
-    def _log_epoch(self, logs, step):
-        row = feeding.scalars(logs, self.class_names)
-        row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self._log(row, step)
-
-    def _log(self, values, step=None):
-        from mlflow.entities import Metric
-
-        assert self.client is not None and self.run_id is not None  # _call runs it only once _start has ended
-        now = int(time.time() * 1000)
-        # MLflow takes letters, digits and _ - . / : and spaces: a class named "cats & dogs" would sink the batch.
-        metrics = [
-            Metric(re.sub(r"[^\w./\- :]", "_", k), float(v), now, step or 0)
-            for k, v in values.items()
-            if isinstance(v, (int, float))
-        ]
-        for i in range(0, len(metrics), 1000):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
-
-    def end(self) -> None:
-        """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
-        if self.client is None or self.run_id is None:
-            return
-        status = rundir.read_run(self.run_dir).get("status", "running")
-        self._call(self._finish, status)
-        if self.run_id is not None:
-            self.quiet = False
-            self._call(self.client.set_terminated, self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
-
-    def _finish(self, status):
-        assert self.client is not None and self.run_id is not None  # end() calls it only after _start
-        metrics_file = self.run_dir / rundir.METRICS
-        if status == "completed" and metrics_file.is_file():
-            test = rundir.read_json(metrics_file).get("test") or {}
-            self._log({f"test_{k}": v for k, v in test.items() if v is not None and math.isfinite(v)})
-        if self.settings.artifacts:
-            for path, folder in _artifacts(self.run_dir):
-                self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
-
-    def _call(self, function: Callable[..., object], *args: Any) -> None:
-        if self.quiet or (self.client is None and function != self._start):
-            return
-        try:
-            function(*args)
-        except Exception as e:  # MLflow's errors are many kinds; none may stop training
-            self.console.print(
-                f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 400)}; training goes on, "
-                f"the run directory has everything",
-                style="yellow",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
+            self.client = MlflowClient(tracking_uri=self.uri)
+            here = str(self.run_dir.resolve())
+            recorded = rundir.read_run(self.run_dir).get("mlflow") or {}
+            if isinstance(recorded, dict) and recorded.get("tracking_uri") == shown_uri(self.uri):
+                run = self._own_run(recorded.get("run_id"), here)
+                if run is not None:
+                    self.run_id = run.info.run_id
+                    self.client.update_run(self.run_id, status="RUNNING")
+                    # MLflow never changes a param: what a resume changed (training.epochs) becomes a tag.
+                    for key, value in _params(config).items():
+                        if run.data.params.get(key, value) != value:
+                            self.client.set_tag(self.run_id, f"nnrun.resumed.{key}"[:_MAX_KEY], value)
+                    self._say("continues MLflow run")
+                    return
+            experiment_id = self._experiment(self.settings.experiment or config.output.name)
+            run = self.client.create_run(
+                experiment_id, run_name=self.run_dir.name, tags={"nnrun.run_dir": here, "mlflow.source.name": "nnrun"}
             )
-            self.quiet = True
+            self.run_id = run.info.run_id
+            from mlflow.entities import Param
+
+            params = [Param(k, v) for k, v in _params(config).items()]
+            for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
+                self.client.log_batch(self.run_id, params=params[i : i + 100])
+            rundir.update_run(
+                self.run_dir,
+                mlflow={"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": shown_uri(self.uri)},
+            )
+            self._say("MLflow run")
+
+        def _say(self, what: str) -> None:
+            self.report.note(f"mlflow: {what} {self.run_id} in {shown_uri(self.uri)}")
+
+        def _own_run(self, run_id, here):
+            """The MLflow run run.json names, if it is this directory's (a copied or planted id is not)."""
+            assert self.client is not None  # _start made it
+            if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+                return None
+            try:
+                run = self.client.get_run(run_id)
+            except Exception:  # gone, or never there
+                return None
+            return run if run.data.tags.get("nnrun.run_dir") == here else None
+
+        def _experiment(self, name):
+            assert self.client is not None  # _start made it
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                return experiment.experiment_id
+            where = None
+            if self.uri.startswith("sqlite:///"):  # a local store: its artifacts beside it, not where the shell stands
+                where = (Path(self.uri[len("sqlite:///") :]).resolve().parent / MLFLOW_ARTIFACTS).as_uri()
+            try:
+                return self.client.create_experiment(name, artifact_location=where)
+            except Exception:
+                experiment = self.client.get_experiment_by_name(name)  # another trial made it meanwhile
+                if experiment is None:
+                    raise
+                return experiment.experiment_id
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self._call(self._log_epoch, logs or {}, epoch + 1)
+
+        def _log_epoch(self, logs, step):
+            row = feeding.scalars(logs, self.class_names)
+            row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            self._log(row, step)
+
+        def _log(self, values, step=None):
+            from mlflow.entities import Metric
+
+            assert self.client is not None and self.run_id is not None  # _call runs it only once _start has ended
+            now = int(time.time() * 1000)
+            # MLflow takes letters, digits and _ - . / : and spaces: a class named "cats & dogs" would sink the batch.
+            metrics = [
+                Metric(re.sub(r"[^\w./\- :]", "_", k), float(v), now, step or 0)
+                for k, v in values.items()
+                if isinstance(v, (int, float))
+            ]
+            for i in range(0, len(metrics), 1000):
+                self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+
+        def end(self) -> None:
+            """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
+            if self.client is None or self.run_id is None:
+                return
+            status = rundir.read_run(self.run_dir).get("status", "running")
+            self._call(self._finish, status)
+            if self.run_id is not None:
+                self.quiet = False
+                self._call(self.client.set_terminated, self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+
+        def _finish(self, status):
+            assert self.client is not None and self.run_id is not None  # end() calls it only after _start
+            metrics_file = self.run_dir / rundir.METRICS
+            if status == "completed" and metrics_file.is_file():
+                test = rundir.read_json(metrics_file).get("test") or {}
+                self._log({f"test_{k}": v for k, v in test.items() if v is not None and math.isfinite(v)})
+            if self.settings.artifacts:
+                for path, folder in _artifacts(self.run_dir):
+                    self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+        def _call(self, function: Callable[..., object], *args: Any) -> None:
+            if self.quiet or (self.client is None and function != self._start):
+                return
+            try:
+                function(*args)
+            except Exception as e:  # MLflow's errors are many kinds; none may stop training
+                self.report.warn(
+                    f"warning: mlflow ({shown_uri(self.uri)}): {type(e).__name__}: {one_line(e, 400)}; "
+                    "training goes on, the run directory has everything"
+                )
+                self.quiet = True
+
+    return (MlflowLogger,)
+
+
+_classes = keras_classes.Factory(__name__, ("MlflowLogger",), _make)
 
 
 # A run directory's own files and folders: what its MLflow run gets as artifacts (never backup/,

@@ -1,0 +1,135 @@
+"""What a trained run leaves: the model, metrics.json with the final metrics, and the plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnrun import atomic, plots
+from nnrun.data import feeding
+from nnrun.rundir import files as rundir
+from nnrun.training.stages import AFTER_EPOCH
+
+if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
+    import keras
+
+    from nnrun.config.schema import Config
+    from nnrun.data import Dataset
+    from nnrun.training.callbacks import EpochRecorder
+
+
+def save(
+    model: keras.Model,
+    dataset: Dataset,
+    splits: dict[str, tuple[Any, Any]],
+    recorder: EpochRecorder,
+    run_dir: Path,
+    config: Config,
+    sharded: bool,
+) -> None:
+    """Saves the trained model, its final metrics (metrics.json) and the plots.
+
+    Args:
+        model: the trained model (on one device).
+        dataset: the run's `data.Dataset`.
+        splits: `(x, y)` of each split the model saw, labels as the loss takes them.
+        recorder: the run's `EpochRecorder`.
+        run_dir: the run directory.
+        config: the validated `Config`.
+        sharded: whether batches were split over devices (the validation split then gets another pass).
+    """
+    save_model(model, run_dir, config.output.save_h5)
+    batch_size = feeding.inference_batch_size(config.training.batch_size)
+    fresh = ("validation", "test") if sharded else ("test",)
+    metrics = final_metrics(model, splits, recorder, batch_size, dataset.class_names, fresh)
+    atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+    learning_curves(recorder.history, run_dir, f"{config.output.name}: learning curves")
+    if dataset.is_classification:
+        _confusion_matrix(model, dataset, batch_size, run_dir, f"{config.output.name}: confusion matrix (test split)")
+
+
+def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
+    """Saves the model as model.keras (and model.h5 when asked), each written atomically.
+
+    Args:
+        model: the model.
+        run_dir: the run directory.
+        save_h5: also save the legacy .h5 file.
+    """
+    with atomic.atomic(run_dir / rundir.MODEL) as tmp:
+        model.save(tmp)
+    if save_h5:
+        with atomic.atomic(run_dir / rundir.MODEL_H5) as tmp:
+            model.save(tmp)
+
+
+def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) -> None:
+    """Plots the epochs so far into plots/learning_curves.png, marking where fine-tuning began.
+
+    Args:
+        history: the epochs as Keras's `History.history`.
+        run_dir: the run directory.
+        title: the plot's title.
+    """
+    began = rundir.read_run(run_dir).get(AFTER_EPOCH)
+    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", title, began)
+
+
+def final_metrics(
+    model: keras.Model,
+    splits: dict[str, tuple[Any, Any]],
+    recorder: EpochRecorder,
+    batch_size: int,
+    class_names: Sequence[str] | None,
+    fresh: Sequence[str] = ("test",),
+) -> dict[str, dict[str, Any]]:
+    """Final train/validation/test metrics of the saved model.
+
+    Unless a callback restored other weights, the last epoch's logs already
+    hold them: Keras's validation metrics are computed with the final
+    weights, and the training metrics are Keras's own over the last epoch.
+    Only the splits in `fresh` get another pass: the test split, and the
+    validation split when batches split over devices left a few samples out.
+
+    Args:
+        model: the trained model.
+        splits: `(x, y)` of each split.
+        recorder: the run's `EpochRecorder`.
+        batch_size: the batch size to evaluate with.
+        class_names: the classes, naming a per-class metric's values.
+        fresh: the splits evaluated again in any case.
+
+    Returns:
+        Each split's metrics: `{"train": {"loss": ...}, ...}`.
+    """
+    last = recorder.rows[-1] if recorder.rows else {}
+    final = recorder.weights is not None and all(
+        np.array_equal(a, b) for a, b in zip(model.get_weights(), recorder.weights, strict=True)
+    )
+    logged = {
+        "train": {k: v for k, v in last.items() if k not in ("epoch", "learning_rate") and not k.startswith("val_")},
+        "validation": {k[len("val_") :]: v for k, v in last.items() if k.startswith("val_")},
+    }
+    return {
+        name: logged[name]
+        if final and name not in fresh and logged[name]
+        else feeding.scalars(
+            model.evaluate(**feeding.inputs(*split, batch_size), verbose=0, return_dict=True), class_names
+        )
+        for name, split in splits.items()
+    }
+
+
+def _confusion_matrix(model, dataset, batch_size, run_dir, title):
+    predicted = feeding.predicted_classes(model.predict(dataset.x_test, batch_size=batch_size, verbose=0))
+    plots.confusion_matrix(
+        dataset.y_test, predicted, dataset.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png", title
+    )
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float | None]:
+    return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
