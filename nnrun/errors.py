@@ -85,6 +85,26 @@ class Interrupted(KeyboardInterrupt):
         self.run_dir = run_dir
 
 
+def carrying(error: BaseException, run_dir: Path | None) -> BaseException:
+    """The error to raise in place of `error` now that a run or sweep directory is known: one that carries it.
+
+    Args:
+        error: an `NnrunError`, or a `KeyboardInterrupt` (nnrun's `Interrupted`, or a plain Ctrl-C).
+        run_dir: the run or sweep directory.
+
+    Returns:
+        A new error of the same kind and message with `run_dir` set (a plain
+        `KeyboardInterrupt` becomes `Interrupted(SIGINT)`); `error` itself for any other exception.
+    """
+    import signal
+
+    if isinstance(error, NnrunError):
+        return error.within(run_dir)
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted(getattr(error, "signum", signal.SIGINT), run_dir=run_dir)
+    return error
+
+
 class GateFailed(NnrunError):
     """A quality gate (`--fail-under`, `--fail-over`) was not met. Exit code 3."""
 

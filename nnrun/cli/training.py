@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from nnrun import errors
 from nnrun.cli import streams
 from nnrun.cli.options import config_argument, quiet_option, set_option, tracker_option
 from nnrun.errors import BadInput, NnrunError
@@ -189,9 +190,8 @@ def _about(config_file: Path) -> Iterator[None]:
     except BadInput as e:
         if str(e).startswith(str(config_file)):
             raise
-        named = type(e)(f"{config_file}: {e}")
-        named.run_dir = getattr(e, "run_dir", None)  # a run or sweep that began: its path still goes to stdout
-        raise named from None
+        # A run or sweep that began keeps its directory: its path still goes to stdout.
+        raise type(e)(f"{config_file}: {e}", run_dir=e.run_dir) from None
 
 
 def _in_one_process(plan: Plan, what: str) -> None:
@@ -209,8 +209,7 @@ def _export_as_asked(config: Config, run_dir: Path, console: Console) -> None:
     try:
         export.export(run_dir, config.output.export, console)
     except (NnrunError, KeyboardInterrupt) as e:
-        e.run_dir = run_dir  # type: ignore[union-attr]  # a plain KeyboardInterrupt takes it too (read by getattr)
-        raise
+        raise errors.carrying(e, run_dir) from e
 
 
 def _print_metrics(console: Console, run_dir: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnrun import atomic, signals
+from nnrun import atomic, errors, signals
 from nnrun.config import loading as config_lib
 from nnrun.config.sweep_section import samples
 from nnrun.errors import ConfigError, NnrunError, RunDirError, RunFailed
@@ -169,12 +169,10 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
         except KeyboardInterrupt as e:
             status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
             console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
-            e.run_dir = sweep_dir  # type: ignore[attr-defined]  # a plain KeyboardInterrupt too
-            raise
+            raise errors.carrying(e, sweep_dir) from e
         except NnrunError as e:
             error = str(e)
-            e.run_dir = sweep_dir
-            raise
+            raise e.within(sweep_dir) from e
         finally:
             best = sweep_report.write(sweep_dir, config, study)
             write_state(
@@ -186,9 +184,10 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
                 best=_best_record(best),
             )
     if best is None:
-        failed = RunFailed(f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from")
-        failed.run_dir = sweep_dir  # its path on stdout, as after a sweep that found one
-        raise failed
+        # Its path goes to stdout, as after a sweep that found one.
+        raise RunFailed(
+            f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from", run_dir=sweep_dir
+        )
     console.print(
         f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
         f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}",

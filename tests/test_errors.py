@@ -1,0 +1,28 @@
+"""nnrun.errors: the run directory travels on the error raised where it became known."""
+
+import signal
+from pathlib import Path
+
+from nnrun import errors
+
+
+def test_an_error_raised_again_carries_the_run_directory_and_keeps_its_kind():
+    found = errors.carrying(errors.DataError("data.path: no such file"), Path("runs/a"))
+    assert isinstance(found, errors.DataError) and found.exit_code == 2
+    assert str(found) == "data.path: no such file" and found.run_dir == Path("runs/a")
+
+
+def test_a_plain_ctrl_c_becomes_an_interrupt_that_carries_the_run_directory():
+    found = errors.carrying(KeyboardInterrupt(), Path("runs/a"))
+    assert isinstance(found, errors.Interrupted)
+    assert (found.name, found.exit_code, found.run_dir) == ("SIGINT", 130, Path("runs/a"))
+
+
+def test_a_signal_keeps_its_name_and_exit_code():
+    found = errors.carrying(errors.Interrupted(signal.SIGTERM), Path("sweeps/s"))
+    assert (found.name, found.exit_code, found.run_dir) == ("SIGTERM", 143, Path("sweeps/s"))
+
+
+def test_any_other_exception_is_left_as_it_is():
+    error = ValueError("x")
+    assert errors.carrying(error, Path("runs/a")) is error
