@@ -610,3 +610,13 @@ def test_bad_configs_are_rejected_by_the_schema_too(change):
     good = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     assert not list(schema_validator().iter_errors(good))
     assert list(schema_validator().iter_errors({**good, **change})), change
+
+
+def test_flatten_names_every_leaf_as_set_does():
+    from nnrun.config import overrides
+
+    flat = overrides.flatten({"a": {"b": 1}, "c": [{"d": 2}, 3], "e": {}, "f": [], "g": None})
+    assert flat == {"a.b": 1, "c.0.d": 2, "c.1": 3, "e": {}, "f": [], "g": None}
+    resolved = {"model": {"layers": [{"Dense": {"units": 8}}]}}
+    for key, value in overrides.flatten(resolved).items():
+        assert overrides.get_path(resolved, key) == value, "each flattened key walks back to its value"

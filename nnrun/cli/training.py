@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -61,7 +61,7 @@ def train(
     with _about(config_file):
         if found:
             console.print(f"resuming the unfinished run {found} of this config", highlight=False)
-            kept = [f"{key}={json.dumps(_get(resolved, key))}" for key in resume.RESUMABLE if _has(resolved, key)]
+            kept = _resumable_settings(resolved, resume.RESUMABLE)
             run_dir = resume.resume(found, console, kept, live=live, trackers=trackers)
         else:
             if resume_if_possible:
@@ -219,14 +219,18 @@ def _print_metrics(console: Console, run_dir: Path) -> None:
     console.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
 
 
-def _get(config: Config, key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+def _resumable_settings(config: Config, keys: tuple[str, ...]) -> list[str]:
+    """`--set` items for the keys a resume may change, from this config: those whose section is set
+    (training.fine_tune is null unless asked for)."""
+    from nnrun.config import overrides
 
-
-def _has(config: Config, key: str) -> bool:
-    """Whether the section holding `key` is set (training.fine_tune is null unless asked for)."""
-    parent, _, _ = key.rpartition(".")
-    return _get(config, parent) is not None
+    plain = config.model_dump(mode="json")
+    kept = []
+    for key in keys:
+        parent, _, name = key.rpartition(".")
+        try:
+            section = overrides.get_path(plain, parent)
+        except overrides.PathError:
+            continue
+        kept.append(f"{key}={json.dumps(section.get(name))}")
+    return kept

@@ -5,6 +5,7 @@ and lists indexed by number. `--set` and a sweep's parameters name places the
 same way, so both go through `get_path`.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from nnrun.config.safe_yaml import parse_yaml
@@ -95,3 +96,29 @@ def apply_override(resolved: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set {item}: expected key.path=value, e.g. training.epochs=3")
     set_path(resolved, key, parse_yaml(text, f"--set {item}") if text else None, f"--set {item}")
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a plain config by its dotted path, as `--set` names keys.
+
+    `{"a": {"b": 1}, "c": [{"d": 2}]}` gives `{"a.b": 1, "c.0.d": 2}`; an empty
+    mapping or list is a leaf.
+
+    Args:
+        value: the config as a plain dict (or any part of it).
+        prefix: the path of `value` itself.
+
+    Returns:
+        `{dotted path: value}`.
+    """
+    items: Iterable[tuple[object, Any]]
+    if isinstance(value, dict) and value:
+        items = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        return {prefix: value} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, inner in items:
+        flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

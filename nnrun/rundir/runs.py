@@ -9,10 +9,11 @@ import dataclasses
 import fnmatch
 import os
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from nnrun.config import overrides
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness
@@ -125,7 +126,7 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:
     Returns:
         A `Diff`.
     """
-    configs = [_flat(rundir.read_config_yaml(p)) for p in (a, b)]
+    configs = [overrides.flatten(rundir.read_config_yaml(p)) for p in (a, b)]
     keys = sorted(set(configs[0]) | set(configs[1]))
     missing = object()
     changed = [
@@ -133,7 +134,7 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:
         for k in keys
         if configs[0].get(k, missing) != configs[1].get(k, missing)
     ]
-    metrics = [_flat(_metrics(p)) for p in (a, b)]
+    metrics = [overrides.flatten(_metrics(p)) for p in (a, b)]
     scores = [
         {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
     ]
@@ -205,18 +206,3 @@ def _data_source(path):
         return None
     where = data.get("name") or (Path(data["path"]).name if data.get("path") else None)
     return f"{data.get('source')}:{where}" if where else data.get("source")
-
-
-def _flat(value, prefix=""):
-    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}, as --set names keys."""
-    items: Iterable[tuple[object, Any]]
-    if isinstance(value, dict) and value:
-        items = value.items()
-    elif isinstance(value, list) and value:
-        items = enumerate(value)
-    else:
-        return {prefix: value} if prefix else {}
-    flat = {}
-    for key, inner in items:
-        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
-    return flat

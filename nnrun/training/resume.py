@@ -8,6 +8,8 @@ restores the backup and carries on the history.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic, backend
 from nnrun.config import loading as config_lib
+from nnrun.config import overrides
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness, runinfo
@@ -206,20 +209,14 @@ def newest_unfinished(config: Config) -> Path | None:
 
 
 def _comparable(resolved):
+    """A resolved config without what a resume may change (RESUMABLE keys, tracking), to compare two runs'."""
     if not isinstance(resolved, dict):
         return resolved
-    resolved = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items() if k != "tracking"}
+    resolved = copy.deepcopy({k: v for k, v in resolved.items() if k != "tracking"})
     for key in RESUMABLE:
-        *path, name = key.split(".")
-        _section(resolved, path).pop(name, None)
-    return resolved
-
-
-def _section(resolved, path):
-    """The mapping at `path` in a resolved config (copied, so the caller's stays), or an empty one."""
-    for part in path:
-        child = resolved.get(part) if isinstance(resolved, dict) else None
-        if not isinstance(child, dict):
-            return {}
-        resolved[part] = resolved = dict(child)
+        parent, _, name = key.rpartition(".")
+        with contextlib.suppress(overrides.PathError):
+            section = overrides.get_path(resolved, parent)
+            if isinstance(section, dict):
+                section.pop(name, None)
     return resolved

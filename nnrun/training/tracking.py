@@ -316,18 +316,12 @@ def _artifacts(run_dir: Path) -> Iterator[tuple[Path, str | None]]:
 
 def _params(config: Config) -> dict[str, str]:
     # Where it logs is not a setting of the model, and may hold a token.
-    return flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"}))
+    from nnrun.config import overrides
+
+    flat = overrides.flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"}))
+    return {key[:_MAX_KEY]: str(value)[:_MAX_PARAM] for key, value in flat.items()}
 
 
 def shown_uri(uri: str) -> str:
     """A tracking URI without its user and password, as run.json records it and messages show it."""
     return re.sub(r"(?<=://)[^/@]*@", "", uri)
-
-
-def flatten(value: object, prefix: str = "") -> dict[str, str]:
-    """A resolved config as MLflow params: `{'model.layers.0.Dense.units': '64', ...}`."""
-    if isinstance(value, dict) and value:
-        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
-    if isinstance(value, list) and value:
-        return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}{i}.").items()}
-    return {prefix.rstrip(".")[:_MAX_KEY]: str(value)[:_MAX_PARAM]}
