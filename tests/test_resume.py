@@ -492,7 +492,7 @@ def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
     fewer = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=0"])
     assert fewer.exit_code == 2 and "training.epochs" in fewer.output
     a_file = runner.invoke(cli, ["resume", str(interrupted_run / "config.yaml")])
-    assert a_file.exit_code == 2 and "is not a directory" in a_file.output
+    assert a_file.exit_code == 2 and "is a file, not a directory" in a_file.output
     shutil.rmtree(interrupted_run / "backup")
     no_backup = runner.invoke(cli, ["resume", str(interrupted_run)])
     assert no_backup.exit_code == 2 and "there is no backup/ to resume from" in no_backup.output

@@ -13,7 +13,7 @@ from PIL import Image
 from nnrun import data
 from nnrun.cli.main import cli
 from nnrun.config import loading as config
-from nnrun.training.train import setup
+from nnrun.training.setup import setup
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

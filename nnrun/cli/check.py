@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from nnrun.config.schema import Config, ImageData
-    from nnrun.training.train import Setup
+    from nnrun.training.setup import Setup
 
 
 def prepare(config: Config, config_file: Path, console: Console) -> Setup:
@@ -26,14 +26,14 @@ def prepare(config: Config, config_file: Path, console: Console) -> Setup:
         console: where progress goes (stderr).
 
     Returns:
-        The `train.Setup`: dataset, model, stages and devices.
+        The `Setup`: dataset, model, stages and devices.
     """
     from nnrun.sweep import command as sweep
-    from nnrun.training import train as training
+    from nnrun.training import setup
 
     if config.data.source == "images":
         _decode_every_image(config.data, console)
-    return sweep.check(config, config_file, console) if config.sweep else training.setup(config, join=False)
+    return sweep.check(config, config_file, console) if config.sweep else setup.setup(config, join=False)
 
 
 def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from nnrun.config.schema import Config
-    from nnrun.training.train import Setup
+    from nnrun.training.setup import Setup
 
 EXTRA = "nnrun[sweep]"
 
@@ -66,9 +66,9 @@ def check(config: Config, where: str | os.PathLike[str], console: Console) -> Se
         console: a rich console for a note (stderr).
 
     Returns:
-        The `train.Setup` of the sweep's first point.
+        The `Setup` of the sweep's first point.
     """
-    from nnrun.training import train
+    from nnrun.training import setup
 
     check_available()
     assert config.sweep is not None  # a sweep's config
@@ -79,9 +79,9 @@ def check(config: Config, where: str | os.PathLike[str], console: Console) -> Se
             point = trial_config(config, {**first, path: value}, config.output.dir, config.output.name)
             try:
                 if prepared is None:
-                    prepared = train.setup(point, join=False)
+                    prepared = setup.setup(point, join=False)
                 else:
-                    train.check_model(point, prepared.dataset)
+                    setup.check_model(point, prepared.dataset)
             except ConfigError as e:
                 raise ConfigError(f"{where}: sweep.parameters['{path}']: with {value!r}: {e}") from None
     assert prepared is not None  # every parameter has a value to try

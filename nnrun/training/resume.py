@@ -71,9 +71,9 @@ def resume(
 
 
 def _resume(run_dir, config, info, console, overrides, force, live):
-    from nnrun.training import train
+    from nnrun.training import setup, train
 
-    prepared = train.setup(config)
+    prepared = setup.setup(config)
     recorded = info.get("data_fingerprint")
     if prepared.dataset.fingerprint != recorded:
         if not force:
@@ -106,11 +106,7 @@ def resumable(
     Returns:
         `(config, info)`: the run's `Config` with the overrides, and its run.json.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(
-            f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist")
-        )
+    run_dir = rundir.check_run_dir(run_dir)
     info = rundir.read_run(run_dir)
     status = liveness.status(info)
     if status == "completed":
@@ -154,7 +150,7 @@ def resumable(
             f"{run_dir}: run.json says fine-tuning began after epoch {after}, "
             f"but its {rundir.CONFIG} has no training.fine_tune"
         )
-    if after is not None and config.training.epochs != config_lib.load(run_dir / rundir.CONFIG).training.epochs:
+    if after is not None and config.training.epochs != rundir.read_config(run_dir).training.epochs:
         raise ConfigError(
             f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
             "train longer with --set training.fine_tune.epochs=N"

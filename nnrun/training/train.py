@@ -24,11 +24,7 @@ from nnrun.model.build import callbacks_from
 from nnrun.model.names import snake_case
 from nnrun.rundir import files as rundir
 from nnrun.training import begin, distribution, outcome, progress, results
-
-# What a run is prepared with, where sweeps and `nnrun check` have always found it.
-from nnrun.training.setup import Setup as Setup
-from nnrun.training.setup import check_model as check_model
-from nnrun.training.setup import setup as setup
+from nnrun.training.setup import Setup, setup
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
