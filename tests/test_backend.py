@@ -103,3 +103,15 @@ def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False", done.stdout
     assert json.loads((run / "run.json").read_text())["versions"]["tensorflow"]
+
+
+def test_the_keras_internal_that_spares_jax_a_tensorflow_import_is_still_there():
+    """backend._tell_keras_whether_tensorflow_is_loaded sets Keras's private lazy-module flag (keras.src);
+    a Keras release that renames it would bring back the 2-3 s TensorFlow import on JAX without a word."""
+    backend.keras()
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    assert hasattr(lazy, "_available"), "keras.src.utils.module_utils.tensorflow has no _available any more"
+    backend._tell_keras_whether_tensorflow_is_loaded()
+    assert lazy._available == ("tensorflow" in sys.modules)
