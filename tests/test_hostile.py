@@ -14,6 +14,7 @@ from nnrun.cli.main import cli
 from nnrun.config import loading as config
 from nnrun.config import safe_yaml
 from nnrun.errors import ConfigError
+from nnrun.rundir import record
 
 MINIMAL = """\
 data: {source: sklearn, name: iris}
@@ -297,12 +298,11 @@ def test_keras_without_known_safe_mode_bypasses_is_required(monkeypatch, tiny_ru
 
     from nnrun.errors import RunDirError
     from nnrun.inference import loading
-    from nnrun.rundir import files as rundir
 
     assert tuple(int(p) for p in keras.__version__.split(".")[:2]) >= (3, 14)
     monkeypatch.setattr(keras, "__version__", "3.13.2")
     with pytest.raises(RunDirError) as info:
-        loading.load_model(rundir.read(tiny_run))
+        loading.load_model(record.read(tiny_run))
     assert "Keras 3.13.2" in str(info.value) and "keras>=3.14" in str(info.value)
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pytest
 from nnrun import atomic
 from nnrun.errors import BadInput, RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import finding
+from nnrun.rundir import finding, record
+from nnrun.rundir.status import Status
 
 
 def leftovers(folder):
@@ -272,24 +274,43 @@ def test_read_json_of_a_broken_file(tmp_path):
 
 def test_update_run_merges_fields(tmp_path):
     run = rundir.create(tmp_path, "exp")
-    first = rundir.update_run(run, status="running", started_at="2024-01-02T03:04:05", seed=7)
-    assert first == {"status": "running", "started_at": "2024-01-02T03:04:05", "seed": 7}
-    merged = rundir.update_run(run, status="completed", finished_at="2024-01-02T03:05:00")
+    first = record.update_info(run, status=Status.RUNNING, started_at="2024-01-02T03:04:05", seed=7)
+    assert (first.status, first.started_at, first.seed) == (Status.RUNNING, "2024-01-02T03:04:05", 7)
+    merged = record.update_info(run, status=Status.COMPLETED, finished_at="2024-01-02T03:05:00")
     expected = {
         "status": "completed",
         "started_at": "2024-01-02T03:04:05",
         "seed": 7,
         "finished_at": "2024-01-02T03:05:00",
     }
-    assert merged == expected
-    assert rundir.read_json(run / rundir.RUN) == expected
+    assert rundir.read_json(run / rundir.RUN) == expected, "the words written; unknown fields kept, in their order"
+    assert merged.status is Status.COMPLETED and merged.finished_at == "2024-01-02T03:05:00"
+    assert list(rundir.read_json(run / rundir.RUN)) == list(expected)
     assert leftovers(run) == []
+
+
+def test_update_run_leaves_out_what_no_longer_holds(tmp_path):
+    run = rundir.create(tmp_path, "exp")
+    record.update_info(run, status=Status.FAILED, error="diverged", seed=7)
+    record.update_info(run, ("error",), status=Status.RUNNING)
+    assert rundir.read_json(run / rundir.RUN) == {"status": "running", "seed": 7}
+
+
+def test_a_status_reads_as_its_word_and_a_dead_running_run_as_crashed(tmp_path):
+    run = rundir.create(tmp_path, "exp")
+    info = record.update_info(run, status=Status.RUNNING, pid=2**22 + 12345, host=socket.gethostname())
+    assert record.status(info) is Status.CRASHED and f"{record.status(info)}" == "crashed"
+    assert {"crashed": 1}[record.status(info)] == 1, "hashed as its word, so tables of words find it"
+    mine = record.update_info(run, pid=os.getpid())
+    assert record.status(mine) is Status.RUNNING
+    elsewhere = record.update_info(run, pid=1, host="another-host")
+    assert record.status(elsewhere) is Status.RUNNING, "another host's process cannot be checked from here"
 
 
 def make_run(root, name, started_at, model=True):
     run = root / name
     (run / rundir.PLOTS).mkdir(parents=True)
-    rundir.update_run(run, status="completed", started_at=started_at)
+    record.update_info(run, status="completed", started_at=started_at)
     if model:
         (run / rundir.MODEL).write_bytes(b"a stand-in: newest() only looks for the file")
     return run

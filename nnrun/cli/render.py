@@ -112,7 +112,15 @@ def print_runs(
             markup=False,
         )
         return
-    colours = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red", "interrupted": "yellow"}
+    from nnrun.rundir.status import Status
+
+    colours = {
+        Status.COMPLETED: "green",
+        Status.RUNNING: "cyan",
+        Status.FAILED: "red",
+        Status.CRASHED: "red",
+        Status.INTERRUPTED: "yellow",
+    }
     # One metric for all: name it once in the header. The run's folder name
     # already says when it started: on a narrow terminal that column goes.
     metrics = {s.metric for s in summaries if s.test is not None}
@@ -137,7 +145,7 @@ def print_runs(
             s.data or "-",
         )
     console.print(table)
-    stopped = [s for s in summaries if s.status in ("crashed", "interrupted")]
+    stopped = [s for s in summaries if s.status in (Status.CRASHED, Status.INTERRUPTED)]
     for s in stopped[:1]:
         more = f" (and {len(stopped) - 1} more crashed or interrupted runs)" if len(stopped) > 1 else ""
         console.print(f"{s.run} is {s.status}: continue it with: {s.hint}{more}", style="dim", soft_wrap=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from nnrun.cli import streams
+from nnrun.rundir.status import Status
 
 
 class _RunsGroup(click.Group):
@@ -36,7 +37,7 @@ def runs() -> None:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(["running", "completed", "failed", "interrupted", "crashed"]),
+    type=click.Choice([s.value for s in Status if s is not Status.UNKNOWN]),
     help="Only runs with this status (repeatable).",
 )
 @click.option("--name", help="Only runs whose name matches this pattern (e.g. 'mnist*') or contains it.")

@@ -19,6 +19,7 @@ from nnrun.data import feeding
 from nnrun.errors import BadInput
 from nnrun.inference import loading
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 
 EVALUATION = "evaluation"
 
@@ -91,7 +92,7 @@ def evaluate(
         classification the classification report, confusion matrix and, for
         two classes, ROC AUC; where the results were written.
     """
-    run = rundir.read(run_dir, model_file)
+    run = record.read(run_dir, model_file)
     prep, batch_size = run.preprocessing, run.config.training.batch_size
     if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
         raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")
@@ -104,7 +105,7 @@ def evaluate(
         )
         _check_recreated(ds, run)
         x, y = ds.x_test, ds.y_test
-        changed = ds.fingerprint != run.info.get("data_fingerprint")
+        changed = ds.fingerprint != run.info.data_fingerprint
     else:
         x, y = data.load_other(run.config.data, prep, data_path, batch_size)
         changed = None
@@ -149,8 +150,8 @@ def _check_recreated(ds, run):
     otherwise be scored as if it were the run's test split. The run's own
     preprocessing.json prepares it: nothing is learned again.
     """
-    recorded = run.info.get("splits", {}).get("test")  # runs from before nnrun recorded it have none
-    if recorded and recorded != ds.splits["test"]:
+    recorded = run.info.splits.get("test")  # runs from before nnrun recorded it have none
+    if recorded and record.plain([recorded])[0] != ds.splits["test"]:
         raise BadInput(
             f"{run.path}: the test split re-created from its config.yaml and data is not the one the run was tested on "
             f"({recorded['samples']} samples then, {ds.splits['test']['samples']} now, other samples): the config or "

@@ -26,6 +26,7 @@ from nnrun import atomic, signals
 from nnrun.errors import ConfigError, RunFailed, one_line
 from nnrun.inference import loading, runtimes
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,7 +63,7 @@ def export(run_dir: str | os.PathLike[str], formats: Sequence[str], console: Con
         `{format: record}`: what run.json records for each export.
     """
     check_available(formats)
-    run = rundir.read(run_dir)
+    run = record.read(run_dir)
     if run.warning():
         console.print(run.warning(), style="yellow", soft_wrap=True)
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
@@ -122,8 +123,9 @@ def _export(run, formats, console, stop):
         }
         size = _size(target)
         # Recorded as soon as it is in place: a stop before the next format leaves run.json true.
-        exports = rundir.read_run(run.path).get("exports") or {}
-        rundir.update_run(run.path, exports={**exports, name: records[name]})
+        exports = record.read_info(run.path).exports
+        kept = dict(zip(exports, record.plain(exports.values()), strict=True))
+        record.update_info(run.path, exports={**kept, name: records[name]})
         console.print(
             f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs",
             highlight=False,
@@ -163,7 +165,8 @@ def _in_its_own_process(run_dir, formats):
         )
         error.exit_code = done.returncode
         raise error
-    return {name: rundir.read_run(run_dir)["exports"][name] for name in formats}
+    exports = record.read_info(run_dir).exports
+    return {name: made for name, made in zip(formats, record.plain(exports[name] for name in formats), strict=True)}
 
 
 def _probes(shape, preprocessing):

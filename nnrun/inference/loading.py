@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun.errors import RunDirError, one_line
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -17,11 +18,11 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
 MIN_KERAS = (3, 14)
 
 
-def load_model(run: rundir.Run) -> keras.Model:
+def load_model(run: record.Run) -> keras.Model:
     """Loads a run's model in Keras's safe mode (no code in it can run).
 
     Args:
-        run: a `rundir.Run`.
+        run: a `record.Run`.
 
     Returns:
         The compiled Keras model.

@@ -21,6 +21,7 @@ from nnrun import atomic, data
 from nnrun.data import feeding
 from nnrun.errors import DataError, one_line
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
@@ -30,7 +31,7 @@ SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
 class Predictions:
     """What `predict` returns: one row per predicted input, and the inputs that failed."""
 
-    run: rundir.Run
+    run: record.Run
     runtime: str | None = None  # what ran the model: onnx, litert or keras
     rows: list[dict[str, Any]] = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
@@ -73,7 +74,7 @@ def predict(
     """
     from nnrun.inference import runtimes
 
-    run = rundir.read(run_dir, model_file, config=False)
+    run = record.read(run_dir, model_file, config=False)
     prep = run.preprocessing
     result = Predictions(run=run)
     model = runtimes.choose(run, runtime, say=result.notes.append)

@@ -20,6 +20,7 @@ from nnrun.backend import quiet
 from nnrun.errors import ConfigError, RunDirError, one_line
 from nnrun.inference import loading
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 
 if TYPE_CHECKING:  # predict runs an export without TensorFlow: nothing here imports Keras (or NumPy) to be typed
     import keras
@@ -31,11 +32,11 @@ RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}  # in the order pr
 EXTRA = "nnrun[export]"
 
 
-def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] = print) -> Onnx | LiteRT | Keras:
+def choose(run: record.Run, wanted: str = "auto", say: Callable[[str], object] = print) -> Onnx | LiteRT | Keras:
     """The runtime `predict` uses for a run.
 
     Args:
-        run: the `rundir.Run`.
+        run: the `record.Run`.
         wanted: auto (the fastest available), onnx, litert or keras.
         say: where a one-line reason for falling back to Keras goes.
 
@@ -44,7 +45,7 @@ def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] =
     """
     if wanted == "keras":
         return Keras(run)
-    exports = {name: record for name, record in (run.info.get("exports") or {}).items() if name in RUNNERS}
+    exports = {name: made for name, made in run.info.exports.items() if name in RUNNERS}
     again = f"nnrun export {run.path} --format"
     # An export counts only if it was made from model.keras as it is now (hashed once, for every export).
     model = atomic.sha256_file(run.path / rundir.MODEL) if exports and run.model == rundir.MODEL else None
@@ -57,12 +58,12 @@ def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] =
             raise RunDirError(f"--runtime {wanted}: '{run.path}' has no {wanted} export; {again} {wanted}")
         if importlib.util.find_spec(RUNNERS[wanted]) is None:
             raise ConfigError(f"--runtime {wanted}: {RUNNERS[wanted]} is not installed; pip install '{EXTRA}'")
-        if exports[wanted].get("model_sha256") != model:
+        if exports[wanted].model_sha256 != model:
             raise RunDirError(
                 f"--runtime {wanted}: the export is of an earlier {rundir.MODEL} (the run went on "
                 f"since); {again} {wanted}"
             )
-        return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].get("sha256"), run)
+        return open_export(wanted, run.path / EXPORT / FILES[wanted], exports[wanted].sha256, run)
     if run.model != rundir.MODEL and exports:
         say(f"note: the exports are of {rundir.MODEL}; {run.model} runs with Keras")
         return Keras(run)
@@ -76,11 +77,11 @@ def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] =
             else f"export/{FILES[name]} is gone"
             if not (run.path / EXPORT / FILES[name]).is_file()
             else f"it is of an earlier {rundir.MODEL} (the run went on since; {again} {name})"
-            if exports[name].get("model_sha256") != model
+            if exports[name].model_sha256 != model
             else None
         )
         if why is None:
-            return open_export(name, run.path / EXPORT / FILES[name], exports[name].get("sha256"), run)
+            return open_export(name, run.path / EXPORT / FILES[name], exports[name].sha256, run)
         unused.append(f"a {name} export, but {why}")
     for reason in unused:  # said only when Keras answers after all
         say(f"note: {run.path.name} has {reason}; predicting with Keras")
@@ -88,7 +89,7 @@ def choose(run: rundir.Run, wanted: str = "auto", say: Callable[[str], object] =
 
 
 def open_export(
-    name: str, path: str | os.PathLike[str], sha256: str | None = None, run: rundir.Run | None = None
+    name: str, path: str | os.PathLike[str], sha256: str | None = None, run: record.Run | None = None
 ) -> Onnx | LiteRT:
     """Opens an exported model with its runtime.
 
@@ -96,7 +97,7 @@ def open_export(
         name: onnx or litert.
         path: the exported file.
         sha256: what run.json recorded for it; a file that differs is refused.
-        run: the `rundir.Run`, whose preprocessing.json the export's shapes must fit.
+        run: the `record.Run`, whose preprocessing.json the export's shapes must fit.
 
     Returns:
         The runtime.
@@ -180,7 +181,7 @@ class Keras:
 
     name = "keras"
 
-    def __init__(self, run: rundir.Run) -> None:
+    def __init__(self, run: record.Run) -> None:
         self.run = run
         self.model: keras.Model | None = None
 

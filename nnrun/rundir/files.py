@@ -6,19 +6,15 @@ place, so a crash or Ctrl-C never leaves a half-written file behind.
 
 import contextlib
 import csv
-import functools
 import io
 import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun import atomic
 from nnrun.errors import RunDirError
-from nnrun.rundir import liveness
 
 # No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
 if TYPE_CHECKING:
@@ -86,30 +82,6 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise RunDirError(f"'{path}': cannot read: {e}") from None
 
 
-def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads a run directory's run.json and checks the fields nnrun relies on.
-
-    Unknown fields are kept; a known one of the wrong type (a tampered or
-    damaged file) is a `RunDirError` naming it.
-
-    Args:
-        path: the run directory.
-
-    Returns:
-        The run.json dict.
-    """
-    import pydantic
-
-    info = read_json(Path(path) / RUN)
-    try:
-        _RunInfo.model_validate(info)
-    except pydantic.ValidationError as e:
-        error = e.errors()[0]
-        place = ".".join(str(p) for p in error["loc"]) or "its contents"
-        raise RunDirError(f"'{Path(path) / RUN}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
-    return info
-
-
 def history_text(rows: Sequence[Mapping[str, object]]) -> str:
     """history.csv's text from its rows (dicts of epoch and metrics)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -132,15 +104,6 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
         return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def update_run(path: str | os.PathLike[str], **fields: object) -> dict[str, Any]:
-    """Merges `fields` into the run directory's run.json, atomically."""
-    run_file = Path(path) / RUN
-    info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-    info.update(fields)
-    atomic.write_json(run_file, info)
-    return info
-
-
 def point_latest(path: str | os.PathLike[str]) -> None:
     """Points `<runs folder>/latest` at the run directory `path`, atomically."""
     path = Path(path)
@@ -155,125 +118,6 @@ def point_latest(path: str | os.PathLike[str]) -> None:
         # Filesystems without symlinks: `newest` finds runs without it.
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def _run_info_model():
-    from typing import Any, Literal
-
-    from pydantic import BaseModel, ConfigDict, Field
-
-    Count = Field(None, ge=0)
-
-    class Plain(BaseModel):
-        model_config = ConfigDict(extra="allow", strict=True)
-
-    class Split(Plain):
-        samples: int = Field(ge=0)
-        sha256: str
-
-    class Attempt(Plain):
-        started_at: str | None = None
-        duration_s: float | int | None = Count
-        status: str
-
-    class Resume(Plain):
-        at: str
-        from_epoch: int = Field(ge=0)
-
-    class Export(Plain):
-        file: str
-        sha256: str | None = None
-        model_sha256: str | None = None
-
-    class RunInfo(Plain):
-        status: Literal["running", "completed", "failed", "interrupted"]
-        name: str | None = None
-        started_at: str | None = None
-        heartbeat_at: str | None = None
-        ended_at: str | None = None
-        pid: int | None = Field(None, gt=0)
-        host: str | None = None
-        process_started: int | None = None
-        duration_s: float | int | None = Count
-        epochs: int | None = Count
-        epochs_completed: int | None = Count
-        fine_tune_after_epoch: int | None = Count
-        data_fingerprint: str | None = None
-        config_sha256: str | None = None
-        splits: dict[str, Split] = Field(default_factory=dict)
-        resumes: list[Resume] = Field(default_factory=list)
-        attempts: list[Attempt] = Field(default_factory=list)
-        exports: dict[str, Export] = Field(default_factory=dict)
-        error: Any = None
-
-    return RunInfo
-
-
-class _Lazy:
-    # pydantic's models are built on first use: rundir is imported by every command.
-    def __getattr__(self, name: str) -> Any:
-        model = _run_info_model()
-        globals()["_RunInfo"] = model
-        return getattr(model, name)
-
-
-_RunInfo = _Lazy()
-
-
-@dataclass
-class Run:
-    """A run directory as evaluate and predict need it: what it recorded."""
-
-    path: Path
-    info: dict[str, Any]  # run.json
-    preprocessing: dict[str, Any]
-    model: str = MODEL  # the model file used: MODEL or BEST_MODEL
-    status: str = "completed"  # as `status` reads it (a dead `running` run is `crashed`)
-
-    @functools.cached_property
-    def config(self) -> "Config":
-        """The resolved `Config`, read when first asked for (predict never needs it: it starts faster)."""
-        return read_config(self.path)
-
-    def warning(self) -> str | None:
-        """A line for stderr when the run is not a completed one, else None."""
-        if self.status == "completed":
-            return None
-        done = f"{self.info.get('epochs_completed', '?')} of {self.info.get('epochs', '?')} epochs"
-        return f"warning: {self.path} is {self.status} ({done}): its model may not be the final one"
-
-
-def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) -> Run:
-    """Reads a run directory, checking it is one and has the model asked for.
-
-    Args:
-        path: the run directory.
-        model: the model file: `MODEL`, or `BEST_MODEL` (ModelCheckpoint's).
-        config: read and check config.yaml now; predict, which needs only
-            preprocessing.json, leaves it (and pydantic's schema) until asked.
-
-    Returns:
-        A `Run`.
-    """
-    path = check_run_dir(path)
-    info = read_run(path)
-    if not (path / model).is_file():
-        why = (
-            "the config has no ModelCheckpoint callback"
-            if model == BEST_MODEL
-            else f"the run is {liveness.status(info)}"
-        )
-        error = f" ({info['error']})" if info.get("error") and model == MODEL else ""
-        raise RunDirError(f"'{path}' has no {model}: {why}{error}")
-    run = Run(path, info, {}, model, liveness.status(info))  # preprocessing: read below, once the config is checked
-    if config:
-        run.config  # noqa: B018 (read now: a config that is not valid is named before anything else)
-    elif not (path / CONFIG).is_file():
-        raise RunDirError(f"'{path}' has no {CONFIG}")
-    from nnrun.data import schema
-
-    run.preprocessing = schema.check(read_json(path / PREPROCESSING), path / PREPROCESSING)
-    return run
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

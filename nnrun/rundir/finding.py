@@ -5,17 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
 from nnrun import atomic
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import liveness, record
+from nnrun.rundir.status import Status
 
 STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
 
 
-def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
+def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, record.RunInfo]], list[tuple[Path, str]]]:
     """The run directories directly under `root` (with a run.json), and those whose run.json is unreadable.
 
     Args:
@@ -24,7 +24,7 @@ def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, An
     Returns:
         `(runs, broken)`: `(path, run.json)` pairs, and `(path, why)` pairs.
     """
-    runs: list[tuple[Path, dict[str, Any]]] = []
+    runs: list[tuple[Path, record.RunInfo]] = []
     broken: list[tuple[Path, str]] = []
     root = Path(root)
     if not root.is_dir():
@@ -33,7 +33,7 @@ def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, An
         if path.is_symlink() or not rundir.is_run_dir(path):  # runs/latest points at one listed already
             continue
         try:
-            runs.append((path, rundir.read_run(path)))
+            runs.append((path, record.read_info(path)))
         except RunDirError as e:
             broken.append((path, str(e)))
     return runs, broken
@@ -53,12 +53,12 @@ def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> P
         The `Path` of the completed run started last.
     """
     runs, _ = listing(root)
-    done = [(p, info) for p, info in runs if liveness.status(info) == "completed" and (p / rundir.MODEL).is_file()]
+    done = [(p, info) for p, info in runs if record.status(info) == Status.COMPLETED and (p / rundir.MODEL).is_file()]
     if not done:
-        others = sorted({liveness.status(info) for _, info in runs})
+        others = sorted({record.status(info) for _, info in runs})
         unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
         raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
-    return max(done, key=lambda pair: (str(pair[1].get("started_at", "")), pair[0].name))[0]
+    return max(done, key=lambda pair: (pair[1].started_at or "", pair[0].name))[0]
 
 
 def sweep_stale(root: str | os.PathLike[str]) -> None:
@@ -73,7 +73,7 @@ def sweep_stale(root: str | os.PathLike[str]) -> None:
     """
     runs, _ = listing(root)
     for path, info in runs:
-        if liveness.status(info) != "running":
+        if record.status(info) != Status.RUNNING:
             atomic.remove_temporary(path, older_than=STALE_SECONDS)
     for tmp in Path(root).glob(f".{rundir.LATEST}.*"):  # point_latest's, named by pid
         pid = tmp.name.rpartition(".")[2]

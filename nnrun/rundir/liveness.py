@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +40,25 @@ def process() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _started(os.getpid())}
 
 
-def status(info: Mapping[str, Any]) -> str:
-    """A run's status as a reader should see it: `crashed` for a `running` run whose process is gone.
+def still_running(pid: object, host: object, process_started: object) -> bool:
+    """Whether the process that run.json (or a sweep's state) names still runs.
 
-    A run on another host cannot be checked from here and keeps `running`;
-    its `heartbeat_at` says when it last finished an epoch.
+    A process on another host cannot be checked from here and is taken to run;
+    its run's `heartbeat_at` says when it last finished an epoch.
 
     Args:
-        info: the run's run.json.
+        pid: the recorded process id.
+        host: the recorded host name.
+        process_started: the kernel's recorded start time of the process, if any.
 
     Returns:
-        completed, failed, interrupted, running, crashed, or unknown.
+        False when the process is gone, or its pid now belongs to another process.
     """
-    recorded = info.get("status")
-    if recorded not in ("running", "completed", "failed", "interrupted"):
-        return "unknown"
-    pid = info.get("pid")
-    if recorded != "running" or info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
-        return recorded
-    started = info.get("process_started")
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return True
     # Started at another time than recorded: the pid now belongs to another process.
-    reused = started is not None and _started(pid) not in (None, started)
-    return "running" if alive(pid) and not reused else "crashed"
+    reused = process_started is not None and _started(pid) not in (None, process_started)
+    return alive(pid) and not reused
 
 
 def alive(pid: int) -> bool:

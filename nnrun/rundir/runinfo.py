@@ -1,7 +1,7 @@
 """run.json's story of a run: how it starts, each resume, and how it ends.
 
-Every write goes through `rundir` (atomic); every status a reader sees goes
-through `liveness.status`.
+Every write goes through the typed record (`record`), atomically; every status a
+reader sees goes through `record.status`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun import __version__, atomic
+from nnrun import __version__
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import liveness, record
+from nnrun.rundir.status import Status
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,7 +63,7 @@ def new(
     import sklearn
 
     return {
-        "status": "running",
+        "status": Status.RUNNING,
         "name": config.output.name,
         "backend": keras.backend.backend(),
         "started_at": liveness.timestamp(started),
@@ -106,38 +107,35 @@ def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
     Returns:
         The `resumes` entry.
     """
-    info = rundir.read_run(run_dir)
-    for key in ("ended_at", "error", "signal", "traceback"):
-        info.pop(key, None)
+    info = record.read_info(run_dir)
+    previous = record.status(info)
     entry = {
         "at": liveness.timestamp(),
         "from_epoch": epoch,
         "from_batch": batch,
         "from_step": step,
-        "previous_status": liveness.status(info),
+        "previous_status": previous,
         **liveness.process(),
     }
-    attempts = info.get("attempts", [])
-    if entry["previous_status"] != "interrupted" and entry["previous_status"] != "failed":
-        begun = info["resumes"][-1]["at"] if info.get("resumes") else info.get("started_at")
-        seconds = _seconds(begun, info.get("heartbeat_at"))
-        attempts = [*attempts, {"started_at": begun, "duration_s": seconds, "status": "crashed"}]
-    atomic.write_json(
-        run_dir / rundir.RUN,
-        {
-            **info,
-            "status": "running",
-            "epochs_completed": epoch,
-            "heartbeat_at": liveness.timestamp(),
-            "resumes": [*info.get("resumes", []), entry],
-            "attempts": attempts,
-            **liveness.process(),
-        },
+    attempts = record.plain(info.attempts)
+    if previous not in (Status.INTERRUPTED, Status.FAILED):  # a crashed attempt could not say so itself
+        begun = info.resumes[-1].at if info.resumes else info.started_at
+        seconds = _seconds(begun, info.heartbeat_at)
+        attempts.append({"started_at": begun, "duration_s": seconds, "status": Status.CRASHED})
+    record.update_info(
+        run_dir,
+        ("ended_at", "error", "signal", "traceback"),  # how it ended before no longer holds
+        status=Status.RUNNING,
+        epochs_completed=epoch,
+        heartbeat_at=liveness.timestamp(),
+        resumes=[*record.plain(info.resumes), entry],
+        attempts=attempts,
+        **liveness.process(),
     )
     return entry
 
 
-def finish(run_dir: Path, started: float, status: str, console: Console, **fields: object) -> None:
+def finish(run_dir: Path, started: float, status: Status, console: Console, **fields: object) -> None:
     """Records how this attempt ended in run.json; if even that fails (a full disk), says why on the console.
 
     Args:
@@ -149,19 +147,19 @@ def finish(run_dir: Path, started: float, status: str, console: Console, **field
     """
     ended = time.time()
     try:
-        info = rundir.read_run(run_dir)
+        attempts = record.plain(record.read_info(run_dir).attempts)
     except RunDirError:
-        info = {}
+        attempts = []
     # A resumed run adds this attempt's time to the earlier ones'.
-    before = sum(r.get("duration_s") or 0 for r in info.get("attempts", []))
+    before = sum(a.get("duration_s") or 0 for a in attempts)
     attempt = {"started_at": liveness.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
     try:
-        rundir.update_run(
+        record.update_info(
             run_dir,
             status=status,
             ended_at=liveness.timestamp(ended),
             duration_s=round(before + ended - started, 3),
-            attempts=[*info.get("attempts", []), attempt],
+            attempts=[*attempts, attempt],
             **fields,
         )
     except OSError as e:

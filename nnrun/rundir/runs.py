@@ -16,9 +16,8 @@ from typing import Any
 from nnrun.config import overrides
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import finding, liveness
-
-STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "unknown")
+from nnrun.rundir import finding, record
+from nnrun.rundir.status import UNFINISHED, Status
 
 
 @dataclasses.dataclass
@@ -27,7 +26,7 @@ class RunSummary:
 
     run: str  # the run directory
     name: str
-    status: str  # as `liveness.status` reads it
+    status: Status  # as `record.status` reads it
     started_at: str | None
     duration_s: float | None  # to the end, or to the last heartbeat of a run that has not ended
     epochs_completed: int | None
@@ -57,7 +56,7 @@ class Diff:
 
     a: str
     b: str
-    status: dict[str, str]  # {"a": ..., "b": ...}
+    status: dict[str, Status]  # {"a": ..., "b": ...}
     config: list[dict[str, Any]]  # {"key", "a", "b"} for each key path whose value differs
     metrics: list[dict[str, Any]]  # {"key", "a", "b"} for every final metric
 
@@ -87,7 +86,7 @@ def summaries(root: str | os.PathLike[str], statuses: Collection[str] = (), name
     return Listing(found, broken)
 
 
-def summary(path: Path, info: dict[str, Any]) -> RunSummary:
+def summary(path: Path, info: record.RunInfo) -> RunSummary:
     """What `nnrun runs` shows of one run.
 
     Args:
@@ -97,22 +96,22 @@ def summary(path: Path, info: dict[str, Any]) -> RunSummary:
     Returns:
         A `RunSummary`.
     """
-    status = liveness.status(info)
+    status = record.status(info)
     test = _metrics(path).get("test", {})
     metric = next((k for k in test if k != "loss"), "loss" if "loss" in test else None)
     return RunSummary(
         run=str(path),
-        name=str(info.get("name") or path.name),  # run.json may say null
+        name=info.name or path.name,  # run.json may say null
         status=status,
-        started_at=info.get("started_at"),
-        duration_s=info.get("duration_s") if info.get("duration_s") is not None else _since_start(info),
-        epochs_completed=info.get("epochs_completed"),
-        epochs=info.get("epochs"),
+        started_at=info.started_at,
+        duration_s=info.duration_s if info.duration_s is not None else _since_start(info),
+        epochs_completed=info.epochs_completed,
+        epochs=info.epochs,
         metric=metric,
         test=test.get(metric) if metric else None,
         data=_data_source(path),
-        resumes=len(info.get("resumes", [])),
-        hint=f"nnrun resume {path}" if status in ("crashed", "interrupted", "failed") else None,
+        resumes=len(info.resumes),
+        hint=f"nnrun resume {path}" if status in UNFINISHED else None,
     )
 
 
@@ -138,7 +137,7 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:
     scores = [
         {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
     ]
-    status = {k: liveness.status(_info(p)) for k, p in (("a", a), ("b", b))}
+    status = {k: _status(p) for k, p in (("a", a), ("b", b))}
     return Diff(str(a), str(b), status, changed, scores)
 
 
@@ -164,8 +163,8 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
             raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
         if not rows:
             raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
-        status = liveness.status(_info(path))
-        histories[path.name if status == "completed" else f"{path.name} ({status})"] = rows
+        status = _status(path)
+        histories[path.name if status == Status.COMPLETED else f"{path.name} ({status})"] = rows
     output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
     if not output.parent.is_dir():
         raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
@@ -177,18 +176,17 @@ def _since_start(info):
     import datetime
 
     try:
-        start, beat = (datetime.datetime.fromisoformat(info[k]) for k in ("started_at", "heartbeat_at"))
-    except (KeyError, TypeError, ValueError):
+        start, beat = (datetime.datetime.fromisoformat(t) for t in (info.started_at, info.heartbeat_at))
+    except (TypeError, ValueError):
         return None
     return round((beat - start).total_seconds(), 3)
 
 
-def _info(path):
+def _status(path):
     try:
-        found = rundir.read_run(path)
+        return record.status(record.read_info(path))
     except RunDirError:
-        return {}
-    return found if isinstance(found, dict) else {}
+        return Status.UNKNOWN
 
 
 def _metrics(path):

@@ -21,6 +21,7 @@ from nnrun.config.sweep_section import samples
 from nnrun.errors import ConfigError, NnrunError, RunDirError, RunFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
+from nnrun.rundir.status import Status
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep import space as search_space
 from nnrun.sweep import workers as sweep_workers
@@ -119,7 +120,7 @@ def start(config: Config, config_file: str | os.PathLike[str], console: Console,
     atomic.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
     write_state(
         sweep_dir,
-        status="running",
+        status=Status.RUNNING,
         config_file=str(Path(config_file).resolve()),
         started_at=liveness.timestamp(),
         used_s=0.0,
@@ -155,19 +156,19 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
         started, used = time.time(), float(state.get("used_s") or 0)
         budget = config.sweep.time_budget
         deadline = started + budget - used if budget else None
-        write_state(sweep_dir, status="running", error=None, ended_at=None, **liveness.process())
+        write_state(sweep_dir, status=Status.RUNNING, error=None, ended_at=None, **liveness.process())
         _say_start(sweep_dir, config, study, console, jobs)
         error: str | None
-        status, error = "failed", "stopped by an unexpected error"
+        status, error = Status.FAILED, "stopped by an unexpected error"
         try:
             with signals.stopping() as stop:
                 if jobs > 1:
                     sweep_workers.supervise(sweep_dir, study, config, console, jobs, stop, deadline)
                 else:
                     work(sweep_dir, config, study, console, stop, deadline)
-            status, error = "completed", None
+            status, error = Status.COMPLETED, None
         except KeyboardInterrupt as e:
-            status, error = "interrupted", f"stopped by {getattr(e, 'name', 'SIGINT')}"
+            status, error = Status.INTERRUPTED, f"stopped by {getattr(e, 'name', 'SIGINT')}"
             console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
             raise errors.carrying(e, sweep_dir) from e
         except NnrunError as e:

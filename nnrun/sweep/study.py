@@ -110,7 +110,9 @@ def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, console: Console
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         process = trial.user_attrs.get("process")
-        if isinstance(process, dict) and liveness.status({**process, "status": "running"}) == "running":
+        if isinstance(process, dict) and liveness.still_running(
+            process.get("pid"), process.get("host"), process.get("process_started")
+        ):
             continue  # a worker of a killed sweep, still finishing its trial
         attrs: dict[str, Any] = {"interrupted": True}
         if "run_dir" not in trial.user_attrs:  # killed before train returned it

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun.errors import BadInput, ConfigError, NnrunError, RunDirError, one_line
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import liveness, record
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep import space as search_space
 from nnrun.sweep.study import TRIALS, again, counted, relative
@@ -135,7 +135,7 @@ def _one_trial(sweep_dir, config, study, trial):
         **test,
     )
     if pruning.pruned_at:
-        rundir.update_run(run_dir, pruned_at_epoch=pruning.pruned_at)
+        record.update_info(run_dir, pruned_at_epoch=pruning.pruned_at)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
     elif value is None:
         _record(trial, error=f"{config.sweep.metric} is not a finite number")

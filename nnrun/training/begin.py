@@ -10,7 +10,7 @@ from nnrun import atomic
 from nnrun.data import schema
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import finding, runinfo
+from nnrun.rundir import finding, record, runinfo
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
@@ -56,7 +56,7 @@ def new(run_dir: Path, config: Config, s: Setup, config_file: Path | None, start
     names = s.dataset.class_names or []
     weights = {names[i]: round(w, 6) for i, w in s.class_weight.items()} if s.class_weight else s.class_weight
     info = {**info, "distribution": s.engine.record(), "class_weight": weights, "notes": s.dataset.notes}
-    atomic.write_json(run_dir / rundir.RUN, info)
+    record.write_info(run_dir, **info)
     atomic.write_text(run_dir / rundir.CONFIG, text)
     preprocessing = {"version": schema.VERSION, **s.dataset.preprocessing, "one_hot_labels": s.one_hot}
     atomic.write_json(run_dir / rundir.PREPROCESSING, preprocessing)

@@ -13,7 +13,7 @@ from nnrun import atomic
 from nnrun.data import feeding
 from nnrun.errors import Diverged
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import liveness, record
 from nnrun.training import keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -65,7 +65,7 @@ def _make(keras: Any) -> tuple[type, ...]:
             finished = {"epochs_completed": epoch + 1} if math.isfinite(row.get("loss", 0.0)) else {}
             if finished:
                 self.weights, self.weights_epoch = self.model.get_weights(), epoch + 1
-            rundir.update_run(self.run_dir, heartbeat_at=liveness.timestamp(), **finished)
+            record.update_info(self.run_dir, heartbeat_at=liveness.timestamp(), **finished)
 
         @property
         def history(self) -> dict[str, list[float]]:

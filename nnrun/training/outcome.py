@@ -21,6 +21,7 @@ from nnrun import atomic
 from nnrun.errors import Diverged, Interrupted, NnrunError, RunFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import runinfo
+from nnrun.rundir.status import Status
 from nnrun.training import reasons, results
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -93,7 +94,7 @@ class Outcome:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if error is None:
-            self._finish("completed")
+            self._finish(Status.COMPLETED)
             return
         if not isinstance(error, (KeyboardInterrupt, Exception)):
             return  # not a run's ending (SystemExit, a test's failure): it passes through untouched
@@ -113,7 +114,7 @@ class Outcome:
         done = recorder.weights_epoch if recorder.weights is not None else 0
         if len(recorder.rows) > done:
             atomic.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
-        self._finish("interrupted", error=why, signal=stopped.name, epochs_completed=done)
+        self._finish(Status.INTERRUPTED, error=why, signal=stopped.name, epochs_completed=done)
         self.report.say(
             f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
             f"continue with: nnrun resume {self.run_dir}"
@@ -122,7 +123,7 @@ class Outcome:
 
     def _failed(self, error: Exception) -> NnrunError:
         failed, recorded = self._ending(error)
-        self._finish("failed", **recorded)
+        self._finish(Status.FAILED, **recorded)
         return failed
 
     def _ending(self, error: Exception) -> tuple[NnrunError, dict[str, str]]:
@@ -155,5 +156,5 @@ class Outcome:
             return unreadable.within(self.run_dir)
         return None
 
-    def _finish(self, status: str, **fields: Any) -> None:
+    def _finish(self, status: Status, **fields: Any) -> None:
         runinfo.finish(self.run_dir, self.started, status, self.report.console, **fields)

@@ -12,7 +12,7 @@ import numpy as np
 from nnrun import atomic, plots
 from nnrun.data import feeding
 from nnrun.rundir import files as rundir
-from nnrun.training.stages import AFTER_EPOCH
+from nnrun.rundir import record
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -75,7 +75,7 @@ def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) 
         run_dir: the run directory.
         title: the plot's title.
     """
-    began = rundir.read_run(run_dir).get(AFTER_EPOCH)
+    began = record.read_info(run_dir).fine_tune_after_epoch
     plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", title, began)
 
 

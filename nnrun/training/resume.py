@@ -13,14 +13,15 @@ import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nnrun import atomic, backend
 from nnrun.config import loading as config_lib
 from nnrun.config import overrides
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
-from nnrun.rundir import finding, liveness, runinfo
+from nnrun.rundir import finding, liveness, record, runinfo
+from nnrun.rundir.status import UNFINISHED, Status
 from nnrun.training.progress import Reporter
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ RESUMABLE = (
     "output.keep_backup",
     "output.save_h5",
 )
-UNFINISHED = ("interrupted", "failed", "crashed")
 
 
 def resume(
@@ -74,7 +74,7 @@ def _resume(run_dir, config, info, console, overrides, force, live):
     from nnrun.training import setup, train
 
     prepared = setup.setup(config)
-    recorded = info.get("data_fingerprint")
+    recorded = info.data_fingerprint
     if prepared.dataset.fingerprint != recorded:
         if not force:
             raise DataError(
@@ -88,13 +88,13 @@ def _resume(run_dir, config, info, console, overrides, force, live):
         text = train.resolved_text(config)
         atomic.write_text(run_dir / rundir.CONFIG, text)
         planned = runinfo.planned_epochs(config, info.get("fine_tune_after_epoch"))
-        rundir.update_run(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
+        record.update_info(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
     return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
 
 
 def resumable(
     run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), force: bool = False
-) -> tuple[Config, dict[str, Any]]:
+) -> tuple[Config, record.RunInfo]:
     """Checks that a run can be resumed and returns its config with the allowed overrides.
 
     Args:
@@ -107,26 +107,23 @@ def resumable(
         `(config, info)`: the run's `Config` with the overrides, and its run.json.
     """
     run_dir = rundir.check_run_dir(run_dir)
-    info = rundir.read_run(run_dir)
-    status = liveness.status(info)
-    if status == "completed":
+    info = record.read_info(run_dir)
+    status = record.status(info)
+    if status == Status.COMPLETED:
         raise RunDirError(f"{run_dir}: the run is completed; there is nothing to resume")
-    if status == "running":
-        here = info.get("host") == liveness.process()["host"]
+    if status == Status.RUNNING:  # on another host, whose processes this one cannot see
+        here = info.host == liveness.process()["host"]
         if here or not force:
             raise RunDirError(
-                f"{run_dir}: the run is still running (process {info.get('pid')} on {info.get('host')}, "
-                f"last heartbeat {info.get('heartbeat_at')})"
+                f"{run_dir}: the run is still running (process {info.pid} on {info.host}, "
+                f"last heartbeat {info.heartbeat_at})"
                 + ("" if here else "; if that process is gone, resume with --force")
             )
-        status = "crashed"
-    if status not in UNFINISHED:
-        raise RunDirError(f"{run_dir}: cannot resume a run whose status is {info.get('status')!r}")
     try:
         text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RunDirError(f"'{run_dir / rundir.CONFIG}': cannot read: {e}") from None
-    if info.get("config_sha256") not in (None, atomic.sha256_text(text)):
+    if info.config_sha256 not in (None, atomic.sha256_text(text)):
         raise RunDirError(
             f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
             "run: train the edited config as a new run"
@@ -144,7 +141,7 @@ def resumable(
                 f"--set {item}: '{key}' cannot change when resuming (it would change the result); "
                 f"only {', '.join(RESUMABLE)} can"
             )
-    after = info.get("fine_tune_after_epoch")
+    after = info.fine_tune_after_epoch
     if after is not None and config.training.fine_tune is None:  # a config.yaml edited where no hash guards it
         raise RunDirError(
             f"{run_dir}: run.json says fine-tuning began after epoch {after}, "
@@ -155,14 +152,14 @@ def resumable(
             f"{run_dir}: fine-tuning began after epoch {after}, so training.epochs no longer counts; "
             "train longer with --set training.fine_tune.epochs=N"
         )
-    done = info.get("epochs_completed", 0)
-    if isinstance(done, int) and done > 0 and not (run_dir / rundir.BACKUP).is_dir():
+    done = info.epochs_completed or 0
+    if done > 0 and not (run_dir / rundir.BACKUP).is_dir():
         raise RunDirError(
             f"{run_dir}: {done} epochs finished but there is no {rundir.BACKUP}/ to resume from "
             "(it was removed); train the config again as a new run"
         )
     planned = runinfo.planned_epochs(config, after)
-    if isinstance(done, int) and planned < done:
+    if planned < done:
         key = "training.fine_tune.epochs" if after is not None else "training.epochs"
         now = (
             config.training.fine_tune.epochs
@@ -193,14 +190,14 @@ def newest_unfinished(config: Config) -> Path | None:
     wanted = _comparable(config_lib.parse_yaml(resolved_text(config), "config"))
     candidates = []
     for path, info in finding.listing(config.output.dir)[0]:
-        if liveness.status(info) not in UNFINISHED or info.get("name") != config.output.name:
+        if record.status(info) not in UNFINISHED or info.name != config.output.name:
             continue
         try:
             saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
         except (OSError, UnicodeDecodeError, ConfigError):
             continue
         if _comparable(saved) == wanted:
-            candidates.append((str(info.get("started_at", "")), path.name, path))
+            candidates.append((info.started_at or "", path.name, path))
     return max(candidates)[2] if candidates else None
 
 

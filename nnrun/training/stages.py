@@ -22,8 +22,7 @@ from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError
 from nnrun.model.backbones import PREPROCESSING
 from nnrun.model.build import compile_model, optimizer_from
-from nnrun.rundir import files as rundir
-from nnrun.rundir import runinfo
+from nnrun.rundir import record, runinfo
 
 if TYPE_CHECKING:
     import keras
@@ -66,7 +65,7 @@ class Stages:
 
     def resume(self, run_dir: Path) -> None:
         """Reads when a resumed run's fine-tuning began, from its run.json."""
-        self.after = rundir.read_run(run_dir).get(AFTER_EPOCH)
+        self.after = record.read_info(run_dir).fine_tune_after_epoch
 
     def stage(self) -> dict[str, bool]:
         """What a backup records of the stage it is made in."""
@@ -106,7 +105,7 @@ class Stages:
             return
         if self.after is None:
             self.after = len(recorder.rows)
-            rundir.update_run(run_dir, **{AFTER_EPOCH: self.after, "epochs": self.epochs})
+            record.update_info(run_dir, fine_tune_after_epoch=self.after, epochs=self.epochs)
         if not self.tuning:
             self._unfreeze()
         report.note(str(self.describe()))

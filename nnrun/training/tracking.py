@@ -24,6 +24,8 @@ from nnrun.backend import keras as _keras
 from nnrun.data import feeding
 from nnrun.errors import ConfigError, one_line
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
+from nnrun.rundir.status import Status
 from nnrun.training import keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -39,7 +41,12 @@ MLFLOW_DB = "mlflow.db"  # the default store, beside the runs folder
 MLFLOW_ARTIFACTS = "mlartifacts"
 NEEDS = {"tensorboard": ("tensorboard", "nnrun[tensorboard]"), "mlflow": ("mlflow", "nnrun[mlflow]")}
 # An nnrun run's end -> an MLflow run's (a run.json still `running` ended in an error).
-MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "running": "FAILED"}
+MLFLOW_STATUS = {
+    Status.COMPLETED: "FINISHED",
+    Status.FAILED: "FAILED",
+    Status.INTERRUPTED: "KILLED",
+    Status.RUNNING: "FAILED",
+}
 _MAX_PARAM = 6000  # MLflow's limits on a param's value and key
 _MAX_KEY = 250
 
@@ -161,7 +168,7 @@ def _make(keras: Any) -> tuple[type, ...]:
 
             self.client = MlflowClient(tracking_uri=self.uri)
             here = str(self.run_dir.resolve())
-            recorded = rundir.read_run(self.run_dir).get("mlflow") or {}
+            recorded = record.read_info(self.run_dir).mlflow or {}
             if isinstance(recorded, dict) and recorded.get("tracking_uri") == shown_uri(self.uri):
                 run = self._own_run(recorded.get("run_id"), here)
                 if run is not None:
@@ -183,7 +190,7 @@ def _make(keras: Any) -> tuple[type, ...]:
             params = [Param(k, v) for k, v in _params(config).items()]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 per call
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
-            rundir.update_run(
+            record.update_info(
                 self.run_dir,
                 mlflow={"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": shown_uri(self.uri)},
             )
@@ -245,7 +252,7 @@ def _make(keras: Any) -> tuple[type, ...]:
             """Logs the test metrics and the run directory's files; ends the MLflow run with the run's status."""
             if self.client is None or self.run_id is None:
                 return
-            status = rundir.read_run(self.run_dir).get("status", "running")
+            status = record.read_info(self.run_dir).status
             self._call(self._finish, status)
             if self.run_id is not None:
                 self.quiet = False
@@ -254,7 +261,7 @@ def _make(keras: Any) -> tuple[type, ...]:
         def _finish(self, status):
             assert self.client is not None and self.run_id is not None  # end() calls it only after _start
             metrics_file = self.run_dir / rundir.METRICS
-            if status == "completed" and metrics_file.is_file():
+            if status == Status.COMPLETED and metrics_file.is_file():
                 test = rundir.read_json(metrics_file).get("test") or {}
                 self._log({f"test_{k}": v for k, v in test.items() if v is not None and math.isfinite(v)})
             if self.settings.artifacts:

@@ -23,6 +23,7 @@ from nnrun.model import backbones
 from nnrun.model.build import callbacks_from
 from nnrun.model.names import snake_case
 from nnrun.rundir import files as rundir
+from nnrun.rundir import record
 from nnrun.training import begin, distribution, outcome, progress, results
 from nnrun.training.setup import Setup, setup
 
@@ -100,7 +101,7 @@ def train(
                     s.model.fit(
                         **_fitting(s, splits, config), epochs=until, initial_epoch=len(recorder.rows), callbacks=every
                     )
-            rundir.update_run(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
+            record.update_info(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
             engine.together, model = True, engine.local(s.model, config)
             stop.check()
             nan_guard.check()
