@@ -154,7 +154,7 @@ def _check_recreated(ds, run):
     if recorded and record.plain([recorded])[0] != ds.splits["test"]:
         raise BadInput(
             f"{run.path}: the test split re-created from its config.yaml and data is not the one the run was tested on "
-            f"({recorded['samples']} samples then, {ds.splits['test']['samples']} now, other samples): the config or "
+            f"({recorded.samples} samples then, {ds.splits['test']['samples']} now, other samples): the config or "
             "the data changed; score other data with --data"
         )
     if ds.class_names != run.preprocessing.get("class_names"):

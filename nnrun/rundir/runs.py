@@ -171,13 +171,15 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
     return plots.compare_curves(histories, output, f"{len(histories)} runs compared")
 
 
-def _since_start(info):
+def _since_start(info: record.RunInfo) -> float | None:
     """A run that has not ended (or died): the time from its start to its last heartbeat."""
     import datetime
 
+    if info.started_at is None or info.heartbeat_at is None:
+        return None
     try:
         start, beat = (datetime.datetime.fromisoformat(t) for t in (info.started_at, info.heartbeat_at))
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return round((beat - start).total_seconds(), 3)
 

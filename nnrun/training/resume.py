@@ -70,7 +70,15 @@ def resume(
         return _resume(run_dir, config, info, console, overrides, force, live)
 
 
-def _resume(run_dir, config, info, console, overrides, force, live):
+def _resume(
+    run_dir: Path,
+    config: Config,
+    info: record.RunInfo,
+    console: Console,
+    overrides: Sequence[str],
+    force: bool,
+    live: bool,
+) -> Path:
     from nnrun.training import setup, train
 
     prepared = setup.setup(config)
@@ -87,9 +95,11 @@ def _resume(run_dir, config, info, console, overrides, force, live):
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)
         atomic.write_text(run_dir / rundir.CONFIG, text)
-        planned = runinfo.planned_epochs(config, info.get("fine_tune_after_epoch"))
+        planned = runinfo.planned_epochs(config, info.fine_tune_after_epoch)
         record.update_info(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
-    return train.train(config, console, live=live, resume=run_dir, prepared=prepared)
+    resumed = train.train(config, console, live=live, resume=run_dir, prepared=prepared)
+    assert resumed is not None  # a run resumes in one process, which writes its run directory
+    return resumed
 
 
 def resumable(
