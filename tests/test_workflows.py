@@ -168,6 +168,7 @@ SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 SLOW_TO_CHECK = {"images_transfer.yaml", "cifar10_cnn.yaml", "images_cnn.yaml"}
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_CHECK else name for name in SHIPPED]
 )
