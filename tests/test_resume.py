@@ -230,15 +230,9 @@ def interrupted_run(interrupted_template, tmp_path):
 
 
 @pytest.fixture
-def long_digits_config(write_config):
-    # Epochs of a few batches: a stop signal can land epochs after the first backup (on JAX, 4 of 3 were done).
-    return write_config("digits.yaml", **{**DIGITS, "training": {**DIGITS["training"], "epochs": 30}})
-
-
-@pytest.fixture
-def interrupted_here(long_digits_config, tmp_path):
-    """An interrupted run of `long_digits_config`, in its own runs folder (for --resume-if-possible)."""
-    return interrupt(long_digits_config, tmp_path / "runs")
+def interrupted_here(digits_config, tmp_path):
+    """An interrupted run of `digits_config`, in its own runs folder (for --resume-if-possible)."""
+    return interrupt(digits_config, tmp_path / "runs")
 
 
 def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_none(runner, interrupted_run):
@@ -307,24 +301,22 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
-def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(
-    runner, interrupted_here, long_digits_config
-):
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
-    first = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
+    first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(interrupted_run)
     assert "resuming the unfinished run" in first.stderr
-    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 30
+    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 3
     # Nothing left to resume: a new run.
-    second = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
+    second = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
     assert second.exit_code == 0, second.output
     assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
 
 
-def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, long_digits_config):
+def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
-    other = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible", "--set", "seed=1"])
+    other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
     assert other.exit_code == 0, other.output
     assert other.stdout.strip().splitlines()[-1] != str(interrupted_run)
     assert info(interrupted_run)["status"] == "interrupted"
@@ -412,8 +404,6 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
 def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun.rundir import files as rundir
-
     real = atomic.write_text
 
     def full(path, text):
@@ -421,7 +411,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, text)
 
-    monkeypatch.setattr(rundir, "write_text", full)
+    monkeypatch.setattr(atomic, "write_text", full)
     result = runner.invoke(cli, ["train", str(write_config())])
     assert result.exit_code == 1, result.output
     assert "no space left on the device writing" in result.stderr and "history.csv" in result.stderr
@@ -434,8 +424,6 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
 def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
     import errno
 
-    from nnrun.rundir import files as rundir
-
     real = atomic.write_json
 
     def full(path, value):
@@ -443,7 +431,7 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, value)
 
-    monkeypatch.setattr(rundir, "write_json", full)
+    monkeypatch.setattr(atomic, "write_json", full)
     result = runner.invoke(cli, ["train", str(write_config())])
     assert result.exit_code == 1, result.output
     assert "could not record 'failed' in" in result.stderr and "No space left on device" in result.stderr
