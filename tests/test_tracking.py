@@ -111,6 +111,7 @@ def client_of(store):
     return MlflowClient(tracking_uri=store)
 
 
+@pytest.mark.plots
 @needs_mlflow
 @pytest.mark.slow
 def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runner, write_config, store, tmp_path):
@@ -190,6 +191,7 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
     assert info["status"] == "completed" and "mlflow" not in info
 
 
+@pytest.mark.plots
 @needs_mlflow
 @pytest.mark.slow
 def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(

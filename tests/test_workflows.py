@@ -42,6 +42,7 @@ def with_data(tmp_path, name, replacement, **training):
     return path
 
 
+@pytest.mark.plots
 @pytest.mark.slow
 def test_cifar10_cnn_trains_end_to_end_on_generated_images(runner, tmp_path, cifar_like):
     path = with_data(tmp_path, "cifar10_cnn.yaml", {"source": "npz", "path": str(cifar_like)}, epochs=1)
