@@ -1,18 +1,36 @@
-"""Shared fixtures: a CLI runner and tiny configs that train in seconds."""
+"""Shared fixtures (a CLI runner, tiny configs that train in seconds) and the suite's markers.
 
+Markers (pyproject.toml lists them):
+
+- `slow`: trains. Given to every user of a training fixture; a test that calls `fit` unmarked fails.
+- `backend`: depends on Keras's backend: the JAX pass (`KERAS_BACKEND=jax pytest -m backend`) runs
+  these. Given to every `slow` test; a test that loads Keras through nnrun unmarked fails.
+- `compiled`: trains with Keras's compiled (traced) step functions. Others run eagerly, which on data
+  this small is faster than tracing. Shared runs (module and session fixtures) are always eager.
+- `plots`: nnrun draws its figures. Others get plot functions that draw and write nothing.
+
+As Keras's own conftest does, the backend is read from the environment (`KERAS_BACKEND`), not from
+Keras: collecting the tests imports no TensorFlow (`test_collection.py` checks it).
+"""
+
+import contextlib
+import functools
+import inspect
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from nnrun import backend
-
-# Runs trained once per session, shared by the evaluate and predict tests.
-from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: F401
+from nnrun import backend, plots
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The backend this pass runs on, as nnrun decides it when a config names none.
+BACKEND = backend.default()
 
 # Fixtures that train: a test that uses one, directly or through another fixture, is marked slow.
 TRAINING_FIXTURES = {
@@ -23,52 +41,170 @@ TRAINING_FIXTURES = {
     "regression_run",
     "digits_run",
     "interrupted_template",
+    "killed_template",
     "interrupted_here",
     "augmented_image_run",
 }
+
+# Heavy modules that collecting the tests must not import (nnrun imports them where it uses them).
+HEAVY = ("tensorflow", "keras", "jax")
+imported_at_collection: list[str] = []  # filled once collection ends; test_collection.py asserts it is empty
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.backend)
 
 
-_may_train = True  # whether the test being set up, run or torn down is marked slow
+def pytest_collection_finish(session):
+    imported_at_collection[:] = sorted(name for name in HEAVY if name in sys.modules)
+
+
+class _Allowed:
+    """What the test being set up, run or torn down may do; decided from its markers."""
+
+    train = True  # calls Model.fit (marked slow)
+    load_keras = True  # loads Keras through nnrun.backend (marked backend)
+    eager = False  # trains eagerly (not marked compiled)
+    plots = True  # draws figures (marked plots)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Before the test's fixtures: a test not marked slow may not call `fit`, so `pytest -m "not slow"` stays fast."""
-    global _may_train
-    _may_train = item.get_closest_marker("slow") is not None
+    """Before the test's fixtures: what it may do, from its markers."""
+    _Allowed.train = item.get_closest_marker("slow") is not None
+    _Allowed.load_keras = item.get_closest_marker("backend") is not None
+    _Allowed.eager = item.get_closest_marker("compiled") is None
+    _Allowed.plots = item.get_closest_marker("plots") is not None
 
 
-def _guarding_fit(load_keras):
-    """`nnrun.backend.keras`, which every nnrun module loads Keras through, with `Model.fit` guarded once loaded.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A run shared by several tests is made the same way whichever test asks for it first: eager, no plots."""
+    if fixturedef.scope == "function":
+        yield
+        return
+    saved = _Allowed.eager, _Allowed.plots
+    _Allowed.eager, _Allowed.plots = True, False
+    try:
+        yield
+    finally:
+        _Allowed.eager, _Allowed.plots = saved
 
-    A test that trains in a child process is beyond it: mark that one by hand.
+
+def _guarded_keras(load_keras):
+    """`nnrun.backend.keras`, which every nnrun module loads Keras through, with the markers enforced.
+
+    `Model.fit` fails in a test not marked slow; `fit`, `evaluate` and `predict` run eagerly unless the
+    test is marked compiled. A test that trains in a child process is beyond it: mark that one by hand.
     """
 
+    @functools.wraps(load_keras)
     def keras():
+        if not _Allowed.load_keras:  # pytest.fail: a BaseException, which nnrun's `except Exception` lets through
+            pytest.fail("this test loads Keras but is not marked backend: add @pytest.mark.backend", False)
         module = load_keras()
-        fit = module.Model.fit
-        if not getattr(fit, "guarded", False):
+        model = module.Model
+        if not getattr(model.fit, "guarded", False):
+            fit, evaluate, predict = model.fit, model.evaluate, model.predict
 
             def guarded_fit(self, *args, **kwargs):
-                if not _may_train:  # pytest.fail: a BaseException, which nnrun's `except Exception` lets through
+                if not _Allowed.train:
                     pytest.fail("this test trains (Model.fit) but is not marked slow: add @pytest.mark.slow", False)
+                if _signals:
+                    kwargs["callbacks"] = [*(kwargs.get("callbacks") or ()), _signaller(module)]
+                epochs = kwargs.get("epochs", 1) - kwargs.get("initial_epoch", 0)
+                _eager(self, args, kwargs, epochs)
                 return fit(self, *args, **kwargs)
 
+            def eager_evaluate(self, *args, **kwargs):
+                _eager(self, args, kwargs)
+                return evaluate(self, *args, **kwargs)
+
+            def eager_predict(self, *args, **kwargs):
+                _eager(self, args, kwargs)
+                return predict(self, *args, **kwargs)
+
             guarded_fit.guarded = True
-            module.Model.fit = guarded_fit
+            # Not compile: Keras skips compiling a loaded model whose class overrides compile.
+            model.fit, model.evaluate, model.predict = guarded_fit, eager_evaluate, eager_predict
+            assert module.backend.backend() == BACKEND, (module.backend.backend(), BACKEND)
         return module
 
     return keras
 
 
-# Before any test module imports nnrun's modules, which bind `keras` from nnrun.backend at import.
-backend.keras = _guarding_fit(backend.keras)
+# Tracing a step function costs 1-3 CPU-s on either backend; an eager step costs some 40 ms more than a
+# traced one (measured on this suite's iris and digits configs): eager pays off up to about 50 steps.
+EAGER_STEPS = 50
+
+
+def _eager(model, args, kwargs, epochs=1):
+    """Unless the test is marked compiled, a short fit, evaluate or predict runs eagerly.
+
+    Short: at most `EAGER_STEPS` batches of arrays; datasets and long runs (epochs: 100000) stay traced.
+    `run_eagerly` is an attribute of the model: nothing saved changes.
+    """
+    x = kwargs.get("x", args[0] if args else None)
+    if not _Allowed.eager or not hasattr(x, "shape"):
+        return
+    steps = -(-len(x) // (kwargs.get("batch_size") or 32)) * max(epochs, 1)
+    model.run_eagerly = steps <= EAGER_STEPS
+
+
+# Before any test module imports nnrun's modules, which may bind `keras` from nnrun.backend at import.
+backend.keras = _guarded_keras(backend.keras)
+
+# Runs trained once per session, shared by the evaluate and predict tests (trained_runs imports nnrun's CLI).
+from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: E402, F401
+
+_signals: list[tuple[int, int]] = []  # (signal, epochs): what `signalled` sends to the next training
+
+
+@contextlib.contextmanager
+def signalled(signum, epochs):
+    """Within this block, training gets `signum` from `kill` (to this process) once `epochs` epochs are done.
+
+    The signal arrives as one from outside would, at an epoch's end after its records and backup
+    (the callback goes after nnrun's own), and nnrun's handler acts on it at its next safe point.
+    """
+    _signals.append((signum, epochs))
+    try:
+        yield
+    finally:
+        _signals.remove((signum, epochs))
+
+
+def _signaller(keras):
+    signum, epochs = _signals[-1]
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == epochs:
+                os.kill(os.getpid(), signum)
+
+    return Kill()
+
+
+def _drawn_only_if_marked(draw):
+    """A plot function that draws only in a test marked plots, and otherwise writes nothing."""
+
+    signature = inspect.signature(draw)
+
+    @functools.wraps(draw)
+    def plot(*args, **kwargs):
+        if _Allowed.plots:
+            return draw(*args, **kwargs)
+        return Path(signature.bind(*args, **kwargs).arguments["path"])
+
+    return plot
+
+
+for _name in ("learning_curves", "compare_curves", "confusion_matrix", "regression", "samples", "sweep"):
+    setattr(plots, _name, _drawn_only_if_marked(getattr(plots, _name)))
 
 
 TINY = {
@@ -110,8 +246,6 @@ def write_config(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_template(tmp_path_factory):
     """A completed TINY run trained once per session; tests get copies (`tiny_run`)."""
-    from pathlib import Path
-
     from nnrun.cli.main import cli
 
     root = tmp_path_factory.mktemp("tiny-template")

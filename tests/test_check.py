@@ -34,6 +34,7 @@ def assert_one_error_line(result, *fragments, code=2):
 # check on good configs ----------------------------------------------------------
 
 
+@pytest.mark.backend
 def test_check_shows_the_model_and_the_data(runner, write_config, tmp_path):
     path = write_config()
     result = runner.invoke(cli, ["check", str(path)])
@@ -45,6 +46,7 @@ def test_check_shows_the_model_and_the_data(runner, write_config, tmp_path):
     assert out.strip().splitlines()[-1] == f"{path}: ok"
 
 
+@pytest.mark.backend
 def test_check_writes_nothing(runner, write_config, tmp_path):
     path = write_config()
     result = runner.invoke(cli, ["check", str(path)])
@@ -53,6 +55,7 @@ def test_check_writes_nothing(runner, write_config, tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.backend
 def test_check_with_the_default_output_dir_writes_nothing(runner, write_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_config(output={})  # runs would go to ./runs
@@ -61,6 +64,7 @@ def test_check_with_the_default_output_dir_writes_nothing(runner, write_config, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.backend
 def test_check_applies_set_overrides(runner, write_config):
     path = write_config()
     result = runner.invoke(cli, ["check", str(path), "--set", "training.validation_split=0", "--set", "seed=1"])
@@ -68,6 +72,7 @@ def test_check_applies_set_overrides(runner, write_config):
     assert "data: 120 train, 0 validation, 30 test samples" in result.stdout
 
 
+@pytest.mark.backend
 def test_set_reaches_the_model(runner, write_config):
     path = write_config()
     result = runner.invoke(cli, ["check", str(path), "--set", "model.layers.1.Dense.units=4"])
@@ -122,6 +127,7 @@ BAD = [
 ]
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("sections, fragments", BAD)
 def test_bad_config_is_one_error_line(runner, write_config, sections, fragments):
     path = write_config(**sections)
@@ -270,6 +276,7 @@ def test_check_of_an_invalid_config_does_not_import_tensorflow(write_config):
     assert not imports_tensorflow(RUN_CLI, "check", write_config(training={"epochs": 0}))
 
 
+@pytest.mark.backend
 def test_whole_number_targets_with_a_regression_loss_suggest_task_regression(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "ages.npz", x=rng.normal(size=(400, 3)).astype("float32"), y=rng.integers(1, 90, 400))

@@ -12,6 +12,8 @@ import pytest
 from nnrun.cli.main import cli
 from nnrun.training.distribution import digest
 
+from conftest import BACKEND
+
 # Sizes that split evenly over 2 devices (108 train, 12 validation, 30 test;
 # batches of 12), so no sample is left out and 1 and 2 devices see the same data.
 EVEN = {"training": {"epochs": 2, "batch_size": 12}, "distribution": "data_parallel"}
@@ -19,10 +21,11 @@ TIMEOUT = 240
 
 
 def on(backend):
-    """Runs a test of separate processes in the suite's pass on `backend` only (CI runs both)."""
-    import keras
+    """Runs a test of separate processes in the suite's pass on `backend` only (CI runs both).
 
-    return pytest.mark.skipif(keras.backend.backend() != backend, reason=f"runs in the {backend} pass")
+    The pass's backend is read from the environment, as nnrun reads it: collecting imports no Keras.
+    """
+    return pytest.mark.skipif(BACKEND != backend, reason=f"runs in the {backend} pass")
 
 
 def nnrun(config, backend, env=None, wrapper=""):
@@ -200,6 +203,7 @@ def test_unsupported_distributions_are_refused_at_check(runner, write_config, va
     assert message in result.output
 
 
+@pytest.mark.backend
 def test_more_devices_than_there_are_is_one_line(runner, write_config):
     result = runner.invoke(cli, ["check", str(write_config(distribution={"type": "data_parallel", "devices": 64}))])
     assert result.exit_code == 2, result.output
@@ -207,6 +211,7 @@ def test_more_devices_than_there_are_is_one_line(runner, write_config):
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_check_and_train_say_what_they_train_on(runner, write_config, tmp_path):
     config = write_config(**EVEN)
     result = runner.invoke(cli, ["check", str(config)])

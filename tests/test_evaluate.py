@@ -52,6 +52,7 @@ RUNS = ["iris_run", "churn_run", "image_run", "regression_run", "digits_run"]
 # --- the run's own test split ------------------------------------------------------------
 
 
+@pytest.mark.plots
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RUNS)
 def test_metrics_equal_the_runs_test_metrics(request, name):
@@ -112,6 +113,7 @@ def test_screen_report_has_metrics_classes_confusion_matrix_and_the_failed_gate(
     assert result.stderr.startswith("error: quality gate failed: accuracy") and "below 1.5" in result.stderr
 
 
+@pytest.mark.plots
 def test_a_copied_run_directory_evaluates_and_never_overwrites_an_evaluation(image_run, tmp_path):
     copy = tmp_path / "elsewhere" / "copied-run"
     shutil.copytree(image_run.path, copy)
@@ -226,6 +228,7 @@ def test_data_csv_with_shuffled_and_extra_columns_agrees_with_predict(churn_run,
     )
 
 
+@pytest.mark.plots
 def test_data_image_folder_with_its_own_test_split_and_fewer_classes(image_run, tmp_path):
     root = tmp_path / "other"
     make_image_folder(root / "train", {"cat": 3, "owl": 3})
@@ -414,6 +417,7 @@ def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_pa
     evaluate_json(run)
 
 
+@pytest.mark.plots
 def test_a_regression_gets_mae_rmse_r2_and_its_plots(regression_run):
     from PIL import Image
 

@@ -15,7 +15,13 @@ from nnrun.cli.main import cli
 from conftest import copy_run
 from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
 
-pytest.importorskip("onnxruntime", reason="the export extra: pip install 'nnrun[export]'")
+# Found, not imported: importing ONNX Runtime costs every collection time. Exports trace the model: compiled.
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("onnxruntime") is None, reason="the export extra: pip install 'nnrun[export]'"
+    ),
+    pytest.mark.compiled,
+]
 
 
 def export(runner, run, *formats):

@@ -30,6 +30,7 @@ def alias_bomb(levels=9, width=9):
     return "lol:\n" + "\n".join("  " + line for line in lines) + "\n"
 
 
+@pytest.mark.backend
 def test_an_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text(MINIMAL + alias_bomb())
@@ -153,6 +154,7 @@ def test_a_long_config_file_name_makes_a_short_run_name(write_config):
     assert len(config.load(path).output.name.encode()) <= 100
 
 
+@pytest.mark.backend
 def test_a_runs_folder_that_cannot_be_made_is_bad_input(runner, write_config, tmp_path, monkeypatch):
     (tmp_path / "a-file").write_text("")
     result = runner.invoke(cli, ["train", str(write_config()), "--set", f"output.dir={tmp_path / 'a-file' / 'runs'}"])

@@ -323,6 +323,7 @@ def test_bad_folder_is_one_error_line_naming_data_path(runner, write_config, tmp
         assert fragment in lines[0], lines[0]
 
 
+@pytest.mark.backend
 def test_check_a_grayscale_folder(runner, write_config, tmp_path):
     root = make_folder(tmp_path / "imgs")
     result = runner.invoke(cli, ["check", str(write_config(**cnn_config(root, color_mode="grayscale")))])
@@ -333,6 +334,7 @@ def test_check_a_grayscale_folder(runner, write_config, tmp_path):
 # end to end -------------------------------------------------------------------------
 
 
+@pytest.mark.plots
 @pytest.mark.slow
 def test_shipped_config_trains_on_a_folder(runner, tmp_path):
     root = make_folder(tmp_path / "imgs", {"cat": 10, "dog": 10, "owl": 10})

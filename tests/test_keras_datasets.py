@@ -21,6 +21,8 @@ from nnrun.cli.main import cli
 from nnrun.config.schema import KerasData
 from nnrun.data import keras_datasets
 
+pytestmark = pytest.mark.backend  # every test here reads datasets through keras.datasets
+
 REPO = Path(__file__).parent.parent
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

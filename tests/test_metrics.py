@@ -131,6 +131,7 @@ def test_balanced_class_weight_is_recorded_and_finds_the_rare_class(runner, writ
     assert recall[1] > recall[0] + 0.2, recall
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "weights, fragment",
     [
@@ -146,6 +147,7 @@ def test_class_weight_mistakes_are_one_line_at_check(runner, write_config, tmp_p
     assert len(result.output.strip().splitlines()) == 1, result.output
 
 
+@pytest.mark.backend
 def test_class_weight_on_a_regression_is_refused(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "r.npz", x=rng.normal(size=(40, 3)).astype("float32"), y=rng.normal(size=40))

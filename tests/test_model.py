@@ -11,7 +11,8 @@ from nnrun import data
 from nnrun.config import validation as config
 from nnrun.errors import ConfigError
 from nnrun.model import build as model
-from nnrun.training.callbacks import AtomicModelCheckpoint
+
+pytestmark = pytest.mark.backend  # every test here builds Keras models, optimizers, losses and callbacks
 
 IRIS = {"source": "sklearn", "name": "iris"}
 
@@ -380,6 +381,9 @@ def test_output_must_be_one_vector_per_sample(tmp_path):
 
 
 def callbacks(specs, tmp_path):
+    # Imported here: nnrun.training.callbacks loads Keras, which collecting the tests must not.
+    from nnrun.training.callbacks import AtomicModelCheckpoint
+
     return model.callbacks_from(specs, tmp_path / "best.keras", AtomicModelCheckpoint)
 
 
@@ -402,6 +406,8 @@ def test_model_checkpoint_filepath_is_refused(tmp_path):
 
 
 def test_model_checkpoint_saves_the_best_model_by_default(tmp_path):
+    from nnrun.training.callbacks import AtomicModelCheckpoint
+
     (cb,) = callbacks([{"ModelCheckpoint": {}}], tmp_path)
     assert isinstance(cb, AtomicModelCheckpoint)
     assert cb.save_best_only is True

@@ -3,8 +3,8 @@
 import csv
 import json
 import math
+import os
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import yaml
 from nnrun import atomic
 from nnrun.cli.main import cli
 
-from conftest import TINY, copy_run
+from conftest import TINY, copy_run, signalled
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 DIGITS = {
@@ -48,11 +48,26 @@ def optimizer_iterations(run):
     return int(keras.models.load_model(run / "model.keras", safe_mode=True).optimizer.iterations.numpy())
 
 
-@pytest.mark.slow
-def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, digits_config, tmp_path):
-    proc = start(digits_config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
+@pytest.fixture(scope="module")
+def killed_template(tmp_path_factory):
+    """A DIGITS run killed (SIGKILL) in a child process once two epochs were backed up; made once per module."""
+    root = tmp_path_factory.mktemp("killed")
+    config = root / "digits.yaml"
+    config.write_text(yaml.safe_dump({**TINY, **DIGITS, "output": {"dir": str(root / "runs")}}, sort_keys=False))
+    proc = start(config, "--set", FOREVER)
+    run = wait_for(proc, lambda: backed_up(root / "runs", epochs=2), "two epochs were backed up")
     stop(proc, signal.SIGKILL)
+    return run
+
+
+@pytest.fixture
+def killed_run(killed_template, tmp_path):
+    """A killed DIGITS run of this test's own, alone in `tmp_path/runs` (a copy of the module's)."""
+    return copy_run(killed_template, tmp_path / "runs")
+
+
+def test_sigkill_after_a_backup_then_resume_continues_where_it_stopped(runner, killed_run, tmp_path):
+    run = killed_run
     backed = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
 
     listed = runner.invoke(cli, ["runs", str(tmp_path / "runs"), "--json"])
@@ -115,11 +130,8 @@ def stop_when_dead(proc, timeout=120):
     return proc.returncode, err
 
 
-@pytest.mark.slow
-def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_config, tmp_path):
-    proc = start(digits_config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=3), "three epochs were backed up")
-    stop(proc, signal.SIGKILL)
+def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, killed_run):
+    run = killed_run
     latest = run / "backup" / "latest.weights.h5"
     torn = latest.read_bytes()[:1000]  # as a power loss mid-write would leave it
     latest.unlink()  # a new file: the previous backup may be a hard link to this one
@@ -136,15 +148,17 @@ def test_a_torn_latest_backup_falls_back_to_the_previous_one(runner, digits_conf
 
 @pytest.mark.slow
 def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_config, tmp_path):
-    proc = start(digits_config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
-    code, err = stop(proc, signal.SIGTERM)
-    assert code == 143, err
+    with signalled(signal.SIGTERM, epochs=2):
+        stopped = runner.invoke(cli, ["train", str(digits_config), "--quiet", "--set", FOREVER])
+    run = run_dir(tmp_path / "runs")
+    err = stopped.stderr
+    assert stopped.exit_code == 143, stopped.output
     assert "stopped by SIGTERM" in err and f"nnrun resume {run}" in err and "Traceback" not in err
     record = info(run)
     assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
-    assert record["pid"] == proc.pid and record["heartbeat_at"] >= record["started_at"]
+    assert record["pid"] == os.getpid() and record["heartbeat_at"] >= record["started_at"]
     done = record["epochs_completed"]
+    assert done == 2, "the signal came once two epochs were done, and nnrun stopped at the next safe point"
     assert history_epochs(run) == list(range(1, done + 1))
     assert (run / "model.keras").is_file() and (run / "backup" / "latest.weights.h5").is_file()
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
@@ -158,19 +172,26 @@ def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
-def test_a_second_signal_while_saving_is_ignored(digits_config, tmp_path, signum, code):
-    proc = start(digits_config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
-    proc.send_signal(signum)
-    time.sleep(0.02)
-    returncode, err = stop(proc, signum)
-    assert returncode == code, err
+def test_a_second_signal_while_saving_is_ignored(runner, digits_config, tmp_path, monkeypatch, signum, code):
+    from nnrun.backend import keras
+
+    save, saves = keras().Model.save, []
+
+    def save_under_fire(self, *args, **kwargs):  # the second signal lands while the model is written
+        saves.append(args)
+        os.kill(os.getpid(), signum)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras().Model, "save", save_under_fire)
+    with signalled(signum, epochs=1):
+        result = runner.invoke(cli, ["train", str(digits_config), "--quiet", "--set", FOREVER])
+    assert result.exit_code == code, result.output
+    assert saves, "the model was saved, with a signal sent during it"
+    run = run_dir(tmp_path / "runs")
     record = info(run)
     assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
     assert (run / "model.keras").is_file(), "the second signal cut the save short"
-    import keras
-
-    keras.models.load_model(run / "model.keras", safe_mode=True)
+    keras().models.load_model(run / "model.keras", safe_mode=True)
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
 
 
@@ -185,12 +206,13 @@ def test_a_completed_run_has_nothing_to_resume(runner, digits_config):
 
 
 def interrupt(config, runs):
-    """Trains `config` in a process, Ctrl-C once an epoch is backed up; returns the run."""
-    proc = start(config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(runs, epochs=1), "an epoch was backed up")
-    code, err = stop(proc, signal.SIGINT)
-    assert code == 130, err
-    return run
+    """Trains `config` in this process, Ctrl-C (SIGINT) once an epoch is backed up; returns the run."""
+    from click.testing import CliRunner
+
+    with signalled(signal.SIGINT, epochs=1):
+        result = CliRunner().invoke(cli, ["train", str(config), "--quiet", "--set", FOREVER])
+    assert result.exit_code == 130, result.output
+    return run_dir(runs)
 
 
 @pytest.fixture(scope="module")
@@ -208,15 +230,9 @@ def interrupted_run(interrupted_template, tmp_path):
 
 
 @pytest.fixture
-def long_digits_config(write_config):
-    # Epochs of a few batches: a stop signal can land epochs after the first backup (on JAX, 4 of 3 were done).
-    return write_config("digits.yaml", **{**DIGITS, "training": {**DIGITS["training"], "epochs": 30}})
-
-
-@pytest.fixture
-def interrupted_here(long_digits_config, tmp_path):
-    """An interrupted run of `long_digits_config`, in its own runs folder (for --resume-if-possible)."""
-    return interrupt(long_digits_config, tmp_path / "runs")
+def interrupted_here(digits_config, tmp_path):
+    """An interrupted run of `digits_config`, in its own runs folder (for --resume-if-possible)."""
+    return interrupt(digits_config, tmp_path / "runs")
 
 
 def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_none(runner, interrupted_run):
@@ -264,9 +280,7 @@ def test_resume_refuses_changed_data_unless_forced(runner, write_config, tmp_pat
         data={"source": "npz", "path": str(tmp_path / "data.npz")},
         model=[{"Dense": 4}, {"Dense": {"units": 2, "activation": "softmax"}}],
     )
-    proc = start(config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
-    stop(proc, signal.SIGINT)
+    run = interrupt(config, tmp_path / "runs")
     np.savez(tmp_path / "data.npz", x=x[::-1], y=(x[::-1, 0] > 0).astype("int64"))
 
     changed = runner.invoke(cli, ["resume", str(run), "--set", "training.epochs=5"])
@@ -287,41 +301,41 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
-def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(
-    runner, interrupted_here, long_digits_config
-):
+def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
-    first = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
+    first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(interrupted_run)
     assert "resuming the unfinished run" in first.stderr
-    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 30
+    assert info(interrupted_run)["status"] == "completed" and info(interrupted_run)["epochs_completed"] == 3
     # Nothing left to resume: a new run.
-    second = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible"])
+    second = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
     assert second.exit_code == 0, second.output
     assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
 
 
-def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, long_digits_config):
+def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
-    other = runner.invoke(cli, ["train", str(long_digits_config), "--resume-if-possible", "--set", "seed=1"])
+    other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
     assert other.exit_code == 0, other.output
     assert other.stdout.strip().splitlines()[-1] != str(interrupted_run)
     assert info(interrupted_run)["status"] == "interrupted"
 
 
-@pytest.mark.slow
-def test_a_running_run_is_not_resumed(runner, digits_config, tmp_path):
-    proc = start(digits_config, "--set", FOREVER)
-    try:
-        run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=1), "an epoch was backed up")
-        result = runner.invoke(cli, ["resume", str(run)])
-        assert result.exit_code == 2 and f"still running (process {proc.pid}" in result.output
-    finally:
-        stop(proc, signal.SIGKILL)
+def test_a_running_run_is_not_resumed(runner, killed_run):
+    import socket
+
+    # As the run.json of a run whose process is alive says (this process stands for it): status running, its pid.
+    record = {k: v for k, v in info(killed_run).items() if k != "process_started"}
+    (killed_run / "run.json").write_text(
+        json.dumps({**record, "status": "running", "pid": os.getpid(), "host": socket.gethostname()})
+    )
+    result = runner.invoke(cli, ["resume", str(killed_run)])
+    assert result.exit_code == 2 and f"still running (process {os.getpid()}" in result.output
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
     config = write_config(
         "digits.yaml", **{**DIGITS, "training": {"epochs": 2, "batch_size": 8, "backup_every_steps": 20}}
@@ -443,15 +457,16 @@ def test_model_best_is_used_on_request(runner, write_config, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 @pytest.mark.parametrize("distribution", [None, "data_parallel"])  # data_parallel shuffles in tf.data
 def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, tmp_path, distribution):
     # Dropout and shuffling draw random numbers: the backup carries their state too.
     layers = [{"Dense": 16}, {"Dropout": 0.3}, {"Dense": {"units": 10, "activation": "softmax"}}]
     config = write_config("digits.yaml", **{**DIGITS, "model": layers, "distribution": distribution})
-    proc = start(config, "--set", FOREVER)
-    run = wait_for(proc, lambda: backed_up(tmp_path / "runs", epochs=2), "two epochs were backed up")
-    code, err = stop(proc, signal.SIGTERM)
-    assert code == 143, err
+    with signalled(signal.SIGTERM, epochs=2):
+        stopped = runner.invoke(cli, ["train", str(config), "--quiet", "--set", FOREVER])
+    assert stopped.exit_code == 143, stopped.output
+    run = run_dir(tmp_path / "runs")
     epochs = info(run)["epochs_completed"] + 2
     resumed = runner.invoke(cli, ["resume", str(run), "--set", f"training.epochs={epochs}"])
     assert resumed.exit_code == 0, resumed.output

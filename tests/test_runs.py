@@ -187,6 +187,7 @@ def test_runs_diff_shows_config_differences_and_metrics(runner, write_config, tm
 
 
 @pytest.mark.slow
+@pytest.mark.plots
 def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     config = write_config()
     a = trained(runner, config)
@@ -206,6 +207,7 @@ def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_same_config_and_seed_give_the_same_weights(runner, write_config):
     import keras
     import numpy as np
@@ -216,25 +218,26 @@ def test_same_config_and_seed_give_the_same_weights(runner, write_config):
         assert np.array_equal(a, b)
 
 
-@pytest.mark.slow
-def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_config, tmp_path):
+def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_config, tiny_run, tmp_path):
+    # The end-to-end `nnrun train` and `nnrun evaluate` in processes of their own: two of each at once.
     config = write_config()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    commands = [["train", str(config), "--quiet"]] * 2 + [["evaluate", str(tiny_run), "--json"]] * 2
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "nnrun", "train", str(config), "--quiet"],
+            [sys.executable, "-m", "nnrun", *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
         )
-        for _ in range(4)
+        for command in commands
     ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
-    runs = {Path(out.strip().splitlines()[-1]) for out, _ in outs}
-    assert len(runs) == 4, "two processes shared a run directory"
+    runs = {Path(out.strip().splitlines()[-1]) for out, _ in outs[:2]}
+    assert len(runs) == 2, "two processes shared a run directory"
     for run in runs:
         assert json.loads((run / "run.json").read_text())["status"] == "completed"
         assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
@@ -242,21 +245,8 @@ def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_co
     assert latest in {r.resolve() for r in runs}
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
 
-    # Two evaluations of one run at the same instant: both succeed, neither overwrites the other.
-    run = sorted(runs)[0]
-    evals = [
-        subprocess.Popen(
-            [sys.executable, "-m", "nnrun", "evaluate", str(run), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(2)
-    ]
-    results = [p.communicate(timeout=300) for p in evals]
-    assert [p.returncode for p in evals] == [0, 0], [err for _, err in results]
-    folders = {json.loads(out)["output_dir"] for out, _ in results}
+    # The two evaluations of one run at the same instant: both succeed, neither overwrites the other.
+    folders = {json.loads(out)["output_dir"] for out, _ in outs[2:]}
     assert len(folders) == 2 and all((Path(f) / "metrics.json").is_file() for f in folders)
 
 

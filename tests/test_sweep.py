@@ -1,6 +1,7 @@
 """nnrun sweep: trials as runs, the table, the best config, stopping and continuing."""
 
 import csv
+import importlib.util
 import json
 import signal
 from pathlib import Path
@@ -9,7 +10,10 @@ import pytest
 
 from nnrun.cli.main import cli
 
-optuna = pytest.importorskip("optuna", reason="the sweep extra: pip install 'nnrun[sweep]'")
+# Found, not imported: importing Optuna costs every collection a second.
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("optuna") is None, reason="the sweep extra: pip install 'nnrun[sweep]'"
+)
 
 SPACE = {
     "metric": "val_accuracy",
@@ -35,6 +39,7 @@ def sweep_dir_of(result):
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.plots
 @pytest.mark.slow
 def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_config, tmp_path):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
@@ -102,6 +107,7 @@ def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     assert result.exit_code == 0, result.output
     sweep_dir = sweep_dir_of(result)
     # As a kill -9 leaves it: a trial asked for, its run directory begun, never told.
+    import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     study = optuna.load_study(study_name="nnrun", storage=f"sqlite:///{sweep_dir / 'study.db'}")
@@ -141,6 +147,7 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "parameters, message",
     [
@@ -180,6 +187,7 @@ def test_check_names_a_bad_parameter(runner, write_config, parameters, message):
     assert message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.backend
 def test_check_describes_the_sweep(runner, write_config):
     result = runner.invoke(cli, ["check", str(sweep_config(write_config))])
     assert result.exit_code == 0, result.output
@@ -229,6 +237,8 @@ def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, wri
 
 @pytest.mark.slow
 def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkeypatch):
+    import optuna
+
     # The pruner says so for the second trial (as Optuna's median pruner would for a poor one).
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
     config = write_config(sweep={**SPACE, "trials": 2}, training={"epochs": 6, "batch_size": 16})
@@ -261,6 +271,7 @@ def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, 
     assert message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "metric, message",
     [

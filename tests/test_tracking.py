@@ -49,6 +49,7 @@ def test_tracker_none_turns_the_configs_off(runner, write_config):
     assert not (last_path(result) / "tensorboard").exists()
 
 
+@pytest.mark.backend
 def test_a_missing_extra_is_named_at_check(runner, write_config, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
@@ -58,6 +59,7 @@ def test_a_missing_extra_is_named_at_check(runner, write_config, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "tracking, names",
     [
@@ -89,7 +91,10 @@ def test_tracking_typos_are_refused_with_a_suggestion(runner, write_config):
     assert "tracking: unknown key 'tensorbord'; did you mean 'tensorboard'?" in result.output
 
 
-mlflow = pytest.importorskip("mlflow", reason="the mlflow extra: pip install 'nnrun[mlflow]'")
+# Found, not imported: importing MLflow costs every collection seconds.
+needs_mlflow = pytest.mark.skipif(
+    importlib.util.find_spec("mlflow") is None, reason="the mlflow extra: pip install 'nnrun[mlflow]'"
+)
 
 
 @pytest.fixture
@@ -106,6 +111,8 @@ def client_of(store):
     return MlflowClient(tracking_uri=store)
 
 
+@pytest.mark.plots
+@needs_mlflow
 @pytest.mark.slow
 def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runner, write_config, store, tmp_path):
     result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "mlflow"])
@@ -132,6 +139,7 @@ def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runn
     assert (tmp_path / "mlartifacts").is_dir(), "artifacts beside the store, not in the working directory"
 
 
+@needs_mlflow
 @pytest.mark.slow
 def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, monkeypatch):
     from nnrun.training import callbacks
@@ -148,6 +156,7 @@ def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, mo
     assert client_of(store).get_run(info["mlflow"]["run_id"]).info.status == "FAILED"
 
 
+@needs_mlflow
 @pytest.mark.slow
 def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runner, write_config, store, monkeypatch):
     interrupt_after(monkeypatch, 1)
@@ -170,6 +179,7 @@ def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runn
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
+@needs_mlflow
 @pytest.mark.slow
 def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_config, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
@@ -181,6 +191,8 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
     assert info["status"] == "completed" and "mlflow" not in info
 
 
+@pytest.mark.plots
+@needs_mlflow
 @pytest.mark.slow
 def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(
     runner, write_config, store, tmp_path, monkeypatch

@@ -15,6 +15,8 @@ import yaml
 
 from nnrun.cli.main import cli
 
+from conftest import signalled
+
 RUN_FILES = ["config.yaml", "run.json", "model.keras", "history.csv", "metrics.json", "preprocessing.json"]
 
 
@@ -24,6 +26,8 @@ def train(runner, config, *args):
 
 
 @pytest.mark.slow
+@pytest.mark.plots
+@pytest.mark.compiled  # the one end-to-end run in process as users run it: traced step functions and figures
 def test_train_writes_every_file_with_sane_contents(runner, write_config):
     result, run = train(runner, write_config())
     assert result.exit_code == 0, result.output
@@ -116,10 +120,11 @@ def train_in_processes(config, *arguments):
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     path = write_config()
     # Two fresh processes: nothing (random state, compiled graphs) carried over between them.
-    run1, run2, other = train_in_processes(path, (), (), ("--set", "seed=8"))
+    run1, run2 = train_in_processes(path, (), ())
     assert run1 != run2, "a run directory was reused"
     for name in ["metrics.json", "history.csv"]:
         assert (run1 / name).read_bytes() == (run2 / name).read_bytes(), name
@@ -131,6 +136,7 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
         for name in ["metrics.json", "history.csv"]:
             assert (run / name).read_bytes() == (run1 / name).read_bytes(), f"{run.name}/{name}"
     # Another seed trains differently (so the equalities above say something).
+    _, other = train(runner, path, "--set", "seed=8")
     assert (other / "history.csv").read_bytes() != (run1 / "history.csv").read_bytes()
     assert (other / "metrics.json").read_bytes() != (run1 / "metrics.json").read_bytes()
 
@@ -226,6 +232,7 @@ def test_categorical_crossentropy_on_integer_labels_is_one_hot_encoded(runner, w
 
 
 @pytest.mark.slow
+@pytest.mark.plots
 def test_npz_regression_trains(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3)).astype("float32")
@@ -266,37 +273,21 @@ def test_diverging_loss_fails_with_exit_1_and_status_failed(runner, write_config
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(write_config, tmp_path):
+def test_ctrl_c_saves_the_last_finished_epoch_and_says_interrupted(runner, write_config, tmp_path):
     path = write_config(
         data={"source": "sklearn", "name": "digits"},
         model=[{"Dense": 32}, {"Dense": {"units": 10, "activation": "softmax"}}],
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nnrun", "train", str(path), "--quiet", "--set", "training.epochs=10000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    history = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list((tmp_path / "runs").glob("tiny-*/history.csv"))
-        if found and len(found[0].read_text().splitlines()) >= 3:
-            history = found[0]
-            break
-        time.sleep(0.2)
-    assert history is not None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    run = history.parent
+    # SIGINT from outside, as Ctrl-C sends it, once two epochs are done (the handler is nnrun's, in this process).
+    with signalled(signal.SIGINT, epochs=2):
+        result = runner.invoke(cli, ["train", str(path), "--quiet", "--set", "training.epochs=10000"])
+    out, err = result.stdout, result.stderr
+    assert result.exit_code == 130, result.output
+    (run,) = (tmp_path / "runs").glob("tiny-*")
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and info["epochs_completed"] >= 2
     assert "interrupted (Ctrl-C) after" in err and "Traceback" not in err
-    assert info["signal"] == "SIGINT" and f"nnrun resume {history.parent}" in err
+    assert info["signal"] == "SIGINT" and f"nnrun resume {run}" in err
     assert out.strip() == str(run), "stdout names the run directory, to resume it"
     assert len((run / "history.csv").read_text().splitlines()) - 1 >= info["epochs_completed"]
     assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"

@@ -14,6 +14,8 @@ from nnrun.cli.main import cli
 from conftest import interrupt_after
 from trained_runs import COLOURS, make_image_folder
 
+pytestmark = pytest.mark.backend  # every test here builds Keras applications
+
 BACKBONE = {"include_top": False, "pooling": "avg", "alpha": 0.35}  # MobileNetV2's smallest
 DIGITS = {"source": "sklearn", "name": "digits", "scale": "standard"}
 

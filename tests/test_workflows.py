@@ -42,6 +42,7 @@ def with_data(tmp_path, name, replacement, **training):
     return path
 
 
+@pytest.mark.plots
 @pytest.mark.slow
 def test_cifar10_cnn_trains_end_to_end_on_generated_images(runner, tmp_path, cifar_like):
     path = with_data(tmp_path, "cifar10_cnn.yaml", {"source": "npz", "path": str(cifar_like)}, epochs=1)
@@ -168,6 +169,7 @@ SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 SLOW_TO_CHECK = {"images_transfer.yaml", "cifar10_cnn.yaml", "images_cnn.yaml"}
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_CHECK else name for name in SHIPPED]
 )
