@@ -108,6 +108,7 @@ def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
     assert json.loads((run / "run.json").read_text())["versions"]["tensorflow"]
 
 
+@pytest.mark.backend
 def test_the_keras_internal_that_spares_jax_a_tensorflow_import_is_still_there():
     """backend._tell_keras_whether_tensorflow_is_loaded sets Keras's private lazy-module flag (keras.src);
     a Keras release that renames it would bring back the 2-3 s TensorFlow import on JAX without a word."""

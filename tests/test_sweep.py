@@ -336,6 +336,8 @@ def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path,
     # cut off: Optuna's private API (nnrun.sweep.optuna_private). A release that changes it fails here.
     from nnrun.sweep import optuna_private
 
+    import optuna
+
     url = f"sqlite:///{tmp_path / 'study.db'}" if storage == "sqlite" else None
     asked = optuna.create_study(storage=url, study_name="nnrun").ask()  # by the sweep that died
     study = optuna.load_study(storage=url, study_name="nnrun") if url else asked.study
