@@ -334,9 +334,9 @@ def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config
 def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path, storage):
     # A sweep that continues after a crash notes, on a trial the dead sweep asked for, that it was
     # cut off: Optuna's private API (nnrun.sweep.optuna_private). A release that changes it fails here.
-    from nnrun.sweep import optuna_private
-
     import optuna
+
+    from nnrun.sweep import optuna_private
 
     url = f"sqlite:///{tmp_path / 'study.db'}" if storage == "sqlite" else None
     asked = optuna.create_study(storage=url, study_name="nnrun").ask()  # by the sweep that died
