@@ -177,7 +177,7 @@ class Run:
     info: RunInfo
     preprocessing: dict[str, Any]
     model: str = MODEL  # the model file used: MODEL or BEST_MODEL
-    status: Status = Status.COMPLETED  # as `liveness.status` reads it (a dead `running` run is `crashed`)
+    status: Status = Status.COMPLETED  # as `status` reads it (a dead `running` run is `crashed`)
 
     @functools.cached_property
     def config(self) -> Config:

@@ -70,7 +70,7 @@ def summaries(root: str | os.PathLike[str], statuses: Collection[str] = (), name
 
     Args:
         root: the runs folder.
-        statuses: keep only runs with these statuses (as `liveness.status` reads them).
+        statuses: keep only runs with these statuses (as `record.status` reads them).
         name: keep only runs whose name matches this glob pattern (`mnist*`) or contains it.
 
     Returns:
