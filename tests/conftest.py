@@ -4,7 +4,10 @@ Markers (pyproject.toml lists them):
 
 - `slow`: trains. Given to every user of a training fixture; a test that calls `fit` unmarked fails.
 - `backend`: depends on Keras's backend: the JAX pass (`KERAS_BACKEND=jax pytest -m backend`) runs
-  these. Given to every `slow` test; a test that loads Keras through nnrun unmarked fails.
+  these. Given to every `slow` test but those marked `any_backend`; a test that loads Keras through
+  nnrun marked neither fails.
+- `any_backend`: trains, but what it checks (a listing of runs, a table's columns, a sweep's
+  bookkeeping) cannot differ between backends: it runs once, in the TensorFlow pass.
 - `compiled`: trains with Keras's compiled (traced) step functions. Others run eagerly, which on data
   this small is faster than tracing. Shared runs (module and session fixtures) are always eager.
 - `plots`: nnrun draws its figures. Others get plot functions that draw and write nothing.
@@ -55,7 +58,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("slow"):
+        if item.get_closest_marker("slow") and not item.get_closest_marker("any_backend"):
             item.add_marker(pytest.mark.backend)
 
 
@@ -76,7 +79,7 @@ class _Allowed:
 def pytest_runtest_setup(item):
     """Before the test's fixtures: what it may do, from its markers."""
     _Allowed.train = item.get_closest_marker("slow") is not None
-    _Allowed.load_keras = item.get_closest_marker("backend") is not None
+    _Allowed.load_keras = any(item.get_closest_marker(name) for name in ("backend", "any_backend"))
     _Allowed.eager = item.get_closest_marker("compiled") is None
     _Allowed.plots = item.get_closest_marker("plots") is not None
 

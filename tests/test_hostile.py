@@ -50,7 +50,9 @@ def test_an_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     exit_code, seconds = done.stdout.split()[1:]
     assert exit_code == "2", done.stdout + done.stderr
-    assert float(seconds) < 1.0
+    # Refused as it is read, not expanded: a bound that tells that apart (expanding takes minutes) and
+    # holds on a loaded machine, where the 1 s this was failed twice under four parallel test runs.
+    assert float(seconds) < 10.0
     assert "more than 100000 values once its aliases are expanded" in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 

@@ -13,6 +13,9 @@ from nnrun.cli.main import cli
 
 from conftest import copy_run
 
+# Listing, comparing and naming runs reads run directories: the same on both backends.
+pytestmark = pytest.mark.any_backend
+
 
 def trained(runner, config, *args):
     result = runner.invoke(cli, ["train", str(config), *args])

@@ -11,9 +11,14 @@ import pytest
 from nnrun.cli.main import cli
 
 # Found, not imported: importing Optuna costs every collection a second.
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("optuna") is None, reason="the sweep extra: pip install 'nnrun[sweep]'"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("optuna") is None, reason="the sweep extra: pip install 'nnrun[sweep]'"
+    ),
+    # A sweep's bookkeeping is the same on both backends; the two tests that train and prune through
+    # Keras callbacks are marked backend and run in the JAX pass too.
+    pytest.mark.any_backend,
+]
 
 SPACE = {
     "metric": "val_accuracy",
@@ -41,6 +46,7 @@ def sweep_dir_of(result):
 
 @pytest.mark.plots
 @pytest.mark.slow
+@pytest.mark.backend
 def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_config, tmp_path):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
     assert result.exit_code == 0, result.output
@@ -236,6 +242,7 @@ def test_a_diverging_trial_fails_and_a_sweep_without_results_says_so(runner, wri
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkeypatch):
     import optuna
 
