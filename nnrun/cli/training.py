@@ -69,9 +69,7 @@ def train(
             run_dir = training.train(resolved, console, live=live, config_file=config_file)
     if run_dir is None:  # a process other than 0 of a multi-process run: it said so
         return
-    _print_metrics(console, run_dir)
-    _export_as_asked(resolved, run_dir, console)
-    click.echo(str(run_dir))
+    _completed(resolved, run_dir, console)
 
 
 @click.command(name="resume")
@@ -99,9 +97,7 @@ def resume_command(
     run_dir = resume.resume(
         run_dir, console, overrides, force, live=console.is_terminal and not quiet, trackers=trackers
     )
-    _print_metrics(console, run_dir)
-    _export_as_asked(rundir.read_config(run_dir), run_dir, console)
-    click.echo(str(run_dir))
+    _completed(rundir.read_config(run_dir), run_dir, console)
 
 
 @click.command(name="sweep")
@@ -200,23 +196,23 @@ def _in_one_process(plan: Plan, what: str) -> None:
         raise click.UsageError(f"{what} runs in one process; unset the KERAS_DISTRIBUTION_* variables")
 
 
-def _export_as_asked(config: Config, run_dir: Path, console: Console) -> None:
-    """The config's output.export, once its run has completed; a failed export keeps the run's path on stdout."""
-    if not config.output.export:
-        return
-    from nnrun.inference import export
+def _completed(config: Config, run_dir: Path, console: Console) -> None:
+    """A run has completed: its final metrics, the exports its config asks for, then its path on stdout, last.
 
-    try:
-        export.export(run_dir, config.output.export, console)
-    except (NnrunError, KeyboardInterrupt) as e:
-        raise errors.carrying(e, run_dir) from e
-
-
-def _print_metrics(console: Console, run_dir: Path) -> None:
+    A failed export keeps the run's path on stdout (the error carries it).
+    """
     from nnrun.cli import render
     from nnrun.rundir import files as rundir
 
     console.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
+    if config.output.export:
+        from nnrun.inference import export
+
+        try:
+            export.export(run_dir, config.output.export, console)
+        except (NnrunError, KeyboardInterrupt) as e:
+            raise errors.carrying(e, run_dir) from e
+    click.echo(str(run_dir))
 
 
 def _resumable_settings(config: Config, keys: tuple[str, ...]) -> list[str]:

@@ -19,6 +19,7 @@ from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
+    from rich.console import Console
 
     from nnrun.config.schema import Config
 
@@ -68,6 +69,22 @@ def write(sweep_dir: Path, config: Config, study: optuna.Study) -> optuna.trial.
         config.sweep.direction,
     )
     return best
+
+
+def tell(console: Console, sweep_dir: Path, config: Config, study: optuna.Study, number: int) -> None:
+    """After a trial: the sweep's files written again from the study, and the trial's progress line printed.
+
+    Args:
+        console: a rich console (stderr).
+        sweep_dir: the sweep directory.
+        config: the sweep's `Config`.
+        study: the `optuna.Study`.
+        number: the trial's number in the study.
+    """
+    from nnrun.sweep.study import counted
+
+    write(sweep_dir, config, study)
+    console.print(line(study, number, config, counted(study)), highlight=False, soft_wrap=True, markup=False)
 
 
 def line(study: optuna.Study, number: int, config: Config, counted: Sequence[optuna.trial.FrozenTrial]) -> str:

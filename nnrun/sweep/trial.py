@@ -86,13 +86,7 @@ def work(
         started_any = True
         _one_trial(sweep_dir, config, study, trial)
         if reports:
-            sweep_report.write(sweep_dir, config, study)
-            console.print(
-                sweep_report.line(study, trial.number, config, counted(study)),
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
+            sweep_report.tell(console, sweep_dir, config, study, trial.number)
 
 
 def _one_trial(sweep_dir, config, study, trial):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from nnrun import signals
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_line
 from nnrun.sweep import report as sweep_report
-from nnrun.sweep.study import WORKERS, counted, load, open_study
+from nnrun.sweep.study import WORKERS, load, open_study
 from nnrun.sweep.trial import quiet_console, work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
@@ -65,13 +65,7 @@ def supervise(
             for t in study.get_trials(deepcopy=False):
                 if t.state.is_finished() and t.number not in shown and not t.user_attrs.get("skipped"):
                     shown.add(t.number)
-                    sweep_report.write(sweep_dir, config, study)
-                    console.print(
-                        sweep_report.line(study, t.number, config, counted(study)),
-                        highlight=False,
-                        soft_wrap=True,
-                        markup=False,
-                    )
+                    sweep_report.tell(console, sweep_dir, config, study, t.number)
             if cause is None and not stop.signum:
                 cause = next((k for k, w in enumerate(workers) if w.returncode not in (None, 0)), None)
             if not running:
