@@ -34,9 +34,14 @@ class NnrunError(Exception):
             run_dir: the run directory.
 
         Returns:
-            A new error of the same class and message.
+            A new error of the same class, message and exit code (a copy: subclasses
+            may take other arguments, and an exit code may have been set on this one).
         """
-        return type(self)(str(self), run_dir=run_dir)
+        again = type(self).__new__(type(self))
+        again.__dict__.update(self.__dict__)
+        again.args = self.args
+        again.run_dir = run_dir
+        return again
 
 
 class BadInput(NnrunError):
@@ -73,9 +78,11 @@ class Interrupted(KeyboardInterrupt):
     Args:
         signum: the signal's number.
         run_dir: the run or sweep directory it stopped, as `NnrunError`'s.
+        plain: a Ctrl-C that came as Python's own KeyboardInterrupt, outside nnrun's signal
+            handling (`nnrun` then says "interrupted", not which signal).
     """
 
-    def __init__(self, signum: int, run_dir: Path | None = None) -> None:
+    def __init__(self, signum: int, run_dir: Path | None = None, plain: bool = False) -> None:
         import signal
 
         super().__init__(signum)
@@ -83,6 +90,7 @@ class Interrupted(KeyboardInterrupt):
         self.name = signal.Signals(signum).name
         self.exit_code = 128 + self.signum
         self.run_dir = run_dir
+        self.plain = plain
 
 
 def carrying(error: BaseException, run_dir: Path | None) -> BaseException:
@@ -101,7 +109,9 @@ def carrying(error: BaseException, run_dir: Path | None) -> BaseException:
     if isinstance(error, NnrunError):
         return error.within(run_dir)
     if isinstance(error, KeyboardInterrupt):
-        return Interrupted(getattr(error, "signum", signal.SIGINT), run_dir=run_dir)
+        if isinstance(error, Interrupted):
+            return Interrupted(error.signum, run_dir=run_dir, plain=error.plain)
+        return Interrupted(signal.SIGINT, run_dir=run_dir, plain=True)
     return error
 
 

@@ -274,9 +274,11 @@ def test_read_json_of_a_broken_file(tmp_path):
 
 def test_update_run_merges_fields(tmp_path):
     run = rundir.create(tmp_path, "exp")
-    first = record.update_info(run, status=Status.RUNNING, started_at="2024-01-02T03:04:05", seed=7)
+    record.update_info(run, status=Status.RUNNING, started_at="2024-01-02T03:04:05", seed=7)
+    first = record.read_info(run)
     assert (first.status, first.started_at, first.seed) == (Status.RUNNING, "2024-01-02T03:04:05", 7)
-    merged = record.update_info(run, status=Status.COMPLETED, finished_at="2024-01-02T03:05:00")
+    record.update_info(run, status=Status.COMPLETED, finished_at="2024-01-02T03:05:00")
+    merged = record.read_info(run)
     expected = {
         "status": "completed",
         "started_at": "2024-01-02T03:04:05",
@@ -298,13 +300,33 @@ def test_update_run_leaves_out_what_no_longer_holds(tmp_path):
 
 def test_a_status_reads_as_its_word_and_a_dead_running_run_as_crashed(tmp_path):
     run = rundir.create(tmp_path, "exp")
-    info = record.update_info(run, status=Status.RUNNING, pid=2**22 + 12345, host=socket.gethostname())
+    record.update_info(run, status=Status.RUNNING, pid=2**22 + 12345, host=socket.gethostname())
+    info = record.read_info(run)
     assert record.status(info) is Status.CRASHED and f"{record.status(info)}" == "crashed"
     assert {"crashed": 1}[record.status(info)] == 1, "hashed as its word, so tables of words find it"
-    mine = record.update_info(run, pid=os.getpid())
-    assert record.status(mine) is Status.RUNNING
-    elsewhere = record.update_info(run, pid=1, host="another-host")
-    assert record.status(elsewhere) is Status.RUNNING, "another host's process cannot be checked from here"
+    record.update_info(run, pid=os.getpid())
+    assert record.status(record.read_info(run)) is Status.RUNNING
+    record.update_info(run, pid=1, host="another-host")
+    assert record.status(record.read_info(run)) is Status.RUNNING, "another host's process cannot be checked here"
+
+
+def test_a_run_json_damaged_while_training_still_gets_the_runs_ending(tmp_path):
+    from nnrun.rundir import runinfo
+
+    run = rundir.create(tmp_path, "exp")
+    atomic.write_json(run / rundir.RUN, {"status": "running", "epochs": "ten"})  # a known field of the wrong type
+    runinfo.finish(run, time.time(), Status.FAILED, None, error="boom")
+    written = rundir.read_json(run / rundir.RUN)
+    assert (written["status"], written["error"], written["epochs"]) == ("failed", "boom", "ten")
+    with pytest.raises(RunDirError, match="epochs: input should be a valid integer"):
+        record.read_info(run)  # readers still refuse it, naming the field
+
+
+def test_records_are_written_back_as_they_were_written():
+    export = {"file": "model.onnx", "sha256": "a", "max_abs_difference": 1e-6, "model_sha256": "b", "versions": {}}
+    assert list(record.plain([record.Export.model_validate(export)])[0]) == list(export)
+    info = record.RunInfo.model_validate({"status": "completed", "mlflow": "not a mapping"})
+    assert info.mlflow == "not a mapping", "a field nnrun never relied on the type of is not refused"
 
 
 def make_run(root, name, started_at, model=True):

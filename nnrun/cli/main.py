@@ -48,7 +48,7 @@ class _Group(click.Group):
             # click turns a KeyboardInterrupt into Abort; the signal is in its cause.
             stopped = e.__context__ if isinstance(e, click.Abort) and e.__context__ else e
             _print_run_dir(stopped)
-            if isinstance(stopped, Interrupted):
+            if isinstance(stopped, Interrupted) and not stopped.plain:
                 code = _fail(f"stopped by {stopped.name}", stopped.exit_code)
             else:
                 code = _fail("interrupted", EXIT_INTERRUPTED)

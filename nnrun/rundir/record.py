@@ -66,10 +66,11 @@ class Resume(_Plain):
 
 
 class Export(_Plain):
-    """An export that `nnrun export` verified."""
+    """An export that `nnrun export` verified (fields in the order export.py writes them)."""
 
     file: str
     sha256: str | None = None
+    max_abs_difference: float | int | None = None
     model_sha256: str | None = None
 
 
@@ -94,7 +95,7 @@ class RunInfo(_Plain):
     resumes: list[Resume] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
     exports: dict[str, Export] = Field(default_factory=dict)
-    mlflow: dict[str, Any] | None = None
+    mlflow: Any = None  # {tracking_uri, run_id}; tracking checks what it finds
     error: Any = None
 
 
@@ -124,24 +125,21 @@ def status(info: RunInfo) -> Status:
     return info.status
 
 
-def update_info(path: str | os.PathLike[str], remove: Iterable[str] = (), /, **fields: Any) -> RunInfo:
+def update_info(path: str | os.PathLike[str], remove: Iterable[str] = (), /, **fields: Any) -> None:
     """Merges `fields` into the run directory's run.json, atomically; the others are kept as they were.
+
+    The file is not checked here: a run whose run.json was damaged while it
+    trained still records its heartbeat and how it ended (readers check it).
 
     Args:
         path: the run directory.
         remove: fields to leave out (what no longer holds, such as a resumed run's `error`).
         **fields: run.json's fields to set (`Status` values are written as their words).
-
-    Returns:
-        The `RunInfo` written.
     """
     run_file = Path(path) / RUN
     recorded = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
     kept = {key: value for key, value in recorded.items() if key not in set(remove)}
-    merged = {**kept, **json.loads(json.dumps(fields))}  # plain JSON values, as the file will hold
-    info = _checked(merged, Path(path))
-    atomic.write_json(run_file, merged)
-    return info
+    atomic.write_json(run_file, {**kept, **json.loads(json.dumps(fields))})  # plain JSON values
 
 
 def write_info(path: str | os.PathLike[str], **fields: Any) -> RunInfo:

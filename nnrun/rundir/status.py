@@ -14,7 +14,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CRASHED = "crashed"  # recorded `running`, but its process is gone (SIGKILL, the OOM killer)
-    UNKNOWN = "unknown"  # run.json says something else
+    UNKNOWN = "unknown"  # run.json cannot be read (runs diff and compare say so rather than stop)
 
     def __str__(self) -> str:  # the word itself, as run.json and `nnrun runs --json` write it
         return self.value

@@ -5,7 +5,8 @@ written once, with the reason; a stop or a divergence first keeps the last
 finished epoch's model; and what leaves the block carries the run directory
 (`nnrun` prints its path) and the exit code: `Interrupted` (128 + the signal)
 says how to continue, a `DataError` names an image that cannot be read (2),
-anything else is a `RunFailed` (1) with its reason.
+nnrun's own errors keep their kind and exit code, and anything else is a
+`RunFailed` (1) with its reason.
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ class Outcome:
 
     def _interrupted(self, error: KeyboardInterrupt) -> Interrupted:
         # Further stop signals are ignored from here on (signals.stopping).
-        signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-        stopped = Interrupted(signum, run_dir=self.run_dir if self.writer else None)
+        signum, plain = (error.signum, error.plain) if isinstance(error, Interrupted) else (signal.SIGINT, True)
+        stopped = Interrupted(signum, run_dir=self.run_dir if self.writer else None, plain=plain)
         why = f"stopped by {stopped.name}" if stopped.name != "SIGINT" else "interrupted (Ctrl-C)"
         kept = self.last.keep(self.run_dir)
         # A signal in the middle of an epoch's end may have cut its records short:
