@@ -151,7 +151,7 @@ def _check_recreated(ds, run):
     preprocessing.json prepares it: nothing is learned again.
     """
     recorded = run.info.splits.get("test")  # runs from before nnrun recorded it have none
-    if recorded and record.plain([recorded])[0] != ds.splits["test"]:
+    if recorded and recorded.model_dump(mode="json", exclude_unset=True) != ds.splits["test"]:
         raise BadInput(
             f"{run.path}: the test split re-created from its config.yaml and data is not the one the run was tested on "
             f"({recorded.samples} samples then, {ds.splits['test']['samples']} now, other samples): the config or "

@@ -1,8 +1,10 @@
-"""The run directory: its file names, creating it, reading run.json and config.yaml.
+"""The run directory: its file names, creating it, reading its JSON files, history.csv and config.yaml.
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash or Ctrl-C never leaves a half-written file behind.
 """
+
+from __future__ import annotations
 
 import contextlib
 import csv
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun.errors import RunDirError
 
-# No `from __future__ import annotations` here: _run_info_model's pydantic models resolve their annotations eagerly.
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
 
@@ -154,7 +155,7 @@ def _sweep_dir(path: Path) -> RunDirError:
     )
 
 
-def read_config(path: str | os.PathLike[str]) -> "Config":
+def read_config(path: str | os.PathLike[str]) -> Config:
     """Reads and validates a run directory's config.yaml (the resolved config it was trained with).
 
     Args:
