@@ -17,6 +17,9 @@ from nnrun.cli.main import cli
 from conftest import TINY, copy_run, signalled
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
+# What a resume restores (weights, optimizer and seed state, a backup cut mid-write) goes through the
+# backend and runs in both passes; refusals and bookkeeping (a changed config or data, another host, a
+# running run, damaged files, exit codes) are marked any_backend and run in the TensorFlow pass only.
 DIGITS = {
     "data": {"source": "sklearn", "name": "digits", "scale": "standard"},
     "model": [{"Dense": 16}, {"Dense": {"units": 10, "activation": "softmax"}}],
@@ -172,6 +175,7 @@ def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+@pytest.mark.any_backend
 def test_a_second_signal_while_saving_is_ignored(runner, digits_config, tmp_path, monkeypatch, signum, code):
     from nnrun.backend import keras
 
@@ -196,6 +200,7 @@ def test_a_second_signal_while_saving_is_ignored(runner, digits_config, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_a_completed_run_has_nothing_to_resume(runner, digits_config):
     result = runner.invoke(cli, ["train", str(digits_config)])
     assert result.exit_code == 0, result.output
@@ -235,6 +240,7 @@ def interrupted_here(digits_config, tmp_path):
     return interrupt(digits_config, tmp_path / "runs")
 
 
+@pytest.mark.any_backend
 def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_none(runner, interrupted_run):
     info = json.loads((interrupted_run / "run.json").read_text())
     info["fine_tune_after_epoch"] = 1
@@ -247,6 +253,7 @@ def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_non
     )
 
 
+@pytest.mark.any_backend
 def test_a_backup_made_while_fine_tuning_for_a_config_without_it_is_named(runner, interrupted_run):
     for metadata in (interrupted_run / "backup").glob("training_metadata.json*"):  # the latest and the previous (.bkp)
         info = json.loads(metadata.read_text())
@@ -257,6 +264,7 @@ def test_a_backup_made_while_fine_tuning_for_a_config_without_it_is_named(runner
     assert "Traceback" not in result.output
 
 
+@pytest.mark.any_backend
 def test_resume_refuses_a_changed_config(runner, interrupted_run):
     result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "optimizer.learning_rate=0.1"])
     assert result.exit_code == 2
@@ -272,6 +280,7 @@ def test_resume_refuses_a_changed_config(runner, interrupted_run):
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_resume_refuses_changed_data_unless_forced(runner, write_config, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype("float32")
@@ -301,6 +310,7 @@ def test_resume_refuses_what_is_not_a_resumable_run(runner, tmp_path):
     assert empty.exit_code == 2 and "is not a run directory: no run.json" in empty.output
 
 
+@pytest.mark.any_backend
 def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
     first = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible"])
@@ -314,6 +324,7 @@ def test_resume_if_possible_resumes_the_same_config_and_otherwise_starts_anew(ru
     assert second.stdout.strip().splitlines()[-1] != str(interrupted_run)
 
 
+@pytest.mark.any_backend
 def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_here, digits_config):
     interrupted_run = interrupted_here
     other = runner.invoke(cli, ["train", str(digits_config), "--resume-if-possible", "--set", "seed=1"])
@@ -322,6 +333,7 @@ def test_resume_if_possible_does_not_pick_another_config(runner, interrupted_her
     assert info(interrupted_run)["status"] == "interrupted"
 
 
+@pytest.mark.any_backend
 def test_a_running_run_is_not_resumed(runner, killed_run):
     import socket
 
@@ -361,6 +373,7 @@ def test_step_backups_resume_a_long_epoch(runner, write_config, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_keep_backup_keeps_it(runner, write_config):
     result = runner.invoke(cli, ["train", str(write_config(output={"dir": "runs", "keep_backup": True}))])
     assert result.exit_code == 0, result.output
@@ -401,6 +414,7 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
     import errno
 
@@ -421,6 +435,7 @@ def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, m
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
     import errno
 
@@ -440,6 +455,7 @@ def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, wr
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     config = write_config(
         training={"epochs": 3, "batch_size": 16, "callbacks": [{"ModelCheckpoint": {"monitor": "val_loss"}}]}
@@ -478,6 +494,7 @@ def test_a_resumed_run_ends_exactly_as_one_never_stopped(runner, write_config, t
     assert (run / "metrics.json").read_text() == (never_stopped / "metrics.json").read_text()
 
 
+@pytest.mark.any_backend
 def test_a_run_on_another_host_is_resumed_only_with_force(runner, interrupted_run):
     record = info(interrupted_run)
     (interrupted_run / "run.json").write_text(json.dumps({**record, "status": "running", "host": "elsewhere"}))
@@ -488,6 +505,7 @@ def test_a_run_on_another_host_is_resumed_only_with_force(runner, interrupted_ru
     assert forced.exit_code == 0, forced.output
 
 
+@pytest.mark.any_backend
 def test_two_resumes_of_one_run_at_once_the_second_is_refused(runner, interrupted_run):
     from nnrun.rundir import liveness
 
@@ -499,6 +517,7 @@ def test_two_resumes_of_one_run_at_once_the_second_is_refused(runner, interrupte
     assert after.exit_code == 0, after.output
 
 
+@pytest.mark.any_backend
 def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
     import shutil
 
@@ -514,6 +533,7 @@ def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
     assert len(history_epochs(interrupted_run)) >= 1, "nothing was overwritten"
 
 
+@pytest.mark.any_backend
 def test_a_failed_restore_changes_no_backup_file(runner, interrupted_run):
     import hashlib
 
@@ -542,6 +562,7 @@ def test_a_failed_restore_changes_no_backup_file(runner, interrupted_run):
         (lambda run: _seed_states(run, [["a", "b"]]), "seed_states"),
     ],
 )
+@pytest.mark.any_backend
 def test_a_tampered_history_or_backup_is_one_line(runner, interrupted_run, tamper, expected):
     tamper(interrupted_run)
     result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=5"])
