@@ -16,6 +16,9 @@ from conftest import copy_run
 from trained_runs import COLOURS, Trained, churn_table, digit_arrays, make_image_folder, train
 
 # Found, not imported: importing ONNX Runtime costs every collection time. Exports trace the model: compiled.
+# On JAX an export runs in a process of its own: the JAX pass exports a JAX-trained model (every format,
+# each runtime against Keras, an export at the end of training); the checks of export files, records and
+# predict's choice of runtime cannot differ between backends and run in the TensorFlow pass only (any_backend).
 pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("onnxruntime") is None, reason="the export extra: pip install 'nnrun[export]'"
@@ -75,6 +78,7 @@ def test_each_runtime_predicts_what_keras_predicts(runner, digits_exported, tmp_
     assert {r["runtime"] for r in predicted(runner, run, [tmp_path / "digits.npy"], "auto")} == {"onnx"}
 
 
+@pytest.mark.any_backend
 def test_predict_through_an_export_never_imports_tensorflow_or_keras(digits_exported, tmp_path):
     run, _ = digits_exported
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
@@ -89,6 +93,7 @@ def test_predict_through_an_export_never_imports_tensorflow_or_keras(digits_expo
     assert (runtime, tensorflow, keras) == ("onnx", "False", "False")
 
 
+@pytest.mark.any_backend
 def test_a_damaged_export_is_named_and_never_used(runner, digits_exported, tmp_path):
     run = copy_run(digits_exported[0], tmp_path / "runs")
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
@@ -99,6 +104,7 @@ def test_a_damaged_export_is_named_and_never_used(runner, digits_exported, tmp_p
     assert f"'{onnx}' is not the file that was exported" in result.stderr and "nnrun export" in result.stderr
 
 
+@pytest.mark.any_backend
 def test_an_export_of_an_earlier_model_is_not_used(runner, digits_exported, tmp_path):
     import keras
 
@@ -115,6 +121,7 @@ def test_an_export_of_an_earlier_model_is_not_used(runner, digits_exported, tmp_
     assert asked.exit_code == 2 and "the export is of an earlier model.keras" in asked.stderr
 
 
+@pytest.mark.any_backend
 def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monkeypatch):
     from nnrun.errors import RunFailed
     from nnrun.inference import export as export_module
@@ -137,6 +144,7 @@ def test_formats_are_recorded_as_each_is_kept(runner, digits_run, tmp_path, monk
     assert sorted(p.name for p in (run / "export").iterdir()) == ["model.onnx"], "nothing half-made is left"
 
 
+@pytest.mark.any_backend
 def test_a_reader_that_stops_early_ends_predict_quietly(digits_exported, tmp_path):
     np.save(tmp_path / "many.npy", np.repeat(digit_arrays(10, seed=3)[0], 300, axis=0))
     nnrun = [
@@ -156,6 +164,7 @@ def test_a_reader_that_stops_early_ends_predict_quietly(digits_exported, tmp_pat
         assert proc.stderr.read() == ""
 
 
+@pytest.mark.any_backend
 def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digits_exported, churn_run, tmp_path):
     np.save(tmp_path / "one.npy", digit_arrays(1, seed=3)[0][0])
     best = copy_run(digits_exported[0], tmp_path / "best")
@@ -183,6 +192,7 @@ def test_a_strangers_run_directory_cannot_make_predict_fail_or_lie(runner, digit
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_a_regression_in_large_units_exports(runner, write_config, tmp_path):
     x = np.random.default_rng(1).normal(size=(80, 3)).astype("float32")
     np.savez(tmp_path / "prices.npz", x=x, y=200_000 + 50_000 * x[:, 0])  # outputs whose float32 steps exceed 1e-4
@@ -201,6 +211,7 @@ def test_a_regression_in_large_units_exports(runner, write_config, tmp_path):
     )
 
 
+@pytest.mark.any_backend
 def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, tmp_path):
     run = copy_run(churn_run.path, tmp_path / "runs")
     export(runner, run, "onnx")
@@ -249,6 +260,7 @@ def test_an_image_run_exported_at_the_end_of_training_predicts_files_without_its
     assert_same_predictions(predicted(runner, run, files, "onnx"), predicted(runner, run, files, "keras"))
 
 
+@pytest.mark.any_backend
 def test_a_missing_converter_names_the_extra(runner, write_config, digits_run, tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
@@ -259,6 +271,7 @@ def test_a_missing_converter_names_the_extra(runner, write_config, digits_run, t
     assert checked.exit_code == 2 and "output.export: onnx: needs tf2onnx" in checked.stderr
 
 
+@pytest.mark.any_backend
 def test_without_its_runtime_predict_says_so_and_uses_keras(runner, digits_exported, tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(

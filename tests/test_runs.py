@@ -209,47 +209,25 @@ def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     assert len(json.loads(listed.stdout)) == 2, "the PNG beside the runs is not a run"
 
 
-@pytest.mark.slow
-@pytest.mark.compiled
-def test_same_config_and_seed_give_the_same_weights(runner, write_config):
-    import keras
-    import numpy as np
-
-    config = write_config()
-    models = [keras.models.load_model(trained(runner, config) / "model.keras") for _ in range(2)]
-    for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
-        assert np.array_equal(a, b)
-
-
-def test_runs_started_at_the_same_instant_each_get_a_complete_directory(write_config, tiny_run, tmp_path):
-    # The end-to-end `nnrun train` and `nnrun evaluate` in processes of their own: two of each at once.
-    config = write_config()
+def test_evaluations_of_one_run_started_at_the_same_instant_each_get_their_own_folder(tiny_run):
+    # The end-to-end `nnrun evaluate`, in processes of their own, two at once; two `nnrun train` at once
+    # are test_train.py::test_same_config_and_seed_give_the_same_metrics.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    commands = [["train", str(config), "--quiet"]] * 2 + [["evaluate", str(tiny_run), "--json"]] * 2
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "nnrun", *command],
+            [sys.executable, "-m", "nnrun", "evaluate", str(tiny_run), "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
         )
-        for command in commands
+        for _ in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
-    runs = {Path(out.strip().splitlines()[-1]) for out, _ in outs[:2]}
-    assert len(runs) == 2, "two processes shared a run directory"
-    for run in runs:
-        assert json.loads((run / "run.json").read_text())["status"] == "completed"
-        assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
-    latest = (tmp_path / "runs" / "latest").resolve()
-    assert latest in {r.resolve() for r in runs}
-    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
-
-    # The two evaluations of one run at the same instant: both succeed, neither overwrites the other.
-    folders = {json.loads(out)["output_dir"] for out, _ in outs[2:]}
+    assert [p.returncode for p in procs] == [0] * 2, [err for _, err in outs]
+    # Both succeed, neither overwrites the other.
+    folders = {json.loads(out)["output_dir"] for out, _ in outs}
     assert len(folders) == 2 and all((Path(f) / "metrics.json").is_file() for f in folders)
 
 

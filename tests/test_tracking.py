@@ -97,6 +97,8 @@ needs_mlflow = pytest.mark.skipif(
 )
 
 
+# What reaches MLflow is nnrun's own bookkeeping (params, per-epoch metrics, artifacts, how the run ended):
+# the same on both backends, so those tests run in the TensorFlow pass only (any_backend).
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """The default MLflow store of runs in tmp_path/runs: tmp_path/mlflow.db."""
@@ -114,6 +116,7 @@ def client_of(store):
 @pytest.mark.plots
 @needs_mlflow
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runner, write_config, store, tmp_path):
     result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "mlflow"])
     assert result.exit_code == 0, result.output
@@ -141,6 +144,7 @@ def test_mlflow_records_params_metrics_per_epoch_test_metrics_and_artifacts(runn
 
 @needs_mlflow
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, monkeypatch):
     from nnrun.training import callbacks
 
@@ -158,6 +162,7 @@ def test_a_failed_run_ends_its_mlflow_run_failed(runner, write_config, store, mo
 
 @needs_mlflow
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runner, write_config, store, monkeypatch):
     interrupt_after(monkeypatch, 1)
     result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"])), "--set", "training.epochs=3"])
@@ -181,6 +186,7 @@ def test_an_interrupted_run_is_killed_then_resumed_into_the_same_mlflow_run(runn
 
 @needs_mlflow
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_config, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     result = runner.invoke(cli, ["train", str(write_config(tracking=["mlflow"]))])
@@ -194,6 +200,7 @@ def test_an_unreachable_server_is_a_warning_and_training_goes_on(runner, write_c
 @pytest.mark.plots
 @needs_mlflow
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_a_run_directory_from_elsewhere_uploads_only_its_own_files_into_a_run_of_its_own(
     runner, write_config, store, tmp_path, monkeypatch
 ):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from nnrun.backend import keras
 from nnrun.cli.main import cli
 
 from conftest import signalled
@@ -123,9 +124,15 @@ def train_in_processes(config, *arguments):
 @pytest.mark.compiled
 def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     path = write_config()
-    # Two fresh processes: nothing (random state, compiled graphs) carried over between them.
+    # Two fresh processes, started at the same instant: nothing (random state, compiled graphs) carried
+    # over between them, and each gets a complete run directory of its own.
     run1, run2 = train_in_processes(path, (), ())
-    assert run1 != run2, "a run directory was reused"
+    assert run1 != run2, "two processes shared a run directory"
+    for run in (run1, run2):
+        assert json.loads((run / "run.json").read_text())["status"] == "completed"
+        assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
+    assert (run1.parent / "latest").resolve() in {run1.resolve(), run2.resolve()}
+    assert not [p for p in run1.parent.iterdir() if p.name.startswith(".")], "temporary files left behind"
     for name in ["metrics.json", "history.csv"]:
         assert (run1 / name).read_bytes() == (run2 / name).read_bytes(), name
     # And inside one process, after runs have already trained in it, the same again.
@@ -135,6 +142,9 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
     for run in (run3, run4):
         for name in ["metrics.json", "history.csv"]:
             assert (run / name).read_bytes() == (run1 / name).read_bytes(), f"{run.name}/{name}"
+    weights = [keras().models.load_model(run / "model.keras").get_weights() for run in (run1, run3, run4)]
+    for a, b, c in zip(*weights, strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
     # Another seed trains differently (so the equalities above say something).
     _, other = train(runner, path, "--set", "seed=8")
     assert (other / "history.csv").read_bytes() != (run1 / "history.csv").read_bytes()

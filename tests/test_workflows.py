@@ -42,8 +42,13 @@ def with_data(tmp_path, name, replacement, **training):
     return path
 
 
+# TensorFlow pass only: on JAX, Keras's RandomTranslation (supports_jit False) makes the whole step run
+# op by op, some 600 XLA compilations, 60-80 s for one epoch of 160 images. The JAX pass builds and calls
+# this config's augmentation (test_augmentation_changes_images_in_training_only) and trains a CNN with
+# augmentation from a shipped config (test_image_folder.py::test_shipped_config_trains_on_a_folder).
 @pytest.mark.plots
 @pytest.mark.slow
+@pytest.mark.any_backend
 def test_cifar10_cnn_trains_end_to_end_on_generated_images(runner, tmp_path, cifar_like):
     path = with_data(tmp_path, "cifar10_cnn.yaml", {"source": "npz", "path": str(cifar_like)}, epochs=1)
     result = runner.invoke(cli, ["train", str(path), "--quiet"])
