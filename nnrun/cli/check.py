@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from nnrun.training.setup import Setup
 
 
-def prepare(config: Config, config_file: Path, console: Console) -> Setup:
+def prepare(config: Config, console: Console) -> Setup:
     """Loads the data and builds and compiles the model, as `train` would, without training.
 
     An image folder's every file is decoded first, so that a damaged one is
@@ -22,7 +21,6 @@ def prepare(config: Config, config_file: Path, console: Console) -> Setup:
 
     Args:
         config: the resolved config.
-        config_file: its file, which a sweep's errors name.
         console: where progress goes (stderr).
 
     Returns:
@@ -33,7 +31,7 @@ def prepare(config: Config, config_file: Path, console: Console) -> Setup:
 
     if config.data.source == "images":
         _decode_every_image(config.data, console)
-    return sweep.check(config, config_file, console) if config.sweep else setup.setup(config, join=False)
+    return sweep.check(config, console) if config.sweep else setup.setup(config, join=False)
 
 
 def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:

@@ -142,7 +142,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
             sweep.check_available()
         backend.use(resolved.backend)
         with _about(target):
-            sweep.check(resolved, target, console)  # a bad space fails before the first trial
+            sweep.check(resolved, console)  # a bad space fails before the first trial
             sweep_dir = sweep.start(resolved, target, console, jobs)
     click.echo(str(sweep_dir))
 
@@ -165,7 +165,7 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     from nnrun.cli import check as checking
 
     with _about(config_file):
-        setup = checking.prepare(resolved, config_file, streams.console())
+        setup = checking.prepare(resolved, streams.console())
     checking.report(resolved, setup, click.echo)
     click.echo(f"{config_file}: ok")
 
@@ -180,12 +180,13 @@ def schema() -> None:
 
 @contextlib.contextmanager
 def _about(config_file: Path) -> Iterator[None]:
-    """Names the config file in bad-input errors found after loading it (model, data)."""
+    """Names the config file in bad-input errors found after loading it (model, data, a sweep's space).
+
+    They are raised naming their place in the config, not the file: the command knows which file it read.
+    """
     try:
         yield
     except BadInput as e:
-        if str(e).startswith(str(config_file)):
-            raise
         # A run or sweep that began keeps its directory: its path still goes to stdout.
         raise type(e)(f"{config_file}: {e}", run_dir=e.run_dir) from None
 

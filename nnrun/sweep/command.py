@@ -57,13 +57,13 @@ def check_available() -> None:
         raise ConfigError(f"sweep: needs optuna, which is not installed; pip install '{EXTRA}'")
 
 
-def check(config: Config, where: str | os.PathLike[str], console: Console) -> Setup:
+def check(config: Config, console: Console) -> Setup:
     """What `nnrun check` and `nnrun sweep` check of a sweep before its first trial: the data and the
-    model at every value of each parameter (the others at their first), and the metric.
+    model at every value of each parameter (the others at their first), and the metric. Its errors
+    name the place in the config; the command names the file.
 
     Args:
         config: the validated `Config`, with a sweep section.
-        where: the config file, for messages.
         console: a rich console for a note (stderr).
 
     Returns:
@@ -84,9 +84,9 @@ def check(config: Config, where: str | os.PathLike[str], console: Console) -> Se
                 else:
                     setup.check_model(point, prepared.dataset)
             except ConfigError as e:
-                raise ConfigError(f"{where}: sweep.parameters['{path}']: with {value!r}: {e}") from None
+                raise ConfigError(f"sweep.parameters['{path}']: with {value!r}: {e}") from None
     assert prepared is not None  # every parameter has a value to try
-    note = search_space.check_metric(config, prepared.dataset.y_val is not None, str(where))
+    note = search_space.check_metric(config, prepared.dataset.y_val is not None)
     if note:
         console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True, markup=False)
     return prepared

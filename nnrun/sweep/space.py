@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from nnrun.config.schema import Config
 
 
-def check_metric(config: "Config", has_validation: bool, where: str) -> str | None:
+def check_metric(config: "Config", has_validation: bool) -> str | None:
     """Refuses a sweep metric that is a typo of one the runs will log, or the test split's.
 
     The names are those history.csv will have: the loss and each metric of
@@ -30,7 +30,6 @@ def check_metric(config: "Config", has_validation: bool, where: str) -> str | No
     Args:
         config: the validated `Config`, with a sweep section.
         has_validation: whether the runs have a validation split.
-        where: the config file, for messages.
 
     Returns:
         A note for the user when the name could not be checked, else None.
@@ -42,18 +41,16 @@ def check_metric(config: "Config", has_validation: bool, where: str) -> str | No
     logged = names + ([f"val_{n}" for n in names] if has_validation else [])
     if metric.startswith("test_"):
         raise ConfigError(
-            f"{where}: sweep.metric: a sweep chooses on the validation split, never the test split "
+            "sweep.metric: a sweep chooses on the validation split, never the test split "
             f"(it would no longer be a test); use val_{metric[len('test_') :]}; got {metric!r}"
         )
     if metric.startswith("val_") and not has_validation:
-        raise ConfigError(
-            f"{where}: sweep.metric: {metric!r} needs a validation split; set training.validation_split, e.g. 0.1"
-        )
+        raise ConfigError(f"sweep.metric: {metric!r} needs a validation split; set training.validation_split, e.g. 0.1")
     if metric in logged or metric == "learning_rate":
         return None
     suggestion = did_you_mean(metric, logged)
     if suggestion:
-        raise ConfigError(f"{where}: sweep.metric: {metric!r} is not a metric the runs log{suggestion}")
+        raise ConfigError(f"sweep.metric: {metric!r} is not a metric the runs log{suggestion}")
     return f"sweep.metric {metric!r} is none of {', '.join(logged)}: the first epoch will tell whether Keras logs it"
 
 

@@ -139,11 +139,11 @@ def resumable(
             "run: train the edited config as a new run"
         )
     try:
-        config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
+        config = config_lib.load(run_dir / rundir.CONFIG)
     except ConfigError as e:
-        if str(e).startswith("--set") or f"{rundir.CONFIG} with --set" in str(e):
-            raise
         raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
+    if overrides:  # the run's own config is valid: what fails now is the user's --set, named as given
+        config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
     for item in overrides:
         key = item.partition("=")[0]
         if key not in RESUMABLE:
