@@ -57,6 +57,7 @@ TRAINING_FIXTURES = {
     "killed_template",
     "interrupted_here",
     "augmented_image_run",
+    "never_stopped",
 }
 
 # Heavy modules that collecting the tests must not import (nnrun imports them where it uses them).

@@ -11,7 +11,7 @@ import yaml
 from nnrun.backend import keras
 from nnrun.cli.main import cli
 
-from conftest import interrupt_after
+from conftest import TINY, interrupt_after
 from trained_runs import COLOURS, make_image_folder
 
 pytestmark = pytest.mark.backend  # every test here builds Keras applications
@@ -20,14 +20,19 @@ BACKBONE = {"include_top": False, "pooling": "avg", "alpha": 0.35}  # MobileNetV
 DIGITS = {"source": "sklearn", "name": "digits", "scale": "standard"}
 
 
+def frozen_digits_sections(**fine_tune):
+    """A digits config's sections, its first layer frozen: 1 epoch of training, then 2 of fine-tuning."""
+    return {
+        "data": DIGITS,
+        "model": [{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
+        "loss": {"name": "sparse_categorical_crossentropy", "from_logits": True},
+        "training": {"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2, **fine_tune}},
+    }
+
+
 def frozen_digits(write_config, **fine_tune):
-    """A digits config whose first layer is frozen: 1 epoch of training, then 2 of fine-tuning."""
-    return write_config(
-        data=DIGITS,
-        model=[{"Dense": {"units": 16, "activation": "relu", "trainable": False}}, {"Dense": 10}],
-        loss={"name": "sparse_categorical_crossentropy", "from_logits": True},
-        training={"epochs": 1, "batch_size": 64, "fine_tune": {"epochs": 2, **fine_tune}},
-    )
+    """A digits config file (`frozen_digits_sections`)."""
+    return write_config(**frozen_digits_sections(**fine_tune))
 
 
 def history(run):
@@ -129,26 +134,37 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
     assert predicted.exit_code == 0, predicted.output
 
 
+@pytest.fixture(scope="module")
+def never_stopped(tmp_path_factory):
+    """`frozen_digits` at a tenth of the learning rate for fine-tuning, trained without a stop; once per module."""
+    from click.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("never-stopped")
+    sections = frozen_digits_sections(learning_rate=0.001)
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, **sections, "output": {"dir": str(root / "runs")}}, sort_keys=False))
+    whole = CliRunner().invoke(cli, ["train", str(config)])
+    assert whole.exit_code == 0, whole.output
+    return last_line(whole)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [1, 2], ids=["at the end of training", "while fine-tuning"])
-def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(runner, write_config, monkeypatch, stop_after):
+def test_a_run_stopped_around_fine_tuning_resumes_to_the_same_model(
+    runner, write_config, monkeypatch, stop_after, never_stopped
+):
     config = frozen_digits(write_config, learning_rate=0.001)
-    whole = runner.invoke(cli, ["train", str(config)])
-    assert whole.exit_code == 0, whole.output
-
     interrupt_after(monkeypatch, stop_after)
     stopped = runner.invoke(cli, ["train", str(config)])
     assert stopped.exit_code == 130, stopped.output
-    run = next(
-        p for p in (config.parent / "runs").iterdir() if p.is_dir() and not p.is_symlink() and p != last_line(whole)
-    )
+    run = next(p for p in (config.parent / "runs").iterdir() if p.is_dir() and not p.is_symlink())
     resumed = runner.invoke(cli, ["resume", str(run)])
     assert resumed.exit_code == 0, resumed.output
 
     assert [int(r["epoch"]) for r in history(run)] == [1, 2, 3]
     assert [float(r["learning_rate"]) for r in history(run)] == pytest.approx([1e-2, 1e-3, 1e-3])
     assert info(run)["fine_tune_after_epoch"] == 1
-    weights = [keras().models.load_model(r / "model.keras").get_weights() for r in (run, last_line(whole))]
+    weights = [keras().models.load_model(r / "model.keras").get_weights() for r in (run, never_stopped)]
     for a, b in zip(*weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
