@@ -46,7 +46,7 @@ def assert_same_predictions(fast, slow):
             assert p == pytest.approx(b["probabilities"][name], abs=1e-5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits_exported(digits_run, tmp_path_factory):
     """A copy of the digits run (28x28 arrays) with all three exports."""
     from click.testing import CliRunner
@@ -223,7 +223,7 @@ def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, 
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def augmented_image_run(tmp_path_factory):
     """An image-folder run with augmentation layers, exported by its config's output.export."""
     folder = tmp_path_factory.mktemp("augmented")

@@ -51,9 +51,11 @@ def optimizer_iterations(run):
     return int(keras.models.load_model(run / "model.keras", safe_mode=True).optimizer.iterations.numpy())
 
 
-@pytest.fixture(scope="module")
+# The templates are session fixtures, not module ones: xdist hands out one test at a time, and a
+# worker that ran a test of another file in between would tear a module fixture down and make it again.
+@pytest.fixture(scope="session")
 def killed_template(tmp_path_factory):
-    """A DIGITS run killed (SIGKILL) in a child process once two epochs were backed up; made once per module."""
+    """A DIGITS run killed (SIGKILL) in a child process once two epochs were backed up; made once per session."""
     root = tmp_path_factory.mktemp("killed")
     config = root / "digits.yaml"
     config.write_text(yaml.safe_dump({**TINY, **DIGITS, "output": {"dir": str(root / "runs")}}, sort_keys=False))
@@ -220,7 +222,7 @@ def interrupt(config, runs):
     return run_dir(runs)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def interrupted_template(tmp_path_factory):
     root = tmp_path_factory.mktemp("interrupted")
     config = root / "digits.yaml"
@@ -230,7 +232,7 @@ def interrupted_template(tmp_path_factory):
 
 @pytest.fixture
 def interrupted_run(interrupted_template, tmp_path):
-    """An interrupted DIGITS run of this test's own (a copy of one made once per module)."""
+    """An interrupted DIGITS run of this test's own (a copy of one made once per session)."""
     return copy_run(interrupted_template, tmp_path / "runs")
 
 

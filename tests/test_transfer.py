@@ -134,9 +134,9 @@ def test_a_frozen_network_loads_a_weights_file_and_fine_tuning_unfreezes_its_las
     assert predicted.exit_code == 0, predicted.output
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def never_stopped(tmp_path_factory):
-    """`frozen_digits` at a tenth of the learning rate for fine-tuning, trained without a stop; once per module."""
+    """`frozen_digits` at a tenth of the learning rate for fine-tuning, trained without a stop; once per session."""
     from click.testing import CliRunner
 
     root = tmp_path_factory.mktemp("never-stopped")
