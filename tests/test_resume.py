@@ -525,6 +525,8 @@ def test_resume_mistakes_are_named(runner, interrupted_run, tmp_path):
 
     misspelt = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochz=5"])
     assert misspelt.exit_code == 2 and "unknown key 'epochz'; did you mean 'epochs'?" in misspelt.output
+    # The user's --set is named as given, not blamed on the run's config.yaml.
+    assert "config.yaml with --set: " in misspelt.output and "is not valid" not in misspelt.output
     fewer = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=0"])
     assert fewer.exit_code == 2 and "training.epochs" in fewer.output
     a_file = runner.invoke(cli, ["resume", str(interrupted_run / "config.yaml")])

@@ -287,9 +287,11 @@ def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, 
     ],
 )
 def test_check_refuses_a_metric_the_sweep_cannot_use(runner, write_config, metric, message):
-    result = runner.invoke(cli, ["check", str(sweep_config(write_config, metric=metric))])
+    config = sweep_config(write_config, metric=metric)
+    result = runner.invoke(cli, ["check", str(config)])
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert result.output.startswith(f"error: {config}: sweep.metric: "), "the file is named once, first"
 
 
 @pytest.mark.slow
