@@ -9,6 +9,8 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nnrun.reporter import Reporter
+
 
 def echo(text: str, err: bool = False) -> None:
     """A line to stdout (or stderr), dropped when the terminal is gone.
@@ -27,3 +29,19 @@ def console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+def reporter(quiet: bool = False) -> Reporter:
+    """The command's one `Reporter`, on stderr: live where stderr is a terminal, unless `--quiet`.
+
+    Args:
+        quiet: `--quiet`: a plain line per epoch even on a terminal (no live bar).
+
+    Returns:
+        A `Reporter`.
+    """
+    from nnrun.reporter import Reporter
+
+    report = Reporter()
+    report.live = report.console.is_terminal and not quiet
+    return report
