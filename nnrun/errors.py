@@ -62,6 +62,10 @@ class RunDirError(BadInput):
     """A path that is not a usable run directory."""
 
 
+class RunDirBusy(RunDirError):
+    """A run or sweep directory that another process holds (`rundir.liveness.claim`)."""
+
+
 class RunFailed(NnrunError):
     """The run itself failed: diverged, ran out of memory. Exit code 1."""
 

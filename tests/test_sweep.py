@@ -339,6 +339,19 @@ def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
 
 
+def test_a_sweep_directory_another_process_holds_is_refused(tmp_path):
+    from rich.console import Console
+
+    from nnrun.errors import RunDirBusy
+    from nnrun.rundir import liveness
+    from nnrun.sweep import command, study
+
+    (tmp_path / study.STATE).write_text("{}")
+    with liveness.claim(tmp_path), pytest.raises(RunDirBusy) as refused:
+        command.run(tmp_path, Console(stderr=True, quiet=True))
+    assert str(refused.value) == f"{tmp_path}: another nnrun sweep is running in it" and refused.value.exit_code == 2
+
+
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
 def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path, storage):
     # A sweep that continues after a crash notes, on a trial the dead sweep asked for, that it was

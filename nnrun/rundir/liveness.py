@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirBusy, RunDirError
 
 
 def timestamp(seconds: float | None = None) -> str:
@@ -93,7 +93,7 @@ def claim(path: Path) -> Iterator[None]:
     """Holds a run directory for this process alone (an exclusive lock on the
     folder itself, which the system releases when the process ends, however it ends).
 
-    Two `nnrun resume`s of one run at once: the second is refused.
+    Two `nnrun resume`s of one run at once: the second is refused (`RunDirBusy`).
 
     Args:
         path: the run directory.
@@ -110,7 +110,7 @@ def claim(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunDirError(f"{path}: another process is resuming this run") from None
+            raise RunDirBusy(f"{path}: another process is resuming this run") from None
         except OSError:
             pass  # a filesystem without locks: the status check is all there is
         yield

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from nnrun import atomic, errors, signals
 from nnrun.config import loading as config_lib
 from nnrun.config.sweep_section import samples
-from nnrun.errors import ConfigError, NnrunError, RunDirError, RunFailed
+from nnrun.errors import ConfigError, NnrunError, RunDirBusy, RunDirError, RunFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
 from nnrun.rundir.status import Status
@@ -209,10 +209,8 @@ def _claim(sweep_dir: Path) -> Iterator[None]:
     try:
         with liveness.claim(sweep_dir):
             yield
-    except RunDirError as e:
-        if "another process" in str(e):
-            raise RunDirError(f"{sweep_dir}: another nnrun sweep is running in it") from None
-        raise
+    except RunDirBusy:
+        raise RunDirBusy(f"{sweep_dir}: another nnrun sweep is running in it") from None
 
 
 def _best_record(best):
