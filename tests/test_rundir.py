@@ -315,11 +315,33 @@ def test_a_run_json_damaged_while_training_still_gets_the_runs_ending(tmp_path):
 
     run = rundir.create(tmp_path, "exp")
     atomic.write_json(run / rundir.RUN, {"status": "running", "epochs": "ten"})  # a known field of the wrong type
-    runinfo.finish(run, time.time(), Status.FAILED, None, error="boom")
+    assert runinfo.finish(run, time.time(), Status.FAILED, error="boom") is None, "recorded: nothing to say"
     written = rundir.read_json(run / rundir.RUN)
     assert (written["status"], written["error"], written["epochs"]) == ("failed", "boom", "ten")
     with pytest.raises(RunDirError, match="epochs: input should be a valid integer"):
         record.read_info(run)  # readers still refuse it, naming the field
+
+
+def test_an_ending_that_cannot_be_recorded_is_returned_as_the_line_to_say(tmp_path, monkeypatch):
+    import errno
+
+    from nnrun.rundir import runinfo
+
+    run = rundir.create(tmp_path, "exp")
+    atomic.write_json(run / rundir.RUN, {"status": "running"})
+
+    def full(path, value):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(atomic, "write_json", full)
+    line = runinfo.finish(run, time.time(), Status.INTERRUPTED, error="stopped by SIGTERM")
+    assert line == (
+        f"error: could not record 'interrupted' in {run / rundir.RUN}: No space left on device; "
+        "the run interrupted: stopped by SIGTERM"
+    )
+    assert runinfo.finish(run, time.time(), Status.COMPLETED) == (
+        f"error: could not record 'completed' in {run / rundir.RUN}: No space left on device"
+    ), "no reason to add for a completed run"
 
 
 def test_records_are_written_back_as_they_were_written():

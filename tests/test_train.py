@@ -370,7 +370,7 @@ class _Untrained:
         return ""
 
 
-def _ending(tmp_path, raised, source="sklearn", writer=True):
+def _ending(tmp_path, raised, source="sklearn", writer=True, report=None):
     from rich.console import Console
 
     from nnrun import atomic
@@ -380,7 +380,7 @@ def _ending(tmp_path, raised, source="sklearn", writer=True):
     run_dir.mkdir()
     atomic.write_json(run_dir / "run.json", {"status": "running"})
     last = _Untrained(source)
-    report = progress.Reporter(Console(stderr=True, quiet=True))
+    report = report or progress.Reporter(Console(stderr=True, quiet=True))
     with pytest.raises(BaseException) as caught:
         with outcome.Outcome(run_dir, time.time(), report, last, writer, streamed=False):
             raise raised
@@ -444,6 +444,25 @@ def test_an_unexpected_error_is_recorded_with_its_reason_and_traceback(tmp_path)
 def test_what_is_not_a_runs_ending_passes_through_unrecorded(tmp_path):
     error, info, _, last = _ending(tmp_path, SystemExit(3))
     assert type(error) is SystemExit and info == {"status": "running"} and last.kept == 0
+
+
+def test_an_ending_that_cannot_be_recorded_is_said_on_stderr_instead(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from nnrun.reporter import Reporter
+    from nnrun.rundir import record
+
+    def full(run_dir, **fields):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record, "update_info", full)
+    error, info, run_dir, _ = _ending(tmp_path, ZeroDivisionError("division by zero"), report=Reporter())
+    assert info == {"status": "running"} and error.exit_code == 1, "nothing could be recorded; the run still fails"
+    said = capsys.readouterr()
+    assert said.out == "" and said.err == (
+        f"error: could not record 'failed' in {run_dir / 'run.json'}: No space left on device; "
+        "the run failed: ZeroDivisionError: division by zero\n"
+    )
 
 
 # Backend errors known by their class (nnrun.training.reasons), never by their name.

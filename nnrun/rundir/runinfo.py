@@ -22,8 +22,6 @@ from nnrun.rundir import liveness, record
 from nnrun.rundir.status import Status
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from nnrun.config.schema import Config
     from nnrun.data.types import Dataset
 
@@ -135,15 +133,17 @@ def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
     return entry
 
 
-def finish(run_dir: Path, started: float, status: Status, console: Console, **fields: object) -> None:
-    """Records how this attempt ended in run.json; if even that fails (a full disk), says why on the console.
+def finish(run_dir: Path, started: float, status: Status, **fields: object) -> str | None:
+    """Records how this attempt ended in run.json.
 
     Args:
         run_dir: the run directory.
         started: this attempt's start, a `time.time()` value.
         status: completed, failed or interrupted.
-        console: a rich console (stderr).
         **fields: more to record (error, signal, traceback, ...).
+
+    Returns:
+        None once recorded; if even that failed (a full disk), the line that says why, for the user.
     """
     ended = time.time()
     try:
@@ -163,12 +163,10 @@ def finish(run_dir: Path, started: float, status: Status, console: Console, **fi
             **fields,
         )
     except OSError as e:
-        console.print(
-            f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}"
-            + (f"; the run {status}: {fields['error']}" if fields.get("error") else ""),
-            highlight=False,
-            soft_wrap=True,
+        return f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}" + (
+            f"; the run {status}: {fields['error']}" if fields.get("error") else ""
         )
+    return None
 
 
 def _seconds(start, end):

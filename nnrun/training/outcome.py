@@ -158,4 +158,6 @@ class Outcome:
         return None
 
     def _finish(self, status: Status, **fields: Any) -> None:
-        runinfo.finish(self.run_dir, self.started, status, self.report.console, **fields)
+        unrecorded = runinfo.finish(self.run_dir, self.started, status, **fields)
+        if unrecorded:
+            self.report.say(unrecorded)
