@@ -340,15 +340,14 @@ def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config
 
 
 def test_a_sweep_directory_another_process_holds_is_refused(tmp_path):
-    from rich.console import Console
-
     from nnrun.errors import RunDirBusy
+    from nnrun.reporter import Reporter
     from nnrun.rundir import liveness
     from nnrun.sweep import command, study
 
     (tmp_path / study.STATE).write_text("{}")
     with liveness.claim(tmp_path), pytest.raises(RunDirBusy) as refused:
-        command.run(tmp_path, Console(stderr=True, quiet=True))
+        command.run(tmp_path, Reporter(quiet=True))
     assert str(refused.value) == f"{tmp_path}: another nnrun sweep is running in it" and refused.value.exit_code == 2
 
 

@@ -371,16 +371,15 @@ class _Untrained:
 
 
 def _ending(tmp_path, raised, source="sklearn", writer=True, report=None):
-    from rich.console import Console
-
     from nnrun import atomic
-    from nnrun.training import outcome, progress
+    from nnrun.reporter import Reporter
+    from nnrun.training import outcome
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     atomic.write_json(run_dir / "run.json", {"status": "running"})
     last = _Untrained(source)
-    report = report or progress.Reporter(Console(stderr=True, quiet=True))
+    report = report or Reporter(quiet=True)
     with pytest.raises(BaseException) as caught:
         with outcome.Outcome(run_dir, time.time(), report, last, writer, streamed=False):
             raise raised

@@ -6,13 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from nnrun.config.schema import Config, ImageData
+    from nnrun.reporter import Reporter
     from nnrun.training.setup import Setup
 
 
-def prepare(config: Config, console: Console) -> Setup:
+def prepare(config: Config, report: Reporter) -> Setup:
     """Loads the data and builds and compiles the model, as `train` would, without training.
 
     An image folder's every file is decoded first, so that a damaged one is
@@ -21,7 +20,7 @@ def prepare(config: Config, console: Console) -> Setup:
 
     Args:
         config: the resolved config.
-        console: where progress goes (stderr).
+        report: the `Reporter`, for progress and notes.
 
     Returns:
         The `Setup`: dataset, model, stages and devices.
@@ -30,8 +29,8 @@ def prepare(config: Config, console: Console) -> Setup:
     from nnrun.training import setup
 
     if config.data.source == "images":
-        _decode_every_image(config.data, console)
-    return sweep.check(config, console) if config.sweep else setup.setup(config, join=False)
+        _decode_every_image(config.data, report)
+    return sweep.check(config, report) if config.sweep else setup.setup(config, join=False)
 
 
 def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
@@ -76,11 +75,12 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
         echo(f"sweep: {search_space.describe(config.sweep)}")
 
 
-def _decode_every_image(data: ImageData, console: Console) -> None:
+def _decode_every_image(data: ImageData, report: Reporter) -> None:
     from rich.progress import Progress
 
     from nnrun.data import image_folder
 
+    console = report.console
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("decoding images", total=None)
         image_folder.verify(data, lambda done, total: progress.update(task, completed=done, total=total))

@@ -157,7 +157,7 @@ def export_command(run_dir: Path, formats: tuple[str, ...]) -> None:
     """Export RUN_DIR's model into RUN_DIR/export/, verified against Keras; predict then runs without TensorFlow."""
     from nnrun.inference import export
 
-    export.export(run_dir, list(dict.fromkeys(formats)), streams.console())
+    export.export(run_dir, list(dict.fromkeys(formats)), streams.reporter())
     click.echo(str(Path(run_dir) / "export"))
 
 

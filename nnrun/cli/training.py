@@ -16,9 +16,8 @@ from nnrun.cli.options import config_argument, quiet_option, set_option, tracker
 from nnrun.errors import BadInput, NnrunError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
     from nnrun.training.distribution import Plan
 
 
@@ -54,22 +53,21 @@ def train(
     from nnrun.training import resume
     from nnrun.training import train as training
 
-    console = streams.console()
-    live = console.is_terminal and not quiet
+    report = streams.reporter(quiet)
     found = resume.newest_unfinished(resolved) if resume_if_possible else None
     run_dir: Path | None
     with _about(config_file):
         if found:
-            console.print(f"resuming the unfinished run {found} of this config", highlight=False)
+            report.print(f"resuming the unfinished run {found} of this config")  # wrapped, as it always was
             kept = _resumable_settings(resolved, resume.RESUMABLE)
-            run_dir = resume.resume(found, console, kept, live=live, trackers=trackers)
+            run_dir = resume.resume(found, report, kept, trackers=trackers)
         else:
             if resume_if_possible:
-                console.print("no unfinished run of this config to resume: starting a new one", style="dim")
-            run_dir = training.train(resolved, console, live=live, config_file=config_file)
+                report.note("no unfinished run of this config to resume: starting a new one")
+            run_dir = training.train(resolved, report, config_file=config_file)
     if run_dir is None:  # a process other than 0 of a multi-process run: it said so
         return
-    _completed(resolved, run_dir, console)
+    _completed(resolved, run_dir, report)
 
 
 @click.command(name="resume")
@@ -93,11 +91,9 @@ def resume_command(
     from nnrun.rundir import files as rundir
     from nnrun.training import resume
 
-    console = streams.console()
-    run_dir = resume.resume(
-        run_dir, console, overrides, force, live=console.is_terminal and not quiet, trackers=trackers
-    )
-    _completed(rundir.read_config(run_dir), run_dir, console)
+    report = streams.reporter(quiet)
+    run_dir = resume.resume(run_dir, report, overrides, force, trackers=trackers)
+    _completed(rundir.read_config(run_dir), run_dir, report)
 
 
 @click.command(name="sweep")
@@ -123,7 +119,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
     from nnrun.sweep import study
     from nnrun.training import distribution
 
-    console = streams.console()
+    report = streams.reporter()
     if target.is_dir():
         if not sweep.is_sweep(target):
             raise click.UsageError(f"'{target}' is a folder but not a sweep directory (it has no {study.STATE})")
@@ -132,7 +128,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         saved = config.load(target / study.CONFIG)
         _in_one_process(distribution.plan(saved), "nnrun sweep")
         backend.use(saved.backend)
-        sweep_dir = sweep.run(target, console, jobs, overrides)
+        sweep_dir = sweep.run(target, report, jobs, overrides)
     else:
         resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
         if resolved.sweep is None:
@@ -142,8 +138,8 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
             sweep.check_available()
         backend.use(resolved.backend)
         with _about(target):
-            sweep.check(resolved, console)  # a bad space fails before the first trial
-            sweep_dir = sweep.start(resolved, target, console, jobs)
+            sweep.check(resolved, report)  # a bad space fails before the first trial
+            sweep_dir = sweep.start(resolved, target, report, jobs)
     click.echo(str(sweep_dir))
 
 
@@ -165,7 +161,7 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     from nnrun.cli import check as checking
 
     with _about(config_file):
-        setup = checking.prepare(resolved, streams.console())
+        setup = checking.prepare(resolved, streams.reporter())
     checking.report(resolved, setup, click.echo)
     click.echo(f"{config_file}: ok")
 
@@ -197,7 +193,7 @@ def _in_one_process(plan: Plan, what: str) -> None:
         raise click.UsageError(f"{what} runs in one process; unset the KERAS_DISTRIBUTION_* variables")
 
 
-def _completed(config: Config, run_dir: Path, console: Console) -> None:
+def _completed(config: Config, run_dir: Path, report: Reporter) -> None:
     """A run has completed: its final metrics, the exports its config asks for, then its path on stdout, last.
 
     A failed export keeps the run's path on stdout (the error carries it).
@@ -205,12 +201,12 @@ def _completed(config: Config, run_dir: Path, console: Console) -> None:
     from nnrun.cli import render
     from nnrun.rundir import files as rundir
 
-    console.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
+    report.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
     if config.output.export:
         from nnrun.inference import export
 
         try:
-            export.export(run_dir, config.output.export, console)
+            export.export(run_dir, config.output.export, report)
         except (NnrunError, KeyboardInterrupt) as e:
             raise errors.carrying(e, run_dir) from e
     click.echo(str(run_dir))

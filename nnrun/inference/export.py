@@ -29,7 +29,7 @@ from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from nnrun.reporter import Reporter
 
 KERAS_FORMATS = {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_model"}
 # What each format needs besides TensorFlow: the converter, and what runs the export to verify it.
@@ -51,28 +51,28 @@ def check_available(formats: Iterable[str], place: str = "--format") -> None:
             raise ConfigError(f"{place} {name}: needs {', '.join(missing)}; pip install '{runtimes.EXTRA}'")
 
 
-def export(run_dir: str | os.PathLike[str], formats: Sequence[str], console: Console) -> dict[str, dict[str, Any]]:
+def export(run_dir: str | os.PathLike[str], formats: Sequence[str], report: Reporter) -> dict[str, dict[str, Any]]:
     """Exports a run's final model in each format and verifies it against Keras.
 
     Args:
         run_dir: the run directory.
         formats: format names: onnx, litert, saved_model.
-        console: a rich console for progress (stderr).
+        report: the `Reporter`, for progress (a line per export as it is kept).
 
     Returns:
         `{format: record}`: what run.json records for each export.
     """
     check_available(formats)
     run = record.read(run_dir)
-    if run.warning():
-        console.print(run.warning(), style="yellow", soft_wrap=True)
+    if warning := run.warning():
+        report.warn(warning)
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
         return _in_its_own_process(run.path, formats)  # Keras runs on JAX here: the converters need TensorFlow
     with signals.stopping() as stop:  # a stop is acted on between steps: converters swallow KeyboardInterrupt
-        return _export(run, formats, console, stop)
+        return _export(run, formats, report, stop)
 
 
-def _export(run, formats, console, stop):
+def _export(run, formats, report, stop):
     """`export`'s work, on TensorFlow; `stop.check()` at each safe point."""
     from nnrun import backend
 
@@ -89,7 +89,7 @@ def _export(run, formats, console, stop):
     for name in formats:
         target = folder / runtimes.FILES[name]
         stop.check()
-        with console.status(f"exporting {name}"), atomic.atomic_tree(target) as tmp:
+        with report.status(f"exporting {name}"), atomic.atomic_tree(target) as tmp:
             try:
                 with backend.quiet(2):
                     model.export(
@@ -126,11 +126,7 @@ def _export(run, formats, console, stop):
         exports = record.read_info(run.path).exports
         kept = dict(zip(exports, record.plain(exports.values()), strict=True))
         record.update_info(run.path, exports={**kept, name: records[name]})
-        console.print(
-            f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs",
-            highlight=False,
-            soft_wrap=True,
-        )
+        report.say(f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs")
     return records
 
 

@@ -41,9 +41,8 @@ from nnrun.sweep.study import (
 from nnrun.sweep.trial import trial_config, work
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
     from nnrun.training.setup import Setup
 
 EXTRA = "nnrun[sweep]"
@@ -57,14 +56,14 @@ def check_available() -> None:
         raise ConfigError(f"sweep: needs optuna, which is not installed; pip install '{EXTRA}'")
 
 
-def check(config: Config, console: Console) -> Setup:
+def check(config: Config, report: Reporter) -> Setup:
     """What `nnrun check` and `nnrun sweep` check of a sweep before its first trial: the data and the
     model at every value of each parameter (the others at their first), and the metric. Its errors
     name the place in the config; the command names the file.
 
     Args:
         config: the validated `Config`, with a sweep section.
-        console: a rich console for a note (stderr).
+        report: the `Reporter`, for a note.
 
     Returns:
         The `Setup` of the sweep's first point.
@@ -88,7 +87,7 @@ def check(config: Config, console: Console) -> Setup:
     assert prepared is not None  # every parameter has a value to try
     note = search_space.check_metric(config, prepared.dataset.y_val is not None)
     if note:
-        console.print(f"note: {note}", style="dim", highlight=False, soft_wrap=True, markup=False)
+        report.note(f"note: {note}")
     return prepared
 
 
@@ -97,13 +96,13 @@ def is_sweep(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
-def start(config: Config, config_file: str | os.PathLike[str], console: Console, jobs: int = 1) -> Path:
+def start(config: Config, config_file: str | os.PathLike[str], report: Reporter, jobs: int = 1) -> Path:
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
 
     Args:
         config: the validated `Config`.
         config_file: its path, recorded.
-        console: a rich console for progress (stderr).
+        report: the `Reporter`, for progress.
         jobs: how many trials run at once, each in a process of its own.
 
     Returns:
@@ -125,15 +124,15 @@ def start(config: Config, config_file: str | os.PathLike[str], console: Console,
         started_at=liveness.timestamp(),
         used_s=0.0,
     )
-    return run(sweep_dir, console, jobs)
+    return run(sweep_dir, report, jobs)
 
 
-def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, overrides: Sequence[str] = ()) -> Path:
+def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, overrides: Sequence[str] = ()) -> Path:
     """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
 
     Args:
         sweep_dir: the sweep directory.
-        console: a rich console for progress (stderr).
+        report: the `Reporter`, for progress.
         jobs: how many trials run at once.
         overrides: `sweep.trials=N` or `sweep.time_budget=...`, to lengthen a sweep.
 
@@ -151,25 +150,25 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
             raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
         if overrides:  # the sweep's config says how long it now runs
             atomic.write_text(sweep_dir / CONFIG, config_lib.dump(config))
-        recover(study, sweep_dir, config.sweep, console)
+        recover(study, sweep_dir, config.sweep, report)
         state = read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)
         budget = config.sweep.time_budget
         deadline = started + budget - used if budget else None
         write_state(sweep_dir, status=Status.RUNNING, error=None, ended_at=None, **liveness.process())
-        _say_start(sweep_dir, config, study, console, jobs)
+        _say_start(sweep_dir, config, study, report, jobs)
         error: str | None
         status, error = Status.FAILED, "stopped by an unexpected error"
         try:
             with signals.stopping() as stop:
                 if jobs > 1:
-                    sweep_workers.supervise(sweep_dir, study, config, console, jobs, stop, deadline)
+                    sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline)
                 else:
-                    work(sweep_dir, config, study, console, stop, deadline)
+                    work(sweep_dir, config, study, report, stop, deadline)
             status, error = Status.COMPLETED, None
         except KeyboardInterrupt as e:
             status, error = Status.INTERRUPTED, f"stopped by {getattr(e, 'name', 'SIGINT')}"
-            console.print(f"sweep stopped; continue with: nnrun sweep {sweep_dir}", highlight=False, soft_wrap=True)
+            report.say(f"sweep stopped; continue with: nnrun sweep {sweep_dir}")
             raise errors.carrying(e, sweep_dir) from e
         except NnrunError as e:
             error = str(e)
@@ -189,12 +188,9 @@ def run(sweep_dir: str | os.PathLike[str], console: Console, jobs: int = 1, over
         raise RunFailed(
             f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from", run_dir=sweep_dir
         )
-    console.print(
+    report.say(
         f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
-        f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}",
-        highlight=False,
-        soft_wrap=True,
-        markup=False,
+        f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}"
     )
     return sweep_dir
 
@@ -224,14 +220,11 @@ def _best_record(best):
     }
 
 
-def _say_start(sweep_dir, config, study, console, jobs):
+def _say_start(sweep_dir, config, study, report, jobs):
     done = len([t for t in counted(study) if t.state.is_finished()])
-    console.print(
+    report.say(
         f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
         + (f"; {done} done before" if done else "")
-        + (f"; {jobs} at a time" if jobs > 1 else ""),
-        highlight=False,
-        soft_wrap=True,
-        markup=False,
+        + (f"; {jobs} at a time" if jobs > 1 else "")
     )
-    console.print(f"sweep directory: {sweep_dir}", style="dim", highlight=False, soft_wrap=True, markup=False)
+    report.note(f"sweep directory: {sweep_dir}")

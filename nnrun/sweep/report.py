@@ -19,9 +19,9 @@ from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
-    from rich.console import Console
 
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
 
 TABLE = "trials.csv"
 BEST = "best.yaml"
@@ -71,11 +71,11 @@ def write(sweep_dir: Path, config: Config, study: optuna.Study) -> optuna.trial.
     return best
 
 
-def tell(console: Console, sweep_dir: Path, config: Config, study: optuna.Study, number: int) -> None:
+def tell(report: Reporter, sweep_dir: Path, config: Config, study: optuna.Study, number: int) -> None:
     """After a trial: the sweep's files written again from the study, and the trial's progress line printed.
 
     Args:
-        console: a rich console (stderr).
+        report: the sweep's `Reporter`.
         sweep_dir: the sweep directory.
         config: the sweep's `Config`.
         study: the `optuna.Study`.
@@ -84,7 +84,7 @@ def tell(console: Console, sweep_dir: Path, config: Config, study: optuna.Study,
     from nnrun.sweep.study import counted
 
     write(sweep_dir, config, study)
-    console.print(line(study, number, config, counted(study)), highlight=False, soft_wrap=True, markup=False)
+    report.say(line(study, number, config, counted(study)))
 
 
 def line(study: optuna.Study, number: int, config: Config, counted: Sequence[optuna.trial.FrozenTrial]) -> str:

@@ -24,10 +24,10 @@ from nnrun.sweep import space as search_space
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
-    from rich.console import Console
 
     from nnrun.config.schema import Config
     from nnrun.config.sweep_section import Sweep
+    from nnrun.reporter import Reporter
 
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
 STATE = rundir.SWEEP  # marks the folder as a sweep: status, the time it has used, its best trial
@@ -104,7 +104,7 @@ def open_study(sweep_dir: Path, config: Config, worker: int = 0) -> optuna.Study
     return study
 
 
-def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, console: Console) -> None:
+def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, report: Reporter) -> None:
     """Trials left running by a sweep that died are marked interrupted, and their points tried again."""
     import optuna
 
@@ -124,7 +124,7 @@ def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, console: Console
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         if search_space.contains(sweep, trial.params):
             again(study, trial)
-            console.print(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again", style="dim")
+            report.note(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again")
 
 
 def again(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun.errors import BadInput, ConfigError, NnrunError, RunDirError, one_line
+from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, record
 from nnrun.sweep import report as sweep_report
@@ -23,7 +24,6 @@ from nnrun.sweep.study import TRIALS, again, counted, relative
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
-    from rich.console import Console
 
     from nnrun.config.schema import Config
     from nnrun.signals import Stop
@@ -33,7 +33,7 @@ def work(
     sweep_dir: Path,
     config: Config,
     study: optuna.Study,
-    console: Console,
+    report: Reporter,
     stop: Stop,
     deadline: float | None = None,
     reports: bool = True,
@@ -44,7 +44,7 @@ def work(
         sweep_dir: the sweep directory.
         config: the sweep's `Config`.
         study: its Optuna study.
-        console: a rich console for the line per trial (stderr).
+        report: the sweep's `Reporter`, for the line per trial.
         stop: the `signals.Stop` checked between trials.
         deadline: a `time.time()` after which no trial starts; None: no time budget.
         reports: write the sweep's reports and a line per trial (not in a worker: its supervisor does).
@@ -58,22 +58,16 @@ def work(
         stop.check()
         if sweep.trials and len(counted(study)) >= sweep.trials:
             if reports and not started_any:
-                console.print(
+                report.say(
                     f"all {sweep.trials} trials are done; lengthen the sweep with "
-                    f"nnrun sweep {sweep_dir} --set sweep.trials=N",
-                    highlight=False,
-                    soft_wrap=True,
-                    markup=False,
+                    f"nnrun sweep {sweep_dir} --set sweep.trials=N"
                 )
             return
         if deadline and time.time() >= deadline:
             if reports:
-                console.print(
+                report.say(
                     f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
-                    f"nnrun sweep {sweep_dir} --set sweep.time_budget=...",
-                    highlight=False,
-                    soft_wrap=True,
-                    markup=False,
+                    f"nnrun sweep {sweep_dir} --set sweep.time_budget=..."
                 )
             return
         trial = study.ask()
@@ -86,7 +80,7 @@ def work(
         started_any = True
         _one_trial(sweep_dir, config, study, trial)
         if reports:
-            sweep_report.tell(console, sweep_dir, config, study, trial.number)
+            sweep_report.tell(report, sweep_dir, config, study, trial.number)
 
 
 def _one_trial(sweep_dir, config, study, trial):
@@ -103,7 +97,7 @@ def _one_trial(sweep_dir, config, study, trial):
     pruning = _pruning(trial, config.sweep)
     started = time.time()
     try:
-        run_dir = train.train(config_of_trial, quiet_console(), callbacks=[pruning])
+        run_dir = train.train(config_of_trial, Reporter(quiet=True), callbacks=[pruning])  # the sweep's line says it
         assert run_dir is not None  # a sweep runs in one process (cli refuses several), which writes
     except KeyboardInterrupt as e:
         _record(trial, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
@@ -136,13 +130,6 @@ def _one_trial(sweep_dir, config, study, trial):
         study.tell(trial, state=fail, skip_if_finished=True)
     else:
         study.tell(trial, value, skip_if_finished=True)
-
-
-def quiet_console() -> Console:
-    """A console that prints nothing: a trial's run speaks through the sweep's one line."""
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=True)
 
 
 def _pruning(trial, sweep):

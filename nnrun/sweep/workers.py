@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from nnrun import signals
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_line
+from nnrun.reporter import Reporter
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep.study import WORKERS, load, open_study
-from nnrun.sweep.trial import quiet_console, work
+from nnrun.sweep.trial import work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
-    from rich.console import Console
 
     from nnrun.config.schema import Config
     from nnrun.signals import Stop
@@ -36,7 +36,7 @@ def supervise(
     sweep_dir: Path,
     study: optuna.Study,
     config: Config,
-    console: Console,
+    report: Reporter,
     jobs: int,
     stop: Stop,
     deadline: float | None,
@@ -65,7 +65,7 @@ def supervise(
             for t in study.get_trials(deepcopy=False):
                 if t.state.is_finished() and t.number not in shown and not t.user_attrs.get("skipped"):
                     shown.add(t.number)
-                    sweep_report.tell(console, sweep_dir, config, study, t.number)
+                    sweep_report.tell(report, sweep_dir, config, study, t.number)
             if cause is None and not stop.signum:
                 cause = next((k for k, w in enumerate(workers) if w.returncode not in (None, 0)), None)
             if not running:
@@ -105,7 +105,7 @@ def _worker(sweep_dir, k, deadline):
         backend.use(config.backend)
         study = open_study(sweep_dir, config, worker=k)
         with signals.stopping() as stop:
-            work(sweep_dir, config, study, quiet_console(), stop, deadline=deadline or None, reports=False)
+            work(sweep_dir, config, study, Reporter(quiet=True), stop, deadline=deadline or None, reports=False)
     except KeyboardInterrupt as e:
         return e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
     except NnrunError as e:

@@ -14,8 +14,8 @@ from nnrun.rundir import finding, record, runinfo
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
     from nnrun.training.distribution import Engine
-    from nnrun.training.progress import Reporter
     from nnrun.training.setup import Setup
 
 

@@ -29,9 +29,9 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
 
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
     from nnrun.training.callbacks import EpochRecorder, StopOnSignal
     from nnrun.training.distribution import Engine
-    from nnrun.training.progress import Reporter
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Training progress: one `Reporter` says what a run does (stderr); its epochs show as a rich
-progress bar on a terminal, one line per epoch elsewhere."""
+"""Training progress: a run's epochs, through its `Reporter`, as a rich progress bar on a
+terminal, one line per epoch elsewhere."""
 
 from __future__ import annotations
 
@@ -13,46 +13,22 @@ from nnrun.data import feeding
 from nnrun.training import keras_classes
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from nnrun.reporter import Reporter
 
 
-class Reporter:
-    """Where a run says what it does: notes, warnings, plain lines, and its epochs.
+def epochs(report: Reporter, epochs: int, steps: int, initial_epoch: int = 0) -> Any:
+    """The Keras callback that shows a run's epochs; `close()` it once `fit` has returned.
 
     Args:
-        console: the rich console to write to (stderr).
-        live: show the epochs as a live progress bar (a terminal) rather than one line each.
-        quiet: say nothing (a process other than 0 of a run: process 0 reports for all).
+        report: the run's `Reporter`: a live bar where it is live, else a line per epoch.
+        epochs: the planned number of epochs.
+        steps: batches per epoch.
+        initial_epoch: epochs already done (a resumed run).
+
+    Returns:
+        A `ProgressReporter`.
     """
-
-    def __init__(self, console: Console, live: bool = False, quiet: bool = False) -> None:
-        self.console = type(console)(stderr=True, quiet=True) if quiet else console
-        self.live = live
-
-    def say(self, text: str) -> None:
-        """Prints a line as it is."""
-        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
-
-    def note(self, text: str) -> None:
-        """Prints a line dimmed: what the run did on its own (a default filled in, where it went)."""
-        self.console.print(text, style="dim", highlight=False, soft_wrap=True, markup=False)
-
-    def warn(self, text: str) -> None:
-        """Prints a line in yellow: something the user may want to act on; the run goes on."""
-        self.console.print(text, style="yellow", highlight=False, soft_wrap=True, markup=False)
-
-    def epochs(self, epochs: int, steps: int, initial_epoch: int = 0) -> Any:
-        """The Keras callback that shows the epochs; `close()` it once `fit` has returned.
-
-        Args:
-            epochs: the planned number of epochs.
-            steps: batches per epoch.
-            initial_epoch: epochs already done (a resumed run).
-
-        Returns:
-            A `ProgressReporter`.
-        """
-        return _classes.get("ProgressReporter")(self.console, epochs, steps, self.live, initial_epoch)
+    return _classes.get("ProgressReporter")(report, epochs, steps, initial_epoch)
 
 
 def format_logs(logs: Mapping[str, Any]) -> str:
@@ -72,10 +48,9 @@ def _make(keras: Any) -> tuple[type, ...]:
         `--quiet`, prints one plain line per epoch.
 
         Args:
-            console: the rich console to write to (stderr).
+            report: the run's `Reporter`; its console is written to, live or a line per epoch.
             epochs: the planned number of epochs.
             steps: batches per epoch.
-            live: whether to show a live progress bar.
             initial_epoch: epochs already done (a resumed run).
         """
 
@@ -83,18 +58,18 @@ def _make(keras: Any) -> tuple[type, ...]:
         # asynchronously (a callback without this flag makes every step wait).
         async_safe = True
 
-        def __init__(self, console: Console, epochs: int, steps: int, live: bool, initial_epoch: int = 0) -> None:
+        def __init__(self, report: Reporter, epochs: int, steps: int, initial_epoch: int = 0) -> None:
             super().__init__()
-            self.console, self.epochs, self.steps = console, epochs, steps
+            self.console, self.epochs, self.steps = report.console, epochs, steps
             self.progress: Progress | None = None
-            if live:
+            if report.live:
                 self.progress = Progress(
                     TextColumn("[bold]{task.description}"),
                     BarColumn(),
                     MofNCompleteColumn(),
                     TimeRemainingColumn(),
                     TextColumn("{task.fields[logs]}"),
-                    console=console,
+                    console=self.console,
                     transient=True,
                 )
                 self.all_epochs = self.progress.add_task("epochs", total=epochs, completed=initial_epoch, logs="")

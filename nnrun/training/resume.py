@@ -22,12 +22,10 @@ from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness, record, runinfo
 from nnrun.rundir.status import UNFINISHED, Status
-from nnrun.training.progress import Reporter
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
 
 # Options a resumed run may change: how long it trains and what it keeps,
 # never what it computes.
@@ -42,20 +40,18 @@ RESUMABLE = (
 
 def resume(
     run_dir: str | os.PathLike[str],
-    console: Console,
+    report: Reporter,
     overrides: Sequence[str] = (),
     force: bool = False,
-    live: bool = False,
     trackers: Sequence[str] = (),
 ) -> Path:
     """Continues a run from its last backup, in the same run directory.
 
     Args:
         run_dir: the run directory.
-        console: a rich console for progress (stderr).
+        report: the `Reporter` the run says what it does through.
         overrides: `key.path=value` strings; only `RESUMABLE` keys.
         force: resume even though the data's fingerprint changed.
-        live: show a live progress bar.
         trackers: `--tracker` names: where else the rest of the run is recorded (none: nowhere else).
 
     Returns:
@@ -67,17 +63,16 @@ def resume(
         if trackers:  # recording elsewhere never changes the result
             config = config_lib.with_trackers(config, trackers)
         backend.use(config.backend)  # the run's own
-        return _resume(run_dir, config, info, console, overrides, force, live)
+        return _resume(run_dir, config, info, report, overrides, force)
 
 
 def _resume(
     run_dir: Path,
     config: Config,
     info: record.RunInfo,
-    console: Console,
+    report: Reporter,
     overrides: Sequence[str],
     force: bool,
-    live: bool,
 ) -> Path:
     from nnrun.training import setup, train
 
@@ -90,14 +85,14 @@ def _resume(
                 f"{prepared.dataset.fingerprint[:19]}..., recorded {str(recorded)[:19]}...); "
                 "resume with --force to train on it anyway"
             )
-        Reporter(console).warn("warning: the data changed since the run started; resuming on it (--force)")
+        report.warn("warning: the data changed since the run started; resuming on it (--force)")
     atomic.remove_temporary(run_dir)
     if overrides:  # the run directory's config.yaml stays the config it was trained with
         text = train.resolved_text(config)
         atomic.write_text(run_dir / rundir.CONFIG, text)
         planned = runinfo.planned_epochs(config, info.fine_tune_after_epoch)
         record.update_info(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
-    resumed = train.train(config, console, live=live, resume=run_dir, prepared=prepared)
+    resumed = train.train(config, report, resume=run_dir, prepared=prepared)
     assert resumed is not None  # a run resumes in one process, which writes its run directory
     return resumed
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import keras
 
     from nnrun.config.schema import Config
+    from nnrun.reporter import Reporter
     from nnrun.training.callbacks import EpochRecorder
-    from nnrun.training.progress import Reporter
 
 AFTER_EPOCH = "fine_tune_after_epoch"  # run.json: the epochs done when fine-tuning began
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
 
     from nnrun.config.schema import Config
     from nnrun.config.tracking_section import MlflowTracking, Tracking
-    from nnrun.training.progress import Reporter
+    from nnrun.reporter import Reporter
 
 TENSORBOARD = "tensorboard"  # the run directory's folder
 MLFLOW_DB = "mlflow.db"  # the default store, beside the runs folder

@@ -22,6 +22,7 @@ from nnrun.errors import ConfigError
 from nnrun.model import backbones
 from nnrun.model.build import callbacks_from
 from nnrun.model.names import snake_case
+from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 from nnrun.training import begin, distribution, outcome, progress, results
@@ -29,15 +30,13 @@ from nnrun.training.setup import Setup, setup
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
-    from rich.console import Console
 
     from nnrun.config.schema import Config
 
 
 def train(
     config: Config,
-    console: Console,
-    live: bool = False,
+    report: Reporter,
     config_file: Path | None = None,
     resume: str | os.PathLike[str] | None = None,
     prepared: Setup | None = None,
@@ -47,8 +46,7 @@ def train(
 
     Args:
         config: the validated `Config`.
-        console: a rich console (stderr), which the run's `progress.Reporter` writes to.
-        live: show a live progress bar (a terminal) rather than one line per epoch.
+        report: the `Reporter` the run says what it does through; its epochs show live where it is live.
         config_file: the config's path, recorded in run.json.
         resume: a run directory to continue from its backup (`nnrun resume`), instead of a new one.
         prepared: the `Setup`, when the caller has already made it.
@@ -65,10 +63,10 @@ def train(
         raise ConfigError("a run resumes in one process: unset the KERAS_DISTRIBUTION_* variables")
     s = prepared or setup(config)
     engine, ds = s.engine, s.dataset
-    report = progress.Reporter(console, live, quiet=not engine.writer)  # process 0 reports for all
+    said = report if engine.writer else Reporter(quiet=True)  # what the run says: process 0 says it for all
     splits = _splits(s)
     for note in ds.notes + _label_notes(config, s.one_hot):
-        report.note(note)
+        said.note(note)
 
     with engine.finishing(), signals.stopping() as stop, contextlib.ExitStack() as trackers:
         started = time.time()
@@ -77,26 +75,26 @@ def train(
         # optimizer state and history up to its last backup.
         with engine.scope():  # a strategy's optimizer variables are made inside it
             rows = (
-                begin.restore(run_dir, s, report)
+                begin.restore(run_dir, s, said)
                 if resume
                 else begin.new(run_dir, config, s, config_file, started, resolved_text(config))
             )
-        report.note(f"run directory: {run_dir}")
+        said.note(f"run directory: {run_dir}")
         # Closed first on the way out, once run.json says how the run ended.
         tracked = (
-            trackers.enter_context(tracking.tracked(config, run_dir, report, ds.class_names)) if engine.writer else []
+            trackers.enter_context(tracking.tracked(config, run_dir, said, ds.class_names)) if engine.writer else []
         )
         recorder = EpochRecorder(run_dir, rows, s.model.get_weights() if rows else None, ds.class_names)
         nan_guard, stopper = StopOnNaN(), StopOnSignal(stop, engine.agree if engine.plan.processes > 1 else None)
-        bar = report.epochs(s.stages.epochs, math.ceil(len(ds.y_train) / config.training.batch_size), len(rows))
+        bar = progress.epochs(said, s.stages.epochs, math.ceil(len(ds.y_train) / config.training.batch_size), len(rows))
         every = _callbacks(config, s, run_dir, recorder, nan_guard, [*tracked, *callbacks, bar], stopper)
         last = outcome.LastEpoch(s.model, recorder, stopper, engine, config)
 
-        with outcome.Outcome(run_dir, started, report, last, engine.writer, feeding.is_stream(ds.x_train)):
+        with outcome.Outcome(run_dir, started, said, last, engine.writer, feeding.is_stream(ds.x_train)):
             stop.check()
             fit_started = time.time()
             with contextlib.closing(bar):
-                for until in s.stages.ends(recorder, every, run_dir, report):
+                for until in s.stages.ends(recorder, every, run_dir, said):
                     stop.check()
                     s.model.fit(
                         **_fitting(s, splits, config), epochs=until, initial_epoch=len(recorder.rows), callbacks=every
@@ -108,7 +106,7 @@ def train(
             results.save(model, ds, splits, recorder, run_dir, config, engine.sharded)
             stop.check()
 
-    return _completed(run_dir, config, engine, console)
+    return _completed(run_dir, config, engine, report)
 
 
 def resolved_text(config: Config) -> str:
@@ -116,7 +114,7 @@ def resolved_text(config: Config) -> str:
     return config_lib.dump(_with_absolute_paths(config))
 
 
-def _completed(run_dir: Path, config: Config, engine: distribution.Engine, console: Console) -> Path | None:
+def _completed(run_dir: Path, config: Config, engine: distribution.Engine, report: Reporter) -> Path | None:
     """After a completed run: its backup removed (unless kept) and `latest` pointed at it.
 
     Returns:
@@ -129,7 +127,7 @@ def _completed(run_dir: Path, config: Config, engine: distribution.Engine, conso
     rundir.point_latest(run_dir)
     if not engine.writer:
         p = engine.plan
-        progress.Reporter(console).say(
+        report.say(
             f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
             "process 0 wrote the run directory"
         )
