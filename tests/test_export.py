@@ -291,6 +291,16 @@ def test_a_format_list_in_the_config_is_checked(runner, write_config):
     assert result.exit_code == 2 and "output.export" in result.stderr and "tflite" in result.stderr
 
 
+def test_an_export_is_recorded_in_run_json_as_it_always_was():
+    from nnrun.inference.export import Exported
+
+    made = Exported("onnx", "export/model.onnx", "a" * 64, 1e-7, "b" * 64, "2026-12-07T06:00:00+0000", {"keras": "3"})
+    recorded = made.to_json()
+    assert list(recorded) == ["file", "sha256", "max_abs_difference", "model_sha256", "exported_at", "versions"]
+    assert "format" not in recorded, "run.json names it by its key"
+    assert Exported.from_json("onnx", recorded) == made, "read back from run.json (an export on JAX) as it was made"
+
+
 def test_the_formats_are_named_alike_everywhere():
     from nnrun.cli import options
     from nnrun.config import schema as config

@@ -17,7 +17,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +39,48 @@ TOLERANCE = 1e-4
 PROBES = 32  # generated inputs fed through both
 
 
+@dataclass(frozen=True)
+class Exported:
+    """A format exported and verified against Keras: what run.json records of it, and its name.
+
+    Attributes:
+        format: onnx, litert or saved_model.
+        file: where it is in the run directory (`export/model.onnx`).
+        sha256: its file's hash; None for a folder (a SavedModel).
+        max_abs_difference: the largest difference between its outputs and Keras's on the probes.
+        model_sha256: the model.keras it was made from (a resumed run's new one is not).
+        exported_at: when, local time with its offset.
+        versions: `{package: version}` of Keras and the converter.
+    """
+
+    format: str
+    file: str
+    sha256: str | None
+    max_abs_difference: float
+    model_sha256: str | None
+    exported_at: str | None
+    versions: dict[str, str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        """What run.json's `exports` records for it, under its format's name."""
+        recorded = asdict(self)
+        del recorded["format"]
+        return recorded
+
+    @classmethod
+    def from_json(cls, name: str, recorded: Mapping[str, Any]) -> Exported:
+        """The export run.json records under `name`, its format."""
+        return cls(
+            name,
+            recorded["file"],
+            recorded.get("sha256"),
+            recorded["max_abs_difference"],
+            recorded.get("model_sha256"),
+            recorded.get("exported_at"),
+            recorded.get("versions") or {},
+        )
+
+
 def check_available(formats: Iterable[str], place: str = "--format") -> None:
     """Refuses formats whose converter is not installed, naming the extra to install (exit 2).
 
@@ -51,7 +94,7 @@ def check_available(formats: Iterable[str], place: str = "--format") -> None:
             raise ConfigError(f"{place} {name}: needs {', '.join(missing)}; pip install '{runtimes.EXTRA}'")
 
 
-def export(run_dir: str | os.PathLike[str], formats: Sequence[str], report: Reporter) -> dict[str, dict[str, Any]]:
+def export(run_dir: str | os.PathLike[str], formats: Sequence[str], report: Reporter) -> list[Exported]:
     """Exports a run's final model in each format and verifies it against Keras.
 
     Args:
@@ -60,7 +103,7 @@ def export(run_dir: str | os.PathLike[str], formats: Sequence[str], report: Repo
         report: the `Reporter`, for progress (a line per export as it is kept).
 
     Returns:
-        `{format: record}`: what run.json records for each export.
+        An `Exported` per format, in the order asked for: what run.json records of each.
     """
     check_available(formats)
     run = record.read(run_dir)
@@ -84,7 +127,7 @@ def _export(run, formats, report, stop):
     expected = np.asarray(model.predict(probes, verbose=0))
     folder = run.path / runtimes.EXPORT
     folder.mkdir(exist_ok=True)
-    records = {}
+    made = []
     source = atomic.sha256_file(run.path / rundir.MODEL)
     for name in formats:
         target = folder / runtimes.FILES[name]
@@ -113,21 +156,24 @@ def _export(run, formats, report, stop):
                     f"{name}: the export's outputs differ from the Keras model's by up to {difference:.3g} "
                     f"(more than {TOLERANCE} of max(1, |output|)) on {len(probes)} inputs; it was not kept"
                 )
-        records[name] = {
-            "file": f"{runtimes.EXPORT}/{target.name}",
-            "sha256": atomic.sha256_file(target) if target.is_file() else None,
-            "max_abs_difference": float(difference),
-            "model_sha256": source,  # the model.keras it was made from: a resumed run's new one is not
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": {p: _version(p) for p in ("keras", *NEEDS[name][:1])},
-        }
+        made.append(
+            Exported(
+                name,
+                file=f"{runtimes.EXPORT}/{target.name}",
+                sha256=atomic.sha256_file(target) if target.is_file() else None,
+                max_abs_difference=float(difference),
+                model_sha256=source,
+                exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                versions={p: _version(p) for p in ("keras", *NEEDS[name][:1])},
+            )
+        )
         size = _size(target)
         # Recorded as soon as it is in place: a stop before the next format leaves run.json true.
         exports = record.read_info(run.path).exports
         kept = dict(zip(exports, record.plain(exports.values()), strict=True))
-        record.update_info(run.path, exports={**kept, name: records[name]})
+        record.update_info(run.path, exports={**kept, name: made[-1].to_json()})
         report.say(f"{name}: {target} ({size}); largest difference from Keras {difference:.1e} on {len(probes)} inputs")
-    return records
+    return made
 
 
 def _without_augmentation(model, n, keras):
@@ -162,7 +208,10 @@ def _in_its_own_process(run_dir, formats):
         error.exit_code = done.returncode
         raise error
     exports = record.read_info(run_dir).exports
-    return {name: made for name, made in zip(formats, record.plain(exports[name] for name in formats), strict=True)}
+    return [
+        Exported.from_json(name, recorded)
+        for name, recorded in zip(formats, record.plain(exports[name] for name in formats), strict=True)
+    ]
 
 
 def _probes(shape, preprocessing):
