@@ -70,6 +70,12 @@ def test_a_sweep_runs_its_trials_as_runs_and_writes_a_best_config(runner, write_
     assert state["status"] == "completed" and state["best"]["value"] == pytest.approx(float(best["val_accuracy"]))
     text = (sweep_dir / "best.yaml").read_text()
     assert "sweep:" not in text and f"units: {best['model.layers.0.Dense.units']}" in text
+    last = result.stderr.splitlines()[-1]  # the best trial, named last on stderr; stdout is the sweep directory
+    chosen = state["best"]
+    assert last.startswith(f"best: trial {chosen['trial']}, val_accuracy {chosen['value']:.4g}, optimizer.")
+    assert f"model.layers.0.Dense.units={chosen['params']['model.layers.0.Dense.units']};" in last
+    assert last.endswith(f"; train it with: nnrun train {sweep_dir / 'best.yaml'}")
+    assert result.stdout == f"{sweep_dir}\n", "stdout carries the sweep directory alone"
     assert (sweep_dir / "sweep.png").stat().st_size > 10_000
     check = runner.invoke(cli, ["check", str(sweep_dir / "best.yaml")])
     assert check.exit_code == 0, check.output
@@ -337,6 +343,18 @@ def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config
     assert "/workers/worker-" in result.output and "Traceback" not in result.output
     sweep_dir = sweep_dir_of(result)
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
+
+
+def test_a_sweep_ends_naming_its_best_trial_and_how_to_train_its_config():
+    from nnrun.cli import render
+    from nnrun.sweep.command import Swept
+
+    params = {"optimizer.learning_rate": 0.0031234, "model.layers.0.Dense.units": 64}
+    swept = Swept(Path("runs/s-sweep"), "val_loss", 2, 0.123456, params, Path("runs/s-sweep/best.yaml"))
+    assert render.best_trial(swept) == (
+        "best: trial 2, val_loss 0.1235, optimizer.learning_rate=0.00312 model.layers.0.Dense.units=64; "
+        "train it with: nnrun train runs/s-sweep/best.yaml"
+    )
 
 
 def test_a_sweep_directory_another_process_holds_is_refused(tmp_path):

@@ -16,6 +16,7 @@ from nnrun.rundir import files as rundir
 if TYPE_CHECKING:
     from nnrun.inference.evaluate import Evaluation
     from nnrun.rundir.runs import Diff, RunSummary
+    from nnrun.sweep.command import Swept
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) -> Table:
@@ -30,6 +31,16 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str)
     for row, values in metrics.items():
         table.add_row(row, *("-" if values.get(n) is None else f"{values[n]:.4f}" for n in names))
     return table
+
+
+def best_trial(swept: Swept) -> str:
+    """The line that ends a sweep: its best trial, and how to train its config."""
+    from nnrun.sweep import report as sweep_report
+
+    return (
+        f"best: trial {swept.trial}, {swept.metric} {swept.value:.4g}, "
+        f"{sweep_report.params_text(swept.params)}; train it with: nnrun train {swept.best_config}"
+    )
 
 
 def print_evaluation(result: Evaluation, console: Console | None = None) -> None:

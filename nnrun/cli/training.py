@@ -114,6 +114,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
     (--set sweep.trials=N lengthens it). Prints the sweep directory last.
     """
     from nnrun import backend
+    from nnrun.cli import render
     from nnrun.config import loading as config
     from nnrun.sweep import command as sweep
     from nnrun.sweep import study
@@ -128,7 +129,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         saved = config.load(target / study.CONFIG)
         _in_one_process(distribution.plan(saved), "nnrun sweep")
         backend.use(saved.backend)
-        sweep_dir = sweep.run(target, report, jobs, overrides)
+        swept = sweep.run(target, report, jobs, overrides)
     else:
         resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
         if resolved.sweep is None:
@@ -139,8 +140,9 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         backend.use(resolved.backend)
         with _about(target):
             sweep.check(resolved, report)  # a bad space fails before the first trial
-            sweep_dir = sweep.start(resolved, target, report, jobs)
-    click.echo(str(sweep_dir))
+            swept = sweep.start(resolved, target, report, jobs)
+    report.say(render.best_trial(swept))
+    click.echo(str(swept.sweep_dir))
 
 
 @click.command()

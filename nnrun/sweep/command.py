@@ -12,8 +12,9 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic, errors, signals
 from nnrun.config import loading as config_lib
@@ -46,6 +47,27 @@ if TYPE_CHECKING:
     from nnrun.training.setup import Setup
 
 EXTRA = "nnrun[sweep]"
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What a sweep found: its directory and its best trial, which `nnrun sweep` names.
+
+    Attributes:
+        sweep_dir: the sweep directory.
+        metric: the sweep's metric (`val_loss`).
+        trial: the best trial's number, counted from 1 as trials.csv counts them.
+        value: its metric.
+        params: its parameters, `{dotted path: value}`.
+        best_config: best.yaml: its config, ready for `nnrun train`.
+    """
+
+    sweep_dir: Path
+    metric: str
+    trial: int
+    value: float
+    params: dict[str, Any]
+    best_config: Path
 
 
 def check_available() -> None:
@@ -96,7 +118,7 @@ def is_sweep(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
-def start(config: Config, config_file: str | os.PathLike[str], report: Reporter, jobs: int = 1) -> Path:
+def start(config: Config, config_file: str | os.PathLike[str], report: Reporter, jobs: int = 1) -> Swept:
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
 
     Args:
@@ -106,7 +128,10 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
         jobs: how many trials run at once, each in a process of its own.
 
     Returns:
-        The sweep directory's `Path`.
+        A `Swept`: the sweep directory and its best trial.
+
+    Raises:
+        RunFailed: no trial completed (it carries the sweep directory).
     """
     from nnrun.training import tracking, train
 
@@ -127,7 +152,7 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
     return run(sweep_dir, report, jobs)
 
 
-def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, overrides: Sequence[str] = ()) -> Path:
+def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, overrides: Sequence[str] = ()) -> Swept:
     """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
 
     Args:
@@ -137,7 +162,10 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
         overrides: `sweep.trials=N` or `sweep.time_budget=...`, to lengthen a sweep.
 
     Returns:
-        The sweep directory's `Path`.
+        A `Swept`: the sweep directory and its best trial.
+
+    Raises:
+        RunFailed: no trial completed (it carries the sweep directory).
     """
     sweep_dir = Path(sweep_dir)
     check_available()
@@ -188,11 +216,10 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
         raise RunFailed(
             f"{sweep_dir}: no trial completed (see {sweep_report.TABLE}): nothing to choose from", run_dir=sweep_dir
         )
-    report.say(
-        f"best: trial {best.number + 1}, {config.sweep.metric} {best.value:.4g}, "
-        f"{sweep_report.params_text(best.params)}; train it with: nnrun train {sweep_dir / sweep_report.BEST}"
+    assert best.value is not None  # a completed trial has its value
+    return Swept(
+        sweep_dir, config.sweep.metric, best.number + 1, best.value, dict(best.params), sweep_dir / sweep_report.BEST
     )
-    return sweep_dir
 
 
 @contextlib.contextmanager
