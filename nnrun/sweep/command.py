@@ -229,11 +229,12 @@ def _claim(sweep_dir: Path) -> Iterator[None]:
     for name in (STUDY, WORKERS, STATE, CONFIG):
         if (sweep_dir / name).is_symlink():  # it would write wherever the link points
             raise RunDirError(f"'{sweep_dir / name}' is a symbolic link; a sweep directory holds its own files")
-    try:
-        with liveness.claim(sweep_dir):
-            yield
-    except RunDirBusy:
-        raise RunDirBusy(f"{sweep_dir}: another nnrun sweep is running in it") from None
+    with contextlib.ExitStack() as held:
+        try:  # only the claim: a trial's own RunDirBusy is not this sweep's
+            held.enter_context(liveness.claim(sweep_dir))
+        except RunDirBusy:
+            raise RunDirBusy(f"{sweep_dir}: another nnrun sweep is running in it") from None
+        yield
 
 
 def _best_record(best):
