@@ -62,6 +62,17 @@ def test_create_in_the_same_second_gets_a_suffix(tmp_path, frozen_clock):
     assert all((p / "plots").is_dir() for p in (first, second, third))
 
 
+def test_creates_racing_in_the_same_second_each_get_their_own(tmp_path, frozen_clock):
+    # As two `nnrun train` or `nnrun evaluate` started together: os.mkdir decides, whoever is first.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: rundir.create(tmp_path, "exp"), range(16)))
+    assert len(set(paths)) == 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    assert all([q.name for q in p.iterdir()] == ["plots"] for p in paths)
+
+
 def test_create_never_reuses_a_directory(tmp_path, frozen_clock):
     first = rundir.create(tmp_path, "exp")
     (first / "model.keras").write_text("precious")

@@ -1,7 +1,6 @@
-"""Which run is used, `nnrun runs` / `runs diff` / `runs compare`, and runs made at the same instant."""
+"""Which run is used, and `nnrun runs` / `runs diff` / `runs compare`."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -207,28 +206,6 @@ def test_runs_compare_draws_one_png(runner, write_config, tmp_path):
     assert same.exit_code == 2 and "at least two different" in same.output
     listed = runner.invoke(cli, ["runs", str(a.parent), "--json"])
     assert len(json.loads(listed.stdout)) == 2, "the PNG beside the runs is not a run"
-
-
-def test_evaluations_of_one_run_started_at_the_same_instant_each_get_their_own_folder(tiny_run):
-    # The end-to-end `nnrun evaluate`, in processes of their own, two at once; two `nnrun train` at once
-    # are test_train.py::test_same_config_and_seed_give_the_same_metrics.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "nnrun", "evaluate", str(tiny_run), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 2, [err for _, err in outs]
-    # Both succeed, neither overwrites the other.
-    folders = {json.loads(out)["output_dir"] for out, _ in outs}
-    assert len(folders) == 2 and all((Path(f) / "metrics.json").is_file() for f in folders)
 
 
 @pytest.mark.slow
