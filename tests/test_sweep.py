@@ -5,6 +5,7 @@ import importlib.util
 import json
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_a_time_budget_stops_starting_trials(runner, write_config):
 
 
 @pytest.mark.slow
-def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config):
+def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config, monkeypatch, capfd):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_precision"))])
     assert result.exit_code == 2, result.output
     assert "note: sweep.metric 'val_precision' is none of loss, accuracy, val_loss, val_accuracy" in result.stderr
@@ -157,6 +158,14 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     assert "val_accuracy" in result.output and "Traceback" not in result.output
     sweep_dir = sweep_dir_of(result)  # the sweep began: its directory is on stdout, as after any sweep
     assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
+
+    # A worker of `--jobs` meets it in the same place, says it in one line on its log and exits 2.
+    from nnrun.sweep import workers
+
+    monkeypatch.setattr(workers, "_die_with_parent", lambda: None)  # this is pytest's process, not a worker's
+    assert workers._worker(str(sweep_dir), 0, 0.0) == 2
+    (line,) = capfd.readouterr().err.strip().splitlines()
+    assert line.startswith("error: sweep.metric: 'val_precision' is not among the metrics logged each epoch (")
 
 
 @pytest.mark.backend
@@ -333,28 +342,41 @@ def test_a_sweep_under_several_processes_launch_variables_is_refused(runner, wri
     assert not (config.parent / "runs").exists(), "refused before any sweep directory"
 
 
-@pytest.mark.slow
-def test_a_worker_that_fails_stops_the_sweep_naming_its_log(runner, write_config):
-    # A metric nothing resembles passes check with a note; each worker's first epoch refuses it.
-    config = write_config(sweep={**SPACE, "trials": 2, "metric": "val_precision"}, training={"epochs": 1})
-    result = runner.invoke(cli, ["sweep", str(config), "--jobs", "2"])
-    assert result.exit_code == 2, result.output
-    assert "stopped: error: " in result.output and "sweep.metric: 'val_precision' is not among" in result.output
-    assert "/workers/worker-" in result.output and "Traceback" not in result.output
-    sweep_dir = sweep_dir_of(result)
-    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
+# A worker that fails is made here by a stand-in process; what a real worker says when it fails is in
+# test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are, and real workers run in
+# test_trials_run_in_parallel_worker_processes.
+FAILING_WORKER = "import sys; print('starting'); print('error: data.path: no file'); sys.exit(2)"
+BUSY_WORKER = "import time\ntry:\n    time.sleep(120)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
 
 
-def test_a_sweep_ends_naming_its_best_trial_and_how_to_train_its_config():
-    from nnrun.cli import render
-    from nnrun.sweep.command import Swept
+def test_a_worker_that_fails_stops_the_others_and_the_sweep_naming_its_log(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
 
-    params = {"optimizer.learning_rate": 0.0031234, "model.layers.0.Dense.units": 64}
-    swept = Swept(Path("runs/s-sweep"), "val_loss", 2, 0.123456, params, Path("runs/s-sweep/best.yaml"))
-    assert render.best_trial(swept) == (
-        "best: trial 2, val_loss 0.1235, optimizer.learning_rate=0.00312 model.layers.0.Dense.units=64; "
-        "train it with: nnrun train runs/s-sweep/best.yaml"
-    )
+    from nnrun.errors import ConfigError
+    from nnrun.reporter import Reporter
+    from nnrun.signals import stopping
+    from nnrun.sweep import workers
+
+    started, popen = [], subprocess.Popen
+
+    def stand_in(args, **kwargs):  # worker 0 fails at once; worker 1 would work for minutes
+        started.append(popen([sys.executable, "-c", (FAILING_WORKER, BUSY_WORKER)[int(args[-2])]], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(workers.subprocess, "Popen", stand_in)
+    monkeypatch.setattr(workers, "POLL_S", 0.1)
+    study = SimpleNamespace(get_trials=lambda deepcopy: [])
+    began = time.monotonic()
+    with stopping() as stop, pytest.raises(ConfigError) as failed:
+        workers.supervise(tmp_path, study, None, Reporter(quiet=True), 2, stop, None)
+    log = tmp_path / "workers" / "worker-0.log"
+    assert str(failed.value) == f"sweep worker 0 stopped: error: data.path: no file (log: {log})"
+    assert failed.value.exit_code == 2
+    # Asked to stop (SIGINT), the other one did; the signal may land before Python handles it.
+    assert started[0].returncode == 2 and started[1].returncode in (130, -signal.SIGINT)
+    assert time.monotonic() - began < 60
 
 
 def test_a_sweep_directory_another_process_holds_is_refused(tmp_path):
