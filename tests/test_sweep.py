@@ -8,8 +8,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from nnrun.cli.main import cli
+
+from conftest import TINY, copy_run
 
 # Found, not imported: importing Optuna costs every collection a second.
 pytestmark = [
@@ -274,6 +277,27 @@ def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkey
     assert info["epochs_completed"] == 1 and info["pruned_at_epoch"] == 1
 
 
+# A session fixture: xdist hands out one test at a time, and would tear a module fixture down in between.
+@pytest.fixture(scope="session")
+def finished_template(tmp_path_factory):
+    """A sweep of two trials that completed; made once per session."""
+    from click.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("finished-sweep")
+    config = root / "tiny.yaml"
+    sections = {**TINY, "sweep": {**SPACE, "trials": 2}, "training": {"epochs": 2, "batch_size": 16}}
+    config.write_text(yaml.safe_dump({**sections, "output": {"dir": str(root / "runs")}}, sort_keys=False))
+    result = CliRunner().invoke(cli, ["sweep", str(config)])
+    assert result.exit_code == 0, result.output
+    return sweep_dir_of(result)
+
+
+@pytest.fixture
+def finished_sweep(finished_template, tmp_path):
+    """A copy of the finished sweep of this test's own."""
+    return copy_run(finished_template, tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "plant, message",
@@ -283,12 +307,9 @@ def test_a_pruned_trial_stops_early_and_is_recorded(runner, write_config, monkey
         (lambda d: (d / "sweep.json").write_text("[1, 2]"), "expected a JSON object, got list"),
     ],
 )
-def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, write_config, plant, message):
-    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])
-    assert result.exit_code == 0, result.output
-    sweep_dir = sweep_dir_of(result)
-    plant(sweep_dir)
-    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=2"])
+def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, finished_sweep, plant, message):
+    plant(finished_sweep)
+    result = runner.invoke(cli, ["sweep", str(finished_sweep), "--set", "sweep.trials=3"])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
 
@@ -310,13 +331,10 @@ def test_check_refuses_a_metric_the_sweep_cannot_use(runner, write_config, metri
 
 
 @pytest.mark.slow
-def test_continuing_with_fewer_trials_than_done_is_refused(runner, write_config):
-    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=2))])
-    assert result.exit_code == 0, result.output
-    sweep_dir = sweep_dir_of(result)
-    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--set", "sweep.trials=1"])
+def test_continuing_with_fewer_trials_than_done_is_refused(runner, finished_sweep):
+    result = runner.invoke(cli, ["sweep", str(finished_sweep), "--set", "sweep.trials=1"])
     assert result.exit_code == 2 and "--set sweep.trials=1: 2 trials are done already" in result.output
-    assert "trials: 2" in (sweep_dir / "config.yaml").read_text(), "the sweep's config unchanged"
+    assert "trials: 2" in (finished_sweep / "config.yaml").read_text(), "the sweep's config unchanged"
 
 
 def test_a_missing_optuna_is_named_at_check(runner, write_config, monkeypatch):
