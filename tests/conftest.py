@@ -149,9 +149,30 @@ def _guarded_keras(load_keras):
             # Not compile: Keras skips compiling a loaded model whose class overrides compile.
             model.fit, model.evaluate, model.predict = guarded_fit, eager_evaluate, eager_predict
             assert module.backend.backend() == BACKEND, (module.backend.backend(), BACKEND)
+            if BACKEND == "tensorflow":
+                _without_autotune(sys.modules["tensorflow"])
         return module
 
     return keras
+
+
+def _without_autotune(tf):
+    """Every `tf.data` iterator of the tests is made without tf.data's autotuning thread.
+
+    An iterator that the garbage collector frees late (its last reference in a cycle, freed in a later
+    test) waits for that thread to end, and the thread ends only when its optimization period does, up
+    to a minute: such waits, with no CPU used, took 60-80 s of each worker's 370 s in the TensorFlow pass
+    (seen with py-spy and gdb: ~IteratorResource -> RootDataset::Iterator waiting on Model::OptimizeLoop).
+    What the tests read from a stream does not depend on it; only how many elements are made at once.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    iterate = tf.data.Dataset.__iter__
+
+    def __iter__(self):
+        return iterate(self.with_options(options))
+
+    tf.data.Dataset.__iter__ = __iter__
 
 
 # On TensorFlow, tracing a step function costs 1-3 CPU-s; an eager step costs some 40 ms more than a
