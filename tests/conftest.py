@@ -161,18 +161,21 @@ def _without_autotune(tf):
 
     An iterator that the garbage collector frees late (its last reference in a cycle, freed in a later
     test) waits for that thread to end, and the thread ends only when its optimization period does, up
-    to a minute: such waits, with no CPU used, took 60-80 s of each worker's 370 s in the TensorFlow pass
-    (seen with py-spy and gdb: ~IteratorResource -> RootDataset::Iterator waiting on Model::OptimizeLoop).
+    to a minute: such waits, with no CPU used, took 60-130 s of a worker's wall time in the TensorFlow
+    pass (py-spy and gdb: ~IteratorResource -> RootDataset::Iterator waiting on Model::OptimizeLoop).
     What the tests read from a stream does not depend on it; only how many elements are made at once.
+    `_apply_debug_options` is the one place every iterator (a plain one, a distributed one's
+    multi-device iterators, `reduce`) passes its dataset through: tf.data's debug mode disables
+    autotuning there too. A TensorFlow without it fails here rather than letting the waits back in.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
-    iterate = tf.data.Dataset.__iter__
+    apply_debug_options = tf.data.Dataset._apply_debug_options
 
-    def __iter__(self):
-        return iterate(self.with_options(options))
+    def _apply_debug_options(self):
+        return apply_debug_options(self).with_options(options)
 
-    tf.data.Dataset.__iter__ = __iter__
+    tf.data.Dataset._apply_debug_options = _apply_debug_options
 
 
 # On TensorFlow, tracing a step function costs 1-3 CPU-s; an eager step costs some 40 ms more than a
