@@ -149,15 +149,13 @@ def _guarded_keras(load_keras):
             # Not compile: Keras skips compiling a loaded model whose class overrides compile.
             model.fit, model.evaluate, model.predict = guarded_fit, eager_evaluate, eager_predict
             assert module.backend.backend() == BACKEND, (module.backend.backend(), BACKEND)
-            if BACKEND == "tensorflow":
-                _without_autotune(sys.modules["tensorflow"])
         return module
 
     return keras
 
 
-def _without_autotune(tf):
-    """Every `tf.data` iterator of the tests is made without tf.data's autotuning thread.
+def _without_autotune(load_tensorflow):
+    """`nnrun.backend.tensorflow`, with every `tf.data` iterator made without tf.data's autotuning thread.
 
     An iterator that the garbage collector frees late (its last reference in a cycle, freed in a later
     test) waits for that thread to end, and the thread ends only when its optimization period does, up
@@ -168,14 +166,23 @@ def _without_autotune(tf):
     multi-device iterators, `reduce`) passes its dataset through: tf.data's debug mode disables
     autotuning there too. A TensorFlow without it fails here rather than letting the waits back in.
     """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    apply_debug_options = tf.data.Dataset._apply_debug_options
 
-    def _apply_debug_options(self):
-        return apply_debug_options(self).with_options(options)
+    @functools.wraps(load_tensorflow)
+    def tensorflow():
+        tf = load_tensorflow()
+        apply_debug_options = tf.data.Dataset._apply_debug_options
+        if not getattr(apply_debug_options, "without_autotune", False):
+            options = tf.data.Options()
+            options.autotune.enabled = False
 
-    tf.data.Dataset._apply_debug_options = _apply_debug_options
+            def _apply_debug_options(self):
+                return apply_debug_options(self).with_options(options)
+
+            _apply_debug_options.without_autotune = True
+            tf.data.Dataset._apply_debug_options = _apply_debug_options
+        return tf
+
+    return tensorflow
 
 
 # On TensorFlow, tracing a step function costs 1-3 CPU-s; an eager step costs some 40 ms more than a
@@ -201,6 +208,7 @@ def _eager(model, args, kwargs, epochs=1):
 
 # Before any test module imports nnrun's modules, which may bind `keras` from nnrun.backend at import.
 backend.keras = _guarded_keras(backend.keras)
+backend.tensorflow = _without_autotune(backend.tensorflow)  # keras() loads TensorFlow through it too
 
 # Runs trained once per session, shared by the evaluate and predict tests (trained_runs imports nnrun's CLI).
 from trained_runs import churn_run, digits_run, image_run, iris_run, regression_run  # noqa: E402, F401
