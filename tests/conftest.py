@@ -58,6 +58,7 @@ TRAINING_FIXTURES = {
     "interrupted_here",
     "augmented_image_run",
     "never_stopped",
+    "finished_template",
 }
 
 # Heavy modules that collecting the tests must not import (nnrun imports them where it uses them).

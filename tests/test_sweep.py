@@ -166,6 +166,7 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     from nnrun.sweep import workers
 
     monkeypatch.setattr(workers, "_die_with_parent", lambda: None)  # this is pytest's process, not a worker's
+    capfd.readouterr()  # what the sweep above wrote is not the worker's
     assert workers._worker(str(sweep_dir), 0, 0.0) == 2
     (line,) = capfd.readouterr().err.strip().splitlines()
     assert line.startswith("error: sweep.metric: 'val_precision' is not among the metrics logged each epoch (")

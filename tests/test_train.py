@@ -115,8 +115,13 @@ def test_same_config_and_seed_give_the_same_metrics(runner, write_config):
         stdin=subprocess.DEVNULL,
         text=True,
     )
-    here, run2 = train(runner, path)
-    out, err = fresh.communicate(timeout=300)
+    try:
+        here, run2 = train(runner, path)
+        out, err = fresh.communicate(timeout=300)
+    finally:
+        if fresh.poll() is None:  # this one failed: the other is not left training
+            fresh.kill()
+            fresh.wait()
     assert fresh.returncode == 0 and here.exit_code == 0, err + here.output
     run1 = Path(out.strip().splitlines()[-1])
     assert run1 != run2, "two processes shared a run directory"
