@@ -419,3 +419,18 @@ def test_inconsistent_numeric_statistics_are_refused(runner, tmp_path, write_con
     (tmp_path / "in.csv").write_text("a,b\n0.1,0.2\n")
     result = runner.invoke(cli, ["predict", str(tmp_path / "in.csv"), "--run", str(run)])
     assert result.exit_code == 2 and "numeric columns must all have mean and scale" in result.output, result.output
+
+
+@pytest.mark.any_backend
+@pytest.mark.parametrize("folder", ["evaluation", "plots", "backup"])
+def test_evaluate_never_writes_through_a_symlinked_folder_of_the_run(runner, tiny_run, tmp_path, folder):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tiny_run / folder
+    if link.is_dir():
+        link.rename(tmp_path / f"{folder}.real")
+    link.symlink_to(elsewhere, target_is_directory=True)
+    result = runner.invoke(cli, ["evaluate", str(tiny_run)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: '{link}' is a symbolic link; a run directory holds its own files\n"
+    assert list(elsewhere.iterdir()) == [], "nothing written where the link points"

@@ -243,6 +243,21 @@ def interrupted_here(digits_config, tmp_path):
 
 
 @pytest.mark.any_backend
+@pytest.mark.parametrize("folder", ["plots", "backup"])
+def test_resume_never_writes_through_a_symlinked_folder_of_the_run(runner, interrupted_run, tmp_path, folder):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = interrupted_run / folder
+    link.rename(tmp_path / f"{folder}.real")
+    link.symlink_to(elsewhere, target_is_directory=True)
+    result = runner.invoke(cli, ["resume", str(interrupted_run)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: '{link}' is a symbolic link; a run directory holds its own files\n"
+    assert list(elsewhere.iterdir()) == [], "nothing written where the link points"
+    assert info(interrupted_run)["status"] == "interrupted", "the run is left as it was"
+
+
+@pytest.mark.any_backend
 def test_resume_refuses_a_run_json_that_says_fine_tuning_when_the_config_has_none(runner, interrupted_run):
     info = json.loads((interrupted_run / "run.json").read_text())
     info["fine_tune_after_epoch"] = 1

@@ -21,7 +21,7 @@ from nnrun.inference import loading
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 
-EVALUATION = "evaluation"
+EVALUATION = rundir.EVALUATION
 
 
 @dataclasses.dataclass
@@ -93,6 +93,7 @@ def evaluate(
         two classes, ROC AUC; where the results were written.
     """
     run = record.read(run_dir, model_file)
+    rundir.check_own_folders(run.path)
     prep, batch_size = run.preprocessing, run.config.training.batch_size
     if samples and (len(prep["input_shape"]) not in (2, 3) or prep.get("class_names") is None):
         raise BadInput(f"--show-samples: the run's inputs are not images to draw (shape {tuple(prep['input_shape'])})")

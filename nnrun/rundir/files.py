@@ -31,6 +31,7 @@ METRICS = "metrics.json"
 PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
 BACKUP = "backup"
+EVALUATION = "evaluation"  # nnrun evaluate's results, a folder each
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
 
@@ -146,6 +147,20 @@ def check_run_dir(path: str | os.PathLike[str]) -> Path:
     if (path / SWEEP).is_file():
         raise _sweep_dir(path)
     raise RunDirError(f"'{path}' is not a run directory: no {RUN}")
+
+
+def check_own_folders(path: str | os.PathLike[str]) -> None:
+    """Refuses a run directory whose plots/, backup/ or evaluation/ is a symbolic link.
+
+    Commands that write into a run directory (evaluate, resume) would write wherever such
+    a link points: a run directory copied from someone else holds its own files only.
+
+    Args:
+        path: a run directory.
+    """
+    for name in (PLOTS, BACKUP, EVALUATION):
+        if (Path(path) / name).is_symlink():
+            raise RunDirError(f"'{Path(path) / name}' is a symbolic link; a run directory holds its own files")
 
 
 def _sweep_dir(path: Path) -> RunDirError:

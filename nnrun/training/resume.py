@@ -112,6 +112,7 @@ def resumable(
         `(config, info)`: the run's `Config` with the overrides, and its run.json.
     """
     run_dir = rundir.check_run_dir(run_dir)
+    rundir.check_own_folders(run_dir)
     info = record.read_info(run_dir)
     status = record.status(info)
     if status == Status.COMPLETED:
