@@ -315,6 +315,17 @@ def tiny_run(tiny_template, tmp_path):
     return copy_run(tiny_template, tmp_path / "runs")
 
 
+def linked_elsewhere(run, folder, tmp_path):
+    """Replaces `run/folder` (if there) by a symbolic link to an empty folder; returns the link and that folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = run / folder
+    if link.is_dir():
+        link.rename(tmp_path / f"{folder}.real")
+    link.symlink_to(elsewhere, target_is_directory=True)
+    return link, elsewhere
+
+
 def copy_run(run, runs, name=None):
     """Copies a run directory into the folder `runs`, as `name` (default its own)."""
     copy = runs / (name or run.name)

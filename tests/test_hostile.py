@@ -16,6 +16,8 @@ from nnrun.config import safe_yaml
 from nnrun.errors import ConfigError
 from nnrun.rundir import record
 
+from conftest import linked_elsewhere
+
 MINIMAL = """\
 data: {source: sklearn, name: iris}
 model: [{Dense: 3}]
@@ -424,12 +426,7 @@ def test_inconsistent_numeric_statistics_are_refused(runner, tmp_path, write_con
 @pytest.mark.any_backend
 @pytest.mark.parametrize("folder", ["evaluation", "plots", "backup"])
 def test_evaluate_never_writes_through_a_symlinked_folder_of_the_run(runner, tiny_run, tmp_path, folder):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    link = tiny_run / folder
-    if link.is_dir():
-        link.rename(tmp_path / f"{folder}.real")
-    link.symlink_to(elsewhere, target_is_directory=True)
+    link, elsewhere = linked_elsewhere(tiny_run, folder, tmp_path)
     result = runner.invoke(cli, ["evaluate", str(tiny_run)])
     assert result.exit_code == 2, result.output
     assert result.stderr == f"error: '{link}' is a symbolic link; a run directory holds its own files\n"

@@ -14,7 +14,7 @@ import yaml
 from nnrun import atomic
 from nnrun.cli.main import cli
 
-from conftest import TINY, copy_run, signalled
+from conftest import TINY, copy_run, linked_elsewhere, signalled
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 # What a resume restores (weights, optimizer and seed state, a backup cut mid-write) goes through the
@@ -245,11 +245,8 @@ def interrupted_here(digits_config, tmp_path):
 @pytest.mark.any_backend
 @pytest.mark.parametrize("folder", ["plots", "backup"])
 def test_resume_never_writes_through_a_symlinked_folder_of_the_run(runner, interrupted_run, tmp_path, folder):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    link = interrupted_run / folder
-    link.rename(tmp_path / f"{folder}.real")
-    link.symlink_to(elsewhere, target_is_directory=True)
+    link, elsewhere = linked_elsewhere(interrupted_run, folder, tmp_path)
+    assert (tmp_path / f"{folder}.real").is_dir(), "the run had its own"
     result = runner.invoke(cli, ["resume", str(interrupted_run)])
     assert result.exit_code == 2, result.output
     assert result.stderr == f"error: '{link}' is a symbolic link; a run directory holds its own files\n"

@@ -149,18 +149,22 @@ def check_run_dir(path: str | os.PathLike[str]) -> Path:
     raise RunDirError(f"'{path}' is not a run directory: no {RUN}")
 
 
-def check_own_folders(path: str | os.PathLike[str]) -> None:
-    """Refuses a run directory whose plots/, backup/ or evaluation/ is a symbolic link.
+def check_own_folders(
+    path: str | os.PathLike[str], names: Iterable[str] = (PLOTS, BACKUP, EVALUATION), kind: str = "run directory"
+) -> None:
+    """Refuses a directory whose parts that nnrun writes into are symbolic links.
 
-    Commands that write into a run directory (evaluate, resume) would write wherever such
-    a link points: a run directory copied from someone else holds its own files only.
+    Commands that write into a run directory (evaluate, resume) or a sweep directory would
+    write wherever such a link points: one copied from someone else holds its own files only.
 
     Args:
-        path: a run directory.
+        path: a run directory (or a sweep directory).
+        names: the parts to check; by default a run's plots/, backup/ and evaluation/.
+        kind: what `path` is, for the message.
     """
-    for name in (PLOTS, BACKUP, EVALUATION):
+    for name in names:
         if (Path(path) / name).is_symlink():
-            raise RunDirError(f"'{Path(path) / name}' is a symbolic link; a run directory holds its own files")
+            raise RunDirError(f"'{Path(path) / name}' is a symbolic link; a {kind} holds its own files")
 
 
 def _sweep_dir(path: Path) -> RunDirError:

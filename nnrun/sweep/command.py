@@ -226,9 +226,7 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
 def _claim(sweep_dir: Path) -> Iterator[None]:
     if not is_sweep(sweep_dir):
         raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
-    for name in (STUDY, WORKERS, STATE, CONFIG):
-        if (sweep_dir / name).is_symlink():  # it would write wherever the link points
-            raise RunDirError(f"'{sweep_dir / name}' is a symbolic link; a sweep directory holds its own files")
+    rundir.check_own_folders(sweep_dir, (STUDY, WORKERS, STATE, CONFIG), "sweep directory")
     with contextlib.ExitStack() as held:
         try:  # only the claim: a trial's own RunDirBusy is not this sweep's
             held.enter_context(liveness.claim(sweep_dir))

@@ -300,7 +300,7 @@ ARTIFACTS = (
     rundir.PLOTS,
     TENSORBOARD,
     "export",
-    "evaluation",
+    rundir.EVALUATION,
 )
 
 
