@@ -264,10 +264,10 @@ def test_a_folder_with_a_run_json_is_a_run_directory_and_its_config_is_read_as_w
     with pytest.raises(RunDirError, match="its config.yaml is not valid"):
         rundir.read_config(run)  # no loss: read_config validates, as evaluate and resume need
     (run / rundir.CONFIG).write_bytes(b"data: \xff\n")
-    with pytest.raises(RunDirError, match="config.yaml': cannot read: 'utf-8' codec"):
+    with pytest.raises(RunDirError, match="config.yaml': cannot read: not UTF-8 text"):
         rundir.read_config_yaml(run)
     (run / rundir.CONFIG).write_text("notes: " + "x" * (1 << 20))
-    with pytest.raises(RunDirError, match="bytes, more than a config may have"):
+    with pytest.raises(RunDirError, match="bytes, more than a config.yaml may have"):
         rundir.read_config_yaml(run)
 
 

@@ -174,7 +174,14 @@ def test_runs_diff_shows_config_differences_and_metrics(runner, write_config, tm
     result = runner.invoke(cli, ["runs", "diff", str(a), str(b), "--json"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
-    assert list(found) == ["a", "b", "status", "config", "metrics"]  # the keys, in the order --json always had
+    assert list(found) == [
+        "a",
+        "b",
+        "status",
+        "config",
+        "metrics",
+        "problems",
+    ]  # the keys, in the order --json always had
     changed = {row["key"]: (row["a"], row["b"]) for row in found["config"]}
     assert changed == {"optimizer.learning_rate": (0.01, 0.05), "model.layers.0.Dense.units": (8, 4)}
     metrics = {row["key"]: (row["a"], row["b"]) for row in found["metrics"]}

@@ -53,7 +53,7 @@ def list_runs(runs_dir: Path, statuses: tuple[str, ...], name: str | None, as_js
     found = runs_lib.summaries(runs_dir, statuses, name)
     console = streams.console()
     for path, why in found.broken:
-        console.print(f"warning: {path}: skipped: {why}", style="yellow", soft_wrap=True)
+        console.print(f"warning: {path}: skipped: {why}", style="yellow", soft_wrap=True, markup=False)
     if as_json:
         click.echo(json.dumps(found.to_json()))
     else:
@@ -70,6 +70,9 @@ def diff_runs(a: Path, b: Path, as_json: bool) -> None:
     from nnrun.rundir import runs as runs_lib
 
     found = runs_lib.diff(a, b)
+    console = streams.console()
+    for problem in found.problems:
+        console.print(f"warning: {problem}", style="yellow", soft_wrap=True, markup=False)
     if as_json:
         click.echo(json.dumps(found.to_json()))
     else:

@@ -40,6 +40,21 @@ def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
+    return from_text(text, path, overrides)
+
+
+def from_text(text: str, path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
+    """Validates and resolves a config's text, read by the caller (a run directory's, by its own rules).
+
+    Args:
+        text: the YAML.
+        path: the file it was read from, for messages and the run's default name.
+        overrides: `key.path=value` strings, applied after the text.
+
+    Returns:
+        The validated `Config`, as `load` returns it.
+    """
+    path = Path(path)
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections, got {type(raw).__name__}")

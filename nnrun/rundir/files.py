@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +36,11 @@ BACKUP = "backup"
 EVALUATION = "evaluation"  # nnrun evaluate's results, a folder each
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
+
+# What a run directory's files may weigh, checked before reading: run directories come from other
+# people. Far above what any run writes (a run.json of 10,000 resumes is 2 MB short of its bound).
+MAX_BYTES = 1 << 20  # run.json, metrics.json, config.yaml, sweep.json and the rest
+MAX_FILE_BYTES = {HISTORY: 4 << 20, PREPROCESSING: 16 << 20}  # 40 metrics of 10,000 epochs; vocabularies
 
 
 def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = (PLOTS,)) -> Path:
@@ -71,17 +78,61 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Reads a JSON file of a run directory, with a clear error if it is not one."""
+def read_text(path: str | os.PathLike[str], limit: int | None = None, kind: str = "run directory") -> str:
+    """Reads a file of a run or sweep directory: never through a symbolic link, never past its bound.
+
+    The file is opened without following a link (`O_NOFOLLOW`) and its size
+    checked before anything is read; messages name the file, never its content.
+
+    Args:
+        path: the file.
+        limit: the most bytes it may have; by default its name's in `MAX_FILE_BYTES`, else `MAX_BYTES`.
+        kind: what holds it, for messages.
+
+    Returns:
+        Its text.
+
+    Raises:
+        FileNotFoundError: it does not exist (the caller knows what that means).
+        RunDirError: it is a link, not a file, too big, unreadable or not UTF-8 text.
+    """
+    path = Path(path)
+    limit = MAX_FILE_BYTES.get(path.name, MAX_BYTES) if limit is None else limit
+    try:  # non-blocking: a named pipe in its place is refused below rather than waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RunDirError(f"'{path}' is a symbolic link; a {kind} holds its own files") from None
+        raise RunDirError(f"'{path}': cannot read: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        found = os.fstat(f.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            raise RunDirError(f"'{path}' is not a file")
+        data = f.read(limit + 1) if found.st_size <= limit else b""
+    if found.st_size > limit or len(data) > limit:
+        size = max(found.st_size, len(data))
+        raise RunDirError(f"'{path}': {size} bytes, more than a {path.name} may have ({limit})")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RunDirError(f"'{path}': cannot read: not UTF-8 text (byte {e.start})") from None
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Reads a JSON file of a run directory (`read_text`'s rules), with a clear error if it is not one."""
+    try:
+        text = read_text(path)
     except FileNotFoundError:
         folder = Path(path).parent
         if (folder / SWEEP).is_file():
             raise _sweep_dir(folder) from None
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"'{path}': cannot read: {e}") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:  # json's messages give the place, never the text
+        raise RunDirError(f"'{path}': cannot read: not JSON: {e}") from None
 
 
 def history_text(rows: Sequence[Mapping[str, object]]) -> str:
@@ -97,13 +148,29 @@ def history_text(rows: Sequence[Mapping[str, object]]) -> str:
 def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     """history.csv's rows as dicts of numbers (an empty value is NaN); none when it is absent.
 
+    Args:
+        path: the file, read by `read_text`'s rules.
+
+    Returns:
+        One dict per epoch.
+
     Raises:
-        ValueError: a value is not a number.
+        RunDirError: a value is not a number (its line and column named, not its text).
     """
-    if not os.path.exists(path):
+    try:
+        text = read_text(path)
+    except FileNotFoundError:
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns = next(reader, [])
+    rows = []
+    for line, values in enumerate(reader, start=2):
+        try:
+            pairs = zip(columns, values, strict=True)
+            rows.append({k: int(v) if k == "epoch" else float(v or "nan") for k, v in pairs})
+        except ValueError:
+            raise RunDirError(f"'{path}': cannot be read: line {line} is not {len(columns)} numbers") from None
+    return rows
 
 
 def point_latest(path: str | os.PathLike[str]) -> None:
@@ -184,10 +251,16 @@ def read_config(path: str | os.PathLike[str]) -> Config:
         The `Config`; one that is not valid is a `RunDirError`.
     """
     from nnrun.config import loading as config_lib
+    from nnrun.config.safe_yaml import MAX_CONFIG_BYTES
     from nnrun.errors import ConfigError
 
+    file = Path(path) / CONFIG
     try:
-        return config_lib.load(Path(path) / CONFIG)
+        text = read_text(file, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise RunDirError(f"'{path}' has no {CONFIG}") from None
+    try:
+        return config_lib.from_text(text, file)
     except ConfigError as e:
         raise RunDirError(f"'{path}': its {CONFIG} is not valid: {e}") from None
 
@@ -205,10 +278,7 @@ def read_config_yaml(path: str | os.PathLike[str]) -> Any:
 
     file = check_run_dir(path) / CONFIG
     try:
-        size = file.stat().st_size
-        if size > MAX_CONFIG_BYTES:  # before reading it: run directories come from other people
-            raise RunDirError(f"'{file}': {size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunDirError(f"'{file}': cannot read: {getattr(e, 'strerror', None) or e}") from None
+        text = read_text(file, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise RunDirError(f"'{path}' has no {CONFIG}") from None
     return parse_yaml(text, str(file))

@@ -22,7 +22,17 @@ from pydantic_core import PydanticCustomError
 from nnrun import atomic
 from nnrun.errors import RunDirError
 from nnrun.rundir import liveness
-from nnrun.rundir.files import BEST_MODEL, CONFIG, MODEL, PREPROCESSING, RUN, check_run_dir, read_config, read_json
+from nnrun.rundir.files import (
+    BEST_MODEL,
+    CONFIG,
+    MODEL,
+    PREPROCESSING,
+    RUN,
+    check_run_dir,
+    read_config,
+    read_json,
+    read_text,
+)
 from nnrun.rundir.status import RECORDED, Status
 
 if TYPE_CHECKING:
@@ -137,7 +147,10 @@ def update_info(path: str | os.PathLike[str], remove: Iterable[str] = (), /, **f
         **fields: run.json's fields to set (`Status` values are written as their words).
     """
     run_file = Path(path) / RUN
-    recorded = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+    try:
+        recorded = json.loads(read_text(run_file))
+    except FileNotFoundError:
+        recorded = {}
     kept = {key: value for key, value in recorded.items() if key not in set(remove)}
     atomic.write_json(run_file, {**kept, **json.loads(json.dumps(fields))})  # plain JSON values
 
@@ -209,6 +222,8 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
     path = check_run_dir(path)
     info = read_info(path)
     seen = status(info)
+    if (path / model).is_symlink():  # Keras would load whatever it points at
+        raise RunDirError(f"'{path / model}' is a symbolic link; a run directory holds its own files")
     if not (path / model).is_file():
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {seen}"
         error = f" ({info.error})" if info.error and model == MODEL else ""

@@ -59,6 +59,7 @@ class Diff:
     status: dict[str, Status]  # {"a": ..., "b": ...}
     config: list[dict[str, Any]]  # {"key", "a", "b"} for each key path whose value differs
     metrics: list[dict[str, Any]]  # {"key", "a", "b"} for every final metric
+    problems: list[str] = dataclasses.field(default_factory=list)  # why a status or metrics could not be read
 
     def to_json(self) -> dict[str, Any]:
         """What `nnrun runs diff --json` prints."""
@@ -133,12 +134,13 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:
         for k in keys
         if configs[0].get(k, missing) != configs[1].get(k, missing)
     ]
-    metrics = [overrides.flatten(_metrics(p)) for p in (a, b)]
+    problems: list[str] = []
+    metrics = [overrides.flatten(_metrics(p, problems)) for p in (a, b)]
     scores = [
         {"key": k, "a": metrics[0].get(k), "b": metrics[1].get(k)} for k in dict.fromkeys([*metrics[0], *metrics[1]])
     ]
-    status = {k: _status(p) for k, p in (("a", a), ("b", b))}
-    return Diff(str(a), str(b), status, changed, scores)
+    status = {k: _status(p, problems) for k, p in (("a", a), ("b", b))}
+    return Diff(str(a), str(b), status, changed, scores, problems)
 
 
 def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None = None) -> Path:
@@ -157,10 +159,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
     histories = {}
     for path in map(Path, run_dirs):
         rundir.check_run_dir(path)
-        try:
-            rows = rundir.read_history(path / rundir.HISTORY)
-        except (ValueError, TypeError) as e:
-            raise RunDirError(f"'{path / rundir.HISTORY}': cannot be read: {e}") from None
+        rows = rundir.read_history(path / rundir.HISTORY)
         if not rows:
             raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
         status = _status(path)
@@ -184,19 +183,30 @@ def _since_start(info: record.RunInfo) -> float | None:
     return round((beat - start).total_seconds(), 3)
 
 
-def _status(path):
+def _status(path, problems=None):
+    """A run's status, `unknown` when its run.json cannot be read (and why, added to `problems`)."""
     try:
         return record.status(record.read_info(path))
-    except RunDirError:
+    except RunDirError as e:
+        if problems is not None:
+            problems.append(str(e))
         return Status.UNKNOWN
 
 
-def _metrics(path):
+def _metrics(path, problems=None):
+    """A run's metrics.json, empty when it has none or it cannot be read (and why, added to `problems`)."""
+    file = Path(path) / rundir.METRICS
     try:
-        found = rundir.read_json(Path(path) / rundir.METRICS)
-    except RunDirError:
+        found = rundir.read_json(file)
+    except RunDirError as e:
+        if problems is not None and (file.exists() or file.is_symlink()):  # a run without metrics yet is no problem
+            problems.append(str(e))
         return {}
-    return found if isinstance(found, dict) else {}
+    if not isinstance(found, dict):
+        if problems is not None:
+            problems.append(f"'{file}': expected a JSON object, got {type(found).__name__}")
+        return {}
+    return found
 
 
 def _data_source(path):

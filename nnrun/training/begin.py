@@ -79,11 +79,10 @@ def restore(run_dir: Path, s: Setup, report: Reporter) -> list[dict[str, Any]]:
     s.stages.resume(run_dir)
     restored = backup.restore(s.model, run_dir / rundir.BACKUP, s.stages.arrange)
     epoch = restored.epoch if restored else 0
-    try:
-        rows = rundir.read_history(run_dir / rundir.HISTORY)[:epoch]
-        epochs = [r["epoch"] for r in rows]
-    except (ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: {type(e).__name__} {e}") from None
+    rows = rundir.read_history(run_dir / rundir.HISTORY)[:epoch]
+    if rows and "epoch" not in rows[0]:
+        raise RunDirError(f"'{run_dir / rundir.HISTORY}': cannot be read: it has no epoch column")
+    epochs = [r["epoch"] for r in rows]
     if len(rows) != epoch or epochs != list(range(1, epoch + 1)):
         raise RunDirError(f"'{run_dir / rundir.HISTORY}' has {len(rows)} of the {epoch} epochs its backup has")
     atomic.write_text(run_dir / rundir.HISTORY, rundir.history_text(rows))

@@ -126,20 +126,20 @@ def resumable(
                 + ("" if here else "; if that process is gone, resume with --force")
             )
     try:
-        text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunDirError(f"'{run_dir / rundir.CONFIG}': cannot read: {e}") from None
+        text = rundir.read_text(run_dir / rundir.CONFIG, config_lib.MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise RunDirError(f"'{run_dir}' has no {rundir.CONFIG}") from None
     if info.config_sha256 not in (None, atomic.sha256_text(text)):
         raise RunDirError(
             f"'{run_dir / rundir.CONFIG}' was edited since the run started; resuming it would not continue the same "
             "run: train the edited config as a new run"
         )
     try:
-        config = config_lib.load(run_dir / rundir.CONFIG)
+        config = config_lib.from_text(text, run_dir / rundir.CONFIG)
     except ConfigError as e:
         raise RunDirError(f"'{run_dir}': its {rundir.CONFIG} is not valid: {e}") from None
     if overrides:  # the run's own config is valid: what fails now is the user's --set, named as given
-        config = config_lib.load(run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
+        config = config_lib.from_text(text, run_dir / rundir.CONFIG, overrides)  # a misspelt key is named first
     for item in overrides:
         key = item.partition("=")[0]
         if key not in RESUMABLE:
@@ -199,8 +199,9 @@ def newest_unfinished(config: Config) -> Path | None:
         if record.status(info) not in UNFINISHED or info.name != config.output.name:
             continue
         try:
-            saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError, ConfigError):
+            text = rundir.read_text(path / rundir.CONFIG, config_lib.MAX_CONFIG_BYTES)
+            saved = config_lib.parse_yaml(text, str(path))
+        except (OSError, RunDirError, ConfigError):
             continue
         if _comparable(saved) == wanted:
             candidates.append((info.started_at or "", path.name, path))
