@@ -37,7 +37,7 @@ class _Common(_Strict):
     task: Literal["classification", "regression"]
     class_names: list[Name] | None = Field(None, min_length=2, max_length=100_000)
     one_hot_labels: bool = False
-    notes: list[str] = Field(default_factory=list)
+    notes: list[Annotated[str, Field(max_length=100_000)]] = Field(default_factory=list, max_length=100_000)
 
 
 class Standard(_Strict):
