@@ -138,6 +138,21 @@ def one_line(error: object, limit: int = 200) -> str:
     return " ".join(str(error).split())[:limit]
 
 
+def listed(items: Iterable[object], limit: int = 5) -> str:
+    """Items for a message, joined by commas, the rest counted: a message stays one short line.
+
+    Args:
+        items: what to name.
+        limit: the most named.
+
+    Returns:
+        `a, b, c, d, e, and 9995 more`.
+    """
+    names = [str(item) for item in items]
+    rest = len(names) - limit
+    return ", ".join(names[:limit]) + (f", and {rest} more" if rest > 0 else "")
+
+
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """Returns a "; did you mean 'x'?" suffix for the closest choice, or "".
 

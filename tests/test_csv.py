@@ -572,3 +572,34 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
     with pytest.raises(DataError) as info:
         csv_table.apply(rows, pre)
     assert str(info.value) == "column 'age' must hold numbers; got 'forty' (data row 4)"
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (",".join(f"c{i}" for i in range(10_001)), "'{path}' has 10001 columns, more than nnrun reads (10000)"),
+        ("x" * (1 << 20) + "1", "the first line of '{path}' is longer than 1048576 characters"),
+    ],
+)
+def test_a_table_too_wide_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, header, expected):
+    from nnrun.data import csv_file
+
+    path = tmp_path / "wide.csv"
+    path.write_text(f"{header}\n" + "1," * 10_000 + "1\n")
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("pandas read it"))
+    with pytest.raises(DataError) as info:
+        csv_file.read_table(path, {}, "data.path")
+    assert str(info.value) == f"data.path: {expected.format(path=path)}"
+
+
+def test_a_wide_table_is_read_and_its_columns_listed_with_a_count(tmp_path):
+    frame = pd.DataFrame(np.arange(30 * 2_000).reshape(30, 2_000) % 7, columns=[f"c{i}" for i in range(2_000)])
+    frame.insert(0, "left", np.arange(30) % 2)
+    ds = load(write(tmp_path, frame), drop=[], scale="none")
+    assert ds.x_train.shape[1] == 2_000
+    with pytest.raises(DataError) as info:
+        csv_table.apply(frame.drop(columns=[f"c{i}" for i in range(1_990)]), ds.preprocessing)
+    assert str(info.value) == (
+        "the input has no column 'c0'; the model takes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
+        "c14, and 1985 more"
+    )

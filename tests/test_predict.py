@@ -342,8 +342,8 @@ def _png_of(path, width, height):
         ("image_run", _npy("big.npy", np.zeros((1, 28, 28, 3))), "the model takes (16, 16, 3)"),
         (
             "iris_run",
-            _npy_lying(200_000, 200_000),
-            "shape (200000, 200000) of float64 (298.0 GiB), but the file holds 64 bytes",
+            _npy_lying(10_000_000_000, 4),
+            "shape (10000000000, 4) of float64 (298.0 GiB), but the file holds 64 bytes",
         ),
         ("iris_run", _npy("objects.npy", np.array([{"a": 1}], dtype=object)), "an array of object, not numbers"),
         (
@@ -383,7 +383,7 @@ def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(image_run, 
 
     decoded = []
     decode = pixels._decode
-    monkeypatch.setattr(pixels, "_decode", lambda path: decoded.append(path) or decode(path))
+    monkeypatch.setattr(pixels, "_decode", lambda path, *size: decoded.append(path) or decode(path, *size))
     huge = _png_of(tmp_path / "huge.png", width, height)  # 10000x10000: Pillow only warns; beyond 2x: it raises
     good = make_image(tmp_path / "good.png", COLOURS["dog"])
     result, rows = predict_json(huge, good, "--run", image_run.path, code=2)
@@ -394,7 +394,7 @@ def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(image_run, 
 
 
 def test_an_npy_header_is_checked_against_the_file_before_it_is_read(iris_run, tmp_path):
-    lying = _npy_lying(200_000, 200_000)(tmp_path)
+    lying = _npy_lying(10_000_000_000, 4)(tmp_path)
     assert lying.stat().st_size == 192
     np.save(tmp_path / "good.npy", np.ones((2, 4)))
     short = tmp_path / "short.npy"
@@ -403,12 +403,24 @@ def test_an_npy_header_is_checked_against_the_file_before_it_is_read(iris_run, t
     assert [r["input"] for r in rows] == [f"{tmp_path / 'good.npy'}[{i}]" for i in (0, 1)]
     failed, summary = failures(result)
     assert failed == [
-        f"{lying}: its header claims an array of shape (200000, 200000) of float64 (298.0 GiB), "
+        f"{lying}: its header claims an array of shape (10000000000, 4) of float64 (298.0 GiB), "
         "but the file holds 64 bytes of data",
         f"{short}: its header claims an array of shape (2, 4) of float64 (64 bytes), "
         "but the file holds 56 bytes of data",
     ]
     assert summary == "error: 2 of 4 inputs could not be predicted"
+
+
+def test_an_npy_of_the_wrong_shape_is_refused_from_its_header_alone(tmp_path, monkeypatch):
+    from nnrun.errors import DataError
+    from nnrun.inference import predict
+
+    np.save(tmp_path / "wrong.npy", np.zeros((1000, 5), dtype="float32"))
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("the array was read"))
+    with pytest.raises(DataError) as info:
+        predict._load_npy(tmp_path / "wrong.npy", (4,), table=False)
+    wanted = "an array of shape (1000, 5); the model takes (4,) per sample (or a stack of them)"
+    assert str(info.value) == f"{tmp_path / 'wrong.npy'}: {wanted}"
 
 
 class _Planted:

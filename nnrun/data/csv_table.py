@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun.data import columns
+from nnrun.data.csv_file import read_table
 from nnrun.data.types import Raw
-from nnrun.errors import DataError, did_you_mean
+from nnrun.errors import DataError, did_you_mean, listed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,67 +80,6 @@ def reading(data: CsvData) -> dict[str, Any]:
     return {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
 
 
-def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
-    """Reads a CSV file as train, evaluate and predict all do.
-
-    Args:
-        path: the file.
-        options: `sep` (None: sniffed from the start of the file), `encoding`
-            and `na_values` (more strings that mean "missing"), as `reading` gives them.
-        place: what errors name first ('data.path', or 'input' for predict).
-
-    Returns:
-        A pandas DataFrame with at least one row.
-    """
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataError(
-            f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
-        )
-    # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
-    named = options.get("encoding") or "utf-8"
-    utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
-    encoding = "utf-8-sig" if utf8 else named
-    try:
-        sep = options.get("sep") or _sniff(path, encoding)
-        table = pd.read_csv(
-            path,
-            sep=sep,
-            decimal=options.get("decimal") or ".",
-            encoding=encoding,
-            skipinitialspace=True,
-            na_values=options.get("na_values") or None,
-            low_memory=False,
-        )
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{place}: '{path}' is empty") from None
-    except UnicodeDecodeError as e:
-        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
-        raise DataError(
-            f"{place}: '{path}' is not {'UTF-8' if utf8 else named} text ({byte}); "
-            "save it as UTF-8 CSV or set data.encoding (e.g. latin-1)"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as e:
-        reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
-        raise DataError(f"{place}: '{path}' is not a readable CSV file: {reason}") from None
-    if table.empty:
-        raise DataError(f"{place}: '{path}' has a header but no rows")
-    return table
-
-
-def _sniff(path, encoding):
-    """The separator of a CSV file: comma, semicolon, tab or bar, from its first 64 KB."""
-    import csv
-
-    with open(path, encoding=encoding, errors="replace", newline="") as f:
-        sample = f.read(65536)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:  # one column, or nothing it can tell apart
-        return ","
-
-
 def check(x: pd.DataFrame, name: str, origin: str) -> pd.DataFrame:
     """Returns the table of features, or says why it has none."""
     if x.shape[1] == 0:
@@ -164,11 +103,12 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
-    for name in x.columns:
-        if x[name].isna().all():
-            raise DataError(
-                f"data.path '{data.path}': column '{name}' has no values in the training split; add it to data.drop"
-            )
+    missing = x.isna().sum()  # per column, at once: a table may be thousands of columns wide
+    empty = [name for name in x.columns if missing[name] == len(x)]
+    if empty:
+        raise DataError(
+            f"data.path '{data.path}': column '{empty[0]}' has no values in the training split; add it to data.drop"
+        )
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
     expanded = _with_dates(x, formats)
@@ -176,20 +116,20 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
     notes: list[str] = []
     detected = [c for c in categorical if c not in (data.categorical or ())]
     if detected:
-        found = ", ".join(f"{c} ({x[c].nunique()} values)" for c in detected)
+        found = listed(f"{c} ({x[c].nunique()} values)" for c in detected)
         notes.append(
             f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose"
         )
     detected = [c for c in formats if c not in data.date]
     if detected:
-        found = ", ".join(f"{c} ({formats[c]})" for c in detected)
+        found = listed(f"{c} ({formats[c]})" for c in detected)
         notes.append(
             f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose"
         )
 
     numeric: dict[str, dict[str, float]] = {}
     if numeric_columns:
-        values = np.column_stack([_numbers(expanded[c], c) for c in numeric_columns])
+        values = _number_block(expanded, numeric_columns)
         filled = SimpleImputer(strategy="median", keep_empty_features=True).fit(values)
         scaler: Any = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)  # None: scale none
         scaler = scaler().fit(filled.transform(values)) if scaler else None
@@ -200,7 +140,7 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
             elif data.scale == "minmax":
                 numeric[name].update(min=float(scaler.min_[i]), scale=float(scaler.scale_[i]))
         for name in [c for c in x.columns if kinds[c] != "categorical"]:
-            n = int(x[name].isna().sum())
+            n = int(missing[name])
             median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
             _note_filled(notes, name, n, f"the training median{median}")
 
@@ -249,19 +189,19 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
     x = x if isinstance(x, pd.DataFrame) else pd.DataFrame(x)
     have = [str(c) for c in x.columns]
     x = x.set_axis(have, axis=1)
-    for name in preprocessing["columns"]:
-        if name not in have:
-            raise DataError(
-                f"the input has no column '{name}'{did_you_mean(name, have)}; "
-                f"the model takes {', '.join(preprocessing['columns'])}"
-            )
+    present = set(have)
+    for name in [c for c in preprocessing["columns"] if c not in present][:1]:
+        raise DataError(
+            f"the input has no column '{name}'{did_you_mean(name, have)}; "
+            f"the model takes {listed(preprocessing['columns'], 15)}"
+        )
     if warnings_out is not None:
         warnings_out += _unseen(x, preprocessing)
     x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
     if numeric:
-        values = np.column_stack([_numbers(x[c], c) for c in numeric])
+        values = _number_block(x, list(numeric))
         stats = list(numeric.values())
         values = np.where(np.isnan(values), [s["fill"] for s in stats], values)
         if "mean" in stats[0]:
@@ -309,10 +249,10 @@ def _unseen(x, preprocessing):
         bad = columns.unparsed(x[name], spec["format"])
         if len(bad):
             say(name, len(bad), f"not dates in {spec['format']}, filled as missing", bad.tolist())
+    missing = x[preprocessing["columns"]].isna().sum()
     for name in preprocessing["columns"]:
-        missing = int(x[name].isna().sum())
-        if missing:
-            say(name, missing, "missing, filled as in training")
+        if missing[name]:
+            say(name, int(missing[name]), "missing, filled as in training")
     return found
 
 
@@ -348,6 +288,16 @@ def _column(name, names, place, path):
     shown = [c if len(c) <= 40 else c[:37] + "..." for c in names]
     listing = f" (columns: {', '.join(shown)})" if len(names) <= 15 else ""
     raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, names)}{listing}")
+
+
+def _number_block(frame, names):
+    """The columns `names` of `frame` as one float64 array; at once where pandas read them as numbers."""
+    import pandas as pd
+
+    block = frame[names]
+    if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in block.dtypes):
+        return block.to_numpy(dtype="float64", na_value=np.nan)
+    return np.column_stack([_numbers(block[c], c) for c in names])
 
 
 def _numbers(series, name):

@@ -20,7 +20,7 @@ import numpy as np
 
 from nnrun import backend
 from nnrun.data.types import Raw
-from nnrun.errors import DataError, one_line
+from nnrun.errors import DataError, listed, one_line
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -92,9 +92,8 @@ def verify(data: ImageData, advance: Callable[[int, int], object] | None = None)
     finally:  # Ctrl-C stops at once, not after every image queued
         pool.shutdown(wait=False, cancel_futures=True)
     if bad:
-        shown = ", ".join(bad[:5]) + (f", and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(
-            f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}; remove or replace them"
+            f"{origin}: {len(bad)} of {len(paths)} images cannot be decoded: {listed(bad)}; remove or replace them"
         )
     return len(paths)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from nnrun import atomic, data
 from nnrun.data import feeding
-from nnrun.errors import DataError, one_line
+from nnrun.errors import DataError, listed, one_line
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 
@@ -188,14 +188,15 @@ def _read(path, prep, id_column, notes):
 def _csv_rows(path, prep, id_column, notes):
     if prep.get("kind") != "table":
         raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
-    from nnrun.data import csv_table
+    from nnrun.data import csv_file, csv_table
 
-    table = csv_table.read_table(path, prep.get("read", {}), "input")
+    table = csv_file.read_table(path, prep.get("read", {}), "input")
     if id_column is not None and id_column not in table.columns:
         raise DataError(f"{path}: no id column '{id_column}'")
-    ignored = [str(c) for c in table.columns if str(c) not in prep["columns"] and str(c) != id_column]
+    taken = set(prep["columns"])
+    ignored = [str(c) for c in table.columns if str(c) not in taken and str(c) != id_column]
     if ignored:
-        notes.append(f"{path}: ignored columns the model does not take: {', '.join(ignored)}")
+        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
     unseen: list[str] = []
     try:
         x = csv_table.apply(table, prep, unseen)
@@ -209,12 +210,7 @@ def _csv_rows(path, prep, id_column, notes):
 
 def _arrays(path, prep):
     """Yields `((name, None), model input)` for each sample of a .npy file: one sample or a stack."""
-    x = _load_npy(path)
-    shape = tuple(prep["input_shape"])
-    if x.shape == shape:
-        x = x[None]
-    if x.shape[1:] != shape or prep.get("kind") == "table":
-        raise DataError(f"{path}: an array of shape {x.shape}; the model takes {shape} per sample (or a stack of them)")
+    x = _load_npy(path, tuple(prep["input_shape"]), table=prep.get("kind") == "table")
     if not len(x):
         raise DataError(f"{path}: no samples")
     if prep.get("kind") == "images":  # pixels already sized: only the run's rescale applies
@@ -227,24 +223,31 @@ def _arrays(path, prep):
         yield (f"{path}[{i}]" if len(x) > 1 else str(path), None), sample
 
 
-def _load_npy(path):
-    """Reads a .npy array once its header has been checked against the file.
+def _load_npy(path, sample, table):
+    """Reads a .npy array of samples once its header has been checked against the file and the model.
 
     The header is read first: an array of numbers (never objects: nothing is
-    unpickled) whose size is exactly what the file holds, so a small file
-    cannot make nnrun allocate what its header claims.
+    unpickled), of the model's sample shape or a stack of them, whose size is
+    exactly what the file holds; so nothing is read of an array that would be
+    refused, and a small file cannot make nnrun allocate what its header claims.
 
     Args:
         path: the .npy file.
+        sample: the shape of one sample the model takes.
+        table: the run was trained on a table (its inputs are CSV rows, not arrays).
 
     Returns:
-        The array.
+        The array, a stack of samples.
     """
     try:
         with open(path, "rb") as f:
             shape, dtype = _npy_header(f, path)
             if dtype.kind not in "biuf":
                 raise DataError(f"{path}: an array of {dtype}, not numbers")
+            if shape != sample and shape[1:] != sample or table:
+                raise DataError(
+                    f"{path}: an array of shape {shape}; the model takes {sample} per sample (or a stack of them)"
+                )
             claimed, held = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
             if claimed != held:
                 raise DataError(
@@ -252,7 +255,8 @@ def _load_npy(path):
                     f"but the file holds {_bytes(held)} of data"
                 )
             f.seek(0)
-            return np.lib.format.read_array(f, allow_pickle=False)
+            x = np.lib.format.read_array(f, allow_pickle=False)
+            return x[None] if shape == sample else x
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
 

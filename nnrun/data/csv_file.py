@@ -1,0 +1,94 @@
+"""A CSV file read as train, evaluate and predict all do: bounded before pandas reads it, the separator
+sniffed, every problem one line that names the file and never echoes what it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnrun.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Wide tables (gene expression, pixels as columns) fit; a line of a million columns is refused before
+# pandas reads it (it would take minutes and gigabytes to say no).
+MAX_COLUMNS = 10_000
+MAX_HEADER_CHARS = 1 << 20
+
+
+def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
+    """Reads a CSV file as train, evaluate and predict all do.
+
+    Args:
+        path: the file.
+        options: `sep` (None: sniffed from the start of the file), `encoding`
+            and `na_values` (more strings that mean "missing"), as `reading` gives them.
+        place: what errors name first ('data.path', or 'input' for predict).
+
+    Returns:
+        A pandas DataFrame with at least one row.
+    """
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(
+            f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
+        )
+    # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
+    named = options.get("encoding") or "utf-8"
+    utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
+    encoding = "utf-8-sig" if utf8 else named
+    try:
+        sep = options.get("sep") or _sniff(path, encoding)
+        _check_header(path, encoding, sep, place)
+        table = pd.read_csv(
+            path,
+            sep=sep,
+            decimal=options.get("decimal") or ".",
+            encoding=encoding,
+            skipinitialspace=True,
+            na_values=options.get("na_values") or None,
+            low_memory=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{place}: '{path}' is empty") from None
+    except UnicodeDecodeError as e:
+        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+        raise DataError(
+            f"{place}: '{path}' is not {'UTF-8' if utf8 else named} text ({byte}); "
+            "save it as UTF-8 CSV or set data.encoding (e.g. latin-1)"
+        ) from None
+    except (pd.errors.ParserError, ValueError) as e:
+        reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
+        raise DataError(f"{place}: '{path}' is not a readable CSV file: {reason}") from None
+    if table.empty:
+        raise DataError(f"{place}: '{path}' has a header but no rows")
+    # pandas's parser leaves a block per column; a copy joins them, so a wide table is split and
+    # taken apart in a few array operations rather than one per column.
+    return table.copy()
+
+
+def _sniff(path, encoding):
+    """The separator of a CSV file: comma, semicolon, tab or bar, from its first 64 KB."""
+    import csv
+
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        sample = f.read(65536)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing it can tell apart
+        return ","
+
+
+def _check_header(path, encoding, sep, place):
+    """Refuses a first line longer than `MAX_HEADER_CHARS` or of more than `MAX_COLUMNS` columns, reading no more."""
+    import csv
+
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        header = f.readline(MAX_HEADER_CHARS + 1)
+    if len(header) > MAX_HEADER_CHARS:
+        raise DataError(f"{place}: the first line of '{path}' is longer than {MAX_HEADER_CHARS} characters")
+    count = len(next(csv.reader([header], delimiter=sep), []))
+    if count > MAX_COLUMNS:
+        raise DataError(f"{place}: '{path}' has {count} columns, more than nnrun reads ({MAX_COLUMNS})")
