@@ -401,3 +401,24 @@ def test_a_damaged_image_met_in_training_is_named_and_exits_2(runner, write_conf
     assert result.exit_code == 2, result.output  # TensorFlow's "jpeg::Uncompress failed", with no file named
     assert "cat/broken.jpg (" in result.output and "cannot be decoded" in result.output, result.output
     assert info["status"] == "failed" and "cat/broken.jpg" in info["error"]
+
+
+def test_predict_decodes_an_image_without_a_full_size_copy_of_numbers(tmp_path):
+    import tracemalloc
+
+    from PIL import Image
+
+    from nnrun.data import pixels
+
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (2_000, 3_000, 3), dtype="uint8")
+    Image.fromarray(big).save(tmp_path / "big.png", compress_level=0)
+    prep = {"image_size": [16, 16], "color_mode": "rgb", "rescale": 1 / 255}
+    tracemalloc.start()  # sees NumPy's arrays (Pillow's decoded image is the budget, MAX_PIXELS of 3 bytes)
+    try:
+        got = pixels.read([tmp_path / "big.png"], prep)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < big.nbytes / 10, f"{peak} bytes of arrays for an image of {big.nbytes}"
+    np.testing.assert_allclose(got[0], pixels.resize(big, 16, 16) / 255, rtol=1e-6)

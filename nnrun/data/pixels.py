@@ -36,7 +36,7 @@ def read(paths: Iterable[str | os.PathLike[str]], preprocessing: dict[str, Any])
     images = []
     for path in paths:
         image_folder.check_pixels(path)
-        image = resize(_decode(path), height, width)
+        image = _decode(path, height, width)
         if preprocessing.get("color_mode") == "grayscale":
             image = (image @ _GREY)[..., None]
         if preprocessing.get("rescale"):
@@ -47,16 +47,31 @@ def read(paths: Iterable[str | os.PathLike[str]], preprocessing: dict[str, Any])
     return np.stack(images).astype("float32", copy=False)
 
 
-def _decode(path):
-    """An image file's pixels, uint8 `(height, width, 3)`."""
+def _decode(path, height, width):
+    """An image file's pixels, resized by `resize` to `(height, width, 3)`.
+
+    The image is decoded whole (Pillow's copy, at most `image_folder.MAX_PIXELS`
+    of 3 bytes: about 256 MiB) and nothing more of its size is made: only the
+    rows the bilinear resize samples are converted to RGB and to numbers.
+    """
     from nnrun.data import image_folder
 
     with image_folder.opened(path) as image:
         image.seek(0)  # a GIF's first frame
-        if image.mode.startswith("I"):  # 16-bit grey: TensorFlow keeps the high byte, Pillow's convert clips
-            grey = (np.asarray(image).astype("int64").clip(0, 65535) >> 8).astype("uint8")
-            return np.repeat(grey[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"))
+        image.load()
+        y0, y1, dy = _weights(image.height, height)
+        needed = np.union1d(y0, y1)
+        rows = np.stack([_rgb_row(image, y) for y in needed])
+    return _bilinear(rows, np.searchsorted(needed, y0), np.searchsorted(needed, y1), dy, width)
+
+
+def _rgb_row(image, y):
+    """Row `y` of a Pillow image as uint8 RGB `(width, 3)`, as `tf.image.decode_image` gives it."""
+    row = image.crop((0, y, image.width, y + 1))
+    if row.mode.startswith("I"):  # 16-bit grey: TensorFlow keeps the high byte, Pillow's convert clips
+        grey = (np.asarray(row)[0].astype("int64").clip(0, 65535) >> 8).astype("uint8")
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(row.convert("RGB"))[0]
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -69,11 +84,15 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     Returns:
         float32 `(height, width, channels)`.
     """
-    image = np.asarray(image, dtype="float32")
     y0, y1, dy = _weights(image.shape[0], height)
+    return _bilinear(np.asarray(image), y0, y1, dy, width)
+
+
+def _bilinear(image, y0, y1, dy, width):
+    """The bilinear resize of `image`'s rows `y0` and `y1` (weighted by `dy`) to `width` columns, in float32."""
     x0, x1, dx = _weights(image.shape[1], width)
     dx = dx[None, :, None]
-    rows_0, rows_1 = image[y0], image[y1]
+    rows_0, rows_1 = image[y0].astype("float32"), image[y1].astype("float32")  # only the sampled rows
     top = rows_0[:, x0] + (rows_0[:, x1] - rows_0[:, x0]) * dx
     bottom = rows_1[:, x0] + (rows_1[:, x1] - rows_1[:, x0]) * dx
     return top + (bottom - top) * dy[:, None, None]
