@@ -170,3 +170,14 @@ def test_preprocessing_notes_are_bounded(tmp_path):
     prep = {"kind": "array", "input_shape": [4], "task": "regression", "notes": ["x"] * 100_001}
     with pytest.raises(RunDirError, match="notes: list should have at most 100000 items"):
         schema.check(prep, tmp_path / rundir.PREPROCESSING)
+
+
+@pytest.mark.any_backend
+def test_export_never_writes_through_a_linked_export_folder(runner, tiny_run, tmp_path):
+    from conftest import linked_elsewhere
+
+    link, elsewhere = linked_elsewhere(tiny_run, "export", tmp_path)
+    result = runner.invoke(cli, ["export", str(tiny_run), "--format", "onnx"])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"error: '{link}' {REFUSED}\n"
+    assert list(elsewhere.iterdir()) == []

@@ -107,6 +107,7 @@ def export(run_dir: str | os.PathLike[str], formats: Sequence[str], report: Repo
     """
     check_available(formats)
     run = record.read(run_dir)
+    rundir.check_own_folders(run.path, (runtimes.EXPORT,))
     if warning := run.warning():
         report.warn(warning)
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
