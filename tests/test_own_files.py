@@ -10,6 +10,8 @@ from nnrun.cli.main import cli
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
 
+from conftest import linked_elsewhere
+
 SECRET = "root:x:0:0:secret-line:/root:/bin/bash\n"
 REFUSED = "is a symbolic link; a run directory holds its own files"
 
@@ -174,8 +176,6 @@ def test_preprocessing_notes_are_bounded(tmp_path):
 
 @pytest.mark.any_backend
 def test_export_never_writes_through_a_linked_export_folder(runner, tiny_run, tmp_path):
-    from conftest import linked_elsewhere
-
     link, elsewhere = linked_elsewhere(tiny_run, "export", tmp_path)
     result = runner.invoke(cli, ["export", str(tiny_run), "--format", "onnx"])
     assert result.exit_code == 2, result.output

@@ -154,8 +154,6 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
     Returns:
         The PNG's `Path`.
     """
-    from nnrun import plots
-
     histories = {}
     for path in map(Path, run_dirs):
         rundir.check_run_dir(path)
@@ -167,6 +165,8 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
     output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
     if not output.parent.is_dir():
         raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
+    from nnrun import plots  # matplotlib, once there is something to plot
+
     return plots.compare_curves(histories, output, f"{len(histories)} runs compared")
 
 
