@@ -401,3 +401,13 @@ def test_a_server_still_down_at_the_end_is_said_once_with_how_to_end_the_mlflow_
     server.down = False
     exec(code, {})  # what the user runs once the server is back
     assert logged.status == "KILLED" and logged.end_time is not None
+
+
+def test_a_server_gone_only_at_the_end_is_one_warning(server, write_config, tmp_path, capfd):
+    run, mlflow = mlflow_for(write_config, tmp_path)
+    train(run, mlflow, server, 2)
+    server.down = True
+    mlflow.end()
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "could not be ended FINISHED (it does not answer) and stays RUNNING" in warnings[0]
+    assert server.calls_while_down == 1, "nothing more is tried once it does not answer"

@@ -263,7 +263,7 @@ class MlflowRun:
         Args:
             function: what makes the calls.
             *args: its arguments.
-            retry: try even if MLflow failed lately (the run's start and end: there is no later).
+            retry: try even if a retry is not due yet (the run's start and end: there is no later).
 
         Returns:
             Whether it ran through.
@@ -302,7 +302,8 @@ def _unreachable(e: BaseException) -> bool:
     seen: set[int] = set()
     cause: BaseException | None = e
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, OSError):  # requests' ConnectionError and Timeout are OSErrors
+        # Under MLflow's error, requests' and urllib3's, and under them the socket's (a full disk is no outage).
+        if isinstance(cause, (ConnectionError, TimeoutError)):
             return True
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
