@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     from nnrun.reporter import Reporter
 
 TENSORBOARD = "tensorboard"  # the run directory's folder (mlflow_run.ARTIFACTS uploads it)
+# TensorBoard follows symbolic links and has no way to skip one (tensorflow/tensorboard#70), so
+# `tensorboard --logdir runs` lists the newest run twice, once under runs/latest. Its run filter,
+# set from the address, hides every .../latest/... run: each run is shown once.
+TENSORBOARD_VIEW = "http://localhost:6006/?runFilter=^(?!(.*/)?latest/)"
 NEEDS = {"tensorboard": ("tensorboard", "nnrun[tensorboard]"), "mlflow": ("mlflow", "nnrun[mlflow]")}
 
 
@@ -66,7 +70,8 @@ def tracked(
     """
     trackers = []
     if config.tracking.tensorboard is not None:
-        report.note(f"tensorboard: {Path(run_dir) / TENSORBOARD} (tensorboard --logdir {config.output.dir})")
+        where = Path(run_dir) / TENSORBOARD
+        report.note(f"tensorboard: {where} (tensorboard --logdir {config.output.dir}, then {TENSORBOARD_VIEW})")
         trackers.append(
             _keras().callbacks.TensorBoard(
                 log_dir=str(Path(run_dir) / TENSORBOARD),
