@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+from pathlib import PurePath
 
 import pytest
 
@@ -28,6 +29,8 @@ def test_tensorboard_writes_each_epochs_scalars(runner, write_config):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
+    from nnrun.training import tracking
+
     result = runner.invoke(cli, ["train", str(write_config()), "--tracker", "tensorboard"])
     assert result.exit_code == 0, result.output
     run = last_path(result)
@@ -40,6 +43,34 @@ def test_tensorboard_writes_each_epochs_scalars(runner, write_config):
         assert [step for step, _ in loss] == [0, 1]
         assert [value for _, value in loss] == pytest.approx([float(r[f"{prefix}loss"]) for r in rows], rel=1e-5)
         assert not events.Tags()["histograms"] and not events.Tags()["graph"], "off unless asked"
+    assert f"(tensorboard --logdir {run.parent}, then {tracking.TENSORBOARD_VIEW})" in result.stderr
+
+
+@pytest.mark.slow  # TensorBoard's walk imports TensorFlow
+@pytest.mark.any_backend
+def test_tensorboards_run_filter_shows_each_run_once_though_it_follows_runs_latest(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra: pip install 'nnrun[tensorboard]'")
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from tensorboard.backend.event_processing import io_wrapper
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from nnrun.rundir import files
+    from nnrun.training import tracking
+
+    runs = tmp_path / "runs"
+    names = ["tiny-20260101-000000", "tiny-20260102-000000"]
+    for name in names:
+        for folder in ("train", "validation"):
+            EventFileWriter(str(runs / name / tracking.TENSORBOARD / folder)).close()
+    files.point_latest(runs / names[-1])
+    # Found as `tensorboard --logdir runs` finds them (TensorBoard's walk; its Rust loader's follows links too).
+    found = [str(PurePath(p).relative_to(runs)) for p in io_wrapper.GetLogdirSubdirectories(str(runs))]
+    assert f"{files.LATEST}/tensorboard/train" in found, "the link is followed"
+    (regex,) = parse_qs(urlsplit(tracking.TENSORBOARD_VIEW).query)["runFilter"]
+    shown = sorted(name for name in found if re.search(regex, name, re.IGNORECASE))  # as its page filters runs
+    assert shown == [f"{name}/tensorboard/{folder}" for name in names for folder in ("train", "validation")]
 
 
 @pytest.mark.slow
