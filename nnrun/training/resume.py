@@ -125,6 +125,7 @@ def resumable(
                 f"last heartbeat {info.heartbeat_at})"
                 + ("" if here else "; if that process is gone, resume with --force")
             )
+    _not_a_trial(run_dir, info)
     try:
         text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -179,6 +180,21 @@ def resumable(
     return config, info
 
 
+def _not_a_trial(run_dir: Path, info: record.RunInfo) -> None:
+    """Refuses a sweep's trial: its sweep tries the point again and counts it; a resumed trial would count nowhere."""
+    sweep = rundir.sweep_of(run_dir)
+    if info.retried_as_trial:
+        raise RunDirError(
+            f"{run_dir}: a sweep's trial, whose point its sweep tries again as trial {info.retried_as_trial}; "
+            "there is nothing to resume" + (f" (the sweep: {sweep})" if sweep else "")
+        )
+    if sweep:
+        raise RunDirError(
+            f"{run_dir}: a trial of the sweep {sweep}, which tries its point again when it continues: "
+            f"nnrun sweep {sweep}"
+        )
+
+
 def newest_unfinished(config: Config) -> Path | None:
     """The newest resumable run made from the same config, if any (for `train --resume-if-possible`).
 
@@ -197,6 +213,8 @@ def newest_unfinished(config: Config) -> Path | None:
     candidates = []
     for path, info in finding.listing(config.output.dir)[0]:
         if record.status(info) not in UNFINISHED or info.name != config.output.name:
+            continue
+        if info.retried_as_trial or rundir.sweep_of(path):  # a sweep's trial continues with its sweep
             continue
         try:
             saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
