@@ -169,7 +169,7 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
     """
     sweep_dir = Path(sweep_dir)
     check_available()
-    with _claim(sweep_dir):
+    with _claim(sweep_dir) as claim:
         config = load(sweep_dir, overrides)
         assert config.sweep is not None  # load() refuses a config without one
         study = open_study(sweep_dir, config)
@@ -190,7 +190,7 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
         try:
             with signals.stopping() as stop:
                 if jobs > 1:
-                    sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline)
+                    sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline, claim)
                 else:
                     work(sweep_dir, config, study, report, stop, deadline)
             status, error = Status.COMPLETED, None
@@ -210,6 +210,7 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
                 ended_at=liveness.timestamp(),
                 used_s=round(used + time.time() - started, 1),
                 best=_best_record(best),
+                **({"workers": []} if jobs > 1 else {}),  # all ended: supervise waited for them
             )
     if best is None:
         # Its path goes to stdout, as after a sweep that found one.
@@ -223,16 +224,34 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
 
 
 @contextlib.contextmanager
-def _claim(sweep_dir: Path) -> Iterator[None]:
+def _claim(sweep_dir: Path) -> Iterator[int]:
+    """Holds the sweep directory for this sweep alone; yields the claim's file descriptor, which workers share."""
     if not is_sweep(sweep_dir):
         raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
     rundir.check_own_folders(sweep_dir, (STUDY, WORKERS, STATE, CONFIG), "sweep directory")
     with contextlib.ExitStack() as held:
         try:  # only the claim: a trial's own RunDirBusy is not this sweep's
-            held.enter_context(liveness.claim(sweep_dir))
+            claim = held.enter_context(liveness.claim(sweep_dir))
         except RunDirBusy:
-            raise RunDirBusy(f"{sweep_dir}: another nnrun sweep is running in it") from None
-        yield
+            raise RunDirBusy(f"{sweep_dir}: {_holders(sweep_dir)}") from None
+        yield claim
+
+
+def _holders(sweep_dir):
+    """Who holds a sweep directory, in words: its supervisor, or the workers that outlived it."""
+    try:
+        supervisor, workers = sweep_workers.still_running(read_state(sweep_dir))
+    except RunDirError:
+        supervisor, workers = None, []
+    pids = ", ".join(map(str, workers))
+    if supervisor is not None:
+        return f"another nnrun sweep is running in it (process {supervisor}" + (f", workers {pids})" if pids else ")")
+    if workers:
+        return (
+            f"the workers of a sweep whose supervisor is gone still run in it (processes {pids}); "
+            "continue it once they have ended"
+        )
+    return "another nnrun sweep is running in it"
 
 
 def _best_record(best):
