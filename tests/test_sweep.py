@@ -456,11 +456,109 @@ def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path,
     assert study.get_trials()[0].user_attrs == {"interrupted": True, "run_dir": "trials/trial-001-20260101-000000"}
 
 
+def made_sweep(write_config, tmp_path, status="completed", values=(0.9, 0.8)):
+    """A sweep directory as `nnrun sweep` leaves it, made without training: its config, its state, and a
+    study with a completed trial per value. Returns the directory and the study."""
+    import optuna
+
+    from nnrun.sweep import study as study_lib
+
+    sweep_dir = tmp_path / "runs" / "tiny-sweep-20300101-000000"
+    (sweep_dir / "trials").mkdir(parents=True)
+    sweep_config(write_config, trials=len(values)).rename(sweep_dir / "config.yaml")
+    (sweep_dir / "sweep.json").write_text(json.dumps({"status": status, "used_s": 10.0}))
+    study = study_lib.open_study(sweep_dir, study_lib.load(sweep_dir, ()))
+    for n, value in enumerate(values):
+        params = {"optimizer.learning_rate": 0.01, "model.layers.0.Dense.units": [4, 8, 16][n % 3]}
+        run_dir = f"trials/trial-{n + 1:03d}-20300101-00000{n}"
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=distributions(), value=value, user_attrs={"run_dir": run_dir}
+            )
+        )
+    return sweep_dir, study
+
+
+def distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    return {
+        "optimizer.learning_rate": FloatDistribution(1e-3, 1e-1, log=True),
+        "model.layers.0.Dense.units": CategoricalDistribution([4, 8, 16]),
+    }
+
+
 def gone():
     """A process as sweep.json and run.json record one, that no longer runs (this pid, started at another time)."""
     import socket
 
     return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": -1}
+
+
+@pytest.mark.parametrize("status", ["completed", "running"])
+def test_continuing_a_sweep_whose_trials_are_all_done_says_so_and_starts_no_worker(
+    runner, write_config, tmp_path, monkeypatch, status
+):
+    from nnrun.sweep import workers
+
+    # "running": its supervisor was killed after the last trial (or its orphaned workers ran them).
+    sweep_dir, _ = made_sweep(write_config, tmp_path, status=status)
+    monkeypatch.setattr(workers, "supervise", lambda *a, **k: pytest.fail("started workers"))
+    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    done = f"all 2 trials are done; lengthen the sweep with nnrun sweep {sweep_dir} --set sweep.trials=N"
+    assert result.stderr.splitlines()[0] == done and result.stdout == f"{sweep_dir}\n"
+    assert not (sweep_dir / "workers").exists()
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    assert state["status"] == "completed"
+    if status == "running":  # what its supervisor did not live to write
+        assert [r["state"] for r in table(sweep_dir)] == ["complete", "complete"]
+        assert state["best"]["trial"] == 1 and (sweep_dir / "best.yaml").is_file()
+    else:  # nothing to run, nothing to record
+        assert state == {"status": "completed", "used_s": 10.0} and not (sweep_dir / "trials.csv").exists()
+
+
+def test_a_trial_its_sweep_tries_again_is_not_offered_to_resume(runner, write_config, tmp_path):
+    from nnrun.reporter import Reporter
+    from nnrun.sweep import study as study_lib
+
+    sweep_dir, study = made_sweep(write_config, tmp_path, status="running", values=(0.9,))
+    # As a kill -9 of the sweep leaves its second trial: asked for, its run begun, never told.
+    cut_off = study.ask(distributions())
+    cut_off.set_user_attr("process", gone())
+    run = sweep_dir / "trials" / "trial-002-20300101-000001"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "running", "name": "trial-002", **gone()}))
+
+    # Before the sweep continues: the run continues with its sweep, not by itself.
+    listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert row["status"] == "crashed" and row["hint"] == f"nnrun sweep {sweep_dir}"
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 2, resumed.output
+    assert resumed.output == (
+        f"error: {run}: a trial of the sweep {sweep_dir}, which tries its point again when it continues: "
+        f"nnrun sweep {sweep_dir}\n"
+    )
+
+    study_lib.recover(study, sweep_dir, study_lib.load(sweep_dir, ()).sweep, Reporter(quiet=True))
+    (retry,) = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 2]
+    assert retry.system_attrs["fixed_params"] == cut_off.params, "queued: its point runs next"
+    info = json.loads((run / "run.json").read_text())
+    assert info["retried_as_trial"] == retry.number + 1 == 3 and info["status"] == "running", "its own story kept"
+    listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
+    (row,) = json.loads(listed.stdout)
+    assert row["hint"] is None and row["retried_as_trial"] == 3
+    shown = runner.invoke(cli, ["runs", str(sweep_dir / "trials")])
+    assert f"{run} is crashed: its sweep tries its point again as trial 3" in shown.stdout
+    assert "continue it with" not in shown.stdout
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 2, resumed.output
+    assert resumed.output == (
+        f"error: {run}: a sweep's trial, whose point its sweep tries again as trial 3; there is nothing to resume "
+        f"(the sweep: {sweep_dir})\n"
+    )
 
 
 def test_continuing_while_the_workers_of_a_killed_sweep_live_is_refused_naming_them(tmp_path):
