@@ -542,21 +542,29 @@ def test_a_trial_its_sweep_tries_again_is_not_offered_to_resume(runner, write_co
         f"nnrun sweep {sweep_dir}\n"
     )
 
+    # A study.db from elsewhere whose cut-off trial names a run outside the sweep: that run is left alone.
+    planted = study.ask(distributions())
+    planted.set_user_attr("process", gone())
+    planted.set_user_attr("run_dir", "../elsewhere")
+    (tmp_path / "runs" / "elsewhere").mkdir()
+    (tmp_path / "runs" / "elsewhere" / "run.json").write_text('{"status": "interrupted"}')
+
     study_lib.recover(study, sweep_dir, study_lib.load(sweep_dir, ()).sweep, Reporter(quiet=True))
+    assert (tmp_path / "runs" / "elsewhere" / "run.json").read_text() == '{"status": "interrupted"}'
     (retry,) = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 2]
     assert retry.system_attrs["fixed_params"] == cut_off.params, "queued: its point runs next"
     info = json.loads((run / "run.json").read_text())
-    assert info["retried_as_trial"] == retry.number + 1 == 3 and info["status"] == "running", "its own story kept"
+    assert info["retried_as_trial"] == retry.number + 1 == 4 and info["status"] == "running", "its own story kept"
     listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
     (row,) = json.loads(listed.stdout)
-    assert row["hint"] is None and row["retried_as_trial"] == 3
+    assert row["hint"] is None and row["retried_as_trial"] == 4
     shown = runner.invoke(cli, ["runs", str(sweep_dir / "trials")])
-    assert f"{run} is crashed: its sweep tries its point again as trial 3" in shown.stdout
+    assert f"{run} is crashed: its sweep tries its point again as trial 4" in shown.stdout
     assert "continue it with" not in shown.stdout
     resumed = runner.invoke(cli, ["resume", str(run)])
     assert resumed.exit_code == 2, resumed.output
     assert resumed.output == (
-        f"error: {run}: a sweep's trial, whose point its sweep tries again as trial 3; there is nothing to resume "
+        f"error: {run}: a sweep's trial, whose point its sweep tries again as trial 4; there is nothing to resume "
         f"(the sweep: {sweep_dir})\n"
     )
 

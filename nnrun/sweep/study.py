@@ -124,8 +124,7 @@ def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, report: Reporter
                 optuna_private.set_user_attr(study, trial, key, value)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         if search_space.contains(sweep, trial.params):
-            run_dir = trial.user_attrs.get("run_dir") or attrs.get("run_dir")
-            again(study, trial, sweep_dir / run_dir if run_dir else None)
+            again(study, trial, _trial_run(sweep_dir, trial.user_attrs.get("run_dir") or attrs.get("run_dir")))
             report.note(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again")
 
 
@@ -152,6 +151,12 @@ def again(
     # Best effort: the point runs again either way; a run.json that cannot be written says crashed or interrupted.
     with contextlib.suppress(OSError):
         record.update_info(run_dir, retried_as_trial=number + 1)
+
+
+def _trial_run(sweep_dir, recorded):
+    """A trial's run directory as study.db records it, if it is one in trials/ (study.db may come from elsewhere)."""
+    path = Path(recorded) if isinstance(recorded, str) else None
+    return sweep_dir / path if path and path.parent == Path(TRIALS) and path.name not in ("", ".", "..") else None
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
