@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -529,12 +530,17 @@ def test_a_trial_its_sweep_tries_again_is_not_offered_to_resume(runner, write_co
     run = sweep_dir / "trials" / "trial-002-20300101-000001"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"status": "running", "name": "trial-002", **gone()}))
+    failed = sweep_dir / "trials" / "trial-001-20300101-000000"  # a result (it diverged), not cut off
+    failed.mkdir()
+    (failed / "run.json").write_text(json.dumps({"status": "failed", "name": "trial-001"}))
 
     # Before the sweep continues: the run continues with its sweep, not by itself.
     listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
     assert listed.exit_code == 0, listed.output
-    (row,) = json.loads(listed.stdout)
+    row, other = sorted(json.loads(listed.stdout), key=lambda r: r["name"], reverse=True)
     assert row["status"] == "crashed" and row["hint"] == f"nnrun sweep {sweep_dir}"
+    assert other["status"] == "failed" and other["hint"] == f"nnrun resume {failed}"
+    shutil.rmtree(failed)
     resumed = runner.invoke(cli, ["resume", str(run)])
     assert resumed.exit_code == 2, resumed.output
     assert resumed.output == (

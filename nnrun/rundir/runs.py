@@ -17,7 +17,7 @@ from nnrun.config import overrides
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, record
-from nnrun.rundir.status import UNFINISHED, Status
+from nnrun.rundir.status import CUT_OFF, UNFINISHED, Status
 
 
 @dataclasses.dataclass
@@ -118,10 +118,10 @@ def summary(path: Path, info: record.RunInfo) -> RunSummary:
 
 
 def _hint(path: Path, info: record.RunInfo, status: Status) -> str | None:
-    """How to continue a run that stopped: a sweep's trial with its sweep, unless it tries the point again already."""
+    """How to continue a run that stopped; a sweep's trial cut off, with its sweep (none once that retries it)."""
     if status not in UNFINISHED or info.retried_as_trial:
         return None
-    sweep = rundir.sweep_of(path)
+    sweep = rundir.sweep_of(path) if status in CUT_OFF else None
     return f"nnrun sweep {sweep}" if sweep else f"nnrun resume {path}"
 
 

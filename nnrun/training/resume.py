@@ -21,7 +21,7 @@ from nnrun.config import overrides
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness, record, runinfo
-from nnrun.rundir.status import UNFINISHED, Status
+from nnrun.rundir.status import CUT_OFF, UNFINISHED, Status
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
@@ -125,7 +125,7 @@ def resumable(
                 f"last heartbeat {info.heartbeat_at})"
                 + ("" if here else "; if that process is gone, resume with --force")
             )
-    _not_a_trial(run_dir, info)
+    _not_a_trial(run_dir, info, status)
     try:
         text = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -180,15 +180,15 @@ def resumable(
     return config, info
 
 
-def _not_a_trial(run_dir: Path, info: record.RunInfo) -> None:
-    """Refuses a sweep's trial: its sweep tries the point again and counts it; a resumed trial would count nowhere."""
+def _not_a_trial(run_dir: Path, info: record.RunInfo, status: Status) -> None:
+    """Refuses a sweep's trial cut off: its sweep tries the point again and counts it; a resumed one counts nowhere."""
     sweep = rundir.sweep_of(run_dir)
     if info.retried_as_trial:
         raise RunDirError(
             f"{run_dir}: a sweep's trial, whose point its sweep tries again as trial {info.retried_as_trial}; "
             "there is nothing to resume" + (f" (the sweep: {sweep})" if sweep else "")
         )
-    if sweep:
+    if sweep and status in CUT_OFF:
         raise RunDirError(
             f"{run_dir}: a trial of the sweep {sweep}, which tries its point again when it continues: "
             f"nnrun sweep {sweep}"
@@ -214,7 +214,7 @@ def newest_unfinished(config: Config) -> Path | None:
     for path, info in finding.listing(config.output.dir)[0]:
         if record.status(info) not in UNFINISHED or info.name != config.output.name:
             continue
-        if info.retried_as_trial or rundir.sweep_of(path):  # a sweep's trial continues with its sweep
+        if info.retried_as_trial or (rundir.sweep_of(path) and record.status(info) in CUT_OFF):  # with its sweep
             continue
         try:
             saved = config_lib.parse_yaml((path / rundir.CONFIG).read_text(encoding="utf-8"), str(path))
