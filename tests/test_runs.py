@@ -60,7 +60,7 @@ def test_runs_lists_every_status_newest_first(runner, four_runs, tmp_path):
     result = runner.invoke(cli, ["runs", str(tmp_path / "runs"), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert list(rows[0]) == [  # the keys, in the order --json always had
+    assert list(rows[0]) == [  # the keys, in the order --json always had, new ones last
         "run",
         "name",
         "status",
@@ -73,6 +73,7 @@ def test_runs_lists_every_status_newest_first(runner, four_runs, tmp_path):
         "data",
         "resumes",
         "hint",
+        "retried_as_trial",  # added last: a sweep's trial that its sweep tries again
     ]
     assert [r["status"] for r in rows] == ["crashed", "interrupted", "failed", "completed"]
     assert [Path(r["run"]) for r in rows] == [four_runs[s] for s in ("crashed", "interrupted", "failed", "completed")]

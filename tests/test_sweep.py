@@ -3,6 +3,8 @@
 import csv
 import importlib.util
 import json
+import os
+import shutil
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -153,7 +155,7 @@ def test_a_time_budget_stops_starting_trials(runner, write_config):
 
 
 @pytest.mark.slow
-def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config, monkeypatch, capfd):
+def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runner, write_config, capfd):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, metric="val_precision"))])
     assert result.exit_code == 2, result.output
     assert "note: sweep.metric 'val_precision' is none of loss, accuracy, val_loss, val_accuracy" in result.stderr
@@ -165,9 +167,8 @@ def test_a_metric_that_is_not_logged_stops_the_sweep_naming_those_that_are(runne
     # A worker of `--jobs` meets it in the same place, says it in one line on its log and exits 2.
     from nnrun.sweep import workers
 
-    monkeypatch.setattr(workers, "_die_with_parent", lambda: None)  # this is pytest's process, not a worker's
     capfd.readouterr()  # what the sweep above wrote is not the worker's
-    assert workers._worker(str(sweep_dir), 0, 0.0) == 2
+    assert workers.worker(str(sweep_dir), 0, 0.0) == 2
     (line,) = capfd.readouterr().err.strip().splitlines()
     assert line.startswith("error: sweep.metric: 'val_precision' is not among the metrics logged each epoch (")
 
@@ -391,13 +392,15 @@ def test_a_worker_that_fails_stops_the_others_and_the_sweep_naming_its_log(tmp_p
 
     from nnrun.errors import ConfigError
     from nnrun.reporter import Reporter
+    from nnrun.rundir import liveness
     from nnrun.signals import stopping
     from nnrun.sweep import workers
 
-    started, popen = [], subprocess.Popen
+    started, asked, popen = [], [], subprocess.Popen
 
     def stand_in(args, **kwargs):  # worker 0 fails at once; worker 1 would work for minutes
-        code = (FAILING_WORKER, BUSY_WORKER)[int(args[-2])]
+        asked.append((args, kwargs))
+        code = (FAILING_WORKER, BUSY_WORKER)[int(args[-3])]
         started.append(popen([sys.executable, "-c", code, str(tmp_path / "busy")], **kwargs))
         return started[-1]
 
@@ -405,26 +408,35 @@ def test_a_worker_that_fails_stops_the_others_and_the_sweep_naming_its_log(tmp_p
     monkeypatch.setattr(workers, "POLL_S", 0.1)
     study = SimpleNamespace(get_trials=lambda deepcopy: [])
     began = time.monotonic()
-    with stopping() as stop, pytest.raises(ConfigError) as failed:
-        workers.supervise(tmp_path, study, None, Reporter(quiet=True), 2, stop, None)
+    with liveness.claim(tmp_path) as claim, stopping() as stop, pytest.raises(ConfigError) as failed:
+        workers.supervise(tmp_path, study, None, Reporter(quiet=True), 2, stop, None, claim)
     log = tmp_path / "workers" / "worker-0.log"
     assert str(failed.value) == f"sweep worker 0 stopped: error: data.path: no file (log: {log})"
     assert failed.value.exit_code == 2
     # Asked to stop (SIGINT), the other one did.
     assert started[0].returncode == 2 and started[1].returncode == 130
     assert time.monotonic() - began < 60
+    # Each was told its supervisor and shared its claim on the sweep directory; sweep.json names them.
+    assert all(args[-1] == str(os.getpid()) and kwargs["pass_fds"] == (claim,) for args, kwargs in asked)
+    recorded = json.loads((tmp_path / "sweep.json").read_text())["workers"]
+    assert [w["pid"] for w in recorded] == [w.pid for w in started]
 
 
-def test_a_sweep_directory_another_process_holds_is_refused(tmp_path):
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_sweep_directory_another_process_holds_is_refused(tmp_path, recorded):
     from nnrun.errors import RunDirBusy
     from nnrun.reporter import Reporter
     from nnrun.rundir import liveness
     from nnrun.sweep import command, study
 
-    (tmp_path / study.STATE).write_text("{}")
+    # Recorded: this process stands for a live supervisor and its worker, as sweep.json names them.
+    state = {**liveness.process(), "workers": [liveness.process(), gone()]} if recorded else {}
+    (tmp_path / study.STATE).write_text(json.dumps(state))
     with liveness.claim(tmp_path), pytest.raises(RunDirBusy) as refused:
         command.run(tmp_path, Reporter(quiet=True))
-    assert str(refused.value) == f"{tmp_path}: another nnrun sweep is running in it" and refused.value.exit_code == 2
+    named = f" (process {os.getpid()}, workers {os.getpid()})" if recorded else ""
+    assert str(refused.value) == f"{tmp_path}: another nnrun sweep is running in it{named}"
+    assert refused.value.exit_code == 2
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
@@ -443,3 +455,190 @@ def test_optunas_private_api_that_a_sweep_recovers_with_is_still_there(tmp_path,
     optuna_private.set_user_attr(study, frozen, "interrupted", True)
     optuna_private.set_user_attr(study, frozen, "run_dir", "trials/trial-001-20260101-000000")
     assert study.get_trials()[0].user_attrs == {"interrupted": True, "run_dir": "trials/trial-001-20260101-000000"}
+
+
+def made_sweep(write_config, tmp_path, status="completed", values=(0.9, 0.8)):
+    """A sweep directory as `nnrun sweep` leaves it, made without training: its config, its state, and a
+    study with a completed trial per value. Returns the directory and the study."""
+    import optuna
+
+    from nnrun.sweep import study as study_lib
+
+    sweep_dir = tmp_path / "runs" / "tiny-sweep-20300101-000000"
+    (sweep_dir / "trials").mkdir(parents=True)
+    sweep_config(write_config, trials=len(values)).rename(sweep_dir / "config.yaml")
+    (sweep_dir / "sweep.json").write_text(json.dumps({"status": status, "used_s": 10.0}))
+    study = study_lib.open_study(sweep_dir, study_lib.load(sweep_dir, ()))
+    for n, value in enumerate(values):
+        params = {"optimizer.learning_rate": 0.01, "model.layers.0.Dense.units": [4, 8, 16][n % 3]}
+        run_dir = f"trials/trial-{n + 1:03d}-20300101-00000{n}"
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=distributions(), value=value, user_attrs={"run_dir": run_dir}
+            )
+        )
+    return sweep_dir, study
+
+
+def distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    return {
+        "optimizer.learning_rate": FloatDistribution(1e-3, 1e-1, log=True),
+        "model.layers.0.Dense.units": CategoricalDistribution([4, 8, 16]),
+    }
+
+
+def gone():
+    """A process as sweep.json and run.json record one, that no longer runs (this pid, started at another time)."""
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": -1}
+
+
+@pytest.mark.parametrize("status", ["completed", "running"])
+def test_continuing_a_sweep_whose_trials_are_all_done_says_so_and_starts_no_worker(
+    runner, write_config, tmp_path, monkeypatch, status
+):
+    from nnrun.sweep import workers
+
+    # "running": its supervisor was killed after the last trial (or its orphaned workers ran them).
+    sweep_dir, _ = made_sweep(write_config, tmp_path, status=status)
+    monkeypatch.setattr(workers, "supervise", lambda *a, **k: pytest.fail("started workers"))
+    result = runner.invoke(cli, ["sweep", str(sweep_dir), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    done = f"all 2 trials are done; lengthen the sweep with nnrun sweep {sweep_dir} --set sweep.trials=N"
+    assert result.stderr.splitlines()[0] == done and result.stdout == f"{sweep_dir}\n"
+    assert not (sweep_dir / "workers").exists()
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    assert state["status"] == "completed"
+    if status == "running":  # what its supervisor did not live to write
+        assert [r["state"] for r in table(sweep_dir)] == ["complete", "complete"]
+        assert state["best"]["trial"] == 1 and (sweep_dir / "best.yaml").is_file()
+    else:  # nothing to run, nothing to record
+        assert state == {"status": "completed", "used_s": 10.0} and not (sweep_dir / "trials.csv").exists()
+
+
+def test_a_trial_its_sweep_tries_again_is_not_offered_to_resume(runner, write_config, tmp_path):
+    from nnrun.reporter import Reporter
+    from nnrun.sweep import study as study_lib
+
+    sweep_dir, study = made_sweep(write_config, tmp_path, status="running", values=(0.9,))
+    # As a kill -9 of the sweep leaves its second trial: asked for, its run begun, never told.
+    cut_off = study.ask(distributions())
+    cut_off.set_user_attr("process", gone())
+    run = sweep_dir / "trials" / "trial-002-20300101-000001"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "running", "name": "trial-002", **gone()}))
+    failed = sweep_dir / "trials" / "trial-001-20300101-000000"  # a result (it diverged), not cut off
+    failed.mkdir()
+    (failed / "run.json").write_text(json.dumps({"status": "failed", "name": "trial-001"}))
+
+    # Before the sweep continues: the run continues with its sweep, not by itself.
+    listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    row, other = sorted(json.loads(listed.stdout), key=lambda r: r["name"], reverse=True)
+    assert row["status"] == "crashed" and row["hint"] == f"nnrun sweep {sweep_dir}"
+    assert other["status"] == "failed" and other["hint"] == f"nnrun resume {failed}"
+    shutil.rmtree(failed)
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 2, resumed.output
+    assert resumed.output == (
+        f"error: {run}: a trial of the sweep {sweep_dir}, which tries its point again when it continues: "
+        f"nnrun sweep {sweep_dir}\n"
+    )
+
+    # A study.db from elsewhere whose cut-off trial names a run outside the sweep: that run is left alone.
+    planted = study.ask(distributions())
+    planted.set_user_attr("process", gone())
+    planted.set_user_attr("run_dir", "../elsewhere")
+    (tmp_path / "runs" / "elsewhere").mkdir()
+    (tmp_path / "runs" / "elsewhere" / "run.json").write_text('{"status": "interrupted"}')
+
+    study_lib.recover(study, sweep_dir, study_lib.load(sweep_dir, ()).sweep, Reporter(quiet=True))
+    assert (tmp_path / "runs" / "elsewhere" / "run.json").read_text() == '{"status": "interrupted"}'
+    (retry,) = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 2]
+    assert retry.system_attrs["fixed_params"] == cut_off.params, "queued: its point runs next"
+    info = json.loads((run / "run.json").read_text())
+    assert info["retried_as_trial"] == retry.number + 1 == 4 and info["status"] == "running", "its own story kept"
+    listed = runner.invoke(cli, ["runs", str(sweep_dir / "trials"), "--json"])
+    (row,) = json.loads(listed.stdout)
+    assert row["hint"] is None and row["retried_as_trial"] == 4
+    shown = runner.invoke(cli, ["runs", str(sweep_dir / "trials")])
+    assert f"{run} is crashed: its sweep tries its point again as trial 4" in shown.stdout
+    assert "continue it with" not in shown.stdout
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 2, resumed.output
+    assert resumed.output == (
+        f"error: {run}: a sweep's trial, whose point its sweep tries again as trial 4; there is nothing to resume "
+        f"(the sweep: {sweep_dir})\n"
+    )
+
+
+def test_continuing_while_the_workers_of_a_killed_sweep_live_is_refused_naming_them(tmp_path):
+    import subprocess
+
+    from nnrun.errors import RunDirBusy
+    from nnrun.reporter import Reporter
+    from nnrun.rundir import liveness
+    from nnrun.sweep import command
+
+    # As a supervisor starts a worker (it shares the supervisor's claim) and is killed: the worker holds it alone.
+    with liveness.claim(tmp_path) as claim:
+        worker = subprocess.Popen(["sleep", "60"], pass_fds=(claim,))
+    try:
+        (tmp_path / "sweep.json").write_text(
+            json.dumps({"status": "running", **gone(), "workers": [liveness.of(worker.pid)]})
+        )
+        with pytest.raises(RunDirBusy) as refused:
+            command.run(tmp_path, Reporter(quiet=True))
+        assert str(refused.value) == (
+            f"{tmp_path}: the workers of a sweep whose supervisor is gone still run in it (processes {worker.pid}); "
+            "continue it once they have ended"
+        )
+        assert refused.value.exit_code == 2
+    finally:
+        worker.kill()
+        worker.wait()
+    with liveness.claim(tmp_path):
+        pass  # free once the last of them has ended
+
+
+def test_a_worker_whose_supervisor_is_killed_as_it_starts_runs_no_trial(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from nnrun.rundir import liveness
+    from nnrun.sweep import worker_start
+
+    # A supervisor that dies (kill -9) the moment it has started its worker. The worker either gets the
+    # parent-death signal (nothing on its log) or finds its parent gone; it never opens the sweep.
+    log = tmp_path / "worker-0.log"
+    supervisor = (
+        "import os, signal, subprocess, sys\n"
+        f"w = subprocess.Popen([sys.executable, '-m', 'nnrun.sweep.worker_start', {str(tmp_path)!r}, '0', '0',"
+        f" str(os.getpid())], stdout=open({str(log)!r}, 'wb'), stderr=subprocess.STDOUT)\n"
+        "print(os.getpid(), w.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", supervisor], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    supervisor_pid, pid = map(int, killed.stdout.split())
+    for _ in range(300):
+        if not liveness.alive(pid):
+            break
+        time.sleep(0.1)
+    assert not liveness.alive(pid), "the worker outlived its supervisor"
+    gone_line = f"error: its sweep's supervisor (process {supervisor_pid}) is gone; this worker runs no trial\n"
+    assert log.read_text() in ("", gone_line)
+
+    # The second case, made certain: a worker whose parent is not the supervisor it was given.
+    orphan = subprocess.run(
+        [sys.executable, "-m", "nnrun.sweep.worker_start", str(tmp_path), "0", "0", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert orphan.returncode == worker_start.ORPHANED == 143
+    assert orphan.stderr == "error: its sweep's supervisor (process 1) is gone; this worker runs no trial\n"

@@ -156,10 +156,18 @@ def print_runs(
             s.data or "-",
         )
     console.print(table)
-    stopped = [s for s in summaries if s.status in (Status.CRASHED, Status.INTERRUPTED)]
+    stopped = [s for s in summaries if s.status in (Status.CRASHED, Status.INTERRUPTED) and s.hint]
     for s in stopped[:1]:
         more = f" (and {len(stopped) - 1} more crashed or interrupted runs)" if len(stopped) > 1 else ""
         console.print(f"{s.run} is {s.status}: continue it with: {s.hint}{more}", style="dim", soft_wrap=True)
+    retried = [s for s in summaries if s.retried_as_trial]
+    for s in retried[:1]:
+        more = f" (and {len(retried) - 1} more such trials)" if len(retried) > 1 else ""
+        console.print(
+            f"{s.run} is {s.status}: its sweep tries its point again as trial {s.retried_as_trial}{more}",
+            style="dim",
+            soft_wrap=True,
+        )
 
 
 def _wide_console() -> Console:

@@ -35,7 +35,8 @@ PLOTS = "plots"
 BACKUP = "backup"
 EVALUATION = "evaluation"  # nnrun evaluate's results, a folder each
 LATEST = "latest"
-SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in trials/
+SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in TRIALS
+TRIALS = "trials"
 
 # What a run directory's files may weigh, checked before reading: run directories come from other
 # people. Far above what any run writes (a run.json of 10,000 resumes is 2 MB short of its bound).
@@ -234,9 +235,26 @@ def check_own_folders(
             raise RunDirError(f"'{Path(path) / name}' is a symbolic link; a {kind} holds its own files")
 
 
+def sweep_of(path: str | os.PathLike[str]) -> Path | None:
+    """The sweep directory whose trial a run directory is (`<sweep>/trials/<run>`), or None.
+
+    A trial continues with its sweep (`nnrun sweep SWEEP_DIR`), which tries its point again
+    and counts it; `nnrun resume` of the trial would not.
+
+    Args:
+        path: a run directory.
+
+    Returns:
+        The sweep directory, as `path` names it (made absolute only for `.`), or None.
+    """
+    path = Path(path)
+    parent = (path if path.name not in ("", "..") else path.resolve()).parent  # as named, but `.` has no parent
+    return parent.parent if parent.name == TRIALS and (parent.parent / SWEEP).is_file() else None
+
+
 def _sweep_dir(path: Path) -> RunDirError:
     return RunDirError(
-        f"'{path}' is a sweep directory, not a run: its runs are in {path / 'trials'}, "
+        f"'{path}' is a sweep directory, not a run: its runs are in {path / TRIALS}, "
         f"its best config is {path / 'best.yaml'}"
     )
 

@@ -37,7 +37,19 @@ def process() -> dict[str, Any]:
         `pid`, `host` and `process_started` (the kernel's start time of the
         process, where /proc has it: a pid reused by another process differs).
     """
-    return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _started(os.getpid())}
+    return of(os.getpid())
+
+
+def of(pid: int) -> dict[str, Any]:
+    """A process of this host as run.json records it (`process`), such as a worker this one started.
+
+    Args:
+        pid: its process id.
+
+    Returns:
+        `pid`, `host` and `process_started`.
+    """
+    return {"pid": pid, "host": socket.gethostname(), "process_started": _started(pid)}
 
 
 def still_running(pid: object, host: object, process_started: object) -> bool:
@@ -89,7 +101,7 @@ def _stat(pid: int) -> list[str] | None:
 
 
 @contextlib.contextmanager
-def claim(path: Path) -> Iterator[None]:
+def claim(path: Path) -> Iterator[int]:
     """Holds a run directory for this process alone (an exclusive lock on the
     folder itself, which the system releases when the process ends, however it ends).
 
@@ -97,6 +109,10 @@ def claim(path: Path) -> Iterator[None]:
 
     Args:
         path: the run directory.
+
+    Yields:
+        The lock's file descriptor: a child process given it (`pass_fds`) shares the lock, which
+        then lasts until the child ends too.
     """
     import fcntl
 
@@ -113,6 +129,6 @@ def claim(path: Path) -> Iterator[None]:
             raise RunDirBusy(f"{path}: another process is resuming this run") from None
         except OSError:
             pass  # a filesystem without locks: the status check is all there is
-        yield
+        yield fd
     finally:
         os.close(fd)

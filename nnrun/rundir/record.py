@@ -107,6 +107,7 @@ class RunInfo(_Plain):
     exports: dict[str, Export] = Field(default_factory=dict)
     mlflow: Any = None  # {tracking_uri, run_id}; tracking checks what it finds
     error: Any = None
+    retried_as_trial: int | None = Field(None, gt=0)  # a sweep's trial cut off: its sweep tries its point again
 
 
 def read_info(path: str | os.PathLike[str]) -> RunInfo:

@@ -17,7 +17,7 @@ from nnrun.config import overrides
 from nnrun.errors import RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, record
-from nnrun.rundir.status import UNFINISHED, Status
+from nnrun.rundir.status import CUT_OFF, UNFINISHED, Status
 
 
 @dataclasses.dataclass
@@ -36,6 +36,7 @@ class RunSummary:
     data: str | None  # `source:name`, e.g. sklearn:digits
     resumes: int
     hint: str | None  # how to continue a run that stopped
+    retried_as_trial: int | None  # a sweep's trial cut off: the trial of its sweep that tries its point again
 
 
 @dataclasses.dataclass
@@ -112,8 +113,17 @@ def summary(path: Path, info: record.RunInfo) -> RunSummary:
         test=test.get(metric) if metric else None,
         data=_data_source(path),
         resumes=len(info.resumes),
-        hint=f"nnrun resume {path}" if status in UNFINISHED else None,
+        hint=_hint(path, info, status),
+        retried_as_trial=info.retried_as_trial,
     )
+
+
+def _hint(path: Path, info: record.RunInfo, status: Status) -> str | None:
+    """How to continue a run that stopped; a sweep's trial cut off, with its sweep (none once that retries it)."""
+    if status not in UNFINISHED or info.retried_as_trial:
+        return None
+    sweep = rundir.sweep_of(path) if status in CUT_OFF else None
+    return f"nnrun sweep {sweep}" if sweep else f"nnrun resume {path}"
 
 
 def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Diff:

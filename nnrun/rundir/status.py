@@ -28,3 +28,5 @@ class Status(str, enum.Enum):
 
 RECORDED = (Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.INTERRUPTED)  # what run.json may say
 UNFINISHED = (Status.INTERRUPTED, Status.FAILED, Status.CRASHED)  # what `nnrun resume` continues
+# A sweep's trial that stopped so continues with its sweep, which tries its point again; a failed one is a result.
+CUT_OFF = (Status.INTERRUPTED, Status.CRASHED)

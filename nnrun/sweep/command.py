@@ -39,7 +39,7 @@ from nnrun.sweep.study import (
     recover,
     write_state,
 )
-from nnrun.sweep.trial import trial_config, work
+from nnrun.sweep.trial import spent, trial_config, work
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
@@ -155,6 +155,9 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
 def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, overrides: Sequence[str] = ()) -> Swept:
     """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
 
+    A sweep whose budget is spent already says so in one line and starts nothing (its reports and
+    state are written if the process that ran its last trial did not live to).
+
     Args:
         sweep_dir: the sweep directory.
         report: the `Reporter`, for progress.
@@ -169,7 +172,7 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
     """
     sweep_dir = Path(sweep_dir)
     check_available()
-    with _claim(sweep_dir):
+    with _claim(sweep_dir) as claim:
         config = load(sweep_dir, overrides)
         assert config.sweep is not None  # load() refuses a config without one
         study = open_study(sweep_dir, config)
@@ -183,34 +186,12 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
         started, used = time.time(), float(state.get("used_s") or 0)
         budget = config.sweep.time_budget
         deadline = started + budget - used if budget else None
-        write_state(sweep_dir, status=Status.RUNNING, error=None, ended_at=None, **liveness.process())
-        _say_start(sweep_dir, config, study, report, jobs)
-        error: str | None
-        status, error = Status.FAILED, "stopped by an unexpected error"
-        try:
-            with signals.stopping() as stop:
-                if jobs > 1:
-                    sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline)
-                else:
-                    work(sweep_dir, config, study, report, stop, deadline)
-            status, error = Status.COMPLETED, None
-        except KeyboardInterrupt as e:
-            status, error = Status.INTERRUPTED, f"stopped by {getattr(e, 'name', 'SIGINT')}"
-            report.say(f"sweep stopped; continue with: nnrun sweep {sweep_dir}")
-            raise errors.carrying(e, sweep_dir) from e
-        except NnrunError as e:
-            error = str(e)
-            raise e.within(sweep_dir) from e
-        finally:
-            best = sweep_report.write(sweep_dir, config, study)
-            write_state(
-                sweep_dir,
-                status=status,
-                error=error,
-                ended_at=liveness.timestamp(),
-                used_s=round(used + time.time() - started, 1),
-                best=_best_record(best),
-            )
+        finished = spent(sweep_dir, config.sweep, study, deadline)
+        if finished and state.get("status") == Status.COMPLETED:  # nothing to run, nothing to record
+            report.say(finished)
+            best = sweep_report.best_trial(study)
+        else:
+            best = _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used)
     if best is None:
         # Its path goes to stdout, as after a sweep that found one.
         raise RunFailed(
@@ -222,17 +203,75 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
     )
 
 
+def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used):
+    """Runs the trials (none when `finished` says the budget is spent) and records how the sweep ended."""
+    started = time.time()
+    write_state(sweep_dir, status=Status.RUNNING, error=None, ended_at=None, **liveness.process())
+    if finished:  # killed or stopped after its last trial: only its reports and state are missing
+        report.say(finished)
+    else:
+        _say_start(sweep_dir, config, study, report, jobs)
+    error: str | None
+    status, error = Status.FAILED, "stopped by an unexpected error"
+    try:
+        with signals.stopping() as stop:
+            if finished:
+                stop.check()
+            elif jobs > 1:
+                sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline, claim)
+            else:
+                work(sweep_dir, config, study, report, stop, deadline)
+        status, error = Status.COMPLETED, None
+    except KeyboardInterrupt as e:
+        status, error = Status.INTERRUPTED, f"stopped by {getattr(e, 'name', 'SIGINT')}"
+        report.say(f"sweep stopped; continue with: nnrun sweep {sweep_dir}")
+        raise errors.carrying(e, sweep_dir) from e
+    except NnrunError as e:
+        error = str(e)
+        raise e.within(sweep_dir) from e
+    finally:
+        best = sweep_report.write(sweep_dir, config, study)
+        write_state(
+            sweep_dir,
+            status=status,
+            error=error,
+            ended_at=liveness.timestamp(),
+            used_s=round(used + time.time() - started, 1),
+            best=_best_record(best),
+            **({"workers": []} if jobs > 1 and not finished else {}),  # all ended: supervise waited for them
+        )
+    return best
+
+
 @contextlib.contextmanager
-def _claim(sweep_dir: Path) -> Iterator[None]:
+def _claim(sweep_dir: Path) -> Iterator[int]:
+    """Holds the sweep directory for this sweep alone; yields the claim's file descriptor, which workers share."""
     if not is_sweep(sweep_dir):
         raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
     rundir.check_own_folders(sweep_dir, (STUDY, WORKERS, STATE, CONFIG), "sweep directory")
     with contextlib.ExitStack() as held:
         try:  # only the claim: a trial's own RunDirBusy is not this sweep's
-            held.enter_context(liveness.claim(sweep_dir))
+            claim = held.enter_context(liveness.claim(sweep_dir))
         except RunDirBusy:
-            raise RunDirBusy(f"{sweep_dir}: another nnrun sweep is running in it") from None
-        yield
+            raise RunDirBusy(f"{sweep_dir}: {_holders(sweep_dir)}") from None
+        yield claim
+
+
+def _holders(sweep_dir):
+    """Who holds a sweep directory, in words: its supervisor, or the workers that outlived it."""
+    try:
+        supervisor, workers = sweep_workers.still_running(read_state(sweep_dir))
+    except RunDirError:
+        supervisor, workers = None, []
+    pids = ", ".join(map(str, workers))
+    if supervisor is not None:
+        return f"another nnrun sweep is running in it (process {supervisor}" + (f", workers {pids})" if pids else ")")
+    if workers:
+        return (
+            f"the workers of a sweep whose supervisor is gone still run in it (processes {pids}); "
+            "continue it once they have ended"
+        )
+    return "another nnrun sweep is running in it"
 
 
 def _best_record(best):

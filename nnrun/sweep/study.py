@@ -8,6 +8,7 @@ directory per trial under `trials/`, and what a user reads (`nnrun.sweep.report`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from nnrun import atomic
 from nnrun.config import loading as config_lib
 from nnrun.errors import ConfigError, RunDirError, one_line
 from nnrun.rundir import files as rundir
-from nnrun.rundir import liveness
+from nnrun.rundir import liveness, record
 from nnrun.sweep import optuna_private
 from nnrun.sweep import space as search_space
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
 CONFIG = "config.yaml"  # the sweep's resolved config, its sweep section included
 STATE = rundir.SWEEP  # marks the folder as a sweep: status, the time it has used, its best trial
 STUDY = "study.db"
-TRIALS = "trials"
+TRIALS = rundir.TRIALS
 WORKERS = "workers"  # the worker processes' logs, with --jobs
 STUDY_NAME = "nnrun"
 MAX_STATE_BYTES = 1 << 20
@@ -123,13 +124,39 @@ def recover(study: optuna.Study, sweep_dir: Path, sweep: Sweep, report: Reporter
                 optuna_private.set_user_attr(study, trial, key, value)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         if search_space.contains(sweep, trial.params):
-            again(study, trial)
+            again(study, trial, _trial_run(sweep_dir, trial.user_attrs.get("run_dir") or attrs.get("run_dir")))
             report.note(f"trial {trial.number + 1} was cut off when the sweep stopped: it runs again")
 
 
-def again(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> None:
-    """Queues a cut-off trial's point, so that the sweep's next trial tries it."""
-    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number + 1})
+def again(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.trial.Trial, run_dir: Path | None = None
+) -> None:
+    """Queues a cut-off trial's point, so that the sweep's next trial tries it; its run says which trial.
+
+    Args:
+        study: the sweep's study.
+        trial: the trial cut off.
+        run_dir: its run directory, if it began one: its run.json gets `retried_as_trial`, so that
+            neither `nnrun runs` nor `nnrun resume` offers to resume it.
+    """
+    import optuna
+
+    retry_of = trial.number + 1
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": retry_of})
+    if run_dir is None or run_dir.is_symlink() or not rundir.is_run_dir(run_dir):
+        return  # killed before its run.json: no run to mark
+    # A queued trial keeps the number it is made with: the trial that will run the point.
+    queued = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    number = max(t.number for t in queued if t.user_attrs.get("retry_of") == retry_of)
+    # Best effort: the point runs again either way; a run.json that cannot be written says crashed or interrupted.
+    with contextlib.suppress(OSError):
+        record.update_info(run_dir, retried_as_trial=number + 1)
+
+
+def _trial_run(sweep_dir, recorded):
+    """A trial's run directory as study.db records it, if it is one in trials/ (study.db may come from elsewhere)."""
+    path = Path(recorded) if isinstance(recorded, str) else None
+    return sweep_dir / path if path and path.parent == Path(TRIALS) and path.name not in ("", ".", "..") else None
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
 
     from nnrun.config.schema import Config
+    from nnrun.config.sweep_section import Sweep
     from nnrun.signals import Stop
 
 
@@ -53,22 +54,13 @@ def work(
 
     sweep = config.sweep
     assert sweep is not None  # load() refuses a config without one
-    started_any = False
     while True:
         stop.check()
         if sweep.trials and len(counted(study)) >= sweep.trials:
-            if reports and not started_any:
-                report.say(
-                    f"all {sweep.trials} trials are done; lengthen the sweep with "
-                    f"nnrun sweep {sweep_dir} --set sweep.trials=N"
-                )
-            return
+            return  # the last trial's line says so
         if deadline and time.time() >= deadline:
             if reports:
-                report.say(
-                    f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
-                    f"nnrun sweep {sweep_dir} --set sweep.time_budget=..."
-                )
+                report.say(_time_spent(sweep_dir, sweep))
             return
         trial = study.ask()
         earlier = [t for t in counted(study) if t.number < trial.number]
@@ -77,10 +69,37 @@ def work(
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         trial.set_user_attr("process", liveness.process())
-        started_any = True
         _one_trial(sweep_dir, config, study, trial)
         if reports:
             sweep_report.tell(report, sweep_dir, config, study, trial.number)
+
+
+def spent(sweep_dir: Path, sweep: Sweep, study: optuna.Study, deadline: float | None) -> str | None:
+    """Whether a sweep's budget is spent before it starts a trial: the line that says so, or None.
+
+    Args:
+        sweep_dir: the sweep directory.
+        sweep: its sweep section.
+        study: its Optuna study.
+        deadline: a `time.time()` after which no trial starts; None: no time budget.
+
+    Returns:
+        The line for the user (how to lengthen the sweep), or None while trials may start.
+    """
+    if sweep.trials and len(counted(study)) >= sweep.trials:
+        return (
+            f"all {sweep.trials} trials are done; lengthen the sweep with nnrun sweep {sweep_dir} --set sweep.trials=N"
+        )
+    if deadline and time.time() >= deadline:
+        return _time_spent(sweep_dir, sweep)
+    return None
+
+
+def _time_spent(sweep_dir, sweep):
+    return (
+        f"the time budget ({sweep.time_budget:g} s) is spent; lengthen it with "
+        f"nnrun sweep {sweep_dir} --set sweep.time_budget=..."
+    )
 
 
 def _one_trial(sweep_dir, config, study, trial):
@@ -100,9 +119,10 @@ def _one_trial(sweep_dir, config, study, trial):
         run_dir = train.train(config_of_trial, Reporter(quiet=True), callbacks=[pruning])  # the sweep's line says it
         assert run_dir is not None  # a sweep runs in one process (cli refuses several), which writes
     except KeyboardInterrupt as e:
-        _record(trial, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), interrupted=True)
+        cut_off = getattr(e, "run_dir", None)
+        _record(trial, run_dir=relative(cut_off, sweep_dir), interrupted=True)
         study.tell(trial, state=fail, skip_if_finished=True)
-        again(study, trial)
+        again(study, trial, Path(cut_off) if cut_off else None)
         raise
     except Exception as e:  # a failed trial (diverged, out of memory, a point Keras refuses) is a result
         message = str(e) if isinstance(e, NnrunError) else f"{type(e).__name__}: {one_line(e, 300)}"

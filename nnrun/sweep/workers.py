@@ -2,7 +2,10 @@
 
 The sweep's own process supervises them: it reports each trial as it ends,
 passes a stop signal on (a second one kills them), and stops them all when one
-fails. A worker dies with its supervisor.
+fails. A worker dies with its supervisor (`nnrun.sweep.worker_start`), and
+shares its claim on the sweep directory while it lives: another `nnrun sweep`
+of the directory is refused until the last of them has ended. sweep.json
+records the workers, so that the refusal names them.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnrun import signals
 from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_line
 from nnrun.reporter import Reporter
+from nnrun.rundir import liveness
 from nnrun.sweep import report as sweep_report
-from nnrun.sweep.study import WORKERS, load, open_study
+from nnrun.sweep.study import WORKERS, load, open_study, write_state
 from nnrun.sweep.trial import work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
@@ -40,8 +44,20 @@ def supervise(
     jobs: int,
     stop: Stop,
     deadline: float | None,
+    claim: int | None = None,
 ) -> None:
-    """Starts `jobs` worker processes on the shared study; reports each trial as it ends."""
+    """Starts `jobs` worker processes on the shared study; reports each trial as it ends.
+
+    Args:
+        sweep_dir: the sweep directory.
+        study: its Optuna study.
+        config: the sweep's `Config`.
+        report: the sweep's `Reporter`.
+        jobs: how many workers.
+        stop: the `signals.Stop` passed on to them.
+        deadline: a `time.time()` after which no trial starts; None: no time budget.
+        claim: the file descriptor of this process's claim on the sweep directory, which the workers share.
+    """
     workers_dir = sweep_dir / WORKERS
     workers_dir.mkdir(exist_ok=True)
     workers, logs = [], []
@@ -50,14 +66,17 @@ def supervise(
             # O_NOFOLLOW: a log planted as a link would have us append to any file.
             fd = os.open(workers_dir / f"worker-{k}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             logs.append(os.fdopen(fd, "wb"))
+            args = [str(sweep_dir), str(k), str(deadline or 0), str(os.getpid())]
             workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "nnrun.sweep.workers", str(sweep_dir), str(k), str(deadline or 0)],
+                    [sys.executable, "-m", "nnrun.sweep.worker_start", *args],
                     stdin=subprocess.DEVNULL,
                     stdout=logs[-1],
                     stderr=subprocess.STDOUT,
+                    pass_fds=() if claim is None else (claim,),
                 )
             )
+            write_state(sweep_dir, workers=[liveness.of(w.pid) for w in workers])
         shown = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         cause, sent = None, None  # the worker that failed first; the signal sent to the others
         while True:
@@ -94,18 +113,26 @@ def supervise(
         raise (ConfigError if code == 2 else RunFailed)(f"sweep worker {cause} stopped: {why} (log: {log_file})")
 
 
-def _worker(sweep_dir, k, deadline):
-    """A worker process of `--jobs`: runs trials on the shared study until the budget is spent."""
+def worker(sweep_dir: str, k: int, deadline: float) -> int:
+    """A worker process of `--jobs` (`nnrun.sweep.worker_start` starts it): runs trials on the shared study
+    until the budget is spent.
+
+    Args:
+        sweep_dir: the sweep directory.
+        k: the worker's number (its sampler is seeded apart).
+        deadline: a `time.time()` after which no trial starts; 0: no time budget.
+
+    Returns:
+        The process's exit code.
+    """
     from nnrun import backend
 
-    _die_with_parent()
-    sweep_dir = Path(sweep_dir)
     try:
-        config = load(sweep_dir, ())
+        config = load(Path(sweep_dir), ())
         backend.use(config.backend)
-        study = open_study(sweep_dir, config, worker=k)
+        study = open_study(Path(sweep_dir), config, worker=k)
         with signals.stopping() as stop:
-            work(sweep_dir, config, study, Reporter(quiet=True), stop, deadline=deadline or None, reports=False)
+            work(Path(sweep_dir), config, study, Reporter(quiet=True), stop, deadline=deadline or None, reports=False)
     except KeyboardInterrupt as e:
         return e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
     except NnrunError as e:
@@ -114,15 +141,21 @@ def _worker(sweep_dir, k, deadline):
     return 0
 
 
-def _die_with_parent() -> None:
-    """Asks Linux to send this worker SIGTERM if its supervisor dies (a kill -9): it stops its trial."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def still_running(state: dict[str, Any]) -> tuple[int | None, list[int]]:
+    """The processes of a sweep that sweep.json records and that still run: its supervisor and its workers.
 
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    Args:
+        state: sweep.json's contents.
+
+    Returns:
+        `(supervisor, workers)`: the supervisor's pid (None when it is gone), and the pids of the live workers.
+    """
+    recorded = state.get("workers")
+    workers = [w for w in recorded if isinstance(w, dict)] if isinstance(recorded, list) else []
+    return state["pid"] if _running(state) else None, [w["pid"] for w in workers if _running(w)]
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(_worker(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+def _running(process):
+    """Whether a process as sweep.json records it (`liveness.process`) still runs."""
+    pid = process.get("pid")
+    return isinstance(pid, int) and liveness.still_running(pid, process.get("host"), process.get("process_started"))

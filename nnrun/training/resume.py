@@ -21,7 +21,7 @@ from nnrun.config import overrides
 from nnrun.errors import ConfigError, DataError, RunDirError
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, liveness, record, runinfo
-from nnrun.rundir.status import UNFINISHED, Status
+from nnrun.rundir.status import CUT_OFF, UNFINISHED, Status
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
@@ -125,6 +125,7 @@ def resumable(
                 f"last heartbeat {info.heartbeat_at})"
                 + ("" if here else "; if that process is gone, resume with --force")
             )
+    _not_a_trial(run_dir, info, status)
     try:
         text = rundir.read_text(run_dir / rundir.CONFIG, config_lib.MAX_CONFIG_BYTES)
     except FileNotFoundError:
@@ -179,6 +180,21 @@ def resumable(
     return config, info
 
 
+def _not_a_trial(run_dir: Path, info: record.RunInfo, status: Status) -> None:
+    """Refuses a sweep's trial cut off: its sweep tries the point again and counts it; a resumed one counts nowhere."""
+    sweep = rundir.sweep_of(run_dir)
+    if info.retried_as_trial:
+        raise RunDirError(
+            f"{run_dir}: a sweep's trial, whose point its sweep tries again as trial {info.retried_as_trial}; "
+            "there is nothing to resume" + (f" (the sweep: {sweep})" if sweep else "")
+        )
+    if sweep and status in CUT_OFF:
+        raise RunDirError(
+            f"{run_dir}: a trial of the sweep {sweep}, which tries its point again when it continues: "
+            f"nnrun sweep {sweep}"
+        )
+
+
 def newest_unfinished(config: Config) -> Path | None:
     """The newest resumable run made from the same config, if any (for `train --resume-if-possible`).
 
@@ -197,6 +213,8 @@ def newest_unfinished(config: Config) -> Path | None:
     candidates = []
     for path, info in finding.listing(config.output.dir)[0]:
         if record.status(info) not in UNFINISHED or info.name != config.output.name:
+            continue
+        if info.retried_as_trial or (rundir.sweep_of(path) and record.status(info) in CUT_OFF):  # with its sweep
             continue
         try:
             text = rundir.read_text(path / rundir.CONFIG, config_lib.MAX_CONFIG_BYTES)
