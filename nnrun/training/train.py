@@ -24,7 +24,7 @@ from nnrun.model.build import callbacks_from
 from nnrun.model.names import snake_case
 from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
-from nnrun.rundir import record
+from nnrun.rundir import finding, record
 from nnrun.training import begin, distribution, outcome, progress, results
 from nnrun.training.setup import Setup, setup
 
@@ -115,7 +115,7 @@ def resolved_text(config: Config) -> str:
 
 
 def _completed(run_dir: Path, config: Config, engine: distribution.Engine, report: Reporter) -> Path | None:
-    """After a completed run: its backup removed (unless kept) and `latest` pointed at it.
+    """After a completed run: its backup removed (unless kept) and `latest` pointed at the newest completed run.
 
     Returns:
         The run directory; None on a process other than 0, which says so.
@@ -124,7 +124,7 @@ def _completed(run_dir: Path, config: Config, engine: distribution.Engine, repor
 
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
-    rundir.point_latest(run_dir)
+    finding.point_latest(run_dir.parent)  # the newest completed run, which is not always this one
     if not engine.writer:
         p = engine.plan
         report.say(
