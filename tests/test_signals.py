@@ -5,16 +5,19 @@ The decisions are tested in this process, each signal raised at a chosen point
 shows the start of a real process, as a script's background job begins.
 """
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from nnrun import signals
 from nnrun.errors import Interrupted
+from nnrun.reporter import Reporter
 
 
 @pytest.fixture
@@ -66,6 +69,26 @@ def test_a_signal_after_the_last_safe_point_is_answered_by_the_finished_work(han
     signals.at_exit()
     signal.raise_signal(signal.SIGTERM)  # nor Python's teardown: the exit code is decided
     assert all(signal.getsignal(s) == signal.SIG_IGN for s in signals.STOP_SIGNALS)
+
+
+def test_a_signal_as_the_run_completed_stops_its_exports_and_says_how_to_make_them(handlers, tmp_path, capsys):
+    from nnrun.cli import training
+    from nnrun.inference import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"test": {"loss": 0.5}}))
+    config = SimpleNamespace(output=SimpleNamespace(export=["onnx"]))
+    signals.at_start()
+    with signals.stopping():
+        signal.raise_signal(signal.SIGTERM)
+    exported = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export, "export", lambda *args: exported.append(args))
+        with pytest.raises(Interrupted) as caught:
+            training._completed(config, run, Reporter())
+    assert (caught.value.exit_code, caught.value.run_dir, exported) == (143, run, [])
+    assert f"no export made; make them with: nnrun export {run} --format onnx" in capsys.readouterr().err
 
 
 def test_a_background_job_of_a_script_stops_on_ctrl_c_from_its_first_seconds_and_keeps_nohup(tmp_path):
