@@ -106,8 +106,8 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
         return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def link_latest(path: str | os.PathLike[str]) -> None:
-    """Points `<runs folder>/latest` at the run directory `path`, atomically (`finding.point_latest` chooses it)."""
+def point_latest(path: str | os.PathLike[str]) -> None:
+    """Points `<runs folder>/latest` at the run directory `path`, atomically (`finding.update_latest` chooses which)."""
     path = Path(path)
     link = path.parent / LATEST
     tmp = path.parent / f".{LATEST}.{os.getpid()}"

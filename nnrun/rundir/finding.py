@@ -44,7 +44,7 @@ def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> P
     """Returns the newest completed run directory under `root`: the one started last.
 
     The one rule for "newest": `evaluate` and `predict` default to it, `latest`
-    points at it (`point_latest`) and `nnrun runs` lists the runs in its order.
+    points at it (`update_latest`) and `nnrun runs` lists the runs in its order.
     By start time (then name), not by when a run completed: two runs that end
     together cannot swap places by who records it last, and a run's place never
     changes once it started. Runs that are running, crashed, failed or
@@ -66,7 +66,7 @@ def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> P
     return max(done, key=lambda pair: (pair[1].started_at or "", pair[0].name))[0]
 
 
-def point_latest(root: str | os.PathLike[str]) -> None:
+def update_latest(root: str | os.PathLike[str]) -> None:
     """Points `<root>/latest` at the newest completed run (`newest`); a run that completes calls it.
 
     Several runs completing together each point it once their own completion
@@ -84,7 +84,7 @@ def point_latest(root: str | os.PathLike[str]) -> None:
             return  # none completed (it moved away): `latest` is left as it is
         if target == linked:
             return
-        rundir.link_latest(target)
+        rundir.point_latest(target)
         linked = target
 
 
@@ -102,7 +102,7 @@ def sweep_stale(root: str | os.PathLike[str]) -> None:
     for path, info in runs:
         if record.status(info) != Status.RUNNING:
             atomic.remove_temporary(path, older_than=STALE_SECONDS)
-    for tmp in Path(root).glob(f".{rundir.LATEST}.*"):  # link_latest's, named by pid
+    for tmp in Path(root).glob(f".{rundir.LATEST}.*"):  # point_latest's, named by pid
         pid = tmp.name.rpartition(".")[2]
         if pid.isdigit() and not liveness.alive(int(pid)):
             with contextlib.suppress(OSError):

@@ -127,7 +127,7 @@ def _completed(run_dir: Path, config: Config) -> None:
 
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
-    finding.point_latest(run_dir.parent)
+    finding.update_latest(run_dir.parent)
 
 
 def _done_elsewhere(engine: distribution.Engine, report: Reporter) -> None:
