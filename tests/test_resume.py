@@ -176,6 +176,45 @@ def test_sigterm_saves_the_last_epoch_and_exits_143_then_resumes(runner, digits_
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend
+def test_a_signal_after_the_last_epoch_stops_the_run_until_its_last_file_is_written(
+    runner, write_config, tmp_path, monkeypatch
+):
+    from nnrun.training import results
+
+    save, write, sent = results.save_model, atomic.write_json, []
+
+    def save_under_fire(*args):  # every epoch is done; the final model is being written
+        if not sent:
+            sent.append("model")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return save(*args)
+
+    def write_under_fire(path, value):  # past the last safe point: metrics.json is the run's last file
+        if Path(path).name == "metrics.json":
+            sent.append("metrics")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return write(path, value)
+
+    monkeypatch.setattr(results, "save_model", save_under_fire)
+    monkeypatch.setattr(atomic, "write_json", write_under_fire)
+    stopped = runner.invoke(cli, ["train", str(write_config()), "--quiet"])
+    assert stopped.exit_code == 143, stopped.output
+    run = run_dir(tmp_path / "runs")
+    assert (info(run)["status"], info(run)["signal"], info(run)["epochs_completed"]) == ("interrupted", "SIGTERM", 2)
+    assert (run / "model.keras").is_file() and not (run / "metrics.json").exists(), "stopped before its last file"
+    assert not (run.parent / "latest").exists()
+
+    # Resumed, it has nothing left to train: the signal lands as its last file is written, and it completes.
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert sent == ["model", "metrics"] and history_epochs(run) == [1, 2]
+    assert "SIGTERM came as the run completed: it is complete" in resumed.stderr
+    assert info(run)["status"] == "completed" and "signal" not in info(run) and (run / "metrics.json").is_file()
+    assert (run.parent / "latest").resolve() == run.resolve() and not (run / "backup").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
 @pytest.mark.any_backend
 def test_a_second_signal_while_saving_is_ignored(runner, digits_config, tmp_path, monkeypatch, signum, code):

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -371,22 +372,47 @@ def make_run(root, name, started_at, model=True):
     return run
 
 
-def test_point_latest_resolves_to_the_newest(tmp_path):
+def test_latest_points_at_the_newest_completed_run_whichever_completes_last(tmp_path):
     root = tmp_path / "runs"
     first = make_run(root, "a-20240101-000000", "2024-01-01T00:00:00")
-    second = make_run(root, "b-20240102-000000", "2024-01-02T00:00:00")
-    rundir.point_latest(first)
+    finding.update_latest(root)
     assert (root / "latest").resolve() == first.resolve()
-    rundir.point_latest(second)
+    second = make_run(root, "b-20240102-000000", "2024-01-02T00:00:00")
+    finding.update_latest(root)
     assert (root / "latest").resolve() == second.resolve()
     assert (root / "latest" / "run.json").exists()
+    # A run started earlier that completes later (a longer one) does not take `latest`: evaluate's default agrees.
+    record.update_info(first, ended_at="2024-01-03T00:00:00")
+    finding.update_latest(root)
+    assert (root / "latest").resolve() == second.resolve() == finding.newest(root).resolve()
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_two_runs_completing_together_leave_latest_at_the_newest(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    older = make_run(root, "a-20240101-000000", "2024-01-01T00:00:00")
+    newer = make_run(root, "b-20240102-000000", "2024-01-02T00:00:00")
+    record.update_info(newer, status="running")
+    link, links = rundir.point_latest, []
+
+    def slow_link(path):  # the older run found itself newest; the newer one completes before it links
+        links.append(Path(path).name)
+        if len(links) == 1:
+            record.update_info(newer, status="completed")
+            finding.update_latest(root)
+        link(path)
+
+    monkeypatch.setattr(rundir, "point_latest", slow_link)
+    finding.update_latest(root)
+    # The older run's stale link landed after the newer run's; its second look put `latest` right.
+    assert links == [older.name, newer.name, newer.name]
+    assert (root / "latest").resolve() == newer.resolve() == finding.newest(root).resolve()
 
 
 def test_latest_survives_moving_the_runs_folder(tmp_path):
     root = tmp_path / "runs"
     run = make_run(root, "a-20240101-000000", "2024-01-01T00:00:00")
-    rundir.point_latest(run)
+    finding.update_latest(root)
     moved = tmp_path / "moved"
     root.rename(moved)
     assert (moved / "latest").resolve() == (moved / run.name).resolve()
@@ -411,7 +437,7 @@ def test_newest_ignores_latest_and_folders_that_are_not_runs(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "a-old", "2024-01-01T00:00:00")
     new = make_run(root, "b-new", "2024-06-01T00:00:00")
-    rundir.point_latest(new)  # `latest` ties with b-new on start time and sorts after it by name
+    finding.update_latest(root)  # `latest` ties with b-new on start time and sorts after it by name
     (root / "scratch").mkdir()
     (root / "notes.txt").write_text("hi")
     found = finding.newest(root)

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from nnrun import __version__
+from nnrun import __version__, signals
 from nnrun.cli import inference, runs, streams, training
 from nnrun.errors import Interrupted, NnrunError
 
@@ -123,4 +123,8 @@ for command in (
 
 def main(args: Sequence[str] | None = None, prog_name: str = "nnrun") -> NoReturn:
     """The console script's entry point."""
-    cli.main(args, prog_name=prog_name)
+    signals.at_start()  # before anything else: a stop signal stops nnrun the same way from here to the end
+    try:
+        cli.main(args, prog_name=prog_name)
+    finally:
+        signals.at_exit()  # the exit code is decided: a signal in Python's teardown must not change it

@@ -198,20 +198,29 @@ def _in_one_process(plan: Plan, what: str) -> None:
 def _completed(config: Config, run_dir: Path, report: Reporter) -> None:
     """A run has completed: its final metrics, the exports its config asks for, then its path on stdout, last.
 
-    A failed export keeps the run's path on stdout (the error carries it).
+    A failed export keeps the run's path on stdout (the error carries it). A
+    stop signal no longer cuts the printing short: it stops the exports, or
+    nothing (exit 0) where none are asked for, the run being complete.
     """
+    from nnrun import signals
     from nnrun.cli import render
     from nnrun.rundir import files as rundir
 
-    report.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
+    with signals.stopping():
+        report.print(render.metrics_table(rundir.read_json(Path(run_dir) / rundir.METRICS), "final metrics"))
     if config.output.export:
         from nnrun.inference import export
 
         try:
+            if late := signals.unanswered():  # it came as the run completed, or since
+                formats = " ".join(f"--format {name}" for name in config.output.export)
+                report.say(f"no export made; make them with: nnrun export {run_dir} {formats}")
+                raise errors.Interrupted(late)
             export.export(run_dir, config.output.export, report)
         except (NnrunError, KeyboardInterrupt) as e:
             raise errors.carrying(e, run_dir) from e
-    click.echo(str(run_dir))
+    with signals.stopping():
+        click.echo(str(run_dir))
 
 
 def _resumable_settings(config: Config, keys: tuple[str, ...]) -> list[str]:

@@ -175,7 +175,7 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
 
 
 def point_latest(path: str | os.PathLike[str]) -> None:
-    """Points `<runs folder>/latest` at the run directory `path`, atomically."""
+    """Points `<runs folder>/latest` at the run directory `path`, atomically (`finding.update_latest` chooses which)."""
     path = Path(path)
     link = path.parent / LATEST
     tmp = path.parent / f".{LATEST}.{os.getpid()}"

@@ -1,4 +1,4 @@
-"""Finding runs in a runs folder: the run directories in it, the newest completed one, orphaned temporary files."""
+"""Finding runs in a runs folder: its run directories, the newest completed one (`latest`), orphaned temporary files."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nnrun.rundir import liveness, record
 from nnrun.rundir.status import Status
 
 STALE_SECONDS = 3600  # no write of nnrun's takes this long: an older temporary file is an orphan
+_LINK_TRIES = 10  # runs completing in the instant between two looks; each try makes one more unlikely
 
 
 def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, record.RunInfo]], list[tuple[Path, str]]]:
@@ -40,10 +41,14 @@ def listing(root: str | os.PathLike[str]) -> tuple[list[tuple[Path, record.RunIn
 
 
 def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> Path:
-    """Returns the newest completed run directory under `root` (by its start time).
+    """Returns the newest completed run directory under `root`: the one started last.
 
-    Runs that are running, crashed, failed or interrupted are passed over,
-    even with a model: a default must be a finished run.
+    The one rule for "newest": `evaluate` and `predict` default to it, `latest`
+    points at it (`update_latest`) and `nnrun runs` lists the runs in its order.
+    By start time (then name), not by when a run completed: two runs that end
+    together cannot swap places by who records it last, and a run's place never
+    changes once it started. Runs that are running, crashed, failed or
+    interrupted are passed over, even with a model: a default must be a finished run.
 
     Args:
         root: the runs folder.
@@ -59,6 +64,28 @@ def newest(root: str | os.PathLike[str], hint: str = "name one with --run") -> P
         unfinished = f" ({len(runs)} not completed: {', '.join(others)})" if runs else ""
         raise RunDirError(f"no completed runs in '{root}'{unfinished}; train one with 'nnrun train CONFIG', or {hint}")
     return max(done, key=lambda pair: (pair[1].started_at or "", pair[0].name))[0]
+
+
+def update_latest(root: str | os.PathLike[str]) -> None:
+    """Points `<root>/latest` at the newest completed run (`newest`); a run that completes calls it.
+
+    Several runs completing together each point it once their own completion
+    is recorded, then look again: whichever links last has seen every run that
+    completed before its link, so `latest` ends at the newest of them.
+
+    Args:
+        root: the runs folder.
+    """
+    linked = None
+    for _ in range(_LINK_TRIES):
+        try:
+            target = newest(root)
+        except RunDirError:
+            return  # none completed (it moved away): `latest` is left as it is
+        if target == linked:
+            return
+        rundir.point_latest(target)
+        linked = target
 
 
 def sweep_stale(root: str | os.PathLike[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +30,12 @@ def save(
     run_dir: Path,
     config: Config,
     sharded: bool,
+    check: Callable[[], None] = lambda: None,
 ) -> None:
-    """Saves the trained model, its final metrics (metrics.json) and the plots.
+    """Saves the trained model, the plots and, last, its final metrics (metrics.json).
+
+    A run whose metrics.json is written has all its files: `check` is called
+    between the steps before it (a stop signal stops the run there), never after.
 
     Args:
         model: the trained model (on one device).
@@ -41,15 +45,20 @@ def save(
         run_dir: the run directory.
         config: the validated `Config`.
         sharded: whether batches were split over devices (the validation split then gets another pass).
+        check: raises if the run must stop (`signals.Stop.check`).
     """
     save_model(model, run_dir, config.output.save_h5)
+    check()
     batch_size = feeding.inference_batch_size(config.training.batch_size)
     fresh = ("validation", "test") if sharded else ("test",)
     metrics = final_metrics(model, splits, recorder, batch_size, dataset.class_names, fresh)
-    atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+    check()
     learning_curves(recorder.history, run_dir, f"{config.output.name}: learning curves")
     if dataset.is_classification:
+        check()
         _confusion_matrix(model, dataset, batch_size, run_dir, f"{config.output.name}: confusion matrix (test split)")
+    check()
+    atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
 
 
 def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:

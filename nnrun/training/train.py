@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from nnrun.model.build import callbacks_from
 from nnrun.model.names import snake_case
 from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
-from nnrun.rundir import record
+from nnrun.rundir import finding, record
 from nnrun.training import begin, distribution, outcome, progress, results
 from nnrun.training.setup import Setup, setup
 
@@ -103,10 +104,16 @@ def train(
             engine.together, model = True, engine.local(s.model, config)
             stop.check()
             nan_guard.check()
-            results.save(model, ds, splits, recorder, run_dir, config, engine.sharded)
-            stop.check()
-
-    return _completed(run_dir, config, engine, report)
+            # Its last step is the last file: from there on the run is complete, and a stop signal changes nothing.
+            results.save(model, ds, splits, recorder, run_dir, config, engine.sharded, stop.check)
+        if engine.writer:
+            _completed(run_dir, config)  # stop signals still wait: never cut short
+    if stop.signum is not None and not stop.raised:
+        said.say(f"{signal.Signals(stop.signum).name} came as the run completed: it is complete")
+    if not engine.writer:
+        _done_elsewhere(engine, report)
+        return None
+    return run_dir
 
 
 def resolved_text(config: Config) -> str:
@@ -114,25 +121,22 @@ def resolved_text(config: Config) -> str:
     return config_lib.dump(_with_absolute_paths(config))
 
 
-def _completed(run_dir: Path, config: Config, engine: distribution.Engine, report: Reporter) -> Path | None:
-    """After a completed run: its backup removed (unless kept) and `latest` pointed at it.
-
-    Returns:
-        The run directory; None on a process other than 0, which says so.
-    """
+def _completed(run_dir: Path, config: Config) -> None:
+    """A completed run's last steps: its backup removed (unless kept), `latest` pointed at the newest completed run."""
     from nnrun.training import backup
 
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
-    rundir.point_latest(run_dir)
-    if not engine.writer:
-        p = engine.plan
-        report.say(
-            f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
-            "process 0 wrote the run directory"
-        )
-        return None
-    return run_dir
+    finding.update_latest(run_dir.parent)
+
+
+def _done_elsewhere(engine: distribution.Engine, report: Reporter) -> None:
+    """What a process other than 0 says once the run completed: process 0 wrote it."""
+    p = engine.plan
+    report.say(
+        f"process {p.process_id} of {p.processes}: done, weights sha256 {engine.weights}; "
+        "process 0 wrote the run directory"
+    )
 
 
 def _splits(s: Setup) -> dict[str, tuple[Any, Any]]:
