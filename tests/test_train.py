@@ -16,7 +16,7 @@ import yaml
 from nnrun.backend import keras
 from nnrun.cli.main import cli
 
-from conftest import signalled
+from conftest import full_disk, signalled
 
 RUN_FILES = ["config.yaml", "run.json", "model.keras", "history.csv", "metrics.json", "preprocessing.json"]
 
@@ -439,23 +439,17 @@ def test_what_is_not_a_runs_ending_passes_through_unrecorded(tmp_path):
     assert type(error) is SystemExit and info == {"status": "running"} and last.kept == 0
 
 
-def test_an_ending_that_cannot_be_recorded_is_said_on_stderr_instead(tmp_path, monkeypatch, capsys):
-    import errno
-
+def test_an_ending_that_cannot_be_recorded_is_said_in_the_same_line(tmp_path, monkeypatch, capsys):
     from nnrun.reporter import Reporter
-    from nnrun.rundir import record
 
-    def full(run_dir, **fields):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(record, "update_info", full)
+    full_disk(monkeypatch, "run.json", after=1)  # the run's first run.json is written
     error, info, run_dir, _ = _ending(tmp_path, ZeroDivisionError("division by zero"), report=Reporter())
     assert info == {"status": "running"} and error.exit_code == 1, "nothing could be recorded; the run still fails"
-    said = capsys.readouterr()
-    assert said.out == "" and said.err == (
-        f"error: could not record 'failed' in {run_dir / 'run.json'}: No space left on device; "
-        "the run failed: ZeroDivisionError: division by zero\n"
+    assert str(error) == (
+        f"ZeroDivisionError: division by zero (details in {run_dir / 'run.json'}; nnrun resume {run_dir} continues it) "
+        f"(could not record 'failed' in {run_dir / 'run.json'}: No space left on device)"
     )
+    assert capsys.readouterr() == ("", ""), "one line, the error's own"
 
 
 # Backend errors known by their class (nnrun.training.reasons), never by their name.

@@ -13,6 +13,7 @@ from nnrun import atomic, plots
 from nnrun.data import feeding
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
+from nnrun.training import hdf5
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -64,7 +65,7 @@ def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
         model.save(tmp)
     if save_h5:
         with atomic.atomic(run_dir / rundir.MODEL_H5) as tmp:
-            model.save(tmp)
+            hdf5.save_model(model, tmp)  # never HDF5 on the disk: a full one crashes it
 
 
 def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) -> None:
