@@ -7,6 +7,7 @@ those that need a trained run use the shared ones. A full disk while a run train
 
 import errno
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from nnrun import atomic
+from nnrun.cli.main import cli
 from nnrun.errors import NnrunError, WriteFailed
 
 from conftest import full_disk
@@ -139,3 +141,50 @@ def test_the_legacy_h5_model_is_made_in_memory_and_named_when_it_cannot_be_writt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"] and leftovers(tmp_path) == []
     written = [name for name, mode in opened if mode != "r"]
     assert written and all(isinstance(name, io.BytesIO) for name in written), opened
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", ["run.json", "config.yaml", "preprocessing.json"])
+def test_a_new_run_whose_first_files_cannot_be_written_is_removed(runner, write_config, tmp_path, monkeypatch, name):
+    full_disk(monkeypatch, name)
+    line = one_error_line(runner.invoke(cli, ["train", str(write_config())]))
+    runs = re.escape(str(tmp_path / "runs"))
+    assert re.fullmatch(
+        rf"error: no space left on device writing '{runs}/tiny-[0-9-]+/{re.escape(name)}'; "
+        "nothing was trained, and the new run directory is removed",
+        line,
+    ), line
+    assert list((tmp_path / "runs").iterdir()) == [], "no folder that `nnrun runs` would never list"
+
+
+@pytest.mark.backend
+def test_a_model_checkpoint_that_meets_a_full_disk_leaves_no_part_of_itself(tmp_path, monkeypatch):
+    from nnrun.training.callbacks import AtomicModelCheckpoint
+
+    model = _compiled_model()
+    checkpoint = AtomicModelCheckpoint(str(tmp_path / "model.best.keras"), monitor="val_loss")
+    checkpoint.set_model(model)
+
+    def save(self, path, **kwargs):
+        Path(path).write_bytes(b"PK part of a zip")
+        raise OSError(errno.ENOSPC, ENOSPC)
+
+    monkeypatch.setattr(type(model), "save", save)
+    with pytest.raises(WriteFailed, match=re.escape(f"writing '{tmp_path / 'model.best.keras'}'")):
+        checkpoint.on_epoch_end(0, {"val_loss": 0.5})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resume_that_cannot_record_its_new_settings_keeps_the_old_ones(tmp_path, monkeypatch):
+    from nnrun.training import resume
+
+    run = tmp_path / "run"
+    run.mkdir()
+    atomic.write_text(run / "config.yaml", "old: config\n")
+    atomic.write_json(run / "run.json", {"epochs": 2, "config_sha256": atomic.sha256_text("old: config\n")})
+    full_disk(monkeypatch, "run.json")
+    with pytest.raises(WriteFailed, match="run.json"):
+        resume._rewrite_config(run, "new: config\n", 4)
+    assert (run / "config.yaml").read_text() == "old: config\n", "config.yaml and run.json agree, as before"
+    assert json.loads((run / "run.json").read_text())["epochs"] == 2
+    assert leftovers(tmp_path) == []

@@ -472,6 +472,24 @@ def test_when_even_the_status_cannot_be_written_both_are_said_in_one_line(runner
     assert info(run)["status"] == "running", "run.json is as it was: the run reads as crashed once the process ends"
 
 
+@pytest.mark.plots
+@pytest.mark.any_backend
+def test_a_run_whose_plots_meet_a_full_disk_is_completed_and_says_so(runner, interrupted_run, monkeypatch):
+    # Backed up at its first epoch, the run resumed for one epoch in all trains no more: it saves and ends.
+    full_disk(monkeypatch, "learning_curves.png")
+    result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error:") == 1 and result.stderr.splitlines()[-1] == (
+        f"error: no space left on device writing '{interrupted_run / 'plots' / 'learning_curves.png'}'; "
+        "the run completed: its model and metrics are saved, not all of its plots"
+    )
+    assert result.stdout.splitlines()[-1] == str(interrupted_run)
+    assert info(interrupted_run)["status"] == "completed"
+    assert (interrupted_run / "model.keras").is_file() and (interrupted_run / "metrics.json").is_file()
+    assert not (interrupted_run / "backup").exists(), "removed before the plots were drawn: the room they needed"
+    assert list(interrupted_run.rglob(f"*{atomic.TMP_MARK}*")) == []
+
+
 @pytest.mark.slow
 @pytest.mark.any_backend
 def test_model_best_is_used_on_request(runner, write_config, tmp_path):

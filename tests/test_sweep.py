@@ -117,6 +117,24 @@ def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkey
     assert len(list((sweep_dir / "trials").glob("trial-*"))) == 4
 
 
+def test_a_full_disk_stops_the_sweep_at_its_first_failed_trial(runner, write_config, monkeypatch):
+    import errno
+
+    from nnrun.errors import WriteFailed
+    from nnrun.training import train
+
+    def full(config, *args, **kwargs):
+        raise WriteFailed(Path(config.output.dir) / "model.keras", OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(train, "train", full)
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1].startswith("error: no space left on device writing '")
+    sweep_dir = sweep_dir_of(result)
+    assert [r["state"] for r in table(sweep_dir)] == ["fail"], "no trial after it: each would fail the same way"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])

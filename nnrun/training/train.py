@@ -11,7 +11,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +106,7 @@ def train(
             results.save(model, ds, splits, recorder, run_dir, config, engine.sharded)
             stop.check()
 
-    return _completed(run_dir, config, engine, report)
+    return _completed(run_dir, config, engine, report, lambda: results.draw(model, ds, recorder, run_dir, config))
 
 
 def resolved_text(config: Config) -> str:
@@ -114,8 +114,10 @@ def resolved_text(config: Config) -> str:
     return config_lib.dump(_with_absolute_paths(config))
 
 
-def _completed(run_dir: Path, config: Config, engine: distribution.Engine, report: Reporter) -> Path | None:
-    """After a completed run: its backup removed (unless kept) and `latest` pointed at it.
+def _completed(
+    run_dir: Path, config: Config, engine: distribution.Engine, report: Reporter, draw: Callable[[], None]
+) -> Path | None:
+    """After a completed run: its backup removed (unless kept), `latest` pointed at it, then its plots drawn.
 
     Returns:
         The run directory; None on a process other than 0, which says so.
@@ -125,6 +127,7 @@ def _completed(run_dir: Path, config: Config, engine: distribution.Engine, repor
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
     rundir.point_latest(run_dir)
+    draw()  # last, with the backup's room freed: a plot is not what makes the run completed
     if not engine.writer:
         p = engine.plan
         report.say(
