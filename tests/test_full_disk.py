@@ -18,7 +18,7 @@ from nnrun import atomic
 from nnrun.cli.main import cli
 from nnrun.errors import NnrunError, WriteFailed
 
-from conftest import full_disk
+from conftest import copy_run, full_disk
 
 ENOSPC = os.strerror(errno.ENOSPC)
 
@@ -188,3 +188,18 @@ def test_a_resume_that_cannot_record_its_new_settings_keeps_the_old_ones(tmp_pat
     assert (run / "config.yaml").read_text() == "old: config\n", "config.yaml and run.json agree, as before"
     assert json.loads((run / "run.json").read_text())["epochs"] == 2
     assert leftovers(tmp_path) == []
+
+
+def test_evaluate_on_a_full_disk_leaves_no_evaluation_folder(runner, iris_run, tmp_path, monkeypatch):
+    run = copy_run(iris_run.path, tmp_path / "runs")
+    before = (run / "run.json").read_text()
+    full_disk(monkeypatch, "metrics.json")
+    line = one_error_line(runner.invoke(cli, ["evaluate", str(run)]))
+    folder = re.escape(str(run / "evaluation"))
+    assert re.fullmatch(
+        rf"error: no space left on device writing '{folder}/evaluation-[0-9-]+/metrics\.json'; "
+        "nothing of this evaluation was kept",
+        line,
+    ), line
+    assert not (run / "evaluation").exists(), "the folder this evaluation made is gone"
+    assert (run / "run.json").read_text() == before
