@@ -72,8 +72,8 @@ class _InMemory(io.BytesIO):
 
 
 def _write(buffer: io.BytesIO, path: str | os.PathLike[str]) -> None:
-    data = buffer.getvalue()
-    if not data.startswith(SIGNATURE):  # a Keras that no longer writes into the object it is given
+    data = buffer.getbuffer()  # not a copy: the file is in memory once
+    if bytes(data[: len(SIGNATURE)]) != SIGNATURE:  # a Keras that no longer writes into the object it is given
         raise RuntimeError(f"Keras did not write an HDF5 file into memory for '{path}'")
     with open(path, "wb") as f:
         f.write(data)
