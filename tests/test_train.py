@@ -452,6 +452,40 @@ def test_an_ending_that_cannot_be_recorded_is_said_in_the_same_line(tmp_path, mo
     assert capsys.readouterr() == ("", ""), "one line, the error's own"
 
 
+def test_an_interruption_that_cannot_be_recorded_is_said_before_how_to_continue(tmp_path, monkeypatch, capsys):
+    from nnrun.reporter import Reporter
+
+    full_disk(monkeypatch, "run.json", after=1)
+    _, info, run_dir, _ = _ending(tmp_path, KeyboardInterrupt(), report=Reporter())
+    assert info == {"status": "running"}
+    said = capsys.readouterr().err.splitlines()
+    assert said[0] == (
+        f"error: could not record 'interrupted' in {run_dir / 'run.json'}: No space left on device; "
+        "the run interrupted: interrupted (Ctrl-C)"
+    )
+    assert said[1].startswith("interrupted (Ctrl-C) after 0 epochs") and len(said) == 2
+
+
+def test_a_completed_run_that_cannot_be_recorded_is_an_error(tmp_path, monkeypatch):
+    from nnrun import atomic
+    from nnrun.errors import WriteFailed
+    from nnrun.reporter import Reporter
+    from nnrun.training import outcome
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    atomic.write_json(run_dir / "run.json", {"status": "running"})
+    full_disk(monkeypatch, "run.json")
+    with pytest.raises(WriteFailed) as caught:
+        with outcome.Outcome(run_dir, time.time(), Reporter(quiet=True), _Untrained("sklearn"), True, streamed=False):
+            pass
+    assert caught.value.run_dir == run_dir, "nnrun prints its path: the model and metrics are there"
+    assert str(caught.value) == (
+        f"no space left on device writing '{run_dir / 'run.json'}'; "
+        "the run's model and metrics are saved, but its run.json could not record that it completed"
+    )
+
+
 # Backend errors known by their class (nnrun.training.reasons), never by their name.
 
 
