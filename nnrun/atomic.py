@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from nnrun.errors import FAULTS, NnrunError, WriteFailed
+
 TMP_MARK = ".tmp."  # in every temporary name, so a killed process's leftovers can be found
 
 # mkstemp makes files private (0600); run files get the user's usual mode.
@@ -27,24 +29,30 @@ def atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
     matplotlib) that choose a format by its ending (`.keras`, `.weights.h5`).
     The file is flushed to disk before the rename and the rename after it, so
     a power loss leaves the old file or the new one, never an empty one. On
-    failure the temporary file is removed.
+    failure the temporary file is removed, and an `OSError` (a full disk),
+    whoever raised it, leaves as a `WriteFailed` that names `path`.
 
     Args:
         path: the final path.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=f"{TMP_MARK}{path.name}")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         yield Path(tmp)
-        _fsync(tmp)
+        _fsync(tmp, folder=False)
         os.replace(tmp, path)
         _fsync(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        named = failed_write(e, path)
+        if named is e:
+            raise
+        raise named from e
 
 
 @contextlib.contextmanager
@@ -72,12 +80,59 @@ def atomic_tree(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            _fsync(tmp)
+            _fsync(tmp, folder=False)
             os.replace(tmp, path)
         _fsync(path.parent)
-    except BaseException:
+    except BaseException as e:
         _remove(tmp)
-        raise
+        named = failed_write(e, path)
+        if named is e:
+            raise
+        raise named from e
+
+
+def failed_write(error: BaseException, path: str | os.PathLike[str]) -> BaseException:
+    """What a failed write of `path` leaves as: an `OSError` becomes a `WriteFailed` naming `path`.
+
+    Writers raise the system's error without the file's name, or naming the
+    temporary one; some (zipfile) raise another error while cleaning up after a
+    full disk, which is then found among the causes.
+
+    Args:
+        error: what the writer raised.
+        path: the file it was writing, by its final name.
+
+    Returns:
+        The error to raise: a `WriteFailed`, or `error` itself.
+    """
+    if isinstance(error, NnrunError):
+        return error  # nnrun's own, raised where its place is known
+    if isinstance(error, OSError):
+        return WriteFailed(path, error)
+    cause, seen = error.__cause__ or error.__context__, {id(error)}
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in FAULTS:
+            return WriteFailed(path, cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return error
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """Makes a folder nnrun writes into, and its parents; one that cannot be made is a `WriteFailed` naming it.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteFailed(path, e) from e
+    return path
 
 
 def _remove(path: Path) -> None:
@@ -88,6 +143,27 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Makes `target` a copy of `source`, atomically.
+
+    A hard link where the filesystem has them, which needs no room on the disk:
+    nnrun's files are only ever replaced by a rename, never written in place, so
+    the link keeps the old contents for free.
+
+    Args:
+        source: the file copied.
+        target: the copy.
+    """
+    import shutil
+
+    with atomic(target) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -101,15 +177,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: str | os.PathLike[str]) -> None:
+def _fsync(path: str | os.PathLike[str], folder: bool = True) -> None:
+    """Flushes a file or a folder to disk.
+
+    A file's flush failing with a fault (a full disk: delayed allocation, NFS)
+    means its contents are lost, and is raised; a folder's is not (some
+    filesystems cannot sync a directory).
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
+        if not folder:
+            raise
         return
     try:
         os.fsync(fd)
-    except OSError:  # some filesystems cannot sync a directory
-        pass
+    except OSError as e:
+        if not folder and e.errno in FAULTS:
+            raise
     finally:
         os.close(fd)
 
@@ -133,6 +218,12 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Writes text atomically."""
     with atomic(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Writes bytes atomically."""
+    with atomic(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: str | os.PathLike[str], value: object) -> None:

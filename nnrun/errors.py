@@ -7,6 +7,8 @@ the place; a failed run (exit 1) is reported with why it failed.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -72,6 +74,41 @@ class RunFailed(NnrunError):
 
 class Diverged(RunFailed):
     """The loss became NaN or infinite: training diverged. Exit code 1."""
+
+
+class WriteFailed(RunFailed):
+    """A file could not be written: the disk is full, or its filesystem refused. Exit code 1.
+
+    Args:
+        path: the file, by the name it was to have (not the temporary one written first).
+        error: the `OSError` the write raised.
+        advice: what became of the run or what the user can do, said after the reason.
+        run_dir: as `NnrunError`'s.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], error: OSError, advice: str = "", run_dir: Path | None = None
+    ) -> None:
+        self.path, self.error, self.errno = Path(path), error, error.errno
+        why = error.strerror or type(error).__name__  # the system's words: "No space left on device"
+        self.reason = f"{why[:1].lower()}{why[1:]} writing '{path}'"
+        super().__init__(f"{self.reason}; {advice}" if advice else self.reason, run_dir)
+
+    def advised(self, advice: str, run_dir: Path | None = None) -> WriteFailed:
+        """The same failure, with what became of it said after the reason (its earlier advice replaced).
+
+        Args:
+            advice: e.g. "the run completed; its model and metrics are saved".
+            run_dir: the run directory it carries (default: this one's).
+
+        Returns:
+            A new `WriteFailed` of the same file and `OSError`.
+        """
+        return WriteFailed(self.path, self.error, advice, run_dir or self.run_dir)
+
+
+# An OSError with one of these is the machine's fault, not a wrong path in the config: exit 1, not 2.
+FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
 
 
 class Interrupted(KeyboardInterrupt):

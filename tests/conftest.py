@@ -349,3 +349,30 @@ def interrupt_after(monkeypatch, epochs):
         own(self, epoch, logs)
 
     monkeypatch.setattr(callbacks.StopOnSignal, "on_epoch_end", stop)
+
+
+def full_disk(monkeypatch, name, after=0):
+    """Makes the disk full when a file whose name ends with `name` is flushed, once `after` such files were.
+
+    nnrun flushes every file it writes (`os.fsync`) before renaming it into place (nnrun.atomic), which is
+    where a full disk often shows first (delayed allocation, network filesystems); whatever wrote the file
+    (Keras, h5py, matplotlib, nnrun) wrote it whole. The error is the system's own: ENOSPC, no file named.
+
+    Returns:
+        The files that met the full disk (their temporary names), as they do.
+    """
+    import errno
+
+    real, seen, failed = os.fsync, [], []
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith(name) and os.path.isfile(path):
+            seen.append(path)
+            if len(seen) > after:
+                failed.append(path)
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return failed

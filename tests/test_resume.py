@@ -14,7 +14,7 @@ import yaml
 from nnrun import atomic
 from nnrun.cli.main import cli
 
-from conftest import TINY, copy_run, linked_elsewhere, signalled
+from conftest import TINY, copy_run, full_disk, linked_elsewhere, signalled
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 # What a resume restores (weights, optimizer and seed state, a backup cut mid-write) goes through the
@@ -468,43 +468,65 @@ def test_a_diverged_run_keeps_its_last_good_epoch(runner, write_config, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.any_backend
-def test_a_full_disk_is_recorded_as_the_reason(runner, write_config, tmp_path, monkeypatch):
-    import errno
-
-    real = atomic.write_text
-
-    def full(path, text):
-        if Path(path).name == "history.csv" and text.count("\n") >= 3:  # the second epoch's row
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, text)
-
-    monkeypatch.setattr(atomic, "write_text", full)
+def test_a_full_disk_during_a_backup_fails_the_run_in_one_line_naming_the_file(
+    runner, write_config, tmp_path, monkeypatch
+):
+    full_disk(monkeypatch, "latest.weights.h5", after=1)  # the second epoch's backup
     result = runner.invoke(cli, ["train", str(write_config())])
-    assert result.exit_code == 1, result.output
-    assert "no space left on the device writing" in result.stderr and "history.csv" in result.stderr
     (run,) = (tmp_path / "runs").glob("tiny-*")
+    weights = run / "backup" / "latest.weights.h5"
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: no space left on device writing '{weights}'; nnrun resume {run} continues it"
+    )
+    assert result.stdout.splitlines()[-1] == str(run)
     record = info(run)
-    assert record["status"] == "failed" and "no space left" in record["error"]
+    assert (record["status"], record["error"]) == ("failed", f"no space left on device writing '{weights}'")
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1, "the one before is whole"
+    assert list(run.rglob(f"*{atomic.TMP_MARK}*")) == []
 
 
 @pytest.mark.slow
 @pytest.mark.any_backend
-def test_when_even_the_status_cannot_be_written_the_reason_is_printed(runner, write_config, tmp_path, monkeypatch):
+def test_when_even_the_status_cannot_be_written_both_are_said_in_one_line(runner, write_config, tmp_path, monkeypatch):
     import errno
 
     real = atomic.write_json
 
     def full(path, value):
         if Path(path).name == "metrics.json" or (Path(path).name == "run.json" and value.get("status") == "failed"):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            raise atomic.failed_write(OSError(errno.ENOSPC, "No space left on device"), path)
         return real(path, value)
 
     monkeypatch.setattr(atomic, "write_json", full)
     result = runner.invoke(cli, ["train", str(write_config())])
+    (run,) = (tmp_path / "runs").glob("tiny-*")
     assert result.exit_code == 1, result.output
-    assert "could not record 'failed' in" in result.stderr and "No space left on device" in result.stderr
-    assert "the run failed: no space left on the device writing" in result.stderr and "metrics.json" in result.stderr
-    assert "Traceback" not in result.output
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: no space left on device writing '{run / 'metrics.json'}'; nnrun resume {run} continues it "
+        f"(could not record 'failed' in {run / 'run.json'}: No space left on device)"
+    )
+    assert info(run)["status"] == "running", "run.json is as it was: the run reads as crashed once the process ends"
+
+
+@pytest.mark.plots
+@pytest.mark.any_backend
+def test_a_run_whose_plots_meet_a_full_disk_is_completed_and_says_so(runner, interrupted_run, monkeypatch):
+    # Backed up at its first epoch, the run resumed for one epoch in all trains no more: it saves and ends.
+    full_disk(monkeypatch, "learning_curves.png")
+    result = runner.invoke(cli, ["resume", str(interrupted_run), "--set", "training.epochs=1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error:") == 1 and result.stderr.splitlines()[-1] == (
+        f"error: no space left on device writing '{interrupted_run / 'plots' / 'learning_curves.png'}'; "
+        "the run completed: its model and metrics are saved, not all of its plots"
+    )
+    assert result.stdout.splitlines()[-1] == str(interrupted_run)
+    assert info(interrupted_run)["status"] == "completed"
+    assert (interrupted_run / "model.keras").is_file() and (interrupted_run / "metrics.json").is_file()
+    assert not (interrupted_run / "backup").exists(), "removed before the plots were drawn: the room they needed"
+    assert list(interrupted_run.rglob(f"*{atomic.TMP_MARK}*")) == []
 
 
 @pytest.mark.slow

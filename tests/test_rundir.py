@@ -22,6 +22,8 @@ from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, record
 from nnrun.rundir.status import Status
 
+from conftest import full_disk
+
 
 def leftovers(folder):
     """Temporary files an atomic write may have left behind."""
@@ -334,26 +336,17 @@ def test_a_run_json_damaged_while_training_still_gets_the_runs_ending(tmp_path):
         record.read_info(run)  # readers still refuse it, naming the field
 
 
-def test_an_ending_that_cannot_be_recorded_is_returned_as_the_line_to_say(tmp_path, monkeypatch):
-    import errno
-
+def test_an_ending_that_cannot_be_recorded_fails_naming_run_json(tmp_path, monkeypatch):
+    from nnrun.errors import WriteFailed
     from nnrun.rundir import runinfo
 
     run = rundir.create(tmp_path, "exp")
     atomic.write_json(run / rundir.RUN, {"status": "running"})
-
-    def full(path, value):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(atomic, "write_json", full)
-    line = runinfo.finish(run, time.time(), Status.INTERRUPTED, error="stopped by SIGTERM")
-    assert line == (
-        f"error: could not record 'interrupted' in {run / rundir.RUN}: No space left on device; "
-        "the run interrupted: stopped by SIGTERM"
-    )
-    assert runinfo.finish(run, time.time(), Status.COMPLETED) == (
-        f"error: could not record 'completed' in {run / rundir.RUN}: No space left on device"
-    ), "no reason to add for a completed run"
+    full_disk(monkeypatch, rundir.RUN)
+    with pytest.raises(WriteFailed) as caught:
+        runinfo.finish(run, time.time(), Status.INTERRUPTED, error="stopped by SIGTERM")
+    assert str(caught.value) == f"no space left on device writing '{run / rundir.RUN}'"
+    assert rundir.read_json(run / rundir.RUN) == {"status": "running"}
 
 
 def test_records_are_written_back_as_they_were_written():

@@ -119,6 +119,32 @@ def test_a_stopped_sweep_continues_where_it_stopped(runner, write_config, monkey
     assert len(list((sweep_dir / "trials").glob("trial-*"))) == 4
 
 
+def test_a_trial_that_meets_a_full_disk_stops_the_sweep(write_config, tmp_path, monkeypatch):
+    import errno
+
+    import optuna
+
+    from nnrun.config import loading
+    from nnrun.errors import WriteFailed
+    from nnrun.reporter import Reporter
+    from nnrun.signals import Stop
+    from nnrun.sweep import trial
+    from nnrun.training import train
+
+    full = WriteFailed(tmp_path / "model.keras", OSError(errno.ENOSPC, "No space left on device"))
+
+    def train_on_a_full_disk(config, *args, **kwargs):
+        raise full
+
+    monkeypatch.setattr(train, "train", train_on_a_full_disk)
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(WriteFailed) as caught:
+        trial.work(tmp_path, loading.load(sweep_config(write_config)), study, Reporter(quiet=True), Stop())
+    assert caught.value is full
+    (failed,) = study.get_trials()  # no trial after it: each would fail the same way
+    assert failed.state.name == "FAIL" and failed.user_attrs["error"] == str(full)
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])

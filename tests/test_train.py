@@ -16,7 +16,7 @@ import yaml
 from nnrun.backend import keras
 from nnrun.cli.main import cli
 
-from conftest import signalled
+from conftest import full_disk, signalled
 
 RUN_FILES = ["config.yaml", "run.json", "model.keras", "history.csv", "metrics.json", "preprocessing.json"]
 
@@ -439,22 +439,50 @@ def test_what_is_not_a_runs_ending_passes_through_unrecorded(tmp_path):
     assert type(error) is SystemExit and info == {"status": "running"} and last.kept == 0
 
 
-def test_an_ending_that_cannot_be_recorded_is_said_on_stderr_instead(tmp_path, monkeypatch, capsys):
-    import errno
-
+def test_an_ending_that_cannot_be_recorded_is_said_in_the_same_line(tmp_path, monkeypatch, capsys):
     from nnrun.reporter import Reporter
-    from nnrun.rundir import record
 
-    def full(run_dir, **fields):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(record, "update_info", full)
+    full_disk(monkeypatch, "run.json", after=1)  # the run's first run.json is written
     error, info, run_dir, _ = _ending(tmp_path, ZeroDivisionError("division by zero"), report=Reporter())
     assert info == {"status": "running"} and error.exit_code == 1, "nothing could be recorded; the run still fails"
-    said = capsys.readouterr()
-    assert said.out == "" and said.err == (
-        f"error: could not record 'failed' in {run_dir / 'run.json'}: No space left on device; "
-        "the run failed: ZeroDivisionError: division by zero\n"
+    assert str(error) == (
+        f"ZeroDivisionError: division by zero (details in {run_dir / 'run.json'}; nnrun resume {run_dir} continues it) "
+        f"(could not record 'failed' in {run_dir / 'run.json'}: No space left on device)"
+    )
+    assert capsys.readouterr() == ("", ""), "one line, the error's own"
+
+
+def test_an_interruption_that_cannot_be_recorded_is_said_before_how_to_continue(tmp_path, monkeypatch, capsys):
+    from nnrun.reporter import Reporter
+
+    full_disk(monkeypatch, "run.json", after=1)
+    _, info, run_dir, _ = _ending(tmp_path, KeyboardInterrupt(), report=Reporter())
+    assert info == {"status": "running"}
+    said = capsys.readouterr().err.splitlines()
+    assert said[0] == (
+        f"error: could not record 'interrupted' in {run_dir / 'run.json'}: No space left on device; "
+        "the run interrupted: interrupted (Ctrl-C)"
+    )
+    assert said[1].startswith("interrupted (Ctrl-C) after 0 epochs") and len(said) == 2
+
+
+def test_a_completed_run_that_cannot_be_recorded_is_an_error(tmp_path, monkeypatch):
+    from nnrun import atomic
+    from nnrun.errors import WriteFailed
+    from nnrun.reporter import Reporter
+    from nnrun.training import outcome
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    atomic.write_json(run_dir / "run.json", {"status": "running"})
+    full_disk(monkeypatch, "run.json")
+    with pytest.raises(WriteFailed) as caught:
+        with outcome.Outcome(run_dir, time.time(), Reporter(quiet=True), _Untrained("sklearn"), True, streamed=False):
+            pass
+    assert caught.value.run_dir == run_dir, "nnrun prints its path: the model and metrics are there"
+    assert str(caught.value) == (
+        f"no space left on device writing '{run_dir / 'run.json'}'; "
+        "the run's model and metrics are saved, but its run.json could not record that it completed"
     )
 
 

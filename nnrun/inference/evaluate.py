@@ -6,9 +6,11 @@ Results go to `RUN_DIR/evaluation/<timestamp>/`, never over an earlier one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import shutil
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from nnrun import atomic, data, plots
 from nnrun.data import feeding
-from nnrun.errors import BadInput
+from nnrun.errors import BadInput, WriteFailed
 from nnrun.inference import loading
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
@@ -126,22 +128,36 @@ def evaluate(
         samples=int(len(y)),
         metrics={k: _number(v) for k, v in feeding.scalars(metrics, class_names).items()},
     )
+    first = not (run.path / EVALUATION).exists()
     out = rundir.create(run.path / EVALUATION, "evaluation", subfolders=())
-    title = run.path.resolve().name  # runs/latest: the run's own name on its plots
+    try:
+        _write(result, model, x, y, out, inference, class_names, samples, run.path.resolve().name)
+    except BaseException as e:
+        shutil.rmtree(out, ignore_errors=True)  # an evaluation's folder is whole, or not there
+        if first:
+            with contextlib.suppress(OSError):  # unless another evaluation has begun in it since
+                os.rmdir(run.path / EVALUATION)
+        if isinstance(e, WriteFailed):
+            raise e.advised("nothing of this evaluation was kept") from e
+        raise
+    return result
+
+
+def _write(result, model, x, y, out, batch_size, class_names, samples, title):
+    """Fills an evaluation's folder: its plots, then metrics.json with the rest of `result`."""
     if class_names is not None:
-        probabilities = model.predict(x, batch_size=inference, verbose=0)
+        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
         predicted = feeding.predicted_classes(probabilities)
         _classification(result, y, predicted, probabilities, class_names)
         plots.confusion_matrix(y, predicted, class_names, out / "confusion_matrix.png", f"{title}: {result.data}")
         if samples:
             result.samples_shown = _draw_samples(x, y, predicted, class_names, samples, out / "samples.png", title)
     else:
-        predicted = model.predict(x, batch_size=inference, verbose=0).reshape(np.shape(y))
+        predicted = model.predict(x, batch_size=batch_size, verbose=0).reshape(np.shape(y))
         result.regression = _regression(y, predicted)
         plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result.data}")
     result.output_dir = str(out)
     atomic.write_json(out / "metrics.json", result.to_json())
-    return result
 
 
 def _check_recreated(ds, run):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnrun import atomic, signals
-from nnrun.errors import ConfigError, RunFailed, one_line
+from nnrun.errors import FAULTS, ConfigError, RunFailed, one_line
 from nnrun.inference import loading, runtimes
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
@@ -126,8 +126,7 @@ def _export(run, formats, report, stop):
     shape = tuple(run.preprocessing["input_shape"])
     probes = _probes(shape, run.preprocessing)
     expected = np.asarray(model.predict(probes, verbose=0))
-    folder = run.path / runtimes.EXPORT
-    folder.mkdir(exist_ok=True)
+    folder = atomic.make_folder(run.path / runtimes.EXPORT)
     made = []
     source = atomic.sha256_file(run.path / rundir.MODEL)
     for name in formats:
@@ -143,6 +142,8 @@ def _export(run, formats, report, stop):
                         input_signature=[keras.InputSpec(shape=(None, *shape), dtype="float32")],
                     )
             except Exception as e:  # the converter's own failure: an op it does not know, say
+                if isinstance(e, OSError) and e.errno in FAULTS:
+                    raise  # a full disk: the export named, as any file nnrun writes (atomic_tree)
                 raise RunFailed(f"{name}: the converter failed: {type(e).__name__}: {one_line(e, 300)}") from None
             stop.check()  # before it is kept: a stop during the converter keeps nothing
             got = _outputs(name, tmp, probes, keras)

@@ -12,13 +12,14 @@ import errno
 import io
 import json
 import os
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun.errors import RunDirError
+from nnrun.errors import FAULTS, NnrunError, RunDirError, WriteFailed
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
@@ -63,7 +64,7 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RunDirError(f"output.dir: cannot create '{root}': {e.strerror}") from None
+        raise _cannot_create(root, e, f"output.dir: cannot create '{root}'") from None
     stem = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1, 10_000):
         path = root / (stem if n == 1 else f"{stem}-{n}")
@@ -72,11 +73,22 @@ def create(root: str | os.PathLike[str], name: str, subfolders: Iterable[str] = 
         except FileExistsError:
             continue
         except OSError as e:
-            raise RunDirError(f"output.dir: cannot create a run directory in '{root}': {e.strerror}") from None
-        for sub in subfolders:
-            (path / sub).mkdir()
+            raise _cannot_create(path, e, f"output.dir: cannot create a run directory in '{root}'") from None
+        try:
+            for sub in subfolders:
+                (path / sub).mkdir()
+        except OSError as e:
+            shutil.rmtree(path, ignore_errors=True)  # a folder half-made is no run
+            raise WriteFailed(path / sub, e) from None
         return path
     raise RunDirError(f"output.dir: too many runs named '{stem}' in '{root}'")
+
+
+def _cannot_create(path: Path, error: OSError, place: str) -> NnrunError:
+    """A folder that cannot be made: the machine's fault (a full disk, exit 1), or the config's (exit 2)."""
+    if error.errno in FAULTS:
+        return WriteFailed(path, error)
+    return RunDirError(f"{place}: {error.strerror}")
 
 
 def read_text(path: str | os.PathLike[str], limit: int | None = None, kind: str = "run directory") -> str:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import __version__
 from nnrun.errors import RunDirError
-from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, record
 from nnrun.rundir.status import Status
 
@@ -133,7 +132,7 @@ def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
     return entry
 
 
-def finish(run_dir: Path, started: float, status: Status, **fields: object) -> str | None:
+def finish(run_dir: Path, started: float, status: Status, **fields: object) -> None:
     """Records how this attempt ended in run.json.
 
     Args:
@@ -142,8 +141,9 @@ def finish(run_dir: Path, started: float, status: Status, **fields: object) -> s
         status: completed, failed or interrupted.
         **fields: more to record (error, signal, traceback, ...).
 
-    Returns:
-        None once recorded; if even that failed (a full disk), the line that says why, for the user.
+    Raises:
+        WriteFailed: run.json could not be written (a full disk); it still says `running`,
+            which reads as `crashed` once this process has ended.
     """
     ended = time.time()
     try:
@@ -153,20 +153,14 @@ def finish(run_dir: Path, started: float, status: Status, **fields: object) -> s
     # A resumed run adds this attempt's time to the earlier ones'.
     before = sum(a.get("duration_s") or 0 for a in attempts)
     attempt = {"started_at": liveness.timestamp(started), "duration_s": round(ended - started, 3), "status": status}
-    try:
-        record.update_info(
-            run_dir,
-            status=status,
-            ended_at=liveness.timestamp(ended),
-            duration_s=round(before + ended - started, 3),
-            attempts=[*attempts, attempt],
-            **fields,
-        )
-    except OSError as e:
-        return f"error: could not record '{status}' in {run_dir / rundir.RUN}: {e.strerror or e}" + (
-            f"; the run {status}: {fields['error']}" if fields.get("error") else ""
-        )
-    return None
+    record.update_info(
+        run_dir,
+        status=status,
+        ended_at=liveness.timestamp(ended),
+        duration_s=round(before + ended - started, 3),
+        attempts=[*attempts, attempt],
+        **fields,
+    )
 
 
 def _seconds(start, end):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnrun.errors import BadInput, ConfigError, NnrunError, RunDirError, one_line
+from nnrun.errors import BadInput, ConfigError, NnrunError, RunDirError, WriteFailed, one_line
 from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, record
@@ -129,8 +129,8 @@ def _one_trial(sweep_dir, config, study, trial):
         _record(trial, run_dir=relative(getattr(e, "run_dir", None), sweep_dir), error=message)
         study.tell(trial, state=fail, skip_if_finished=True)
         completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if pruning.missing or (isinstance(e, BadInput) and not completed):
-            raise  # every trial would fail the same way: the sweep's config is wrong
+        if pruning.missing or (isinstance(e, BadInput) and not completed) or isinstance(e, WriteFailed):
+            raise  # every trial would fail the same way: the sweep's config is wrong, or the disk full
         return
     kept = _kept_metrics(run_dir)
     value = _value(run_dir, kept, config.sweep.metric)

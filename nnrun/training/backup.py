@@ -4,8 +4,9 @@ Keras's `BackupAndRestore` writes it, in its own layout: `latest.weights.h5`
 (the weights of the model and of its optimizer: moments, step count, learning
 rate) with `training_metadata.json` (the epoch), and its double checkpoint,
 the previous pair as `*.bkp`. nnrun writes each file to a temporary name and
-renames it, and records the weights' sha256 in the metadata, so a pair that a
-kill cut in two is recognised and the previous pair is used instead. The
+renames it (the weights made in memory first: `hdf5`), and records the weights'
+sha256 in the metadata, so a pair that a kill or a full disk cut in two is
+recognised and the previous pair is used instead. The
 metadata also holds the random seed generators' states (dropout masks,
 augmentation), which Keras leaves out of the weights.
 """
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
 from nnrun.errors import RunDirError, one_line
-from nnrun.training import keras_classes
+from nnrun.training import hdf5, keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -85,15 +86,15 @@ def _make(keras: Any) -> tuple[type, ...]:
                 super().on_train_batch_end(batch, logs)
 
         def _save_model(self):
-            os.makedirs(self.backup_dir, exist_ok=True)
+            atomic.make_folder(self.backup_dir)
             for latest, previous in (
                 (self._weights_path, self._prev_weights_path),
                 (self._training_metadata_path, self._prev_training_metadata_path),
             ):
                 if os.path.exists(latest):
-                    _keep(latest, previous)
+                    atomic.copy(latest, previous)
             with atomic.atomic(self._weights_path) as tmp:
-                self.model.save_weights(tmp)
+                hdf5.save_weights(self.model, tmp)  # never HDF5 on the disk: a full one crashes it
             metadata = {
                 "epoch": self._current_epoch,
                 "batch": self._last_batch_seen,
@@ -166,7 +167,7 @@ def restore(
     finally:
         trial.unlink(missing_ok=True)
     for source, target in zip(previous, (weights, metadata), strict=True):
-        _keep(source, target)
+        atomic.copy(source, target)
     return Restored(**found, previous=True, problem=problem)
 
 
@@ -205,21 +206,6 @@ def _load(model, weights, metadata, arrange):
     for variable, value in zip(seeds, saved, strict=True):
         variable.assign(value)
     return {"epoch": epoch, "batch": batch, "iterations": int(model.optimizer.iterations.numpy())}
-
-
-def _keep(source, target):
-    """Makes `target` a copy of `source`, atomically.
-
-    A hard link where the filesystem has them: the latest files are only ever
-    replaced by a rename, never written in place, so the link keeps the old
-    contents for free.
-    """
-    with atomic.atomic(target) as tmp:
-        os.unlink(tmp)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
 
 
 def _seed_states(model):

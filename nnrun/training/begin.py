@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
 from nnrun.data import schema
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirError, WriteFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import finding, record, runinfo
 
@@ -41,6 +42,10 @@ def run_dir(config: Config, engine: Engine, resume: str | os.PathLike[str] | Non
 def new(run_dir: Path, config: Config, s: Setup, config_file: Path | None, started: float, text: str) -> list[Any]:
     """Writes a new run's files; run.json first, so the folder is a run from the start.
 
+    If they cannot all be written (a full disk), the new folder is removed: nothing
+    had been trained, and a folder without them would be no run (`nnrun runs` never
+    lists it, `resume` refuses it); training the config again is what starts it.
+
     Args:
         run_dir: the new run directory.
         config: the validated `Config`.
@@ -56,10 +61,14 @@ def new(run_dir: Path, config: Config, s: Setup, config_file: Path | None, start
     names = s.dataset.class_names or []
     weights = {names[i]: round(w, 6) for i, w in s.class_weight.items()} if s.class_weight else s.class_weight
     info = {**info, "distribution": s.engine.record(), "class_weight": weights, "notes": s.dataset.notes}
-    record.write_info(run_dir, **info)
-    atomic.write_text(run_dir / rundir.CONFIG, text)
     preprocessing = {"version": schema.VERSION, **s.dataset.preprocessing, "one_hot_labels": s.one_hot}
-    atomic.write_json(run_dir / rundir.PREPROCESSING, preprocessing)
+    try:
+        record.write_info(run_dir, **info)
+        atomic.write_text(run_dir / rundir.CONFIG, text)
+        atomic.write_json(run_dir / rundir.PREPROCESSING, preprocessing)
+    except WriteFailed as e:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise e.advised("nothing was trained, and the new run directory is removed") from e
     return []
 
 

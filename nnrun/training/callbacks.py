@@ -3,6 +3,7 @@ carry monitored callbacks' state over a resume."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -117,16 +118,27 @@ def _make(keras: Any) -> tuple[type, ...]:
             super().__init__(os.path.join(head, f".{tail[: -len('.keras')]}.tmp.keras"), **kwargs)
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            super().on_train_batch_end(batch, logs)
-            self._publish()
+            with self._publishing():
+                super().on_train_batch_end(batch, logs)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            super().on_epoch_end(epoch, logs)
-            self._publish()
+            with self._publishing():
+                super().on_epoch_end(epoch, logs)
 
-        def _publish(self):
-            if os.path.exists(self.filepath):
-                os.replace(self.filepath, self.final_path)
+        @contextlib.contextmanager
+        def _publishing(self):
+            """Renames what Keras saved in the block into place; on failure (a full disk) removes it."""
+            try:
+                yield
+                if os.path.exists(self.filepath):
+                    os.replace(self.filepath, self.final_path)
+            except BaseException as e:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.filepath)
+                failed = atomic.failed_write(e, self.final_path)
+                if failed is e:
+                    raise
+                raise failed from e
 
     class SeedEachEpoch(keras.callbacks.Callback):
         """Seeds NumPy's global generator from the run's seed and the epoch, as each epoch begins,

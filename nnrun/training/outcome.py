@@ -5,12 +5,14 @@ written once, with the reason; a stop or a divergence first keeps the last
 finished epoch's model; and what leaves the block carries the run directory
 (`nnrun` prints its path) and the exit code: `Interrupted` (128 + the signal)
 says how to continue, a `DataError` names an image that cannot be read (2),
-nnrun's own errors keep their kind and exit code, and anything else is a
-`RunFailed` (1) with its reason.
+a `WriteFailed` (a full disk, 1) names its file, nnrun's own errors keep
+their kind and exit code, and anything else is a `RunFailed` (1) with its
+reason. If run.json itself cannot be written, the error says so too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import traceback
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
-from nnrun.errors import Diverged, Interrupted, NnrunError, RunFailed
+from nnrun.errors import Diverged, Interrupted, NnrunError, RunFailed, WriteFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import runinfo
 from nnrun.rundir.status import Status
@@ -68,7 +70,8 @@ class LastEpoch:
             results.save_model(model, run_dir, self.config.output.save_h5)
             results.learning_curves(self.recorder.history, run_dir, self.config.output.name or "")
         except Exception as e:
-            return f"; the model of epoch {self.recorder.weights_epoch} could not be saved ({type(e).__name__}: {e})"
+            why = str(e) if isinstance(e, NnrunError) else f"{type(e).__name__}: {e}"  # a full disk names its file
+            return f"; the model of epoch {self.recorder.weights_epoch} could not be saved ({why})"
         return f"; the model of epoch {self.recorder.weights_epoch} is saved in {run_dir}"
 
 
@@ -95,7 +98,12 @@ class Outcome:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if error is None:
-            self._finish(Status.COMPLETED)
+            unrecorded = self._finish(Status.COMPLETED)
+            if unrecorded:
+                raise unrecorded.advised(
+                    "the run's model and metrics are saved, but its run.json could not record that it completed",
+                    self.run_dir,
+                )
             return
         if not isinstance(error, (KeyboardInterrupt, Exception)):
             return  # not a run's ending (SystemExit, a test's failure): it passes through untouched
@@ -114,8 +122,12 @@ class Outcome:
         recorder = self.last.recorder
         done = recorder.weights_epoch if recorder.weights is not None else 0
         if len(recorder.rows) > done:
-            atomic.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
-        self._finish(Status.INTERRUPTED, error=why, signal=stopped.name, epochs_completed=done)
+            # A full disk leaves the longer history, which a resume cuts to its backup's epochs anyway.
+            with contextlib.suppress(WriteFailed):
+                atomic.write_text(self.run_dir / rundir.HISTORY, rundir.history_text(recorder.rows[:done]))
+        unrecorded = self._finish(Status.INTERRUPTED, error=why, signal=stopped.name, epochs_completed=done)
+        if unrecorded:
+            self.report.say(_not_recorded(unrecorded, Status.INTERRUPTED, why))
         self.report.say(
             f"{why} after {done} epoch{'s' * (done != 1)}{kept or '; no epoch finished'}; "
             f"continue with: nnrun resume {self.run_dir}"
@@ -124,13 +136,19 @@ class Outcome:
 
     def _failed(self, error: Exception) -> NnrunError:
         failed, recorded = self._ending(error)
-        self._finish(Status.FAILED, **recorded)
+        unrecorded = self._finish(Status.FAILED, **recorded)
+        if unrecorded:  # said in the same line: run.json still says running, which reads as crashed
+            failed = failed.within(self.run_dir)
+            failed.args = (f"{failed} ({_not_recorded(unrecorded, Status.FAILED)})",)
         return failed
 
     def _ending(self, error: Exception) -> tuple[NnrunError, dict[str, str]]:
         """The error that leaves the run, and what run.json records of it."""
         if isinstance(error, Diverged):
             failed: NnrunError = Diverged(f"{error}{self.last.keep(self.run_dir)}", run_dir=self.run_dir)
+        elif isinstance(error, WriteFailed):  # the file is named; there is nothing more to tell in run.json
+            again = f"nnrun resume {self.run_dir} continues it"
+            return error.advised(again, self.run_dir), {"error": error.reason}
         elif isinstance(error, NnrunError):
             failed = error.within(self.run_dir)
         elif (unreadable := self._unreadable_image(error)) is not None:
@@ -157,7 +175,16 @@ class Outcome:
             return unreadable.within(self.run_dir)
         return None
 
-    def _finish(self, status: Status, **fields: Any) -> None:
-        unrecorded = runinfo.finish(self.run_dir, self.started, status, **fields)
-        if unrecorded:
-            self.report.say(unrecorded)
+    def _finish(self, status: Status, **fields: Any) -> WriteFailed | None:
+        """Records how the run ended; returns why it could not be (a full disk), or None."""
+        try:
+            runinfo.finish(self.run_dir, self.started, status, **fields)
+        except WriteFailed as e:
+            return e
+        return None
+
+
+def _not_recorded(unrecorded: WriteFailed, status: Status, why: str = "") -> str:
+    """Says that run.json could not record how the run ended, and why."""
+    said = f"could not record '{status}' in {unrecorded.path}: {unrecorded.error.strerror or unrecorded.error}"
+    return f"error: {said}; the run {status}: {why}" if why else said

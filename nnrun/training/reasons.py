@@ -26,8 +26,8 @@ def reason(error: BaseException, streamed: bool) -> str:
     Returns:
         The reason, as run.json records it.
     """
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"no space left on the device writing '{error.filename or 'a file'}'"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:  # a write outside nnrun's own (`atomic`'s)
+        return f"no space left on device writing '{error.filename}'" if error.filename else "no space left on device"
     if is_backend_error(error, "out_of_memory"):
         return "ran out of memory; try a smaller training.batch_size"
     if is_backend_error(error, "invalid_argument") and streamed:

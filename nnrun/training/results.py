@@ -1,4 +1,4 @@
-"""What a trained run leaves: the model, metrics.json with the final metrics, and the plots."""
+"""What a trained run leaves: the model and metrics.json with the final metrics, then the plots."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 
 from nnrun import atomic, plots
 from nnrun.data import feeding
+from nnrun.errors import WriteFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
+from nnrun.training import hdf5
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -32,10 +34,11 @@ def save(
     sharded: bool,
     check: Callable[[], None] = lambda: None,
 ) -> None:
-    """Saves the trained model, the plots and, last, its final metrics (metrics.json).
+    """Saves what makes a run completed: the trained model and, last, its final metrics (metrics.json).
 
-    A run whose metrics.json is written has all its files: `check` is called
-    between the steps before it (a stop signal stops the run there), never after.
+    A run whose metrics.json is written is complete: `check` is called between the steps
+    before it (a stop signal stops the run there), never after. Its plots are drawn once
+    it is recorded completed (`draw`).
 
     Args:
         model: the trained model (on one device).
@@ -53,12 +56,30 @@ def save(
     fresh = ("validation", "test") if sharded else ("test",)
     metrics = final_metrics(model, splits, recorder, batch_size, dataset.class_names, fresh)
     check()
-    learning_curves(recorder.history, run_dir, f"{config.output.name}: learning curves")
-    if dataset.is_classification:
-        check()
-        _confusion_matrix(model, dataset, batch_size, run_dir, f"{config.output.name}: confusion matrix (test split)")
-    check()
     atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
+
+
+def draw(model: keras.Model, dataset: Dataset, recorder: EpochRecorder, run_dir: Path, config: Config) -> None:
+    """Draws a completed run's plots: its learning curves, and a classification's confusion matrix.
+
+    They are drawn once the run has completed, its backup removed: a plot that cannot be
+    written (a full disk) fails the command, not the run, whose model and metrics are saved.
+
+    Args:
+        model: the trained model (on one device).
+        dataset: the run's `data.Dataset`.
+        recorder: the run's `EpochRecorder`.
+        run_dir: the run directory.
+        config: the validated `Config`.
+    """
+    try:
+        learning_curves(recorder.history, run_dir, f"{config.output.name}: learning curves")
+        if dataset.is_classification:
+            batch_size = feeding.inference_batch_size(config.training.batch_size)
+            title = f"{config.output.name}: confusion matrix (test split)"
+            _confusion_matrix(model, dataset, batch_size, run_dir, title)
+    except WriteFailed as e:
+        raise e.advised("the run completed: its model and metrics are saved, not all of its plots", run_dir) from e
 
 
 def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
@@ -73,7 +94,7 @@ def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
         model.save(tmp)
     if save_h5:
         with atomic.atomic(run_dir / rundir.MODEL_H5) as tmp:
-            model.save(tmp)
+            hdf5.save_model(model, tmp)  # never HDF5 on the disk: a full one crashes it
 
 
 def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) -> None:

@@ -88,13 +88,29 @@ def _resume(
         report.warn("warning: the data changed since the run started; resuming on it (--force)")
     atomic.remove_temporary(run_dir)
     if overrides:  # the run directory's config.yaml stays the config it was trained with
-        text = train.resolved_text(config)
-        atomic.write_text(run_dir / rundir.CONFIG, text)
         planned = runinfo.planned_epochs(config, info.fine_tune_after_epoch)
-        record.update_info(run_dir, epochs=planned, config_sha256=atomic.sha256_text(text))
+        _rewrite_config(run_dir, train.resolved_text(config), planned)
     resumed = train.train(config, report, resume=run_dir, prepared=prepared)
     assert resumed is not None  # a run resumes in one process, which writes its run directory
     return resumed
+
+
+def _rewrite_config(run_dir: Path, text: str, epochs: int) -> None:
+    """Writes config.yaml with the overrides, and run.json its sha256 and epochs: both, or neither.
+
+    One without the other would read as a config edited since the run started, which resume refuses.
+    """
+    config_file = run_dir / rundir.CONFIG
+    before = run_dir / f".before{atomic.TMP_MARK}{rundir.CONFIG}"
+    atomic.copy(config_file, before)
+    try:
+        atomic.write_text(config_file, text)
+        record.update_info(run_dir, epochs=epochs, config_sha256=atomic.sha256_text(text))
+    except BaseException:
+        os.replace(before, config_file)  # a rename: it needs no room on a full disk
+        raise
+    finally:
+        before.unlink(missing_ok=True)
 
 
 def resumable(

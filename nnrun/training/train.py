@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +106,8 @@ def train(
             nan_guard.check()
             # Its last step is the last file: from there on the run is complete, and a stop signal changes nothing.
             results.save(model, ds, splits, recorder, run_dir, config, engine.sharded, stop.check)
-        if engine.writer:
-            _completed(run_dir, config)  # stop signals still wait: never cut short
+        if engine.writer:  # stop signals still wait: never cut short
+            _completed(run_dir, config, lambda: results.draw(model, ds, recorder, run_dir, config))
     if stop.signum is not None and not stop.raised:
         said.say(f"{signal.Signals(stop.signum).name} came as the run completed: it is complete")
     if not engine.writer:
@@ -121,13 +121,16 @@ def resolved_text(config: Config) -> str:
     return config_lib.dump(_with_absolute_paths(config))
 
 
-def _completed(run_dir: Path, config: Config) -> None:
-    """A completed run's last steps: its backup removed (unless kept), `latest` pointed at the newest completed run."""
+def _completed(run_dir: Path, config: Config, draw: Callable[[], None]) -> None:
+    """A completed run's last steps: its backup removed (unless kept), `latest` pointed at the newest
+    completed run, then its plots drawn (last, with the backup's room freed: a plot is not what makes
+    the run completed)."""
     from nnrun.training import backup
 
     if not config.output.keep_backup:
         backup.remove(run_dir / rundir.BACKUP)
     finding.update_latest(run_dir.parent)
+    draw()
 
 
 def _done_elsewhere(engine: distribution.Engine, report: Reporter) -> None:
