@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nnrun import atomic, data, plots
+from nnrun import atomic, data
 from nnrun.data import feeding
 from nnrun.errors import BadInput, WriteFailed
 from nnrun.inference import loading
@@ -145,6 +145,8 @@ def evaluate(
 
 def _write(result, model, x, y, out, batch_size, class_names, samples, title):
     """Fills an evaluation's folder: its plots, then metrics.json with the rest of `result`."""
+    from nnrun import plots  # matplotlib, once there is something to plot: a refused run never pays for it
+
     if class_names is not None:
         probabilities = model.predict(x, batch_size=batch_size, verbose=0)
         predicted = feeding.predicted_classes(probabilities)
@@ -281,6 +283,8 @@ def _draw_samples(x, y, predicted, class_names, n, path, title):
     if images.ndim not in (3, 4):
         raise BadInput(f"--show-samples: the inputs are not images (shape {images.shape[1:]} per sample)")
     shown = [{"index": int(i), "true": class_names[y[i]], "predicted": class_names[predicted[i]]} for i in chosen]
+    from nnrun import plots
+
     plots.samples(images, [s["true"] for s in shown], [s["predicted"] for s in shown], path, title)
     return shown
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
 from nnrun.errors import RunDirError, one_line
+from nnrun.rundir import files as rundir
 from nnrun.training import hdf5, keras_classes
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -181,7 +182,9 @@ def remove(backup_dir: str | os.PathLike[str]) -> None:
 
 
 def _load(model, weights, metadata, arrange):
-    info = json.loads(metadata.read_text(encoding="utf-8"))
+    if weights.is_symlink():  # the run's own backup only (its metadata is read by rundir's rules)
+        raise ValueError(f"{weights.name} is a symbolic link")
+    info = json.loads(rundir.read_text(metadata))
     if not isinstance(info, dict):
         raise ValueError(f"{metadata.name} is not a JSON object")
     epoch, batch = info["epoch"], info.get("batch", 0)
