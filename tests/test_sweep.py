@@ -145,6 +145,23 @@ def test_a_trial_that_meets_a_full_disk_stops_the_sweep(write_config, tmp_path, 
     assert failed.state.name == "FAIL" and failed.user_attrs["error"] == str(full)
 
 
+@pytest.mark.any_backend
+def test_a_sweep_whose_reports_meet_a_full_disk_ends_failed_naming_the_file(runner, write_config, monkeypatch):
+    from nnrun.sweep import command
+
+    from conftest import full_disk
+
+    monkeypatch.setattr(command, "work", lambda *args: None)  # no trial: the reports are what fails
+    full_disk(monkeypatch, "trials.csv")
+    result = runner.invoke(cli, ["sweep", str(sweep_config(write_config))])
+    assert result.exit_code == 1, result.output
+    (sweep_dir,) = (p.parent for p in (write_config().parent / "runs").glob("*/sweep.json"))
+    line = f"error: no space left on device writing '{sweep_dir / 'trials.csv'}'"
+    assert result.stderr.strip().splitlines()[-1] == line, result.stderr
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    assert state["status"] == "failed" and state["error"] == line.removeprefix("error: ")
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_continues(runner, write_config):
     result = runner.invoke(cli, ["sweep", str(sweep_config(write_config, trials=1))])

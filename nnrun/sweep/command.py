@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nnrun import atomic, errors, signals
 from nnrun.config import loading as config_lib
 from nnrun.config.sweep_section import samples
-from nnrun.errors import ConfigError, NnrunError, RunDirBusy, RunDirError, RunFailed
+from nnrun.errors import ConfigError, NnrunError, RunDirBusy, RunDirError, RunFailed, WriteFailed
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness
 from nnrun.rundir.status import Status
@@ -230,16 +230,22 @@ def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used
         error = str(e)
         raise e.within(sweep_dir) from e
     finally:
-        best = sweep_report.write(sweep_dir, config, study)
-        write_state(
-            sweep_dir,
-            status=status,
-            error=error,
-            ended_at=liveness.timestamp(),
-            used_s=round(used + time.time() - started, 1),
-            best=_best_record(best),
-            **({"workers": []} if jobs > 1 and not finished else {}),  # all ended: supervise waited for them
-        )
+        best = sweep_report.best_trial(study)
+        try:
+            sweep_report.write(sweep_dir, config, study)
+        except WriteFailed as e:  # a full disk: sweep.json still says how the sweep ended
+            status, error = Status.FAILED, error or str(e)
+            raise e.within(sweep_dir) from None
+        finally:
+            write_state(
+                sweep_dir,
+                status=status,
+                error=error,
+                ended_at=liveness.timestamp(),
+                used_s=round(used + time.time() - started, 1),
+                best=_best_record(best),
+                **({"workers": []} if jobs > 1 and not finished else {}),  # all ended: supervise waited for them
+            )
     return best
 
 
