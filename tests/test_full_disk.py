@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,7 @@ def test_a_resume_that_cannot_record_its_new_settings_keeps_the_old_ones(tmp_pat
 
 def test_evaluate_on_a_full_disk_leaves_no_evaluation_folder(runner, iris_run, tmp_path, monkeypatch):
     run = copy_run(iris_run.path, tmp_path / "runs")
+    shutil.rmtree(run / "evaluation", ignore_errors=True)  # other tests evaluate the shared run in place
     before = (run / "run.json").read_text()
     full_disk(monkeypatch, "metrics.json")
     line = one_error_line(runner.invoke(cli, ["evaluate", str(run)]))
