@@ -603,3 +603,12 @@ def test_a_wide_table_is_read_and_its_columns_listed_with_a_count(tmp_path):
         "the input has no column 'c0'; the model takes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
         "c14, and 1985 more"
     )
+
+
+def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):
+    ds = load(write(tmp_path, table(60)))
+    with pytest.raises(DataError) as info:
+        csv_table.apply(pd.DataFrame({"root:x:0:0:secret": ["a", "b"]}), ds.preprocessing)
+    assert str(info.value) == (
+        "the input reads as a single column, not a table of the model's columns age, balance, city, gender"
+    )

@@ -181,3 +181,90 @@ def test_export_never_writes_through_a_linked_export_folder(runner, tiny_run, tm
     assert result.exit_code == 2, result.output
     assert result.output == f"error: '{link}' {REFUSED}\n"
     assert list(elsewhere.iterdir()) == []
+
+
+def test_runs_latest_that_points_outside_its_runs_folder_is_refused(tmp_path):
+    elsewhere = made_run(tmp_path / "someone", "theirs")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / rundir.LATEST).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(RunDirError) as info:
+        rundir.check_run_dir(tmp_path / "runs" / rundir.LATEST)
+    assert str(info.value) == (
+        f"'{tmp_path / 'runs' / 'latest'}' points outside its runs folder (at '{elsewhere}'); name that run instead"
+    )
+    mine = made_run(tmp_path / "runs", "mine")
+    rundir.point_latest(mine)
+    assert rundir.check_run_dir(tmp_path / "runs" / rundir.LATEST) == tmp_path / "runs" / rundir.LATEST
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("[" * 100_000 + "]" * 100_000, "cannot read: nested too deeply"), ("9" * 5000, "cannot read: a number too long")],
+)
+def test_a_run_json_that_json_cannot_take_is_skipped_by_nnrun_runs(runner, tmp_path, text, expected):
+    made_run(tmp_path, "good")
+    odd = made_run(tmp_path, "odd", **{rundir.RUN: text})
+    result = runner.invoke(cli, ["runs", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["name"] for row in json.loads(result.stdout)] == ["good"]
+    assert result.stderr == f"warning: {odd}: skipped: '{odd / rundir.RUN}': {expected}\n"
+
+
+def test_a_model_or_config_that_is_not_a_file_is_named_so(tmp_path):
+    from nnrun.rundir import record
+
+    run = made_run(tmp_path, "a")
+    os.mkfifo(run / rundir.MODEL)
+    with pytest.raises(RunDirError, match=f"^'{run / rundir.MODEL}' is not a file$"):
+        record.read(run)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda p: p.update(class_names=["cat", "\x1b[2Jdog"]), "class_names.1: string should match pattern"),
+        (lambda p: p.update(rescale="XYZZY"), "rescale: input should be a valid number"),
+    ],
+)
+def test_preprocessing_is_checked_without_quoting_it_and_names_hold_no_escapes(tmp_path, change, expected):
+    from nnrun.data import schema
+
+    prep = {"kind": "array", "input_shape": [4], "task": "classification", "class_names": ["cat", "dog"]}
+    change(prep)
+    with pytest.raises(RunDirError) as info:
+        schema.check(prep, tmp_path / rundir.PREPROCESSING)
+    assert expected in str(info.value) and "XYZZY" not in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_a_pid_no_process_can_have_is_not_running():
+    from nnrun.rundir import liveness
+
+    assert not liveness.alive(2**31) and not liveness.alive(2**70)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "not npy"])
+def test_predict_reads_no_pipe_and_quotes_no_file(tmp_path, kind):
+    from nnrun.errors import DataError
+    from nnrun.inference import predict
+
+    path = tmp_path / "x.npy"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it to read would wait for a writer
+    else:
+        path.write_text(SECRET)
+    with pytest.raises(DataError) as info:
+        next(predict._read(path, {"kind": "array", "input_shape": [4]}, None, []))
+    wanted = "not a file" if kind == "fifo" else "not a .npy array (it does not begin as one)"
+    assert str(info.value) == f"{path}: {wanted}"
+
+
+@pytest.mark.any_backend
+def test_a_model_file_that_is_no_keras_file_is_named_so(runner, tiny_run):
+    with open(tiny_run / rundir.MODEL, "r+b") as f:
+        f.truncate(0)
+        f.truncate(2 << 30)  # sparse
+    result = runner.invoke(cli, ["evaluate", str(tiny_run)])
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: '{tiny_run / rundir.MODEL}' is not a Keras model file (a .keras file is a zip archive)\n"
+    )

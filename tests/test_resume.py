@@ -282,10 +282,10 @@ def interrupted_here(digits_config, tmp_path):
 
 
 @pytest.mark.any_backend
-@pytest.mark.parametrize("folder", ["plots", "backup"])
+@pytest.mark.parametrize("folder", ["plots", "backup", "tensorboard"])
 def test_resume_never_writes_through_a_symlinked_folder_of_the_run(runner, interrupted_run, tmp_path, folder):
     link, elsewhere = linked_elsewhere(interrupted_run, folder, tmp_path)
-    assert (tmp_path / f"{folder}.real").is_dir(), "the run had its own"
+    assert folder == "tensorboard" or (tmp_path / f"{folder}.real").is_dir(), "the run had its own"
     result = runner.invoke(cli, ["resume", str(interrupted_run)])
     assert result.exit_code == 2, result.output
     assert result.stderr == f"error: '{link}' is a symbolic link; a run directory holds its own files\n"

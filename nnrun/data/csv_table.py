@@ -190,6 +190,9 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
     have = [str(c) for c in x.columns]
     x = x.set_axis(have, axis=1)
     present = set(have)
+    if len(have) == 1 and have[0] not in preprocessing["columns"]:  # not a table (never echo what it holds)
+        columns = listed(preprocessing["columns"])
+        raise DataError(f"the input reads as a single column, not a table of the model's columns {columns}")
     for name in [c for c in preprocessing["columns"] if c not in present][:1]:
         raise DataError(
             f"the input has no column '{name}'{did_you_mean(name, have)}; "

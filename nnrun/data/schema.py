@@ -21,7 +21,8 @@ VERSION = 1
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Name = Annotated[str, Field(min_length=1, max_length=1000)]
+# Printed in predict's table: no control characters (a terminal's escape sequences).
+Name = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 # Pixels are scaled by 1/255 or 1/65535; nothing sane multiplies inputs by more.
 Rescale = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None
 
@@ -123,9 +124,8 @@ def check(preprocessing: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
     except pydantic.ValidationError as e:
         error = e.errors()[0]
         place = ".".join(str(p) for p in error["loc"][1:] if p not in ("function-after",)) or "its contents"
-        received = error.get("input")
-        shown = "" if isinstance(received, (dict, list)) else f"; got {str(received)[:60]!r}"
-        raise RunDirError(f"'{where}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}{shown}") from None
+        # The place and the rule, never the value: a run directory's files are named, not quoted.
+        raise RunDirError(f"'{where}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
     problem = _disagreement(found)
     if problem:
         raise RunDirError(f"'{where}': {problem}")

@@ -36,6 +36,10 @@ def load_model(run: record.Run) -> keras.Model:
             f"bypasses; pip install 'keras>={'.'.join(map(str, MIN_KERAS))}'"
         )
     file = run.path / run.model
+    import zipfile
+
+    if not zipfile.is_zipfile(file):  # Keras would say "File not found"
+        raise RunDirError(f"'{file}' is not a Keras model file (a .keras file is a zip archive)")
     try:
         model = keras.models.load_model(file, safe_mode=True, compile=True)
     except Exception as e:  # a damaged or foreign file: say so, whatever Keras raised

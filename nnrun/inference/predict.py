@@ -174,6 +174,8 @@ def _expand(inputs, failed):
 
 def _read(path, prep, id_column, notes):
     """Yields `((name, id), model input)` for each sample in one file."""
+    if not path.is_file():  # a named pipe would be waited on
+        raise DataError(f"{path}: not a file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         yield from _csv_rows(path, prep, id_column, notes)
@@ -193,15 +195,15 @@ def _csv_rows(path, prep, id_column, notes):
     table = csv_file.read_table(path, prep.get("read", {}), "input")
     if id_column is not None and id_column not in table.columns:
         raise DataError(f"{path}: no id column '{id_column}'")
-    taken = set(prep["columns"])
-    ignored = [str(c) for c in table.columns if str(c) not in taken and str(c) != id_column]
-    if ignored:
-        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
     unseen: list[str] = []
     try:
         x = csv_table.apply(table, prep, unseen)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
+    taken = set(prep["columns"])  # named once the file is known to be a table of the model's columns
+    ignored = [str(c) for c in table.columns if str(c) not in taken and str(c) != id_column]
+    if ignored:
+        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
     notes += [f"warning: {path}: {line}" for line in unseen]
     ids = table[id_column].tolist() if id_column else [None] * len(table)
     for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
@@ -264,14 +266,23 @@ def _load_npy(path, sample, table):
 def _npy_header(f, path):
     """The shape and dtype a .npy file's header claims; `f` is left where the data starts."""
     fmt = np.lib.format
+    if f.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:  # numpy's message would quote what it holds
+        raise DataError(f"{path}: not a .npy array (it does not begin as one)")
+    f.seek(0)
     try:
         version = fmt.read_magic(f)
         read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
         if read_header is None:  # 3.0 is only written for structured arrays with unicode field names
-            raise ValueError(f"format version {version[0]}.{version[1]}; nnrun reads 1.0 and 2.0")
+            raise DataError(
+                f"{path}: a .npy array of format version {version[0]}.{version[1]}; nnrun reads 1.0 and 2.0"
+            )
         shape, _, dtype = read_header(f)
-    except Exception as e:  # a damaged header: numpy's parser raises ValueError, TypeError, TokenError...
-        raise DataError(f"{path}: not a readable .npy array: {one_line(e)}") from None
+    except DataError:
+        raise
+    except Exception:  # numpy's parser raises ValueError, TypeError, TokenError..., quoting the header
+        raise DataError(f"{path}: not a readable .npy array: its header cannot be read") from None
+    if any(n < 0 for n in shape):
+        raise DataError(f"{path}: not a readable .npy array: its header claims a negative size")
     return shape, dtype
 
 

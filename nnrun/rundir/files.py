@@ -35,6 +35,7 @@ PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
 BACKUP = "backup"
 EVALUATION = "evaluation"  # nnrun evaluate's results, a folder each
+TENSORBOARD = "tensorboard"  # the TensorBoard tracker's event files
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in TRIALS
 TRIALS = "trials"
@@ -144,8 +145,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise RunDirError(f"'{folder}' is not a run directory: no {Path(path).name}") from None
     try:
         return json.loads(text)
-    except ValueError as e:  # json's messages give the place, never the text
+    except json.JSONDecodeError as e:  # its message gives the place, never the text
         raise RunDirError(f"'{path}': cannot read: not JSON: {e}") from None
+    except ValueError:  # a number of more digits than Python converts
+        raise RunDirError(f"'{path}': cannot read: a number too long") from None
+    except RecursionError:
+        raise RunDirError(f"'{path}': cannot read: nested too deeply") from None
 
 
 def history_text(rows: Sequence[Mapping[str, object]]) -> str:
@@ -218,6 +223,8 @@ def check_run_dir(path: str | os.PathLike[str]) -> Path:
         `path` as a `Path`.
     """
     path = Path(path)
+    if path.name == LATEST and path.is_symlink() and path.resolve().parent != path.parent.resolve():
+        raise RunDirError(f"'{path}' points outside its runs folder (at '{path.resolve()}'); name that run instead")
     if is_run_dir(path):
         return path
     if not path.is_dir():
@@ -230,7 +237,9 @@ def check_run_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def check_own_folders(
-    path: str | os.PathLike[str], names: Iterable[str] = (PLOTS, BACKUP, EVALUATION), kind: str = "run directory"
+    path: str | os.PathLike[str],
+    names: Iterable[str] = (PLOTS, BACKUP, EVALUATION, TENSORBOARD),
+    kind: str = "run directory",
 ) -> None:
     """Refuses a directory whose parts that nnrun writes into are symbolic links.
 
@@ -239,7 +248,7 @@ def check_own_folders(
 
     Args:
         path: a run directory (or a sweep directory).
-        names: the parts to check; by default a run's plots/, backup/ and evaluation/.
+        names: the parts to check; by default a run's plots/, backup/, evaluation/ and tensorboard/.
         kind: what `path` is, for the message.
     """
     for name in names:

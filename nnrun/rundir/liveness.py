@@ -77,9 +77,9 @@ def alive(pid: int) -> bool:
     """Whether a process of this id runs on this host (not a zombie)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # none, or a pid no process can have
         return False
-    except (PermissionError, OverflowError, ValueError):
+    except PermissionError:
         return True  # someone else's process: it exists
     fields = _stat(pid)
     return fields is None or fields[0] not in ("Z", "X")  # no /proc here: the pid exists, trust it

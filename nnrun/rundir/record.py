@@ -225,6 +225,9 @@ def read(path: str | os.PathLike[str], model: str = MODEL, config: bool = True) 
     seen = status(info)
     if (path / model).is_symlink():  # Keras would load whatever it points at
         raise RunDirError(f"'{path / model}' is a symbolic link; a run directory holds its own files")
+    for name in (model, CONFIG):
+        if (path / name).exists() and not (path / name).is_file():
+            raise RunDirError(f"'{path / name}' is not a file")
     if not (path / model).is_file():
         why = "the config has no ModelCheckpoint callback" if model == BEST_MODEL else f"the run is {seen}"
         error = f" ({info.error})" if info.error and model == MODEL else ""

@@ -183,7 +183,7 @@ def remove(backup_dir: str | os.PathLike[str]) -> None:
 
 def _load(model, weights, metadata, arrange):
     if weights.is_symlink():  # the run's own backup only (its metadata is read by rundir's rules)
-        raise ValueError(f"{weights.name} is a symbolic link")
+        raise ValueError("a symbolic link; a run directory holds its own files")
     info = json.loads(rundir.read_text(metadata))
     if not isinstance(info, dict):
         raise ValueError(f"{metadata.name} is not a JSON object")

@@ -322,7 +322,7 @@ ARTIFACTS = (
     rundir.METRICS,
     rundir.PREPROCESSING,
     rundir.PLOTS,
-    "tensorboard",  # tracking.TENSORBOARD
+    rundir.TENSORBOARD,
     "export",
     rundir.EVALUATION,
 )

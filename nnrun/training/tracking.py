@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nnrun.backend import keras as _keras
 from nnrun.data import feeding
 from nnrun.errors import ConfigError
+from nnrun.rundir import files as rundir
 from nnrun.training import keras_classes, mlflow_run
 from nnrun.training.mlflow_run import mlflow_uri as mlflow_uri
 from nnrun.training.mlflow_run import shown_uri as shown_uri
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     from nnrun.config.tracking_section import Tracking
     from nnrun.reporter import Reporter
 
-TENSORBOARD = "tensorboard"  # the run directory's folder (mlflow_run.ARTIFACTS uploads it)
+TENSORBOARD = rundir.TENSORBOARD  # the run directory's folder (mlflow_run.ARTIFACTS uploads it)
 # TensorBoard follows symbolic links and has no way to skip one (tensorflow/tensorboard#70), so
 # `tensorboard --logdir runs` lists the newest run twice, once under runs/latest. Its run filter,
 # set from the address, hides every .../latest/... run: each run is shown once.
