@@ -108,7 +108,7 @@ def cases(work, runs):
         lambda c: then((c / "metrics.json").write_text("{oops"), ["runs", "diff", digits, c]),
         None,
     )
-    for folder in ("evaluation", "plots", "backup"):
+    for folder in ("evaluation", "plots", "backup", "tensorboard"):
         target = work / "outside" / folder
         target.mkdir(parents=True)
         yield (
@@ -116,6 +116,16 @@ def cases(work, runs):
             lambda c, f=folder, t=target: then(link(c / f, t), ["evaluate", c]),
             target,
         )
+    yield (
+        "runs/latest linked to a run elsewhere; evaluate it",
+        lambda c: then(link(c.parent / "latest", digits), ["evaluate", c.parent / "latest"]),
+        None,
+    )
+    yield (
+        "run.json nested 100,000 deep; nnrun runs",
+        lambda c: then((c / "run.json").write_text("[" * 10**5 + "]" * 10**5), ["runs", c.parent]),
+        None,
+    )
     huge = 1 << 30
     yield "run.json 1 GiB (sparse); nnrun runs", lambda c: then(sparse(c / "run.json", huge), ["runs", c.parent]), None
     yield "run.json 1 GiB (sparse); evaluate", lambda c: then(sparse(c / "run.json", huge), ["evaluate", c]), None
