@@ -171,7 +171,8 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLik
         if not rows:
             raise RunDirError(f"'{path}' has no finished epoch to plot (no {rundir.HISTORY})")
         status = _status(path)
-        histories[path.name if status == Status.COMPLETED else f"{path.name} ({status})"] = rows
+        name = path.resolve().name  # runs/latest: the run's own name on the plot
+        histories[name if status == Status.COMPLETED else f"{name} ({status})"] = rows
     output = Path(output) if output else Path(run_dirs[0]).parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
     if not output.parent.is_dir():
         raise RunDirError(f"--output {output}: the folder '{output.parent}' does not exist")
