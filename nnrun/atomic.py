@@ -220,12 +220,6 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes bytes atomically."""
-    with atomic(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_json(path: str | os.PathLike[str], value: object) -> None:
     """Writes a JSON document atomically."""
     write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")

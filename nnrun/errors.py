@@ -175,6 +175,20 @@ def one_line(error: object, limit: int = 200) -> str:
     return " ".join(str(error).split())[:limit]
 
 
+def place(keys: Iterable[object]) -> str:
+    """Where in a file a value is, as a dotted path of its keys: a key from the file itself (a
+    column's name) only when it is short and printable, else `[...]`: messages never quote a file.
+
+    Args:
+        keys: the keys and indices down to the value (pydantic's `loc`).
+
+    Returns:
+        `numeric.age.fill`, or "its contents" for the whole file.
+    """
+    shown = [str(k) if isinstance(k, int) or (str(k).isprintable() and len(str(k)) <= 40) else "[...]" for k in keys]
+    return ".".join(shown) or "its contents"
+
+
 def listed(items: Iterable[object], limit: int = 5) -> str:
     """Items for a message, joined by commas, the rest counted: a message stays one short line.
 

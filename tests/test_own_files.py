@@ -268,3 +268,58 @@ def test_a_model_file_that_is_no_keras_file_is_named_so(runner, tiny_run):
     assert result.output == (
         f"error: '{tiny_run / rundir.MODEL}' is not a Keras model file (a .keras file is a zip archive)\n"
     )
+
+
+def test_a_history_the_csv_module_refuses_is_named_not_shown(tmp_path):
+    run = made_run(tmp_path, "a", **{rundir.HISTORY: "epoch,loss\n1," + "9" * 200_000 + "\n"})
+    with pytest.raises(RunDirError) as info:
+        rundir.read_history(run / rundir.HISTORY)
+    assert str(info.value) == f"'{run / rundir.HISTORY}': cannot be read: not CSV"
+
+
+def test_keys_from_the_file_are_named_only_when_short_and_printable(tmp_path):
+    from nnrun.data import schema
+
+    prep = {"kind": "table", "input_shape": [1], "task": "regression", "columns": ["age"], "categorical": {}}
+    for key, shown in (("age", "numeric.age.fill"), ("\x1b[31mSECRET", "numeric.[...].fill")):
+        with pytest.raises(RunDirError) as info:
+            schema.check({**prep, "numeric": {key: {"fill": "zz"}}}, tmp_path / rundir.PREPROCESSING)
+        assert f": {shown}: input should be a valid number" in str(info.value), str(info.value)
+
+
+def test_marking_a_cut_off_trial_never_stops_the_sweep(tmp_path):
+    import optuna
+
+    from nnrun.sweep import study as sweep_study
+
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    run = made_run(tmp_path / "trials", "trial-001")
+    linked(run, rundir.RUN, tmp_path / "elsewhere.json")  # unreadable as the run's own
+    (tmp_path / "elsewhere.json").write_text("{}")
+    sweep_study.again(study, trial, run)  # raises nothing: the point is queued again all the same
+    (queued,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert queued.user_attrs == {"retry_of": trial.number + 1}
+    assert (tmp_path / "elsewhere.json").read_text() == "{}"
+
+
+def test_plots_that_cannot_be_drawn_leave_a_completed_run_and_say_so(tmp_path, monkeypatch):
+    from nnrun.errors import RunFailed
+    from nnrun.training import results
+
+    def out_of_memory(*args):
+        raise MemoryError("the test split")
+
+    monkeypatch.setattr(results, "learning_curves", out_of_memory)
+    with pytest.raises(RunFailed) as info:
+        results.draw(
+            None,
+            None,
+            type("Recorder", (), {"history": []})(),
+            tmp_path,
+            type("C", (), {"output": type("O", (), {"name": "x"})})(),
+        )
+    assert str(info.value) == (
+        "its plots could not be drawn (MemoryError: the test split); the run completed: its model and metrics are saved"
+    )
+    assert info.value.run_dir == tmp_path

@@ -350,6 +350,7 @@ def finished_sweep(finished_template, tmp_path):
         (lambda d: (d / "study.db").unlink() or (d / "study.db").symlink_to(d / "elsewhere.db"), "is a symbolic link"),
         (lambda d: (d / "study.db").write_text("not a database"), "not a study nnrun can read"),
         (lambda d: (d / "sweep.json").write_text("[1, 2]"), "expected a JSON object, got list"),
+        (lambda d: (d / "trials").rename(d / "t") and (d / "trials").symlink_to(d / "t"), "trials' is a symbolic link"),
     ],
 )
 def test_a_damaged_sweep_directory_is_refused_in_one_line(runner, finished_sweep, plant, message):

@@ -14,7 +14,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from nnrun.data.columns import DATE_PARTS
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirError, place
 
 # What this nnrun writes and reads; a run written by a newer one is refused, not misread.
 VERSION = 1
@@ -123,9 +123,9 @@ def check(preprocessing: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
         found = Preprocessing.validate_python(preprocessing)
     except pydantic.ValidationError as e:
         error = e.errors()[0]
-        place = ".".join(str(p) for p in error["loc"][1:] if p not in ("function-after",)) or "its contents"
+        where_in = place(p for p in error["loc"][1:] if p != "function-after")
         # The place and the rule, never the value: a run directory's files are named, not quoted.
-        raise RunDirError(f"'{where}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
+        raise RunDirError(f"'{where}': {where_in}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
     problem = _disagreement(found)
     if problem:
         raise RunDirError(f"'{where}': {problem}")

@@ -112,8 +112,11 @@ def read_text(path: str | os.PathLike[str], limit: int | None = None, kind: str 
     """
     path = Path(path)
     limit = MAX_FILE_BYTES.get(path.name, MAX_BYTES) if limit is None else limit
+    if path.is_symlink():  # also where the system has no O_NOFOLLOW
+        raise RunDirError(f"'{path}' is a symbolic link; a {kind} holds its own files")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:  # non-blocking: a named pipe in its place is refused below rather than waited on
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise
     except OSError as e:
@@ -180,15 +183,25 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     except FileNotFoundError:
         return []
     reader = csv.reader(io.StringIO(text, newline=""))
-    columns = next(reader, [])
+    try:
+        columns = next(reader, [])
+    except csv.Error:
+        raise RunDirError(f"'{path}': cannot be read: not CSV") from None
     rows = []
-    for line, values in enumerate(reader, start=2):
+    for line, values in enumerate(_csv_lines(reader, path), start=2):
         try:
             pairs = zip(columns, values, strict=True)
             rows.append({k: int(v) if k == "epoch" else float(v or "nan") for k, v in pairs})
         except ValueError:
             raise RunDirError(f"'{path}': cannot be read: line {line} is not {len(columns)} numbers") from None
     return rows
+
+
+def _csv_lines(reader, path):
+    try:
+        yield from reader
+    except csv.Error:  # a field past the csv module's limit, a quote left open
+        raise RunDirError(f"'{path}': cannot be read: not CSV") from None
 
 
 def point_latest(path: str | os.PathLike[str]) -> None:

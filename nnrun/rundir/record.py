@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from nnrun import atomic
-from nnrun.errors import RunDirError
+from nnrun.errors import RunDirError, place
 from nnrun.rundir import liveness
 from nnrun.rundir.files import (
     BEST_MODEL,
@@ -177,8 +177,9 @@ def _checked(plain: Any, path: Path) -> RunInfo:
         return RunInfo.model_validate(plain)
     except ValidationError as e:
         error = e.errors()[0]
-        place = ".".join(str(p) for p in error["loc"]) or "its contents"
-        raise RunDirError(f"'{path / RUN}': {place}: {error['msg'][0].lower()}{error['msg'][1:]}") from None
+        raise RunDirError(
+            f"'{path / RUN}': {place(error['loc'])}: {error['msg'][0].lower()}{error['msg'][1:]}"
+        ) from None
 
 
 @dataclass

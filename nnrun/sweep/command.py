@@ -234,7 +234,7 @@ def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used
         try:
             sweep_report.write(sweep_dir, config, study)
         except WriteFailed as e:  # a full disk: sweep.json still says how the sweep ended
-            status, error = Status.FAILED, error or str(e)
+            status, error = Status.FAILED, str(e)
             raise e.within(sweep_dir) from None
         finally:
             write_state(
@@ -254,7 +254,7 @@ def _claim(sweep_dir: Path) -> Iterator[int]:
     """Holds the sweep directory for this sweep alone; yields the claim's file descriptor, which workers share."""
     if not is_sweep(sweep_dir):
         raise RunDirError(f"'{sweep_dir}' is not a sweep directory (it has no {STATE})")
-    rundir.check_own_folders(sweep_dir, (STUDY, WORKERS, STATE, CONFIG), "sweep directory")
+    rundir.check_own_folders(sweep_dir, (STUDY, WORKERS, STATE, CONFIG, TRIALS), "sweep directory")
     with contextlib.ExitStack() as held:
         try:  # only the claim: a trial's own RunDirBusy is not this sweep's
             claim = held.enter_context(liveness.claim(sweep_dir))

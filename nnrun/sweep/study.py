@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnrun import atomic
 from nnrun.config import loading as config_lib
-from nnrun.errors import ConfigError, RunDirError, one_line
+from nnrun.errors import ConfigError, NnrunError, RunDirError, one_line
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, record
 from nnrun.sweep import optuna_private
@@ -36,7 +36,6 @@ STUDY = "study.db"
 TRIALS = rundir.TRIALS
 WORKERS = "workers"  # the worker processes' logs, with --jobs
 STUDY_NAME = "nnrun"
-MAX_STATE_BYTES = 1 << 20
 
 
 def load(sweep_dir: Path, overrides: Sequence[str]) -> Config:
@@ -147,9 +146,11 @@ def again(
         return  # killed before its run.json: no run to mark
     # A queued trial keeps the number it is made with: the trial that will run the point.
     queued = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    number = max(t.number for t in queued if t.user_attrs.get("retry_of") == retry_of)
+    number = max((t.number for t in queued if t.user_attrs.get("retry_of") == retry_of), default=None)
+    if number is None:  # another worker has already taken it
+        return
     # Best effort: the point runs again either way; a run.json that cannot be written says crashed or interrupted.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(NnrunError, OSError):
         record.update_info(run_dir, retried_as_trial=number + 1)
 
 
@@ -176,13 +177,13 @@ def relative(run_dir: str | os.PathLike[str] | None, sweep_dir: Path) -> str | N
 def read_state(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / STATE
     try:
-        if path.stat().st_size > MAX_STATE_BYTES:
-            raise RunDirError(f"'{path}': larger than a sweep's state may be ({MAX_STATE_BYTES} bytes)")
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(rundir.read_text(path, kind="sweep directory"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"'{path}': cannot read: {one_line(e)}") from None
+    except ValueError:  # json's messages give the place, never the text
+        raise RunDirError(f"'{path}': cannot read: not JSON") from None
+    except RecursionError:
+        raise RunDirError(f"'{path}': cannot read: nested too deeply") from None
     if not isinstance(state, dict):
         raise RunDirError(f"'{path}': expected a JSON object, got {type(state).__name__}")
     return state

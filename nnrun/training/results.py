@@ -11,7 +11,7 @@ import numpy as np
 
 from nnrun import atomic, plots
 from nnrun.data import feeding
-from nnrun.errors import WriteFailed
+from nnrun.errors import RunFailed, WriteFailed, one_line
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 from nnrun.training import hdf5
@@ -80,6 +80,12 @@ def draw(model: keras.Model, dataset: Dataset, recorder: EpochRecorder, run_dir:
             _confusion_matrix(model, dataset, batch_size, run_dir, title)
     except WriteFailed as e:
         raise e.advised("the run completed: its model and metrics are saved, not all of its plots", run_dir) from e
+    except Exception as e:  # out of memory predicting the test split, matplotlib: the run itself is done
+        raise RunFailed(
+            f"its plots could not be drawn ({type(e).__name__}: {one_line(e)}); "
+            "the run completed: its model and metrics are saved",
+            run_dir,
+        ) from e
 
 
 def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
