@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # predict runs an export without TensorFlow: nothing here imp
     import keras
     import numpy as np
 
-EXPORT = "export"
+EXPORT = rundir.EXPORT
 FILES = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "saved_model"}  # format -> under export/
 RUNNERS = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}  # in the order predict prefers them
 EXTRA = "nnrun[export]"

@@ -36,6 +36,7 @@ PLOTS = "plots"
 BACKUP = "backup"
 EVALUATION = "evaluation"  # nnrun evaluate's results, a folder each
 TENSORBOARD = "tensorboard"  # the TensorBoard tracker's event files
+EXPORT = "export"  # nnrun export's verified exports
 LATEST = "latest"
 SWEEP = "sweep.json"  # in a sweep directory (nnrun sweep), whose runs are in TRIALS
 TRIALS = "trials"

@@ -323,7 +323,7 @@ ARTIFACTS = (
     rundir.PREPROCESSING,
     rundir.PLOTS,
     rundir.TENSORBOARD,
-    "export",
+    rundir.EXPORT,
     rundir.EVALUATION,
 )
 
