@@ -37,6 +37,13 @@ def one_error_line(result, code=1):
     return lines[0]
 
 
+def full_disk_line(result, folder, name, advice):
+    """Asserts that the command's one error line names the file (`name`, a pattern) in `folder`, then `advice`."""
+    line = one_error_line(result)
+    where = rf"{re.escape(str(folder))}/{name}"
+    assert re.fullmatch(rf"error: no space left on device writing '{where}'; {re.escape(advice)}", line), line
+
+
 def _cut_short():
     raise OSError(errno.ENOSPC, ENOSPC)
 
@@ -148,13 +155,9 @@ def test_the_legacy_h5_model_is_made_in_memory_and_named_when_it_cannot_be_writt
 @pytest.mark.parametrize("name", ["run.json", "config.yaml", "preprocessing.json"])
 def test_a_new_run_whose_first_files_cannot_be_written_is_removed(runner, write_config, tmp_path, monkeypatch, name):
     full_disk(monkeypatch, name)
-    line = one_error_line(runner.invoke(cli, ["train", str(write_config())]))
-    runs = re.escape(str(tmp_path / "runs"))
-    assert re.fullmatch(
-        rf"error: no space left on device writing '{runs}/tiny-[0-9-]+/{re.escape(name)}'; "
-        "nothing was trained, and the new run directory is removed",
-        line,
-    ), line
+    result = runner.invoke(cli, ["train", str(write_config())])
+    advice = "nothing was trained, and the new run directory is removed"
+    full_disk_line(result, tmp_path / "runs", rf"tiny-[0-9-]+/{re.escape(name)}", advice)
     assert list((tmp_path / "runs").iterdir()) == [], "no folder that `nnrun runs` would never list"
 
 
@@ -196,12 +199,8 @@ def test_evaluate_on_a_full_disk_leaves_no_evaluation_folder(runner, iris_run, t
     shutil.rmtree(run / "evaluation", ignore_errors=True)  # other tests evaluate the shared run in place
     before = (run / "run.json").read_text()
     full_disk(monkeypatch, "metrics.json")
-    line = one_error_line(runner.invoke(cli, ["evaluate", str(run)]))
-    folder = re.escape(str(run / "evaluation"))
-    assert re.fullmatch(
-        rf"error: no space left on device writing '{folder}/evaluation-[0-9-]+/metrics\.json'; "
-        "nothing of this evaluation was kept",
-        line,
-    ), line
+    result = runner.invoke(cli, ["evaluate", str(run)])
+    made = r"evaluation-[0-9-]+/metrics\.json"
+    full_disk_line(result, run / "evaluation", made, "nothing of this evaluation was kept")
     assert not (run / "evaluation").exists(), "the folder this evaluation made is gone"
     assert (run / "run.json").read_text() == before
