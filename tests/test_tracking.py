@@ -63,7 +63,7 @@ def test_tensorboards_run_filter_shows_each_run_once_though_it_follows_runs_late
     names = ["tiny-20260101-000000", "tiny-20260102-000000"]
     for name in names:
         for folder in ("train", "validation"):
-            EventFileWriter(str(runs / name / tracking.TENSORBOARD / folder)).close()
+            EventFileWriter(str(runs / name / files.TENSORBOARD / folder)).close()
     files.point_latest(runs / names[-1])
     # Found as `tensorboard --logdir runs` finds them (TensorBoard's walk; its Rust loader's follows links too).
     found = [str(PurePath(p).relative_to(runs)) for p in io_wrapper.GetLogdirSubdirectories(str(runs))]

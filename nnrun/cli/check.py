@@ -62,11 +62,12 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
         )
     tracking = config.tracking
     if tracking.names():
-        from nnrun.training import tracking as trackers
+        from nnrun.training import mlflow_run
 
         where = {
             "tensorboard": f"{config.output.dir}/<run>/tensorboard",
-            "mlflow": tracking.mlflow and trackers.shown_uri(trackers.mlflow_uri(tracking.mlflow, config.output.dir)),
+            "mlflow": tracking.mlflow
+            and mlflow_run.shown_uri(mlflow_run.mlflow_uri(tracking.mlflow, config.output.dir)),
         }
         echo("tracking: " + ", ".join(f"{name} ({where[name]})" for name in tracking.names()))
     if config.sweep:

@@ -133,13 +133,13 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
     Raises:
         RunFailed: no trial completed (it carries the sweep directory).
     """
-    from nnrun.training import tracking, train
+    from nnrun.training import mlflow_run, train
 
     check_available()
     mlflow = config.tracking.mlflow
     if mlflow is not None and mlflow.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
         # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
-        mlflow.tracking_uri = tracking.mlflow_uri(mlflow, config.output.dir)
+        mlflow.tracking_uri = mlflow_run.mlflow_uri(mlflow, config.output.dir)
     sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
     atomic.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
     write_state(

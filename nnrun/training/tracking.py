@@ -20,8 +20,6 @@ from nnrun.data import feeding
 from nnrun.errors import ConfigError
 from nnrun.rundir import files as rundir
 from nnrun.training import keras_classes, mlflow_run
-from nnrun.training.mlflow_run import mlflow_uri as mlflow_uri
-from nnrun.training.mlflow_run import shown_uri as shown_uri
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     import keras
@@ -30,7 +28,6 @@ if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
     from nnrun.config.tracking_section import Tracking
     from nnrun.reporter import Reporter
 
-TENSORBOARD = rundir.TENSORBOARD  # the run directory's folder (mlflow_run.ARTIFACTS uploads it)
 # TensorBoard follows symbolic links and has no way to skip one (tensorflow/tensorboard#70), so
 # `tensorboard --logdir runs` lists the newest run twice, once under runs/latest. Its run filter,
 # set from the address, hides every .../latest/... run: each run is shown once.
@@ -71,11 +68,11 @@ def tracked(
     """
     trackers = []
     if config.tracking.tensorboard is not None:
-        where = Path(run_dir) / TENSORBOARD
+        where = Path(run_dir) / rundir.TENSORBOARD
         report.note(f"tensorboard: {where} (tensorboard --logdir {config.output.dir}, then {TENSORBOARD_VIEW})")
         trackers.append(
             _keras().callbacks.TensorBoard(
-                log_dir=str(Path(run_dir) / TENSORBOARD),
+                log_dir=str(Path(run_dir) / rundir.TENSORBOARD),
                 histogram_freq=config.tracking.tensorboard.histogram_freq,
                 write_graph=config.tracking.tensorboard.write_graph,
                 update_freq="epoch",
