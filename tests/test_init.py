@@ -208,24 +208,30 @@ def test_tables_need_a_target_and_say_which_columns_there_are(runner, tmp_path):
     assert_one_error_line(init(runner, path, "--target", "labell"), "no column 'labell'", "did you mean 'Label'?")
 
 
+Y = ["--target", "y"]
+
+
+def ids_only(path):
+    pd.DataFrame({"id": range(60), "y": [0, 1] * 30}).to_csv(path)  # and pandas's index, unnamed
+
+
 @pytest.mark.parametrize(
-    ("make", "args", "fragments"),
+    ("name", "make", "args", "fragments"),
     [
-        (lambda p: None, [], ["no file or folder"]),
-        (lambda p: p.write_text(""), ["--target", "y"], ["is empty"]),
-        (lambda p: p.write_text("a,y\n"), ["--target", "y"], ["has a header but no rows"]),
-        (lambda p: p.write_text("a,y\n1,5\n2,5\n"), ["--target", "y"], ["same value in every row"]),
-        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV table, an .npz file or a folder of images"]),
-        (lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
-        (lambda p: [(p / name).mkdir(parents=True) for name in ("cats", "dogs")], [], ["'cats' has no images"]),
-        (lambda p: make_image_folder(p, {"cat": 2, "dog": 2}), ["--target", "cat"], ["classes are its sub-folders"]),
+        ("missing", lambda p: None, [], ["no file or folder"]),
+        ("empty", lambda p: p.write_text(""), Y, ["is empty"]),
+        ("no-rows", lambda p: p.write_text("a,y\n"), Y, ["has a header but no rows"]),
+        ("one-value", lambda p: p.write_text("a,y\n1,5\n2,5\n"), Y, ["same value in every row"]),
+        ("only-ids", ids_only, Y, ["no column is left to predict y from", "check refuses Unnamed: 0, id"]),
+        ("data.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV table, an .npz file or a folder"]),
+        ("empty-folder", lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
+        ("no-images", lambda p: [(p / name).mkdir(parents=True) for name in ("a", "b")], [], ["'a' has no images"]),
+        ("target-on-images", lambda p: make_image_folder(p, {"cat": 2, "dog": 2}), Y, ["classes are its sub-folders"]),
     ],
-    ids=["missing", "empty", "no-rows", "one-value", "png", "empty-folder", "no-images", "target-on-images"],
 )
-def test_bad_input_is_one_line_and_exit_2(runner, tmp_path, make, args, fragments, request):
-    path = tmp_path / ("data.png" if request.node.callspec.id == "png" else "data")
-    make(path)
-    assert_one_error_line(init(runner, path, *args), *fragments)
+def test_bad_input_is_one_line_and_exit_2(runner, tmp_path, name, make, args, fragments):
+    make(tmp_path / name)
+    assert_one_error_line(init(runner, tmp_path / name, *args), *fragments)
 
 
 def test_init_imports_no_tensorflow(runner, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from nnrun.errors import DataError, did_you_mean, listed
 # A target of whole numbers with at most this many values is classes (ratings, codes); more is a quantity.
 MAX_CLASSES = 20
 # Names a target column often has, in the order suggested when --target is missing.
-TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species", "survived")
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 _TABLE_SUFFIXES = (".npy", ".parquet", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
 _SAMPLED_IMAGES = 200  # images whose size and colours are read: enough for a median
 

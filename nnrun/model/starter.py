@@ -18,6 +18,7 @@ from pathlib import Path
 from nnrun.config.commented_yaml import CommentedYaml
 from nnrun.data import profile as profiles
 from nnrun.data.profile import Arrays, Images, Profile, Table, Target
+from nnrun.errors import DataError, listed
 
 SEED = 42
 IMBALANCED = 3.0  # the largest class this many times the smallest: say how to weigh them
@@ -97,6 +98,11 @@ def _table(out: CommentedYaml, table: Table) -> int:
         out.key("decimal", table.decimal, "numbers are written 50,5", indent=1)
     _target(out, table.target, "rows")
     dropped = [c for c in table.columns if c.kind is None or c.values < 2]
+    if len(dropped) == len(table.columns):
+        raise DataError(
+            f"DATA: '{table.path}': no column is left to predict {table.target.name} from; "
+            f"check refuses {listed(c.name for c in dropped)}"
+        )
     out.key("drop", None if dropped else [], "columns check refuses, in its words" if dropped else "none", indent=1)
     for column in dropped:
         reason = column.refused or "has the same value in every row: nothing to learn from"
