@@ -135,6 +135,14 @@ def test_a_gzipped_table_with_words_for_missing_numbers(runner, tmp_path):
     assert "gzip-compressed" in line_of(result.stdout, "source:")
 
 
+def test_decimal_commas_are_read_as_numbers(runner, tmp_path):
+    path = tmp_path / "weights.csv"
+    rows = [f"{i % 20};{50 + i % 7},{i % 10};{'ab'[i % 2]}" for i in range(60)]
+    path.write_text("n;weight;kind\n" + "\n".join(rows) + "\n")
+    data = written(init(runner, path, "--target", "kind"))["data"]
+    assert data["decimal"] == "," and data["numeric"] == ["n", "weight"]
+
+
 # --- arrays and image folders ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ is. It learns nothing, trains nothing and imports no TensorFlow.
 
 from __future__ import annotations
 
+import shlex
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,7 @@ def _choices(names):
     """The columns, and the one most likely to be the target: named like one, else the last."""
     lowered = {n.lower(): n for n in names}
     likely = next((lowered[t] for t in TARGET_NAMES if t in lowered), names[-1])
-    return f"its columns: {listed(names, 15)}; e.g. --target {_quoted(likely)}"
-
-
-def _quoted(name):
-    return name if name.replace("_", "").replace("-", "").replace(".", "").isalnum() else f"'{name}'"
+    return f"its columns: {listed(names, 15)}; e.g. --target {shlex.quote(likely)}"
 
 
 def _verdicts(table, target, path):

@@ -14,6 +14,7 @@ import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from nnrun.config.commented_yaml import CommentedYaml
 from nnrun.data import profile as profiles
@@ -62,11 +63,11 @@ def write(path: Path, target: str | None = None) -> Starter:
     head = _head(found.target, getattr(found, "outputs", 1))
     out.key("model")
     out.key("layers", indent=1)
-    for layer, comment in [*_network(found, samples), head[0]]:
+    for layer, comment in [*_network(found, samples), (head.layer, head.layer_why)]:
         out.item(layer, comment, indent=2)
     out.key("optimizer", {"name": "adam", "learning_rate": 1e-3}, "Adam at its usual rate: a safe start")
-    out.key("loss", head[1], head[2])
-    out.key("metrics", [head[3]], head[4])
+    out.key("loss", head.loss, head.loss_why)
+    out.key("metrics", [head.metric], head.metric_why)
     _training(out, found, samples)
     out.key("output")
     out.key("dir", "runs", "each training makes a new run directory here", indent=1)
@@ -93,7 +94,7 @@ def _table(out: CommentedYaml, table: Table) -> int:
     out.key("source", "csv", f"{kind} of {table.rows} rows", indent=1)
     out.key("path", str(table.path), "relative paths resolve from where nnrun runs", indent=1)
     if table.na_values:
-        out.key("na_values", table.na_values, "mean missing: columns of numbers hold them", indent=1)
+        out.key("na_values", table.na_values, "mean missing: they stand among numbers", indent=1)
     if table.decimal != ".":
         out.key("decimal", table.decimal, "numbers are written 50,5", indent=1)
     _target(out, table.target, "rows")
@@ -103,9 +104,13 @@ def _table(out: CommentedYaml, table: Table) -> int:
             f"DATA: '{table.path}': no column is left to predict {table.target.name} from; "
             f"check refuses {listed(c.name for c in dropped)}"
         )
-    out.key("drop", None if dropped else [], "columns check refuses, in its words" if dropped else "none", indent=1)
+    out.key("drop", None if dropped else [], "left out, each with why" if dropped else "none", indent=1)
     for column in dropped:
-        reason = column.refused or "has the same value in every row: nothing to learn from"
+        reason = column.refused or (
+            f"has one value where it has any ({column.missing} rows have none): nothing to learn from"
+            if column.missing
+            else "has the same value in every row: nothing to learn from"
+        )
         out.comment(f"{column.name} {reason}", indent=2)
         out.item(column.name, indent=2)
     kept = [c for c in table.columns if c not in dropped]
@@ -278,35 +283,47 @@ def _cnn(same: bool) -> list[tuple[object, str]]:
     ]
 
 
-def _head(target: Target, outputs: int) -> tuple[tuple[object, str], str, str, str, str]:
-    """The output layer, loss and metric that fit the task: `((layer, comment), loss, why, metric, why)`."""
+class Head(NamedTuple):
+    """The output layer, loss and metric that fit a task, each with why."""
+
+    layer: dict[str, Any]
+    layer_why: str
+    loss: str
+    loss_why: str
+    metric: str
+    metric_why: str
+
+
+def _head(target: Target, outputs: int) -> Head:
+    """The output layer, loss and metric for the task and the number of classes."""
     if target.task == "regression":
-        return (
-            (
-                {"Dense": {"units": outputs}},
-                "no activation: any value" + (f", {outputs} per sample" if outputs > 1 else ""),
-            ),
+        per_sample = f", {outputs} per sample" if outputs > 1 else ""
+        return Head(
+            {"Dense": {"units": outputs}},
+            f"no activation: any value{per_sample}",
             "mean_squared_error",
             "for values: the mean squared difference",
             "mae",
             "mean absolute error, in the target's own units",
         )
-    classes = target.classes or {}
+    classes = list(target.classes or {})
+    right = "the share of samples classified right"
     if len(classes) == 2:
-        positive = list(classes)[1]
-        return (
-            ({"Dense": {"units": 1, "activation": "sigmoid"}}, f"2 classes: one unit, the probability of {positive!r}"),
+        return Head(
+            {"Dense": {"units": 1, "activation": "sigmoid"}},
+            f"2 classes: one unit, the probability of {classes[1]!r}",
             "binary_crossentropy",
             "for one sigmoid unit",
             "accuracy",
-            "the share of samples classified right",
+            right,
         )
-    return (
-        ({"Dense": {"units": len(classes), "activation": "softmax"}}, f"{len(classes)} classes: a probability each"),
+    return Head(
+        {"Dense": {"units": len(classes), "activation": "softmax"}},
+        f"{len(classes)} classes: a probability each",
         "sparse_categorical_crossentropy",
         "for softmax over classes given as indices",
         "accuracy",
-        "the share of samples classified right",
+        right,
     )
 
 
