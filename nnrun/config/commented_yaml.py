@@ -67,10 +67,6 @@ class CommentedYaml:
             f"{text.ljust(COMMENT_AT - 1)} # {_clean(comment).replace(chr(10), ' ')}" if comment else text
         )
 
-    def blank(self) -> None:
-        """An empty line between sections."""
-        self.lines.append("")
-
     def text(self) -> str:
         """The YAML, ending with a newline."""
         return "\n".join(self.lines) + "\n"
