@@ -136,7 +136,9 @@ def _table(path, target):
     if target is None:
         raise DataError(f"DATA: '{path}' is a table: --target COLUMN names the column to predict; {_choices(names)}")
     if target not in names:
-        raise DataError(f"--target: no column '{target}' in '{path}'{did_you_mean(target, names)}; {_choices(names)}")
+        raise DataError(
+            f"--target: no column '{target}' in '{path}'{did_you_mean(target, names)} (columns: {listed(names, 15)})"
+        )
     if len(names) < 2:
         raise DataError(f"DATA: '{path}' has one column, '{target}', and nothing to predict it from")
     found = _verdicts(table, target, path)
