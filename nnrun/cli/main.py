@@ -2,8 +2,8 @@
 
 What a command is for goes to stdout (the run directory's path, check's
 report, the schema); progress and messages go to stderr. The commands are in
-training (train, resume, sweep, check, schema), inference (evaluate, predict,
-export) and runs (runs, runs diff, runs compare).
+init, training (train, resume, sweep, check, schema), inference (evaluate,
+predict, export) and runs (runs, runs diff, runs compare).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from nnrun import __version__, signals
-from nnrun.cli import inference, runs, streams, training
+from nnrun.cli import inference, init, runs, streams, training
 from nnrun.errors import Interrupted, NnrunError
 
 EXIT_INTERRUPTED = 130
@@ -95,6 +95,7 @@ def cli() -> None:
     """Train Keras neural networks from YAML configs.
 
     \b
+    nnrun init data.csv --target y > my.yaml  a commented starter config from the data
     nnrun train configs/quickstart.yaml      train; prints the run directory last
     nnrun check configs/quickstart.yaml      validate and build the model, no training
     nnrun resume runs/quickstart-...         continue a killed or interrupted run
@@ -108,6 +109,7 @@ def cli() -> None:
 
 
 for command in (
+    init.init,
     training.train,
     training.resume_command,
     training.sweep_command,

@@ -54,7 +54,7 @@ def prepare(
     if len(x) < 3:
         raise DataError(f"{raw.origin}: {len(x)} samples is too few to split into train, validation and test")
     x_test, y_test = raw.x_test, raw.y_test
-    all_y = y if y_test is None else np.concatenate([_flat_labels(y), _flat_labels(y_test)])
+    all_y = y if y_test is None else np.concatenate([flat_labels(y), flat_labels(y_test)])
     class_names, encode = _labels(all_y, raw.class_names, data.task, raw.origin)
     y = encode(y)
     if x_test is None:
@@ -131,7 +131,7 @@ def encode_targets(
     Returns:
         int64 class indices, or float32 values for regression.
     """
-    y = _flat_labels(y)
+    y = flat_labels(y)
     if class_names is None:
         return np.asarray(y, dtype="float32")
     if names is not None and y.dtype.kind in "iu":
@@ -151,7 +151,15 @@ def encode_targets(
     return np.asarray(encoded, dtype="int64")
 
 
-def _flat_labels(y):
+def flat_labels(y: object) -> np.ndarray:
+    """Targets as one label per sample: a column `(n, 1)` flattened, one-hot rows as class indices.
+
+    Args:
+        y: targets as a source holds them.
+
+    Returns:
+        The array, flat where it held one label per sample.
+    """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         return y[:, 0]
@@ -162,7 +170,7 @@ def _flat_labels(y):
 
 def _labels(y, class_names, task, origin):
     """Returns class names (None for regression) and a function that encodes targets."""
-    y = _flat_labels(y)
+    y = flat_labels(y)
     if y.dtype.kind == "O":
         y = y.astype(str)
     if task == "regression" or (task == "auto" and y.dtype.kind == "f" and class_names is None):
@@ -180,7 +188,7 @@ def _labels(y, class_names, task, origin):
     cast = str if y.dtype.kind in "US" else (lambda c: c)
 
     def encode(t):
-        t = _flat_labels(t)
+        t = flat_labels(t)
         return np.array([index[cast(c)] for c in (t.astype(str) if t.dtype.kind == "O" else t).tolist()], dtype="int64")
 
     return class_names, encode
