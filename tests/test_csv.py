@@ -476,6 +476,20 @@ def test_ids_and_free_text_are_refused_at_check(runner, write_config, tmp_path, 
     assert column in kept.preprocessing[listed]
 
 
+def test_one_check_names_every_column_to_drop_with_the_list_to_write(runner, write_config, tmp_path):
+    frame = table(200)  # an id, and three columns of free text
+    frame["comment"] = [f"called {i} times about the card" for i in range(len(frame))]
+    frame["ticket"] = [f"T{i % 90}" for i in range(len(frame))]
+    result = runner.invoke(cli, ["check", str(csv_config(write_config, write(tmp_path, frame), drop=[]))])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.startswith("error: ") and "\n" not in line, result.output
+    assert "4 columns cannot be used as they are: columns 'id' (an id: numbered from 1 to 200, " in line, line
+    assert "'name' (an id: 160 different values in 160 rows), 'comment' (free text: 160 different" in line, line
+    assert "'ticket' (free text: 85 different values in 160 rows) are ids or free text" in line, line
+    assert "add them to data.drop (drop: [id, name, comment, ticket])" in line, line
+
+
 def test_rows_without_a_target_are_left_out_with_a_note(runner, write_config, tmp_path):
     frame = table(120).astype({"left": "float64"})
     frame.loc[[4, 40, 90], "left"] = np.nan

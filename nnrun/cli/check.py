@@ -51,6 +51,8 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
     )
     for note in ds.notes:  # what was decided about the data, as train says it
         echo(f"note: {note}", err=True)
+    for warning in setup.warnings:
+        echo(f"warning: {warning}", err=True)
     if setup.stages.describe():
         echo(setup.stages.describe())
     if engine.plan.kind:

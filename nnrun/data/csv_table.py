@@ -105,9 +105,14 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
 
     missing = x.isna().sum()  # per column, at once: a table may be thousands of columns wide
     empty = [name for name in x.columns if missing[name] == len(x)]
-    if empty:
+    if len(empty) == 1:
         raise DataError(
             f"data.path '{data.path}': column '{empty[0]}' has no values in the training split; add it to data.drop"
+        )
+    if empty:
+        raise DataError(
+            f"data.path '{data.path}': columns {listed(repr(c) for c in empty)} have no values in the training "
+            f"split; add them to data.drop"
         )
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]

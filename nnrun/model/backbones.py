@@ -150,7 +150,8 @@ def _absent(place, error, reason):
     return (
         f"{place}: the ImageNet weights are not in the Keras cache and could not be downloaded ({reason}): "
         f"put {file}{f' (from {url})' if url else ''} in {where}/{keras_cache.fallback_note(where, home)}, "
-        "or set weights: null (random) or weights: path/to/file.weights.h5"
+        "or set weights: path/to/file.weights.h5, or weights: null to train it from random weights "
+        "(without trainable: false)"
     )
 
 

@@ -103,7 +103,8 @@ def check(config: Config, report: Reporter) -> Setup:
                 if prepared is None:
                     prepared = setup.setup(point, join=False)
                 else:
-                    setup.check_model(point, prepared.dataset)
+                    warned = setup.check_model(point, prepared.dataset)
+                    prepared.warnings += [w for w in warned if w not in prepared.warnings]
             except ConfigError as e:
                 raise ConfigError(f"sweep.parameters['{path}']: with {value!r}: {e}") from None
     assert prepared is not None  # every parameter has a value to try

@@ -14,6 +14,7 @@ import numpy as np
 from nnrun import data
 from nnrun.backend import keras as _keras
 from nnrun.data import feeding
+from nnrun.model import mistakes
 from nnrun.model.build import build, callbacks_from, check_fit, compile_model
 from nnrun.rundir import files as rundir
 from nnrun.training import distribution
@@ -35,6 +36,7 @@ class Setup:
     class_weight: dict[int, float] | None  # class index -> weight in the loss
     engine: distribution.Engine  # the devices and processes it trains on
     stages: fine_tune.Stages  # training, then fine-tuning when the config asks
+    warnings: list[str]  # what the config may not mean (`nnrun.model.mistakes`), a line each
 
 
 def setup(config: Config, join: bool = True) -> Setup:
@@ -48,6 +50,7 @@ def setup(config: Config, join: bool = True) -> Setup:
         A `Setup`.
     """
     training = config.training
+    warnings = mistakes.in_config(config)  # before the data is read: the config alone shows them
     dataset = data.load(config.data, training.validation_split, config.seed, training.batch_size, training.shuffle)
     keras = _keras()
     engine = distribution.start(config, join)  # before anything runs on a device
@@ -60,6 +63,7 @@ def setup(config: Config, join: bool = True) -> Setup:
         model, loss_name = _built(config, dataset)
         stages = fine_tune.Stages(model, config, engine.scope)
     one_hot = check_fit(model, loss_name, dataset, config.model.layers)
+    warnings += mistakes.with_data(config, loss_name, dataset)
     from nnrun.training.callbacks import AtomicModelCheckpoint
 
     callbacks_from(config.training.callbacks, rundir.BEST_MODEL, AtomicModelCheckpoint)  # checks their arguments
@@ -70,19 +74,24 @@ def setup(config: Config, join: bool = True) -> Setup:
     from nnrun.training import tracking
 
     tracking.check_available(config.tracking)
-    return Setup(dataset, model, one_hot, weights, engine, stages)
+    return Setup(dataset, model, one_hot, weights, engine, stages, warnings)
 
 
-def check_model(config: Config, dataset: data.Dataset) -> None:
+def check_model(config: Config, dataset: data.Dataset) -> list[str]:
     """Builds and compiles the config's model for data already loaded, and checks they fit
     (a sweep's other points, on the data of its first).
 
     Args:
         config: the validated `Config`.
         dataset: the `data.Dataset` it trains on.
+
+    Returns:
+        Warnings, as `Setup.warnings`.
     """
+    warnings = mistakes.in_config(config)
     model, loss_name = _built(config, dataset)
     check_fit(model, loss_name, dataset, config.model.layers)
+    return warnings + mistakes.with_data(config, loss_name, dataset)
 
 
 def _built(config, dataset):

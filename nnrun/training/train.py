@@ -66,8 +66,7 @@ def train(
     engine, ds = s.engine, s.dataset
     said = report if engine.writer else Reporter(quiet=True)  # what the run says: process 0 says it for all
     splits = _splits(s)
-    for note in ds.notes + _label_notes(config, s.one_hot):
-        said.note(note)
+    _before(said, config, s)
 
     with engine.finishing(), signals.stopping() as stop, contextlib.ExitStack() as trackers:
         started = time.time()
@@ -185,6 +184,14 @@ def _fitting(s: Setup, splits: dict[str, tuple[Any, Any]], config: Config) -> di
         "class_weight": s.class_weight,
         "verbose": 0,
     }
+
+
+def _before(said: Reporter, config: Config, s: Setup) -> None:
+    """What the run says before it trains: what was done to the data, and what the config may not mean."""
+    for note in s.dataset.notes + _label_notes(config, s.one_hot):
+        said.note(note)
+    for warning in s.warnings:
+        said.warn(f"warning: {warning}")
 
 
 def _label_notes(config: Config, one_hot: bool) -> list[str]:
