@@ -76,8 +76,8 @@ def test_a_table_gets_its_columns_decided_as_check_decides_them_each_with_why(ru
     assert (data["source"], data["path"], data["target"], data["task"]) == ("csv", str(path), "plan", "classification")
     assert data["drop"] == ["customer_id", "comment", "country"]
     text = result.stdout
-    assert "customer_id has 120 different values in 120 rows" in text  # check's own reason, above the column
-    assert "comment has 120 different values" in text
+    assert "customer_id is an id: numbered from 1 to 120" in text  # check's own reason, above the column
+    assert "comment is free text: 120 different values in 120 rows" in text
     assert "country has the same value in every row" in text
     assert data["categorical"] == ["city"] and "3 categories" in line_of(text, "- city")
     assert data["date"] == ["joined"] and "%Y-%m-%d" in line_of(text, "- joined")

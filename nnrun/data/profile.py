@@ -171,23 +171,20 @@ def _choices(names):
 
 
 def _verdicts(table, target, path):
-    """Each feature column, with its kind as `columns.kinds` decides it, or why it refuses the column."""
-    from nnrun.config.schema import CsvData
-
-    data = CsvData(source="csv", path=path, target=target)
+    """Each feature column, with its kind as `columns.classify` decides it, or why check refuses it."""
     x = table.drop(columns=[target])
     missing = x.isna().sum()
+    decided = columns.classify(x)
     found = []
     for name in x.columns:
         column = Column(name=name, kind=None, values=int(x[name].nunique()), missing=int(missing[name]))
+        verdict = decided[str(name)]
         if column.missing == len(x):
             column.refused = "has no values"
-        else:
-            try:
-                kinds, formats = columns.kinds(x[[name]], data)
-                column.kind, column.date_format = kinds[name], formats.get(name)
-            except DataError as e:
-                column.refused = str(e).removeprefix(f"data.path '{path}': ").removeprefix(f"column '{name}' ")
+        elif verdict.problem is None:
+            column.kind, column.date_format = verdict.kind, verdict.format
+        else:  # an id or free text says what it is; other problems say what to write
+            column.refused = f"is {verdict.reason}" if verdict.kind in columns.DROPPED else verdict.problem
         found.append(column)
     return found
 
