@@ -574,6 +574,7 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
     assert str(info.value) == "column 'age' must hold numbers; got 'forty' (data row 4)"
 
 
+@pytest.mark.parametrize("name", ["wide.csv", "wide.csv.gz"])
 @pytest.mark.parametrize(
     "header, expected",
     [
@@ -581,11 +582,14 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
         ("x" * (1 << 20) + "1", "the first line of '{path}' is longer than 1048576 characters"),
     ],
 )
-def test_a_table_too_wide_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, header, expected):
+def test_a_table_too_wide_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, header, expected, name):
+    import gzip
+
     from nnrun.data import csv_file
 
-    path = tmp_path / "wide.csv"
-    path.write_text(f"{header}\n" + "1," * 10_000 + "1\n")
+    path = tmp_path / name
+    text = f"{header}\n" + "1," * 10_000 + "1\n"
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("pandas read it"))
     with pytest.raises(DataError) as info:
         csv_file.read_table(path, {}, "data.path")
@@ -603,6 +607,22 @@ def test_a_wide_table_is_read_and_its_columns_listed_with_a_count(tmp_path):
         "the input has no column 'c0'; the model takes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
         "c14, and 1985 more"
     )
+
+
+def test_a_csv_gz_is_read_as_its_csv_and_a_damaged_one_is_one_line(tmp_path):
+    import gzip
+
+    from nnrun.data import csv_file
+
+    frame = table(20)
+    path = tmp_path / "rows.csv.gz"
+    path.write_bytes(gzip.compress(frame.to_csv(index=False, sep=";").encode()))  # the separator sniffed inside
+    pd.testing.assert_frame_equal(csv_file.read_table(path, {}, "data.path"), frame)
+    for damaged in (path.read_bytes()[:40], frame.to_csv(index=False).encode()):  # cut short; not gzip at all
+        path.write_bytes(damaged)
+        with pytest.raises(DataError) as info:
+            csv_file.read_table(path, {}, "data.path")
+        assert str(info.value) == f"data.path: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)"
 
 
 def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):
