@@ -218,6 +218,31 @@ def test_a_missing_csv_column_is_named(churn_run, tmp_path):
     assert summary == "error: 1 of 1 inputs could not be predicted" and result.stdout == ""
 
 
+def test_every_missing_csv_column_is_named_at_once(churn_run, tmp_path):
+    path = tmp_path / "balance_only.csv"
+    churn_table(4)[["balance"]].assign(Age=1).to_csv(path, index=False)
+    result = invoke("predict", path, "--run", churn_run.path)
+    (failed,), _ = failures(result)
+    assert (
+        failed
+        == f"{path}: the input has no columns 'age' (did you mean 'Age'?), 'city'; the model takes age, balance, city"
+    )
+
+
+def test_rows_with_missing_values_are_named_by_their_line(churn_run, tmp_path):
+    table = churn_table(8, seed=2).astype({"age": "float64"})
+    table.loc[[1, 4, 6], "age"] = np.nan
+    table.loc[2, "city"] = "Rome"
+    table.to_csv(tmp_path / "gaps.csv", index=False)
+    result, rows = predict_json(tmp_path / "gaps.csv", "--run", churn_run.path)
+    warnings = " ".join(result.stderr.split())
+    path = tmp_path / "gaps.csv"
+    assert f"warning: {path}: column 'age': 3 rows missing, filled as in training (lines 3, 6, 8)" in warnings
+    assert f"warning: {path}: column 'city': 1 row with a category never seen in training, encoded" in warnings
+    assert ": 'Rome' (line 4)" in warnings
+    assert [r["input"] for r in rows][1] == f"{path}:3"  # the name the warning's lines match
+
+
 # --- .npy arrays and regression ------------------------------------------------------------------
 
 
