@@ -411,6 +411,7 @@ def _relative_npz(project):
 
 
 @pytest.mark.slow
+@pytest.mark.any_backend  # how a split is recorded cannot differ between backends
 @pytest.mark.parametrize("make", [_relative_csv, _relative_images, _relative_npz], ids=["csv", "images", "npz"])
 def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_path, monkeypatch, make):
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
@@ -438,6 +439,7 @@ def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_pa
     assert found["metrics"] == pytest.approx(read_json(run / "metrics.json")["test"], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.any_backend
 def test_an_image_run_recorded_by_nnrun_0_2_still_evaluates(image_run, tmp_path, monkeypatch):
     """nnrun 0.2 recorded an image run's test split by its files' paths as training was given the folder."""
     import importlib

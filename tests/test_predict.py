@@ -218,6 +218,7 @@ def test_a_missing_csv_column_is_named(churn_run, tmp_path):
     assert summary == "error: 1 of 1 inputs could not be predicted" and result.stdout == ""
 
 
+@pytest.mark.any_backend  # reading inputs and saying what became of them
 def test_every_missing_csv_column_is_named_at_once(churn_run, tmp_path):
     path = tmp_path / "balance_only.csv"
     churn_table(4)[["balance"]].assign(Age=1).to_csv(path, index=False)
@@ -229,6 +230,7 @@ def test_every_missing_csv_column_is_named_at_once(churn_run, tmp_path):
     )
 
 
+@pytest.mark.any_backend
 def test_a_csv_gz_is_read_as_training_reads_it(churn_run, tmp_path):
     table = churn_table(6, seed=3)
     table.to_csv(tmp_path / "rows.csv", index=False)
@@ -241,6 +243,7 @@ def test_a_csv_gz_is_read_as_training_reads_it(churn_run, tmp_path):
     assert [r["label"] for r in packed] == [r["label"] for r in plain]
 
 
+@pytest.mark.any_backend
 def test_rows_with_missing_values_are_named_by_their_line(churn_run, tmp_path):
     table = churn_table(8, seed=2).astype({"age": "float64"})
     table.loc[[1, 4, 6], "age"] = np.nan
@@ -255,6 +258,7 @@ def test_rows_with_missing_values_are_named_by_their_line(churn_run, tmp_path):
     assert [r["input"] for r in rows][1] == f"{path}:3"  # the name the warning's lines match
 
 
+@pytest.mark.any_backend
 def test_output_prints_how_many_rows_went_where_not_the_rows(churn_run, tmp_path):
     churn_table(5, seed=4).to_csv(tmp_path / "rows.csv", index=False)
     output = tmp_path / "preds.csv"
@@ -264,6 +268,7 @@ def test_output_prints_how_many_rows_went_where_not_the_rows(churn_run, tmp_path
     assert len(pd.read_csv(output)) == 5
 
 
+@pytest.mark.any_backend
 def test_options_that_change_nothing_say_why(churn_run, iris_run, regression_run, tmp_path):
     churn_table(3).to_csv(tmp_path / "rows.csv", index=False)
     np.save(tmp_path / "iris.npy", np.ones((2, 4)))
@@ -628,6 +633,7 @@ def test_a_folder_with_nothing_to_predict_is_bad_input(iris_run, tmp_path):
     )
 
 
+@pytest.mark.any_backend
 def test_a_folder_says_which_files_it_skipped(image_run, tmp_path):
     folder = tmp_path / "photos"
     make_image(folder / "cat.png", COLOURS["cat"])
