@@ -272,11 +272,13 @@ def test_number_codes_match_however_the_rows_were_read(tmp_path):
     np.testing.assert_array_equal(csv_table.apply(as_floats, pre), csv_table.apply(rows, pre))
 
 
-def test_apply_names_a_missing_column(tmp_path):
+def test_apply_names_every_missing_column(tmp_path):
     pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
     with pytest.raises(DataError) as info:
         csv_table.apply(table().drop(columns="age").rename(columns={"balance": "Age"}), pre)
-    assert "no column 'age'" in str(info.value)
+    assert str(info.value) == (  # every one at once
+        "the input has no columns 'age' (did you mean 'Age'?), 'balance'; the model takes age, balance, city, gender"
+    )
 
 
 def test_apply_refuses_text_in_a_numeric_column(tmp_path):
@@ -560,11 +562,15 @@ def test_predict_warns_of_what_training_never_saw_naming_the_values(runner, writ
     result = runner.invoke(cli, ["predict", str(tmp_path / "new.csv"), "--run", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.stderr.split())
-    assert (
-        "column 'city': 3 rows with a category never seen in training, encoded as none of them: 'Rome', 'Oslo'" in said
+    assert (  # the rows named by their line, as predict names them
+        "column 'city': 3 rows with a category never seen in training, encoded as none of them: 'Rome', 'Oslo' "
+        "(lines 2, 4, 5)" in said
     )
-    assert "column 'signup': 2 rows not dates in %Y/%m/%d, filled as missing: '15/01/2017', 'garbage'" in said
-    assert "column 'signup': 1 row missing" in said and "column 'age': 1 row missing" in said
+    assert (
+        "column 'signup': 2 rows not dates in %Y/%m/%d, filled as missing: '15/01/2017', 'garbage' (lines 3, 4)" in said
+    )
+    assert "column 'signup': 1 row missing, filled as in training (line 5)" in said
+    assert "column 'age': 1 row missing, filled as in training (line 2)" in said
     assert len(result.stdout.splitlines()) == 4
 
 
@@ -588,6 +594,7 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
     assert str(info.value) == "column 'age' must hold numbers; got 'forty' (data row 4)"
 
 
+@pytest.mark.parametrize("name", ["wide.csv", "wide.csv.gz"])
 @pytest.mark.parametrize(
     "header, expected",
     [
@@ -595,11 +602,14 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_row(tmp_path):
         ("x" * (1 << 20) + "1", "the first line of '{path}' is longer than 1048576 characters"),
     ],
 )
-def test_a_table_too_wide_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, header, expected):
+def test_a_table_too_wide_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, header, expected, name):
+    import gzip
+
     from nnrun.data import csv_file
 
-    path = tmp_path / "wide.csv"
-    path.write_text(f"{header}\n" + "1," * 10_000 + "1\n")
+    path = tmp_path / name
+    text = f"{header}\n" + "1," * 10_000 + "1\n"
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("pandas read it"))
     with pytest.raises(DataError) as info:
         csv_file.read_table(path, {}, "data.path")
@@ -614,9 +624,25 @@ def test_a_wide_table_is_read_and_its_columns_listed_with_a_count(tmp_path):
     with pytest.raises(DataError) as info:
         csv_table.apply(frame.drop(columns=[f"c{i}" for i in range(1_990)]), ds.preprocessing)
     assert str(info.value) == (
-        "the input has no column 'c0'; the model takes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
-        "c14, and 1985 more"
+        "the input has no columns 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', and 1980 more; "
+        "the model takes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, and 1985 more"
     )
+
+
+def test_a_csv_gz_is_read_as_its_csv_and_a_damaged_one_is_one_line(tmp_path):
+    import gzip
+
+    from nnrun.data import csv_file
+
+    frame = table(20)
+    path = tmp_path / "rows.csv.gz"
+    path.write_bytes(gzip.compress(frame.to_csv(index=False, sep=";").encode()))  # the separator sniffed inside
+    pd.testing.assert_frame_equal(csv_file.read_table(path, {}, "data.path"), frame)
+    for damaged in (path.read_bytes()[:40], frame.to_csv(index=False).encode()):  # cut short; not gzip at all
+        path.write_bytes(damaged)
+        with pytest.raises(DataError) as info:
+            csv_file.read_table(path, {}, "data.path")
+        assert str(info.value) == f"data.path: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)"
 
 
 def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):

@@ -4,6 +4,7 @@ The runs it scores are trained once per session (tests/trained_runs.py).
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -392,19 +393,38 @@ def test_a_directory_that_is_no_usable_run_exits_2(tmp_path, make, fragment):
     assert fragment in line and str(path) in line
 
 
+def _relative_csv(project):
+    churn_table(60).to_csv(project / "table.csv", index=False)
+    return {"source": "csv", "path": "table.csv", "target": "left", "drop": ["id"]}, 2
+
+
+def _relative_images(project):
+    make_image_folder(project / "photos" / "images", {"cat": 4, "dog": 4})
+    return {"source": "images", "path": "./photos/images", "image_size": [8, 8]}, 2
+
+
+def _relative_npz(project):
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    (project / "arrays").mkdir()
+    np.savez(project / "arrays" / "xy.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
+    return {"source": "npz", "path": "arrays/../arrays/xy.npz"}, 2
+
+
 @pytest.mark.slow
-def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_path, monkeypatch):
+@pytest.mark.any_backend  # how a split is recorded cannot differ between backends
+@pytest.mark.parametrize("make", [_relative_csv, _relative_images, _relative_npz], ids=["csv", "images", "npz"])
+def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_path, monkeypatch, make):
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
     elsewhere.mkdir()
-    churn_table(60).to_csv(project / "table.csv", index=False)
+    data, classes = make(project)
     (project / "rel.yaml").write_text(
         yaml.safe_dump(
             {
                 "seed": 7,
-                "data": {"source": "csv", "path": "table.csv", "target": "left", "drop": ["id"]},
-                "model": dense(1, last="sigmoid"),
-                "loss": "binary_crossentropy",
+                "data": data,
+                "model": ["Flatten", {"Dense": {"units": classes, "activation": "softmax"}}],
+                "loss": "sparse_categorical_crossentropy",
                 "metrics": ["accuracy"],
                 "training": {"epochs": 1, "validation_split": 0},
                 "output": {"dir": "runs"},
@@ -413,8 +433,46 @@ def test_a_run_trained_with_a_relative_data_path_evaluates_from_elsewhere(tmp_pa
     )
     monkeypatch.chdir(project)
     run = train("rel.yaml").resolve()
-    monkeypatch.chdir(elsewhere)
-    evaluate_json(run)
+    monkeypatch.chdir(elsewhere)  # config.yaml has the data's absolute path; the split names files relative to it
+    _, found = evaluate_json(run)
+    assert found["data_changed"] is False
+    assert found["metrics"] == pytest.approx(read_json(run / "metrics.json")["test"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.any_backend
+def test_an_image_run_recorded_by_nnrun_0_2_still_evaluates(image_run, tmp_path, monkeypatch):
+    """nnrun 0.2 recorded an image run's test split by its files' paths as training was given the folder."""
+    import importlib
+
+    from nnrun import data
+    from nnrun.data import image_folder
+    from nnrun.rundir.files import read_config
+
+    prepare = importlib.import_module("nnrun.data.prepare")  # the package's `prepare` is its function
+    copy = shutil.copytree(image_run.path, tmp_path / "runs" / "old")
+    config = read_config(copy)
+    folder, own = config.data.path, prepare._split_id  # config.yaml: the folder's absolute path
+
+    def trained(where, named):
+        """The copy's run.json as nnrun 0.2 recorded it, trained in `where` on `data.path: named`."""
+        where.mkdir(exist_ok=True)
+        monkeypatch.chdir(where)
+        with monkeypatch.context() as m:
+            m.setattr(prepare, "_split_id", lambda x, y, root=None: own(x, y))  # the paths as read
+            m.setattr(image_folder, "feed", lambda *args: None)
+            section = config.data.model_copy(update={"path": Path(named)})
+            test = data.load(section, config.training.validation_split, config.seed).splits["test"]
+        info = read_json(copy / "run.json")
+        (copy / "run.json").write_text(json.dumps({**info, "splits": {**info["splits"], "test": test}}))
+        monkeypatch.chdir(tmp_path)  # evaluated elsewhere
+
+    trained(folder.parent, folder.name)
+    _, found = evaluate_json(copy)
+    assert found["data_changed"] is False
+    # A data.path through '..' is known again only where training ran.
+    trained(tmp_path / "beside", os.path.relpath(folder, tmp_path / "beside"))
+    line = one_line_error(invoke("evaluate", copy))
+    assert "other samples" in line and "data.path with '..' in it, evaluate in the folder it was trained in" in line
 
 
 @pytest.mark.plots

@@ -149,6 +149,55 @@ def test_fingerprint_follows_the_pixels(tmp_path):
     assert image_folder.read(section(root)).fingerprint not in (first, changed)
 
 
+def test_splits_and_fingerprint_are_the_same_however_the_folder_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_folder, "feed", lambda *args: None)  # the records are the point, not the streams
+    root = make_folder(tmp_path / "project" / "imgs", {"cat": 5, "dog": 5})
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(root, target_is_directory=True)
+    first = data.load(section(root), 0.25, seed=1)
+    assert {split["paths"] for split in first.splits.values()} == {"relative"}
+    for where, named in (
+        ("project", "imgs"),
+        ("project", "./imgs/"),
+        ("project/imgs", "."),
+        ("elsewhere", "../project/imgs"),
+        ("elsewhere", str(tmp_path / "link")),
+    ):
+        monkeypatch.chdir(tmp_path / where)
+        again = data.load(section(named), 0.25, seed=1)
+        assert (again.splits, again.fingerprint) == (first.splits, first.fingerprint), (where, named)
+
+
+def test_a_split_recorded_by_nnrun_0_2_is_known_again(tmp_path, monkeypatch):
+    """nnrun 0.2 named image files as training read them; evaluate re-creates the split from the absolute path."""
+    import importlib
+
+    prepare = importlib.import_module("nnrun.data.prepare")  # the package's `prepare` is its function
+    monkeypatch.setattr(image_folder, "feed", lambda *args: None)
+    root = make_folder(tmp_path / "project" / "imgs", {"cat": 5, "dog": 5})
+    (tmp_path / "elsewhere").mkdir()
+    own = prepare._split_id
+
+    def recorded(where, named):
+        """The test split as nnrun 0.2 recorded it, training in `where` on `named`."""
+        monkeypatch.chdir(tmp_path / where)
+        with monkeypatch.context() as m:
+            m.setattr(prepare, "_split_id", lambda x, y, root=None: own(x, y))  # the paths as read
+            return data.load(section(named), 0.25, seed=1).splits["test"]
+
+    assert "paths" not in recorded("project", str(root))
+    for where, named in (("project", str(root)), ("project", "imgs"), ("project/imgs", "."), ("/", str(root)[1:])):
+        old = recorded(where, named)
+        for evaluated_in in ("elsewhere", "project"):
+            monkeypatch.chdir(tmp_path / evaluated_in)
+            assert old in data.load(section(root), 0.25, seed=1).test_split_before(), (where, named, evaluated_in)
+    # Through '..', it is known where training ran; from elsewhere, it is not.
+    old = recorded("elsewhere", "../project/imgs")
+    assert old in data.load(section(root), 0.25, seed=1).test_split_before()
+    monkeypatch.chdir(tmp_path / "project")
+    assert old not in data.load(section(root), 0.25, seed=1).test_split_before()
+
+
 # the stream -----------------------------------------------------------------------
 
 

@@ -218,6 +218,81 @@ def test_a_missing_csv_column_is_named(churn_run, tmp_path):
     assert summary == "error: 1 of 1 inputs could not be predicted" and result.stdout == ""
 
 
+@pytest.mark.any_backend  # reading inputs and saying what became of them
+def test_every_missing_csv_column_is_named_at_once(churn_run, tmp_path):
+    path = tmp_path / "balance_only.csv"
+    churn_table(4)[["balance"]].assign(Age=1).to_csv(path, index=False)
+    result = invoke("predict", path, "--run", churn_run.path)
+    (failed,), _ = failures(result)
+    assert (
+        failed
+        == f"{path}: the input has no columns 'age' (did you mean 'Age'?), 'city'; the model takes age, balance, city"
+    )
+
+
+@pytest.mark.any_backend
+def test_a_csv_gz_is_read_as_training_reads_it(churn_run, tmp_path):
+    table = churn_table(6, seed=3)
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "gz").mkdir()
+    table.to_csv(tmp_path / "gz" / "rows.csv.gz", index=False, sep=";")  # its separator sniffed inside
+    _, plain = predict_json(tmp_path / "rows.csv", "--run", churn_run.path)
+    _, packed = predict_json(tmp_path / "gz", "--run", churn_run.path)  # a folder's .csv.gz is taken too
+    assert [r["input"] for r in packed] == [f"{tmp_path / 'gz' / 'rows.csv.gz'}:{line}" for line in range(2, 8)]
+    assert [r["probability"] for r in packed] == pytest.approx([r["probability"] for r in plain], abs=1e-6)
+    assert [r["label"] for r in packed] == [r["label"] for r in plain]
+
+
+@pytest.mark.any_backend
+def test_rows_with_missing_values_are_named_by_their_line(churn_run, tmp_path):
+    table = churn_table(8, seed=2).astype({"age": "float64"})
+    table.loc[[1, 4, 6], "age"] = np.nan
+    table.loc[2, "city"] = "Rome"
+    table.to_csv(tmp_path / "gaps.csv", index=False)
+    result, rows = predict_json(tmp_path / "gaps.csv", "--run", churn_run.path)
+    warnings = " ".join(result.stderr.split())
+    path = tmp_path / "gaps.csv"
+    assert f"warning: {path}: column 'age': 3 rows missing, filled as in training (lines 3, 6, 8)" in warnings
+    assert f"warning: {path}: column 'city': 1 row with a category never seen in training, encoded" in warnings
+    assert ": 'Rome' (line 4)" in warnings
+    assert [r["input"] for r in rows][1] == f"{path}:3"  # the name the warning's lines match
+
+
+@pytest.mark.any_backend
+def test_output_prints_how_many_rows_went_where_not_the_rows(churn_run, tmp_path):
+    churn_table(5, seed=4).to_csv(tmp_path / "rows.csv", index=False)
+    output = tmp_path / "preds.csv"
+    result = invoke("predict", tmp_path / "rows.csv", "--run", churn_run.path, "--output", output)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"5 predictions written to {output}\n"
+    assert len(pd.read_csv(output)) == 5
+
+
+@pytest.mark.any_backend
+def test_options_that_change_nothing_say_why(churn_run, iris_run, regression_run, tmp_path):
+    churn_table(3).to_csv(tmp_path / "rows.csv", index=False)
+    np.save(tmp_path / "iris.npy", np.ones((2, 4)))
+    np.save(tmp_path / "x.npy", np.ones((2, 3)))
+    cases = [
+        (churn_run, "rows.csv", [], None),
+        (
+            churn_run,
+            "rows.csv",
+            ["--top-k", 2],
+            "--top-k 2: the model has one sigmoid output; each prediction has both",
+        ),
+        (churn_run, "rows.csv", ["--threshold", 0.3], None),
+        (iris_run, "iris.npy", ["--top-k", 2], None),
+        (iris_run, "iris.npy", ["--threshold", 0.3], "--threshold 0.3: only a model with one sigmoid output uses it"),
+        (regression_run, "x.npy", ["--top-k", 2], "--top-k 2: a regression has no classes to rank"),
+    ]
+    for run, name, options, warning in cases:
+        result, rows = predict_json(tmp_path / name, "--run", run.path, *options)
+        said = " ".join(result.stderr.split())
+        assert (f"warning: {warning}" in said) if warning else "warning" not in said, (options, said)
+        assert "top" not in rows[0] or len(rows[0]["top"]) == (options[1] if options[:1] == ["--top-k"] else 3)
+
+
 # --- .npy arrays and regression ------------------------------------------------------------------
 
 
@@ -266,6 +341,12 @@ def _truncated_png(d):
 def _empty_csv(d):
     (d / "empty.csv").write_text("")
     return d / "empty.csv"
+
+
+def _cut_gz(d):
+    churn_table(50).to_csv(d / "cut.csv.gz", index=False)
+    (d / "cut.csv.gz").write_bytes((d / "cut.csv.gz").read_bytes()[:200])
+    return d / "cut.csv.gz"
 
 
 def _header_only_csv(d):
@@ -320,6 +401,12 @@ def _png_of(path, width, height):
         ("digits_run", _npy("wide.npy", np.zeros((2, 28, 27))), "shape (2, 28, 27)"),
         ("churn_run", _empty_csv, "is empty"),
         ("churn_run", _header_only_csv, "no rows"),
+        (
+            "churn_run",
+            lambda d: (d / "t.csv.gz").write_bytes(b"id,age\n1,2\n") and d / "t.csv.gz",
+            "not a readable .gz",
+        ),
+        ("churn_run", _cut_gz, "not a readable .gz file (cut short, damaged, or not gzip)"),
         ("churn_run", lambda d: make_image(d / "x.png"), "trained on CSV rows, not images"),
         ("iris_run", _npy("short.npy", np.zeros(3)), "the model takes (4,)"),
         ("iris_run", _npy("none.npy", np.zeros((0, 4))), "no samples"),
@@ -537,9 +624,28 @@ def test_output_into_a_missing_folder_is_bad_input(iris_run, tmp_path):
 def test_a_folder_with_nothing_to_predict_is_bad_input(iris_run, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "readme.txt").write_text("no images here")
+    (tmp_path / "docs" / "photo.webp").write_bytes(b"RIFF")
     result = invoke("predict", tmp_path / "docs", "--run", iris_run.path)
     assert result.exit_code == 2, result.output
-    assert str(tmp_path / "docs") in result.stderr
+    (failed,), _ = failures(result)
+    assert failed.startswith(f"{tmp_path / 'docs'}: no .png, ") and failed.endswith(
+        "files in this folder (it has 2 other files: photo.webp, readme.txt)"
+    )
+
+
+@pytest.mark.any_backend
+def test_a_folder_says_which_files_it_skipped(image_run, tmp_path):
+    folder = tmp_path / "photos"
+    make_image(folder / "cat.png", COLOURS["cat"])
+    for i in range(7):
+        Image.new("RGB", (8, 8)).save(folder / f"shot{i}.webp")
+    (folder / ".DS_Store").write_bytes(b"\0")  # hidden: neither predicted nor counted
+    result, rows = predict_json(folder, "--run", image_run.path)
+    assert [Path(r["input"]).name for r in rows] == ["cat.png"]
+    assert " ".join(result.stderr.split()) == (
+        f"warning: {folder}: skipped 7 other files: shot0.webp, shot1.webp, shot2.webp, shot3.webp, shot4.webp, "
+        "and 2 more (nnrun predicts .png, .jpg, .jpeg, .bmp, .gif, .csv, .csv.gz, .npy)"
+    )
 
 
 # --- which run ---------------------------------------------------------------------------------------

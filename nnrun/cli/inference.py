@@ -83,16 +83,18 @@ def evaluate(
 )
 @runs_dir_option
 @model_option
-@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Classes to show per input.")
+@click.option("--top-k", type=click.IntRange(1), help="Classes to show per input of a softmax output.  [default: 3]")
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="For a sigmoid output: the probability from which the positive class is predicted.",
+    help="For one sigmoid output: the probability from which the positive class is predicted.  [default: 0.5]",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines) on stdout.")
-@click.option("--output", type=click.Path(path_type=Path), help="Also write the predictions to this CSV file.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the predictions to this CSV file (and print how many, not them; --json still prints them).",
+)
 @click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
 @click.option(
     "--runtime",
@@ -106,14 +108,14 @@ def predict(
     run_dir: Path | None,
     runs_dir: Path,
     model: str,
-    top_k: int,
-    threshold: float,
+    top_k: int | None,
+    threshold: float | None,
     as_json: bool,
     output: Path | None,
     id_column: str | None,
     runtime: str,
 ) -> None:
-    """Predict images, CSV rows or .npy arrays (files, folders, globs) with a trained run."""
+    """Predict images, CSV rows (.csv, .csv.gz) or .npy arrays (files, folders, globs) with a trained run."""
     from nnrun.cli import render
     from nnrun.errors import DataError
     from nnrun.inference import predict as prediction
@@ -130,12 +132,14 @@ def predict(
     if as_json:
         for line in found.to_json():
             click.echo(json.dumps(line))
-    elif found.rows:
-        if found.runtime != "keras":  # an export answered (--json rows say which, always)
-            console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
-        render.print_predictions(found.rows, run_dir)
+    elif found.rows and found.runtime != "keras":  # an export answered (--json rows say which, always)
+        console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
     if output and found.rows:
         prediction.write_csv(found, output)
+        if not as_json:  # the rows are in the file: the terminal gets what became of them
+            streams.echo(f"{len(found.rows)} prediction{'s' * (len(found.rows) != 1)} written to {output}")
+    elif found.rows and not as_json:
+        render.print_predictions(found.rows, run_dir)
     for name, why in found.failed:
         console.print(f"error: {name}: {why}", soft_wrap=True)
     if found.failed:

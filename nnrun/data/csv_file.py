@@ -3,6 +3,8 @@ sniffed, every problem one line that names the file and never echoes what it hol
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,11 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError) as e:
         reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
         raise DataError(f"{place}: '{path}' is not a readable CSV file: {reason}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile):  # gzip's messages quote the file's first bytes
+        # (EOFError, uncaught, would read as Ctrl-C: click takes it for one.)
+        raise DataError(f"{place}: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)") from None
+    except OSError as e:
+        raise DataError(f"{place}: cannot read '{path}': {e.strerror or type(e).__name__}") from None
     if table.empty:
         raise DataError(f"{place}: '{path}' has a header but no rows")
     # pandas's parser leaves a block per column; a copy joins them, so a wide table is split and
@@ -73,7 +80,7 @@ def _sniff(path, encoding):
     """The separator of a CSV file: comma, semicolon, tab or bar, from its first 64 KB."""
     import csv
 
-    with open(path, encoding=encoding, errors="replace", newline="") as f:
+    with _opened(path, encoding) as f:
         sample = f.read(65536)
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -85,10 +92,16 @@ def _check_header(path, encoding, sep, place):
     """Refuses a first line longer than `MAX_HEADER_CHARS` or of more than `MAX_COLUMNS` columns, reading no more."""
     import csv
 
-    with open(path, encoding=encoding, errors="replace", newline="") as f:
+    with _opened(path, encoding) as f:
         header = f.readline(MAX_HEADER_CHARS + 1)
     if len(header) > MAX_HEADER_CHARS:
         raise DataError(f"{place}: the first line of '{path}' is longer than {MAX_HEADER_CHARS} characters")
     count = len(next(csv.reader([header], delimiter=sep), []))
     if count > MAX_COLUMNS:
         raise DataError(f"{place}: '{path}' has {count} columns, more than nnrun reads ({MAX_COLUMNS})")
+
+
+def _opened(path, encoding):
+    """The file's text, decompressed as pandas reads a `.gz` file, to look at its start."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding=encoding, errors="replace", newline="")

@@ -182,7 +182,8 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
         preprocessing: the run's preprocessing dict.
         warnings_out: a list to which what the rows hold that training never
             saw is added, a line per column (unseen categories, values that
-            are not dates, missing values), or None.
+            are not dates, missing values) naming the rows by their line in a
+            CSV file with one header line, as predict names them; or None.
 
     Returns:
         float32 features, numeric columns first, then each categorical
@@ -198,11 +199,12 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
     if len(have) == 1 and have[0] not in preprocessing["columns"]:  # not a table (never echo what it holds)
         columns = listed(preprocessing["columns"])
         raise DataError(f"the input reads as a single column, not a table of the model's columns {columns}")
-    for name in [c for c in preprocessing["columns"] if c not in present][:1]:
-        raise DataError(
-            f"the input has no column '{name}'{did_you_mean(name, have)}; "
-            f"the model takes {listed(preprocessing['columns'], 15)}"
-        )
+    missing = [c for c in preprocessing["columns"] if c not in present]
+    if missing:  # all of them at once: one round of fixing the file
+        hints = [did_you_mean(name, have).removeprefix("; ") for name in missing]  # "did you mean 'x'?"
+        named = [f"'{name}'" + (f" ({hint})" if hint else "") for name, hint in zip(missing, hints, strict=True)]
+        what = f"no column {named[0]}" if len(named) == 1 else f"no columns {listed(named, 10)}"
+        raise DataError(f"the input has {what}; the model takes {listed(preprocessing['columns'], 15)}")
     if warnings_out is not None:
         warnings_out += _unseen(x, preprocessing)
     x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
@@ -241,26 +243,32 @@ def feed(
 
 
 def _unseen(x, preprocessing):
-    """What raw rows hold that training never saw, a line per column, naming the values."""
+    """What raw rows hold that training never saw, a line per column, naming the values and the rows."""
     found = []
 
-    def say(name, rows, what, values=()):
+    def say(name, where, what, values=()):
+        lines = np.flatnonzero(where) + 2  # the line in the file, after the header: predict's name of the row
+        rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
         shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
-        found.append(f"column '{name}': {rows} row{'s' * (rows != 1)} {what}" + (f": {shown}" if shown else ""))
+        at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"
+        found.append(f"column '{name}': {rows} {what}" + (f": {shown}" if shown else "") + at)
 
     for name, stats in preprocessing["categorical"].items():
         known = set(stats["categories"])
-        new = [v for v in _as_text(x[name]) if v is not None and v not in known]
-        if new:
-            say(name, len(new), "with a category never seen in training, encoded as none of them", new)
+        text = _as_text(x[name])
+        new = [v is not None and v not in known for v in text]
+        if any(new):
+            unknown = [v for v, n in zip(text, new, strict=True) if n]
+            say(name, new, "with a category never seen in training, encoded as none of them", unknown)
     for name, spec in preprocessing.get("dates", {}).items():
-        bad = columns.unparsed(x[name], spec["format"])
-        if len(bad):
-            say(name, len(bad), f"not dates in {spec['format']}, filled as missing", bad.tolist())
-    missing = x[preprocessing["columns"]].isna().sum()
+        bad = x[name].index.isin(columns.unparsed(x[name], spec["format"]).index)
+        if bad.any():
+            say(name, bad, f"not dates in {spec['format']}, filled as missing", x[name][bad].tolist())
+    missing = x[preprocessing["columns"]].isna()
+    counts = missing.sum()  # per column, at once: a table may be thousands of columns wide
     for name in preprocessing["columns"]:
-        if missing[name]:
-            say(name, int(missing[name]), "missing, filled as in training")
+        if counts[name]:
+            say(name, missing[name].to_numpy(), "missing, filled as in training")
     return found
 
 

@@ -61,6 +61,7 @@ def read(data: ImageData) -> Raw:
         origin=origin,
         names=("images", "labels"),
         fingerprint=fingerprint,
+        root=str(root),
     )
 
 

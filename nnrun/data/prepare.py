@@ -8,8 +8,11 @@ plain JSON that `transform` re-applies to raw inputs later.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +70,7 @@ def prepare(
     if validation_split:
         x, x_val, y, y_val = _split(x, y, validation_split, seed, class_names, "training.validation_split")
     splits = {
-        name: _split_id(*pair)
+        name: _split_id(*pair, raw.root)
         for name, pair in (("train", (x, y)), ("validation", (x_val, y_val)), ("test", (x_test, y_test)))
         if pair[0] is not None
     }
@@ -92,6 +95,7 @@ def prepare(
         fingerprint=fingerprint,
         notes=[*raw.notes, *preprocessing.get("notes", [])],
         splits=splits,
+        test_split_before=lambda: _split_ids_before(x_test, y_test, raw.root) if raw.root else [],
     )
 
 
@@ -210,18 +214,48 @@ def _split(x, y, fraction, seed, class_names, place):
     return train_test_split(x, y, test_size=n_held, random_state=seed, stratify=stratify)
 
 
-def _split_id(x, y):
-    """Which samples a split holds, in order: their count and a sha256 of them
-    (rows of a table by their row number, image files by path, arrays by value)."""
+def _split_id(x, y, root=None):
+    """Which samples a split holds, in order: their count and a sha256 of them (rows of a table by
+    their row number, arrays by value, image files by their path relative to the folder, which
+    `"paths": "relative"` says: the same however the folder was named)."""
     digest = hashlib.sha256()
+    record: dict[str, Any] = {}
     if type(x).__module__.startswith("pandas"):
         digest.update(np.asarray(x.index, dtype="int64").tobytes())
     elif x.dtype.kind in "US":
-        digest.update("\n".join(x.tolist()).encode())
+        digest.update("\n".join(x.tolist() if root is None else _relative(x.tolist(), root)).encode())
+        record = {} if root is None else {"paths": "relative"}
     else:
         digest.update(np.ascontiguousarray(x).tobytes())
     digest.update(np.ascontiguousarray(y).tobytes())
-    return {"samples": int(len(y)), "sha256": digest.hexdigest()}
+    return {"samples": int(len(y)), "sha256": digest.hexdigest(), **record}
+
+
+def _relative(paths, root):
+    """Image paths as the source listed them under `root`, relative to it and `/`-separated."""
+    prefix = "" if root in ("", ".") else os.path.join(root, "")  # Path('.') / 'cat' is 'cat'
+    found = [path.removeprefix(prefix) for path in paths]
+    return found if os.sep == "/" else [name.replace(os.sep, "/") for name in found]
+
+
+def _split_ids_before(x, y, root):
+    """The records nnrun 0.2 may have made of a split of image files (`root` absolute, as config.yaml has it).
+
+    It named the files by `data.path` as training was given it: this absolute path; a relative one,
+    which is some of its last parts; or one through '..', relative to the directory training ran in,
+    which may be this one.
+    """
+    names = [name.replace("/", os.sep) for name in _relative(x.tolist(), root)]
+    parts = Path(root).parts
+    prefixes = {root, "", *(os.path.join(*parts[i:]) for i in range(1, len(parts)))}
+    with contextlib.suppress(ValueError):  # on another drive (Windows)
+        prefixes.add(os.path.relpath(root))
+    found = []
+    for prefix in sorted(prefixes):
+        digest = hashlib.sha256("\n".join(os.path.join(prefix, name) for name in names).encode())
+        digest.update(np.ascontiguousarray(y).tobytes())
+        found.append({"samples": int(len(y)), "sha256": digest.hexdigest()})
+    return found
 
 
 def _fingerprint(raw):

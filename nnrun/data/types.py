@@ -1,5 +1,6 @@
 """What data sources and feature kinds hand each other: at the bottom of `nnrun.data`, importing none of it."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ class Raw:
     origin: str = "data"  # where the data came from, for messages
     names: tuple[str, str] = ("x", "y")  # what the source calls its features and targets
     fingerprint: str | None = None  # a source that knows better (file contents) sets it
+    root: str | None = None  # the folder that image paths lie in: a split names them relative to it
     notes: list[str] = field(default_factory=list)  # what reading did that a user should know
 
 
@@ -45,6 +47,9 @@ class Dataset:
     notes: list[str] = field(default_factory=list)  # what was done to the data that a user should know
     # split name -> {samples, sha256}: which samples it holds
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The records nnrun 0.2 may have made of the test split instead (it named image files by the path
+    # training was given): evaluate accepts one of them from a run recorded then. Made when asked.
+    test_split_before: Callable[[], list[dict[str, Any]]] = lambda: []
 
     @property
     def is_classification(self) -> bool:

@@ -170,11 +170,15 @@ def _check_recreated(ds, run):
     preprocessing.json prepares it: nothing is learned again.
     """
     recorded = run.info.splits.get("test")  # runs from before nnrun recorded it have none
-    if recorded and recorded.model_dump(mode="json", exclude_unset=True) != ds.splits["test"]:
+    found = recorded.model_dump(mode="json", exclude_unset=True) if recorded else None
+    if recorded and found != ds.splits["test"] and found not in ds.test_split_before():
+        # nnrun 0.2 named image files by data.path as given: one through '..' only where training ran.
+        older = recorded.paths is None and "paths" in ds.splits["test"]
+        hint = "; a run nnrun 0.2 trained on a data.path with '..' in it, evaluate in the folder it was trained in"
         raise BadInput(
             f"{run.path}: the test split re-created from its config.yaml and data is not the one the run was tested on "
             f"({recorded.samples} samples then, {ds.splits['test']['samples']} now, other samples): the config or "
-            "the data changed; score other data with --data"
+            "the data changed; score other data with --data" + (hint if older else "")
         )
     if ds.class_names != run.preprocessing.get("class_names"):
         raise BadInput(

@@ -24,7 +24,9 @@ from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".npy")
+CSV_SUFFIXES = (".csv", ".csv.gz")  # read as training reads them (pandas decompresses by the name)
+SUFFIXES = (*IMAGE_SUFFIXES, *CSV_SUFFIXES, ".npy")
+TOP_K, THRESHOLD = 3, 0.5  # what --top-k and --threshold are when not given
 
 
 @dataclass
@@ -48,8 +50,8 @@ class Predictions:
 def predict(
     run_dir: str | os.PathLike[str],
     inputs: Iterable[str | os.PathLike[str]],
-    top_k: int = 3,
-    threshold: float = 0.5,
+    top_k: int | None = None,
+    threshold: float | None = None,
     id_column: str | None = None,
     batch_size: int = 256,
     model_file: str = rundir.MODEL,
@@ -61,9 +63,9 @@ def predict(
         run_dir: the run directory.
         model_file: which model: `rundir.MODEL`, or `rundir.BEST_MODEL`.
         inputs: files, folders (their files, sorted) and glob patterns.
-        top_k: how many classes to report for classification.
+        top_k: how many classes to report for classification (None: `TOP_K`).
         threshold: for a single sigmoid output, the probability from which the
-            positive class is predicted.
+            positive class is predicted (None: `THRESHOLD`).
         id_column: a CSV column to carry into each row's `id`.
         batch_size: samples per predict batch.
         runtime: auto (the fastest the run has: an ONNX or LiteRT export),
@@ -79,15 +81,35 @@ def predict(
     result = Predictions(run=run)
     model = runtimes.choose(run, runtime, say=result.notes.append)
     result.runtime = model.name
+    k, cut = top_k or TOP_K, THRESHOLD if threshold is None else threshold
     # Batch by batch, so memory stays flat however many files are given.
-    for batch in _batches(_samples(_expand(inputs, result.failed), prep, id_column, result), batch_size):
+    for batch in _batches(_samples(_expand(inputs, result), prep, id_column, result), batch_size):
         names, samples = zip(*batch, strict=True)
         outputs = model.predict(np.stack(samples))
         for (name, row_id), output in zip(names, outputs, strict=True):
             row = {"input": name, **({"id": row_id} if row_id is not None else {})}
-            row.update(_describe(output, prep.get("class_names"), top_k, threshold))
+            row.update(_describe(output, prep.get("class_names"), k, cut))
             result.rows.append(row)
+    if result.rows:
+        result.notes += _unused(result.rows[0], top_k, threshold)
     return result
+
+
+def _unused(row, top_k, threshold):
+    """Warnings for --top-k or --threshold given where they change nothing, saying why."""
+    regression, binary = "value" in row, "label" in row and "top" not in row  # binary: one sigmoid unit
+    found = []
+    if top_k is not None and regression:
+        found.append(f"warning: --top-k {top_k}: a regression has no classes to rank")
+    elif top_k is not None and binary:
+        found.append(
+            f"warning: --top-k {top_k}: the model has one sigmoid output; each prediction has both classes' "
+            "probabilities, and its label is the one --threshold picks"
+        )
+    if threshold is not None and not binary:
+        why = "a regression has no classes" if regression else "the label is the most probable class"
+        found.append(f"warning: --threshold {threshold:g}: only a model with one sigmoid output uses it; {why}")
+    return found
 
 
 def _samples(paths, prep, id_column, result):
@@ -150,16 +172,31 @@ def _describe(output, class_names, top_k, threshold):
     return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top, "probabilities": every}
 
 
-def _expand(inputs, failed):
-    """Files from paths, folders and glob patterns, each once, in the order given."""
-    found = []
+def _expand(inputs, result):
+    """Files from paths, folders and glob patterns, each once, in the order given.
+
+    A folder's files that nnrun does not predict are skipped, and said so in
+    `result.notes` (or `result.failed`, when nothing else is there); hidden ones
+    (`.DS_Store`, `.ipynb_checkpoints/`) are not counted.
+    """
+    found, failed = [], result.failed
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-            found += files
-            if not files:
-                failed.append((str(item), f"no {', '.join(SUFFIXES)} files in this folder"))
+            files = sorted(p for p in path.rglob("*") if not _hidden(p, path) and p.is_file())
+            taken = [p for p in files if _suffix(p) in SUFFIXES]
+            skipped = [p.relative_to(path).as_posix() for p in files if _suffix(p) not in SUFFIXES]
+            found += taken
+            others = f"{len(skipped)} other file{'s' * (len(skipped) != 1)}: {listed(skipped)}"
+            if not taken:
+                failed.append(
+                    (
+                        str(item),
+                        f"no {', '.join(SUFFIXES)} files in this folder" + (f" (it has {others})" if skipped else ""),
+                    )
+                )
+            elif skipped:
+                result.notes.append(f"warning: {item}: skipped {others} (nnrun predicts {', '.join(SUFFIXES)})")
         elif path.exists():
             found.append(path)
         elif any(c in str(item) for c in "*?["):
@@ -172,12 +209,22 @@ def _expand(inputs, failed):
     return list(dict.fromkeys(found))
 
 
+def _suffix(path):
+    """What kind of input a file's name says it is: its suffix, `.csv.gz` as one."""
+    name = path.name.lower()
+    return ".csv.gz" if name.endswith(".csv.gz") else path.suffix.lower()
+
+
+def _hidden(path, folder):
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def _read(path, prep, id_column, notes):
     """Yields `((name, id), model input)` for each sample in one file."""
     if not path.is_file():  # a named pipe would be waited on
         raise DataError(f"{path}: not a file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    suffix = _suffix(path)
+    if suffix in CSV_SUFFIXES:
         yield from _csv_rows(path, prep, id_column, notes)
     elif suffix == ".npy":
         yield from _arrays(path, prep)

@@ -58,6 +58,7 @@ class Split(_Plain):
 
     samples: int = Field(ge=0)
     sha256: str
+    paths: str | None = None  # 'relative': image files named relative to data.path (nnrun 0.2 named them as read)
 
 
 class Attempt(_Plain):
