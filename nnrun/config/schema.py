@@ -183,6 +183,9 @@ class CsvData(DataBase):
     sep: str | None = Field(
         None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
     )
+    quotechar: str | None = Field(
+        None, min_length=1, max_length=1, description="The quote around fields; by default sniffed (\" or ')."
+    )
     decimal: str = Field(".", min_length=1, max_length=1, description="The decimal mark: '.', or ',' (50,5).")
     encoding: Annotated[str, AfterValidator(_encoding)] = Field("utf-8", description="The file's text encoding.")
     na_values: list[str] = Field(
