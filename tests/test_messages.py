@@ -92,6 +92,23 @@ def test_other_errors_are_named_not_only_counted(runner, write_config):
     )
 
 
+@pytest.mark.parametrize("written", ["list", "mapping"])
+@pytest.mark.parametrize("path", ["model.0.Dense.units", "model.layers.0.Dense.units"])
+def test_a_layer_is_addressed_either_way_whichever_way_the_model_was_written(write_config, written, path):
+    layers = [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 3, "activation": "softmax"}}]
+    model = layers if written == "list" else {"layers": layers}
+    loaded = config.load(write_config(model=model), [f"{path}=5"])
+    assert loaded.model.layers[0] == {"Dense": {"units": 5, "activation": "relu"}}
+    swept = config.load(write_config(model=model, sweep={"parameters": {path: [4, 6]}}))
+    assert list(swept.sweep.parameters) == [path]
+
+
+def test_a_layer_index_past_the_end_names_the_list(write_config):
+    with pytest.raises(Exception) as info:
+        config.load(write_config(model=[{"Dense": 3}]), ["model.4.Dense.units=5"])
+    assert str(info.value) == "--set model.4.Dense.units=5: 'model.layers.4' is not an index of a list of 1"
+
+
 @pytest.mark.parametrize(
     "name, in_quotes, in_a_list",
     [
