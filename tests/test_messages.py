@@ -122,3 +122,37 @@ def test_names_are_shown_so_that_what_is_shown_is_what_to_write(name, in_quotes,
     assert quoted(name) == in_quotes and shown(name) == in_a_list
 
 
+def made_run(root, name, learning_rate, metrics):
+    """A completed run directory written by hand: run.json, a config and metrics."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(
+        json.dumps({"status": "completed", "name": name, "started_at": "2026-01-01T00:00:00"})
+    )
+    (run / "config.yaml").write_text(
+        textwrap.dedent(f"""\
+            data: {{source: sklearn, name: iris}}
+            model: [{{Dense: 3}}]
+            optimizer: {{name: adam, learning_rate: {learning_rate}}}
+            """)
+    )
+    (run / "metrics.json").write_text(json.dumps({"test": metrics}))
+    return run
+
+
+def test_runs_diff_and_runs_never_print_different_numbers_the_same(runner, tmp_path):
+    a = made_run(tmp_path, "a", "1.0e-05", {"loss": 0.50001, "accuracy": 0.95001})
+    b = made_run(tmp_path, "b", "3.0e-05", {"loss": 0.5, "accuracy": 0.95004})
+    result = runner.invoke(cli, ["runs", "diff", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in result.stdout.splitlines()
+        if line.count("│") >= 4
+    }
+    assert rows["optimizer.learning_rate"] == ["1e-05", "3e-05"]
+    assert rows["test.accuracy"] == ["0.95001", "0.95004", "+3e-05"]
+    assert rows["test.loss"] == ["0.50001", "0.50000", "-1e-05"]
+    listing = runner.invoke(cli, ["runs", str(tmp_path)])
+    assert listing.exit_code == 0, listing.output
+    assert "0.95001" in listing.stdout and "0.95004" in listing.stdout, listing.stdout
