@@ -18,7 +18,7 @@ UNSUPPORTED_DISTRIBUTIONS = {
 }
 
 
-def distribution(value: Any) -> Any:
+def distribution_form(value: Any) -> Any:
     """`data_parallel` or `{type: data_parallel, devices: N}` -> the mapping; known other names refused."""
     kind = value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else None
     if isinstance(kind, str):  # tf.distribute.MultiWorkerMirroredStrategy -> multi_worker_mirrored

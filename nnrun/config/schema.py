@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from nnrun.config.distribution_section import Distribution, distribution
+from nnrun.config.distribution_section import Distribution, distribution_form
 from nnrun.config.section import Section
 from nnrun.config.sweep_section import Sweep
 from nnrun.config.tracking_section import Tracking
-from nnrun.errors import did_you_mean
+from nnrun.errors import did_you_mean, quoted
 
 SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer"]
 SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
@@ -53,7 +53,8 @@ def _callback(value):
     value = _one_key(value)
     name = next(iter(value))
     if name not in CALLBACKS:
-        raise ValueError(f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})")
+        choices = ", ".join(CALLBACKS)
+        raise ValueError(f"unknown callback {quoted(name)}{did_you_mean(name, CALLBACKS)} (one of {choices})")
     return value
 
 
@@ -96,7 +97,7 @@ def _augmentation(value):
     name = next(iter(value))
     if not name.startswith("Random"):
         raise ValueError(
-            f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
+            f"{quoted(name)} is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
         )
     return value
 
@@ -244,7 +245,7 @@ def _class_weight(value):
         )
     for name, weight in value.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
-            raise ValueError(f"the weight of class '{name}' must be a positive number; got {weight!r}")
+            raise ValueError(f"the weight of class {quoted(name)} must be a positive number; got {weight!r}")
     return {str(name): float(weight) for name, weight in value.items()}
 
 
@@ -354,7 +355,7 @@ class Config(Section):
     loss: Named
     metrics: list[Named] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
-    distribution: Annotated[Distribution, BeforeValidator(distribution)] | None = Field(
+    distribution: Annotated[Distribution, BeforeValidator(distribution_form)] | None = Field(
         None,
         description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
     )
