@@ -29,8 +29,8 @@ def describe(error: Any) -> str:
     loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
     place = (
         "".join(
-            f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}"
-            for p in loc  # sweep's dotted paths
+            f"[{p}]" if isinstance(p, int) else f".{p}" if re.fullmatch(r"\w+", p) else f"[{quoted(p)}]"
+            for p in loc  # a sweep's dotted paths, keys from the file
         ).lstrip(".")
         or "config"
     )
@@ -68,8 +68,9 @@ def describe(error: Any) -> str:
 def _as_list(received):
     """`; got 'A,B': write [A, B]`: a list where one value was given, as --set writes it."""
     if isinstance(received, str):
-        items = [item.strip() for item in received.split(",") if item.strip()] or [received]
-        return f"; got {received!r}: write [{', '.join(items)}]"
+        items = [item.strip() for item in received.split(",") if item.strip()]
+        fix = f": write [{', '.join(items)}]" if items and received.isprintable() else ""
+        return f"; got {received!r}{fix}"
     if isinstance(received, dict):
         return " (- item lines, or [a, b]); got a mapping"
     return f"; got {received!r}: write [{received!r}]" if isinstance(received, (int, float)) else ""

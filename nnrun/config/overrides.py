@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from nnrun.config.safe_yaml import parse_yaml
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, quoted
 
 
 class PathError(ConfigError):
@@ -27,7 +27,7 @@ class PathError(ConfigError):
         self.here = ".".join(parts[: depth + 1])  # the path up to the part not there
         self.parent = ".".join(parts[:depth])
         self.node = node
-        super().__init__(f"'{self.here}' is not in the config")
+        super().__init__(f"{quoted(self.here)} is not in the config")
 
 
 def get_path(resolved: Any, key: str, make: bool = False) -> Any:
@@ -85,8 +85,8 @@ def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None
         get_path(resolved, key, make=True)  # every part there, the missing mappings made
     except PathError as e:
         if isinstance(e.node, list):
-            raise ConfigError(f"{where}: '{e.here}' is not an index of a list of {len(e.node)}") from None
-        raise ConfigError(f"{where}: '{e.parent}' is {e.node!r}, not a section") from None
+            raise ConfigError(f"{where}: {quoted(e.here)} is not an index of a list of {len(e.node)}") from None
+        raise ConfigError(f"{where}: {quoted(e.parent)} is {e.node!r}, not a section") from None
     parent, _, last = key.rpartition(".")
     node = get_path(resolved, parent) if parent else resolved
     if isinstance(node, list):

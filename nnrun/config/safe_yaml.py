@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, quoted
 
 # Configs are a few KB. These bounds keep a hostile one (an alias bomb, deep
 # nesting) to one line and exit 2, in well under a second.
@@ -102,7 +102,7 @@ def _check_nodes(root: yaml.Node, where: str) -> None:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     if key.value in seen:
                         raise ConfigError(
-                            f"{where}:{key.start_mark.line + 1}: '{key.value}' is given twice in one mapping "
+                            f"{where}:{key.start_mark.line + 1}: {quoted(key.value)} is given twice in one mapping "
                             f"(first on line {seen[key.value]}); remove one"
                         )
                     seen[key.value] = key.start_mark.line + 1

@@ -14,7 +14,7 @@ from nnrun.config.messages import describe
 from nnrun.config.overrides import PathError, get_path, set_path
 from nnrun.config.schema import Config
 from nnrun.config.sweep_section import FIXED, samples
-from nnrun.errors import ConfigError, did_you_mean
+from nnrun.errors import ConfigError, did_you_mean, quoted
 
 MORE_NAMED = 3  # the other errors named after the first; past that, counted
 
@@ -58,7 +58,7 @@ def check_sweep_paths(config: Config, where: str) -> None:
     assert config.sweep is not None  # called only with a sweep section
     resolved = without_sweep(config)
     for path, space in config.sweep.parameters.items():
-        place = f"{where}: sweep.parameters['{path}']"
+        place = f"{where}: sweep.parameters[{quoted(path)}]"
         section, parent = path.partition(".")[0], path.rpartition(".")[0]
         if section in FIXED:
             raise ConfigError(f"{place}: {section} cannot be swept")
@@ -70,7 +70,7 @@ def check_sweep_paths(config: Config, where: str) -> None:
                 hint = f" ({e.parent} is a list of {len(e.node)})"
             else:
                 hint = did_you_mean(e.part, list(e.node) if isinstance(e.node, dict) else [])
-            raise ConfigError(f"{place}: '{e.here}' is not in the config{hint}") from None
+            raise ConfigError(f"{place}: {quoted(e.here)} is not in the config{hint}") from None
         for value in samples(space):
             trial = copy.deepcopy(resolved)
             set_path(trial, path, value, place)
