@@ -217,4 +217,38 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean '{lowered[match[0]]}'?" if match else ""
+    return f"; did you mean {quoted(lowered[match[0]])}?" if match else ""
+
+
+def quoted(name: object) -> str:
+    """A name in single quotes, as messages show names; Python's repr where that would be ambiguous.
+
+    `vote` -> `'vote'`; a name with a quote, a backslash, an unprintable
+    character or spaces at its ends (`'vote'`, `it's`, `a `) -> its repr
+    (`"'vote'"`, `"it's"`, `'a '`), so what is shown is what to write.
+
+    Args:
+        name: the name (a column, a key); not a string: as `str` gives it.
+
+    Returns:
+        The quoted name.
+    """
+    text = str(name)
+    return f"'{text}'" if _plain(text) else repr(text)
+
+
+def shown(name: object) -> str:
+    """A name in a list of names: as it is, or its repr where it could be misread (as `quoted`).
+
+    Args:
+        name: the name.
+
+    Returns:
+        `vote`, or `"'vote'"`.
+    """
+    text = str(name)
+    return text if _plain(text) and "," not in text else repr(text)
+
+
+def _plain(text: str) -> bool:
+    return text.isprintable() and text == text.strip() and not any(c in text for c in "'\"\\")

@@ -237,9 +237,12 @@ def test_unknown_callback_suggests(write_config):
     assert "did you mean 'EarlyStopping'?" in message
 
 
-def test_several_errors_are_counted_in_one_line(write_config):
+def test_several_errors_are_named_in_one_line(write_config):
     message = load_error(write_config, training={"epochs": -1, "batch_size": 0})
-    assert "(and 1 more)" in message
+    assert message.endswith(
+        "training.epochs: input should be greater than 0; got -1 "
+        "(and 1 more: training.batch_size: input should be greater than 0; got 0)"
+    ), message
 
 
 def test_bad_output_name(write_config):

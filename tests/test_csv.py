@@ -3,6 +3,7 @@
 Tables are tiny and generated in tmp_path; CLI runs train for one epoch.
 """
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -326,7 +327,12 @@ ERRORS = [
     pytest.param("", {}, ["data.path", "is empty"], id="empty-file"),
     pytest.param("a,b,left\n", {}, ["data.path", "no rows"], id="header-only"),
     pytest.param("a,b,left\n1,2,0\n3,4,5,6\n", {}, ["data.path", "not a readable CSV", "line 3"], id="ragged-rows"),
-    pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", {}, ["data.path", "not UTF-8"], id="binary-file"),
+    pytest.param(
+        b"\x89PNG\r\n\x1a\n\x00\x00", {}, ["data.path", "is not a text table: it is a PNG image"], id="png-file"
+    ),
+    pytest.param(b"GIF89a\x10\x00", {}, ["data.path", "it is a GIF image", "data.source: images"], id="gif-file"),
+    pytest.param(b"a,b\x00\x01,c\n", {}, ["data.path", "binary data (it holds NUL bytes)"], id="nul-bytes"),
+    pytest.param(b"\xff\xfeabc", {}, ["data.path", "not UTF-8 text", "data.encoding"], id="utf-16-not-binary"),
     pytest.param(
         TABLE,
         {"target": "lefft"},
@@ -516,6 +522,23 @@ def test_the_separator_is_sniffed_or_given(tmp_path, sep):
     np.testing.assert_allclose(load(path).x_train, expected, rtol=1e-6)
     np.testing.assert_allclose(load(path, sep=sep).x_train, expected, rtol=1e-6)
     assert load(path).preprocessing["read"] == {"sep": None, "decimal": ".", "encoding": "utf-8", "na_values": []}
+
+
+def test_single_quoted_headers_and_text_are_sniffed_or_given(tmp_path):
+    path = tmp_path / "quoted.csv"
+    table(60).to_csv(path, index=False, quotechar="'", quoting=csv.QUOTE_NONNUMERIC)
+    assert path.read_text().startswith("'id','name','age',")
+    expected = load(write(tmp_path, table(60), "plain.csv"))
+    sniffed = load(path)
+    np.testing.assert_allclose(sniffed.x_train, expected.x_train, rtol=1e-6)
+    assert sniffed.preprocessing["categorical"] == expected.preprocessing["categorical"]
+    assert "quotechar" not in sniffed.preprocessing["read"]  # sniffed again where predict reads rows
+    assert load(path, quotechar="'").preprocessing["read"]["quotechar"] == "'"
+    with pytest.raises(DataError) as info:
+        load(path, quotechar='"')
+    message = str(info.value)
+    assert message.startswith(f"data.target: no column 'left' in '{path}'; did you mean \"'left'\"? "), message
+    assert "(columns: \"'id'\", \"'name'\", " in message
 
 
 def test_na_values_and_encoding_are_options(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,42 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float | None]], title: str)
     names = list(dict.fromkeys(k for values in metrics.values() for k in values if "." not in k))
     per_class = any("." in k for values in metrics.values() for k in values)
     table = Table("", *names, title=title, caption="per class: metrics.json" if per_class else None)
-    for row, values in metrics.items():
-        table.add_row(row, *("-" if values.get(n) is None else f"{values[n]:.4f}" for n in names))
+    columns = [numbers([values.get(n) for values in metrics.values()]) for n in names]
+    for i, row in enumerate(metrics):
+        table.add_row(row, *(column[i] for column in columns))
     return table
+
+
+def numbers(values: Sequence[object], digits: int = 4) -> list[str]:
+    """Numbers shown side by side (a table's row or column), so that different values never print the same.
+
+    Each float gets `digits` significant digits (`0.9512`, `0.01234`, `12.35`; `1e-05` where that is
+    shorter), and more where two different values would otherwise print alike; None is `-`.
+
+    Args:
+        values: floats, or anything else (shown as `str` gives it).
+        digits: the fewest significant digits.
+
+    Returns:
+        The texts, in the order of `values`.
+    """
+    floats = {v for v in values if isinstance(v, float) and math.isfinite(v)}
+    texts = {v: repr(v) for v in floats}  # the shortest text that reads back as the same double
+    for shown_digits in range(digits, 17):
+        fewer = {v: _significant(v, shown_digits) for v in floats}
+        if len(set(fewer.values())) == len(fewer):
+            texts = fewer
+            break
+    return ["-" if v is None else texts[v] if v in texts else str(v) for v in values]
+
+
+def _significant(value: float, digits: int, sign: str = "") -> str:
+    if value == 0:
+        return f"{value:{sign}.{digits}f}"
+    exponent = math.floor(math.log10(abs(value)))
+    if -3 <= exponent < 15:
+        return f"{value:{sign}.{max(digits - 1 - exponent, 0)}f}"
+    return f"{value:{sign}.{digits}g}"
 
 
 def best_trial(swept: Swept) -> str:
@@ -142,8 +176,9 @@ def print_runs(
     table.add_column("status", no_wrap=True)
     for name in columns:
         table.add_column(name, no_wrap=name != "data", overflow="fold")
-    for s in summaries:
-        test = "-" if s.test is None else f"{s.test:.4f}" if shared else f"{s.metric} {s.test:.4f}"
+    tests = numbers([s.test for s in summaries])
+    for s, score in zip(summaries, tests, strict=True):
+        test = "-" if s.test is None else score if shared else f"{s.metric} {score}"
         epochs = f"{s.epochs_completed if s.epochs_completed is not None else '?'}/{s.epochs or '?'}"
         started = [(s.started_at or "-").replace("T", " ")[5:16]] * (console.width >= 100)
         table.add_row(
@@ -183,7 +218,7 @@ def print_diff(found: Diff, console: Console | None = None) -> None:
     if found.config:
         table = Table("key", a, b, title="config differences")
         for row in found.config:
-            table.add_row(row["key"], _value(row["a"]), _value(row["b"]))
+            table.add_row(row["key"], _value(row["a"]), _value(row["b"]))  # as written: repr tells floats apart
         console.print(table)
     else:
         console.print("the configs are the same")
@@ -191,17 +226,14 @@ def print_diff(found: Diff, console: Console | None = None) -> None:
         table = Table("metric", a, b, "b - a", title="final metrics")
         table.add_row("status", found.status["a"], found.status["b"], "")
         for row in found.metrics:
-            numbers = all(isinstance(row[k], (int, float)) for k in ("a", "b"))
-            table.add_row(
-                row["key"], _value(row["a"]), _value(row["b"]), f"{row['b'] - row['a']:+.4f}" if numbers else ""
-            )
+            both = all(isinstance(row[k], (int, float)) and not isinstance(row[k], bool) for k in ("a", "b"))
+            change = _significant(float(row["b"] - row["a"]), 4, "+") if both else ""
+            table.add_row(row["key"], *numbers([row["a"], row["b"]]), change)
         console.print(table)
 
 
 def _value(value: object) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return "-" if value is None else str(value)
 
 
 def _duration(seconds: float | None) -> str:

@@ -2,14 +2,15 @@
 
 A config here is its plain form (`Config.model_dump(mode="json")`): mappings,
 and lists indexed by number. `--set` and a sweep's parameters name places the
-same way, so both go through `get_path`.
+same way, so both go through `get_path`. A layer is `model.layers.0` or
+`model.0`, however the config wrote `model:`.
 """
 
 from collections.abc import Iterable
 from typing import Any
 
 from nnrun.config.safe_yaml import parse_yaml
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, quoted
 
 
 class PathError(ConfigError):
@@ -26,7 +27,7 @@ class PathError(ConfigError):
         self.here = ".".join(parts[: depth + 1])  # the path up to the part not there
         self.parent = ".".join(parts[:depth])
         self.node = node
-        super().__init__(f"'{self.here}' is not in the config")
+        super().__init__(f"{quoted(self.here)} is not in the config")
 
 
 def get_path(resolved: Any, key: str, make: bool = False) -> Any:
@@ -46,7 +47,7 @@ def get_path(resolved: Any, key: str, make: bool = False) -> Any:
             mapping nor a list.
     """
     node = resolved
-    parts = key.split(".")
+    parts = _parts(key)
     for depth, part in enumerate(parts):
         if isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
@@ -57,6 +58,14 @@ def get_path(resolved: Any, key: str, make: bool = False) -> Any:
         else:
             raise PathError(parts, depth, node)
     return node
+
+
+def _parts(key):
+    """A path's parts; `model.0...` is `model.layers.0...`, as a config may write `model:` as the list itself."""
+    parts = key.split(".")
+    if len(parts) > 1 and parts[0] == "model" and parts[1].isdigit():
+        parts.insert(1, "layers")
+    return parts
 
 
 def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None:
@@ -71,12 +80,13 @@ def set_path(resolved: dict[str, Any], key: str, value: Any, where: str) -> None
         value: the plain value to set.
         where: what asked, for messages (`--set training.epochs=3`).
     """
+    key = ".".join(_parts(key))
     try:
         get_path(resolved, key, make=True)  # every part there, the missing mappings made
     except PathError as e:
         if isinstance(e.node, list):
-            raise ConfigError(f"{where}: '{e.here}' is not an index of a list of {len(e.node)}") from None
-        raise ConfigError(f"{where}: '{e.parent}' is {e.node!r}, not a section") from None
+            raise ConfigError(f"{where}: {quoted(e.here)} is not an index of a list of {len(e.node)}") from None
+        raise ConfigError(f"{where}: {quoted(e.parent)} is {e.node!r}, not a section") from None
     parent, _, last = key.rpartition(".")
     node = get_path(resolved, parent) if parent else resolved
     if isinstance(node, list):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, quoted
 
 # Configs are a few KB. These bounds keep a hostile one (an alias bomb, deep
 # nesting) to one line and exit 2, in well under a second.
@@ -58,6 +58,10 @@ def parse_yaml(text: str, where: str) -> Any:
         ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
+        tab = _tab_at(text, mark)
+        if mark is not None and tab is not None:
+            at = f"{where}:{mark.line + 1}:{tab + 1}"
+            raise ConfigError(f"{at}: a tab; YAML does not allow tabs for indentation: indent with spaces") from None
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{where}{line}: YAML syntax error: {problem}") from None
@@ -66,6 +70,18 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: invalid YAML value: {e}") from None
     finally:
         loader.dispose()
+
+
+def _tab_at(text, mark):
+    """The column of the tab that YAML stopped at (or that indents its line), or None."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if line[mark.column : mark.column + 1] == "\t":
+        return mark.column
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return indent.index("\t") if "\t" in indent else None
 
 
 def _check_nodes(root: yaml.Node, where: str) -> None:
@@ -86,7 +102,7 @@ def _check_nodes(root: yaml.Node, where: str) -> None:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     if key.value in seen:
                         raise ConfigError(
-                            f"{where}:{key.start_mark.line + 1}: '{key.value}' is given twice in one mapping "
+                            f"{where}:{key.start_mark.line + 1}: {quoted(key.value)} is given twice in one mapping "
                             f"(first on line {seen[key.value]}); remove one"
                         )
                     seen[key.value] = key.start_mark.line + 1

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+from nnrun.config.distribution_section import Distribution, distribution_form
 from nnrun.config.section import Section
 from nnrun.config.sweep_section import Sweep
 from nnrun.config.tracking_section import Tracking
-from nnrun.errors import did_you_mean
+from nnrun.errors import did_you_mean, quoted
 
 SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer"]
 SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
@@ -52,7 +53,8 @@ def _callback(value):
     value = _one_key(value)
     name = next(iter(value))
     if name not in CALLBACKS:
-        raise ValueError(f"unknown callback '{name}'{did_you_mean(name, CALLBACKS)} (one of {', '.join(CALLBACKS)})")
+        choices = ", ".join(CALLBACKS)
+        raise ValueError(f"unknown callback {quoted(name)}{did_you_mean(name, CALLBACKS)} (one of {choices})")
     return value
 
 
@@ -95,7 +97,7 @@ def _augmentation(value):
     name = next(iter(value))
     if not name.startswith("Random"):
         raise ValueError(
-            f"'{name}' is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
+            f"{quoted(name)} is not an augmentation layer; use Keras's Random* layers (RandomFlip, RandomRotation, ...)"
         )
     return value
 
@@ -182,6 +184,9 @@ class CsvData(DataBase):
     sep: str | None = Field(
         None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
     )
+    quotechar: str | None = Field(
+        None, min_length=1, max_length=1, description="The quote around fields; by default sniffed (\" or ')."
+    )
     decimal: str = Field(".", min_length=1, max_length=1, description="The decimal mark: '.', or ',' (50,5).")
     encoding: Annotated[str, AfterValidator(_encoding)] = Field("utf-8", description="The file's text encoding.")
     na_values: list[str] = Field(
@@ -192,12 +197,27 @@ class CsvData(DataBase):
     )
 
 
+def _image_size(value):
+    """`[height, width]`, each a positive whole number; anything else refused in one line that says so."""
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValueError(f"expected [height, width] of positive integers, e.g. [64, 64]; got {value!r}")
+    return tuple(value)
+
+
+Side = Annotated[int, Field(gt=0)]
+ImageSize = Annotated[tuple[Side, Side], BeforeValidator(_image_size)]
+
+
 class ImageData(DataBase):
     """A folder with one sub-folder of images per class (optionally under train/ and test/ or val/)."""
 
     source: Literal["images"]
     path: Path = Field(description="Relative paths resolve from the current directory.")
-    image_size: tuple[int, int] = Field((64, 64), description="Height and width every image is resized to.")
+    image_size: ImageSize = Field((64, 64), description="Height and width every image is resized to.")
     color_mode: Literal["rgb", "grayscale"] = "rgb"
     cache: bool = Field(False, description="Keep decoded images in memory after the first epoch.")
 
@@ -225,7 +245,7 @@ def _class_weight(value):
         )
     for name, weight in value.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
-            raise ValueError(f"the weight of class '{name}' must be a positive number; got {weight!r}")
+            raise ValueError(f"the weight of class {quoted(name)} must be a positive number; got {weight!r}")
     return {str(name): float(weight) for name, weight in value.items()}
 
 
@@ -295,39 +315,6 @@ class Training(Section):
     )
 
 
-# What people coming from tf.distribute or other tools write, and what to use instead.
-UNSUPPORTED_DISTRIBUTIONS = {
-    "multi_worker_mirrored": "Keras 3's fit does not work with tf.distribute.MultiWorkerMirroredStrategy "
-    "(keras-team/keras#20585); for several machines use data_parallel with backend: jax and "
-    "KERAS_DISTRIBUTION_* variables (README: Faster and bigger)",
-    "mirrored": "data_parallel is MirroredStrategy on the tensorflow backend",
-    "model_parallel": "nnrun shards data, not models; use data_parallel",
-    "tpu": "nnrun runs on CPUs and GPUs; use data_parallel",
-}
-
-
-def _distribution(value):
-    """`data_parallel` or `{type: data_parallel, devices: N}` -> the mapping; known other names refused."""
-    kind = value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else None
-    if isinstance(kind, str):  # tf.distribute.MultiWorkerMirroredStrategy -> multi_worker_mirrored
-        key = re.sub(r"_?strategy$", "", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind.rsplit(".", 1)[-1]).lower())
-        if key in UNSUPPORTED_DISTRIBUTIONS:
-            raise ValueError(f"{kind!r} is not supported: {UNSUPPORTED_DISTRIBUTIONS[key]}")
-    return {"type": value} if isinstance(value, str) else value
-
-
-class Distribution(Section):
-    """Data-parallel training: each batch split over devices (and processes, on JAX)."""
-
-    type: Literal["data_parallel"] = Field(description="data_parallel: every device holds the whole model.")
-    devices: int | None = Field(
-        None,
-        gt=0,
-        strict=True,
-        description="How many of each process's devices to use; by default all (GPUs, else the CPU).",
-    )
-
-
 MAX_NAME_BYTES = 100  # the run directory's name adds a timestamp; file names stop at 255 bytes
 
 
@@ -368,7 +355,7 @@ class Config(Section):
     loss: Named
     metrics: list[Named] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
-    distribution: Annotated[Distribution, BeforeValidator(_distribution)] | None = Field(
+    distribution: Annotated[Distribution, BeforeValidator(distribution_form)] | None = Field(
         None,
         description="data_parallel: split each batch over this machine's devices, or several processes' (JAX).",
     )

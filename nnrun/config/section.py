@@ -5,7 +5,21 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
-from nnrun.errors import did_you_mean
+from nnrun.errors import did_you_mean, quoted
+
+
+class UnknownKeys(ValueError):
+    """Keys a section does not take; `nnrun.config.validation` says where else they belong.
+
+    Args:
+        section: the section's class.
+        keys: the unknown keys, in the order written.
+    """
+
+    def __init__(self, section: type["Section"], keys: list[str]) -> None:
+        self.section, self.keys = section, keys
+        first = keys[0]
+        super().__init__(f"unknown key {quoted(first)}{did_you_mean(first, section.model_fields)}")
 
 
 class Section(BaseModel):
@@ -18,9 +32,9 @@ class Section(BaseModel):
     def _known_keys(cls, data: Any) -> Any:
         data = cls._short_form(data)
         if isinstance(data, dict):
-            for key in data:
-                if key not in cls.model_fields:
-                    raise ValueError(f"unknown key '{key}'{did_you_mean(key, cls.model_fields)}")
+            unknown = [str(key) for key in data if key not in cls.model_fields]
+            if unknown:
+                raise UnknownKeys(cls, unknown)
         return data
 
     @classmethod

@@ -14,7 +14,7 @@ import pydantic
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from nnrun.config.section import Section
-from nnrun.errors import did_you_mean
+from nnrun.errors import did_you_mean, quoted
 
 DEFAULT_TRIALS = 20
 MAX_PARAMETERS = 100
@@ -54,7 +54,7 @@ def _space(value):
             if key in ("min", "max", "lower", "upper", "from", "to")
             else did_you_mean(key, ["low", "high", "log", "step", "choices"])
         )
-        raise ValueError(f"unknown key '{key}'{hint}")
+        raise ValueError(f"unknown key {quoted(key)}{hint}")
     space = {
         "low": value.get("low"),
         "high": value.get("high"),

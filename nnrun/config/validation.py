@@ -1,20 +1,22 @@
 """A config checked whole: the schema's errors as one line that names the place, and a sweep's paths.
 
 `Config` validates each section; what needs the whole config is here: the
-message for pydantic's first error, and whether each value a sweep will set
-still makes a valid config.
+schema's errors in one line (`nnrun.config.messages` words each), and whether
+each value a sweep will set still makes a valid config.
 """
 
 import copy
-import re
 from typing import Any
 
 import pydantic
 
+from nnrun.config.messages import describe
 from nnrun.config.overrides import PathError, get_path, set_path
-from nnrun.config.schema import DATA_SOURCES, Config
+from nnrun.config.schema import Config
 from nnrun.config.sweep_section import FIXED, samples
-from nnrun.errors import ConfigError, did_you_mean
+from nnrun.errors import ConfigError, did_you_mean, quoted
+
+MORE_NAMED = 3  # the other errors named after the first; past that, counted
 
 
 def validate(raw: dict[str, Any], where: str) -> Config:
@@ -30,40 +32,16 @@ def validate(raw: dict[str, Any], where: str) -> Config:
     try:
         return Config.model_validate(raw)
     except pydantic.ValidationError as e:
-        errors = e.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{where}: {_describe(errors[0])}{more}") from None
+        lines = list(dict.fromkeys(describe(error) for error in e.errors()))
+        raise ConfigError(f"{where}: {lines[0]}{_more(lines[1:])}") from None
 
 
-def _describe(error):
-    loc = [p for i, p in enumerate(error["loc"]) if not (i == 1 and error["loc"][0] == "data" and p in DATA_SOURCES)]
-    place = (
-        "".join(
-            f"[{p}]" if isinstance(p, int) else f"['{p}']" if "." in p else f".{p}"
-            for p in loc  # sweep's dotted paths
-        ).lstrip(".")
-        or "config"
-    )
-    kind, received, ctx = error["type"], error.get("input"), error.get("ctx", {})
-    if kind == "missing":
-        return f"{place}: missing (required)"
-    if kind == "union_tag_not_found":
-        return f"{place}.source: missing; one of {', '.join(DATA_SOURCES)}"
-    if kind == "union_tag_invalid":
-        received = ctx["tag"]
-        choices = ", ".join(DATA_SOURCES)
-        return f"{place}.source: must be one of {choices}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
-    if kind == "value_error":
-        message = str(ctx["error"])
-        if repr(received) in message or f"'{received}'" in message:
-            return f"{place}: {message}"
-    else:
-        message = error["msg"][0].lower() + error["msg"][1:]
-    if not isinstance(received, (dict, list)):
-        message += f"; got {received!r}"
-    if kind == "literal_error" and isinstance(received, str):
-        message += did_you_mean(received, re.findall(r"'([^']*)'", ctx["expected"]))
-    return f"{place}: {message}"
+def _more(lines: list[str]) -> str:
+    """` (and 2 more: a; b)`: the other errors, named, a few at most, so that one round fixes them."""
+    if not lines:
+        return ""
+    named = "; ".join(lines[:MORE_NAMED]) + ("; ..." if len(lines) > MORE_NAMED else "")
+    return f" (and {len(lines)} more: {named})"
 
 
 def check_sweep_paths(config: Config, where: str) -> None:
@@ -80,7 +58,7 @@ def check_sweep_paths(config: Config, where: str) -> None:
     assert config.sweep is not None  # called only with a sweep section
     resolved = without_sweep(config)
     for path, space in config.sweep.parameters.items():
-        place = f"{where}: sweep.parameters['{path}']"
+        place = f"{where}: sweep.parameters[{quoted(path)}]"
         section, parent = path.partition(".")[0], path.rpartition(".")[0]
         if section in FIXED:
             raise ConfigError(f"{place}: {section} cannot be swept")
@@ -92,7 +70,7 @@ def check_sweep_paths(config: Config, where: str) -> None:
                 hint = f" ({e.parent} is a list of {len(e.node)})"
             else:
                 hint = did_you_mean(e.part, list(e.node) if isinstance(e.node, dict) else [])
-            raise ConfigError(f"{place}: '{e.here}' is not in the config{hint}") from None
+            raise ConfigError(f"{place}: {quoted(e.here)} is not in the config{hint}") from None
         for value in samples(space):
             trial = copy.deepcopy(resolved)
             set_path(trial, path, value, place)

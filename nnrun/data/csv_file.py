@@ -1,5 +1,5 @@
 """A CSV file read as train, evaluate and predict all do: bounded before pandas reads it, the separator
-sniffed, every problem one line that names the file and never echoes what it holds."""
+and quote sniffed, binary files refused, every problem one line that names the file and never echoes what it holds."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 # pandas reads it (it would take minutes and gigabytes to say no).
 MAX_COLUMNS = 10_000
 MAX_HEADER_CHARS = 1 << 20
+# What people give as a table by mistake, by the bytes it starts with, and what to do instead.
+_IMAGES = "images are read from a folder of class folders (data.source: images)"
+MAGIC = (
+    (b"GIF8", f"a GIF image; {_IMAGES}"),
+    (b"\x89PNG", f"a PNG image; {_IMAGES}"),
+    (b"\xff\xd8\xff", f"a JPEG image; {_IMAGES}"),
+    (b"%PDF", "a PDF document; export the table as CSV"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one); save the table as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Office file (an old Excel .xls); save the table as CSV"),
+    (b"PAR1", "a Parquet file; save the table as CSV"),
+    (b"\x93NUMPY", "a NumPy array (.npy); arrays are read from .npz files (data.source: npz)"),
+    (b"\x1f\x8b", "gzip-compressed; name it .csv.gz and nnrun reads it"),
+)
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 
 
 def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
@@ -24,7 +38,7 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
 
     Args:
         path: the file.
-        options: `sep` (None: sniffed from the start of the file), `encoding`
+        options: `sep` and `quotechar` (None or absent: sniffed from the start of the file), `encoding`
             and `na_values` (more strings that mean "missing"), as `reading` gives them.
         place: what errors name first ('data.path', or 'input' for predict).
 
@@ -41,12 +55,14 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     named = options.get("encoding") or "utf-8"
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
     encoding = "utf-8-sig" if utf8 else named
+    _refuse_binary(path, named, place)
     try:
-        sep = options.get("sep") or _sniff(path, encoding)
-        _check_header(path, encoding, sep, place)
+        sep, quotechar = _sniff(path, encoding, options.get("sep"), options.get("quotechar"))
+        _check_header(path, encoding, sep, quotechar, place)
         table = pd.read_csv(
             path,
             sep=sep,
+            quotechar=quotechar,
             decimal=options.get("decimal") or ".",
             encoding=encoding,
             skipinitialspace=True,
@@ -76,19 +92,40 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     return table.copy()
 
 
-def _sniff(path, encoding):
-    """The separator of a CSV file: comma, semicolon, tab or bar, from its first 64 KB."""
+def _sniff(path, encoding, sep, quotechar):
+    """The separator (comma, semicolon, tab or bar) and quote character (" or ') of a CSV file, from its first
+    64 KB: each as given, else as sniffed, else comma and double quote."""
     import csv
 
+    if sep and quotechar:
+        return sep, quotechar
     with _opened(path, encoding) as f:
         sample = f.read(65536)
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        dialect = csv.Sniffer().sniff(sample, delimiters=sep or ",;\t|")
     except csv.Error:  # one column, or nothing it can tell apart
-        return ","
+        return sep or ",", quotechar or '"'
+    sniffed = dialect.quotechar if dialect.quotechar in ('"', "'") else '"'
+    return sep or dialect.delimiter, quotechar or sniffed
 
 
-def _check_header(path, encoding, sep, place):
+def _refuse_binary(path, encoding, place):
+    """Refuses an image, an archive or other binary data given as a table, naming what it looks like."""
+    if path.suffix.lower() in COMPRESSED:  # pandas reads these compressed
+        return
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    kind = next((name for magic, name in MAGIC if head.startswith(magic)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind = f"a WebP image; {_IMAGES}"
+    wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")) or head[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if kind is None and b"\x00" in head and not wide:
+        kind = "binary data (it holds NUL bytes), not CSV text"
+    if kind:
+        raise DataError(f"{place}: '{path}' is not a text table: it is {kind}")
+
+
+def _check_header(path, encoding, sep, quotechar, place):
     """Refuses a first line longer than `MAX_HEADER_CHARS` or of more than `MAX_COLUMNS` columns, reading no more."""
     import csv
 
@@ -96,7 +133,7 @@ def _check_header(path, encoding, sep, place):
         header = f.readline(MAX_HEADER_CHARS + 1)
     if len(header) > MAX_HEADER_CHARS:
         raise DataError(f"{place}: the first line of '{path}' is longer than {MAX_HEADER_CHARS} characters")
-    count = len(next(csv.reader([header], delimiter=sep), []))
+    count = len(next(csv.reader([header], delimiter=sep, quotechar=quotechar), []))
     if count > MAX_COLUMNS:
         raise DataError(f"{place}: '{path}' has {count} columns, more than nnrun reads ({MAX_COLUMNS})")
 

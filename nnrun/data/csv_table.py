@@ -18,7 +18,7 @@ import numpy as np
 from nnrun.data import columns
 from nnrun.data.csv_file import read_table
 from nnrun.data.types import Raw
-from nnrun.errors import DataError, did_you_mean, listed
+from nnrun.errors import DataError, did_you_mean, listed, quoted, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,8 +76,12 @@ def read(data: CsvData) -> Raw:
 
 
 def reading(data: CsvData) -> dict[str, Any]:
-    """The options a table is read with (kept in preprocessing.json, so predict reads alike)."""
-    return {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
+    """The options a table is read with (kept in preprocessing.json, so predict reads alike).
+
+    `quotechar` only where the config sets it: a run's preprocessing.json then reads as before it existed.
+    """
+    read = {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
+    return {**read, "quotechar": data.quotechar} if data.quotechar else read
 
 
 def check(x: pd.DataFrame, name: str, origin: str) -> pd.DataFrame:
@@ -298,12 +302,12 @@ def _column(name, names, place, path):
     if len(names) == 1:
         # Not a comma-separated table (or not a table at all: never echo what it holds).
         raise DataError(
-            f"{place}: no column '{name}' in '{path}': it reads as a single column; "
+            f"{place}: no column {quoted(name)} in '{path}': it reads as a single column; "
             "set data.sep if its columns are separated by something else"
         )
-    shown = [c if len(c) <= 40 else c[:37] + "..." for c in names]
-    listing = f" (columns: {', '.join(shown)})" if len(names) <= 15 else ""
-    raise DataError(f"{place}: no column '{name}' in '{path}'{did_you_mean(name, names)}{listing}")
+    cut = [shown(c) if len(c) <= 40 else shown(c[:37]) + "..." for c in names]
+    listing = f" (columns: {', '.join(cut)})" if len(names) <= 15 else ""
+    raise DataError(f"{place}: no column {quoted(name)} in '{path}'{did_you_mean(name, names)}{listing}")
 
 
 def _number_block(frame, names):

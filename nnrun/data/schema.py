@@ -76,6 +76,7 @@ class DateColumn(_Strict):
 
 class Reading(_Strict):
     sep: str | None = Field(None, min_length=1, max_length=1)
+    quotechar: str | None = Field(None, min_length=1, max_length=1)
     decimal: str = Field(".", min_length=1, max_length=1)
     encoding: str = Field("utf-8", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
     na_values: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=1000)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nnrun.backend import keras as _keras
-from nnrun.errors import ConfigError, did_you_mean
+from nnrun.errors import ConfigError, did_you_mean, quoted
 from nnrun.model import backbones, names
 
 if TYPE_CHECKING:  # Keras ships no types; to mypy its classes are Any
@@ -206,7 +206,7 @@ def metric_from(spec: Mapping[str, Any], place: str) -> str | keras.metrics.Metr
         try:
             keras.metrics.get(name) if name.lower() not in ("accuracy", "acc") else None
         except (ValueError, TypeError):
-            raise ConfigError(f"{place}: unknown metric '{name}'{_nearest_metric(name, classes)}") from None
+            raise ConfigError(f"{place}: unknown metric {quoted(name)}{_nearest_metric(name, classes)}") from None
         return name
     cls = names.lookup(name, classes, place, "metric", aliases=names.aliases_of(keras.metrics, classes))
     return names.instantiate(cls, _plainly_named(cls, args), f"{place} ({cls.__name__})")

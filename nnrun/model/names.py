@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from nnrun.backend import keras as _keras
-from nnrun.errors import ConfigError, did_you_mean
+from nnrun.errors import ConfigError, did_you_mean, quoted
 
 # Argument-name suffixes whose string values Keras resolves by name.
 _NAMED_ARGUMENTS = {
@@ -65,6 +65,8 @@ def instantiate(cls: Callable[..., Any], args: object, place: str) -> Any:
         return cls(**args)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{place}: {first_line(e)}; got {args}") from None
+    except Exception as e:  # Keras checks few types: a wrong one fails anywhere (padding: null -> AttributeError)
+        raise ConfigError(f"{place}: Keras cannot use these arguments ({first_line(e)}); got {args}") from None
 
 
 def check_arguments(target: Callable[..., Any], args: object, place: str) -> dict[str, Any]:
@@ -86,8 +88,8 @@ def check_arguments(target: Callable[..., Any], args: object, place: str) -> dic
         args = {positional[0]: args}
     for key, value in args.items():
         if key not in params:
-            raise ConfigError(f"{place}: unknown argument '{key}'{did_you_mean(key, params)}")
-        _check_value(key, value, params[key].default, f"{place}: argument '{key}'")
+            raise ConfigError(f"{place}: unknown argument {quoted(key)}{did_you_mean(key, params)}")
+        _check_value(key, value, params[key].default, f"{place}: argument {quoted(key)}")
     missing = [
         n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args
     ]
@@ -131,7 +133,7 @@ def _check_value(key, value, default, place):
             module.get(value)
         except (ValueError, TypeError):
             raise ConfigError(
-                f"{place}: unknown {suffix} '{value}'{did_you_mean(value, public_names(module))}"
+                f"{place}: unknown {suffix} {quoted(value)}{did_you_mean(value, public_names(module))}"
             ) from None
 
 
@@ -168,7 +170,7 @@ def lookup(
         if aliases and name in aliases:
             return aliases[name]
     choices = list(classes) + [snake_case(c) for c in classes] * (not exact) + list(suggest)
-    raise ConfigError(f"{place}: unknown {kind} '{name}'{did_you_mean(name, choices)}")
+    raise ConfigError(f"{place}: unknown {kind} {quoted(name)}{did_you_mean(name, choices)}")
 
 
 def classes_in(module: Any, base: type, exclude: Collection[str] = ()) -> dict[str, Any]:
