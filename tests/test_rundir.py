@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,7 +50,8 @@ def test_create_makes_name_and_timestamp_with_plots(tmp_path):
     match = re.fullmatch(r"mnist-(\d{8}-\d{6})", path.name)
     assert match, path.name
     made = datetime.strptime(match.group(1), "%Y%m%d-%H%M%S")
-    assert before <= made <= after
+    # A second of slack: this machine's clock has been seen to step back between two readings.
+    assert before - timedelta(seconds=1) <= made <= after + timedelta(seconds=1)
     assert (path / rundir.PLOTS).is_dir()
     assert [p.name for p in path.iterdir()] == ["plots"]  # otherwise empty
 
