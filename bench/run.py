@@ -11,7 +11,7 @@ the noise of a shared machine falls on all alike. Each is a fresh process, timed
 by the wall clock from its start to its exit: all pay their imports. The first
 table shows the median test accuracy of each over the seeds, their median wall
 times and the median of the per-seed ratios nnrun/script, one row per backend;
-nnrun must be no slower (ratio <= 1.0). The second shows the accuracies seed by
+nnrun must be no slower (ratio <= 1.0). The last shows the accuracies seed by
 seed, paired (accuracy.py).
 
 Exit codes: 0 every ratio <= 1.0; 1 a run failed (its stderr is shown);
