@@ -17,7 +17,7 @@ import tensorflow as tf
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=10)
-parser.add_argument("--seed", type=int, default=42)  # configs/fashion_mnist_mlp.yaml's seed
+parser.add_argument("--seed", type=int, default=1)  # configs/fashion_mnist_mlp.yaml's seed
 args = parser.parse_args()
 tf.keras.utils.set_random_seed(args.seed)
 

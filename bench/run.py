@@ -1,17 +1,18 @@
 """Benchmark: each tutorial workflow trained by nnrun and by its plain Keras script.
 
     cp -r ../shared/data/keras /tmp/keras_home
-    KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--repeat 3] [--only mnist,fashion,churn,cifar10]
-        [--backends tensorflow,jax] [--epochs N] [--seeds 42,1,2]
+    KERAS_HOME=/tmp/keras_home .venv/bin/python bench/run.py [--seeds 1-5] [--only mnist,fashion,churn,cifar10]
+        [--backends tensorflow,jax] [--epochs N]
 
-For each workflow and each repeat, the plain script (on TensorFlow, as the
-tutorial wrote it) and `nnrun train` on each backend asked for run one after
-the other (script, nnrun tensorflow, nnrun jax, script, ...), so the noise of a
-shared machine falls on all alike. Each is a fresh process, timed by the wall
-clock from its start to its exit: all pay their imports. The table shows the
-test accuracy of each, their median wall times and the median of the
-per-repeat ratios nnrun/script, one row per backend; nnrun must be no slower
-(ratio <= 1.0).
+For each workflow and each seed (a repeat), the plain script (on TensorFlow, as
+the tutorial wrote it) and `nnrun train` on each backend asked for run one after
+the other with that seed (script, nnrun tensorflow, nnrun jax, script, ...), so
+the noise of a shared machine falls on all alike. Each is a fresh process, timed
+by the wall clock from its start to its exit: all pay their imports. The first
+table shows the median test accuracy of each over the seeds, their median wall
+times and the median of the per-seed ratios nnrun/script, one row per backend;
+nnrun must be no slower (ratio <= 1.0). The last shows the accuracies seed by
+seed, paired (accuracy.py).
 
 Exit codes: 0 every ratio <= 1.0; 1 a run failed (its stderr is shown);
 2 bad arguments or missing data; 3 nnrun was slower on some workflow.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from accuracy import parse_seeds, per_seed, spread
 from rich.console import Console
 from rich.table import Table
 
@@ -50,7 +52,7 @@ class Workflow:
     script: str  # under bench/
     dataset: str | None = None  # the folder or file under <KERAS_HOME>/datasets it needs
     csv: bool = False  # reads the churn CSV: the script's argv[1], nnrun's data.path
-    runs: list = field(default_factory=list)  # one dict per repeat
+    runs: list = field(default_factory=list)  # one dict per seed and backend
 
 
 WORKFLOWS = [
@@ -69,7 +71,7 @@ class Failed(Exception):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each side per workflow (default 3)")
+    parser.add_argument("--repeat", type=int, help="N: the same as --seeds 1-N")
     parser.add_argument(
         "--only",
         default=",".join(w.name for w in WORKFLOWS),
@@ -79,8 +81,8 @@ def main():
     parser.add_argument("--backends", default="tensorflow", help="comma-separated nnrun backends: tensorflow,jax")
     parser.add_argument(
         "--seeds",
-        help="comma-separated seed of each repeat, on both sides (default: the config's, every repeat); "
-        "several make the accuracies medians over initialisations, since one seed's accuracy is noise at 0.3 points",
+        help="the seeds, one run of each side per seed: a range 1-5, a list 1,2,42, or both (default 1-3); "
+        "the accuracies are medians over them, since one seed's accuracy is noise at half a point",
     )
     parser.add_argument("--churn-csv", type=Path, default=CHURN_CSV, help=f"the churn table (default {CHURN_CSV})")
     args = parser.parse_args()
@@ -91,14 +93,16 @@ def main():
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or set(backends) - {"tensorflow", "jax"}:
         parser.error(f"--backends: tensorflow and/or jax; got {args.backends!r}")
+    if args.seeds and args.repeat is not None:
+        parser.error("--seeds or --repeat, not both")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error(f"--repeat: at least 1; got {args.repeat}")
     try:
-        seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+        seeds = parse_seeds(args.seeds or f"1-{args.repeat or 3}")
     except ValueError:
-        parser.error(f"--seeds: comma-separated integers; got {args.seeds!r}")
-    if seeds:
-        args.repeat = len(seeds)
+        parser.error(f"--seeds: integers and ranges such as 1-5, comma-separated; got {args.seeds!r}")
     unknown = [n for n in names if n not in {w.name for w in WORKFLOWS}]
-    if unknown or not names or args.repeat < 1 or (args.epochs is not None and args.epochs < 1):
+    if unknown or not names or (args.epochs is not None and args.epochs < 1):
         parser.error(f"unknown workflow {unknown[0]!r}" if unknown else "nothing to run")
     keras_home = os.environ.get("KERAS_HOME")
     if not keras_home:
@@ -142,17 +146,23 @@ def main():
     err.print(f"NumPy float32 matmul peak: {peak:.0f} GFLOP/s")
     _warm_up(keras_home)  # the first process to import TensorFlow reads it from disk: take that off the timings
 
+    shipped = {w.name: yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"] for w in selected}
     try:
         for w in selected:
-            shipped = yaml.safe_load((ROOT / "configs" / w.config).read_text())["seed"]
-            for r, seed in enumerate(seeds or [shipped] * args.repeat):
+            for r, seed in enumerate(seeds):
                 script = _script(w, seed, args.epochs, keras_home, csv)
-                line = f"{w.name} {r + 1}/{args.repeat} seed {seed}: "
+                line = f"{w.name} {r + 1}/{len(seeds)} seed {seed}: "
                 line += f"script {script['wall']:.1f} s (acc {script['accuracy']:.4f})"
                 for backend in backends:
                     nnrun = _nnrun(w, args.epochs, keras_home, csv, backend, seed)
                     w.runs.append(
-                        {"backend": backend, "script": script, "nnrun": nnrun, "ratio": nnrun["wall"] / script["wall"]}
+                        {
+                            "seed": seed,
+                            "backend": backend,
+                            "script": script,
+                            "nnrun": nnrun,
+                            "ratio": nnrun["wall"] / script["wall"],
+                        }
                     )
                     line += f", nnrun {backend} {nnrun['wall']:.1f} s (acc {nnrun['accuracy']:.4f})"
                     line += f", ratio {w.runs[-1]['ratio']:.3f}"
@@ -168,8 +178,7 @@ def main():
         err.print(f"the nnrun measured changed during the run: now {_code(keras_home)}", markup=False)
     out.print(
         f"\nnnrun vs the plain Keras scripts: {started:%Y-%m-%d %H:%M %Z}, "
-        f"{args.repeat} repeat{'s' * (args.repeat != 1)}"
-        + (f", seeds {args.seeds}" if seeds else "")
+        f"{len(seeds)} seed{'s' * (len(seeds) != 1)} ({', '.join(map(str, seeds))})"
         + (f", epochs overridden to {args.epochs}" if args.epochs else "")
     )
     out.print(f"machine: {machine}")
@@ -184,7 +193,7 @@ def main():
         "nnrun wall s",
         "ratio nnrun/script",
         "verdict",
-        title="test accuracy (median), wall time (median), ratio (median of per-repeat ratios)",
+        title="test accuracy (median over the seeds, and range), wall time (median), ratio (median of per-seed ratios)",
     )
     slower = False
     for w in selected:
@@ -195,8 +204,8 @@ def main():
             table.add_row(
                 w.name,
                 backend,
-                _accuracy(runs, "script"),
-                _accuracy(runs, "nnrun"),
+                spread([run["script"]["accuracy"] for run in runs]),
+                spread([run["nnrun"]["accuracy"] for run in runs]),
                 f"{statistics.median(run['script']['wall'] for run in runs):.1f}",
                 f"{statistics.median(run['nnrun']['wall'] for run in runs):.1f}",
                 f"{ratio:.3f}",
@@ -227,11 +236,15 @@ def main():
                 f"{statistics.median(run['nnrun']['wall'] - run['nnrun']['duration'] for run in runs):.1f}",
             )
     out.print(detail)
+    out.print(per_seed(selected, backends, shipped))
     out.print(
-        "per-repeat wall s (script / nnrun backend): "
+        "per-seed wall s (seed: script / nnrun backend): "
         + "; ".join(
             f"{w.name} "
-            + ", ".join(f"{run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f} {run['backend']}" for run in w.runs)
+            + ", ".join(
+                f"{run['seed']}: {run['script']['wall']:.1f}/{run['nnrun']['wall']:.1f} {run['backend']}"
+                for run in w.runs
+            )
             for w in selected
         )
     )
@@ -336,7 +349,7 @@ def _script(w, seed, epochs, keras_home, csv):
         raise Failed(f"{' '.join(command)}: its last stdout line is not the result JSON:\n{_tail(stdout)}") from None
 
 
-def _nnrun(w, epochs, keras_home, csv, backend="tensorflow", seed=None):
+def _nnrun(w, epochs, keras_home, csv, backend, seed):
     """Runs `nnrun train` once into a temporary folder: wall time, test accuracy, run.json's duration."""
     with tempfile.TemporaryDirectory(prefix=f"nnrun-bench-{w.name}-") as tmp:
         command = [
@@ -351,7 +364,7 @@ def _nnrun(w, epochs, keras_home, csv, backend="tensorflow", seed=None):
         ]
         command += ["--set", f"data.path={csv}"] if w.csv else []
         command += ["--set", f"training.epochs={epochs}"] if epochs else []
-        command += ["--set", f"seed={seed}"] if seed is not None else []
+        command += ["--set", f"seed={seed}"]
         wall, stdout = _timed(command, keras_home)
         lines = stdout.strip().splitlines()
         run_dir = Path(lines[-1]) if lines else Path(tmp, "nothing printed")
@@ -408,12 +421,6 @@ def _code(keras_home):
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     commit = git.stdout.strip() if git.returncode == 0 else "not a git checkout"
     return f"nnrun {where or '?'} ({commit})"
-
-
-def _accuracy(runs, side):
-    values = [run[side]["accuracy"] for run in runs]
-    median = f"{statistics.median(values):.4f}"
-    return median if max(values) - min(values) < 5e-5 else f"{median} ({min(values):.4f}-{max(values):.4f})"
 
 
 def _tail(text, lines=25):
