@@ -541,6 +541,19 @@ def test_single_quoted_headers_and_text_are_sniffed_or_given(tmp_path):
     assert "(columns: \"'id'\", \"'name'\", " in message
 
 
+def test_words_in_single_quotes_in_text_do_not_make_it_the_quote_character(tmp_path):
+    # Most reviews quote a word ('plot'); the few with a comma are double-quoted, as csv writers do.
+    # csv.Sniffer takes ' for the quote here, and the double-quoted commas then split their rows.
+    n = 100
+    reviews = [f"Good, the 'twist' of {i}" if i % 5 == 0 else f"The 'plot' of {i} was thin" for i in range(n)]
+    frame = pd.DataFrame({"stars": np.arange(n) % 5, "review": reviews, "label": ["pos", "neg"] * (n // 2)})
+    path = write(tmp_path, frame)
+    assert "\n0,\"Good, the 'twist' of 0\",pos\n" in path.read_text()
+    ds = load(path, target="label", drop=["review"], test_split=0.2)
+    assert len(ds.x_train) + len(ds.x_test) == n
+    assert ds.class_names == ["neg", "pos"]
+
+
 def test_na_values_and_encoding_are_options(tmp_path):
     frame = table(60)
     frame["city"] = frame["city"].replace("Madrid", "Málaga")
