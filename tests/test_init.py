@@ -223,6 +223,13 @@ def ids_only(path):
     pd.DataFrame({"id": range(60), "y": [0, 1] * 30}).to_csv(path)  # and pandas's index, unnamed
 
 
+def tables(path):
+    """A folder of CSV files, as data often comes: not the table itself."""
+    path.mkdir()
+    table().to_csv(path / "a.csv", index=False)
+    table().to_csv(path / "b.csv.gz", index=False)
+
+
 @pytest.mark.parametrize(
     ("name", "make", "args", "fragments"),
     [
@@ -235,6 +242,8 @@ def ids_only(path):
         ("empty-folder", lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
         ("no-images", lambda p: [(p / name).mkdir(parents=True) for name in ("a", "b")], [], ["'a' has no images"]),
         ("target-on-images", lambda p: make_image_folder(p, {"cat": 2, "dog": 2}), Y, ["classes are its sub-folders"]),
+        ("tables", tables, [], ["a folder of 2 tables (a.csv, b.csv.gz)", "name it, e.g. nnrun init ", "/a.csv"]),
+        ("tables-t", tables, Y, ["a folder of 2 tables", "/a.csv --target y"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(runner, tmp_path, name, make, args, fragments):

@@ -25,6 +25,7 @@ MAX_CLASSES = 20
 # Names a target column often has, in the order suggested when --target is missing.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 _TABLE_SUFFIXES = (".npy", ".parquet", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")
 _SAMPLED_IMAGES = 200  # images whose size and colours are read: enough for a median
 
 
@@ -107,6 +108,7 @@ def describe(path: Path, target: str | None = None) -> Profile:
     if not path.exists():
         raise DataError(f"DATA: no file or folder '{path}'")
     if path.is_dir():
+        _folder_of_tables(path, target)
         _not_for(target, f"'{path}' is an image folder: its classes are its sub-folders")
         return _images(path)
     name = path.name.lower()
@@ -118,6 +120,18 @@ def describe(path: Path, target: str | None = None) -> Profile:
             f"DATA: '{path}' is not a CSV table, an .npz file or a folder of images (one sub-folder per class)"
         )
     return _table(path, target)
+
+
+def _folder_of_tables(path, target):
+    """Refuses a folder of CSV files (not of class sub-folders, or with --target): one of them is the table."""
+    tables = sorted(p.name for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_CSV_SUFFIXES))
+    folders = any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+    if tables and (target is not None or not folders):
+        example = shlex.join(["nnrun", "init", str(path / tables[0]), *(["--target", target] if target else [])])
+        raise DataError(
+            f"DATA: '{path}' is a folder of {len(tables)} table{'s' * (len(tables) > 1)} ({listed(tables)}): "
+            f"nnrun init reads one table; name it, e.g. {example}"
+        )
 
 
 def _not_for(target, why):
