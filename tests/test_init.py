@@ -241,6 +241,7 @@ def tables(path):
         ("data.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV table, an .npz file or a folder"]),
         ("empty-folder", lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
         ("no-images", lambda p: [(p / name).mkdir(parents=True) for name in ("a", "b")], [], ["'a' has no images"]),
+        ("one-class", lambda p: make_image_folder(p, {"cat": 2}), [], ["error: DATA '", "1 class folder ('cat')"]),
         ("target-on-images", lambda p: make_image_folder(p, {"cat": 2, "dog": 2}), Y, ["classes are its sub-folders"]),
         ("tables", tables, [], ["a folder of 2 tables (a.csv, b.csv.gz)", "name it, e.g. nnrun init ", "/a.csv"]),
         ("tables-t", tables, Y, ["a folder of 2 tables", "/a.csv --target y"]),
