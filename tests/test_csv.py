@@ -681,6 +681,20 @@ def test_a_csv_gz_is_read_as_its_csv_and_a_damaged_one_is_one_line(tmp_path):
         assert str(info.value) == f"data.path: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)"
 
 
+def test_a_table_that_cannot_be_opened_is_one_line_and_exit_2(runner, tmp_path, monkeypatch):
+    from nnrun.data import csv_file
+
+    path = write(tmp_path, table(20))
+
+    def denied(file, *args, **kwargs):  # chmod 000 is read anyway by root
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(csv_file, "open", denied, raising=False)
+    result = runner.invoke(cli, ["init", str(path), "--target", "left"])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"error: DATA: cannot read '{path}': Permission denied\n"
+
+
 def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):
     ds = load(write(tmp_path, table(60)))
     with pytest.raises(DataError) as info:

@@ -56,8 +56,8 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     named = options.get("encoding") or "utf-8"
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
     encoding = "utf-8-sig" if utf8 else named
-    _refuse_binary(path, named, place)
     try:
+        _refuse_binary(path, named, place)
         sep, quotechar = _sniff(path, encoding, options.get("sep"), options.get("quotechar"))
         _check_header(path, encoding, sep, quotechar, place)
         table = pd.read_csv(
