@@ -163,6 +163,19 @@ def test_npz_arrays_get_a_network_for_their_shape(runner, tmp_path):
     assert config["model"]["layers"][-1] == {"Dense": {"units": 5, "activation": "softmax"}}
 
 
+def test_npz_labels_of_images_or_one_hot_are_classes_however_many(runner, tmp_path):
+    # CIFAR-100's layout: 100 whole numbers label images; a table's 100 whole numbers would be a quantity.
+    rng = np.random.default_rng(0)
+    images, one_hot = tmp_path / "images.npz", tmp_path / "one_hot.npz"
+    np.savez(images, x=rng.integers(0, 256, (300, 8, 8, 3)), y=np.arange(300) % 100)
+    np.savez(one_hot, x=rng.normal(size=(300, 4)), y=np.eye(30)[np.arange(300) % 30])
+    for path, classes in ((images, 100), (one_hot, 30)):
+        config = written(init(runner, path))
+        assert config["data"]["task"] == "classification", path
+        assert config["model"]["layers"][-1] == {"Dense": {"units": classes, "activation": "softmax"}}
+        assert config["loss"] == "sparse_categorical_crossentropy"
+
+
 def _split(config):
     return {k: config["data"][k] for k in ("scale", "test_split") if k in config["data"]}
 

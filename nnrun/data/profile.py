@@ -228,8 +228,9 @@ def _fixes(table, found):
 # --- targets --------------------------------------------------------------------------------------
 
 
-def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target") -> Target:
-    """The task a target's values make: text or few whole numbers are classes, other numbers a quantity."""
+def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target", labels_of: str = "") -> Target:
+    """The task a target's values make: text or few whole numbers are classes, other numbers a quantity;
+    `labels_of` says why whole numbers are classes however many there are (one-hot rows, named classes)."""
     if len(y) == 0:
         raise DataError(f"{place}: column '{name}' has no values")
     labels = np.asarray(y)
@@ -242,7 +243,7 @@ def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target")
     whole = numbers and bool(np.all(labels == np.round(labels)))
     if numbers and not whole:
         return Target(name, "regression", f"{len(values)} different numbers, not all whole", missing=missing)
-    if whole and len(values) > MAX_CLASSES:
+    if whole and len(values) > MAX_CLASSES and not labels_of:
         return Target(
             name, "regression", f"{len(values)} different whole numbers, more than {MAX_CLASSES}", missing=missing
         )
@@ -252,7 +253,7 @@ def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target")
             "classes need several examples each; choose the column to predict"
         )
     classes = {_class_name(v): int(c) for v, c in zip(values.tolist(), counts.tolist(), strict=True)}
-    why = "text" if not numbers else f"{len(values)} different whole numbers"
+    why = "text" if not numbers else f"{len(values)} different whole numbers{labels_of}"
     return Target(name, "classification", why, classes=classes, missing=missing)
 
 
@@ -314,7 +315,17 @@ def _arrays(path):
         raise DataError(f"{raw.origin}: {raw.names[1]} of shape {y.shape} is neither classes nor values")
     else:
         named = raw.class_names
-        target = _target(y, raw.names[1], place=raw.origin)
+        # Whole numbers are classes however many there are where the file says so, or label images.
+        labels_of = (
+            ", one-hot rows"
+            if np.asarray(raw.y).ndim == 2 and np.asarray(raw.y).shape[1] > 1
+            else ", named by class_names"
+            if named is not None
+            else ", labels of images"
+            if x.ndim >= 3
+            else ""
+        )
+        target = _target(y, raw.names[1], place=raw.origin, labels_of=labels_of)
         if named is not None and target.classes is not None and y.dtype.kind in "iu":
             target.classes = {named[int(k)] if int(k) < len(named) else k: c for k, c in target.classes.items()}
     return Arrays(
