@@ -221,6 +221,31 @@ def test_output_writes_a_new_file_and_never_over_one(runner, tmp_path):
     assert target.read_text() == before
 
 
+def test_an_output_that_cannot_be_written_is_the_arguments_fault_and_a_full_disk_the_machines(
+    runner, tmp_path, monkeypatch
+):
+    import errno
+
+    from nnrun import atomic
+    from nnrun.errors import WriteFailed
+
+    path = tmp_path / "customers.csv"
+    table().to_csv(path, index=False)
+    under_a_file = path / "customers.yaml"  # a folder where a file is
+    line = assert_one_error_line(
+        init(runner, path, "--target", "plan", "-o", under_a_file), f"--output '{under_a_file}'"
+    )
+    assert "file exists" in line
+
+    def full(file, text):
+        raise WriteFailed(file, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(atomic, "write_text", full)
+    result = init(runner, path, "--target", "plan", "-o", tmp_path / "customers.yaml")
+    assert result.exit_code == 1, result.output
+    assert "no space left on device writing" in result.output
+
+
 def test_tables_need_a_target_and_say_which_columns_there_are(runner, tmp_path):
     path = tmp_path / "t.csv"
     table().assign(Label=1).drop(columns="plan").to_csv(path, index=False)
