@@ -541,6 +541,19 @@ def test_single_quoted_headers_and_text_are_sniffed_or_given(tmp_path):
     assert "(columns: \"'id'\", \"'name'\", " in message
 
 
+def test_words_in_single_quotes_in_text_do_not_make_it_the_quote_character(tmp_path):
+    # Most reviews quote a word ('plot'); the few with a comma are double-quoted, as csv writers do.
+    # csv.Sniffer takes ' for the quote here, and the double-quoted commas then split their rows.
+    n = 100
+    reviews = [f"Good, the 'twist' of {i}" if i % 5 == 0 else f"The 'plot' of {i} was thin" for i in range(n)]
+    frame = pd.DataFrame({"stars": np.arange(n) % 5, "review": reviews, "label": ["pos", "neg"] * (n // 2)})
+    path = write(tmp_path, frame)
+    assert "\n0,\"Good, the 'twist' of 0\",pos\n" in path.read_text()
+    ds = load(path, target="label", drop=["review"], test_split=0.2)
+    assert len(ds.x_train) + len(ds.x_test) == n
+    assert ds.class_names == ["neg", "pos"]
+
+
 def test_na_values_and_encoding_are_options(tmp_path):
     frame = table(60)
     frame["city"] = frame["city"].replace("Madrid", "Málaga")
@@ -666,6 +679,20 @@ def test_a_csv_gz_is_read_as_its_csv_and_a_damaged_one_is_one_line(tmp_path):
         with pytest.raises(DataError) as info:
             csv_file.read_table(path, {}, "data.path")
         assert str(info.value) == f"data.path: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)"
+
+
+def test_a_table_that_cannot_be_opened_is_one_line_and_exit_2(runner, tmp_path, monkeypatch):
+    from nnrun.data import csv_file
+
+    path = write(tmp_path, table(20))
+
+    def denied(file, *args, **kwargs):  # chmod 000 is read anyway by root
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(csv_file, "open", denied, raising=False)
+    result = runner.invoke(cli, ["init", str(path), "--target", "left"])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"error: DATA: cannot read '{path}': Permission denied\n"
 
 
 def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):

@@ -163,6 +163,19 @@ def test_npz_arrays_get_a_network_for_their_shape(runner, tmp_path):
     assert config["model"]["layers"][-1] == {"Dense": {"units": 5, "activation": "softmax"}}
 
 
+def test_npz_labels_of_images_or_one_hot_are_classes_however_many(runner, tmp_path):
+    # CIFAR-100's layout: 100 whole numbers label images; a table's 100 whole numbers would be a quantity.
+    rng = np.random.default_rng(0)
+    images, one_hot = tmp_path / "images.npz", tmp_path / "one_hot.npz"
+    np.savez(images, x=rng.integers(0, 256, (300, 8, 8, 3)), y=np.arange(300) % 100)
+    np.savez(one_hot, x=rng.normal(size=(300, 4)), y=np.eye(30)[np.arange(300) % 30])
+    for path, classes in ((images, 100), (one_hot, 30)):
+        config = written(init(runner, path))
+        assert config["data"]["task"] == "classification", path
+        assert config["model"]["layers"][-1] == {"Dense": {"units": classes, "activation": "softmax"}}
+        assert config["loss"] == "sparse_categorical_crossentropy"
+
+
 def _split(config):
     return {k: config["data"][k] for k in ("scale", "test_split") if k in config["data"]}
 
@@ -208,6 +221,31 @@ def test_output_writes_a_new_file_and_never_over_one(runner, tmp_path):
     assert target.read_text() == before
 
 
+def test_an_output_that_cannot_be_written_is_the_arguments_fault_and_a_full_disk_the_machines(
+    runner, tmp_path, monkeypatch
+):
+    import errno
+
+    from nnrun import atomic
+    from nnrun.errors import WriteFailed
+
+    path = tmp_path / "customers.csv"
+    table().to_csv(path, index=False)
+    under_a_file = path / "customers.yaml"  # a folder where a file is
+    line = assert_one_error_line(
+        init(runner, path, "--target", "plan", "-o", under_a_file), f"--output '{under_a_file}'"
+    )
+    assert "file exists" in line
+
+    def full(file, text):
+        raise WriteFailed(file, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(atomic, "write_text", full)
+    result = init(runner, path, "--target", "plan", "-o", tmp_path / "customers.yaml")
+    assert result.exit_code == 1, result.output
+    assert "no space left on device writing" in result.output
+
+
 def test_tables_need_a_target_and_say_which_columns_there_are(runner, tmp_path):
     path = tmp_path / "t.csv"
     table().assign(Label=1).drop(columns="plan").to_csv(path, index=False)
@@ -223,6 +261,13 @@ def ids_only(path):
     pd.DataFrame({"id": range(60), "y": [0, 1] * 30}).to_csv(path)  # and pandas's index, unnamed
 
 
+def tables(path):
+    """A folder of CSV files, as data often comes: not the table itself."""
+    path.mkdir()
+    table().to_csv(path / "a.csv", index=False)
+    table().to_csv(path / "b.csv.gz", index=False)
+
+
 @pytest.mark.parametrize(
     ("name", "make", "args", "fragments"),
     [
@@ -234,7 +279,10 @@ def ids_only(path):
         ("data.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV table, an .npz file or a folder"]),
         ("empty-folder", lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
         ("no-images", lambda p: [(p / name).mkdir(parents=True) for name in ("a", "b")], [], ["'a' has no images"]),
+        ("one-class", lambda p: make_image_folder(p, {"cat": 2}), [], ["error: DATA '", "1 class folder ('cat')"]),
         ("target-on-images", lambda p: make_image_folder(p, {"cat": 2, "dog": 2}), Y, ["classes are its sub-folders"]),
+        ("tables", tables, [], ["a folder of 2 tables (a.csv, b.csv.gz)", "name it, e.g. nnrun init ", "/a.csv"]),
+        ("tables-t", tables, Y, ["a folder of 2 tables", "/a.csv --target y"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(runner, tmp_path, name, make, args, fragments):

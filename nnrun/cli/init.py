@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from nnrun.cli import streams
-from nnrun.errors import BadInput
+from nnrun.errors import FAULTS, BadInput, WriteFailed
 
 
 @click.command("init")
@@ -39,6 +39,11 @@ def init(data: Path, target: str | None, output: Path | None) -> None:
     if output is None:
         click.echo(written.text, nl=False)
         return
-    atomic.make_folder(output.parent)
-    atomic.write_text(output, written.text)
+    try:
+        atomic.make_folder(output.parent)
+        atomic.write_text(output, written.text)
+    except WriteFailed as e:  # a full disk is the machine's (exit 1); a path that cannot be, the argument's
+        if e.errno in FAULTS:
+            raise
+        raise BadInput(f"--output '{output}': {e.reason}") from None
     streams.echo(f"{output}: {written.summary}; next: nnrun check {output}, then nnrun train {output}", err=True)

@@ -4,6 +4,7 @@ and quote sniffed, binary files refused, every problem one line that names the f
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,8 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     named = options.get("encoding") or "utf-8"
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
     encoding = "utf-8-sig" if utf8 else named
-    _refuse_binary(path, named, place)
     try:
+        _refuse_binary(path, named, place)
         sep, quotechar = _sniff(path, encoding, options.get("sep"), options.get("quotechar"))
         _check_header(path, encoding, sep, quotechar, place)
         table = pd.read_csv(
@@ -102,11 +103,24 @@ def _sniff(path, encoding, sep, quotechar):
     with _opened(path, encoding) as f:
         sample = f.read(65536)
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=sep or ",;\t|")
+        sep = sep or csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:  # one column, or nothing it can tell apart
-        return sep or ",", quotechar or '"'
-    sniffed = dialect.quotechar if dialect.quotechar in ('"', "'") else '"'
-    return sep or dialect.delimiter, quotechar or sniffed
+        sep = ","
+    return sep, quotechar or _quote(sample, sep)
+
+
+def _quote(sample, sep):
+    """' where whole fields are quoted with it and none with ", else ".
+
+    Not csv.Sniffer's guess: it counts any quoted words (`the 'plot' was thin`), and a table of
+    such text with its commas in double-quoted fields would be split at those commas.
+    """
+    delimiter = re.escape(sep)
+
+    def fields(quote):
+        return len(re.findall(rf"(?:^|{delimiter}) *{quote}[^{quote}\n]*{quote} *(?={delimiter}|\r?$)", sample, re.M))
+
+    return "'" if fields('"') == 0 and fields("'") > 0 else '"'
 
 
 def _refuse_binary(path, encoding, place):

@@ -38,11 +38,12 @@ _CHUNK = 1 << 20
 MAX_PIXELS = 89_478_485
 
 
-def read(data: ImageData) -> Raw:
+def read(data: ImageData, origin: str | None = None) -> Raw:
     """Lists an image folder: file paths, class labels and a content fingerprint.
 
     Args:
         data: the config's `data` section (`path`).
+        origin: what its errors name first; None: `data.path '...'`, as the config names it.
 
     Returns:
         A `Raw` whose features are image file paths and targets class
@@ -50,7 +51,7 @@ def read(data: ImageData) -> Raw:
         `x_test`/`y_test` when the folder has `train/` and a `test/` (else
         `val/`) tree; validation data is then still split from `train/`.
     """
-    root, origin, class_names, x, y, x_test, y_test = _listing(data)
+    root, origin, class_names, x, y, x_test, y_test = _listing(data, origin)
     fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
     return Raw(
         x=x,
@@ -114,10 +115,10 @@ def _decoding_problem(path):
     return None
 
 
-def _listing(data):
+def _listing(data, origin=None):
     """The folder's files and classes: (root, origin, class names, x, y, x_test, y_test)."""
     root = Path(data.path)
-    origin = f"data.path '{root}'"
+    origin = origin or f"data.path '{root}'"
     if not root.is_dir():
         problem = "no such folder" if not root.exists() else "is a file, not a folder of class sub-folders"
         raise DataError(f"{origin}: {problem}")

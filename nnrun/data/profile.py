@@ -25,6 +25,7 @@ MAX_CLASSES = 20
 # Names a target column often has, in the order suggested when --target is missing.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 _TABLE_SUFFIXES = (".npy", ".parquet", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")
 _SAMPLED_IMAGES = 200  # images whose size and colours are read: enough for a median
 
 
@@ -107,6 +108,7 @@ def describe(path: Path, target: str | None = None) -> Profile:
     if not path.exists():
         raise DataError(f"DATA: no file or folder '{path}'")
     if path.is_dir():
+        _folder_of_tables(path, target)
         _not_for(target, f"'{path}' is an image folder: its classes are its sub-folders")
         return _images(path)
     name = path.name.lower()
@@ -118,6 +120,18 @@ def describe(path: Path, target: str | None = None) -> Profile:
             f"DATA: '{path}' is not a CSV table, an .npz file or a folder of images (one sub-folder per class)"
         )
     return _table(path, target)
+
+
+def _folder_of_tables(path, target):
+    """Refuses a folder of CSV files (not of class sub-folders, or with --target): one of them is the table."""
+    tables = sorted(p.name for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_CSV_SUFFIXES))
+    folders = any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+    if tables and (target is not None or not folders):
+        example = shlex.join(["nnrun", "init", str(path / tables[0]), *(["--target", target] if target else [])])
+        raise DataError(
+            f"DATA: '{path}' is a folder of {len(tables)} table{'s' * (len(tables) > 1)} ({listed(tables)}): "
+            f"nnrun init reads one table; name it, e.g. {example}"
+        )
 
 
 def _not_for(target, why):
@@ -214,8 +228,9 @@ def _fixes(table, found):
 # --- targets --------------------------------------------------------------------------------------
 
 
-def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target") -> Target:
-    """The task a target's values make: text or few whole numbers are classes, other numbers a quantity."""
+def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target", labels_of: str = "") -> Target:
+    """The task a target's values make: text or few whole numbers are classes, other numbers a quantity;
+    `labels_of` says why whole numbers are classes however many there are (one-hot rows, named classes)."""
     if len(y) == 0:
         raise DataError(f"{place}: column '{name}' has no values")
     labels = np.asarray(y)
@@ -228,7 +243,7 @@ def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target")
     whole = numbers and bool(np.all(labels == np.round(labels)))
     if numbers and not whole:
         return Target(name, "regression", f"{len(values)} different numbers, not all whole", missing=missing)
-    if whole and len(values) > MAX_CLASSES:
+    if whole and len(values) > MAX_CLASSES and not labels_of:
         return Target(
             name, "regression", f"{len(values)} different whole numbers, more than {MAX_CLASSES}", missing=missing
         )
@@ -238,7 +253,7 @@ def _target(y: np.ndarray, name: str, missing: int = 0, place: str = "--target")
             "classes need several examples each; choose the column to predict"
         )
     classes = {_class_name(v): int(c) for v, c in zip(values.tolist(), counts.tolist(), strict=True)}
-    why = "text" if not numbers else f"{len(values)} different whole numbers"
+    why = "text" if not numbers else f"{len(values)} different whole numbers{labels_of}"
     return Target(name, "classification", why, classes=classes, missing=missing)
 
 
@@ -256,7 +271,7 @@ def _images(path):
         raise DataError(
             f"DATA: '{path}' is a folder, but not a folder of images: it has no sub-folders (one per class)"
         )
-    raw = image_folder.read(ImageData(source="images", path=path))
+    raw = image_folder.read(ImageData(source="images", path=path), origin=f"DATA '{path}'")
     assert raw.class_names is not None  # an image folder's classes are its sub-folders
     counts = np.bincount(raw.y, minlength=len(raw.class_names)).tolist()
     target = Target(
@@ -300,7 +315,17 @@ def _arrays(path):
         raise DataError(f"{raw.origin}: {raw.names[1]} of shape {y.shape} is neither classes nor values")
     else:
         named = raw.class_names
-        target = _target(y, raw.names[1], place=raw.origin)
+        # Whole numbers are classes however many there are where the file says so, or label images.
+        labels_of = (
+            ", one-hot rows"
+            if np.asarray(raw.y).ndim == 2 and np.asarray(raw.y).shape[1] > 1
+            else ", named by class_names"
+            if named is not None
+            else ", labels of images"
+            if x.ndim >= 3
+            else ""
+        )
+        target = _target(y, raw.names[1], place=raw.origin, labels_of=labels_of)
         if named is not None and target.classes is not None and y.dtype.kind in "iu":
             target.classes = {named[int(k)] if int(k) < len(named) else k: c for k, c in target.classes.items()}
     return Arrays(
