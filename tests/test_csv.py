@@ -282,6 +282,14 @@ def test_apply_names_every_missing_column(tmp_path):
     )
 
 
+def test_apply_suggests_no_column_the_model_takes_for_a_missing_one(tmp_path):
+    frame = table().rename(columns={"age": "Time", "balance": "Income"})
+    pre = load(write(tmp_path, frame), drop=["id", "name"]).preprocessing
+    with pytest.raises(DataError) as info:  # 'Income' is close to 'Time', but it is there and taken as itself
+        csv_table.apply(frame.drop(columns="Time"), pre)
+    assert str(info.value) == "the input has no column 'Time'; the model takes Time, Income, city, gender"
+
+
 def test_apply_refuses_text_in_a_numeric_column(tmp_path):
     pre = load(write(tmp_path, table()), drop=["id", "name"]).preprocessing
     rows = table(3).astype({"age": object})

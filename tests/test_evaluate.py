@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from nnrun.errors import BadInput
+from nnrun.inference import evaluate
+
 from trained_runs import PNG, churn_table, dense, invoke, make_image_folder, train
 
 # --- helpers -----------------------------------------------------------------------------
@@ -96,8 +99,11 @@ def test_metrics_equal_the_runs_test_metrics(request, name):
 
 
 def test_screen_report_has_metrics_classes_confusion_matrix_and_the_failed_gate(iris_run):
+    before = evaluations(iris_run.path)
     result = invoke("evaluate", iris_run.path, "--fail-under", "accuracy=1.5")
     assert result.exit_code == 3, result.output
+    (made,) = evaluations(iris_run.path) - before
+    assert f"saved in {made}\n" in result.stdout  # on one line, however long: a script or a paste takes it whole
     for text in (
         "accuracy",
         "loss",
@@ -167,7 +173,7 @@ def test_json_is_the_only_thing_on_stdout_even_when_a_gate_fails(churn_run):
 @pytest.mark.parametrize(
     "gates, failed",
     [
-        (["--fail-under", "accuracy=0", "--fail-over", "loss=1e6", "--fail-under", "loss=0"], []),
+        (["--fail-under", "accuracy=0", "--fail-over", "loss=1e6"], []),
         (["--fail-under", "accuracy=1.01"], ["accuracy", "below 1.01 (--fail-under)"]),
         (["--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
         (["--fail-under", "accuracy=0", "--fail-over", "loss=0"], ["loss ", "above 0 (--fail-over)"]),
@@ -183,6 +189,31 @@ def test_gates_exit_3_when_a_metric_falls_short(iris_run, gates, failed):
     name = failed[0].split()[0]
     assert f"{name} {found['metrics'][name]:.4f} is {failed[1]}" in message
     assert message.count(" is ") == 1  # only the gate that failed
+
+
+@pytest.mark.parametrize(
+    "option, item, other",
+    [
+        ("--fail-under", "mae=5", "--fail-over"),
+        ("--fail-under", "loss=0.3", "--fail-over"),
+        ("--fail-over", "accuracy=0.9", "--fail-under"),
+        ("--fail-over", "r2=0.7", "--fail-under"),
+    ],
+)
+def test_a_gate_that_would_pass_only_worse_runs_is_refused_before_any_work(option, item, other):
+    with pytest.raises(BadInput) as caught:
+        evaluate.parse_gates(**{option.removeprefix("--").replace("-", "_"): [item]})
+    assert str(caught.value).startswith(f"{option} {item}: a ") and str(caught.value).endswith(f"use {other} {item}")
+
+
+def test_gates_the_right_way_round_are_read():
+    found = evaluate.parse_gates(fail_under=["accuracy=0.9", "r2=0.5"], fail_over=["mae=5", "val_loss=0.2"])
+    assert found == [
+        ("--fail-under", "accuracy", 0.9),
+        ("--fail-under", "r2", 0.5),
+        ("--fail-over", "mae", 5.0),
+        ("--fail-over", "val_loss", 0.2),
+    ]
 
 
 @pytest.mark.parametrize(

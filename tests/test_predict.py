@@ -673,6 +673,8 @@ def test_the_newest_run_is_the_default(iris_run, digits_run, tmp_path, monkeypat
     np.save(tmp_path / "flower.npy", np.ones(4))
     result, rows = predict_json(tmp_path / "flower.npy", "--runs-dir", runs, code=2)  # digits take 28x28
     assert "the model takes (28, 28)" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # which run it was, since none was named
+    assert last.endswith(f"by {runs / 'aa-digits'}, the newest completed run (name another with --run)"), last
     (runs / "aa-digits" / "model.keras").unlink()
     _, rows = predict_json(tmp_path / "flower.npy")
     assert rows[0]["label"] in ("setosa", "versicolor", "virginica")

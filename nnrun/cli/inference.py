@@ -122,6 +122,7 @@ def predict(
 
     if output and not output.resolve().parent.is_dir():
         raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
+    chosen = run_dir is None
     run_dir = _chosen_run(run_dir, runs_dir, "name one with --run")
     found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model], runtime=runtime)
     console = streams.console()
@@ -143,7 +144,10 @@ def predict(
     for name, why in found.failed:
         console.print(f"error: {name}: {why}", soft_wrap=True)
     if found.failed:
-        raise DataError(f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted")
+        newest = f" by {run_dir}, the newest completed run (name another with --run)" if chosen else ""
+        raise DataError(
+            f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted{newest}"
+        )
 
 
 @click.command(name="export")

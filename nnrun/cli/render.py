@@ -108,7 +108,7 @@ def print_evaluation(result: Evaluation, console: Console | None = None) -> None
             )
         )
         console.print(table)
-    console.print(f"saved in {result.output_dir}")
+    console.print(f"saved in {result.output_dir}", soft_wrap=True)  # a path cut across lines cannot be pasted
 
 
 def print_predictions(

@@ -22,6 +22,18 @@ MAX_CHOICES = 1000
 # Never swept: they say where the sweep itself goes and what it searches.
 FIXED = ("sweep", "output", "backend", "distribution", "tracking")
 _LOWER_IS_BETTER = re.compile(r"loss|error|(^|_)(mse|mae|mape|msle|rmse|hinge|crossentropy|kl_divergence|poisson)$")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a lower value of a metric is better: losses and errors (`loss`, `mae`, `rmse`, ...).
+
+    Args:
+        metric: the metric's name as Keras logs it, without `val_`.
+
+    Returns:
+        True for losses and errors, False for the rest (accuracy, auc, r2, ...).
+    """
+    return bool(_LOWER_IS_BETTER.search(metric))
 _SCALAR = (str, int, float, bool, type(None))
 
 
@@ -192,7 +204,7 @@ class Sweep(Section):
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> "Sweep":
         if self.direction is None:
-            self.direction = "minimize" if _LOWER_IS_BETTER.search(self.metric.removeprefix("val_")) else "maximize"
+            self.direction = "minimize" if lower_is_better(self.metric.removeprefix("val_")) else "maximize"
         if self.trials is None and self.time_budget is None:
             self.trials = DEFAULT_TRIALS
         return self

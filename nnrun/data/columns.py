@@ -192,11 +192,12 @@ def _detect(series, name, fmt, every_text_listed):
 
     text = values[pd.to_numeric(values, errors="coerce").isna()]
     if 0 < len(text) <= (1 - _PARSED) * n:  # numbers, and a few words
+        words = f"{len(text)} text value{'s' * (len(text) != 1)}"
         return Column(
             "numeric",
-            f"numbers and {len(text)} text values",
+            f"numbers and {words}",
             None,
-            f"holds numbers and {len(text)} text values (e.g. {str(text.iloc[0])[:40]!r}); if they mean missing, "
+            f"holds numbers and {words} (e.g. {str(text.iloc[0])[:40]!r}); if they mean missing, "
             "add them to data.na_values, else list the column in data.categorical",
         )
     if distinct > max(20, math.sqrt(10 * n)):

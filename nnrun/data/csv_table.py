@@ -205,7 +205,9 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
         raise DataError(f"the input reads as a single column, not a table of the model's columns {columns}")
     missing = [c for c in preprocessing["columns"] if c not in present]
     if missing:  # all of them at once: one round of fixing the file
-        hints = [did_you_mean(name, have).removeprefix("; ") for name in missing]  # "did you mean 'x'?"
+        # A hint only among the columns the model does not take: one it takes is not a misspelling.
+        extra = [c for c in have if c not in preprocessing["columns"]]
+        hints = [did_you_mean(name, extra).removeprefix("; ") for name in missing]  # "did you mean 'x'?"
         named = [f"'{name}'" + (f" ({hint})" if hint else "") for name, hint in zip(missing, hints, strict=True)]
         what = f"no column {named[0]}" if len(named) == 1 else f"no columns {listed(named, 10)}"
         raise DataError(f"the input has {what}; the model takes {listed(preprocessing['columns'], 15)}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nnrun import atomic, data
+from nnrun.config.sweep_section import lower_is_better
 from nnrun.data import feeding
 from nnrun.errors import BadInput, WriteFailed
 from nnrun.inference import loading
@@ -205,6 +206,12 @@ def parse_gates(fail_under: Iterable[str] = (), fail_over: Iterable[str] = ()) -
                 gates.append((option, name, float(threshold)))
             except ValueError:
                 raise BadInput(f"{option} {item}: expected metric=number, e.g. accuracy=0.97") from None
+            if lower_is_better(name) == (option == "--fail-under"):  # the gate would pass only the worse runs
+                other, which = ("--fail-over", "lower") if option == "--fail-under" else ("--fail-under", "higher")
+                raise BadInput(
+                    f"{option} {item}: a {which} {name} is better, so this gate fails the better runs; "
+                    f"use {other} {item}"
+                )
     return gates
 
 

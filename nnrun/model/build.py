@@ -317,7 +317,7 @@ def check_fit(model: keras.Model, loss_name: str, dataset: Dataset, layers: Sequ
     if units != n:
         quantities = "; or, if they are quantities, data.task: regression" if numbers and n > 20 else ""
         raise ConfigError(
-            f"{last}: the output has {units} units but the data has {n} classes "
+            f"{last}: the output has {units} unit{'s' * (units != 1)} but the data has {n} classes "
             f"({', '.join(dataset.class_names[:5])}{', ...' if n > 5 else ''}); set units: {n}{quantities}"
         )
     return loss_name in ONE_HOT_LOSSES
