@@ -34,6 +34,8 @@ def lower_is_better(metric: str) -> bool:
         True for losses and errors, False for the rest (accuracy, auc, r2, ...).
     """
     return bool(_LOWER_IS_BETTER.search(metric))
+
+
 _SCALAR = (str, int, float, bool, type(None))
 
 
