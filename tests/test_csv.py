@@ -176,9 +176,16 @@ def test_missing_values_are_filled_from_the_training_split(tmp_path):
     )
 
 
+# --- targets and training end to end --------------------------------------------------
+
+
 @pytest.mark.slow
-def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_config, tmp_path):
-    config_file = csv_config(write_config, write(tmp_path, with_gaps()), drop=["id", "name"])
+def test_binary_target_trains_with_a_sigmoid_and_predicts_from_raw_rows(runner, write_config, tmp_path):
+    """One training on a table with gaps: the notes about them, then raw rows through preprocessing.json."""
+    import keras
+
+    frame = with_gaps(200)
+    config_file = csv_config(write_config, write(tmp_path, frame), drop=["id", "name"], scale="standard")
     result, run_dir = train(runner, config_file)
     notes = rundir.read_json(run_dir / rundir.RUN)["notes"]
     age = [n for n in notes if n.startswith("age: ")]
@@ -189,18 +196,6 @@ def test_missing_value_notes_are_printed_and_kept_in_run_json(runner, write_conf
     for note in age + city:
         assert note in printed
     assert rundir.read_json(run_dir / rundir.PREPROCESSING)["notes"] == notes
-
-
-# --- targets and training end to end --------------------------------------------------
-
-
-@pytest.mark.slow
-def test_binary_target_trains_with_a_sigmoid_and_predicts_from_raw_rows(runner, write_config, tmp_path):
-    import keras
-
-    frame = table(200)
-    config_file = csv_config(write_config, write(tmp_path, frame), drop=["id", "name"], scale="standard")
-    _, run_dir = train(runner, config_file)
     metrics = rundir.read_json(run_dir / rundir.METRICS)
     assert 0 <= metrics["test"]["accuracy"] <= 1
     pre = json.loads((run_dir / rundir.PREPROCESSING).read_text())
