@@ -386,6 +386,19 @@ def test_an_edited_seed_or_split_is_refused_not_scored(churn_run, tmp_path):
         )
 
 
+def test_a_run_whose_data_has_moved_says_to_put_it_back_or_use_data(churn_run, tmp_path):
+    copy = tmp_path / "copied"
+    shutil.copytree(churn_run.path, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["data"]["path"] = str(tmp_path / "moved" / "churn.csv")  # as on another machine
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    line = one_line_error(invoke("evaluate", copy))
+    assert line == (
+        f"error: {copy}: its data is no longer at data.path '{tmp_path / 'moved' / 'churn.csv'}' (config.yaml), so "
+        "its test split cannot be re-created; put the data back there, or score other data with --data"
+    )
+
+
 def test_the_original_config_file_is_not_needed(churn_run):
     assert read_json(churn_run.path / "run.json")["config_file"] == str(churn_run.config_file)
     churn_run.config_file.unlink(missing_ok=True)

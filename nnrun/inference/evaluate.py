@@ -103,6 +103,7 @@ def evaluate(
     inference = feeding.inference_batch_size(batch_size)
     model = loading.load_model(run)
     if data_path is None:
+        _check_data_there(run)
         training = run.config.training
         ds = data.load(
             run.config.data, training.validation_split, run.config.seed, batch_size, shuffle=False, fitted=prep
@@ -161,6 +162,16 @@ def _write(result, model, x, y, out, batch_size, class_names, samples, title):
         plots.regression(y, predicted, out / "predicted_vs_actual.png", f"{title}: {result.data}")
     result.output_dir = str(out)
     atomic.write_json(out / "metrics.json", result.to_json())
+
+
+def _check_data_there(run):
+    """Refuses, saying what to do, a run whose data has moved since it was trained (a copied run directory)."""
+    path = getattr(run.config.data, "path", None)
+    if path is not None and not os.path.exists(path):
+        raise BadInput(
+            f"{run.path}: its data is no longer at data.path '{path}' (config.yaml), so its test split cannot be "
+            "re-created; put the data back there, or score other data with --data"
+        )
 
 
 def _check_recreated(ds, run):
