@@ -56,7 +56,7 @@ def train(
     report = streams.reporter(quiet)
     found = resume.newest_unfinished(resolved) if resume_if_possible else None
     run_dir: Path | None
-    with _about(config_file):
+    with _about(config_file, overrides):
         if found:
             report.print(f"resuming the unfinished run {found} of this config")  # wrapped, as it always was
             kept = _resumable_settings(resolved, resume.RESUMABLE)
@@ -138,7 +138,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         with _about(target):
             sweep.check_available()
         backend.use(resolved.backend)
-        with _about(target):
+        with _about(target, overrides):
             sweep.check(resolved, report)  # a bad space fails before the first trial
             swept = sweep.start(resolved, target, report, jobs)
     report.say(render.best_trial(swept))
@@ -157,12 +157,12 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     if resolved.sweep:
         from nnrun.sweep import command as sweep
 
-        with _about(config_file):
+        with _about(config_file, overrides):
             sweep.check_available()
     backend.use(resolved.backend)
     from nnrun.cli import check as checking
 
-    with _about(config_file):
+    with _about(config_file, overrides):
         setup = checking.prepare(resolved, streams.reporter())
     checking.report(resolved, setup, click.echo)
     click.echo(f"{config_file}: ok")
@@ -177,16 +177,18 @@ def schema() -> None:
 
 
 @contextlib.contextmanager
-def _about(config_file: Path) -> Iterator[None]:
+def _about(config_file: Path, overrides: tuple[str, ...] = ()) -> Iterator[None]:
     """Names the config file in bad-input errors found after loading it (model, data, a sweep's space).
 
-    They are raised naming their place in the config, not the file: the command knows which file it read.
+    They are raised naming their place in the config, not the file: the command knows which file it read,
+    and whether --set changed it (the value at fault may be one the file does not hold).
     """
     try:
         yield
     except BadInput as e:
         # A run or sweep that began keeps its directory: its path still goes to stdout.
-        raise type(e)(f"{config_file}: {e}", run_dir=e.run_dir) from None
+        config = f"{config_file} with --set" if overrides else str(config_file)
+        raise type(e)(f"{config}: {e}", run_dir=e.run_dir) from None
 
 
 def _in_one_process(plan: Plan, what: str) -> None:
