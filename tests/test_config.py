@@ -618,8 +618,8 @@ def test_bad_configs_are_rejected_by_the_schema_too(change):
 def test_flatten_names_every_leaf_as_set_does():
     from nnrun.config import overrides
 
-    flat = overrides.flatten({"a": {"b": 1}, "c": [{"d": 2}, 3], "e": {}, "f": [], "g": None})
-    assert flat == {"a.b": 1, "c.0.d": 2, "c.1": 3, "e": {}, "f": [], "g": None}
-    resolved = {"model": {"layers": [{"Dense": {"units": 8}}]}}
+    flat = overrides.flatten({"a": {"b": 1}, "c": [{"d": 2}, 3], "e": {}, "f": [], "g": None, "h": ["x", "y"]})
+    assert flat == {"a.b": 1, "c.0.d": 2, "c.1": 3, "e": {}, "f": [], "g": None, "h": ["x", "y"]}
+    resolved = {"model": {"layers": [{"Dense": {"units": 8}}]}, "data": {"drop": ["id", "name"]}}
     for key, value in overrides.flatten(resolved).items():
         assert overrides.get_path(resolved, key) == value, "each flattened key walks back to its value"

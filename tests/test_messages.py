@@ -156,3 +156,20 @@ def test_runs_diff_and_runs_never_print_different_numbers_the_same(runner, tmp_p
     listing = runner.invoke(cli, ["runs", str(tmp_path)])
     assert listing.exit_code == 0, listing.output
     assert "0.95001" in listing.stdout and "0.95004" in listing.stdout, listing.stdout
+
+
+def test_runs_diff_shows_a_changed_list_of_names_as_one_row(tmp_path):
+    from nnrun.rundir import runs
+
+    a = made_run(tmp_path, "a", "0.001", {"accuracy": 0.9})
+    b = made_run(tmp_path, "b", "0.001", {"accuracy": 0.9})
+    with (a / "config.yaml").open("a") as f:
+        f.write("training: {callbacks: []}\nmetrics: []\n")
+    with (b / "config.yaml").open("a") as f:
+        f.write("training: {callbacks: [{EarlyStopping: {patience: 3}}]}\nmetrics: [accuracy, auc]\n")
+    changed = {row["key"]: (row["a"], row["b"]) for row in runs.diff(a, b).config}
+    assert changed == {  # a list of names is one row, as --set writes it; a list of mappings is by item
+        "metrics": ([], ["accuracy", "auc"]),
+        "training.callbacks": ([], None),
+        "training.callbacks.0.EarlyStopping.patience": (None, 3),
+    }

@@ -181,3 +181,13 @@ def test_a_server_gone_only_at_the_end_is_one_warning(server, write_config, tmp_
     warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "could not be ended FINISHED (it does not answer) and stays RUNNING" in warnings[0]
     assert server.calls_while_down == 1, "nothing more is tried once it does not answer"
+
+
+def test_params_name_each_setting_as_set_does_and_a_list_of_names_whole(write_config, tmp_path):
+    from nnrun.config import loading
+    from nnrun.training import mlflow_run
+
+    data = {"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y", "drop": ["id", "name"]}
+    params = mlflow_run._params(loading.load(write_config(data=data)))
+    assert params["data.drop"] == '["id", "name"]'  # one param, as --set 'data.drop=[id, name]' writes it
+    assert params["model.layers.0.Dense.units"] == "8" and "data.drop.0" not in params

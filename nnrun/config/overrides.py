@@ -112,7 +112,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Every leaf of a plain config by its dotted path, as `--set` names keys.
 
     `{"a": {"b": 1}, "c": [{"d": 2}]}` gives `{"a.b": 1, "c.0.d": 2}`; an empty
-    mapping or list is a leaf.
+    mapping is a leaf, and so is a list of plain values (`data.drop: [id, name]`,
+    set whole as `--set 'data.drop=[id, name]'`), so that a list that changed is one
+    difference, not one per item.
 
     Args:
         value: the config as a plain dict (or any part of it).
@@ -124,7 +126,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     items: Iterable[tuple[object, Any]]
     if isinstance(value, dict) and value:
         items = value.items()
-    elif isinstance(value, list) and value:
+    elif isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
         items = enumerate(value)
     else:
         return {prefix: value} if prefix else {}

@@ -350,4 +350,5 @@ def _params(config: Config) -> dict[str, str]:
     from nnrun.config import overrides
 
     flat = overrides.flatten(config.model_dump(mode="json", exclude={"sweep", "tracking"}))
-    return {key[:_MAX_KEY]: str(value)[:_MAX_PARAM] for key, value in flat.items()}
+    shown = {key: json.dumps(value) if isinstance(value, list) else str(value) for key, value in flat.items()}
+    return {key[:_MAX_KEY]: value[:_MAX_PARAM] for key, value in shown.items()}
