@@ -82,6 +82,7 @@ def test_a_semicolon_table_with_decimal_commas_reads_alike(tmp_path):
         ("2021-03-04", "04/03/2021"),  # not a date in the format: pandas says so
         ("1999-12-31", "1999-1-5"),  # a date that would not write back as given
         (",z\n2,", ",z,extra\n2,"),  # a row wider than the header
+        (",p,7,", ",\tp,7,"),  # a tab before a value
     ],
 )
 def test_what_the_light_reader_is_not_sure_of_goes_to_pandas(tmp_path, change):
@@ -107,3 +108,10 @@ def test_the_missing_value_strings_are_pandass():
     from pandas._libs.parsers import STR_NA_VALUES
 
     assert light_table.NA_VALUES == STR_NA_VALUES
+
+
+def test_a_large_file_is_left_to_pandas(tmp_path, monkeypatch):
+    path = tmp_path / "rows.csv"
+    path.write_text(ROWS)
+    monkeypatch.setattr(light_table, "MAX_BYTES", path.stat().st_size - 1)
+    assert light_table.read(path, preprocessing(), "id") is None
