@@ -221,6 +221,14 @@ def test_a_csv_run_with_categories_exports_and_predicts_rows(runner, churn_run, 
         predicted(runner, run, [tmp_path / "rows.csv"], "onnx"),
         predicted(runner, run, [tmp_path / "rows.csv"], "keras"),
     )
+    # One row, cold, as a user runs it: the CSV is read and encoded with the csv module and NumPy.
+    rows.head(1).to_csv(tmp_path / "one.csv", index=False)
+    args = ["-X", "importtime", "-m", "nnrun", "predict", str(tmp_path / "one.csv"), "--run", str(run), "--json"]
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert json.loads(done.stdout)["runtime"] == "onnx" and "onnxruntime" in imported
+    assert not imported & {"pandas", "sklearn", "scipy", "tensorflow", "keras", "jax"}
 
 
 @pytest.fixture(scope="session")

@@ -237,6 +237,24 @@ def _read(path, prep, id_column, notes):
 def _csv_rows(path, prep, id_column, notes):
     if prep.get("kind") != "table":
         raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
+    from nnrun.data import light_table
+
+    # The csv module and NumPy where they read the file as pandas would: no pandas or scikit-learn to import.
+    light = light_table.read(path, prep, id_column)
+    header, x, unseen, ids = (
+        (light.header, light.x, light.unseen, light.ids) if light else _pandas_rows(path, prep, id_column)
+    )
+    taken = set(prep["columns"])  # named once the file is known to be a table of the model's columns
+    ignored = [c for c in header if c not in taken and c != id_column]
+    if ignored:
+        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
+    notes += [f"warning: {path}: {line}" for line in unseen]
+    for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
+        yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
+
+
+def _pandas_rows(path, prep, id_column):
+    """(the file's columns, model inputs, unseen-value warnings, ids) through pandas, as training reads."""
     from nnrun.data import csv_file, csv_table
 
     table = csv_file.read_table(path, prep.get("read", {}), "input")
@@ -247,14 +265,8 @@ def _csv_rows(path, prep, id_column, notes):
         x = csv_table.apply(table, prep, unseen)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
-    taken = set(prep["columns"])  # named once the file is known to be a table of the model's columns
-    ignored = [str(c) for c in table.columns if str(c) not in taken and str(c) != id_column]
-    if ignored:
-        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
-    notes += [f"warning: {path}: {line}" for line in unseen]
     ids = table[id_column].tolist() if id_column else [None] * len(table)
-    for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
-        yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
+    return [str(c) for c in table.columns], x, unseen, ids
 
 
 def _arrays(path, prep):
