@@ -20,17 +20,10 @@ from pathlib import Path
 
 import yaml
 from PIL import Image
+from predict_speed import NNRUN, nnrun
 
 REPO = Path(__file__).resolve().parent.parent
-NNRUN = Path(sys.executable).parent / "nnrun"
 HEAVY = ("pandas", "sklearn", "scipy", "tensorflow", "keras", "jax")
-
-
-def nnrun(*args, cwd):
-    done = subprocess.run([str(NNRUN), *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"nnrun {' '.join(map(str, args))} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
 
 
 def timed(args, cwd):

@@ -17,6 +17,7 @@ import numpy as np
 
 from nnrun.data import columns
 from nnrun.data.csv_file import read_table
+from nnrun.data.light_table import scaled, unseen_line
 from nnrun.data.types import Raw
 from nnrun.errors import DataError, did_you_mean, listed, quoted, shown
 
@@ -217,14 +218,7 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
     parts = []
     numeric = preprocessing["numeric"]
     if numeric:
-        values = _number_block(x, list(numeric))
-        stats = list(numeric.values())
-        values = np.where(np.isnan(values), [s["fill"] for s in stats], values)
-        if "mean" in stats[0]:
-            values = (values - [s["mean"] for s in stats]) / [s["scale"] for s in stats]
-        elif "min" in stats[0]:
-            values = values * [s["scale"] for s in stats] + [s["min"] for s in stats]
-        parts.append(values)
+        parts.append(scaled(_number_block(x, list(numeric)), numeric))
     categorical = preprocessing["categorical"]
     if categorical:
         text = (
@@ -253,11 +247,7 @@ def _unseen(x, preprocessing):
     found = []
 
     def say(name, where, what, values=()):
-        lines = np.flatnonzero(where) + 2  # the line in the file, after the header: predict's name of the row
-        rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
-        shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
-        at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"
-        found.append(f"column '{name}': {rows} {what}" + (f": {shown}" if shown else "") + at)
+        found.append(unseen_line(name, where, what, values))
 
     for name, stats in preprocessing["categorical"].items():
         known = set(stats["categories"])

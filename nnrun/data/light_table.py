@@ -16,6 +16,7 @@ import csv
 import datetime
 import gzip
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,16 +189,31 @@ def _date_parts(values, fmt, name):
     return parts
 
 
+def unseen_line(name: str, where: Sequence[bool] | np.ndarray, what: str, values: Iterable[object] = ()) -> str:
+    """One line about a column's rows that training never saw, naming a few values and the rows' lines.
+
+    Args:
+        name: the column.
+        where: for each row, whether it is one of them.
+        what: what they hold, e.g. "missing, filled as in training".
+        values: the values to name (the first 5 different ones are shown).
+
+    Returns:
+        "column 'city': 2 rows with ...: 'Oslo' (lines 3, 6)", the lines counted in the file after its header.
+    """
+    lines = np.flatnonzero(where) + 2
+    rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
+    shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
+    at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"
+    return f"column '{name}': {rows} {what}" + (f": {shown}" if shown else "") + at
+
+
 def _unseen(raw, texts, prep):
     """What the rows hold that training never saw, worded as `csv_table._unseen` words it."""
     found = []
 
     def say(name, where, what, values=()):
-        lines = np.flatnonzero(where) + 2  # the line in the file, after the header: predict's name of the row
-        rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
-        shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
-        at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"
-        found.append(f"column '{name}': {rows} {what}" + (f": {shown}" if shown else "") + at)
+        found.append(unseen_line(name, where, what, values))
 
     for name, stats in prep["categorical"].items():
         known = set(stats["categories"])
@@ -212,19 +228,31 @@ def _unseen(raw, texts, prep):
     return found
 
 
+def scaled(values: np.ndarray, numeric: dict[str, Any]) -> np.ndarray:
+    """Numeric columns as the model takes them: gaps filled, then scaled with the training split's statistics.
+
+    Args:
+        values: float64, one column per entry of `numeric`, NaN where a value is missing.
+        numeric: preprocessing.json's `numeric`: column -> `fill`, and `mean`/`scale` or `min`/`scale`.
+
+    Returns:
+        float64 values, in the same order of operations on every path (so their numbers are equal).
+    """
+    stats = list(numeric.values())
+    values = np.where(np.isnan(values), [s["fill"] for s in stats], values)
+    if "mean" in stats[0]:
+        return (values - [s["mean"] for s in stats]) / [s["scale"] for s in stats]
+    if "min" in stats[0]:
+        return values * [s["scale"] for s in stats] + [s["min"] for s in stats]
+    return values
+
+
 def _encode(numbers, texts, prep, count):
     """The model's inputs, computed as `csv_table.apply` computes them (the same operations, in float64)."""
     parts = []
     numeric = prep["numeric"]
     if numeric:
-        values = np.column_stack([numbers[name] for name in numeric])
-        stats = list(numeric.values())
-        values = np.where(np.isnan(values), [s["fill"] for s in stats], values)
-        if "mean" in stats[0]:
-            values = (values - [s["mean"] for s in stats]) / [s["scale"] for s in stats]
-        elif "min" in stats[0]:
-            values = values * [s["scale"] for s in stats] + [s["min"] for s in stats]
-        parts.append(values)
+        parts.append(scaled(np.column_stack([numbers[name] for name in numeric]), numeric))
     for name, stats in prep["categorical"].items():
         filled = [stats["fill"] if v is None else v for v in texts[name]]
         parts.append(np.array([[v == c for c in stats["categories"]] for v in filled], dtype="float64"))
