@@ -83,6 +83,12 @@ def test_a_semicolon_table_with_decimal_commas_reads_alike(tmp_path):
         ("1999-12-31", "1999-1-5"),  # a date that would not write back as given
         (",z\n2,", ",z,extra\n2,"),  # a row wider than the header
         (",p,7,", ",\tp,7,"),  # a tab before a value
+        ("1,3,0.25,p", "1,\uff13,0.25,p"),  # a fullwidth digit: pandas reads text, Python's float a number
+        ("1,3,0.25,p", "1,3,\u0663,p"),  # an Arabic-Indic digit, likewise
+        ("1,3,0.25,p,7", "1,3,0.25,p,\u0663"),  # ... in a category column
+        ("\n1,", "\n\u0663,"),  # ... as an id
+        ("1,3,0.25,p", "1,3,-0,p"),  # -0: pandas's int64 column makes it 0, float64 keeps the sign
+        ("2000-01-01,z\n", '2000-01-01,"z\n'),  # a quote left open to the end of the file: pandas refuses it
     ],
 )
 def test_what_the_light_reader_is_not_sure_of_goes_to_pandas(tmp_path, change):

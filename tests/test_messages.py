@@ -173,3 +173,11 @@ def test_runs_diff_shows_a_changed_list_of_names_as_one_row(tmp_path):
         "training.callbacks": ([], None),
         "training.callbacks.0.EarlyStopping.patience": (None, 3),
     }
+
+
+def test_runs_diff_shows_a_list_in_a_hand_edited_metrics_json_instead_of_failing(runner, tmp_path):
+    a = made_run(tmp_path, "a", "0.001", {"accuracy": [0.9, 0.8]})
+    b = made_run(tmp_path, "b", "0.001", {"accuracy": 0.85})
+    result = runner.invoke(cli, ["runs", "diff", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    assert "[0.9, 0.8]" in result.stdout and "0.8500" in result.stdout

@@ -55,7 +55,7 @@ def numbers(values: Sequence[object], digits: int = 4) -> list[str]:
         if len(set(fewer.values())) == len(fewer):
             texts = fewer
             break
-    return ["-" if v is None else texts[v] if v in texts else str(v) for v in values]
+    return ["-" if v is None else texts[v] if isinstance(v, float) and v in texts else str(v) for v in values]
 
 
 def _significant(value: float, digits: int, sign: str = "") -> str:

@@ -32,7 +32,7 @@ NA_VALUES = frozenset(
     + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 )
 BOOLS = frozenset(["True", "TRUE", "true", "False", "FALSE", "false"])  # what pandas reads as booleans
-INTEGER = re.compile(r"[+-]?\d{1,15}")  # int64 and exact as float64: pandas's number is Python's
+INTEGER = re.compile(r"[+-]?[0-9]{1,15}")  # int64 and exact as float64; ASCII: pandas reads "١٢" as text
 # Directives whose strptime and strftime agree with pandas's to_datetime for a value that writes back as given.
 DATE_DIRECTIVES = frozenset("YmdHMSyBb%")
 # Past this, pandas's import (~1 s) costs less than reading row by row in Python, and holds the fields in less memory.
@@ -84,7 +84,9 @@ def _read(path, prep, id_column):
     csv_file._check_header(path, encoding, sep, quotechar, "input")
     opener = gzip.open if gz else open
     with opener(path, "rt", encoding=encoding, newline="") as f:  # strict: pandas refuses what does not decode
-        rows = [row for row in csv.reader(f, delimiter=sep, quotechar=quotechar, skipinitialspace=True) if row]
+        # strict: a quote left open to the end of the file is an error (pandas refuses it), not a last long field.
+        reader = csv.reader(f, delimiter=sep, quotechar=quotechar, skipinitialspace=True, strict=True)
+        rows = [row for row in reader if row]
     if len(rows) < 2:
         return None
     header, rows = rows[0], rows[1:]
@@ -124,9 +126,11 @@ def _number(value, decimal):
     if decimal != "." and "." in value:
         return None  # pandas would read the column as text, then to_numeric reads "1.5" after all
     text = value.replace(decimal, ".")
-    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text) or len(text) > 25:
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text) or len(text) > 25:
         return None
-    return float(text)
+    number = float(text)
+    # pandas reads a column of whole numbers as int64, where -0 is 0; which column it is, it decides.
+    return None if number == 0 and text.startswith("-") else number
 
 
 def _number_like(value, decimal):
