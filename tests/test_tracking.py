@@ -116,6 +116,18 @@ def test_a_tracking_uri_that_is_a_file_name_is_refused(runner, write_config):
     assert "tracking.mlflow.tracking_uri: not a tracking URI MLflow can use; e.g. sqlite:///other.db" in result.output
 
 
+def test_a_password_in_the_configs_tracking_uri_is_refused_and_not_echoed(runner, write_config):
+    uri = "http://nnrun:s3cret@mlflow.example:5000"
+    result = runner.invoke(cli, ["check", str(write_config(tracking={"mlflow": {"tracking_uri": uri}}))])
+    assert result.exit_code == 2, result.output
+    assert (
+        "tracking.mlflow.tracking_uri: holds a password, which the run's config.yaml would keep; set the URI in "
+        "$MLFLOW_TRACKING_URI instead, or the user and password in $MLFLOW_TRACKING_USERNAME and "
+        "$MLFLOW_TRACKING_PASSWORD; got 'http://nnrun:***@mlflow.example:5000'"
+    ) in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+
+
 def test_tracking_typos_are_refused_with_a_suggestion(runner, write_config):
     result = runner.invoke(cli, ["check", str(write_config(tracking={"tensorbord": True}))])
     assert result.exit_code == 2

@@ -10,7 +10,7 @@ import re
 from typing import Any, get_args
 
 from nnrun.config.schema import DATA_SOURCES, Config, DataBase
-from nnrun.config.section import Section, UnknownKeys
+from nnrun.config.section import Masked, Section, UnknownKeys
 from nnrun.errors import did_you_mean, quoted
 
 # Keys people write in the wrong place that are Keras arguments, not fields of a section.
@@ -43,6 +43,8 @@ def describe(error: Any) -> str:
         received = ctx["tag"]
         choices = ", ".join(DATA_SOURCES)
         return f"{place}.source: must be one of {choices}; got {received!r}{did_you_mean(received, DATA_SOURCES)}"
+    if kind == "value_error" and isinstance(ctx.get("error"), Masked):
+        return f"{place}: {ctx['error']}"
     if kind == "value_error" and isinstance(ctx.get("error"), UnknownKeys):
         return f"{place}: {_unknown(ctx['error'], place)}"
     if kind in ("list_type", "tuple_type", "set_type"):

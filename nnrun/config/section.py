@@ -22,6 +22,11 @@ class UnknownKeys(ValueError):
         super().__init__(f"unknown key {quoted(first)}{did_you_mean(first, section.model_fields)}")
 
 
+class Masked(ValueError):
+    """A value refused for holding a secret (a password): its message shows the value with the secret masked,
+    and the value itself is never echoed."""
+
+
 class Section(BaseModel):
     """A config section: unknown keys are refused with a suggestion."""
 

@@ -4,12 +4,13 @@ Plain pydantic: validating it imports neither TensorBoard nor MLflow.
 """
 
 import re
+import urllib.parse
 from typing import Annotated, Any
 
 import pydantic
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from nnrun.config.section import Section
+from nnrun.config.section import Masked, Section
 
 TRACKERS = ("tensorboard", "mlflow")
 
@@ -33,6 +34,17 @@ def _tracking_uri(value):
     ):
         hint = f"sqlite:///{value}" if value.endswith(".db") else "http://host:5000"
         raise ValueError(f"not a tracking URI MLflow can use; e.g. {hint} or sqlite:///mlflow.db; got {value!r}")
+    try:
+        password = urllib.parse.urlsplit(value).password
+    except ValueError:  # a port that is not a number: MLflow says so when it connects
+        password = None
+    if password is not None:  # the resolved config is written into the run directory and uploaded to MLflow
+        shown = re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", value)
+        raise Masked(
+            "holds a password, which the run's config.yaml would keep; set the URI in $MLFLOW_TRACKING_URI "
+            "instead, or the user and password in $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD; "
+            f"got {shown!r}"
+        )
     return value
 
 
@@ -43,7 +55,8 @@ class MlflowTracking(Section):
     tracking_uri: Annotated[str, AfterValidator(_tracking_uri)] | None = Field(
         None,
         min_length=1,
-        description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir.",
+        description="By default $MLFLOW_TRACKING_URI, else the SQLite store mlflow.db beside output.dir. "
+        "No password here: $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD.",
     )
     artifacts: bool = Field(True, description="Log the run directory's files (model, plots, history) as artifacts.")
 
