@@ -12,6 +12,7 @@ command's (a run directory's path).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nnrun import atomic
 from nnrun.errors import one_line
@@ -68,9 +69,28 @@ def mlflow_uri(settings: MlflowTracking, output_dir: str | os.PathLike[str]) -> 
     return uri or f"sqlite:///{Path(output_dir).resolve().parent / MLFLOW_DB}"
 
 
+# The user and password in a URL (http://user:password@host): never shown, never recorded.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def shown_uri(uri: str) -> str:
-    """A tracking URI without its user and password, as run.json records it and messages show it."""
-    return re.sub(r"(?<=://)[^/@]*@", "", uri)
+    """A tracking URI, or any text naming it, without its user and password: as run.json and messages show it."""
+    return _USERINFO.sub("", uri)
+
+
+class _Shown(io.TextIOBase):
+    """A text stream that writes to another with the credentials taken out of its URLs: MLflow prints its
+    server's URL ("View run ... at: URL") as it was given, password and all."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(shown_uri(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class MlflowRun:
@@ -237,15 +257,21 @@ class MlflowRun:
                     f"{mlflow_status} without all of the run: the run directory has everything"
                 )
             return
+        # A URI with a password came from $MLFLOW_TRACKING_URI (a config refuses one): the client reads it there.
+        where = "" if shown_uri(self.uri) != self.uri else json.dumps(self.uri)
         code = (
-            f"from mlflow import MlflowClient; MlflowClient({json.dumps(shown_uri(self.uri))})"
+            f"from mlflow import MlflowClient; MlflowClient({where})"
             f".set_terminated({json.dumps(self.run_id)}, {json.dumps(mlflow_status)}, {ended_ms})"
         )
-        self.report.warn(
-            f"warning: mlflow ({shown_uri(self.uri)}): MLflow run {self.run_id} could not be ended "
+        said = (
+            f"mlflow ({shown_uri(self.uri)}): MLflow run {self.run_id} could not be ended "
             f"{mlflow_status} ({self.reason}) and stays RUNNING there; once the server answers, "
             f"end it with: python -c {shlex.quote(code)}"
         )
+        if self.warned:  # the outage was the warning when it began: one outage, one warning
+            self.report.note(said)
+        else:
+            self.report.warn(f"warning: {said}")
 
     def _finish(self, status):
         assert self.client is not None and self.run_id is not None  # end() calls it only after _start
@@ -273,7 +299,7 @@ class MlflowRun:
         if not retry and time.monotonic() < self.retry_at:
             return False
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(_Shown(sys.stderr)):
                 function(*args)
         except Exception as e:  # MLflow's errors are many kinds; none may stop training
             self.failed += 1
@@ -294,7 +320,8 @@ class MlflowRun:
 
 
 def _error(e: Exception) -> str:
-    return f"{type(e).__name__}: {one_line(e, 400)}"
+    # Its words may name the server's URL: the credentials go before it is cut, which could cut them in two.
+    return f"{type(e).__name__}: {one_line(shown_uri(str(e)), 400)}"
 
 
 def _unreachable(e: BaseException) -> bool:
