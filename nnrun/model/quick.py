@@ -70,6 +70,7 @@ def _setup(config: Config) -> QuickSetup:
     if catalogue is None:
         raise Unsure("no catalogue of the installed Keras")
     bytes_per_parameter = _keras_json()
+    _ruled(catalogue, config)  # before the data is read: a model Keras must build costs check no more than before
     warnings = mistakes.in_config(config)
     dataset = quick_summary.summary(config.data, training.validation_split)
     rows = _layers(catalogue, config, tuple(dataset.preprocessing["input_shape"]))
@@ -103,6 +104,24 @@ def _keras_json() -> int:
     ):
         raise Unsure("keras.json sets floatx or image_data_format")
     return 4
+
+
+def _ruled(catalogue: catalogues.Catalogue, config: Config) -> None:
+    """Gives way at once where a layer of Keras's has no rule in `shapes`, or an argument its rule does not read.
+
+    Names and arguments Keras does not have are left to `_layers`, which refuses them as `build` does.
+    """
+    layers = catalogue.data["layers"]
+    for spec in [*config.data.augmentation, *config.model.layers]:
+        layer_name, args = next(iter(spec.items()))
+        if layer_name in catalogue.data["applications"]:
+            raise Unsure("a pretrained network")
+        if layer_name not in layers:
+            continue
+        rule = shapes.RULES.get(layers[layer_name]["class"])
+        params = catalogue.parameters("layers", layer_name)
+        if rule is None or (isinstance(args, dict) and any(k in params and k not in rule[0] for k in args)):
+            raise Unsure(f"layer {layer_name} with {args!r}")
 
 
 def _layers(catalogue: catalogues.Catalogue, config: Config, input_shape: tuple[int, ...]) -> list[summary_table.Row]:
