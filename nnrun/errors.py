@@ -68,6 +68,13 @@ class RunDirBusy(RunDirError):
     """A run or sweep directory that another process holds (`rundir.liveness.claim`)."""
 
 
+class Unsure(Exception):
+    """A fast path (`nnrun check`'s, without Keras) cannot tell what the full one would say: the full path judges.
+
+    Never reaches the user; its message says what was not understood, for tests and debugging.
+    """
+
+
 class RunFailed(NnrunError):
     """The run itself failed: diverged, ran out of memory. Exit code 1."""
 

@@ -7,13 +7,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nnrun.config.schema import Config, ImageData
+    from nnrun.model.quick import QuickSetup
     from nnrun.reporter import Reporter
     from nnrun.training.setup import Setup
 
 
-def prepare(config: Config, report: Reporter) -> Setup:
+def prepare(config: Config, report: Reporter) -> Setup | QuickSetup:
     """Loads the data and builds and compiles the model, as `train` would, without training.
 
+    Where it can be sure without Keras (`nnrun.model.quick`: the common layers, the bundled
+    datasets), it judges the config so, in a fraction of a second; otherwise Keras builds the model.
     An image folder's every file is decoded first, so that a damaged one is
     named now rather than mid-training; a sweep builds its model at every value
     it may try, so that Keras checks them all.
@@ -23,17 +26,25 @@ def prepare(config: Config, report: Reporter) -> Setup:
         report: the `Reporter`, for progress and notes.
 
     Returns:
-        The `Setup`: dataset, model, stages and devices.
+        The `Setup` (dataset, model, stages and devices), or the `QuickSetup` where Keras was not needed.
     """
+    from nnrun.model import quick
+
+    quick_setup = quick.setup(config)
+    if quick_setup is not None:
+        return quick_setup
+    from nnrun.model import catalogue
     from nnrun.sweep import command as sweep
     from nnrun.training import setup
 
     if config.data.source == "images":
         _decode_every_image(config.data, report)
-    return sweep.check(config, report) if config.sweep else setup.setup(config, join=False)
+    full = sweep.check(config, report) if config.sweep else setup.setup(config, join=False)
+    catalogue.remember()  # Keras is loaded: the next check of this Keras version need not load it
+    return full
 
 
-def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
+def report(config: Config, setup: Setup | QuickSetup, echo: Callable[..., None]) -> None:
     """Says what a run of the config will be: model summary, data, notes, stages, devices, tracking, sweep.
 
     Args:
@@ -41,8 +52,13 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
         setup: what `prepare` returned.
         echo: prints a line (`click.echo`); `err=True` for notes.
     """
-    ds, engine = setup.dataset, setup.engine
-    setup.model.summary(print_fn=lambda text, line_break=True: echo(text, nl=line_break))
+    from nnrun.model.quick import QuickSetup
+
+    ds = setup.dataset
+    if isinstance(setup, QuickSetup):  # no fine-tuning nor distribution: it gave way to Keras on those
+        echo(setup.summary)
+    else:
+        setup.model.summary(print_fn=lambda text, line_break=True: echo(text, nl=line_break))
     classes = f"{len(ds.class_names)} classes" if ds.class_names is not None else "regression"  # ds.is_classification
     val = 0 if ds.y_val is None else len(ds.y_val)
     echo(
@@ -53,8 +69,11 @@ def report(config: Config, setup: Setup, echo: Callable[..., None]) -> None:
         echo(f"note: {note}", err=True)
     for warning in setup.warnings:
         echo(f"warning: {warning}", err=True)
+    if isinstance(setup, QuickSetup):
+        return
     if setup.stages.describe():
         echo(setup.stages.describe())
+    engine = setup.engine
     if engine.plan.kind:
         n = engine.plan.processes
         echo(

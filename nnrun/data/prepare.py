@@ -198,12 +198,28 @@ def _labels(y, class_names, task, origin):
     return class_names, encode
 
 
+def held_out(n: int, fraction: float, place: str) -> int:
+    """How many of `n` samples a split of `fraction` holds out (test or validation): the one count that
+    `load` splits by and that `nnrun check` reports without splitting.
+
+    Args:
+        n: the samples split.
+        fraction: `data.test_split` or `training.validation_split`.
+        place: that key, for the message.
+
+    Returns:
+        The number held out; the rest stay.
+    """
+    n_held = int(round(n * fraction))
+    if n_held < 1 or n_held >= n:
+        raise DataError(f"{place}: {fraction} of {n} samples leaves an empty split")
+    return n_held
+
+
 def _split(x, y, fraction, seed, class_names, place):
     from sklearn.model_selection import train_test_split
 
-    n_held = int(round(len(x) * fraction))
-    if n_held < 1 or n_held >= len(x):
-        raise DataError(f"{place}: {fraction} of {len(x)} samples leaves an empty split")
+    n_held = held_out(len(x), fraction, place)
     stratify = None
     if class_names is not None:
         counts = np.bincount(y, minlength=len(class_names))

@@ -18,7 +18,7 @@ from nnrun.backend import keras as _keras
 from nnrun.errors import ConfigError, did_you_mean, quoted
 
 # Argument-name suffixes whose string values Keras resolves by name.
-_NAMED_ARGUMENTS = {
+NAMED_ARGUMENTS = {
     "activation": "activations",
     "initializer": "initializers",
     "regularizer": "regularizers",
@@ -80,7 +80,28 @@ def check_arguments(target: Callable[..., Any], args: object, place: str) -> dic
     Returns:
         The arguments as a mapping.
     """
-    params = parameters(target)
+    return check_parameters(parameters(target), args, place, unknown_name)
+
+
+def check_parameters(
+    params: Mapping[str, inspect.Parameter],
+    args: object,
+    place: str,
+    unknown: Callable[[str, str], list[str] | None],
+) -> dict[str, Any]:
+    """Checks a config's arguments against a signature's parameters (`check_arguments`, or the
+    catalogue's copy of Keras's signatures in `nnrun.model.catalogue`).
+
+    Args:
+        params: `{name: inspect.Parameter}`, as `parameters` gives.
+        args: a mapping of arguments, or one value for the first parameter.
+        place: where in the config, for messages.
+        unknown: `(module, name)` -> None where the Keras module (`activations`) knows the
+            name, else the names it offers, for the message.
+
+    Returns:
+        The arguments as a mapping.
+    """
     positional = [n for n, p in params.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
     if not isinstance(args, dict):
         if not positional:
@@ -89,7 +110,7 @@ def check_arguments(target: Callable[..., Any], args: object, place: str) -> dic
     for key, value in args.items():
         if key not in params:
             raise ConfigError(f"{place}: unknown argument {quoted(key)}{did_you_mean(key, params)}")
-        _check_value(key, value, params[key].default, f"{place}: argument {quoted(key)}")
+        _check_value(key, value, params[key].default, f"{place}: argument {quoted(key)}", unknown)
     missing = [
         n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and n not in args
     ]
@@ -117,7 +138,7 @@ def parameters(cls: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return params
 
 
-def _check_value(key, value, default, place):
+def _check_value(key, value, default, place, unknown):
     if isinstance(value, dict) and _SERIALIZED_KEYS & set(value):
         raise ConfigError(f"{place}: serialized Keras objects are not allowed in a config; use a name")
     # Keras checks few types in constructors; where the default says what the
@@ -126,15 +147,29 @@ def _check_value(key, value, default, place):
         raise ConfigError(f"{place}: expected true or false; got {value!r}")
     if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"{place}: expected a number; got {value!r}")
-    suffix = next((s for s in _NAMED_ARGUMENTS if key == s or key.endswith(f"_{s}")), None)
+    suffix = next((s for s in NAMED_ARGUMENTS if key == s or key.endswith(f"_{s}")), None)
     if suffix and isinstance(value, str):
-        module = getattr(_keras(), _NAMED_ARGUMENTS[suffix])
-        try:
-            module.get(value)
-        except (ValueError, TypeError):
-            raise ConfigError(
-                f"{place}: unknown {suffix} {quoted(value)}{did_you_mean(value, public_names(module))}"
-            ) from None
+        offered = unknown(NAMED_ARGUMENTS[suffix], value)
+        if offered is not None:
+            raise ConfigError(f"{place}: unknown {suffix} {quoted(value)}{did_you_mean(value, offered)}")
+
+
+def unknown_name(module_name: str, name: str) -> list[str] | None:
+    """None where Keras's module (`activations`, `initializers`, ...) resolves `name`; else its public names.
+
+    Args:
+        module_name: the module's name in `keras`.
+        name: the name in the config.
+
+    Returns:
+        None, or the names the module offers.
+    """
+    module = getattr(_keras(), module_name)
+    try:
+        module.get(name)
+    except (ValueError, TypeError):
+        return public_names(module)
+    return None
 
 
 def lookup(
