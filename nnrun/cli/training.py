@@ -149,10 +149,11 @@ def sweep_command(
         _in_one_process(distribution.plan(resolved), "nnrun sweep")
         with _about(target):
             sweep.check_available()
+        shared = sweep.connect(resolved, target, storage)  # a database that fails is named before any training
         backend.use(resolved.backend)
         with _about(target, overrides):
             sweep.check(resolved, report)  # a bad space fails before the first trial
-            swept = sweep.start(resolved, target, report, jobs, storage)
+            swept = sweep.start(resolved, target, report, jobs, shared)
     report.say(render.best_trial(swept))
     click.echo(str(swept.sweep_dir))
 

@@ -37,6 +37,7 @@ from nnrun.sweep.study import (
     counted,
     deadline_of,
     load,
+    mark_retried,
     open_study,
     read_state,
     recover,
@@ -122,8 +123,33 @@ def is_sweep(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
+def connect(config: Config, config_file: str | os.PathLike[str], flag: str | None = None) -> Storage:
+    """A new sweep's study's database: `--storage`, else `$NNRUN_SWEEP_STORAGE`, else the config's
+    `sweep.storage`; one given is opened once, so that a URL or a server that fails is exit 2 before
+    anything is made or trained.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        config_file: its path, which messages name when the URL is its own.
+        flag: `--storage`'s URL, if given.
+
+    Returns:
+        The `Storage`.
+    """
+    assert config.sweep is not None  # a sweep's config
+    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
+    if chosen.shared:
+        check_available()
+        storage_lib.rdb(chosen).engine.dispose()
+    return chosen
+
+
 def start(
-    config: Config, config_file: str | os.PathLike[str], report: Reporter, jobs: int = 1, storage: str | None = None
+    config: Config,
+    config_file: str | os.PathLike[str],
+    report: Reporter,
+    jobs: int = 1,
+    storage: Storage | None = None,
 ) -> Swept:
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
 
@@ -135,7 +161,7 @@ def start(
         config_file: its path, recorded.
         report: the `Reporter`, for progress.
         jobs: how many trials run at once, each in a process of its own.
-        storage: `--storage`'s URL, if given.
+        storage: where its study is (`connect`); by default what the config says.
 
     Returns:
         A `Swept`: the sweep directory and its best trial.
@@ -150,11 +176,9 @@ def start(
     if mlflow is not None and mlflow.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
         # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
         mlflow.tracking_uri = mlflow_run.mlflow_uri(mlflow, config.output.dir)
-    assert config.sweep is not None  # cli refuses a config without one
-    chosen = storage_lib.choose(storage, config.sweep.storage)
+    chosen = storage or connect(config, config_file)
     if chosen.shared:
-        assert chosen.url is not None  # shared: a URL was given
-        storage_lib.rdb(chosen).engine.dispose()  # a URL or a server that fails leaves no sweep directory
+        assert chosen.url is not None and config.sweep is not None  # shared: a URL was given, in a sweep
         # The sweep directory records where its study is, without the password.
         sweep = config.sweep.model_copy(update={"storage": storage_lib.without_password(chosen.url)})
         config = config.model_copy(update={"sweep": sweep})
@@ -201,18 +225,21 @@ def run(
     """
     sweep_dir = Path(sweep_dir)
     check_available()
-    with _claim(sweep_dir) as claim:
+    with _claim(sweep_dir) as claim, contextlib.ExitStack() as held:
         config = load(sweep_dir, overrides)
         assert config.sweep is not None  # load() refuses a config without one
         if not isinstance(storage, Storage):
             storage = storage_lib.of_sweep(sweep_dir, storage, config.sweep.storage)
-        study = open_study(sweep_dir, config, storage=storage)
+        database = held.enter_context(storage_lib.opened(storage, sweep_dir / STUDY))
+        study = open_study(sweep_dir, config, storage=storage, database=database)
         done = len(counted(study))
         if config.sweep.trials and config.sweep.trials < done and overrides:
             raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
         if overrides:  # the sweep's config says how long it now runs
             atomic.write_text(sweep_dir / CONFIG, config_lib.dump(config))
-        if not storage.shared:  # a shared study's trials are known cut off by their heartbeat (trial.work)
+        if storage.shared:  # a shared study's trials are known cut off by their heartbeat (trial.work)
+            mark_retried(study, sweep_dir)
+        else:
             recover(study, sweep_dir, config.sweep, report)
         state = read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)

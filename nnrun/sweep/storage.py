@@ -9,11 +9,12 @@ or the environment (or the driver from its own: PGPASSWORD, ~/.pgpass).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ KEY = "sweep.storage"
 CONNECT_TIMEOUT_S = 10  # an unreachable server is named in seconds, not after TCP's minutes
 _PASSWORD_KEYS = ("password", "passwd", "pwd")  # a password in the query string (libpq takes one there too)
 # The package that brings each driver SQLAlchemy imports by default, for the message when it is missing.
-_DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL", "MySQLdb": "mysqlclient"}
+_DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL", "mysqldb": "mysqlclient"}
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,16 @@ class Storage:
         return text
 
 
-def choose(flag: str | None, configured: str | None, environ: Mapping[str, str] = os.environ) -> Storage:
+def choose(
+    flag: str | None, configured: str | None, environ: Mapping[str, str] = os.environ, place: str = KEY
+) -> Storage:
     """A new sweep's storage: `--storage`, else `$NNRUN_SWEEP_STORAGE`, else the config's `sweep.storage`.
 
     Args:
         flag: `--storage`'s value, if given.
         configured: the config's `sweep.storage`.
         environ: the environment.
+        place: how messages name the config's key (`tiny.yaml: sweep.storage`).
 
     Returns:
         The `Storage`; its url None for the SQLite file in the sweep directory.
@@ -81,7 +85,7 @@ def choose(flag: str | None, configured: str | None, environ: Mapping[str, str] 
         return Storage(flag, FLAG)
     if environ.get(ENV):
         return Storage(environ[ENV], f"${ENV}")
-    return Storage(configured, KEY)
+    return Storage(configured, place)
 
 
 def of_sweep(
@@ -173,6 +177,25 @@ def _password(url):
     return next((v for k, v in parsed.query.items() if k.lower() in _PASSWORD_KEYS), None) or parsed.password
 
 
+@contextlib.contextmanager
+def opened(storage: Storage, sqlite_file: Path | None = None) -> Iterator[optuna.storages.RDBStorage]:
+    """`rdb`, its connections closed when the block ends (a server's would otherwise be closed by the
+    garbage collector, which warns).
+
+    Args:
+        storage: the `Storage`.
+        sqlite_file: the sweep directory's study.db, for a `Storage` without a URL.
+
+    Yields:
+        Optuna's `RDBStorage`.
+    """
+    database = rdb(storage, sqlite_file)
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+
+
 def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RDBStorage:
     """Opens the study's database (its tables made the first time); a URL or a server that fails is exit 2.
 
@@ -210,9 +233,12 @@ def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RD
         except sqlalchemy.exc.NoSuchModuleError:
             raise ConfigError(f"{where}: SQLAlchemy knows no database '{url.drivername}'") from None
         except ImportError as e:
-            package = _DRIVERS.get((e.name or "").split(".")[0], e.name)
+            # Optuna raises its own ImportError from the driver's, which names the module.
+            cause = e.__cause__ if isinstance(e.__cause__, ImportError) else e
+            name = cause.name or url.get_driver_name()
+            package = _DRIVERS.get(name.split(".")[0].lower(), name)
             raise ConfigError(
-                f"{where}: needs the driver {e.name}, which is not installed; pip install '{package}'"
+                f"{where}: needs the database driver {name}, which is not installed; pip install '{package}'"
             ) from None
         except sqlalchemy.exc.SQLAlchemyError as e:
             # Machines that start together on an empty database each make Optuna's tables (optuna#1092):

@@ -73,7 +73,13 @@ def load(sweep_dir: Path, overrides: Sequence[str]) -> Config:
     return config
 
 
-def open_study(sweep_dir: Path, config: Config, worker: int = 0, storage: Storage | None = None) -> optuna.Study:
+def open_study(
+    sweep_dir: Path,
+    config: Config,
+    worker: int = 0,
+    storage: Storage | None = None,
+    database: optuna.storages.RDBStorage | None = None,
+) -> optuna.Study:
     """The sweep's Optuna study, made or loaded (joined, on a shared database); one it cannot use is exit 2.
 
     Args:
@@ -81,6 +87,7 @@ def open_study(sweep_dir: Path, config: Config, worker: int = 0, storage: Storag
         config: its `Config`.
         worker: the `--jobs` worker's number (its sampler is seeded apart).
         storage: where the study is; by default the sweep directory's study.db.
+        database: that database, opened (`nnrun.sweep.storage.opened`, which closes it); by default opened here.
 
     Returns:
         The `optuna.Study`.
@@ -105,7 +112,11 @@ def open_study(sweep_dir: Path, config: Config, worker: int = 0, storage: Storag
     name = config.output.name if storage.shared else STUDY_NAME
     try:
         study = optuna.create_study(
-            storage=rdb(storage, path), study_name=name, direction=sweep.direction, pruner=pruner, load_if_exists=True
+            storage=database or rdb(storage, path),
+            study_name=name,
+            direction=sweep.direction,
+            pruner=pruner,
+            load_if_exists=True,
         )
         trials = study.get_trials(deepcopy=False)
         if storage.shared:
@@ -212,12 +223,39 @@ def recover_silent(study: optuna.Study, sweep_dir: Path, sweep: Sweep, report: R
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             continue  # finished meanwhile, or another sweep recovered it first
         found += 1
-        ours = trial.user_attrs.get("sweep_dir") == str(sweep_dir.resolve())
         host = (trial.user_attrs.get("process") or {}).get("host", "another machine")
         if search_space.contains(sweep, trial.params):
-            again(study, trial, _trial_run(sweep_dir, trial.user_attrs.get("run_dir")) if ours else None)
+            again(study, trial, _own_run(sweep_dir, trial))
             report.note(f"trial {trial.number + 1} (on {host}) stopped sending its heartbeat: it runs again")
     return found
+
+
+def mark_retried(study: optuna.Study, sweep_dir: Path) -> None:
+    """On a shared study, as a sweep continues: the runs of its own trials that another sweep found cut off
+    (this one was killed) say which trial runs their point again, so that none is offered to resume."""
+    import optuna
+
+    retries = {t.user_attrs.get("retry_of"): t.number for t in study.get_trials(deepcopy=False)}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_dir = _own_run(sweep_dir, trial) if trial.user_attrs.get("interrupted") else None
+        if run_dir is None or trial.number + 1 not in retries:
+            continue
+        with contextlib.suppress(NnrunError, OSError):  # best effort, as again()'s
+            if record.read_info(run_dir).retried_as_trial is None:
+                record.update_info(run_dir, retried_as_trial=retries[trial.number + 1] + 1)
+
+
+def _own_run(sweep_dir, trial):
+    """The run directory of a trial this sweep directory ran, when it began one (a killed trial's run is
+    found by its name); None for another machine's trial."""
+    if trial.user_attrs.get("sweep_dir") != str(sweep_dir.resolve()):
+        return None
+    recorded = trial.user_attrs.get("run_dir")
+    if recorded is None:
+        found = sorted(sweep_dir.glob(f"{TRIALS}/trial-{trial.number + 1:03d}-*"))
+        recorded = relative(found[-1], sweep_dir) if found else None
+    run_dir = _trial_run(sweep_dir, recorded)
+    return run_dir if run_dir is not None and not run_dir.is_symlink() and rundir.is_run_dir(run_dir) else None
 
 
 def again(

@@ -24,8 +24,9 @@ from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_li
 from nnrun.reporter import Reporter
 from nnrun.rundir import liveness
 from nnrun.sweep import report as sweep_report
+from nnrun.sweep import storage as storage_lib
 from nnrun.sweep.storage import ENV, Storage, of_sweep
-from nnrun.sweep.study import WORKERS, load, open_study, write_state
+from nnrun.sweep.study import STUDY, WORKERS, load, open_study, write_state
 from nnrun.sweep.trial import work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
@@ -138,8 +139,9 @@ def worker(sweep_dir: str, k: int, deadline: float) -> int:
         assert config.sweep is not None  # load() refuses a config without one
         backend.use(config.backend)
         storage = of_sweep(Path(sweep_dir), None, config.sweep.storage)
-        study = open_study(Path(sweep_dir), config, worker=k, storage=storage)
-        with signals.stopping() as stop:
+        database = storage_lib.opened(storage, Path(sweep_dir) / STUDY)
+        with database as opened, signals.stopping() as stop:
+            study = open_study(Path(sweep_dir), config, worker=k, storage=storage, database=opened)
             work(
                 Path(sweep_dir),
                 config,

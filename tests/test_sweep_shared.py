@@ -1,0 +1,227 @@
+"""nnrun sweep on a study shared by several machines: a real PostgreSQL server, URLs that keep their password.
+
+The machines are processes in working directories of their own; the server is
+PostgreSQL from the pgserver wheel (the test extras), started here on a
+loopback port with a password, and stopped at the end.
+"""
+
+import csv
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnrun.cli.main import cli
+
+from conftest import TINY
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("optuna") is None, reason="the sweep extra: pip install 'nnrun[sweep]'"
+    ),
+    pytest.mark.any_backend,  # a sweep's bookkeeping, the same on both backends
+]
+
+ENV = "NNRUN_SWEEP_STORAGE"
+PASSWORD = f"pw-{secrets.token_hex(8)}"  # looked for in every file and every line the sweeps write
+SWEEP = {
+    "metric": "val_accuracy",
+    "trials": 6,
+    "seed": 3,
+    "parameters": {
+        "optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+        "model.layers.0.Dense.units": [4, 8, 16],
+    },
+}
+# The machines' sweeps hear a trial's heartbeat every half second and take one silent for 4 s for cut off
+# (60 s by default): the test waits seconds, not a minute.
+FAST_HEARTBEAT = "import nnrun.sweep.heartbeat as h; h.INTERVAL_S = 0.5; h.GRACE_S = 4.0"
+
+
+def postgres_bin():
+    """PostgreSQL's programs from the pgserver wheel. Found, not imported: importing pgserver makes a runtime
+    folder and warns when XDG_RUNTIME_DIR is unset; its own start adds a system user when run as root."""
+    spec = importlib.util.find_spec("pgserver")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" if spec else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of this session, on a loopback port with password authentication; yields its URL."""
+    programs = postgres_bin()
+    if programs is None:
+        pytest.skip("PostgreSQL comes with the test extras: pip install -e '.[test]'")
+    # Not under pytest's tmp_path, whose folders only root may enter: PostgreSQL refuses to run as root, and
+    # runs here as nobody.
+    root = Path(tempfile.mkdtemp(prefix="nnrun-pg-"))
+    run_as = {}
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid}
+    (root / "pw").write_text(PASSWORD)
+    (root / "pw").chmod(0o644)
+    data = root / "data"
+
+    def pg(*args):
+        return subprocess.run([str(programs / args[0]), *args[1:]], check=True, capture_output=True, **run_as)
+
+    pg("initdb", "-D", data, "-U", "nnrun", f"--pwfile={root / 'pw'}", "--auth=scram-sha-256", "--no-sync")
+    (root / "pw").unlink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg("pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "60", "-o", options, "start")
+    try:
+        yield f"postgresql://nnrun:{PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        pg("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def machine(tmp_path, name, **sections):
+    """A machine's working directory with the sweep's config (its runs go to its own runs/)."""
+    home = tmp_path / name
+    home.mkdir()
+    config = {**TINY, "training": {"epochs": 1, "batch_size": 16}, "output": {"name": "shared"}, **sections}
+    (home / "tiny.yaml").write_text(yaml.safe_dump({**config, "sweep": SWEEP}, sort_keys=False))
+    return home
+
+
+def sweep(home, url):
+    """`nnrun sweep tiny.yaml` in a machine's working directory, the URL in the environment."""
+    code = f"{FAST_HEARTBEAT}\nfrom nnrun.cli.main import main\nmain()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "sweep", "tiny.yaml"],
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, ENV: url, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def trials(url, name="shared"):
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+
+
+def table(sweep_dir):
+    with open(sweep_dir / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def kill_mid_trial(proc, home, url, timeout=180):
+    """Kills (SIGKILL) a machine's sweep while a trial of its own trains (its run begun), once it has completed one.
+
+    Seen so, it is stopped (SIGSTOP) and the study read again, so that the trial seen running cannot end
+    before the kill. Returns the trial cut off.
+    """
+
+    def cut_off():
+        mine = [t for t in trials(url) if (t.user_attrs.get("process") or {}).get("pid") == proc.pid]
+        running = [
+            t
+            for t in mine
+            if t.state.name == "RUNNING" and list(home.glob(f"runs/*/trials/trial-{t.number + 1:03d}-*/run.json"))
+        ]
+        return running[0] if running and any(t.state.name == "COMPLETE" for t in mine) else None
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended (exit {proc.returncode}):\n{proc.communicate()[1][-3000:]}")
+        # Once its sweep directory is made, the study's tables are (the test makes none of its own).
+        if list(home.glob("runs/*/sweep.json")) and cut_off():
+            proc.send_signal(signal.SIGSTOP)
+            trial = cut_off()
+            if trial:
+                proc.kill()
+                proc.communicate()
+                return trial
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the sweep never ran a second trial")
+
+
+@pytest.mark.slow
+def test_two_machines_finish_one_sweep_on_postgresql_and_one_recovers_the_other_ones_cut_off_trial(
+    postgres, tmp_path, runner
+):
+    a, b = machine(tmp_path, "machine-a"), machine(tmp_path, "machine-b")
+    first, second = sweep(a, postgres), sweep(b, postgres)
+    cut_off = kill_mid_trial(first, a, postgres)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    (b_dir,) = (b / "runs").glob("shared-sweep-*")
+    assert out == f"runs/{b_dir.name}\n"
+    host = socket.gethostname()
+    assert f"trial {cut_off.number + 1} (on {host}) stopped sending its heartbeat: it runs again" in err
+
+    study = {t.number: t for t in trials(postgres)}
+    counted = [t for t in study.values() if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(counted) == 6, [(t.number, t.state.name, t.user_attrs) for t in study.values()]
+    assert study[cut_off.number].state.name == "FAIL" and study[cut_off.number].user_attrs["interrupted"]
+    (retry,) = [t for t in study.values() if t.user_attrs.get("retry_of") == cut_off.number + 1]
+    assert retry.params == cut_off.params and retry.state.name == "COMPLETE"
+    assert retry.user_attrs["sweep_dir"] == str(b_dir), "run again by the other machine"
+    # Each machine ran trials, and keeps their runs.
+    (a_dir,) = (a / "runs").glob("shared-sweep-*")
+    ran_in = {t.user_attrs.get("sweep_dir") for t in counted}
+    assert ran_in == {str(a_dir), str(b_dir)}
+
+    # The table shows the whole study: where each run is, on which host.
+    rows = table(b_dir)
+    assert len(rows) == 7 and sum(r["state"] == "interrupted" for r in rows) == 1
+    assert {r["host"] for r in rows} == {host}
+    for row in rows:
+        if row["state"] == "interrupted":  # cut off before its run was recorded: on its machine, by its name
+            assert row["run_dir"] == "" and int(row["trial"]) == cut_off.number + 1
+            (killed_run,) = a_dir.glob(f"trials/trial-{cut_off.number + 1:03d}-*")
+            continue
+        ours = row["run_dir"].startswith("trials/")
+        run = b_dir / row["run_dir"] if ours else Path(row["run_dir"])
+        assert ours or run.parent.parent == a_dir, row
+        assert json.loads((run / "run.json").read_text())["status"] == "completed", row
+
+    # The killed machine's sweep, continued, has nothing left to run, and shows the same study and best config.
+    continued = runner.invoke(cli, ["sweep", str(a_dir)], env={ENV: postgres})
+    assert continued.exit_code == 0, continued.output
+    assert "all 6 trials are done" in continued.stderr
+    best_a, best_b = (json.loads((d / "sweep.json").read_text())["best"] for d in (a_dir, b_dir))
+    assert {k: best_a[k] for k in ("trial", "value", "params")} == {k: best_b[k] for k in ("trial", "value", "params")}
+    assert [r["trial"] for r in table(a_dir)] == [r["trial"] for r in rows]
+    config_of = lambda d: [line for line in (d / "best.yaml").read_text().splitlines() if not line.startswith("#")]  # noqa: E731
+    assert config_of(a_dir) == config_of(b_dir)
+    # Its killed trial's run is not offered to resume: its point ran again elsewhere.
+    assert json.loads((killed_run / "run.json").read_text())["retried_as_trial"] == retry.number + 1
+
+    # The password is in no file of either machine and in nothing either printed; the sweep directories
+    # record the URL without it, and show it masked.
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    assert PASSWORD not in out + err + continued.output
+    recorded = yaml.safe_load((b_dir / "config.yaml").read_text())["sweep"]["storage"]
+    assert recorded == postgres.replace(f":{PASSWORD}", "")
+    assert json.loads((b_dir / "sweep.json").read_text())["storage"] == postgres.replace(PASSWORD, "***")
