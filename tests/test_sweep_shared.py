@@ -92,12 +92,12 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def machine(tmp_path, name, **sections):
-    """A machine's working directory with the sweep's config (its runs go to its own runs/)."""
+def machine(tmp_path, name, **sweep):
+    """A machine's working directory with the sweep's config, `sweep` updated (its runs go to its own runs/)."""
     home = tmp_path / name
     home.mkdir()
-    config = {**TINY, "training": {"epochs": 1, "batch_size": 16}, "output": {"name": "shared"}, **sections}
-    (home / "tiny.yaml").write_text(yaml.safe_dump({**config, "sweep": SWEEP}, sort_keys=False))
+    config = {**TINY, "training": {"epochs": 1, "batch_size": 16}, "output": {"name": "shared"}}
+    (home / "tiny.yaml").write_text(yaml.safe_dump({**config, "sweep": {**SWEEP, **sweep}}, sort_keys=False))
     return home
 
 
@@ -225,3 +225,160 @@ def test_two_machines_finish_one_sweep_on_postgresql_and_one_recovers_the_other_
     recorded = yaml.safe_load((b_dir / "config.yaml").read_text())["sweep"]["storage"]
     assert recorded == postgres.replace(f":{PASSWORD}", "")
     assert json.loads((b_dir / "sweep.json").read_text())["storage"] == postgres.replace(PASSWORD, "***")
+
+
+@pytest.mark.parametrize(
+    "url, shown, recorded",
+    [
+        (
+            "postgresql://nnrun:s3cret@db.example:5432/optuna",
+            "postgresql://nnrun:***@db.example:5432/optuna",
+            "postgresql://nnrun@db.example:5432/optuna",
+        ),
+        (  # a password with characters a URL must escape
+            "postgresql+psycopg://nnrun:p%40ss%2Fw0rd@db/optuna",
+            "postgresql+psycopg://nnrun:***@db/optuna",
+            "postgresql+psycopg://nnrun@db/optuna",
+        ),
+        (  # libpq takes one in the query string too
+            "postgresql://nnrun@db/optuna?sslmode=require&password=s3cret",
+            "postgresql://nnrun@db/optuna?sslmode=require&password=***",
+            "postgresql://nnrun@db/optuna?sslmode=require",
+        ),
+        ("postgresql://nnrun@db/optuna", "postgresql://nnrun@db/optuna", "postgresql://nnrun@db/optuna"),
+        ("sqlite:////shared/study.db", "sqlite:////shared/study.db", "sqlite:////shared/study.db"),
+        ("postgresql://nnrun:s3cret@db:port/optuna", "postgresql://***@db:port/optuna", None),  # not SQLAlchemy's
+    ],
+)
+def test_a_url_is_shown_masked_and_recorded_without_its_password(url, shown, recorded):
+    from nnrun.sweep import storage
+
+    assert storage.masked(url) == shown
+    assert storage.without_password(url) == (recorded or shown)
+    given = storage.Storage(url, storage.FLAG)
+    assert repr(given) == f"Storage({shown!r}, place='--storage')"
+    # A driver's error that would echo the password (none seen to) has it masked too.
+    secret = {"s3cret": "s3cret", "%40": "p@ss/w0rd"}.get(next((k for k in ("s3cret", "%40") if k in url), ""))
+    if secret:
+        assert given.scrub(f"FATAL: password {secret} refused") == "FATAL: password *** refused"
+
+
+def test_the_flag_wins_over_the_environment_which_wins_over_the_config(tmp_path):
+    from nnrun.errors import ConfigError
+    from nnrun.sweep.storage import Storage, choose, of_sweep
+
+    flag, env, config = "postgresql://f@db/a", "postgresql://e:pw@db/a", "postgresql://c@db/a"
+    assert choose(flag, config, {ENV: env}) == Storage(flag, "--storage")
+    assert choose(None, config, {ENV: env}) == Storage(env, f"${ENV}")
+    assert choose(None, config, {}, place="tiny.yaml: sweep.storage") == Storage(config, "tiny.yaml: sweep.storage")
+    assert choose(None, None, {ENV: ""}) == Storage(None, "sweep.storage") and not choose(None, None, {}).shared
+
+    # A sweep continues on the database its directory records; the flag or the variable bring the password.
+    recorded = "postgresql://e@db/a"
+    assert of_sweep(tmp_path, None, recorded, {ENV: env}) == Storage(env, f"${ENV}")
+    assert of_sweep(tmp_path, None, recorded, {}) == Storage(recorded, f"{tmp_path}: sweep.storage")
+    with pytest.raises(ConfigError) as other:
+        of_sweep(tmp_path, "postgresql://e:pw@elsewhere/a", recorded, {})
+    assert str(other.value) == (
+        f"--storage: postgresql://e:***@elsewhere/a is not the database of the sweep {tmp_path}, whose study is in "
+        "postgresql://e@db/a"
+    )
+    # A sweep of its own study.db: the variable is for other sweeps; a flag is refused.
+    assert of_sweep(tmp_path, None, None, {ENV: env}) == Storage(None, "sweep.storage")
+    with pytest.raises(ConfigError, match=f"--storage: the sweep {tmp_path} keeps its study in its own study.db"):
+        of_sweep(tmp_path, flag, None, {})
+
+
+@pytest.mark.parametrize(
+    "how, url, message",
+    [
+        (
+            "flag",
+            "postgresql://nnrun:s3cret@127.0.0.1:1/optuna",
+            "--storage: postgresql://nnrun:***@127.0.0.1:1/optuna: cannot open the study's database: connection "
+            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+        ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
+        (
+            "env",
+            "mysql+pymysql://nnrun:s3cret@db/optuna",
+            "needs the database driver pymysql, which is not installed; pip install 'PyMySQL'",
+        ),
+        (
+            "config",
+            "postgresql://nnrun:s3cret@db:port/x",
+            "tiny.yaml: sweep.storage: postgresql://***@db:port/x: not a",
+        ),
+        ("config", "s3cret", "tiny.yaml: sweep.storage: expected a database URL such as postgresql://user@host/db"),
+    ],
+)
+def test_a_database_that_fails_is_named_in_one_line_before_anything_is_made(
+    runner, tmp_path, monkeypatch, how, url, message
+):
+    if "pymysql" in url and importlib.util.find_spec("pymysql"):
+        pytest.skip("PyMySQL is installed")
+    home = machine(tmp_path, "m", **({"storage": url} if how == "config" else {}))
+    monkeypatch.chdir(home)
+    args = ["sweep", "tiny.yaml", *(["--storage", url] if how == "flag" else [])]
+    result = runner.invoke(cli, args, env={ENV: url if how == "env" else ""})
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.splitlines()
+    assert message in line and "s3cret" not in line, line
+    assert not (home / "runs").exists(), "no sweep directory"
+
+
+def test_sweeps_that_share_a_study_recover_a_silent_trial_once_and_refuse_another_search(tmp_path, monkeypatch):
+    import optuna
+
+    from nnrun.config import loading
+    from nnrun.errors import ConfigError
+    from nnrun.reporter import Reporter
+    from nnrun.sweep import heartbeat, study
+    from nnrun.sweep.storage import Storage
+
+    # Two machines' sweep directories on one study (a SQLite file stands in for the server here).
+    shared = Storage(f"sqlite:///{tmp_path / 'shared.db'}", "--storage")
+    config = loading.load(machine(tmp_path, "home") / "tiny.yaml")
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    studies = [study.open_study(d, config, storage=shared) for d in dirs]
+    assert studies[0].study_name == "shared" and studies[0].user_attrs[study.SPACE_ATTR]["metric"] == "val_accuracy"
+
+    # Machine a's trial, with a heartbeat that stops (its machine died).
+    lost = studies[0].ask()
+    lost.suggest_float("optimizer.learning_rate", 1e-3, 1e-1, log=True)
+    lost.suggest_categorical("model.layers.0.Dense.units", [4, 8, 16])
+    lost.set_user_attr("sweep_dir", str(dirs[0]))
+    monkeypatch.setattr(heartbeat, "INTERVAL_S", 0.05)
+    with heartbeat.beating(studies[0], lost):
+        time.sleep(0.3)
+    assert studies[1].trials[0].user_attrs["heartbeat"] >= 2
+
+    monkeypatch.setattr(heartbeat, "GRACE_S", 0.2)
+    watches = [heartbeat.Watch(), heartbeat.Watch()]
+    reports = [Reporter(quiet=True), Reporter(quiet=True)]
+    for k in (0, 1):  # each sees it first running...
+        assert study.recover_silent(studies[k], dirs[k], config.sweep, reports[k], watches[k]) == 0
+    time.sleep(0.25)
+    # ...then both take it for cut off: one recovers it.
+    found = [study.recover_silent(studies[k], dirs[k], config.sweep, reports[k], watches[k]) for k in (1, 0)]
+    assert found == [1, 0]
+    trials = studies[0].get_trials()
+    assert trials[0].state.name == "FAIL" and trials[0].user_attrs["interrupted"]
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert retry.state.name == "WAITING" and retry.system_attrs["fixed_params"] == lost.params
+
+    # A sweep that would join it with another search is refused, naming the study and what differs.
+    other = config.model_copy(update={"sweep": config.sweep.model_copy(update={"metric": "val_loss"})})
+    with pytest.raises(ConfigError) as refused:
+        study.open_study(tmp_path / "c", other, storage=shared)
+    assert str(refused.value).startswith(f"--storage: {shared.url}: its study 'shared' searches another sweep.metric")
+    assert isinstance(optuna.load_study(study_name="shared", storage=shared.url), optuna.Study)
+
+
+def test_a_trial_never_carries_the_storage_into_its_run_or_mlflow(write_config):
+    from nnrun.config import loading
+    from nnrun.sweep.trial import trial_config
+
+    config = loading.load(write_config(sweep={**SWEEP, "storage": "postgresql://nnrun:s3cret@db/optuna"}))
+    trial = trial_config(config, {"optimizer.learning_rate": 0.01}, "trials", "trial-001")
+    assert trial.sweep is None and "s3cret" not in trial.model_dump_json()
