@@ -382,3 +382,18 @@ def test_a_trial_never_carries_the_storage_into_its_run_or_mlflow(write_config):
     config = loading.load(write_config(sweep={**SWEEP, "storage": "postgresql://nnrun:s3cret@db/optuna"}))
     trial = trial_config(config, {"optimizer.learning_rate": 0.01}, "trials", "trial-001")
     assert trial.sweep is None and "s3cret" not in trial.model_dump_json()
+
+
+def test_a_shared_studys_time_budget_counts_from_its_first_start_on_any_machine(tmp_path):
+    from nnrun.config import loading
+    from nnrun.sweep import study
+    from nnrun.sweep.storage import Storage
+
+    shared = Storage(f"sqlite:///{tmp_path / 'shared.db'}", "--storage")
+    config = loading.load(machine(tmp_path, "home", trials=None, time_budget="10m") / "tiny.yaml")
+    first, joining = (study.open_study(tmp_path / d, config, storage=shared) for d in "ab")
+    assert study.deadline_of(first, config.sweep, 1000.0, 0.0, shared=True) == 1600.0
+    # A machine that joins later, or a sweep continued after a break, stops where the first would.
+    assert study.deadline_of(joining, config.sweep, 1300.0, 0.0, shared=True) == 1600.0
+    # In a sweep directory's own study, the budget is the time its runs used.
+    assert study.deadline_of(first, config.sweep, 5000.0, 200.0, shared=False) == 5400.0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from nnrun.errors import ConfigError, one_line
+from nnrun.errors import ConfigError, RunDirError, one_line
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
@@ -215,10 +215,12 @@ def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RD
 
     if storage.url is None:
         assert sqlite_file is not None  # the sweep directory's own study
-        # Workers share the file: they wait for its lock rather than fail.
-        return optuna.storages.RDBStorage(
-            f"sqlite:///{sqlite_file.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
-        )
+        try:  # workers share the file: they wait for its lock rather than fail
+            return optuna.storages.RDBStorage(
+                f"sqlite:///{sqlite_file.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
+            )
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as e:
+            raise RunDirError(f"'{sqlite_file}': not a study nnrun can read: {one_line(e, 150)}") from None
     where = f"{storage.place}: {storage.shown}"
     try:
         url = sqlalchemy.engine.make_url(storage.url)
