@@ -1,22 +1,19 @@
 """nnrun sweep on a study shared by several machines: a real PostgreSQL server, URLs that keep their password.
 
 The machines are processes in working directories of their own; the server is
-PostgreSQL from the pgserver wheel (the test extras), started here on a
-loopback port with a password, and stopped at the end.
+PostgreSQL from the pgserver wheel (the test extras, `tests/postgres.py`),
+started here on a loopback port with a password, and stopped at the end.
 """
 
 import csv
 import importlib.util
 import json
 import os
-import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ import yaml
 
 from nnrun.cli.main import cli
 
+import postgres as postgres_server
 from conftest import TINY
 
 pytestmark = [
@@ -50,46 +48,13 @@ SWEEP = {
 FAST_HEARTBEAT = "import nnrun.sweep.heartbeat as h; h.INTERVAL_S = 0.5; h.GRACE_S = 4.0"
 
 
-def postgres_bin():
-    """PostgreSQL's programs from the pgserver wheel. Found, not imported: importing pgserver makes a runtime
-    folder and warns when XDG_RUNTIME_DIR is unset; its own start adds a system user when run as root."""
-    spec = importlib.util.find_spec("pgserver")
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" if spec else None
-
-
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL server of this session, on a loopback port with password authentication; yields its URL."""
-    programs = postgres_bin()
-    if programs is None:
+    if postgres_server.programs() is None:
         pytest.skip("PostgreSQL comes with the test extras: pip install -e '.[test]'")
-    # Not under pytest's tmp_path, whose folders only root may enter: PostgreSQL refuses to run as root, and
-    # runs here as nobody.
-    root = Path(tempfile.mkdtemp(prefix="nnrun-pg-"))
-    run_as = {}
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(root, nobody.pw_uid, nobody.pw_gid)
-        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid}
-    (root / "pw").write_text(PASSWORD)
-    (root / "pw").chmod(0o644)
-    data = root / "data"
-
-    def pg(*args):
-        return subprocess.run([str(programs / args[0]), *args[1:]], check=True, capture_output=True, **run_as)
-
-    pg("initdb", "-D", data, "-U", "nnrun", f"--pwfile={root / 'pw'}", "--auth=scram-sha-256", "--no-sync")
-    (root / "pw").unlink()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg("pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "60", "-o", options, "start")
-    try:
-        yield f"postgresql://nnrun:{PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
-        pg("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_server.server(PASSWORD) as url:
+        yield url
 
 
 def machine(tmp_path, name, **sweep):
