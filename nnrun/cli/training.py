@@ -106,12 +106,24 @@ def resume_command(
     show_default=True,
     help="Trials run at once, each in a process of its own.",
 )
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="The database of a study that sweeps on several machines share, e.g. postgresql://user:pw@host/db "
+    "(else $NNRUN_SWEEP_STORAGE, else sweep.storage); by default a SQLite file in the sweep directory.",
+)
 @tracker_option
-def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers: tuple[str, ...]) -> None:
+def sweep_command(
+    target: Path, overrides: tuple[str, ...], jobs: int, storage: str | None, trackers: tuple[str, ...]
+) -> None:
     """Search the parameters CONFIG's sweep section names; each trial is a run.
 
     Given a sweep directory instead, continue that sweep where it stopped
     (--set sweep.trials=N lengthens it). Prints the sweep directory last.
+
+    With a shared study (--storage), the same command on other machines
+    joins the study of the config's output.name: each runs trials, and each
+    sweep directory shows the whole study.
     """
     from nnrun import backend
     from nnrun.cli import render
@@ -129,7 +141,7 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         saved = config.load(target / study.CONFIG)
         _in_one_process(distribution.plan(saved), "nnrun sweep")
         backend.use(saved.backend)
-        swept = sweep.run(target, report, jobs, overrides)
+        swept = sweep.run(target, report, jobs, overrides, storage)
     else:
         resolved = config.with_trackers(config.load(target, overrides), trackers)  # before the heavy imports
         if resolved.sweep is None:
@@ -137,10 +149,11 @@ def sweep_command(target: Path, overrides: tuple[str, ...], jobs: int, trackers:
         _in_one_process(distribution.plan(resolved), "nnrun sweep")
         with _about(target):
             sweep.check_available()
+        shared = sweep.connect(resolved, target, storage)  # a database that fails is named before any training
         backend.use(resolved.backend)
         with _about(target, overrides):
             sweep.check(resolved, report)  # a bad space fails before the first trial
-            swept = sweep.start(resolved, target, report, jobs)
+            swept = sweep.start(resolved, target, report, jobs, shared)
     report.say(render.best_trial(swept))
     click.echo(str(swept.sweep_dir))
 

@@ -15,6 +15,8 @@ from nnrun.errors import did_you_mean, quoted
 
 # Keys people write in the wrong place that are Keras arguments, not fields of a section.
 KERAS_HOMES = {"learning_rate": "optimizer.learning_rate"}
+# Values that may hold a password (a database URL): their messages never show what was received.
+SECRET = ("sweep.storage",)
 
 
 def describe(error: Any) -> str:
@@ -60,7 +62,7 @@ def describe(error: Any) -> str:
             return f"{place}: {message}"
     else:
         message = error["msg"][0].lower() + error["msg"][1:]
-    if not isinstance(received, (dict, list)):
+    if not isinstance(received, (dict, list)) and place not in SECRET:
         message += f"; got {received!r}"
     if kind == "literal_error" and isinstance(received, str):
         message += did_you_mean(received, re.findall(r"'([^']*)'", ctx["expected"]))

@@ -123,6 +123,14 @@ def _duration(value):
     return value
 
 
+def _database_url(value):
+    """A URL as SQLAlchemy takes one (`dialect[+driver]://...`); never echoed, as it may hold a password."""
+    if not isinstance(value, str) or not re.match(r"[A-Za-z][\w+.-]*://", value):
+        kind = "text" if isinstance(value, str) else type(value).__name__
+        raise ValueError(f"expected a database URL such as postgresql://user@host/db; got {kind} without '://'")
+    return value
+
+
 Space = Annotated[
     dict[str, Any],
     BeforeValidator(_space),
@@ -201,6 +209,12 @@ class Sweep(Section):
         True,
         description="Stop a trial whose metric is worse than the median of earlier trials at the same epoch "
         "(from the 6th trial, past the first third of training.epochs).",
+    )
+    storage: Annotated[str, BeforeValidator(_database_url)] | None = Field(
+        None,
+        description="A database URL (SQLAlchemy's form, e.g. postgresql://user@host/db) whose study several "
+        "machines share, by output.name; by default a SQLite file in the sweep directory. nnrun sweep --storage "
+        "and $NNRUN_SWEEP_STORAGE override it, and keep a password out of the config.",
     )
 
     @pydantic.model_validator(mode="after")

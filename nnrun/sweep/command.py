@@ -25,7 +25,9 @@ from nnrun.rundir import liveness
 from nnrun.rundir.status import Status
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep import space as search_space
+from nnrun.sweep import storage as storage_lib
 from nnrun.sweep import workers as sweep_workers
+from nnrun.sweep.storage import Storage
 from nnrun.sweep.study import (
     CONFIG,
     STATE,
@@ -33,7 +35,9 @@ from nnrun.sweep.study import (
     TRIALS,
     WORKERS,
     counted,
+    deadline_of,
     load,
+    mark_retried,
     open_study,
     read_state,
     recover,
@@ -119,14 +123,45 @@ def is_sweep(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_dir() and (Path(path) / STATE).is_file()
 
 
-def start(config: Config, config_file: str | os.PathLike[str], report: Reporter, jobs: int = 1) -> Swept:
+def connect(config: Config, config_file: str | os.PathLike[str], flag: str | None = None) -> Storage:
+    """A new sweep's study's database: `--storage`, else `$NNRUN_SWEEP_STORAGE`, else the config's
+    `sweep.storage`; one given is opened once, so that a URL or a server that fails is exit 2 before
+    anything is made or trained.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        config_file: its path, which messages name when the URL is its own.
+        flag: `--storage`'s URL, if given.
+
+    Returns:
+        The `Storage`.
+    """
+    assert config.sweep is not None  # a sweep's config
+    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
+    if chosen.shared:
+        check_available()
+        storage_lib.rdb(chosen).engine.dispose()
+    return chosen
+
+
+def start(
+    config: Config,
+    config_file: str | os.PathLike[str],
+    report: Reporter,
+    jobs: int = 1,
+    storage: Storage | None = None,
+) -> Swept:
     """Makes a sweep directory for a config with a sweep section, and runs the sweep.
+
+    On a shared study (`--storage`, `$NNRUN_SWEEP_STORAGE` or `sweep.storage`, in that order) the sweep
+    joins the study of its `output.name` in that database, made by the first machine to start.
 
     Args:
         config: the validated `Config`.
         config_file: its path, recorded.
         report: the `Reporter`, for progress.
         jobs: how many trials run at once, each in a process of its own.
+        storage: where its study is (`connect`); by default what the config says.
 
     Returns:
         A `Swept`: the sweep directory and its best trial.
@@ -141,6 +176,12 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
     if mlflow is not None and mlflow.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
         # Fixed now: continued from elsewhere, the trials still log to the store beside these runs.
         mlflow.tracking_uri = mlflow_run.mlflow_uri(mlflow, config.output.dir)
+    chosen = storage or connect(config, config_file)
+    if chosen.shared:
+        assert chosen.url is not None and config.sweep is not None  # shared: a URL was given, in a sweep
+        # The sweep directory records where its study is, without the password.
+        sweep = config.sweep.model_copy(update={"storage": storage_lib.without_password(chosen.url)})
+        config = config.model_copy(update={"sweep": sweep})
     sweep_dir = rundir.create(config.output.dir, f"{config.output.name}-sweep", subfolders=(TRIALS,))
     atomic.write_text(sweep_dir / CONFIG, train.resolved_text(config))  # data paths absolute
     write_state(
@@ -149,21 +190,32 @@ def start(config: Config, config_file: str | os.PathLike[str], report: Reporter,
         config_file=str(Path(config_file).resolve()),
         started_at=liveness.timestamp(),
         used_s=0.0,
+        **({"study": config.output.name, "storage": chosen.shown} if chosen.shared else {}),
     )
-    return run(sweep_dir, report, jobs)
+    return run(sweep_dir, report, jobs, storage=chosen)
 
 
-def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, overrides: Sequence[str] = ()) -> Swept:
+def run(
+    sweep_dir: str | os.PathLike[str],
+    report: Reporter,
+    jobs: int = 1,
+    overrides: Sequence[str] = (),
+    storage: Storage | str | None = None,
+) -> Swept:
     """Runs (or continues) the sweep in a sweep directory until its trials or time are spent.
 
     A sweep whose budget is spent already says so in one line and starts nothing (its reports and
-    state are written if the process that ran its last trial did not live to).
+    state are written if the process that ran its last trial did not live to). On a shared study it
+    writes them again from the study, which other machines may have added to, once the trials still
+    running elsewhere have ended.
 
     Args:
         sweep_dir: the sweep directory.
         report: the `Reporter`, for progress.
         jobs: how many trials run at once.
         overrides: `sweep.trials=N` or `sweep.time_budget=...`, to lengthen a sweep.
+        storage: where its study is (from `start`), or `--storage`'s URL to reach the database its
+            config names (the password it does not record); by default what its config says.
 
     Returns:
         A `Swept`: the sweep directory and its best trial.
@@ -173,26 +225,31 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
     """
     sweep_dir = Path(sweep_dir)
     check_available()
-    with _claim(sweep_dir) as claim:
+    with _claim(sweep_dir) as claim, contextlib.ExitStack() as held:
         config = load(sweep_dir, overrides)
         assert config.sweep is not None  # load() refuses a config without one
-        study = open_study(sweep_dir, config)
+        if not isinstance(storage, Storage):
+            storage = storage_lib.of_sweep(sweep_dir, storage, config.sweep.storage)
+        database = held.enter_context(storage_lib.opened(storage, sweep_dir / STUDY))
+        study = open_study(sweep_dir, config, storage=storage, database=database)
         done = len(counted(study))
         if config.sweep.trials and config.sweep.trials < done and overrides:
             raise ConfigError(f"--set sweep.trials={config.sweep.trials}: {done} trials are done already")
         if overrides:  # the sweep's config says how long it now runs
             atomic.write_text(sweep_dir / CONFIG, config_lib.dump(config))
-        recover(study, sweep_dir, config.sweep, report)
+        if storage.shared:  # a shared study's trials are known cut off by their heartbeat (trial.work)
+            mark_retried(study, sweep_dir)
+        else:
+            recover(study, sweep_dir, config.sweep, report)
         state = read_state(sweep_dir)
         started, used = time.time(), float(state.get("used_s") or 0)
-        budget = config.sweep.time_budget
-        deadline = started + budget - used if budget else None
+        deadline = deadline_of(study, config.sweep, started, used, storage.shared)
         finished = spent(sweep_dir, config.sweep, study, deadline)
-        if finished and state.get("status") == Status.COMPLETED:  # nothing to run, nothing to record
-            report.say(finished)
+        if finished and state.get("status") == Status.COMPLETED and not storage.shared:
+            report.say(finished)  # nothing to run, nothing to record
             best = sweep_report.best_trial(study)
         else:
-            best = _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used)
+            best = _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used, storage)
     if best is None:
         # Its path goes to stdout, as after a sweep that found one.
         raise RunFailed(
@@ -204,14 +261,16 @@ def run(sweep_dir: str | os.PathLike[str], report: Reporter, jobs: int = 1, over
     )
 
 
-def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used):
+def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used, storage):
     """Runs the trials (none when `finished` says the budget is spent) and records how the sweep ended."""
     started = time.time()
     write_state(sweep_dir, status=Status.RUNNING, error=None, ended_at=None, **liveness.process())
     if finished:  # killed or stopped after its last trial: only its reports and state are missing
         report.say(finished)
     else:
-        _say_start(sweep_dir, config, study, report, jobs)
+        _say_start(sweep_dir, config, study, report, jobs, storage)
+    if storage.shared:  # it may wait for the trials other machines run, one of which may be cut off
+        finished = None
     error: str | None
     status, error = Status.FAILED, "stopped by an unexpected error"
     try:
@@ -219,9 +278,9 @@ def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used
             if finished:
                 stop.check()
             elif jobs > 1:
-                sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline, claim)
+                sweep_workers.supervise(sweep_dir, study, config, report, jobs, stop, deadline, claim, storage)
             else:
-                work(sweep_dir, config, study, report, stop, deadline)
+                work(sweep_dir, config, study, report, stop, deadline, shared=storage.shared)
         status, error = Status.COMPLETED, None
     except KeyboardInterrupt as e:
         status, error = Status.INTERRUPTED, f"stopped by {getattr(e, 'name', 'SIGINT')}"
@@ -244,7 +303,7 @@ def _run(sweep_dir, config, study, report, jobs, deadline, finished, claim, used
                 error=error,
                 ended_at=liveness.timestamp(),
                 used_s=round(used + time.time() - started, 1),
-                best=_best_record(best),
+                best=_best_record(best, sweep_dir),
                 **({"workers": []} if jobs > 1 and not finished else {}),  # all ended: supervise waited for them
             )
     return best
@@ -281,22 +340,24 @@ def _holders(sweep_dir):
     return "another nnrun sweep is running in it"
 
 
-def _best_record(best):
+def _best_record(best, sweep_dir):
     if best is None:
         return None
     return {
         "trial": best.number + 1,
         "value": best.value,
         "params": best.params,
-        "run_dir": best.user_attrs.get("run_dir"),
+        "run_dir": sweep_report.run_path(best, sweep_dir) or None,
     }
 
 
-def _say_start(sweep_dir, config, study, report, jobs):
+def _say_start(sweep_dir, config, study, report, jobs, storage):
     done = len([t for t in counted(study) if t.state.is_finished()])
     report.say(
         f"sweep {sweep_dir.name}: {search_space.describe(config.sweep)}"
         + (f"; {done} done before" if done else "")
         + (f"; {jobs} at a time" if jobs > 1 else "")
     )
+    if storage.shared:
+        report.note(f"study {study.study_name!r} in {storage.shown}, shared with the sweeps that join it")
     report.note(f"sweep directory: {sweep_dir}")

@@ -1,7 +1,10 @@
 """What a sweep directory shows its user: trials.csv, best.yaml, sweep.png and one line per trial.
 
 Everything here is made from the Optuna study alone, so any process that
-holds it (the sweep, or its supervisor with `--jobs`) writes the same files.
+holds it (the sweep, its supervisor with `--jobs`, or a sweep on another
+machine that shares the study) writes the same files: only where a trial's
+run directory is differs, relative to this sweep directory for its own
+trials, and in full, on the host the table names, for the others'.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def write(sweep_dir: Path, config: Config, study: optuna.Study) -> optuna.trial.
     """
     assert config.sweep is not None and config.sweep.direction is not None  # a sweep's, its direction resolved
     trials, best = shown(study), best_trial(study)
-    atomic.write_text(sweep_dir / TABLE, _table(trials, config.sweep))
+    atomic.write_text(sweep_dir / TABLE, _table(trials, config.sweep, sweep_dir))
     if best is not None:
         atomic.write_text(sweep_dir / BEST, best_text(sweep_dir, config, best))
     from nnrun import plots
@@ -138,7 +141,8 @@ def best_text(sweep_dir: Path, config: Config, best: optuna.trial.FrozenTrial) -
     assert config.sweep is not None  # a sweep's config
     trained = search_space.apply(config, best.params, str(sweep_dir / BEST))
 
-    made_from = re.sub(r"[^\w./-]", "_", str(best.user_attrs.get("run_dir", "")))  # from study.db: one safe line
+    # From the study, which other machines write to: one safe line.
+    made_from = re.sub(r"[^\w./:-]", "_", run_path(best, sweep_dir))
     header = (
         f"# The best trial of the sweep {sweep_dir.name}: trial {best.number + 1}, "
         f"{config.sweep.metric} {best.value:.6g} ({made_from}).\n"
@@ -147,13 +151,38 @@ def best_text(sweep_dir: Path, config: Config, best: optuna.trial.FrozenTrial) -
     return header + config_lib.dump(trained)
 
 
-def _table(trials, sweep):
+def run_path(trial: optuna.trial.FrozenTrial, sweep_dir: Path) -> str:
+    """Where a trial's run directory is: from this sweep directory for its own trials, else in full on its host.
+
+    Args:
+        trial: a trial of the study.
+        sweep_dir: this sweep directory.
+
+    Returns:
+        The path as trials.csv shows it; "" when the trial began no run.
+    """
+    run_dir = trial.user_attrs.get("run_dir")
+    if not isinstance(run_dir, str):
+        return ""
+    ran_in = trial.user_attrs.get("sweep_dir")  # a trial of a shared study: the sweep directory that ran it
+    if not isinstance(ran_in, str) or ran_in == str(sweep_dir.resolve()):
+        return run_dir
+    return str(Path(ran_in) / run_dir)
+
+
+def host(trial: optuna.trial.FrozenTrial) -> str:
+    """The host whose sweep ran a trial ("" for a trial queued and never run)."""
+    process = trial.user_attrs.get("process")
+    return str(process.get("host", "")) if isinstance(process, dict) else ""
+
+
+def _table(trials, sweep, sweep_dir):
     names = list(sweep.parameters)
     tests = sorted({k for t in trials for k in t.user_attrs if k.startswith("test_")})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "run_dir", "error"]
+        ["trial", "state", sweep.metric, *names, "pruned_at_epoch", *tests, "duration_s", "host", "run_dir", "error"]
     )
     for t in trials:
         state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
@@ -166,7 +195,8 @@ def _table(trials, sweep):
                 t.user_attrs.get("pruned_at_epoch", ""),
                 *(t.user_attrs.get(k, "") for k in tests),
                 t.user_attrs.get("duration_s", ""),
-                t.user_attrs.get("run_dir", ""),
+                host(t),
+                run_path(t, sweep_dir),
                 t.user_attrs.get("error", ""),
             ]
         )

@@ -7,6 +7,7 @@ too, unless every trial would fail the same way.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -18,9 +19,10 @@ from nnrun.errors import BadInput, ConfigError, NnrunError, RunDirError, WriteFa
 from nnrun.reporter import Reporter
 from nnrun.rundir import files as rundir
 from nnrun.rundir import liveness, record
+from nnrun.sweep import heartbeat
 from nnrun.sweep import report as sweep_report
 from nnrun.sweep import space as search_space
-from nnrun.sweep.study import TRIALS, again, counted, relative
+from nnrun.sweep.study import TRIALS, again, counted, recover_silent, relative
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     import optuna
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
     from nnrun.config.schema import Config
     from nnrun.config.sweep_section import Sweep
     from nnrun.signals import Stop
+
+WAIT_S = 2.0  # how often a sweep that waits for the trials of other machines looks at the study
 
 
 def work(
@@ -38,6 +42,7 @@ def work(
     stop: Stop,
     deadline: float | None = None,
     reports: bool = True,
+    shared: bool = False,
 ) -> None:
     """Runs trials in this process until the budget is spent.
 
@@ -49,27 +54,49 @@ def work(
         stop: the `signals.Stop` checked between trials.
         deadline: a `time.time()` after which no trial starts; None: no time budget.
         reports: write the sweep's reports and a line per trial (not in a worker: its supervisor does).
+        shared: the study is shared with sweeps on other machines: each trial sends a heartbeat, a trial
+            whose heartbeat stops is run again, and once the budget is spent the sweep waits for the
+            trials still running elsewhere (one may yet be cut off, and its point falls to this sweep).
     """
     import optuna
 
     sweep = config.sweep
     assert sweep is not None  # load() refuses a config without one
+    watch = heartbeat.Watch() if shared else None
+    waiting = False
     while True:
         stop.check()
-        if sweep.trials and len(counted(study)) >= sweep.trials:
-            return  # the last trial's line says so
-        if deadline and time.time() >= deadline:
-            if reports:
+        if watch is not None:
+            recover_silent(study, sweep_dir, sweep, report, watch)
+        out_of_trials = bool(sweep.trials and len(counted(study)) >= sweep.trials)
+        out_of_time = bool(deadline and time.time() >= deadline)
+        if out_of_trials or out_of_time:
+            elsewhere = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if shared else []
+            if elsewhere:
+                if not waiting:
+                    report.note(f"waiting for the {len(elsewhere)} trial(s) still running in other sweeps of the study")
+                    waiting = True
+                time.sleep(WAIT_S)
+                continue
+            if out_of_time and reports:
                 report.say(_time_spent(sweep_dir, sweep))
-            return
+            return  # out of trials: the last trial's line says so
         trial = study.ask()
         earlier = [t for t in counted(study) if t.number < trial.number]
         if sweep.trials and len(earlier) >= sweep.trials:  # another worker took the last one
             trial.set_user_attr("skipped", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return
+            continue  # on a shared study, one of those may yet be cut off
         trial.set_user_attr("process", liveness.process())
-        _one_trial(sweep_dir, config, study, trial)
+        if shared:  # trials.csv on another machine says where this trial's run is
+            trial.set_user_attr("sweep_dir", str(sweep_dir.resolve()))
+        try:
+            with heartbeat.beating(study, trial) if shared else contextlib.nullcontext():
+                _one_trial(sweep_dir, config, study, trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Its heartbeat went unseen for heartbeat.GRACE_S: another sweep took it for cut off and runs it again.
+            report.note(f"trial {trial.number + 1} was taken for cut off by another sweep, which runs it again")
+            continue
         if reports:
             sweep_report.tell(report, sweep_dir, config, study, trial.number)
 

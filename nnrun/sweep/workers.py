@@ -24,7 +24,9 @@ from nnrun.errors import ConfigError, Interrupted, NnrunError, RunFailed, one_li
 from nnrun.reporter import Reporter
 from nnrun.rundir import liveness
 from nnrun.sweep import report as sweep_report
-from nnrun.sweep.study import WORKERS, load, open_study, write_state
+from nnrun.sweep import storage as storage_lib
+from nnrun.sweep.storage import ENV, Storage, of_sweep
+from nnrun.sweep.study import STUDY, WORKERS, load, open_study, write_state
 from nnrun.sweep.trial import work
 
 if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
@@ -45,6 +47,7 @@ def supervise(
     stop: Stop,
     deadline: float | None,
     claim: int | None = None,
+    storage: Storage | None = None,
 ) -> None:
     """Starts `jobs` worker processes on the shared study; reports each trial as it ends.
 
@@ -57,9 +60,12 @@ def supervise(
         stop: the `signals.Stop` passed on to them.
         deadline: a `time.time()` after which no trial starts; None: no time budget.
         claim: the file descriptor of this process's claim on the sweep directory, which the workers share.
+        storage: where the study is; a shared study's URL reaches the workers in their environment, never
+            on their command line, which other users of the machine can read.
     """
     workers_dir = sweep_dir / WORKERS
     workers_dir.mkdir(exist_ok=True)
+    env = {**os.environ, ENV: storage.url} if storage is not None and storage.url else None
     workers, logs = [], []
     try:
         for k in range(jobs):
@@ -74,6 +80,7 @@ def supervise(
                     stdout=logs[-1],
                     stderr=subprocess.STDOUT,
                     pass_fds=() if claim is None else (claim,),
+                    env=env,
                 )
             )
             write_state(sweep_dir, workers=[liveness.of(w.pid) for w in workers])
@@ -129,10 +136,22 @@ def worker(sweep_dir: str, k: int, deadline: float) -> int:
 
     try:
         config = load(Path(sweep_dir), ())
+        assert config.sweep is not None  # load() refuses a config without one
         backend.use(config.backend)
-        study = open_study(Path(sweep_dir), config, worker=k)
-        with signals.stopping() as stop:
-            work(Path(sweep_dir), config, study, Reporter(quiet=True), stop, deadline=deadline or None, reports=False)
+        storage = of_sweep(Path(sweep_dir), None, config.sweep.storage)
+        database = storage_lib.opened(storage, Path(sweep_dir) / STUDY)
+        with database as opened, signals.stopping() as stop:
+            study = open_study(Path(sweep_dir), config, worker=k, storage=storage, database=opened)
+            work(
+                Path(sweep_dir),
+                config,
+                study,
+                Reporter(quiet=True),
+                stop,
+                deadline=deadline or None,
+                reports=False,
+                shared=storage.shared,
+            )
     except KeyboardInterrupt as e:
         return e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
     except NnrunError as e:
