@@ -3,9 +3,10 @@
 Precedence: the config's own `backend` (tensorflow or jax, or `--set
 backend=...`) > `$KERAS_BACKEND` (Keras's own variable) > auto. What auto
 picks rests on bench/engines.py's measurements on CPU (bench/README.md,
-"Which engine auto picks"): JAX ran the dense networks' epochs in 0.2-0.6 of
-TensorFlow's time, TensorFlow ran the CIFAR-10 CNN's ~6x faster than JAX, and
-XLA on TensorFlow won nowhere. The resolved config written into a run
+"Which engine auto picks"): JAX ran the dense networks' epochs in 0.22-0.66
+of TensorFlow's time, TensorFlow ran the CIFAR-10 CNN's 6x faster than JAX,
+and XLA on TensorFlow won clearly nowhere (MNIST 1.25, CIFAR-10 0.91 within
+the noise), so it stays off as Keras leaves it on CPU. The resolved config written into a run
 directory names the backend chosen, so resume, evaluate, predict, export and
 sweeps use the same one; run.json keeps the reason.
 """
@@ -44,8 +45,8 @@ DENSE_LAYERS = frozenset(
     }
 )
 # The figures the reasons quote (bench/README.md, bench/engines.py: later epochs' time, JAX / TensorFlow).
-JAX_ON_DENSE = "JAX measured 0.45 of TensorFlow's epoch time on MNIST's MLP, 0.2-0.4 on Fashion-MNIST's and churn's"
-TF_ON_CONV = "TensorFlow measured ~6x faster than JAX an epoch on the CIFAR-10 CNN on CPU"
+JAX_ON_DENSE = "JAX measured 0.66 of TensorFlow's epoch time on MNIST's MLP, 0.45 on Fashion-MNIST's, 0.22 on churn's"
+TF_ON_CONV = "TensorFlow measured 6x faster than JAX an epoch on the CIFAR-10 CNN on CPU"
 WHERE = "(bench/README.md)"
 PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"  # Keras's variable; nnrun.training.distribution reads it too
 
