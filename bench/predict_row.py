@@ -71,15 +71,8 @@ def image_run(work):
     return nnrun("train", work / "images.yaml", "--quiet", cwd=work).strip().splitlines()[-1]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("work", type=Path)
-    parser.add_argument("--churn-csv", type=Path, default=REPO / "data/Churn_Modelling.csv")
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-
+def prepare(work, churn_csv):
+    """Trains and exports the two runs; returns [(what, run directory, input file)] for the CSV row and the image."""
     churn = (
         nnrun(
             "train",
@@ -88,7 +81,7 @@ def main():
             "--set",
             "training.epochs=2",
             "--set",
-            f"data.path={args.churn_csv.resolve()}",
+            f"data.path={churn_csv.resolve()}",
             "--set",
             f"output.dir={work / 'runs'}",
             cwd=work,
@@ -97,22 +90,40 @@ def main():
         .splitlines()[-1]
     )
     nnrun("export", churn, "--format", "onnx", cwd=work)
-    with open(args.churn_csv.resolve(), encoding="utf-8") as f:
+    with open(churn_csv.resolve(), encoding="utf-8") as f:
         (work / "one.csv").write_text(f.readline() + f.readline())
     images = image_run(work)
-    png = work / "images" / "red" / "0.png"
+    return [("one CSV row, cold", churn, work / "one.csv"), ("one image, cold", images, work / "images/red/0.png")]
+
+
+def cold_predictions(cases, work, repeat):
+    """Each case predicted by whole processes through ONNX and Keras: rows of (what, runtime, wall, RSS, codes)."""
+    rows = []
+    for what, run, item in cases:
+        for runtime in ("onnx", "keras"):
+            runs = [timed(["predict", item, "--run", run, "--runtime", runtime, "--json"], work) for _ in range(repeat)]
+            walls = statistics.median(r[0] for r in runs)
+            rss = statistics.median(r[1] for r in runs)
+            rows.append((what, runtime, walls, rss, sorted({r[2] for r in runs})))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--churn-csv", type=Path, default=REPO / "data/Churn_Modelling.csv")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    cases = prepare(work, args.churn_csv)
 
     print("| what | runtime | wall s (median) | peak RSS MB | exit codes |")
     print("| --- | --- | --- | --- | --- |")
-    for what, run, item in (("one CSV row, cold", churn, work / "one.csv"), ("one image, cold", images, png)):
-        for runtime in ("onnx", "keras"):
-            runs = [
-                timed(["predict", item, "--run", run, "--runtime", runtime, "--json"], work) for _ in range(args.repeat)
-            ]
-            walls = statistics.median(r[0] for r in runs)
-            rss = statistics.median(r[1] for r in runs)
-            print(f"| {what} | {runtime} | {walls:.2f} | {rss:.0f} | {sorted({r[2] for r in runs})} |")
+    for what, runtime, wall, rss, codes in cold_predictions(cases, work, args.repeat):
+        print(f"| {what} | {runtime} | {wall:.2f} | {rss:.0f} | {codes} |")
 
+    churn = cases[0][1]
     found = imports(["predict", work / "one.csv", "--run", churn, "--runtime", "onnx", "--json"], work)
     print(f"\nONNX CSV row imports: {', '.join(f'{m}: {m in found}' for m in HEAVY)}")
     top = sorted(((t, m) for m, t in found.items() if "." not in m), reverse=True)[:8]

@@ -23,8 +23,26 @@ EXTRAS = {"jax": "nnrun[jax]"}  # what to install for a backend that is not a de
 
 
 def default() -> str:
-    """The backend when the config names none: $KERAS_BACKEND, else TensorFlow."""
+    """The backend where no config or run says which (a config's `auto` is resolved by
+    `nnrun.config.auto_backend`): $KERAS_BACKEND, else TensorFlow."""
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
+def use_for_run(name: str | None) -> None:
+    """Loads a saved run's model on the backend that trained it, where this process has not loaded Keras yet.
+
+    A `.keras` file loads on either backend, so where Keras is already loaded
+    (on another), or the run's is unknown or not installed, `keras()`'s own
+    choice stands.
+
+    Args:
+        name: run.json's `backend`.
+    """
+    if "keras" in sys.modules or name not in BACKENDS:
+        return
+    if name in EXTRAS and importlib.util.find_spec(name) is None:
+        return
+    os.environ["KERAS_BACKEND"] = name
 
 
 def use(name: str | None) -> str:

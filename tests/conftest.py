@@ -42,7 +42,9 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-# The backend this pass runs on, as nnrun decides it when a config names none.
+# The backend this pass runs on: $KERAS_BACKEND, else TensorFlow. Set for the whole session (and the processes
+# tests start), since a config that names none would otherwise run on what `backend: auto` picks for its model.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 BACKEND = backend.default()
 
 # Fixtures that train: a test that uses one, directly or through another fixture, is marked slow.

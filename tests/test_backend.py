@@ -55,6 +55,16 @@ def test_a_run_trained_on_the_other_backend_evaluates_and_predicts_here(runner, 
     assert predicted.exit_code == 0, predicted.output
 
 
+@pytest.mark.backend
+def test_check_says_which_backend_a_run_will_use_and_why(runner, write_config):
+    result = runner.invoke(cli, ["check", str(write_config())])
+    assert result.exit_code == 0, result.output
+    assert f"backend: {BACKEND} ($KERAS_BACKEND)" in result.stdout.splitlines()  # conftest sets it for the pass
+    named = runner.invoke(cli, ["check", str(write_config()), "--set", f"backend={BACKEND}"])
+    assert named.exit_code == 0, named.output
+    assert f"backend: {BACKEND} (named in the config)" in named.stdout.splitlines()
+
+
 def test_a_backend_not_installed_names_the_extra(runner, write_config, monkeypatch):
     real = backend.importlib.util.find_spec
     monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None if name == "jax" else real(name))
@@ -74,8 +84,10 @@ def test_another_backend_than_the_one_running_is_refused_in_one_line(runner, wri
 
 @pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="its process runs on JAX whatever the pass: the TF pass runs it")
-def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
-    # TensorFlow's import is 2-3 s of every JAX run that does not stream images.
+def test_auto_trains_a_dense_network_on_jax_says_why_and_evaluates_there_without_tensorflow(write_config, tmp_path):
+    # A user's shell: no $KERAS_BACKEND, a config that names no backend. TensorFlow's import is 2-3 s of every
+    # JAX run that does not stream images; evaluate and predict, in a process of their own, load the model
+    # on the backend run.json names.
     np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]], dtype="float32"))
     script = (
         "import sys\n"
@@ -85,27 +97,20 @@ def test_jax_on_arrays_never_imports_tensorflow(write_config, tmp_path):
         "        main(args.split())\n"
         "    except SystemExit as e:\n"
         "        assert e.code == 0, (args, e.code)\n"
-        "print('tensorflow' in sys.modules)\n"
+        "print(sys.modules['keras'].backend.backend(), 'tensorflow' in sys.modules)\n"
     )
     run = tmp_path / "runs" / "latest"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script,
-            f"train {write_config()} -q",
-            f"evaluate {run}",
-            f"predict {tmp_path / 'x.npy'} --run {run}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "False", done.stdout
-    assert json.loads((run / "run.json").read_text())["versions"]["tensorflow"]
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    for commands in ([f"train {write_config()} -q"], [f"evaluate {run}", f"predict {tmp_path / 'x.npy'} --run {run}"]):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *commands], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "jax False", (commands, done.stdout)
+    info = json.loads((run / "run.json").read_text())
+    assert info["backend"] == "jax" and info["versions"]["tensorflow"]
+    assert info["backend_reason"].startswith("auto: dense layers only; JAX measured")
+    assert "backend: jax" in (run / "config.yaml").read_text()
 
 
 @pytest.mark.backend

@@ -546,14 +546,16 @@ def test_config_data_and_rundir_do_not_import_tensorflow(write_config):
     assert "imported: []" in done.stdout
 
 
-def test_backend_defaults_to_keras_backend_then_tensorflow(write_config, monkeypatch):
+def test_backend_is_the_configs_then_keras_backend_then_auto(write_config, monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert config.load(write_config()).backend == "jax"  # auto, on a dense network (test_auto_backend.py)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert config.load(write_config()).backend == "tensorflow"
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert config.load(write_config()).backend == "jax"
     assert config.load(write_config(backend="tensorflow")).backend == "tensorflow"
     message = load_error(write_config, backend="torch")
-    assert "backend: input should be 'tensorflow' or 'jax'; got 'torch'" in message
+    assert "backend: input should be 'auto', 'tensorflow' or 'jax'; got 'torch'" in message
 
 
 # --- the schema against what nnrun accepts (as editors' validators use it) ---------------

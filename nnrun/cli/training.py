@@ -178,6 +178,7 @@ def check(config_file: Path, overrides: tuple[str, ...]) -> None:
     with _about(config_file, overrides):
         setup = checking.prepare(resolved, streams.reporter())
     checking.report(resolved, setup, click.echo)
+    click.echo(f"backend: {resolved.backend} ({resolved.backend_reason})")
     click.echo(f"{config_file}: ok")
 
 

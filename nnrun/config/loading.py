@@ -1,7 +1,8 @@
 """A config file read, validated and resolved (`load`), and written back (`dump`).
 
 Precedence: the schema's defaults < the file < `--set` overrides. The backend
-and the run's name are resolved here, so the run directory says which ran.
+(`auto`: see `auto_backend`) and the run's name are resolved here, so the run
+directory says which ran.
 """
 
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from nnrun import backend
+from nnrun.config import auto_backend
 from nnrun.config.overrides import apply_override
 from nnrun.config.safe_yaml import MAX_CONFIG_BYTES, parse_yaml
 from nnrun.config.schema import MAX_NAME_BYTES, Config, DataBase
@@ -66,8 +67,9 @@ def from_text(text: str, path: str | os.PathLike[str], overrides: Sequence[str] 
         config = validate(resolved, f"{path} with --set")
     if config.sweep:
         check_sweep_paths(config, str(path))
-    if config.backend is None:  # resolved here, so the run directory says which ran
-        config.backend = backend.default()  # type: ignore[assignment]  # any $KERAS_BACKEND: backend.use() checks it
+    choice = auto_backend.resolve(config)  # resolved here, so the run directory says which ran
+    config.backend = choice.backend  # type: ignore[assignment]  # any $KERAS_BACKEND: backend.use() checks it
+    config._backend_reason = choice.reason
     if config.output.name is None:
         stem = re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run"
         config.output.name = stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, WithJsonSchema
 
 from nnrun.config.distribution_section import Distribution, distribution_form
 from nnrun.config.section import Section
@@ -345,9 +345,13 @@ class Output(Section):
 class Config(Section):
     """The whole config; every default lives here."""
 
-    backend: Literal["tensorflow", "jax"] | None = Field(
-        None, description="Keras's backend; by default $KERAS_BACKEND, else tensorflow. jax needs nnrun[jax]."
+    backend: Literal["auto", "tensorflow", "jax"] = Field(
+        "auto",
+        description="Keras's backend. auto: $KERAS_BACKEND if set, else the one measured fastest for this model "
+        "(JAX for dense networks, TensorFlow for convolutions and image folders; see bench/README.md).",
     )
+    # Why the backend above was chosen, set where `auto` is resolved (loading); run.json records it.
+    _backend_reason: str | None = PrivateAttr(None)
     seed: int = Field(42, strict=True, ge=0, lt=2**32, description="Seeds Python, NumPy, Keras and the splits.")
     data: Data
     model: Model
@@ -362,6 +366,11 @@ class Config(Section):
     output: Output = Field(default_factory=Output)
     tracking: Tracking = Field(default_factory=Tracking)
     sweep: Sweep | None = Field(None, description="nnrun sweep: the metric to optimize and the parameters to search.")
+
+    @property
+    def backend_reason(self) -> str | None:
+        """Why `backend` is the one it is (run.json's `backend_reason`); None before loading resolved it."""
+        return self._backend_reason
 
 
 SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")

@@ -1,16 +1,25 @@
-"""Keras's built-in datasets by name, read through Keras's own loaders.
+"""Keras's built-in datasets by name, from the Keras cache.
 
-The loaders read the Keras cache, `$KERAS_HOME/datasets/` (default
+MNIST and Fashion-MNIST are read from the cache's files with NumPy, as
+Keras's loaders read them: importing Keras for them costs seconds (TensorFlow
+with it, on either backend) before the first batch. The others, and any
+dataset whose files are not all in the cache, go through Keras's own
+loaders, which read the Keras cache, `$KERAS_HOME/datasets/` (default
 `~/.keras/datasets/`), and download what is missing; when that fails, the
 error says which file to put where.
 """
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import pickle
+import struct
 import zipfile
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from nnrun import keras_cache
 from nnrun.backend import keras as _keras
@@ -64,10 +73,12 @@ def read(data: KerasData) -> Raw:
     name, origin = data.name, f"data.name '{data.name}'"
     files, url, class_names = DATASETS[name]
     options = {"test_split": data.test_split} if name.endswith("_housing") else {}
-    loader = getattr(_keras().datasets, name)
     try:
-        with keras_cache.Announcements():
-            (x, y), (x_test, y_test) = loader.load_data(**options)
+        cached = _from_cache(name)
+        if cached is None:
+            with keras_cache.Announcements():
+                cached = getattr(_keras().datasets, name).load_data(**options)
+        (x, y), (x_test, y_test) = cached
     except Exception as e:
         reason = keras_cache.download_failure(e)
         if reason is not None:
@@ -81,6 +92,39 @@ def read(data: KerasData) -> Raw:
     return Raw(
         x=x, y=y, x_test=x_test, y_test=y_test, class_names=class_names, origin=origin, names=("x_train", "y_train")
     )
+
+
+def _from_cache(name):
+    """MNIST's or Fashion-MNIST's splits read from the cache's files with NumPy; None for another
+    dataset, or where a file is missing (Keras's loader then downloads it)."""
+    if name not in ("mnist", "fashion_mnist"):
+        return None
+    folder = keras_cache.folder("datasets")[0]
+    files = [os.path.join(folder, f) for f in DATASETS[name][0]]
+    if not all(os.path.isfile(f) for f in files):
+        return None
+    if name == "mnist":
+        with np.load(files[0], allow_pickle=False) as f:
+            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+    x, y, x_test, y_test = (_idx(f) for f in files)
+    return (x, y), (x_test, y_test)
+
+
+def _idx(path):
+    """The array of a gzipped IDX file of unsigned bytes (MNIST's format), its size checked against its header."""
+    with gzip.open(path, "rb") as f:
+        magic = f.read(4)  # 0, 0, 0x08 (unsigned bytes), the number of dimensions
+        if len(magic) < 4 or magic[:3] != b"\0\0\x08" or not 1 <= magic[3] <= 4:
+            raise ValueError(f"'{path}' is not an IDX file of unsigned bytes")
+        dims = f.read(4 * magic[3])
+        if len(dims) != 4 * magic[3]:
+            raise ValueError(f"'{path}' ends within its header")
+        shape = struct.unpack(f">{magic[3]}I", dims)
+        size = math.prod(shape)
+        data = f.read(size + 1)  # no more than the header says, and one byte to see there is no more
+    if len(data) != size:
+        raise ValueError(f"'{path}' holds {len(data)} bytes of data where its header says {size}")
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _absent(origin, files, url, reason):

@@ -27,9 +27,10 @@ def load_model(run: record.Run) -> keras.Model:
     Returns:
         The compiled Keras model.
     """
-    from nnrun.backend import keras as _keras
+    from nnrun import backend
 
-    keras = _keras()
+    backend.use_for_run(run.info.backend)
+    keras = backend.keras()
     if tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit()) < MIN_KERAS:
         raise RunDirError(
             f"refusing to load '{run.path / run.model}' with Keras {keras.__version__}: its safe mode has known "

@@ -90,6 +90,8 @@ class RunInfo(_Plain):
 
     status: Annotated[Status, BeforeValidator(_recorded)]
     name: str | None = None
+    backend: str | None = None  # the Keras backend it trained on (evaluate and predict load its model there)
+    backend_reason: str | None = None  # why: "named in the config", "$KERAS_BACKEND", "auto: ..."
     started_at: str | None = None
     heartbeat_at: str | None = None
     ended_at: str | None = None

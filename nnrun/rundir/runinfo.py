@@ -63,6 +63,7 @@ def new(
         "status": Status.RUNNING,
         "name": config.output.name,
         "backend": keras.backend.backend(),
+        "backend_reason": config.backend_reason,  # e.g. "auto: dense layers only; JAX measured ..."
         "started_at": liveness.timestamp(started),
         "ended_at": None,
         "heartbeat_at": liveness.timestamp(started),

@@ -68,7 +68,9 @@ def apply(config: "Config", params: Mapping[str, Any], where: str) -> "Config":
     resolved = without_sweep(config)
     for path, value in params.items():
         set_path(resolved, path, value, f"{where}: sweep.parameters['{path}']")
-    return validate(resolved, where)
+    trial = validate(resolved, where)
+    trial._backend_reason = config.backend_reason  # every trial runs on the sweep's backend, chosen once
+    return trial
 
 
 def contains(sweep: Sweep, params: Mapping[str, Any]) -> bool:
