@@ -16,6 +16,7 @@ import sys
 import warnings
 from typing import Any
 
+from nnrun import jax_cache
 from nnrun.errors import ConfigError
 
 BACKENDS = ("tensorflow", "jax")
@@ -74,6 +75,8 @@ def keras() -> Any:  # Keras ships no types; `keras.Model` etc. are Any to mypy
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", default())
+    if os.environ["KERAS_BACKEND"] == "jax" and "jax" not in sys.modules:
+        jax_cache.enable()  # JAX reads where its cache is when it is imported
     with quiet(2):
         import keras
     if keras.backend.backend() == "tensorflow":
