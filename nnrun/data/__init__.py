@@ -76,7 +76,7 @@ def load_other(
     if kind == "array":
         source, section = npz, SimpleNamespace(path=Path(path))
     else:
-        source = SOURCES["csv" if kind == "table" else "images"]
+        source = SOURCES["images" if kind != "table" else "parquet" if _is_parquet(path) else "csv"]
         section = data.model_copy(update={"path": Path(path)})
     raw = source.read(section)
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
@@ -90,3 +90,16 @@ def load_other(
         return features.feed(x, y, preprocessing, batch_size, False, 0), y
     except DataError as e:
         raise DataError(f"{raw.origin}: {e}") from None
+
+
+def _is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether a table's file is Parquet: by its name, else by its first bytes (a CSV run scores Parquet too)."""
+    from nnrun.data import parquet_table
+
+    if str(path).lower().endswith(parquet_table.SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PAR1"
+    except OSError:
+        return False
