@@ -48,6 +48,10 @@ def load(
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
+    from nnrun.data import streamed
+
+    if streamed.wanted(data):  # a table read in chunks, never whole
+        return streamed.load(data, validation_split, seed, batch_size, shuffle, fitted)  # type: ignore[arg-type]
     source = SOURCES[data.source]
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 

@@ -152,7 +152,7 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
         )
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
-    expanded = _with_dates(x, formats)
+    expanded = with_dates(x, formats)
     numeric_columns = [c for c in expanded.columns if c not in categorical]
     notes: list[str] = []
     detected = [c for c in categorical if c not in (data.categorical or ())]
@@ -170,7 +170,7 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
 
     numeric: dict[str, dict[str, float]] = {}
     if numeric_columns:
-        values = _number_block(expanded, numeric_columns)
+        values = number_block(expanded, numeric_columns)
         filled = SimpleImputer(strategy="median", keep_empty_features=True).fit(values)
         scaler: Any = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)  # None: scale none
         scaler = scaler().fit(filled.transform(values)) if scaler else None
@@ -183,16 +183,16 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
         for name in [c for c in x.columns if kinds[c] != "categorical"]:
             n = int(missing[name])
             median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
-            _note_filled(notes, name, n, f"the training median{median}")
+            note_filled(notes, name, n, f"the training median{median}")
 
     encoded: dict[str, dict[str, Any]] = {}
     if categorical:
-        text = np.array([_as_text(x[c]) for c in categorical], dtype=object).T
+        text = np.array([as_text(x[c]) for c in categorical], dtype=object).T
         filled = SimpleImputer(strategy="most_frequent", missing_values=None).fit(text)
         encoder = OneHotEncoder(handle_unknown="ignore").fit(filled.transform(text))
         for i, name in enumerate(categorical):
             encoded[name] = {"fill": str(filled.statistics_[i]), "categories": [str(c) for c in encoder.categories_[i]]}
-            _note_filled(
+            note_filled(
                 notes, name, sum(v is None for v in text[:, i]), f"the most frequent value {encoded[name]['fill']!r}"
             )
     width = len(numeric) + sum(len(c["categories"]) for c in encoded.values())
@@ -248,16 +248,16 @@ def apply(
         raise DataError(f"the input has {what}; the model takes {listed(preprocessing['columns'], 15)}")
     if warnings_out is not None:
         warnings_out += _unseen(x, preprocessing, first_line)
-    x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
+    x = with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
     if numeric:
-        parts.append(scaled(_number_block(x, list(numeric)), numeric))
+        parts.append(scaled(number_block(x, list(numeric)), numeric))
     categorical = preprocessing["categorical"]
     if categorical:
         text = (
             np.array(
-                [[s["fill"] if v is None else v for v in _as_text(x[c])] for c, s in categorical.items()], dtype=object
+                [[s["fill"] if v is None else v for v in as_text(x[c])] for c, s in categorical.items()], dtype=object
             )
             .reshape(len(categorical), len(x))
             .T
@@ -285,7 +285,7 @@ def _unseen(x, preprocessing, first_line):
 
     for name, stats in preprocessing["categorical"].items():
         known = set(stats["categories"])
-        text = _as_text(x[name])
+        text = as_text(x[name])
         new = [v is not None and v not in known for v in text]
         if any(new):
             unknown = [v for v, n in zip(text, new, strict=True) if n]
@@ -302,7 +302,7 @@ def _unseen(x, preprocessing, first_line):
     return found
 
 
-def _with_dates(x, formats):
+def with_dates(x: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
     """The table with each date column replaced, in place, by its numeric parts."""
     import pandas as pd
 
@@ -317,7 +317,8 @@ def _with_dates(x, formats):
     return pd.DataFrame(out, index=x.index)
 
 
-def _note_filled(notes, name, n, value):
+def note_filled(notes: list[str], name: str, n: int, value: str) -> None:
+    """Adds the note that `n` missing values of a column were filled with `value`, if there were any."""
     if n:
         notes.append(f"{name}: {n} missing value{'s' * (n != 1)} in the training split filled with {value}")
 
@@ -336,7 +337,7 @@ def _column(name, names, place, path):
     raise DataError(f"{place}: no column {quoted(name)} in '{path}'{did_you_mean(name, names)}{listing}")
 
 
-def _number_block(frame, names):
+def number_block(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
     """The columns `names` of `frame` as one float64 array; at once where pandas read them as numbers."""
     import pandas as pd
 
@@ -358,7 +359,7 @@ def _numbers(series, name):
     return values.to_numpy()
 
 
-def _as_text(series):
+def as_text(series: pd.Series | list[Any]) -> list[str | None]:
     """Categories as text, None where missing."""
     import pandas as pd
 
@@ -368,4 +369,4 @@ def _as_text(series):
         # A whole file may read as 1, a few rows with a gap as 1.0: the same category.
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
 
-    return [text(v) for v in series.tolist()]
+    return [text(v) for v in (series.tolist() if hasattr(series, "tolist") else series)]

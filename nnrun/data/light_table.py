@@ -145,7 +145,7 @@ def _number_like(value, decimal):
 
 
 def _texts(values, decimal):
-    """A categorical column's values as `csv_table._as_text` gives them from pandas's column, None where missing.
+    """A categorical column's values as `csv_table.as_text` gives them from pandas's column, None where missing.
 
     A column of whole numbers reads as integers ('007' is '7'); one of other numbers or booleans: None (pandas).
     """

@@ -1,0 +1,264 @@
+"""Tables larger than memory: a CSV or Parquet file read in chunks, never whole.
+
+`data.stream: true` (or `auto`, past `STREAM_BYTES` of the file) takes this path.
+A first pass over the file learns, chunk by chunk, what training needs: the
+classes, each row's split (split_hash.py: seeded, by its row number), the
+preprocessing of the training rows (table_stats.py: the dict `csv_table.fit`
+makes, so predict, evaluate and exports are unchanged) and the fingerprints.
+Only the targets are kept, one small number per row. Training then reads the
+file again each epoch: each chunk's rows of a split are encoded by
+`csv_table.apply` and handed to Keras in batches (a `tf.data.Dataset`), the
+training rows shuffled within their chunk, anew each epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnrun.atomic import sha256_file
+from nnrun.data import csv_file, csv_table, parquet_table, split_hash
+from nnrun.data.table_stats import Learner
+from nnrun.data.types import Dataset
+from nnrun.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnrun.config.schema import TableData
+
+# `stream: auto` streams a file past this size: pandas holds a CSV in several times its size on disk,
+# and a Parquet file's columns, compressed, in more.
+STREAM_BYTES = {"csv": 1 << 30, "parquet": 256 << 20}
+CHUNK_ROWS = 100_000
+
+
+def wanted(data: object) -> bool:
+    """Whether a config's table is read in chunks: `data.stream`, or its size when that is `auto`."""
+    stream = getattr(data, "stream", False)
+    if stream != "auto":
+        return bool(stream)
+    path = data.path  # type: ignore[attr-defined]
+    return path.is_file() and path.stat().st_size > STREAM_BYTES[data.source]  # type: ignore[attr-defined]
+
+
+def chunks(data: TableData, rows: int) -> Iterator[pd.DataFrame]:
+    """The table's rows with a target, in DataFrames indexed by their data row in the file (from 0)."""
+    if getattr(data, "source", None) == "parquet":
+        frames = parquet_table.frames(data.path, "data.path", rows, skip=data.drop)
+    else:
+        frames = csv_file.read_chunks(data.path, csv_table.reading(data), "data.path", rows)
+    for i, frame in enumerate(frames):
+        frame.columns = [str(c) for c in frame.columns]
+        if i == 0:
+            csv_table.check_columns(list(frame.columns), data)
+        missing = frame[data.target].isna().to_numpy()
+        if missing.any() and data.missing_target == "error":
+            first = int(frame.index[np.flatnonzero(missing)[0]]) + 1
+            raise DataError(
+                f"data.target: rows of '{data.path}' have no value in column '{data.target}' (first: data row "
+                f"{first}); fill them in or remove those rows"
+            )
+        yield frame[~missing] if missing.any() else frame
+
+
+def load(
+    data: TableData,
+    validation_split: float,
+    seed: int,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    fitted: dict[str, Any] | None = None,
+    rows: int | None = None,
+) -> Dataset:
+    """A table's splits as streams of batches, after one pass that learns what training needs.
+
+    Args:
+        data: the config's `data` section (a CSV or Parquet table).
+        validation_split: the share of the non-test rows validated on.
+        seed: the seed of the split.
+        batch_size: rows per batch.
+        shuffle: whether the training rows are shuffled (within each chunk, anew each epoch).
+        fitted: a run's preprocessing, applied instead of learned (what evaluate re-creates the test split with).
+        rows: rows per chunk (None: `CHUNK_ROWS`).
+
+    Returns:
+        A `Dataset` whose `x_*` are `tf.data.Dataset`s of `(x, y)` batches and `y_*` the targets in order.
+    """
+    rows = rows or CHUNK_ROWS
+    learner = None if fitted else Learner(data, seed)
+    targets: dict[int, list[np.ndarray]] = {code: [] for code in (0, 1, 2)}
+    digests = {code: hashlib.sha256() for code in (0, 1, 2)}
+    labels = _Labels()
+    total = dropped = 0
+    for frame in chunks(data, rows):
+        index = np.asarray(frame.index, dtype="int64")
+        total = int(index[-1]) + 1 if len(index) else total
+        codes = split_hash.assign(index, seed, data.test_split, validation_split)
+        y = labels.add(frame[data.target])
+        for code in (0, 1, 2):
+            chosen = codes == code
+            targets[code].append(y[chosen])
+            digests[code].update(index[chosen].tobytes())
+        if learner is not None:
+            learner.add(frame.loc[codes == split_hash.TRAIN].drop(columns=[data.target, *data.drop]))
+        dropped = total - sum(len(t) for parts in targets.values() for t in parts)
+    every = [t for parts in targets.values() for t in parts]
+    class_names, encode = labels.finish(data.task, data.path, every)
+    del every
+    y_split = {}
+    for code in (0, 1, 2):
+        y_split[code] = encode(np.concatenate(targets[code]) if targets[code] else np.zeros(0))
+        targets[code] = []  # freed split by split
+    for code, name in ((0, "training"), (2, "test")):
+        if len(y_split[code]) == 0:
+            raise DataError(f"data.test_split: {data.test_split} of '{data.path}' leaves an empty {name} split")
+    if validation_split and len(y_split[1]) == 0:
+        raise DataError(f"training.validation_split: {validation_split} of '{data.path}' leaves an empty split")
+    preprocessing = fitted or {
+        **learner.fitted(),  # type: ignore[union-attr]
+        "task": "classification" if class_names is not None else "regression",
+        "class_names": class_names,
+    }
+    notes = (
+        [] if not dropped else [f"{dropped} rows of '{data.path}' have no value in column '{data.target}': left out"]
+    )
+    splits = {}
+    for code, name in ((0, "train"), (1, "validation"), (2, "test")):
+        if code == 1 and not validation_split:
+            continue
+        digest = digests[code]
+        key = y_split[code].astype("int64" if class_names is not None else "float32")
+        digest.update(key.tobytes())
+        splits[name] = {"samples": int(len(key)), "sha256": digest.hexdigest()}
+
+    def stream(code, training):
+        return feed(data, code, y_split[code], preprocessing, batch_size, training, seed, validation_split, rows)
+
+    return Dataset(
+        x_train=stream(0, shuffle),
+        y_train=y_split[0],
+        x_val=stream(1, False) if validation_split else None,
+        y_val=y_split[1] if validation_split else None,
+        x_test=stream(2, False),
+        y_test=y_split[2],
+        class_names=class_names,
+        preprocessing=preprocessing,
+        fingerprint=f"sha256:{sha256_file(data.path)}",
+        notes=[f"'{data.path}' streamed in chunks of {rows} rows", *notes, *preprocessing.get("notes", [])],
+        splits=splits,
+    )
+
+
+def feed(
+    data: TableData,
+    code: int,
+    y: np.ndarray,
+    preprocessing: dict[str, Any],
+    batch_size: int,
+    training: bool,
+    seed: int,
+    validation_split: float,
+    rows: int,
+) -> Any:
+    """One split of the table as a `tf.data.Dataset` of `(x, y)` batches, read from the file as Keras takes them.
+
+    Args:
+        data: the config's `data` section.
+        code: the split (`split_hash.TRAIN`, `VALIDATION` or `TEST`).
+        y: its targets, in the file's order.
+        preprocessing: the run's preprocessing dict.
+        batch_size: rows per batch.
+        training: shuffle each chunk's rows, anew each epoch (`feeding.epoch`), from the seed.
+        seed: the seed of the split and the shuffle.
+        validation_split: the share of the non-test rows validated on.
+        rows: rows per chunk.
+
+    Returns:
+        The `tf.data.Dataset`: `ceil(len(y) / batch_size)` batches.
+    """
+    from nnrun.backend import tensorflow
+    from nnrun.data import feeding
+
+    tf = tensorflow()
+    width = int(preprocessing["input_shape"][0])
+    y = y.astype("int64") if y.dtype.kind in "iub" else y.astype("float32")
+    drop = [data.target, *data.drop]
+
+    def batches():
+        epoch, start = feeding.epoch(), 0
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        held = 0
+        for i, frame in enumerate(chunks(data, rows)):
+            chosen = split_hash.assign(np.asarray(frame.index, "int64"), seed, data.test_split, validation_split)
+            part = frame.loc[chosen == code]
+            if not len(part):
+                continue
+            x = csv_table.apply(part.drop(columns=drop), preprocessing)
+            targets, start = y[start : start + len(part)], start + len(part)
+            if training:
+                order = np.random.default_rng([seed, epoch, i]).permutation(len(part))
+                x, targets = x[order], targets[order]
+            xs.append(x)
+            ys.append(targets)
+            held += len(x)
+            if held >= batch_size:
+                x, targets = np.concatenate(xs), np.concatenate(ys)
+                whole = len(x) - len(x) % batch_size
+                for at in range(0, whole, batch_size):
+                    yield x[at : at + batch_size], targets[at : at + batch_size]
+                xs, ys, held = [x[whole:]], [targets[whole:]], len(x) - whole
+        if held:
+            yield np.concatenate(xs), np.concatenate(ys)
+
+    signature = (tf.TensorSpec((None, width), tf.float32), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
+    stream = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    stream = stream.apply(tf.data.experimental.assert_cardinality(math.ceil(len(y) / batch_size)))
+    return stream.prefetch(2)
+
+
+class _Labels:
+    """The targets, chunk by chunk, as small numbers; then the classes and their encoding, as `prepare` makes them."""
+
+    def __init__(self) -> None:
+        self.text: dict[str, int] = {}  # a text target -> its number, in order of appearance
+        self.numbers = False  # whether any chunk's targets read as numbers
+        self.whole = True  # whether every number is a whole number
+
+    def add(self, target: pd.Series) -> np.ndarray:
+        import pandas as pd
+
+        if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+            values = target.to_numpy(dtype="float64")
+            self.numbers = True
+            self.whole = self.whole and bool(np.all(values == np.round(values)))
+            small = values.astype("float32")
+            return small if np.array_equal(small, values) else values
+        keys = [str(v) for v in csv_table.as_text(target)]
+        codes = np.array([self.text.setdefault(k, len(self.text)) for k in keys], dtype="float64")
+        return -1.0 - codes  # text as negative numbers: apart from any numbers in other chunks
+
+    def finish(self, task: str, path: object, parts: list[np.ndarray]) -> tuple[list[str] | None, Any]:
+        """(class names or None, a function from what `add` gave to encoded targets), from every split's targets."""
+        if task == "regression" or (task == "auto" and not self.text and not self.whole):
+            if self.text:
+                raise DataError(f"data.path '{path}': data.task is regression but the targets are not numbers")
+            return None, lambda y: np.asarray(y, dtype="float32")
+        by_code = list(self.text)
+        values = np.unique(np.concatenate([np.unique(p) for p in parts])) if parts else np.zeros(0)
+        names = [by_code[int(-1 - v)] if v < 0 else str(int(v)) for v in values.tolist()]
+        # Numbers alone are classes in numeric order (np.unique's, as `prepare` orders them); with text, as text.
+        class_names = sorted(names) if self.text else names
+        order = {n: i for i, n in enumerate(class_names)}
+        lookup = np.array([order[n] for n in names], dtype="int64")
+        dtype = "uint8" if len(class_names) <= 255 else "int32"  # a byte a row: the table may be long
+
+        def encode(y):
+            return lookup[np.searchsorted(values, y)].astype(dtype) if len(y) else np.zeros(0, dtype)
+
+        return class_names, encode
