@@ -69,8 +69,9 @@ def config(folder, table, stream):
 def train(folder, table, stream):
     """One `nnrun train` process: its figures as a dict."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "nnrun", "train", str(config(folder, table, stream)), "-q"]
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "nnrun", "train", str(config(folder, table, stream)), "-q"],
+        ["/usr/bin/time", "-f", "%e %M", *command],
         capture_output=True,
         text=True,
         env=env,

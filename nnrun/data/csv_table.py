@@ -369,4 +369,6 @@ def as_text(series: pd.Series | list[Any]) -> list[str | None]:
         # A whole file may read as 1, a few rows with a gap as 1.0: the same category.
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
 
+    if isinstance(series, pd.Series) and series.dtype == object and pd.api.types.infer_dtype(series) == "string":
+        return series.str.strip().where(series.notna(), None).tolist()  # text alone: at once, not value by value
     return [text(v) for v in (series.tolist() if hasattr(series, "tolist") else series)]

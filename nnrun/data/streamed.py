@@ -131,10 +131,10 @@ def load(
     for code, name in ((0, "train"), (1, "validation"), (2, "test")):
         if code == 1 and not validation_split:
             continue
-        digest = digests[code]
-        key = y_split[code].astype("int64" if class_names is not None else "float32")
-        digest.update(key.tobytes())
-        splits[name] = {"samples": int(len(key)), "sha256": digest.hexdigest()}
+        digest, y = digests[code], y_split[code]
+        for at in range(0, len(y), rows):  # as `prepare` records it: int64 classes, float32 values
+            digest.update(y[at : at + rows].astype("int64" if class_names is not None else "float32").tobytes())
+        splits[name] = {"samples": int(len(y)), "sha256": digest.hexdigest()}
 
     def stream(code, training):
         return feed(data, code, y_split[code], preprocessing, batch_size, training, seed, validation_split, rows)
@@ -186,40 +186,29 @@ def feed(
 
     tf = tensorflow()
     width = int(preprocessing["input_shape"][0])
-    y = y.astype("int64") if y.dtype.kind in "iub" else y.astype("float32")
+    kind = "int64" if y.dtype.kind in "iub" else "float32"  # each batch's: `y` stays a byte a row
     drop = [data.target, *data.drop]
 
-    def batches():
+    def parts():
         epoch, start = feeding.epoch(), 0
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
-        held = 0
         for i, frame in enumerate(chunks(data, rows)):
             chosen = split_hash.assign(np.asarray(frame.index, "int64"), seed, data.test_split, validation_split)
             part = frame.loc[chosen == code]
             if not len(part):
                 continue
             x = csv_table.apply(part.drop(columns=drop), preprocessing)
-            targets, start = y[start : start + len(part)], start + len(part)
+            targets, start = y[start : start + len(part)].astype(kind), start + len(part)
             if training:
                 order = np.random.default_rng([seed, epoch, i]).permutation(len(part))
                 x, targets = x[order], targets[order]
-            xs.append(x)
-            ys.append(targets)
-            held += len(x)
-            if held >= batch_size:
-                x, targets = np.concatenate(xs), np.concatenate(ys)
-                whole = len(x) - len(x) % batch_size
-                for at in range(0, whole, batch_size):
-                    yield x[at : at + batch_size], targets[at : at + batch_size]
-                xs, ys, held = [x[whole:]], [targets[whole:]], len(x) - whole
-        if held:
-            yield np.concatenate(xs), np.concatenate(ys)
+            yield x, targets
 
-    signature = (tf.TensorSpec((None, width), tf.float32), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
-    stream = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    signature = (tf.TensorSpec((None, width), tf.float32), tf.TensorSpec((None,), tf.as_dtype(kind)))
+    # A chunk's rows at a time from Python (a batch at a time costs more than the reading), cut into batches
+    # as `unbatch().batch()` would cut them, across the chunks.
+    stream = tf.data.Dataset.from_generator(parts, output_signature=signature).rebatch(batch_size)
     stream = stream.apply(tf.data.experimental.assert_cardinality(math.ceil(len(y) / batch_size)))
-    return stream.prefetch(2)
+    return stream.prefetch(tf.data.AUTOTUNE)
 
 
 class _Labels:
