@@ -1,5 +1,6 @@
 """Tables streamed in chunks (data.stream): the in-memory preprocessing, a seeded split that does not depend on the
-chunks, every row fed once, evaluate re-creating the split, predict --output written chunk by chunk.
+chunks, every row fed once, evaluate re-creating the split (and scoring other data streamed), predict --output
+written chunk by chunk.
 
 Tables are tiny and read in chunks of a few rows, so that every path through the chunks is taken.
 """
@@ -121,6 +122,11 @@ def test_a_streamed_run_evaluates_refuses_a_changed_file_and_predicts_a_large_fi
     result = runner.invoke(cli, ["evaluate", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["samples"] == recorded["test"]["samples"]
+
+    frame.to_parquet(tmp_path / "other.parquet")  # other data, streamed as the run's table was
+    result = runner.invoke(cli, ["evaluate", str(run_dir), "--data", str(tmp_path / "other.parquet"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"] == frame["left"].notna().sum()
 
     monkeypatch.setattr(table_rows, "STREAM_BYTES", 100)  # this small file is predicted chunk by chunk
     monkeypatch.setattr(table_rows, "CHUNK_ROWS", 64)

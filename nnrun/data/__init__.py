@@ -80,8 +80,14 @@ def load_other(
     if kind == "array":
         source, section = npz, SimpleNamespace(path=Path(path))
     else:
-        source = SOURCES["images" if kind != "table" else "parquet" if _is_parquet(path) else "csv"]
-        section = data.model_copy(update={"path": Path(path)})
+        from nnrun.data import streamed
+
+        table = "parquet" if _is_parquet(path) else "csv"
+        source = SOURCES["images" if kind != "table" else table]
+        # The other file's own kind: a run trained on CSV scores a Parquet file too.
+        section = data.model_copy(update={"path": Path(path), **({"source": table} if kind == "table" else {})})
+        if kind == "table" and streamed.wanted(section):  # read in chunks, as the run's table would be
+            return streamed.load_other(section, preprocessing, batch_size)  # type: ignore[arg-type]
     raw = source.read(section)
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
     features = FEATURE_KINDS[kind]

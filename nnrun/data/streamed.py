@@ -156,7 +156,7 @@ def load(
 
 def feed(
     data: TableData,
-    code: int,
+    code: int | None,
     y: np.ndarray,
     preprocessing: dict[str, Any],
     batch_size: int,
@@ -169,7 +169,7 @@ def feed(
 
     Args:
         data: the config's `data` section.
-        code: the split (`split_hash.TRAIN`, `VALIDATION` or `TEST`).
+        code: the split (`split_hash.TRAIN`, `VALIDATION` or `TEST`); None: every row.
         y: its targets, in the file's order.
         preprocessing: the run's preprocessing dict.
         batch_size: rows per batch.
@@ -193,7 +193,7 @@ def feed(
         epoch, start = feeding.epoch(), 0
         for i, frame in enumerate(chunks(data, rows)):
             chosen = split_hash.assign(np.asarray(frame.index, "int64"), seed, data.test_split, validation_split)
-            part = frame.loc[chosen == code]
+            part = frame if code is None else frame.loc[chosen == code]
             if not len(part):
                 continue
             x = csv_table.apply(part.drop(columns=drop), preprocessing)
@@ -209,6 +209,28 @@ def feed(
     stream = tf.data.Dataset.from_generator(parts, output_signature=signature).rebatch(batch_size)
     stream = stream.apply(tf.data.experimental.assert_cardinality(math.ceil(len(y) / batch_size)))
     return stream.prefetch(tf.data.AUTOTUNE)
+
+
+def load_other(data: TableData, preprocessing: dict[str, Any], batch_size: int) -> tuple[Any, np.ndarray]:
+    """Every row of another table with a run's columns, as a stream, and its targets encoded with the run's classes
+    (what `evaluate --data` scores when the table streams).
+
+    Args:
+        data: the run's `data` section, its `path` and `source` the other table's.
+        preprocessing: the run's preprocessing dict.
+        batch_size: rows per batch.
+
+    Returns:
+        `(x, y)`: a `tf.data.Dataset` of `(x, y)` batches, and the targets.
+    """
+    from nnrun.data.prepare import encode_targets
+
+    origin, class_names = f"'{data.path}'", preprocessing.get("class_names")
+    parts = [encode_targets(f[data.target].to_numpy(), None, class_names, origin) for f in chunks(data, CHUNK_ROWS)]
+    y = np.concatenate(parts)
+    if class_names is not None:
+        y = y.astype("uint8" if len(class_names) <= 255 else "int32")
+    return feed(data, None, y, preprocessing, batch_size, False, 0, 0, CHUNK_ROWS), y
 
 
 class _Labels:
