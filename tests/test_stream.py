@@ -76,6 +76,9 @@ def test_the_split_is_seeded_recorded_and_the_same_in_any_chunks(tmp_path):
     for a, b in [(small.y_train, large.y_train), (small.y_val, large.y_val), (small.y_test, large.y_test)]:
         np.testing.assert_array_equal(a, b)
     assert sum(split["samples"] for split in small.splits.values()) == frame["left"].notna().sum()
+    assert (
+        f"{frame['left'].isna().sum()} rows of '{tmp_path / 't.csv'}' have no value in column 'left'" in small.notes[1]
+    )
     assert streamed.load(data, 0.2, seed=2, rows=7).splits["test"] != small.splits["test"]
 
 

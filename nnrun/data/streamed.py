@@ -46,8 +46,14 @@ def wanted(data: object) -> bool:
     return path.is_file() and path.stat().st_size > STREAM_BYTES[data.source]  # type: ignore[attr-defined]
 
 
-def chunks(data: TableData, rows: int) -> Iterator[pd.DataFrame]:
-    """The table's rows with a target, in DataFrames indexed by their data row in the file (from 0)."""
+def chunks(data: TableData, rows: int, dropped: list[int] | None = None) -> Iterator[pd.DataFrame]:
+    """The table's rows with a target, in DataFrames indexed by their data row in the file (from 0).
+
+    Args:
+        data: the config's `data` section.
+        rows: rows per chunk (before those without a target are left out).
+        dropped: a list to which each chunk's count of rows without a target is added, or None.
+    """
     if getattr(data, "source", None) == "parquet":
         frames = parquet_table.frames(data.path, "data.path", rows, skip=data.drop)
     else:
@@ -63,6 +69,8 @@ def chunks(data: TableData, rows: int) -> Iterator[pd.DataFrame]:
                 f"data.target: rows of '{data.path}' have no value in column '{data.target}' (first: data row "
                 f"{first}); fill them in or remove those rows"
             )
+        if dropped is not None:
+            dropped.append(int(missing.sum()))
         yield frame[~missing] if missing.any() else frame
 
 
@@ -94,10 +102,9 @@ def load(
     targets: dict[int, list[np.ndarray]] = {code: [] for code in (0, 1, 2)}
     digests = {code: hashlib.sha256() for code in (0, 1, 2)}
     labels = _Labels()
-    total = dropped = 0
-    for frame in chunks(data, rows):
+    left_out: list[int] = []
+    for frame in chunks(data, rows, left_out):
         index = np.asarray(frame.index, dtype="int64")
-        total = int(index[-1]) + 1 if len(index) else total
         codes = split_hash.assign(index, seed, data.test_split, validation_split)
         y = labels.add(frame[data.target])
         for code in (0, 1, 2):
@@ -106,7 +113,6 @@ def load(
             digests[code].update(index[chosen].tobytes())
         if learner is not None:
             learner.add(frame.loc[codes == split_hash.TRAIN].drop(columns=[data.target, *data.drop]))
-        dropped = total - sum(len(t) for parts in targets.values() for t in parts)
     every = [t for parts in targets.values() for t in parts]
     class_names, encode = labels.finish(data.task, data.path, every)
     del every
@@ -124,9 +130,8 @@ def load(
         "task": "classification" if class_names is not None else "regression",
         "class_names": class_names,
     }
-    notes = (
-        [] if not dropped else [f"{dropped} rows of '{data.path}' have no value in column '{data.target}': left out"]
-    )
+    dropped = sum(left_out)
+    notes = [f"{dropped} rows of '{data.path}' have no value in column '{data.target}': left out"] if dropped else []
     splits = {}
     for code, name in ((0, "train"), (1, "validation"), (2, "test")):
         if code == 1 and not validation_split:
