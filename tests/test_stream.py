@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nnrun import data
 from nnrun.cli.main import cli
 from nnrun.config import validation as config
 from nnrun.data import csv_table, split_hash, streamed
@@ -148,3 +149,27 @@ def test_a_streamed_run_evaluates_refuses_a_changed_file_and_predicts_a_large_fi
     result = runner.invoke(cli, ["evaluate", str(run_dir)])
     assert result.exit_code == 2, result.output
     assert "is not the one the run was tested on" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "target, classes",
+    [
+        (["low", "high", "mid"] * 40, ["high", "low", "mid"]),
+        ([3, 300, -2] * 40, ["-2", "3", "300"]),
+        ([0.5, 1.25, 2.0] * 40, None),
+    ],
+    ids=["text", "numbers", "regression"],
+)
+def test_streamed_classes_and_targets_are_the_in_memory_ones(tmp_path, target, classes):
+    frame = table(120).assign(left=target)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    streamed_ds = streamed.load(section(tmp_path / "t.csv"), 0, seed=5, rows=9)
+    in_memory = data.load(section(tmp_path / "t.csv", stream=False), 0, seed=5)
+    assert streamed_ds.class_names == in_memory.class_names == classes
+    codes = split_hash.assign(np.arange(120), 5, 0.2, 0)
+    encode = {v: i for i, v in enumerate(in_memory.class_names or [])}
+    values = frame["left"][codes == split_hash.TEST]
+    if classes is None:
+        np.testing.assert_allclose(streamed_ds.y_test, values.to_numpy(dtype="float32"))
+    else:
+        np.testing.assert_array_equal(streamed_ds.y_test, [encode[str(v)] for v in values])

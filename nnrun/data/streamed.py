@@ -117,9 +117,10 @@ def load(
     class_names, encode = labels.finish(data.task, data.path, every)
     del every
     y_split = {}
-    for code in (0, 1, 2):
-        y_split[code] = encode(np.concatenate(targets[code]) if targets[code] else np.zeros(0))
-        targets[code] = []  # freed split by split
+    for code in (0, 1, 2):  # chunk by chunk, each freed once encoded: no copy of a long table's targets at once
+        parts, targets[code] = targets[code], []
+        encoded = [encode(parts.pop(0)) for _ in range(len(parts))]
+        y_split[code] = np.concatenate(encoded) if encoded else encode(np.zeros(0))
     for code, name in ((0, "training"), (2, "test")):
         if len(y_split[code]) == 0:
             raise DataError(f"data.test_split: {data.test_split} of '{data.path}' leaves an empty {name} split")
@@ -239,11 +240,14 @@ def load_other(data: TableData, preprocessing: dict[str, Any], batch_size: int) 
 
 
 class _Labels:
-    """The targets, chunk by chunk, as small numbers; then the classes and their encoding, as `prepare` makes them."""
+    """The targets, chunk by chunk, as small numbers; then the classes and their encoding, as `prepare` makes them.
+
+    A chunk's targets are numbers (kept in the smallest signed or float type that holds them) or text
+    (kept as unsigned codes of the texts, in order of appearance): the type says which.
+    """
 
     def __init__(self) -> None:
-        self.text: dict[str, int] = {}  # a text target -> its number, in order of appearance
-        self.numbers = False  # whether any chunk's targets read as numbers
+        self.text: dict[str, int] = {}  # a text target -> its code
         self.whole = True  # whether every number is a whole number
 
     def add(self, target: pd.Series) -> np.ndarray:
@@ -251,13 +255,12 @@ class _Labels:
 
         if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
             values = target.to_numpy(dtype="float64")
-            self.numbers = True
-            self.whole = self.whole and bool(np.all(values == np.round(values)))
-            small = values.astype("float32")
-            return small if np.array_equal(small, values) else values
+            whole = bool(np.all(values == np.round(values)))
+            self.whole = self.whole and whole
+            return _smallest(values, whole)
         keys = [str(v) for v in csv_table.as_text(target)]
-        codes = np.array([self.text.setdefault(k, len(self.text)) for k in keys], dtype="float64")
-        return -1.0 - codes  # text as negative numbers: apart from any numbers in other chunks
+        codes = np.array([self.text.setdefault(k, len(self.text)) for k in keys], dtype="int64")
+        return codes.astype(next(t for t in ("uint8", "uint16", "uint32") if len(self.text) <= np.iinfo(t).max + 1))
 
     def finish(self, task: str, path: object, parts: list[np.ndarray]) -> tuple[list[str] | None, Any]:
         """(class names or None, a function from what `add` gave to encoded targets), from every split's targets."""
@@ -265,16 +268,33 @@ class _Labels:
             if self.text:
                 raise DataError(f"data.path '{path}': data.task is regression but the targets are not numbers")
             return None, lambda y: np.asarray(y, dtype="float32")
-        by_code = list(self.text)
-        values = np.unique(np.concatenate([np.unique(p) for p in parts])) if parts else np.zeros(0)
-        names = [by_code[int(-1 - v)] if v < 0 else str(int(v)) for v in values.tolist()]
+        numbers = [np.unique(p).astype("float64") for p in parts if p.dtype.kind != "u"]
+        values = np.unique(np.concatenate(numbers)) if numbers else np.zeros(0)
+        number_names = [str(int(v)) for v in values.tolist()]
+        text_names = list(self.text)
         # Numbers alone are classes in numeric order (np.unique's, as `prepare` orders them); with text, as text.
-        class_names = sorted(names) if self.text else names
+        class_names = sorted(set(number_names) | set(text_names)) if self.text else number_names
         order = {n: i for i, n in enumerate(class_names)}
-        lookup = np.array([order[n] for n in names], dtype="int64")
+        by_number = np.array([order[n] for n in number_names], dtype="int64")
+        by_code = np.array([order[n] for n in text_names], dtype="int64")
         dtype = "uint8" if len(class_names) <= 255 else "int32"  # a byte a row: the table may be long
 
         def encode(y):
-            return lookup[np.searchsorted(values, y)].astype(dtype) if len(y) else np.zeros(0, dtype)
+            if not len(y):
+                return np.zeros(0, dtype)
+            found = by_code[y] if y.dtype.kind == "u" else by_number[np.searchsorted(values, y.astype("float64"))]
+            return found.astype(dtype)
 
         return class_names, encode
+
+
+def _smallest(values: np.ndarray, whole: bool) -> np.ndarray:
+    """Targets kept until the classes are known, in the smallest type that holds them exactly: a byte a row
+    for the classes of most tables."""
+    if whole and len(values):
+        low, high = values.min(), values.max()
+        for dtype in ("int8", "int16", "int32"):
+            if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+                return values.astype(dtype)
+    small = values.astype("float32")
+    return small if np.array_equal(small, values) else values
