@@ -644,7 +644,7 @@ def test_a_folder_says_which_files_it_skipped(image_run, tmp_path):
     assert [Path(r["input"]).name for r in rows] == ["cat.png"]
     assert " ".join(result.stderr.split()) == (
         f"warning: {folder}: skipped 7 other files: shot0.webp, shot1.webp, shot2.webp, shot3.webp, shot4.webp, "
-        "and 2 more (nnrun predicts .png, .jpg, .jpeg, .bmp, .gif, .csv, .csv.gz, .npy)"
+        "and 2 more (nnrun predicts .png, .jpg, .jpeg, .bmp, .gif, .csv, .csv.gz, .parquet, .pq, .npy)"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -115,7 +116,7 @@ def predict(
     id_column: str | None,
     runtime: str,
 ) -> None:
-    """Predict images, CSV rows (.csv, .csv.gz) or .npy arrays (files, folders, globs) with a trained run."""
+    """Predict images, table rows (.csv, .csv.gz, .parquet) or .npy arrays (files, folders, globs) with a run."""
     from nnrun.cli import render
     from nnrun.errors import DataError
     from nnrun.inference import predict as prediction
@@ -124,7 +125,34 @@ def predict(
         raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
     chosen = run_dir is None
     run_dir = _chosen_run(run_dir, runs_dir, "name one with --run")
-    found = prediction.predict(run_dir, inputs, top_k, threshold, id_column, model_file=MODELS[model], runtime=runtime)
+    # Rows go to --output as they are predicted, never all held: a large table's file is written as it is read.
+    written = prediction.CsvOutput(output, id_column) if output else None
+    kept: list[dict[str, Any]] = []  # with --json as well, the rows are printed once all are predicted
+
+    def sink(row: dict[str, Any]) -> None:
+        assert written is not None
+        written.write(row)
+        if as_json:
+            kept.append(row)
+
+    try:
+        found = prediction.predict(
+            run_dir,
+            inputs,
+            top_k,
+            threshold,
+            id_column,
+            model_file=MODELS[model],
+            runtime=runtime,
+            sink=sink if written else None,
+        )
+    except BaseException as e:
+        if written:
+            written.close(e)
+        raise
+    if written:
+        written.close()
+        found.rows = kept
     console = streams.console()
     if found.run.warning():
         console.print(found.run.warning(), style="yellow", soft_wrap=True)
@@ -133,12 +161,11 @@ def predict(
     if as_json:
         for line in found.to_json():
             click.echo(json.dumps(line))
-    elif found.rows and found.runtime != "keras":  # an export answered (--json rows say which, always)
+    elif found.count and found.runtime != "keras" and not as_json:  # an export answered (--json rows say which)
         console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
-    if output and found.rows:
-        prediction.write_csv(found, output)
+    if written and found.count:
         if not as_json:  # the rows are in the file: the terminal gets what became of them
-            streams.echo(f"{len(found.rows)} prediction{'s' * (len(found.rows) != 1)} written to {output}")
+            streams.echo(f"{found.count} prediction{'s' * (found.count != 1)} written to {output}")
     elif found.rows and not as_json:
         render.print_predictions(found.rows, run_dir)
     for name, why in found.failed:
@@ -146,7 +173,7 @@ def predict(
     if found.failed:
         newest = f" by {run_dir}, the newest completed run (name another with --run)" if chosen else ""
         raise DataError(
-            f"{len(found.failed)} of {len(found.failed) + len(found.rows)} inputs could not be predicted{newest}"
+            f"{len(found.failed)} of {len(found.failed) + found.count} inputs could not be predicted{newest}"
         )
 
 

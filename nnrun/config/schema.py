@@ -160,10 +160,9 @@ def _encoding(name):
     return name
 
 
-class CsvData(DataBase):
-    """A CSV table: one target column; numeric columns scaled, text ones one-hot encoded, dates as numbers."""
+class TableData(DataBase):
+    """What every table source shares: one target column; numeric columns scaled, text ones one-hot encoded."""
 
-    source: Literal["csv"]
     path: Path = Field(description="Relative paths resolve from the current directory.")
     target: str = Field(description="The column to predict.")
     drop: list[str] = Field(default_factory=list, description="Columns to ignore (ids, names).")
@@ -181,6 +180,20 @@ class CsvData(DataBase):
     scale: Literal["none", "standard", "minmax"] = Field(
         "standard", description="Scaling of the numeric columns, learned from the training split."
     )
+    missing_target: Literal["drop", "error"] = Field(
+        "drop", description="Rows without a target: left out (with a note saying how many), or an error."
+    )
+    stream: bool | Literal["auto"] = Field(
+        "auto",
+        description="Read the table in chunks, never whole: a first pass learns the preprocessing and the split, "
+        "then batches are read as Keras takes them. auto: past 1 GiB of CSV or 256 MiB of Parquet.",
+    )
+
+
+class CsvData(TableData):
+    """A CSV table: one target column; numeric columns scaled, text ones one-hot encoded, dates as numbers."""
+
+    source: Literal["csv"]
     sep: str | None = Field(
         None, min_length=1, max_length=1, description="The column separator; by default sniffed (, ; tab |)."
     )
@@ -192,9 +205,12 @@ class CsvData(DataBase):
     na_values: list[str] = Field(
         default_factory=list, description="More values that mean missing, besides empty, NA, NaN, null and the like."
     )
-    missing_target: Literal["drop", "error"] = Field(
-        "drop", description="Rows without a target: left out (with a note saying how many), or an error."
-    )
+
+
+class ParquetData(TableData):
+    """A Parquet table (pyarrow): as a CSV table, its column types read from the file."""
+
+    source: Literal["parquet"]
 
 
 def _image_size(value):
@@ -222,8 +238,8 @@ class ImageData(DataBase):
     cache: bool = Field(False, description="Keep decoded images in memory after the first epoch.")
 
 
-DATA_SOURCES = ("sklearn", "keras", "npz", "csv", "images")
-Data = Annotated[SklearnData | KerasData | NpzData | CsvData | ImageData, Field(discriminator="source")]
+DATA_SOURCES = ("sklearn", "keras", "npz", "csv", "parquet", "images")
+Data = Annotated[SklearnData | KerasData | NpzData | CsvData | ParquetData | ImageData, Field(discriminator="source")]
 
 
 class Model(Section):

@@ -48,6 +48,10 @@ def load(
         A `Dataset`: train/validation/test arrays, class names,
         preprocessing (JSON-able) and a fingerprint of the raw data.
     """
+    from nnrun.data import streamed
+
+    if streamed.wanted(data):  # a table read in chunks, never whole
+        return streamed.load(data, validation_split, seed, batch_size, shuffle, fitted)  # type: ignore[arg-type]
     source = SOURCES[data.source]
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 
@@ -76,8 +80,14 @@ def load_other(
     if kind == "array":
         source, section = npz, SimpleNamespace(path=Path(path))
     else:
-        source = SOURCES["csv" if kind == "table" else "images"]
-        section = data.model_copy(update={"path": Path(path)})
+        from nnrun.data import streamed
+
+        table = "parquet" if _is_parquet(path) else "csv"
+        source = SOURCES["images" if kind != "table" else table]
+        # The other file's own kind: a run trained on CSV scores a Parquet file too.
+        section = data.model_copy(update={"path": Path(path), **({"source": table} if kind == "table" else {})})
+        if kind == "table" and streamed.wanted(section):  # read in chunks, as the run's table would be
+            return streamed.load_other(section, preprocessing, batch_size)  # type: ignore[arg-type]
     raw = source.read(section)
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
     features = FEATURE_KINDS[kind]
@@ -90,3 +100,16 @@ def load_other(
         return features.feed(x, y, preprocessing, batch_size, False, 0), y
     except DataError as e:
         raise DataError(f"{raw.origin}: {e}") from None
+
+
+def _is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether a table's file is Parquet: by its name, else by its first bytes (a CSV run scores Parquet too)."""
+    from nnrun.data import parquet_table
+
+    if str(path).lower().endswith(parquet_table.SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PAR1"
+    except OSError:
+        return False

@@ -25,7 +25,7 @@ from nnrun.errors import DataError, listed
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nnrun.config.schema import CsvData
+    from nnrun.config.schema import TableData
 
 KINDS = ("numeric", "categorical", "date")
 DROPPED = ("id", "text")  # kinds a model cannot use: `classify` names them, `kinds` refuses them
@@ -65,7 +65,7 @@ class Column:
     place: str | None = None
 
 
-def classify(x: pd.DataFrame, data: CsvData | None = None) -> dict[str, Column]:
+def classify(x: pd.DataFrame, data: TableData | None = None) -> dict[str, Column]:
     """Each feature column's kind and why: as listed in the config, else detected. Raises nothing.
 
     Args:
@@ -95,7 +95,7 @@ def classify(x: pd.DataFrame, data: CsvData | None = None) -> dict[str, Column]:
     return found
 
 
-def kinds(x: pd.DataFrame, data: CsvData) -> tuple[dict[str, str], dict[str, str]]:
+def kinds(x: pd.DataFrame, data: TableData) -> tuple[dict[str, str], dict[str, str]]:
     """Each feature column's kind (`classify`), every column that cannot be used refused in one line.
 
     Args:

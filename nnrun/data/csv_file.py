@@ -3,9 +3,11 @@ and quote sniffed, binary files refused, every problem one line that names the f
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ MAGIC = (
     (b"%PDF", "a PDF document; export the table as CSV"),
     (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one); save the table as CSV"),
     (b"\xd0\xcf\x11\xe0", "an Office file (an old Excel .xls); save the table as CSV"),
-    (b"PAR1", "a Parquet file; save the table as CSV"),
+    (b"PAR1", "a Parquet file; read it with data.source: parquet"),
     (b"\x93NUMPY", "a NumPy array (.npy); arrays are read from .npz files (data.source: npz)"),
     (b"\x1f\x8b", "gzip-compressed; name it .csv.gz and nnrun reads it"),
 )
@@ -48,7 +50,53 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    if not path.is_file():
+    with _reading(path, options, place) as arguments:
+        table = pd.read_csv(path, **arguments, low_memory=False)
+    if table.empty:
+        raise DataError(f"{place}: '{path}' has a header but no rows")
+    # pandas's parser leaves a block per column; a copy joins them, so a wide table is split and
+    # taken apart in a few array operations rather than one per column.
+    return table.copy()
+
+
+def read_chunks(path: Path, options: dict[str, Any], place: str, rows: int) -> Iterator[pd.DataFrame]:
+    """Reads a CSV file as `read_table` does, in DataFrames of up to `rows` rows, never whole.
+
+    Args:
+        path: the file.
+        options: as `read_table`'s.
+        place: what errors name first.
+        rows: rows per DataFrame.
+
+    Yields:
+        DataFrames indexed by their data row in the file (from 0), at least one.
+    """
+    import pandas as pd
+
+    with _reading(path, options, place) as arguments:
+        chunks = pd.read_csv(path, **arguments, chunksize=rows)
+    with chunks:
+        empty = True
+        while True:
+            with _reading(path, options, place, checked=True):
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            if empty and chunk.empty:
+                raise DataError(f"{place}: '{path}' has a header but no rows")
+            empty = False
+            yield chunk
+    if empty:
+        raise DataError(f"{place}: '{path}' has a header but no rows")
+
+
+@contextlib.contextmanager
+def _reading(path, options, place, checked=False):
+    """`pandas.read_csv`'s arguments for the file, the file checked first (unless `checked`), and
+    whatever reading it raises turned into one line naming the file."""
+    import pandas as pd
+
+    if not checked and not path.is_file():
         raise DataError(
             f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
         )
@@ -57,19 +105,20 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")
     encoding = "utf-8-sig" if utf8 else named
     try:
-        _refuse_binary(path, named, place)
-        sep, quotechar = _sniff(path, encoding, options.get("sep"), options.get("quotechar"))
-        _check_header(path, encoding, sep, quotechar, place)
-        table = pd.read_csv(
-            path,
-            sep=sep,
-            quotechar=quotechar,
-            decimal=options.get("decimal") or ".",
-            encoding=encoding,
-            skipinitialspace=True,
-            na_values=options.get("na_values") or None,
-            low_memory=False,
-        )
+        arguments: dict[str, Any] = {}
+        if not checked:
+            _refuse_binary(path, named, place)
+            sep, quotechar = _sniff(path, encoding, options.get("sep"), options.get("quotechar"))
+            _check_header(path, encoding, sep, quotechar, place)
+            arguments = {
+                "sep": sep,
+                "quotechar": quotechar,
+                "decimal": options.get("decimal") or ".",
+                "encoding": encoding,
+                "skipinitialspace": True,
+                "na_values": options.get("na_values") or None,
+            }
+        yield arguments
     except pd.errors.EmptyDataError:
         raise DataError(f"{place}: '{path}' is empty") from None
     except UnicodeDecodeError as e:
@@ -86,11 +135,6 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
         raise DataError(f"{place}: '{path}' is not a readable .gz file (cut short, damaged, or not gzip)") from None
     except OSError as e:
         raise DataError(f"{place}: cannot read '{path}': {e.strerror or type(e).__name__}") from None
-    if table.empty:
-        raise DataError(f"{place}: '{path}' has a header but no rows")
-    # pandas's parser leaves a block per column; a copy joins them, so a wide table is split and
-    # taken apart in a few array operations rather than one per column.
-    return table.copy()
 
 
 def _sniff(path, encoding, sep, quotechar):

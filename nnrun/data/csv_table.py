@@ -9,12 +9,12 @@ plain JSON, so `apply` encodes raw rows later exactly as training did.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnrun.atomic import sha256_file
 from nnrun.data import columns
 from nnrun.data.csv_file import read_table
 from nnrun.data.light_table import scaled, unseen_line
@@ -24,7 +24,7 @@ from nnrun.errors import DataError, did_you_mean, listed, quoted, shown
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nnrun.config.schema import CsvData
+    from nnrun.config.schema import CsvData, TableData
 
 KIND = "table"
 
@@ -41,19 +41,23 @@ def read(data: CsvData) -> Raw:
         A `Raw` whose `x` is a pandas DataFrame of the feature columns and
         `y` the target column as an array.
     """
+    table = read_table(data.path, reading(data), "data.path")
+    return raw(table, data, f"sha256:{sha256_file(data.path)}")
+
+
+def raw(table: pd.DataFrame, data: TableData, fingerprint: str) -> Raw:
+    """A table read whole, as a `Raw`: its columns checked against the config, rows without a target handled.
+
+    Args:
+        table: every column of the file.
+        data: the config's `data` section (`path`, `target`, `drop`, the column lists, `missing_target`).
+        fingerprint: the file's.
+
+    Returns:
+        A `Raw` whose `x` is a pandas DataFrame of the feature columns and `y` the target column as an array.
+    """
     path = data.path
-    table = read_table(path, reading(data), "data.path")
-    names = [str(c) for c in table.columns]
-    _column(data.target, names, "data.target", path)
-    seen: dict[str, str] = {}  # column -> the list naming it
-    for place in ("drop", *columns.KINDS):
-        for name in getattr(data, place) or ():
-            _column(name, names, f"data.{place}", path)
-            if name == data.target:
-                raise DataError(f"data.{place}: '{name}' is data.target, the column to predict")
-            if name in seen:
-                raise DataError(f"data.{place}: '{name}' is also in data.{seen[name]}")
-            seen[name] = place
+    check_columns([str(c) for c in table.columns], data)
     notes: list[str] = []
     missing = table[data.target].isna().to_numpy()
     if missing.any():
@@ -71,18 +75,45 @@ def read(data: CsvData) -> Raw:
         y=table[data.target].to_numpy(),
         origin=f"data.path '{path}'",
         names=("columns", data.target),
-        fingerprint=f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}",
+        fingerprint=fingerprint,
         notes=notes,
     )
 
 
-def reading(data: CsvData) -> dict[str, Any]:
-    """The options a table is read with (kept in preprocessing.json, so predict reads alike).
+def check_columns(names: list[str], data: TableData) -> None:
+    """Refuses a config that names a column the table lacks, or a column twice, in one line.
+
+    Args:
+        names: the table's columns.
+        data: the config's `data` section.
+    """
+    path = data.path
+    _column(data.target, names, "data.target", path)
+    seen: dict[str, str] = {}  # column -> the list naming it
+    for place in ("drop", *columns.KINDS):
+        for name in getattr(data, place) or ():
+            _column(name, names, f"data.{place}", path)
+            if name == data.target:
+                raise DataError(f"data.{place}: '{name}' is data.target, the column to predict")
+            if name in seen:
+                raise DataError(f"data.{place}: '{name}' is also in data.{seen[name]}")
+            seen[name] = place
+
+
+def reading(data: TableData) -> dict[str, Any]:
+    """The options a table is read with (kept in preprocessing.json, so predict reads CSV rows alike).
 
     `quotechar` only where the config sets it: a run's preprocessing.json then reads as before it existed.
+    A Parquet table has none of its own: CSV rows given to its run are read as CSV's defaults read them.
     """
-    read = {"sep": data.sep, "decimal": data.decimal, "encoding": data.encoding, "na_values": list(data.na_values)}
-    return {**read, "quotechar": data.quotechar} if data.quotechar else read
+    read = {
+        "sep": getattr(data, "sep", None),
+        "decimal": getattr(data, "decimal", "."),
+        "encoding": getattr(data, "encoding", "utf-8"),
+        "na_values": list(getattr(data, "na_values", ())),
+    }
+    quotechar = getattr(data, "quotechar", None)
+    return {**read, "quotechar": quotechar} if quotechar else read
 
 
 def check(x: pd.DataFrame, name: str, origin: str) -> pd.DataFrame:
@@ -92,7 +123,7 @@ def check(x: pd.DataFrame, name: str, origin: str) -> pd.DataFrame:
     return x
 
 
-def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
+def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
     """Learns imputation, scaling, categories and date formats from the training split.
 
     Args:
@@ -121,7 +152,7 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
         )
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
-    expanded = _with_dates(x, formats)
+    expanded = with_dates(x, formats)
     numeric_columns = [c for c in expanded.columns if c not in categorical]
     notes: list[str] = []
     detected = [c for c in categorical if c not in (data.categorical or ())]
@@ -139,7 +170,7 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
 
     numeric: dict[str, dict[str, float]] = {}
     if numeric_columns:
-        values = _number_block(expanded, numeric_columns)
+        values = number_block(expanded, numeric_columns)
         filled = SimpleImputer(strategy="median", keep_empty_features=True).fit(values)
         scaler: Any = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(data.scale)  # None: scale none
         scaler = scaler().fit(filled.transform(values)) if scaler else None
@@ -152,16 +183,16 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
         for name in [c for c in x.columns if kinds[c] != "categorical"]:
             n = int(missing[name])
             median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
-            _note_filled(notes, name, n, f"the training median{median}")
+            note_filled(notes, name, n, f"the training median{median}")
 
     encoded: dict[str, dict[str, Any]] = {}
     if categorical:
-        text = np.array([_as_text(x[c]) for c in categorical], dtype=object).T
+        text = np.array([as_text(x[c]) for c in categorical], dtype=object).T
         filled = SimpleImputer(strategy="most_frequent", missing_values=None).fit(text)
         encoder = OneHotEncoder(handle_unknown="ignore").fit(filled.transform(text))
         for i, name in enumerate(categorical):
             encoded[name] = {"fill": str(filled.statistics_[i]), "categories": [str(c) for c in encoder.categories_[i]]}
-            _note_filled(
+            note_filled(
                 notes, name, sum(v is None for v in text[:, i]), f"the most frequent value {encoded[name]['fill']!r}"
             )
     width = len(numeric) + sum(len(c["categories"]) for c in encoded.values())
@@ -178,7 +209,9 @@ def fit(x: pd.DataFrame, data: CsvData) -> dict[str, Any]:
     }
 
 
-def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str] | None = None) -> np.ndarray:
+def apply(
+    x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str] | None = None, first_line: int = 2
+) -> np.ndarray:
     """Encodes raw rows exactly as the training rows were encoded.
 
     Args:
@@ -189,6 +222,7 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
             saw is added, a line per column (unseen categories, values that
             are not dates, missing values) naming the rows by their line in a
             CSV file with one header line, as predict names them; or None.
+        first_line: the line the first of the rows is named by (a later chunk of a file starts further on).
 
     Returns:
         float32 features, numeric columns first, then each categorical
@@ -213,17 +247,17 @@ def apply(x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str
         what = f"no column {named[0]}" if len(named) == 1 else f"no columns {listed(named, 10)}"
         raise DataError(f"the input has {what}; the model takes {listed(preprocessing['columns'], 15)}")
     if warnings_out is not None:
-        warnings_out += _unseen(x, preprocessing)
-    x = _with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
+        warnings_out += _unseen(x, preprocessing, first_line)
+    x = with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
     if numeric:
-        parts.append(scaled(_number_block(x, list(numeric)), numeric))
+        parts.append(scaled(number_block(x, list(numeric)), numeric))
     categorical = preprocessing["categorical"]
     if categorical:
         text = (
             np.array(
-                [[s["fill"] if v is None else v for v in _as_text(x[c])] for c, s in categorical.items()], dtype=object
+                [[s["fill"] if v is None else v for v in as_text(x[c])] for c, s in categorical.items()], dtype=object
             )
             .reshape(len(categorical), len(x))
             .T
@@ -242,16 +276,16 @@ def feed(
     return apply(x, preprocessing)
 
 
-def _unseen(x, preprocessing):
+def _unseen(x, preprocessing, first_line):
     """What raw rows hold that training never saw, a line per column, naming the values and the rows."""
     found = []
 
     def say(name, where, what, values=()):
-        found.append(unseen_line(name, where, what, values))
+        found.append(unseen_line(name, where, what, values, first_line))
 
     for name, stats in preprocessing["categorical"].items():
         known = set(stats["categories"])
-        text = _as_text(x[name])
+        text = as_text(x[name])
         new = [v is not None and v not in known for v in text]
         if any(new):
             unknown = [v for v, n in zip(text, new, strict=True) if n]
@@ -268,7 +302,7 @@ def _unseen(x, preprocessing):
     return found
 
 
-def _with_dates(x, formats):
+def with_dates(x: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
     """The table with each date column replaced, in place, by its numeric parts."""
     import pandas as pd
 
@@ -283,7 +317,8 @@ def _with_dates(x, formats):
     return pd.DataFrame(out, index=x.index)
 
 
-def _note_filled(notes, name, n, value):
+def note_filled(notes: list[str], name: str, n: int, value: str) -> None:
+    """Adds the note that `n` missing values of a column were filled with `value`, if there were any."""
     if n:
         notes.append(f"{name}: {n} missing value{'s' * (n != 1)} in the training split filled with {value}")
 
@@ -302,7 +337,7 @@ def _column(name, names, place, path):
     raise DataError(f"{place}: no column {quoted(name)} in '{path}'{did_you_mean(name, names)}{listing}")
 
 
-def _number_block(frame, names):
+def number_block(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
     """The columns `names` of `frame` as one float64 array; at once where pandas read them as numbers."""
     import pandas as pd
 
@@ -324,7 +359,7 @@ def _numbers(series, name):
     return values.to_numpy()
 
 
-def _as_text(series):
+def as_text(series: pd.Series | list[Any]) -> list[str | None]:
     """Categories as text, None where missing."""
     import pandas as pd
 
@@ -334,4 +369,6 @@ def _as_text(series):
         # A whole file may read as 1, a few rows with a gap as 1.0: the same category.
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
 
-    return [text(v) for v in series.tolist()]
+    if isinstance(series, pd.Series) and series.dtype == object and pd.api.types.infer_dtype(series) == "string":
+        return series.str.strip().where(series.notna(), None).tolist()  # text alone: at once, not value by value
+    return [text(v) for v in (series.tolist() if hasattr(series, "tolist") else series)]

@@ -65,15 +65,17 @@ def labels(x: Any, y: np.ndarray, n_classes: int, form: str | None) -> tuple[Any
     if form is None:
         return x, y
     if form == "one_hot":
-        encode, target = (lambda yb, tf: tf.one_hot(yb, n_classes)), np.eye(n_classes, dtype="float32")[y]
+        encode, target = (lambda yb, tf: tf.one_hot(yb, n_classes)), (lambda: np.eye(n_classes, dtype="float32")[y])
     else:
-        encode, target = (lambda yb, tf: tf.cast(tf.reshape(yb, (-1, 1)), "float32")), np.asarray(y, "float32")[:, None]
+        encode = lambda yb, tf: tf.cast(tf.reshape(yb, (-1, 1)), "float32")  # noqa: E731
+        target = lambda: np.asarray(y, "float32")[:, None]  # noqa: E731
     if is_stream(x):
         from nnrun.backend import tensorflow
 
         tf = tensorflow()
-        return x.map(lambda xb, yb: (xb, encode(yb, tf))), target
-    return x, target
+        # The stream's batches carry the labels: the targets stay as they are (a streamed table's, a byte a row).
+        return x.map(lambda xb, yb: (xb, encode(yb, tf))), y
+    return x, target()
 
 
 def class_weight(

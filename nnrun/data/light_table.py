@@ -145,7 +145,7 @@ def _number_like(value, decimal):
 
 
 def _texts(values, decimal):
-    """A categorical column's values as `csv_table._as_text` gives them from pandas's column, None where missing.
+    """A categorical column's values as `csv_table.as_text` gives them from pandas's column, None where missing.
 
     A column of whole numbers reads as integers ('007' is '7'); one of other numbers or booleans: None (pandas).
     """
@@ -193,7 +193,9 @@ def _date_parts(values, fmt, name):
     return parts
 
 
-def unseen_line(name: str, where: Sequence[bool] | np.ndarray, what: str, values: Iterable[object] = ()) -> str:
+def unseen_line(
+    name: str, where: Sequence[bool] | np.ndarray, what: str, values: Iterable[object] = (), first_line: int = 2
+) -> str:
     """One line about a column's rows that training never saw, naming a few values and the rows' lines.
 
     Args:
@@ -201,11 +203,12 @@ def unseen_line(name: str, where: Sequence[bool] | np.ndarray, what: str, values
         where: for each row, whether it is one of them.
         what: what they hold, e.g. "missing, filled as in training".
         values: the values to name (the first 5 different ones are shown).
+        first_line: the line of the first row (2: a file's first, after its header).
 
     Returns:
         "column 'city': 2 rows with ...: 'Oslo' (lines 3, 6)", the lines counted in the file after its header.
     """
-    lines = np.flatnonzero(where) + 2
+    lines = np.flatnonzero(where) + first_line
     rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
     shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
     at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"

@@ -7,10 +7,11 @@ ones are still predicted.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,12 @@ import numpy as np
 from nnrun import atomic, data
 from nnrun.data import feeding
 from nnrun.errors import DataError, listed, one_line
+from nnrun.inference import table_rows
 from nnrun.rundir import files as rundir
 from nnrun.rundir import record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-CSV_SUFFIXES = (".csv", ".csv.gz")  # read as training reads them (pandas decompresses by the name)
-SUFFIXES = (*IMAGE_SUFFIXES, *CSV_SUFFIXES, ".npy")
+SUFFIXES = (*IMAGE_SUFFIXES, *table_rows.SUFFIXES, ".npy")
 TOP_K, THRESHOLD = 3, 0.5  # what --top-k and --threshold are when not given
 
 
@@ -36,6 +37,7 @@ class Predictions:
     run: record.Run
     runtime: str | None = None  # what ran the model: onnx, litert or keras
     rows: list[dict[str, Any]] = field(default_factory=list)  # {"input": ..., "id": ..., **prediction}
+    count: int = 0  # rows predicted: `rows`'s, or those handed to `predict`'s sink and not kept
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
     notes: list[str] = field(default_factory=list)  # things the user should know (ignored columns)
 
@@ -56,6 +58,7 @@ def predict(
     batch_size: int = 256,
     model_file: str = rundir.MODEL,
     runtime: str = "auto",
+    sink: Callable[[dict[str, Any]], None] | None = None,
 ) -> Predictions:
     """Predicts raw inputs with a run's model.
 
@@ -70,6 +73,8 @@ def predict(
         batch_size: samples per predict batch.
         runtime: auto (the fastest the run has: an ONNX or LiteRT export),
             onnx, litert or keras; see `runtimes.choose`.
+        sink: where each row goes as it is predicted, not kept in `Predictions.rows` (a file being
+            written): memory then stays flat however many rows there are. None: kept.
 
     Returns:
         `Predictions`.
@@ -82,6 +87,7 @@ def predict(
     model = runtimes.choose(run, runtime, say=result.notes.append)
     result.runtime = model.name
     k, cut = top_k or TOP_K, THRESHOLD if threshold is None else threshold
+    first = None
     # Batch by batch, so memory stays flat however many files are given.
     for batch in _batches(_samples(_expand(inputs, result), prep, id_column, result), batch_size):
         names, samples = zip(*batch, strict=True)
@@ -89,9 +95,11 @@ def predict(
         for (name, row_id), output in zip(names, outputs, strict=True):
             row = {"input": name, **({"id": row_id} if row_id is not None else {})}
             row.update(_describe(output, prep.get("class_names"), k, cut))
-            result.rows.append(row)
-    if result.rows:
-        result.notes += _unused(result.rows[0], top_k, threshold)
+            (sink or result.rows.append)(row)
+            first = first or row
+            result.count += 1
+    if first:
+        result.notes += _unused(first, top_k, threshold)
     return result
 
 
@@ -126,12 +134,12 @@ def _samples(paths, prep, id_column, result):
     """
     for path in paths:
         try:
-            found = list(_read(path, prep, id_column, result.notes))
-            _check_finite(path, found)
+            # A large table comes in chunks: each is predicted before the next is read.
+            for found in _read(path, prep, id_column, result.notes):
+                _check_finite(path, found)
+                yield from found
         except DataError as e:
             result.failed.append((str(path), str(e).removeprefix(f"{path}: ")))
-            continue
-        yield from found
 
 
 def _check_finite(path, found):
@@ -220,53 +228,21 @@ def _hidden(path, folder):
 
 
 def _read(path, prep, id_column, notes):
-    """Yields `((name, id), model input)` for each sample in one file."""
+    """Yields lists of `((name, id), model input)`: one file's samples, or a large table's chunk by chunk."""
     if not path.is_file():  # a named pipe would be waited on
         raise DataError(f"{path}: not a file")
     suffix = _suffix(path)
-    if suffix in CSV_SUFFIXES:
-        yield from _csv_rows(path, prep, id_column, notes)
+    if suffix in table_rows.SUFFIXES:
+        if prep.get("kind") != "table":
+            what = "Parquet" if suffix in table_rows.PARQUET_SUFFIXES else "CSV"
+            raise DataError(f"{path}: this run was trained on {_kind(prep)}, not {what} rows")
+        yield from table_rows.parts(path, suffix in table_rows.PARQUET_SUFFIXES, prep, id_column, notes)
     elif suffix == ".npy":
-        yield from _arrays(path, prep)
+        yield list(_arrays(path, prep))
     elif suffix in IMAGE_SUFFIXES:
-        yield (str(path), None), _image(path, prep)
+        yield [((str(path), None), _image(path, prep))]
     else:
         raise DataError(f"{path}: not an input nnrun predicts ({', '.join(SUFFIXES)})")
-
-
-def _csv_rows(path, prep, id_column, notes):
-    if prep.get("kind") != "table":
-        raise DataError(f"{path}: this run was trained on {_kind(prep)}, not CSV rows")
-    from nnrun.data import light_table
-
-    # The csv module and NumPy where they read the file as pandas would: no pandas or scikit-learn to import.
-    light = light_table.read(path, prep, id_column)
-    header, x, unseen, ids = (
-        (light.header, light.x, light.unseen, light.ids) if light else _pandas_rows(path, prep, id_column)
-    )
-    taken = set(prep["columns"])  # named once the file is known to be a table of the model's columns
-    ignored = [c for c in header if c not in taken and c != id_column]
-    if ignored:
-        notes.append(f"{path}: ignored columns the model does not take: {listed(ignored)}")
-    notes += [f"warning: {path}: {line}" for line in unseen]
-    for i, (row, row_id) in enumerate(zip(x, ids, strict=True)):
-        yield (f"{path}:{i + 2}", row_id), row  # the line number in the file, after the header
-
-
-def _pandas_rows(path, prep, id_column):
-    """(the file's columns, model inputs, unseen-value warnings, ids) through pandas, as training reads."""
-    from nnrun.data import csv_file, csv_table
-
-    table = csv_file.read_table(path, prep.get("read", {}), "input")
-    if id_column is not None and id_column not in table.columns:
-        raise DataError(f"{path}: no id column '{id_column}'")
-    unseen: list[str] = []
-    try:
-        x = csv_table.apply(table, prep, unseen)
-    except DataError as e:
-        raise DataError(f"{path}: {e}") from None
-    ids = table[id_column].tolist() if id_column else [None] * len(table)
-    return [str(c) for c in table.columns], x, unseen, ids
 
 
 def _arrays(path, prep):
@@ -375,17 +351,44 @@ def _kind(prep):
     return {"table": "CSV rows", "images": "image files"}.get(prep.get("kind"), f"arrays of shape {shape}")
 
 
-def write_csv(predictions: Predictions, path: str | os.PathLike[str]) -> None:
-    """Writes predictions as a CSV (id or input, label, probability, one `probability.<class>` column per class;
-    or value), atomically."""
-    import pandas as pd
+class CsvOutput:
+    """Predictions written to a CSV file as they come (id or input, label, probability, one
+    `probability.<class>` column per class; or value): the file appears whole, atomically, once
+    `close` is called with rows written, and not at all otherwise.
 
-    rows = [
-        {
+    Args:
+        path: the file.
+        id_column: whether rows carry an `id` (its column follows `input`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], id_column: str | None = None) -> None:
+        self.path, self.with_id = Path(path), id_column is not None
+        self.rows = 0
+        self._file: Any = None
+        self._writer: Any = None
+        self._done = contextlib.ExitStack()
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Adds one prediction, as `predict` makes it."""
+        import csv
+
+        flat = {
             **{k: v for k, v in row.items() if k not in ("top", "probabilities")},
             **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()},
         }
-        for row in predictions.rows
-    ]
-    with atomic.atomic(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+        if self._writer is None:
+            tmp = self._done.enter_context(atomic.atomic(self.path))
+            self._file = self._done.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
+            names = [k for k in flat if k != "id"]
+            names[1:1] = ["id"] if self.with_id else []
+            self._writer = csv.DictWriter(self._file, names, restval="", extrasaction="ignore")
+            self._writer.writeheader()
+        self._writer.writerow(flat)
+        self.rows += 1
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Puts the file in place (or, after `error`, removes what was written)."""
+        if error is None:
+            self._done.close()
+        else:
+            self._done.__exit__(type(error), error, error.__traceback__)

@@ -108,8 +108,10 @@ def _built(config, dataset):
 
 def _target_units(dataset, data):
     """(mean, std) of a regression's single target in the training split, when the config scales it."""
+    if dataset.is_classification or not data.scale_target:  # before a float64 copy of what may be a long table's
+        return None
     y = np.asarray(dataset.y_train, dtype="float64")
-    if dataset.is_classification or not data.scale_target or (y.ndim > 1 and y.shape[1] != 1):
+    if y.ndim > 1 and y.shape[1] != 1:
         return None
     std = float(y.std())
     return float(y.mean()), std if std > 0 else 1.0

@@ -1,0 +1,146 @@
+"""Parquet tables: read as CSV tables are (the same preprocessing), trained, evaluated and predicted; bad files refused.
+
+Tables are tiny and generated in tmp_path; the one CLI run trains for one epoch.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnrun import data
+from nnrun.cli.main import cli
+from nnrun.config import validation as config
+from nnrun.rundir import files as rundir
+
+pyarrow = pytest.importorskip("pyarrow")
+
+# A table becomes arrays with pandas and scikit-learn before Keras sees it: the same on both backends.
+pytestmark = pytest.mark.any_backend
+
+
+def table(n=120, seed=0):
+    """A churn-like table with the types Parquet keeps: ints, floats with gaps, text, a dictionary column,
+    dates, booleans, a 0/1 target."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    city = rng.choice(["Berlin", "Madrid", "Paris"], n)
+    balance = rng.normal(50_000, 20_000, n).round(2)
+    balance[::17] = np.nan
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "age": age,
+            "balance": balance,
+            "city": city,
+            "plan": pd.Categorical(rng.choice(["basic", "gold"], n)),
+            "joined": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
+            "active": rng.random(n) > 0.5,
+            "left": ((age > 55) | (city == "Berlin")).astype(int),
+        }
+    )
+
+
+def section(path, source, **fields):
+    fields = {"source": source, "path": str(path), "target": "left", "drop": ["id"], **fields}
+    return config.validate({"data": fields, "model": ["Flatten"], "loss": "mse"}, "test").data
+
+
+def test_parquet_reads_as_the_same_table_written_as_csv(tmp_path):
+    frame = table()
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    from_parquet = data.load(section(tmp_path / "t.parquet", "parquet"), 0.2, seed=3)
+    from_csv = data.load(section(tmp_path / "t.csv", "csv"), 0.2, seed=3)
+    assert {k: v for k, v in from_parquet.preprocessing.items() if k != "read"} == {
+        k: v for k, v in from_csv.preprocessing.items() if k != "read"
+    }
+    assert set(from_parquet.preprocessing["dates"]) == {"joined"}
+    assert from_parquet.preprocessing["categorical"]["plan"]["categories"] == ["basic", "gold"]
+    np.testing.assert_array_equal(from_parquet.x_train, from_csv.x_train)
+    assert from_parquet.splits == from_csv.splits
+    assert from_parquet.fingerprint.startswith("sha256:") and from_parquet.fingerprint != from_csv.fingerprint
+
+
+def _parquet_with_a_list_column(path):
+    pyarrow.parquet.write_table(pyarrow.table({"tags": [[1, 2], [3]], "left": [0, 1]}), path)
+
+
+def _truncated(path):
+    table().to_parquet(path)
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        pytest.param(lambda p: p.write_text("a,left\n1,0\n"), ["not a readable Parquet file"], id="csv-named-parquet"),
+        pytest.param(_truncated, ["not a readable Parquet file"], id="cut-short"),
+        pytest.param(lambda p: p.write_bytes(b""), ["not a readable Parquet file"], id="empty"),
+        pytest.param(lambda p: None, ["does not exist"], id="absent"),
+        pytest.param(_parquet_with_a_list_column, ["'tags' (ndarray values)", "data.drop"], id="list-column"),
+        pytest.param(lambda p: table().iloc[:0].to_parquet(p), ["has columns but no rows"], id="no-rows"),
+    ],
+)
+def test_a_bad_parquet_file_is_one_error_line(runner, write_config, tmp_path, make, fragments):
+    path = tmp_path / "t.parquet"
+    make(path)
+    config_file = write_config(data={"source": "parquet", "path": str(path), "target": "left"})
+    result = runner.invoke(cli, ["check", str(config_file)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "data.path: " in lines[0], result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_a_parquet_table_trains_evaluates_and_predicts(runner, write_config, tmp_path):
+    frame = table(200)
+    frame.to_parquet(tmp_path / "t.parquet")
+    config_file = write_config(
+        data={"source": "parquet", "path": str(tmp_path / "t.parquet"), "target": "left", "drop": ["id"]},
+        model={
+            "layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}]
+        },
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+        training={"epochs": 1, "batch_size": 16, "validation_split": 0},
+    )
+    result = runner.invoke(cli, ["train", str(config_file), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert json.loads((run_dir / rundir.PREPROCESSING).read_text())["kind"] == "table"
+
+    result = runner.invoke(cli, ["evaluate", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"] == 40
+
+    rows = frame.drop(columns=["left"]).iloc[:7]
+    rows.to_parquet(tmp_path / "rows.parquet")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    output = tmp_path / "out.csv"
+    result = runner.invoke(
+        cli,
+        [
+            "predict",
+            str(tmp_path / "rows.parquet"),
+            "--run",
+            str(run_dir),
+            "--id-column",
+            "id",
+            "--output",
+            str(output),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = list(csv.DictReader(output.read_text().splitlines()))
+    assert [row["id"] for row in written] == [str(i) for i in range(1, 8)]
+    assert written[0]["input"] == f"{tmp_path / 'rows.parquet'}:1"
+    result = runner.invoke(cli, ["predict", str(tmp_path / "rows.csv"), "--run", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    from_csv = [json.loads(line)["probability"] for line in result.stdout.splitlines()]
+    assert from_csv == pytest.approx([float(row["probability"]) for row in written], abs=1e-6)
