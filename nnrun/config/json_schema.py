@@ -8,6 +8,7 @@ YAML 1.1 text (`1e-4`), `rescale: 1/255`, short forms of `model:` and
 from typing import Any
 
 from nnrun.config import schema as config
+from nnrun.config.keras_specs import SCIENTIFIC
 from nnrun.config.tracking_section import TRACKERS
 
 
@@ -49,7 +50,7 @@ def _as_written(node):
         if node.get("type") == "number":
             number = {k: v for k, v in node.items() if k not in ("default", "description", "title")}
             about = {k: v for k, v in node.items() if k in ("default", "description", "title")}
-            return {**about, "anyOf": [number, {"type": "string", "pattern": config.SCIENTIFIC.pattern}]}
+            return {**about, "anyOf": [number, {"type": "string", "pattern": SCIENTIFIC.pattern}]}
         node.update({k: _as_written(v) for k, v in node.items()})
         return node
     if isinstance(node, list):
