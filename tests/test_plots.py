@@ -165,3 +165,14 @@ def test_saving_overwrites_and_leaves_no_open_figures(tmp_path):
     plots.confusion_matrix([0, 1], [1, 1], ["a", "b"], tmp_path / "cm.png", "t")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "lc.png"]
     assert plt.get_fignums() == []
+
+
+def test_the_confusion_matrix_is_counted_in_chunks_as_scikit_learn_counts_it_whole():
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 4, 1000), rng.integers(0, 4, 1000)
+    y_pred[:10] = 3  # a class predicted more than it is
+    expected = confusion_matrix(y_true, y_pred, labels=range(5))  # class 4 never seen: a row and column of 0
+    assert (plots._counts(y_true, y_pred, 5, chunk=64) == expected).all()
+    assert plots._counts(y_true[:0], y_pred[:0], 2).tolist() == [[0, 0], [0, 0]]
