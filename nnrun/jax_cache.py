@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import stat
 from pathlib import Path
+
+from nnrun import user_cache
 
 MAX_BYTES = 1 << 30
 # JAX's own variables (jax/_src/config.py): nnrun only ever sets what the user has not.
@@ -35,7 +36,7 @@ def folder() -> Path:
     Returns:
         The folder's path (it may not exist).
     """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nnrun" / "jax"
+    return user_cache.root() / "jax"
 
 
 def enable() -> Path | None:
@@ -54,7 +55,7 @@ def enable() -> Path | None:
     path = folder()
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not all(_private(p) for p in (path.parent, path)):
+        if not all(user_cache.private(p) for p in (path.parent, path)):
             return None
     except OSError:  # a read-only home, a file where the folder should be: compile as before
         return None
@@ -63,9 +64,3 @@ def enable() -> Path | None:
     # JAX caches only compilations over 1 s by default; a dense network's are shorter, and add up.
     os.environ.setdefault(MIN_COMPILE_S, "0")
     return path
-
-
-def _private(path: Path) -> bool:
-    """A real folder (not a link) of this user's that no one else may write."""
-    info = path.lstat()
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022

@@ -14,6 +14,7 @@ import pytest
 from nnrun import data
 from nnrun.cli.main import cli
 from nnrun.config import validation as config
+from nnrun.data import parquet_table
 from nnrun.rundir import files as rundir
 
 pyarrow = pytest.importorskip("pyarrow")
@@ -144,3 +145,16 @@ def test_a_parquet_table_trains_evaluates_and_predicts(runner, write_config, tmp
     assert result.exit_code == 0, result.output
     from_csv = [json.loads(line)["probability"] for line in result.stdout.splitlines()]
     assert from_csv == pytest.approx([float(row["probability"]) for row in written], abs=1e-6)
+
+
+def test_a_timestamp_column_reads_the_same_in_chunks_as_whole(tmp_path):
+    # Later rows all at midnight: a chunk of them must not be written as dates while the rest have times
+    # (it would not read in the date format learned from the first rows, and be filled as missing).
+    when = pd.Series(pd.to_datetime("2020-01-01") + pd.to_timedelta(np.arange(300) * 7, unit="h"))
+    when[150:] = when[150:].dt.normalize()
+    frame = pd.DataFrame({"when": when, "day": when.dt.date, "left": np.arange(300) % 2})
+    frame.to_parquet(tmp_path / "t.parquet")
+    whole = parquet_table.read_frame(tmp_path / "t.parquet", "data.path")
+    chunked = pd.concat(parquet_table.frames(tmp_path / "t.parquet", "data.path", 100))
+    pd.testing.assert_frame_equal(chunked, whole, check_index_type=False)
+    assert whole["when"].iloc[-1] == "2020-03-28 00:00:00" and whole["day"].iloc[-1] == "2020-03-28"

@@ -163,6 +163,26 @@ def test_a_catalogue_that_is_damaged_too_large_or_of_another_version_is_not_read
     assert catalogue.load() is not None
 
 
+def test_a_cached_catalogue_others_could_write_is_not_read(tmp_path, monkeypatch):
+    # It decides check's verdicts: one planted in a shared cache folder must not.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(catalogue, "SHIPPED", tmp_path / "absent.json")
+    path = catalogue.cache_path(catalogue.installed_version())
+    path.parent.mkdir(mode=0o700)
+    path.write_text((REPO / "nnrun" / "model" / "keras_catalogue.json").read_text())
+    path.chmod(0o644)
+    assert catalogue.load() is not None
+    path.chmod(0o666)
+    assert catalogue.load() is None
+    path.chmod(0o644)
+    path.parent.chmod(0o777)
+    assert catalogue.load() is None
+    path.parent.chmod(0o700)
+    path.rename(tmp_path / "elsewhere.json")
+    path.symlink_to(tmp_path / "elsewhere.json")
+    assert catalogue.load() is None
+
+
 # The data, read without the loaders ----------------------------------------------------------------
 
 

@@ -56,7 +56,9 @@ def read_frame(path: Path, place: str, skip: Collection[str] = ()) -> pd.DataFra
         table = parquet.read()
     except Exception as e:  # pyarrow's errors (ArrowInvalid, OSError) say what is wrong, never quote the data
         raise _unreadable(path, place, e) from None
-    frame = _as_csv_reads(table.to_pandas(date_as_object=False), path, place, skip)
+    frame = _as_csv_reads(
+        table.to_pandas(date_as_object=False), path, place, skip, _whole_days(table.schema, table.to_batches())
+    )
     if frame.empty:
         raise DataError(f"{place}: '{path}' has columns but no rows")
     return frame
@@ -78,6 +80,8 @@ def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Ite
     if parquet.metadata.num_rows == 0:
         raise DataError(f"{place}: '{path}' has columns but no rows")
     start = 0
+    timestamps = [name for name in _timestamps(parquet.schema_arrow) if name not in skip]
+    whole_days = _whole_days(parquet.schema_arrow, _batches(parquet, path, place, rows, timestamps))
     batches = parquet.iter_batches(batch_size=rows)
     while True:
         try:
@@ -86,10 +90,52 @@ def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Ite
             raise _unreadable(path, place, e) from None
         if batch is None:
             return
-        frame = _as_csv_reads(batch.to_pandas(date_as_object=False), path, place, skip)
+        frame = _as_csv_reads(batch.to_pandas(date_as_object=False), path, place, skip, whole_days)
         frame.index = range(start, start + len(frame))
         start += len(frame)
         yield frame
+
+
+def _timestamps(schema):
+    """The names of a table's timestamp columns (dates are whole days by their type)."""
+    import pyarrow as pa
+
+    return [field.name for field in schema if pa.types.is_timestamp(field.type)]
+
+
+def _batches(parquet, path, place, rows, names):
+    """The file's columns `names` alone, in batches (nothing when there are none)."""
+    if not names:
+        return
+    batches = parquet.iter_batches(batch_size=max(rows, 1 << 16), columns=names)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:
+            raise _unreadable(path, place, e) from None
+        if batch is None:
+            return
+        yield batch
+
+
+def _whole_days(schema, batches):
+    """The columns written as dates, as a CSV writes them: dates, and timestamps whose every value in the
+    file is a midnight.
+
+    Decided over the whole file, not a chunk: a chunk of midnights written as dates, in a file whose
+    other rows have times, would not read in the date format learned from those rows (filled as missing).
+    """
+    import pyarrow as pa
+
+    whole = set(_timestamps(schema))
+    for batch in batches:
+        for name in [n for n in batch.schema.names if n in whole]:
+            column = batch.column(name).to_pandas().dropna()
+            if not (column.dt.normalize() == column).all():
+                whole.discard(name)
+        if not whole:
+            break
+    return whole | {field.name for field in schema if pa.types.is_date(field.type)}
 
 
 def _opened(path, place):
@@ -121,8 +167,9 @@ def _unreadable(path, place, error):
     return DataError(f"{place}: '{path}' is not a readable Parquet file: {reason[:200]}")
 
 
-def _as_csv_reads(frame, path, place, skip):
-    """A table's columns as reading a CSV would give them: numbers, booleans, text, dates as ISO text.
+def _as_csv_reads(frame, path, place, skip, whole_days):
+    """A table's columns as reading a CSV would give them: numbers, booleans, text, dates as ISO text
+    (`whole_days`: the timestamp columns written without their time, by `_whole_days`).
 
     Columns of lists, structs or bytes have no CSV form and are refused, all named at once.
     """
@@ -135,8 +182,7 @@ def _as_csv_reads(frame, path, place, skip):
         if isinstance(column.dtype, pd.CategoricalDtype):  # a dictionary-encoded column: its values, as text
             frame[name] = column.astype(object).where(column.notna(), None)
         elif pd.api.types.is_datetime64_any_dtype(column.dtype):
-            whole_days = bool((column.dropna().dt.normalize() == column.dropna()).all())
-            frame[name] = column.dt.strftime("%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M:%S")
+            frame[name] = column.dt.strftime("%Y-%m-%d" if name in whole_days else "%Y-%m-%d %H:%M:%S")
         elif pd.api.types.is_timedelta64_dtype(column.dtype):
             odd.append(f"'{name}' (durations)")
         elif column.dtype == object:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnrun import user_cache
 from nnrun.errors import Unsure
 
 FORMAT = 1
@@ -71,8 +71,7 @@ def installed_version() -> str | None:
 
 def cache_path(version: str) -> Path:
     """Where a catalogue made on this machine for Keras `version` is kept."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nnrun" / f"keras-catalogue-{version}.json"
+    return user_cache.root() / f"keras-catalogue-{version}.json"
 
 
 def load() -> Catalogue | None:
@@ -80,7 +79,10 @@ def load() -> Catalogue | None:
     version = installed_version()
     if version is None:
         return None
-    for path in (SHIPPED, cache_path(version)):
+    cached = cache_path(version)
+    # A catalogue decides check's verdicts: this machine's is read only where no one else could have written it.
+    mine = user_cache.private(cached.parent) and user_cache.private(cached, folder=False)
+    for path in (SHIPPED, cached) if mine else (SHIPPED,):
         data = _read(path)
         if data is not None and data.get("keras") == version:
             return Catalogue(data)
@@ -99,7 +101,7 @@ def remember() -> None:
     data = make()
     path = cache_path(data["keras"])
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic.write_text(path, json.dumps(data, separators=(",", ":")))
     except OSError:
         pass  # a cache that cannot be written costs the next check time, nothing else
