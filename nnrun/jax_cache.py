@@ -54,7 +54,9 @@ def enable() -> Path | None:
         return None
     path = folder()
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Both made private: with a umask of 002, a parent made by mkdir(parents=True) would be group-writable.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
         if not all(user_cache.private(p) for p in (path.parent, path)):
             return None
     except OSError:  # a read-only home, a file where the folder should be: compile as before

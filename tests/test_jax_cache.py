@@ -54,3 +54,12 @@ def test_a_file_where_the_folder_should_be_leaves_jax_compiling_as_before(home):
     (home / "nnrun").write_text("not a folder")
     assert jax_cache.enable() is None
     assert jax_cache.DIR not in os.environ
+
+
+def test_a_umask_that_lets_the_group_write_still_makes_a_private_cache(home):
+    previous = os.umask(0o002)
+    try:
+        assert jax_cache.enable() == home / "nnrun" / "jax"
+    finally:
+        os.umask(previous)
+    assert (home / "nnrun").stat().st_mode & 0o777 == 0o700
