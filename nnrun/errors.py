@@ -221,8 +221,10 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
     Returns:
         The suffix to append to an error message, empty when nothing is close.
     """
-    choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
+    lowered: dict[str, str] = {}
+    for choice in choices:  # of 'accuracy' and 'Accuracy', the name users write (Keras's function alias)
+        if choice.lower() not in lowered or choice == choice.lower():
+            lowered[choice.lower()] = choice
     match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
     return f"; did you mean {quoted(lowered[match[0]])}?" if match else ""
 

@@ -2,7 +2,9 @@
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from nnrun.cli.main import cli
 from nnrun.config import auto_backend
 from nnrun.config import loading as config
 
@@ -92,3 +94,17 @@ def test_a_sweeps_trials_keep_the_sweeps_reason(auto, write_config):
     loaded = auto(write_config, sweep=sweep)
     trial = space.apply(loaded, {"optimizer.learning_rate": 0.1}, "trial 1")
     assert (trial.backend, trial.backend_reason) == ("jax", loaded.backend_reason)
+
+
+def test_a_keras_backend_nnrun_does_not_train_on_is_named_as_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    path = tmp_path / "dense.yaml"
+    path.write_text(
+        "data: {source: sklearn, name: digits}\nmodel: [{Dense: {units: 10, activation: softmax}}]\n"
+        "loss: sparse_categorical_crossentropy\n"
+    )
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: $KERAS_BACKEND: nnrun trains on tensorflow or jax; unset it for backend: auto; got 'torch'"
+    )

@@ -42,3 +42,11 @@ def test_a_signal_keeps_its_name_and_exit_code():
 def test_any_other_exception_is_left_as_it_is():
     error = ValueError("x")
     assert errors.carrying(error, Path("runs/a")) is error
+
+
+def test_did_you_mean_offers_the_name_users_write_where_keras_has_it_in_two_cases():
+    from nnrun.errors import did_you_mean
+
+    assert did_you_mean("acuracy", ["Accuracy", "accuracy", "AUC"]) == "; did you mean 'accuracy'?"
+    assert did_you_mean("acuracy", ["accuracy", "Accuracy"]) == "; did you mean 'accuracy'?"
+    assert did_you_mean("dens", ["Dense", "Dropout"]) == "; did you mean 'Dense'?"

@@ -51,6 +51,15 @@ def refusal(cfg, dataset, loss_name=None):
 
 REFUSED = [
     pytest.param(
+        make(
+            [{"Dense": {"units": 3, "activation": "softmax"}}], "sparse_categorical_crossentropy", metrics=["Accuracy"]
+        ),
+        classes(3),
+        "metrics[0]: 'Accuracy' counts outputs equal to the labels, which a classifier's probabilities never are; "
+        "write 'accuracy' (Keras picks the accuracy that fits the loss)",
+        id="the-Accuracy-class-on-a-classifier",
+    ),
+    pytest.param(
         make([{"Dense": 4}, {"Dense": {"units": 1, "activation": "softmax"}}]),
         classes(),
         "model.layers[1] (Dense): a softmax over one unit always outputs 1.0, so binary_crossentropy learns nothing "

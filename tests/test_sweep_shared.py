@@ -362,3 +362,35 @@ def test_a_shared_studys_time_budget_counts_from_its_first_start_on_any_machine(
     assert study.deadline_of(joining, config.sweep, 1300.0, 0.0, shared=True) == 1600.0
     # In a sweep directory's own study, the budget is the time its runs used.
     assert study.deadline_of(first, config.sweep, 5000.0, 200.0, shared=False) == 5400.0
+
+
+def test_a_short_password_is_masked_only_where_it_stands_alone():
+    from nnrun.sweep import storage
+
+    given = storage.Storage("postgresql://u:e@127.0.0.1:1/x", storage.FLAG)
+    refused = 'connection to server at "127.0.0.1", port 1 failed: Connection refused'
+    assert given.scrub(refused) == refused  # not 'conn***ction', which would also say what the password is
+    assert given.scrub("password e refused") == "password *** refused"
+
+
+def test_sweeps_racing_to_make_a_new_sqlite_study_s_tables_try_again(tmp_path, monkeypatch):
+    import optuna
+    import sqlalchemy.exc
+
+    from nnrun.sweep import storage
+
+    made = optuna.storages.RDBStorage
+    tries = []
+
+    def racing(url, **kwargs):  # what the sweep that lost the race sees, once
+        tries.append(url)
+        if len(tries) == 1:
+            lost = Exception("table study_directions already exists")
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE", {}, lost)
+        return made(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    given = storage.Storage(f"sqlite:///{tmp_path / 'study.db'}", storage.FLAG)
+    with storage.opened(given) as database:
+        assert database.get_all_studies() == []
+    assert len(tries) == 2

@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nnrun.backend import BACKENDS
+from nnrun.errors import ConfigError
+
 if TYPE_CHECKING:
     from nnrun.config.schema import Config
 
@@ -72,8 +75,13 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> Choice:
     environ = os.environ if environ is None else environ
     if config.backend != "auto":
         return Choice(config.backend, "named in the config")
-    if environ.get("KERAS_BACKEND"):  # any value: backend.use() checks it, naming the variable
-        return Choice(environ["KERAS_BACKEND"], "$KERAS_BACKEND")
+    if environ.get("KERAS_BACKEND"):
+        name = environ["KERAS_BACKEND"]
+        if name not in BACKENDS:  # Keras's own variable, perhaps set for torch: name it, not the config
+            raise ConfigError(
+                f"$KERAS_BACKEND: nnrun trains on {' or '.join(BACKENDS)}; unset it for backend: auto; got {name!r}"
+            )
+        return Choice(name, "$KERAS_BACKEND")
     return choose(config, environ)
 
 

@@ -138,6 +138,7 @@ def with_data(config: Config, loss_name: str, dataset: Dataset) -> list[str]:
     """
     output = output_activation(config.model.layers)
     if dataset.is_classification:
+        _exact_accuracy(config.metrics)
         if output is None:
             return []
         warning = _probabilities(output, loss_name, bool(config.loss.get("from_logits", False)))
@@ -239,6 +240,17 @@ def _probabilities(output, loss_name, from_logits):
     if activation not in (SIGMOIDS if wanted == "sigmoid" else probabilities):
         raise ConfigError(f"{place}: {what} gives no probabilities, which {loss_name} takes; add activation: {wanted}")
     return None
+
+
+def _exact_accuracy(metrics):
+    """Keras's `Accuracy` class counts outputs equal to the labels: a classifier's probabilities never are
+    (and sparse labels do not even broadcast against them, a crash an epoch in)."""
+    for i, spec in enumerate(metrics):
+        if spec["name"] == "Accuracy":
+            raise ConfigError(
+                f"metrics[{i}]: 'Accuracy' counts outputs equal to the labels, which a classifier's probabilities "
+                "never are; write 'accuracy' (Keras picks the accuracy that fits the loss)"
+            )
 
 
 def _regression_metrics(metrics):

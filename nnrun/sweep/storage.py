@@ -63,7 +63,9 @@ class Storage:
         """Text (a driver's error) with this URL's password masked, should the driver have echoed it."""
         secret = _password(self.url) if self.url else None
         for form in {secret, quote(secret or "", safe="")} - {None, ""}:
-            text = text.replace(form, "***")  # type: ignore[arg-type]  # None was taken out
+            # As a whole word only: a password 'e' masked inside every word ('conn***ction') both garbles the
+            # message and, by where the masks fall, gives the password away.
+            text = re.sub(rf"(?<![\w%]){re.escape(form)}(?![\w%])", "***", text)  # type: ignore[arg-type]
         return text
 
 
@@ -245,7 +247,10 @@ def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RD
         except sqlalchemy.exc.SQLAlchemyError as e:
             # Machines that start together on an empty database each make Optuna's tables (optuna#1092):
             # one does, the others find them made when they try again.
-            racing = isinstance(e, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
+            # PostgreSQL says so with these classes; SQLite only in its message ('table ... already exists').
+            racing = isinstance(e, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)) or (
+                isinstance(e, sqlalchemy.exc.OperationalError) and "already exists" in str(e)
+            )
             if racing and attempt < 2:
                 time.sleep(random.uniform(0.2, 1.0))
                 continue
