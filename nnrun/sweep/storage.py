@@ -62,10 +62,10 @@ class Storage:
     def scrub(self, text: str) -> str:
         """Text (a driver's error) with this URL's password masked, should the driver have echoed it."""
         secret = _password(self.url) if self.url else None
-        for form in {secret, quote(secret or "", safe="")} - {None, ""}:
+        for form in {secret or "", quote(secret or "", safe="")} - {""}:
             # As a whole word only: a password 'e' masked inside every word ('conn***ction') both garbles the
             # message and, by where the masks fall, gives the password away.
-            text = re.sub(rf"(?<![\w%]){re.escape(form)}(?![\w%])", "***", text)  # type: ignore[arg-type]
+            text = re.sub(rf"(?<![\w%]){re.escape(form)}(?![\w%])", "***", text)
         return text
 
 
