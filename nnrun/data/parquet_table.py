@@ -82,14 +82,7 @@ def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Ite
     start = 0
     timestamps = [name for name in _timestamps(parquet.schema_arrow) if name not in skip]
     whole_days = _whole_days(parquet.schema_arrow, _batches(parquet, path, place, rows, timestamps))
-    batches = parquet.iter_batches(batch_size=rows)
-    while True:
-        try:
-            batch = next(batches, None)
-        except Exception as e:
-            raise _unreadable(path, place, e) from None
-        if batch is None:
-            return
+    for batch in _each(parquet.iter_batches(batch_size=rows), path, place):
         frame = _as_csv_reads(batch.to_pandas(date_as_object=False), path, place, skip, whole_days)
         frame.index = range(start, start + len(frame))
         start += len(frame)
@@ -107,7 +100,11 @@ def _batches(parquet, path, place, rows, names):
     """The file's columns `names` alone, in batches (nothing when there are none)."""
     if not names:
         return
-    batches = parquet.iter_batches(batch_size=max(rows, 1 << 16), columns=names)
+    yield from _each(parquet.iter_batches(batch_size=max(rows, 1 << 16), columns=names), path, place)
+
+
+def _each(batches, path, place):
+    """pyarrow's batches, a damaged file's error on the way read as one line naming the file."""
     while True:
         try:
             batch = next(batches, None)
