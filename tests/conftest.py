@@ -39,6 +39,9 @@ for _name, _value in {
     "JAX_COMPILATION_CACHE_DIR": str(Path(__file__).parent.parent / ".pytest_cache" / "jax-compilation-cache"),
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    # Bounded, JAX reads and writes each entry under a file lock (jax/_src/lru_cache.py); unbounded, it
+    # writes in place, and a worker could read an entry another process was still writing.
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(1 << 30),
 }.items():
     os.environ.setdefault(_name, _value)
 
