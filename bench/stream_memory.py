@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,23 +28,38 @@ NUMERIC, CHUNK = 20, 200_000
 
 
 def make_table(path, rows, seed=0):
-    """A CSV of `rows` rows, written a chunk at a time (kept when already there)."""
+    """A CSV of `rows` rows, written a chunk at a time (kept when already there).
+
+    pyarrow's CSV writer (C++) writes the 10 GB table several times faster than pandas' `to_csv`,
+    the same text: floats rounded to 4 places print as their shortest form in both.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     if path.exists():
         return path
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=NUMERIC)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
+    writer = None
+    try:
         for start in range(0, rows, CHUNK):
             n = min(CHUNK, rows - start)
             x = rng.normal(size=(n, NUMERIC))
             city = rng.choice(["Berlin", "Madrid", "Paris", "Rome"], n)
             plan = rng.choice(["basic", "gold", "pro"], n)
             logit = x @ weights / np.sqrt(NUMERIC) * 3 + (city == "Berlin") * 1.5 - (plan == "basic") * 1.0
-            frame = pd.DataFrame(x.round(4), columns=[f"x{i}" for i in range(NUMERIC)])
-            frame["city"], frame["plan"] = city, plan
-            frame["left"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-            frame.to_csv(f, header=start == 0, index=False)
+            columns = {f"x{i}": x[:, i].round(4) for i in range(NUMERIC)}
+            columns |= {"city": city, "plan": plan, "left": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)}
+            table = pa.table(columns)
+            if writer is None:
+                writer = pacsv.CSVWriter(tmp, table.schema, write_options=pacsv.WriteOptions(quoting_style="none"))
+            writer.write_table(table)
+            if start // CHUNK % 50 == 0:
+                print(f"{path.name}: {start + n:,} of {rows:,} rows", file=sys.stderr, flush=True)
+    finally:
+        if writer is not None:
+            writer.close()
     tmp.rename(path)
     return path
 

@@ -100,6 +100,25 @@ def test_each_split_streams_every_one_of_its_rows_once_encoded_as_predict_encode
     assert sorted(trained) == sorted(ds.y_train) and len(trained) == len(ds.y_train)
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("units", [1, 3])
+def test_a_streamed_splits_classes_are_predicted_a_batch_at_a_time_as_predict_gives_them(tmp_path, units):
+    import keras
+
+    from nnrun.data import feeding
+
+    table().to_csv(tmp_path / "t.csv", index=False)
+    ds = streamed.load(section(tmp_path / "t.csv"), 0.2, seed=3, batch_size=8, rows=11)
+    width = ds.preprocessing["input_shape"][0]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((width,)), keras.layers.Dense(units, "sigmoid" if units == 1 else "softmax")])
+    x = np.concatenate([b[0] for b in ds.x_test.as_numpy_iterator()])
+    got = feeding.split_classes(model, ds.x_test, 8, max(units, 2))
+    assert got.dtype == np.uint8 and len(got) == len(ds.y_test)
+    np.testing.assert_array_equal(got, feeding.split_classes(model, x, 8, max(units, 2)))
+    assert len(np.unique(got)) > 1  # the model's classes, not a constant
+
+
 @pytest.mark.slow
 def test_a_streamed_run_evaluates_refuses_a_changed_file_and_predicts_a_large_file_as_it_reads(
     runner, write_config, tmp_path, monkeypatch

@@ -140,6 +140,29 @@ def predicted_classes(probabilities: np.ndarray, threshold: float = 0.5) -> np.n
     return probabilities.argmax(axis=-1)
 
 
+def split_classes(model: Any, x: Any, batch_size: int, n_classes: int) -> np.ndarray:
+    """A classifier's predicted classes for a split: arrays through `predict`, a stream a batch at a time.
+
+    Keras's `predict` holds every batch's outputs until the end: on a streamed table's test split
+    (millions of rows) that is its float outputs and then their int64 classes, memory that grows with
+    the rows. A stream's classes are kept instead, a batch at a time, in the smallest integer type.
+
+    Args:
+        model: the classifier.
+        x: the split's inputs: arrays, or a `tf.data.Dataset` of `(x, y)` batches.
+        batch_size: the batch size for arrays.
+        n_classes: how many classes there are.
+
+    Returns:
+        The class index of each sample, in order.
+    """
+    if not is_stream(x):
+        return predicted_classes(model.predict(x, batch_size=batch_size, verbose=0))
+    kind = np.min_scalar_type(max(n_classes - 1, 1))
+    parts = [predicted_classes(model.predict_on_batch(batch[0])).astype(kind) for batch in x.as_numpy_iterator()]
+    return np.concatenate(parts) if parts else np.zeros(0, kind)
+
+
 def class_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """Per-class probabilities `(n, k)`; a single sigmoid unit becomes `[1 - p, p]`."""
     probabilities = np.asarray(probabilities, dtype="float64")

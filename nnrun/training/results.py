@@ -161,7 +161,7 @@ def final_metrics(
 
 
 def _confusion_matrix(model, dataset, batch_size, run_dir, title):
-    predicted = feeding.predicted_classes(model.predict(dataset.x_test, batch_size=batch_size, verbose=0))
+    predicted = feeding.split_classes(model, dataset.x_test, batch_size, len(dataset.class_names))
     plots.confusion_matrix(
         dataset.y_test, predicted, dataset.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png", title
     )
