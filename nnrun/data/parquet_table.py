@@ -64,6 +64,19 @@ def read_frame(path: Path, place: str, skip: Collection[str] = ()) -> pd.DataFra
     return frame
 
 
+def column_names(path: Path, place: str) -> list[str]:
+    """A Parquet file's column names, from its footer.
+
+    Args:
+        path: the file.
+        place: what errors name first.
+
+    Returns:
+        The names, in the file's order.
+    """
+    return [str(name) for name in _opened(path, place).schema_arrow.names]
+
+
 def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Iterator[pd.DataFrame]:
     """A Parquet file in DataFrames of up to `rows` rows, indexed by their row number in the file.
 
