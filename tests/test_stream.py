@@ -80,6 +80,12 @@ def test_an_empty_column_is_refused_streamed_in_the_words_of_a_whole_table(tmp_p
     assert "column 'notes' has no values in the training split; add it to data.drop" in str(streaming.value)
 
 
+def test_a_streamed_regression_on_text_targets_is_refused_in_one_line(tmp_path):
+    table().assign(left=lambda f: f["city"]).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"^data.path '.*t.csv': data.task is regression but the targets are not num"):
+        streamed.load(section(tmp_path / "t.csv", task="regression"), 0.25, seed=4, rows=17)
+
+
 def test_the_split_is_seeded_recorded_and_the_same_in_any_chunks(tmp_path):
     frame = table()
     frame.to_csv(tmp_path / "t.csv", index=False)
