@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nnrun.atomic import sha256_file
 from nnrun.data import csv_table
-from nnrun.data.csv_file import MAX_COLUMNS
+from nnrun.data.csv_file import MAX_COLUMNS, check_file
 from nnrun.data.types import Raw
 from nnrun.errors import DataError, listed
 
@@ -156,10 +156,7 @@ def _opened(path, place):
         raise DataError(
             f"{place}: reading Parquet needs pyarrow, which is not installed: pip install 'nnrun[parquet]'"
         ) from None
-    if not path.is_file():
-        raise DataError(
-            f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
-        )
+    check_file(path, place)
     try:
         parquet = pq.ParquetFile(path)
     except Exception as e:
