@@ -6,6 +6,7 @@ Tables are tiny and generated in tmp_path; CLI runs train for one epoch.
 import csv
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -705,3 +706,13 @@ def test_a_file_that_is_not_a_table_is_refused_without_quoting_it(tmp_path):
     assert str(info.value) == (
         "the input reads as a single column, not a table of the model's columns age, balance, city, gender"
     )
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_missing_table_is_named_before_pandas_is_imported(tmp_path, monkeypatch, whole):
+    from nnrun.data import csv_file
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # importing it now fails: the check came first
+    path = tmp_path / "missing.csv"
+    with pytest.raises(DataError, match=r"^data.path: file '.*missing.csv' does not exist$"):
+        csv_file.read_table(path, {}, "data.path") if whole else next(csv_file.read_chunks(path, {}, "data.path", 10))

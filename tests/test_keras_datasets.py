@@ -156,6 +156,15 @@ def test_every_absent_dataset_names_its_files(keras_home, name, where):
     assert f"Keras looks for {home / 'datasets'}/{where}" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_an_mnist_npz_that_is_not_keras_s_file_is_not_trained_on(keras_home):
+    # Keras's loader takes mnist.npz only with its published sha256, else downloads it again; nnrun's own
+    # reading of the cache must not take a file Keras would not (here the download fails: no network).
+    home = keras_home()
+    np.savez(home / "datasets" / "mnist.npz", x_train=np.zeros((6, 28, 28), "uint8"), y_train=np.arange(6) % 3)
+    with pytest.raises(keras_datasets.DataError, match="not in the Keras cache and could not be downloaded"):
+        keras_datasets.read(KerasData(source="keras", name="mnist"))
+
+
 def test_unreadable_cache_file_is_bad_input_naming_it(cache):
     images = Path(os.environ["KERAS_HOME"]) / "datasets" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
     images.write_bytes(gzip.compress(b"\0" * 20))  # a header and 4 pixels: not 10 images

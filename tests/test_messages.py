@@ -40,6 +40,12 @@ def test_a_list_written_with_commas_says_to_write_brackets(runner, write_config)
     assert line == "data.drop: expected a list; got 'A,B': write [A, B]"
 
 
+@pytest.mark.parametrize("value, got", [("sometimes", "'sometimes'"), ("2", "2")])
+def test_a_stream_that_is_not_true_false_or_auto_says_which_it_takes(runner, write_config, value, got):
+    line = refused(runner, write_config(data=CSV), f"data.stream={value}")
+    assert line == f"data.stream: expected true, false or auto; got {got}"
+
+
 def test_a_tab_in_yaml_is_named_with_its_line_and_column(runner, write_config):
     path = write_config(text="data: {source: sklearn, name: iris}\nmodel:\n  layers:\n\t- Flatten\nloss: mse\n")
     result = runner.invoke(cli, ["check", str(path)])

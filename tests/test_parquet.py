@@ -5,6 +5,7 @@ Tables are tiny and generated in tmp_path; the one CLI run trains for one epoch.
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from nnrun import data
 from nnrun.cli.main import cli
 from nnrun.config import validation as config
 from nnrun.data import parquet_table
+from nnrun.errors import DataError
+from nnrun.inference import table_rows
 from nnrun.rundir import files as rundir
 
 pyarrow = pytest.importorskip("pyarrow")
@@ -96,6 +99,18 @@ def test_a_bad_parquet_file_is_one_error_line(runner, write_config, tmp_path, ma
     assert len(lines) == 1 and lines[0].startswith("error: ") and "data.path: " in lines[0], result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def test_without_pyarrow_check_and_predict_say_what_to_install(runner, write_config, tmp_path, monkeypatch):
+    table(20).to_parquet(tmp_path / "t.parquet")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as where the parquet extra is not installed
+    config_file = write_config(data={"source": "parquet", "path": str(tmp_path / "t.parquet"), "target": "left"})
+    result = runner.invoke(cli, ["check", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "needs pyarrow, which is not installed: pip install 'nnrun[parquet]'" in result.output, result.output
+    prep = {"kind": "table", "columns": ["age"]}
+    with pytest.raises(DataError, match=r"^input: reading Parquet needs pyarrow"):
+        list(table_rows.parts(tmp_path / "t.parquet", True, prep, None, []))
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from nnrun.cli import check
 from nnrun.config import loading
 from nnrun.config import validation as config
-from nnrun.data import quick_summary
+from nnrun.data import keras_datasets, quick_summary
 from nnrun.errors import BadInput, Unsure
 from nnrun.model import catalogue, quick, shapes, summary_table
 
@@ -201,7 +201,7 @@ def test_the_mnist_hash_is_the_one_keras_checks():
     import importlib.util
 
     source = Path(importlib.util.find_spec("keras").origin).parent / "src" / "datasets" / "mnist.py"
-    assert quick_summary.MNIST_SHA256 in source.read_text()
+    assert keras_datasets.MNIST_SHA256 in source.read_text()
 
 
 def test_an_mnist_file_keras_would_not_read_goes_to_keras(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from nnrun import data
 from nnrun.cli.main import cli
 from nnrun.config import validation as config
 from nnrun.data import csv_table, split_hash, streamed
+from nnrun.errors import DataError
 from nnrun.inference import table_rows
 
 pytestmark = pytest.mark.any_backend
@@ -66,6 +67,23 @@ def test_streamed_preprocessing_is_what_the_whole_training_rows_give(tmp_path, s
     for name, stats in whole["numeric"].items():
         assert got["numeric"][name] == pytest.approx(stats, rel=1e-9, abs=1e-12), name
     assert ds.class_names == ["0", "1"] and len(ds.y_train) == len(training)
+
+
+def test_an_empty_column_is_refused_streamed_in_the_words_of_a_whole_table(tmp_path):
+    frame = table().assign(notes=None)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError) as whole:
+        data.load(section(tmp_path / "t.csv", stream=False), 0.25, seed=4)
+    with pytest.raises(DataError) as streaming:
+        streamed.load(section(tmp_path / "t.csv"), 0.25, seed=4, rows=17)
+    assert str(streaming.value) == str(whole.value)
+    assert "column 'notes' has no values in the training split; add it to data.drop" in str(streaming.value)
+
+
+def test_a_streamed_regression_on_text_targets_is_refused_in_one_line(tmp_path):
+    table().assign(left=lambda f: f["city"]).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"^data.path '.*t.csv': data.task is regression but the targets are not num"):
+        streamed.load(section(tmp_path / "t.csv", task="regression"), 0.25, seed=4, rows=17)
 
 
 def test_the_split_is_seeded_recorded_and_the_same_in_any_chunks(tmp_path):

@@ -161,7 +161,7 @@ def predict(
     if as_json:
         for line in found.to_json():
             click.echo(json.dumps(line))
-    elif found.count and found.runtime != "keras" and not as_json:  # an export answered (--json rows say which)
+    elif found.count and found.runtime != "keras":  # an export answered (--json rows say which)
         console.print(f"runtime: {found.runtime} (export/)", style="dim", highlight=False)
     if written and found.count:
         if not as_json:  # the rows are in the file: the terminal gets what became of them

@@ -17,7 +17,7 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nnrun.backend import BACKENDS
 from nnrun.errors import ConfigError
@@ -115,5 +115,4 @@ def _jax_or_tensorflow(why: str) -> Choice:
 
 def _layer_names(config: Config) -> list[str]:
     """The Keras names of the config's layers, augmentation included (a Random* layer works on images)."""
-    specs: list[Any] = [*(getattr(config.data, "augmentation", None) or ()), *config.model.layers]
-    return [next(iter(spec)) if isinstance(spec, Mapping) else str(spec) for spec in specs]
+    return [next(iter(spec)) for spec in [*config.data.augmentation, *config.model.layers]]

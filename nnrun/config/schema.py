@@ -43,6 +43,13 @@ def _fraction(value):
     return value
 
 
+def _stream(value):
+    # Checked before the union, whose own message names each of its members ("data.stream.bool: ...").
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise ValueError("expected true, false or auto")
+
+
 class DataBase(Section):
     test_split: float = Field(
         0.2, gt=0.0, lt=1.0, description="Fraction held out for testing, when the source has no test split."
@@ -121,7 +128,7 @@ class TableData(DataBase):
     missing_target: Literal["drop", "error"] = Field(
         "drop", description="Rows without a target: left out (with a note saying how many), or an error."
     )
-    stream: bool | Literal["auto"] = Field(
+    stream: Annotated[bool | Literal["auto"], BeforeValidator(_stream)] = Field(
         "auto",
         description="Read the table in chunks, never whole: a first pass learns the preprocessing and the split, "
         "then batches are read as Keras takes them. auto: past 1 GiB of CSV or 256 MiB of Parquet.",

@@ -48,6 +48,7 @@ def read_table(path: Path, options: dict[str, Any], place: str) -> pd.DataFrame:
     Returns:
         A pandas DataFrame with at least one row.
     """
+    check_file(path, place)  # before pandas is imported: a missing file is named in no time
     import pandas as pd
 
     with _reading(path, options, place) as arguments:
@@ -71,6 +72,7 @@ def read_chunks(path: Path, options: dict[str, Any], place: str, rows: int) -> I
     Yields:
         DataFrames indexed by their data row in the file (from 0), at least one.
     """
+    check_file(path, place)  # before pandas is imported: a missing file is named in no time
     import pandas as pd
 
     with _reading(path, options, place) as arguments:
@@ -90,16 +92,20 @@ def read_chunks(path: Path, options: dict[str, Any], place: str, rows: int) -> I
         raise DataError(f"{place}: '{path}' has a header but no rows")
 
 
-@contextlib.contextmanager
-def _reading(path, options, place, checked=False):
-    """`pandas.read_csv`'s arguments for the file, the file checked first (unless `checked`), and
-    whatever reading it raises turned into one line naming the file."""
-    import pandas as pd
-
-    if not checked and not path.is_file():
+def check_file(path: Path, place: str) -> None:
+    """Refuses a table's path that is not a file, in one line naming it (`place`: 'data.path' or 'input')."""
+    if not path.is_file():
         raise DataError(
             f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
         )
+
+
+@contextlib.contextmanager
+def _reading(path, options, place, checked=False):
+    """`pandas.read_csv`'s arguments for the file (sniffed unless `checked`), and whatever reading it
+    raises turned into one line naming the file."""
+    import pandas as pd
+
     # utf-8-sig drops a byte-order mark (Excel writes one); the parser takes CRLF as it comes.
     named = options.get("encoding") or "utf-8"
     utf8 = named.lower().replace("_", "-") in ("utf-8", "utf8")

@@ -10,12 +10,13 @@ plain JSON, so `apply` encodes raw rows later exactly as training did.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnrun.atomic import sha256_file
-from nnrun.data import columns
+from nnrun.data import columns, table_notes
 from nnrun.data.csv_file import read_table
 from nnrun.data.light_table import scaled, unseen_line
 from nnrun.data.types import Raw
@@ -140,33 +141,12 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
     missing = x.isna().sum()  # per column, at once: a table may be thousands of columns wide
-    empty = [name for name in x.columns if missing[name] == len(x)]
-    if len(empty) == 1:
-        raise DataError(
-            f"data.path '{data.path}': column '{empty[0]}' has no values in the training split; add it to data.drop"
-        )
-    if empty:
-        raise DataError(
-            f"data.path '{data.path}': columns {listed(repr(c) for c in empty)} have no values in the training "
-            f"split; add them to data.drop"
-        )
+    table_notes.refuse_empty([name for name in x.columns if missing[name] == len(x)], data)
     kinds, formats = columns.kinds(x, data)
     categorical = [c for c, kind in kinds.items() if kind == "categorical"]
     expanded = with_dates(x, formats)
     numeric_columns = [c for c in expanded.columns if c not in categorical]
-    notes: list[str] = []
-    detected = [c for c in categorical if c not in (data.categorical or ())]
-    if detected:
-        found = listed(f"{c} ({x[c].nunique()} values)" for c in detected)
-        notes.append(
-            f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose"
-        )
-    detected = [c for c in formats if c not in data.date]
-    if detected:
-        found = listed(f"{c} ({formats[c]})" for c in detected)
-        notes.append(
-            f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose"
-        )
+    notes = table_notes.detection_notes(data, {c: x[c].nunique() for c in categorical}, formats)
 
     numeric: dict[str, dict[str, float]] = {}
     if numeric_columns:
@@ -183,7 +163,7 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
         for name in [c for c in x.columns if kinds[c] != "categorical"]:
             n = int(missing[name])
             median = "s of its parts" if name in formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
-            note_filled(notes, name, n, f"the training median{median}")
+            table_notes.note_filled(notes, name, n, f"the training median{median}")
 
     encoded: dict[str, dict[str, Any]] = {}
     if categorical:
@@ -192,14 +172,37 @@ def fit(x: pd.DataFrame, data: TableData) -> dict[str, Any]:
         encoder = OneHotEncoder(handle_unknown="ignore").fit(filled.transform(text))
         for i, name in enumerate(categorical):
             encoded[name] = {"fill": str(filled.statistics_[i]), "categories": [str(c) for c in encoder.categories_[i]]}
-            note_filled(
+            table_notes.note_filled(
                 notes, name, sum(v is None for v in text[:, i]), f"the most frequent value {encoded[name]['fill']!r}"
             )
-    width = len(numeric) + sum(len(c["categories"]) for c in encoded.values())
+    return preprocessing(data, x.columns, numeric, encoded, formats, notes)
+
+
+def preprocessing(
+    data: TableData,
+    names: Iterable[object],
+    numeric: dict[str, dict[str, float]],
+    encoded: dict[str, dict[str, Any]],
+    formats: dict[str, str],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The JSON-able preprocessing of a table (what `fit` returns, and a streamed table's `table_stats`).
+
+    Args:
+        data: the config's `data` section.
+        names: the feature columns, in order.
+        numeric: each scaled column's fill and scaling (a date column's as its parts).
+        encoded: each categorical column's fill and categories.
+        formats: each date column's format.
+        notes: for the user.
+
+    Returns:
+        The dict `apply` encodes rows with.
+    """
     return {
         "kind": KIND,
-        "input_shape": [width],
-        "columns": [str(c) for c in x.columns],
+        "input_shape": [len(numeric) + sum(len(c["categories"]) for c in encoded.values())],
+        "columns": [str(c) for c in names],
         "numeric": numeric,
         "categorical": encoded,
         "dates": {name: {"format": fmt} for name, fmt in formats.items()},
@@ -315,12 +318,6 @@ def with_dates(x: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
         else:
             out[name] = x[name].to_numpy()
     return pd.DataFrame(out, index=x.index)
-
-
-def note_filled(notes: list[str], name: str, n: int, value: str) -> None:
-    """Adds the note that `n` missing values of a column were filled with `value`, if there were any."""
-    if n:
-        notes.append(f"{name}: {n} missing value{'s' * (n != 1)} in the training split filled with {value}")
 
 
 def _column(name, names, place, path):

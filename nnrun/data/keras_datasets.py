@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnrun import keras_cache
+from nnrun.atomic import sha256_file
 from nnrun.backend import keras as _keras
 from nnrun.data.types import Raw
 from nnrun.errors import DataError
@@ -46,6 +47,11 @@ _FINE = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bo
     pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark
     shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone
     television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+
+# keras.datasets.mnist.load_data reads mnist.npz only when it has this sha256 (keras/src/datasets/mnist.py;
+# a test checks it against Keras's source), else downloads it again.
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+MNIST_BYTES = 20_000_000  # the file is 11 MB: a larger one is not it
 
 # name -> (what Keras keeps under <cache>/datasets/, where it downloads it from, class names)
 DATASETS = {
@@ -104,10 +110,29 @@ def _from_cache(name):
     if not all(os.path.isfile(f) for f in files):
         return None
     if name == "mnist":
-        with np.load(files[0], allow_pickle=False) as f:
+        path = mnist_file()
+        if path is None:
+            return None
+        with np.load(path, allow_pickle=False) as f:
             return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
     x, y, x_test, y_test = (_idx(f) for f in files)
     return (x, y), (x_test, y_test)
+
+
+def mnist_file() -> str | None:
+    """The cache's mnist.npz where it is the file Keras's loader reads (its sha256, as Keras checks it).
+
+    Returns:
+        Its path; None where it is absent, a link, too large or another file (Keras's loader then
+        downloads it again, or says which file to put where).
+    """
+    path = os.path.join(keras_cache.folder("datasets")[0], DATASETS["mnist"][0][0])
+    try:
+        if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > MNIST_BYTES:
+            return None
+        return path if sha256_file(path) == MNIST_SHA256 else None
+    except OSError:
+        return None
 
 
 def _idx(path):

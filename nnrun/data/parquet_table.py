@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nnrun.atomic import sha256_file
 from nnrun.data import csv_table
-from nnrun.data.csv_file import MAX_COLUMNS
+from nnrun.data.csv_file import MAX_COLUMNS, check_file
 from nnrun.data.types import Raw
 from nnrun.errors import DataError, listed
 
@@ -62,6 +62,19 @@ def read_frame(path: Path, place: str, skip: Collection[str] = ()) -> pd.DataFra
     if frame.empty:
         raise DataError(f"{place}: '{path}' has columns but no rows")
     return frame
+
+
+def column_names(path: Path, place: str) -> list[str]:
+    """A Parquet file's column names, from its footer.
+
+    Args:
+        path: the file.
+        place: what errors name first.
+
+    Returns:
+        The names, in the file's order.
+    """
+    return [str(name) for name in _opened(path, place).schema_arrow.names]
 
 
 def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Iterator[pd.DataFrame]:
@@ -143,10 +156,7 @@ def _opened(path, place):
         raise DataError(
             f"{place}: reading Parquet needs pyarrow, which is not installed: pip install 'nnrun[parquet]'"
         ) from None
-    if not path.is_file():
-        raise DataError(
-            f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"
-        )
+    check_file(path, place)
     try:
         parquet = pq.ParquetFile(path)
     except Exception as e:

@@ -54,7 +54,7 @@ def chunks(data: TableData, rows: int, dropped: list[int] | None = None) -> Iter
         rows: rows per chunk (before those without a target are left out).
         dropped: a list to which each chunk's count of rows without a target is added, or None.
     """
-    if getattr(data, "source", None) == "parquet":
+    if data.source == "parquet":
         frames = parquet_table.frames(data.path, "data.path", rows, skip=data.drop)
     else:
         frames = csv_file.read_chunks(data.path, csv_table.reading(data), "data.path", rows)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnrun.data import columns, csv_table
+from nnrun.data import columns, csv_table, table_notes
 from nnrun.data.split_hash import uniform
-from nnrun.errors import DataError, listed
+from nnrun.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,50 +68,22 @@ class Learner:
     def fitted(self) -> dict[str, Any]:
         """The preprocessing dict, as `csv_table.fit` gives it for the same rows."""
         kinds = self.kinds if self.kinds is not None else self._detect()
-        data, missing, n = self.data, self.missing, self.rows
-        empty = [name for name in missing.index if missing[name] == n]
-        if empty:
-            raise DataError(
-                f"data.path '{data.path}': column{'s' * (len(empty) > 1)} {listed(repr(c) for c in empty)} "
-                f"ha{'ve' if len(empty) > 1 else 's'} no values in the training split; add them to data.drop"
-            )
+        data, missing = self.data, self.missing
+        table_notes.refuse_empty([name for name in missing.index if missing[name] == self.rows], data)
         categorical = [c for c, kind in kinds.items() if kind == "categorical"]
-        notes: list[str] = []
-        detected = [c for c in categorical if c not in (data.categorical or ())]
-        if detected:
-            found = listed(f"{c} ({len(self.counts[c])} values)" for c in detected)
-            notes.append(
-                f"categorical columns detected (not numbers), one-hot encoded: {found}; set data.categorical to choose"
-            )
-        detected = [c for c in self.formats if c not in data.date]
-        if detected:
-            found = listed(f"{c} ({self.formats[c]})" for c in detected)
-            notes.append(
-                f"date columns detected, read as year, month, day of year and weekday: {found}; set data.date to choose"
-            )
+        notes = table_notes.detection_notes(data, {c: len(self.counts[c]) for c in categorical}, self.formats)
         numeric = self._numeric()
         for name in [c for c in kinds if kinds[c] != "categorical"]:
             median = "s of its parts" if name in self.formats else f" {float(format(numeric[name]['fill'], '.6g'))}"
-            csv_table.note_filled(notes, name, int(missing[name]), f"the training median{median}")
+            table_notes.note_filled(notes, name, int(missing[name]), f"the training median{median}")
         encoded: dict[str, dict[str, Any]] = {}
         for name in categorical:
             counts = self.counts[name]
             top = max(counts.values())
             fill = min(value for value, k in counts.items() if k == top)  # SimpleImputer's: the smallest of ties
             encoded[name] = {"fill": fill, "categories": sorted(counts)}
-            csv_table.note_filled(notes, name, int(missing[name]), f"the most frequent value {fill!r}")
-        width = len(numeric) + sum(len(c["categories"]) for c in encoded.values())
-        return {
-            "kind": csv_table.KIND,
-            "input_shape": [width],
-            "columns": [str(c) for c in kinds],
-            "numeric": numeric,
-            "categorical": encoded,
-            "dates": {name: {"format": fmt} for name, fmt in self.formats.items()},
-            "read": csv_table.reading(data),
-            "rescale": None,
-            "notes": notes,
-        }
+            table_notes.note_filled(notes, name, int(missing[name]), f"the most frequent value {fill!r}")
+        return csv_table.preprocessing(data, kinds, numeric, encoded, self.formats, notes)
 
     def _detect(self):
         import pandas as pd

@@ -81,14 +81,10 @@ def _frames(path, parquet, prep, id_column):
 
 def _not_taken(path, prep, id_column):
     """The columns of a Parquet file that neither the model nor the id takes: left as they are read."""
-    import pyarrow.parquet as pq
+    from nnrun.data import parquet_table
 
-    try:
-        names = pq.read_schema(path).names
-    except Exception:  # read_frame says what is wrong with the file
-        return ()
     taken = {*prep["columns"], id_column}
-    return [name for name in names if name not in taken]
+    return [name for name in parquet_table.column_names(path, "input") if name not in taken]
 
 
 def _encoded(frame, path, parquet, prep, id_column, said):

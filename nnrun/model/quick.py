@@ -69,7 +69,7 @@ def _setup(config: Config) -> QuickSetup:
     catalogue = catalogues.load()
     if catalogue is None:
         raise Unsure("no catalogue of the installed Keras")
-    bytes_per_parameter = _keras_json()
+    _keras_json()
     _ruled(catalogue, config)  # before the data is read: a model Keras must build costs check no more than before
     warnings = mistakes.in_config(config)
     dataset = quick_summary.summary(config.data, training.validation_split)
@@ -79,19 +79,20 @@ def _setup(config: Config) -> QuickSetup:
     check_fit(SimpleNamespace(output_shape=output_shape), loss_name, dataset, config.model.layers)
     warnings += mistakes.with_data(config, loss_name, dataset)
     _callbacks(catalogue, training.callbacks)
-    table = summary_table.summary(names.keras_name(str(config.output.name)), rows, bytes_per_parameter)
+    table = summary_table.summary(names.keras_name(str(config.output.name)), rows)
     return QuickSetup(dataset, table, warnings)
 
 
-def _keras_json() -> int:
-    """The weights' size in bytes, where Keras's own config (`keras.json`) keeps its defaults."""
+def _keras_json() -> None:
+    """Gives way where Keras's own config (`keras.json`) changes the defaults the rules assume: float32
+    weights, channels last."""
     home = os.environ.get("KERAS_HOME")
     if home is None:
         base = os.path.expanduser("~")
         home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
     path = os.path.join(os.path.expanduser(home), "keras.json")
     if not os.path.exists(path):
-        return 4
+        return
     try:
         with open(path, "rb") as f:
             settings = json.loads(f.read(KERAS_JSON_BYTES + 1))
@@ -103,7 +104,6 @@ def _keras_json() -> int:
         or settings.get("image_data_format", "channels_last") != "channels_last"
     ):
         raise Unsure("keras.json sets floatx or image_data_format")
-    return 4
 
 
 def _ruled(catalogue: catalogues.Catalogue, config: Config) -> None:

@@ -49,7 +49,7 @@ def built(class_name: str, args: Mapping[str, Any], shape: Shape, known: Callabl
         raise Unsure(f"layer {class_name}")
     own, function = rule
     for key, value in args.items():
-        check = own.get(key) or _COMMON.get(key)
+        check = own.get(key)
         if check is None or not check(value, known):
             raise Unsure(f"{class_name}: {key}={value!r}")
     return function(dict(args), shape)
@@ -74,10 +74,6 @@ def _named(module):
     return lambda v, known: v is None or (isinstance(v, str) and known(module, v))
 
 
-def _activation(v, known):
-    return v is None or (isinstance(v, str) and known("activations", v))
-
-
 def _sizes(v, known):
     """An int or a list of ints, each at least 1 (`kernel_size`, `strides`, `pool_size`)."""
     return _whole(1)(v, known) or (isinstance(v, list) and len(v) > 0 and all(_whole(1)(i, known) for i in v))
@@ -89,9 +85,8 @@ def _channels_last(v, known):
     return v in (None, "channels_last")
 
 
-_COMMON: dict[str, Callable[[Any, Any], bool]] = {}  # arguments every layer takes that no rule reads
 _WEIGHTS = {
-    "activation": _activation,
+    "activation": _named("activations"),
     "use_bias": _flag,
     "kernel_initializer": _named("initializers"),
     "bias_initializer": _named("initializers"),
@@ -103,8 +98,7 @@ _WEIGHTS = {
 }
 
 
-def _tuple(value, rank, default):
-    value = default if value is None else value
+def _tuple(value, rank):
     return (value,) * rank if isinstance(value, int) else tuple(value)
 
 
@@ -130,8 +124,8 @@ def _dense(args, shape):
 
 def _conv(rank):
     def conv(args, shape):
-        size = _tuple(args["kernel_size"], rank, None)
-        strides = _tuple(args.get("strides", 1), rank, 1)
+        size = _tuple(args["kernel_size"], rank)
+        strides = _tuple(args.get("strides", 1), rank)
         spatial = _windows(shape, rank, size, strides, args.get("padding", "valid"))
         filters, bias = args["filters"], args.get("use_bias", True)
         return Built((*spatial, filters), math.prod(size) * shape[-1] * filters + filters * bias, 0)
@@ -141,8 +135,8 @@ def _conv(rank):
 
 def _pooling(rank):
     def pooling(args, shape):
-        size = _tuple(args.get("pool_size", 2), rank, 2)
-        strides = _tuple(args.get("strides"), rank, None) if args.get("strides") is not None else size
+        size = _tuple(args.get("pool_size", 2), rank)
+        strides = size if args.get("strides") is None else _tuple(args["strides"], rank)
         return Built((*_windows(shape, rank, size, strides, args.get("padding", "valid")), shape[-1]), 0, 0)
 
     return pooling

@@ -24,14 +24,13 @@ class Row:
     non_trainable: int
 
 
-def summary(model_name: str, rows: Sequence[Row], bytes_per_parameter: int = 4) -> str:
+def summary(model_name: str, rows: Sequence[Row]) -> str:
     """The text Keras's `model.summary(print_fn=...)` hands its `print_fn` for a built, compiled
     (not yet trained) Sequential model.
 
     Args:
         model_name: the model's name.
-        rows: its layers, in order.
-        bytes_per_parameter: the size of the weights' dtype (float32: 4).
+        rows: its layers, in order (float32 weights).
 
     Returns:
         The text, ending in a line break, as Keras gives it.
@@ -61,7 +60,6 @@ def summary(model_name: str, rows: Sequence[Row], bytes_per_parameter: int = 4) 
         table.add_row(name, shape, _number(f"{row.trainable + row.non_trainable:,}"))
     trainable = sum(row.trainable for row in rows)
     non_trainable = sum(row.non_trainable for row in rows)
-    bits = 8 * bytes_per_parameter
 
     console = rich.console.Console(highlight=False, force_terminal=False, color_system=None)
     console.begin_capture()
@@ -72,7 +70,7 @@ def summary(model_name: str, rows: Sequence[Row], bytes_per_parameter: int = 4) 
         (" Trainable params: ", trainable),
         (" Non-trainable params: ", non_trainable),
     ):
-        console.print(_bold(label) + _number(f"{count:,}") + f" ({_readable(count * bits / 8)})")
+        console.print(_bold(label) + _number(f"{count:,}") + f" ({_readable(count * 4)})")
     return console.end_capture()
 
 
