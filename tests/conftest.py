@@ -22,6 +22,7 @@ import functools
 import inspect
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,16 @@ for _name, _value in {
     "JAX_COMPILATION_CACHE_MAX_SIZE": str(1 << 30),
 }.items():
     os.environ.setdefault(_name, _value)
+
+# The signal tests send SIGINT and SIGHUP and expect nnrun to act on them. A launcher may have left them
+# ignored, and nnrun keeps an ignored signal ignored (as `nohup nnrun train &` asks): a background job of a
+# script (`bash .ci/run &`) starts with SIGINT ignored, a `nohup` one with SIGHUP too. Those tests then
+# trained until their timeout and took their xdist workers with them. Each test process starts from the
+# defaults, as a terminal's job does.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 # The backend this pass runs on: $KERAS_BACKEND, else TensorFlow. Set for the whole session (and the processes
 # tests start), since a config that names none would otherwise run on what `backend: auto` picks for its model.
