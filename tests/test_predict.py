@@ -310,6 +310,30 @@ def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_w
 
 
 @pytest.mark.any_backend
+def test_a_parquet_file_is_predicted_in_chunks_of_rows_however_small_its_models_columns_alone_read(
+    churn_run, tmp_path, monkeypatch
+):
+    from nnrun.data import parquet_table
+    from nnrun.inference import table_rows
+
+    table = churn_table(7, seed=3).drop(columns=["left"]).assign(comment="words " * 200)
+    table.to_parquet(tmp_path / "rows.parquet")  # a few kB: a file's size says nothing of its rows
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    monkeypatch.setattr(table_rows, "CHUNK_ROWS", 3)
+    read = []
+    frames = parquet_table.frames
+    monkeypatch.setattr(parquet_table, "frames", lambda *a, **k: read.append(k["columns"]) or frames(*a, **k))
+    prep = json.loads((churn_run.path / "preprocessing.json").read_text())
+    notes = []
+    chunks = list(table_rows.parts(tmp_path / "rows.parquet", True, prep, None, notes))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 1]
+    assert read == [[c for c in table.columns if c in prep["columns"]]]
+    assert notes == [f"{tmp_path / 'rows.parquet'}: ignored columns the model does not take: id, comment"]
+    (whole,) = table_rows.parts(tmp_path / "rows.csv", False, prep, None, [])
+    np.testing.assert_allclose(np.stack([x for _, x in sum(chunks, [])]), np.stack([x for _, x in whole]))
+
+
+@pytest.mark.any_backend
 def test_options_that_change_nothing_say_why(churn_run, iris_run, regression_run, tmp_path):
     churn_table(3).to_csv(tmp_path / "rows.csv", index=False)
     np.save(tmp_path / "iris.npy", np.ones((2, 4)))

@@ -1,8 +1,8 @@
-"""Table rows for `predict`: a CSV or Parquet file of raw rows, whole or, past `STREAM_BYTES`, chunk by chunk.
+"""Table rows for `predict`: a CSV or Parquet file of raw rows, whole or chunk by chunk.
 
 A small CSV takes light_table's path (no pandas to import); the rest is read as
-training reads it and encoded with the run's preprocessing by csv_table. A large
-file is never held whole: each chunk of `CHUNK_ROWS` rows is encoded, predicted
+training reads it and encoded with the run's preprocessing by csv_table. A CSV
+past `STREAM_BYTES` and every Parquet file are never held whole: each chunk of `CHUNK_ROWS` rows is encoded, predicted
 and handed on before the next is read, so predict's memory stays flat however
 long the file is. Rows are named by their place in the file: a CSV's by its line
 (after one header line), a Parquet file's by its row, counted from 1.
@@ -52,43 +52,43 @@ def parts(path: Path, parquet: bool, prep: dict[str, Any], id_column: str | None
         yield [((f"{path}:{i + 2}", row_id), row) for i, (row, row_id) in enumerate(rows)]
         return
     said: list[str] = []
-    for i, frame in enumerate(_frames(path, parquet, prep, id_column)):
+    header = _parquet_columns(path) if parquet else None
+    for i, frame in enumerate(_frames(path, parquet, header, prep, id_column)):
         encoded = _encoded(frame, path, parquet, prep, id_column, said)
         if i == 0:  # named once the file is known to be a table of the model's columns
-            _ignored(path, [str(c) for c in frame.columns], prep, id_column, notes)
+            _ignored(path, header or [str(c) for c in frame.columns], prep, id_column, notes)
         yield encoded
     if len(said) > MAX_WARNINGS:
         said[MAX_WARNINGS:] = [f"{len(said) - MAX_WARNINGS} more lines like these, about later rows"]
     notes += [f"warning: {path}: {line}" for line in said]
 
 
-def _frames(path, parquet, prep, id_column):
-    """The file's rows as DataFrames indexed by their row in the file (from 0): one, or chunks."""
+def _frames(path, parquet, header, prep, id_column):
+    """The file's rows as DataFrames indexed by their row in the file (from 0): one, or chunks.
+
+    A Parquet file is read in chunks of rows whatever its size (compressed, it may hold a hundred times
+    its size in values), and only its columns the model or the id takes; a CSV is chunked past
+    `STREAM_BYTES`.
+    """
     from nnrun.data import csv_file, parquet_table
 
-    big = path.stat().st_size > STREAM_BYTES
     if parquet:
-        skip = _not_taken(path, prep, id_column)
-        if big:
-            yield from parquet_table.frames(path, "input", CHUNK_ROWS, skip)
-        else:
-            yield parquet_table.read_frame(path, "input", skip)
-    elif big:
+        taken = [name for name in header or () if name in {*prep["columns"], id_column}]
+        yield from parquet_table.frames(path, "input", CHUNK_ROWS, columns=taken or None)
+    elif path.stat().st_size > STREAM_BYTES:
         yield from csv_file.read_chunks(path, prep.get("read", {}), "input", CHUNK_ROWS)
     else:
         yield csv_file.read_table(path, prep.get("read", {}), "input")
 
 
-def _not_taken(path, prep, id_column):
-    """The columns of a Parquet file that neither the model nor the id takes: left as they are read."""
-    import pyarrow.parquet as pq
-
+def _parquet_columns(path):
+    """The names of a Parquet file's columns; None where its footer cannot be read (`frames` says why)."""
     try:
-        names = pq.read_schema(path).names
-    except Exception:  # read_frame says what is wrong with the file
-        return ()
-    taken = {*prep["columns"], id_column}
-    return [name for name in names if name not in taken]
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).names
+    except Exception:  # pyarrow missing too
+        return None
 
 
 def _encoded(frame, path, parquet, prep, id_column, said):
