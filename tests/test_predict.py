@@ -334,6 +334,21 @@ def test_a_parquet_file_is_predicted_in_chunks_of_rows_however_small_its_models_
 
 
 @pytest.mark.any_backend
+def test_parquet_rows_are_named_by_their_row_from_1_where_csv_rows_are_named_by_their_line(churn_run, tmp_path):
+    table = churn_table(6, seed=5).drop(columns=["left"])
+    table.loc[[1, 4], "age"] = None
+    table.to_parquet(tmp_path / "rows.parquet")
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    for name, first, where in [
+        ("rows.csv", "rows.csv:2", "lines 3, 6"),
+        ("rows.parquet", "rows.parquet:row 1", "rows 2, 5"),
+    ]:
+        result, rows = predict_json(tmp_path / name, "--run", churn_run.path)
+        assert rows[0]["input"] == str(tmp_path / first)
+        assert f"column 'age': 2 rows missing, filled as in training ({where})" in " ".join(result.stderr.split())
+
+
+@pytest.mark.any_backend
 def test_options_that_change_nothing_say_why(churn_run, iris_run, regression_run, tmp_path):
     churn_table(3).to_csv(tmp_path / "rows.csv", index=False)
     np.save(tmp_path / "iris.npy", np.ones((2, 4)))

@@ -4,8 +4,11 @@ A small CSV takes light_table's path (no pandas to import); the rest is read as
 training reads it and encoded with the run's preprocessing by csv_table. A CSV
 past `STREAM_BYTES` and every Parquet file are never held whole: each chunk of `CHUNK_ROWS` rows is encoded, predicted
 and handed on before the next is read, so predict's memory stays flat however
-long the file is. Rows are named by their place in the file: a CSV's by its line
-(after one header line), a Parquet file's by its row, counted from 1.
+long the file is. Rows are named by their place in the file, as a user finds them:
+a CSV's by its line (`rows.csv:2` is the first row, after the header line), as an
+editor or `sed -n 2p` counts; a Parquet file has no lines, so its rows say so
+(`rows.parquet:row 1`), counted from 1 as a table viewer numbers them. Warnings
+about values name them the same way (`lines 3, 6`; `rows 2, 5`).
 """
 
 from __future__ import annotations
@@ -98,13 +101,14 @@ def _encoded(frame, path, parquet, prep, id_column, said):
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"{path}: no id column '{id_column}'")
     start = int(frame.index[0]) if len(frame) else 0
-    first = start + (1 if parquet else 2)
+    first, unit = (start + 1, "row") if parquet else (start + 2, "line")
     try:
-        x = csv_table.apply(frame, prep, said, first_line=first)
+        x = csv_table.apply(frame, prep, said, first_line=first, unit=unit)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     ids = frame[id_column].tolist() if id_column else [None] * len(frame)
-    return [((f"{path}:{first + i}", row_id), row) for i, (row, row_id) in enumerate(zip(x, ids, strict=True))]
+    at = f"{path}:row " if parquet else f"{path}:"
+    return [((f"{at}{first + i}", row_id), row) for i, (row, row_id) in enumerate(zip(x, ids, strict=True))]
 
 
 def _ignored(path, header, prep, id_column, notes):
