@@ -91,6 +91,17 @@ def test_a_table_gets_its_columns_decided_as_check_decides_them_each_with_why(ru
         assert "#" in line_of(text, start), start
 
 
+def test_a_parquet_table_gets_the_config_its_csv_gets(runner, tmp_path):
+    table().to_csv(tmp_path / "c.csv", index=False)
+    table().to_parquet(tmp_path / "c.parquet")
+    from_csv = written(init(runner, tmp_path / "c.csv", "--target", "plan"))
+    result = init(runner, tmp_path / "c.parquet", "--target", "plan")
+    from_parquet = written(result)
+    assert from_parquet["data"] == {**from_csv["data"], "source": "parquet", "path": str(tmp_path / "c.parquet")}
+    assert {k: v for k, v in from_parquet.items() if k != "data"} == {k: v for k, v in from_csv.items() if k != "data"}
+    assert "# a Parquet table of 120 rows" in line_of(result.stdout, "source:")
+
+
 def test_two_classes_get_one_sigmoid_unit_and_imbalance_is_pointed_out(runner, tmp_path):
     path = tmp_path / "churn.csv"
     frame = table().assign(left=[1 if i % 6 == 0 else 0 for i in range(120)]).drop(columns="plan")
@@ -276,7 +287,7 @@ def tables(path):
         ("no-rows", lambda p: p.write_text("a,y\n"), Y, ["has a header but no rows"]),
         ("one-value", lambda p: p.write_text("a,y\n1,5\n2,5\n"), Y, ["same value in every row"]),
         ("only-ids", ids_only, Y, ["no column is left to predict y from", "check refuses Unnamed: 0, id"]),
-        ("data.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV table, an .npz file or a folder"]),
+        ("data.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n"), [], ["not a CSV or Parquet table, an .npz file"]),
         ("empty-folder", lambda p: p.mkdir(), [], ["not a folder of images", "no sub-folders"]),
         ("no-images", lambda p: [(p / name).mkdir(parents=True) for name in ("a", "b")], [], ["'a' has no images"]),
         ("one-class", lambda p: make_image_folder(p, {"cat": 2}), [], ["error: DATA '", "1 class folder ('cat')"]),

@@ -206,6 +206,30 @@ def test_what_fits_passes_without_a_word(cfg, dataset):
     assert mistakes.with_data(cfg, cfg.loss["name"], dataset) == []
 
 
+# Configs that train but that evaluate and predict would misread: a warning, the same through check and train
+# (test_quick_check.py runs them through both of check's paths).
+WARNED = [
+    pytest.param(
+        make([{"Dense": {"units": 3, "activation": activation}}], loss),
+        classes(3),
+        f"model.layers[0] (Dense): activation '{activation}' gives each class a probability of its own, which "
+        f"{loss} rescales to sum to 1 while training, but nnrun's evaluate and predict read them as they are "
+        "(a sample's need not sum to 1); use activation: softmax",
+        id=f"{activation}-with-{loss}",
+    )
+    for activation, loss in [
+        ("sigmoid", "sparse_categorical_crossentropy"),
+        ("hard_sigmoid", "categorical_crossentropy"),
+    ]
+]
+
+
+@pytest.mark.parametrize("cfg, dataset, message", WARNED)
+def test_a_sigmoid_per_class_with_a_categorical_crossentropy_trains_but_is_a_warning(cfg, dataset, message):
+    assert mistakes.in_config(cfg) == []
+    assert mistakes.with_data(cfg, cfg.loss["name"], dataset) == [message]
+
+
 @pytest.mark.parametrize(
     "loss, n, wanted",
     [("binary_crossentropy", 2, "sigmoid"), ("sparse_categorical_crossentropy", 3, "softmax")],

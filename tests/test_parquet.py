@@ -155,7 +155,7 @@ def test_a_parquet_table_trains_evaluates_and_predicts(runner, write_config, tmp
     assert result.exit_code == 0, result.output
     written = list(csv.DictReader(output.read_text().splitlines()))
     assert [row["id"] for row in written] == [str(i) for i in range(1, 8)]
-    assert written[0]["input"] == f"{tmp_path / 'rows.parquet'}:1"
+    assert written[0]["input"] == f"{tmp_path / 'rows.parquet'}:row 1"
     result = runner.invoke(cli, ["predict", str(tmp_path / "rows.csv"), "--run", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     from_csv = [json.loads(line)["probability"] for line in result.stdout.splitlines()]

@@ -268,6 +268,86 @@ def test_output_prints_how_many_rows_went_where_not_the_rows(churn_run, tmp_path
     assert len(pd.read_csv(output)) == 5
 
 
+def test_an_output_it_would_not_write_truly_or_that_exists_is_refused_before_predicting(tmp_path):
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    (tmp_path / "old.csv").write_text("kept\n")
+    no_run = ["--run", tmp_path / "no-run"]  # refused before the run is looked for
+    cases = [
+        ("x.json", "writes .csv, .csv.gz, .parquet, .pq files; 'x.json' is none of them"),
+        ("preds", "writes .csv, .csv.gz, .parquet, .pq files; 'preds' is none of them"),
+        ("old.csv", "exists; give --overwrite to replace it"),
+    ]
+    for name, message in cases:
+        result = invoke("predict", tmp_path / "rows.csv", *no_run, "--output", tmp_path / name)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"error: --output {tmp_path / name}: {message}\n"
+    result = invoke("predict", tmp_path / "rows.csv", *no_run, "--output", tmp_path / "rows.csv", "--overwrite")
+    assert result.exit_code == 2 and f"is the input {tmp_path / 'rows.csv'}" in result.stderr, result.output
+    assert (tmp_path / "old.csv").read_text() == "kept\n" and (tmp_path / "rows.csv").read_text() == "a\n1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv", "rows.csv"]
+
+
+@pytest.mark.any_backend
+def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_when_told(churn_run, tmp_path):
+    table = churn_table(5, seed=4)
+    table["id"] = range(100, 105)
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    by_csv = tmp_path / "preds.csv"
+    _, rows = predict_json(tmp_path / "rows.csv", "--run", churn_run.path, "--id-column", "id", "--output", by_csv)
+    for name in ("preds.parquet", "preds.csv.gz"):
+        (tmp_path / name).write_text("old")
+        args = ["--run", churn_run.path, "--id-column", "id", "--output", tmp_path / name, "--overwrite"]
+        result = invoke("predict", tmp_path / "rows.csv", *args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == f"5 predictions written to {tmp_path / name}\n"
+    parquet = pd.read_parquet(tmp_path / "preds.parquet")
+    assert parquet.columns.tolist() == ["input", "id", "label", "probability", "probability.0", "probability.1"]
+    assert parquet["id"].tolist() == list(range(100, 105)) and parquet["id"].dtype == "int64"
+    assert parquet["input"].tolist() == [r["input"] for r in rows]
+    assert parquet["probability"].tolist() == pytest.approx([r["probability"] for r in rows])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "preds.csv.gz"), pd.read_csv(by_csv))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+@pytest.mark.any_backend
+def test_a_parquet_file_is_predicted_in_chunks_of_rows_however_small_its_models_columns_alone_read(
+    churn_run, tmp_path, monkeypatch
+):
+    from nnrun.data import parquet_table
+    from nnrun.inference import table_rows
+
+    table = churn_table(7, seed=3).drop(columns=["left"]).assign(comment="words " * 200)
+    table.to_parquet(tmp_path / "rows.parquet")  # a few kB: a file's size says nothing of its rows
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    monkeypatch.setattr(table_rows, "CHUNK_ROWS", 3)
+    read = []
+    frames = parquet_table.frames
+    monkeypatch.setattr(parquet_table, "frames", lambda *a, **k: read.append(k["columns"]) or frames(*a, **k))
+    prep = json.loads((churn_run.path / "preprocessing.json").read_text())
+    notes = []
+    chunks = list(table_rows.parts(tmp_path / "rows.parquet", True, prep, None, notes))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 1]
+    assert read == [[c for c in table.columns if c in prep["columns"]]]
+    assert notes == [f"{tmp_path / 'rows.parquet'}: ignored columns the model does not take: id, comment"]
+    (whole,) = table_rows.parts(tmp_path / "rows.csv", False, prep, None, [])
+    np.testing.assert_allclose(np.stack([x for _, x in sum(chunks, [])]), np.stack([x for _, x in whole]))
+
+
+@pytest.mark.any_backend
+def test_parquet_rows_are_named_by_their_row_from_1_where_csv_rows_are_named_by_their_line(churn_run, tmp_path):
+    table = churn_table(6, seed=5).drop(columns=["left"])
+    table.loc[[1, 4], "age"] = None
+    table.to_parquet(tmp_path / "rows.parquet")
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    for name, first, where in [
+        ("rows.csv", "rows.csv:2", "lines 3, 6"),
+        ("rows.parquet", "rows.parquet:row 1", "rows 2, 5"),
+    ]:
+        result, rows = predict_json(tmp_path / name, "--run", churn_run.path)
+        assert rows[0]["input"] == str(tmp_path / first)
+        assert f"column 'age': 2 rows missing, filled as in training ({where})" in " ".join(result.stderr.split())
+
+
 @pytest.mark.any_backend
 def test_options_that_change_nothing_say_why(churn_run, iris_run, regression_run, tmp_path):
     churn_table(3).to_csv(tmp_path / "rows.csv", index=False)

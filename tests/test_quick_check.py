@@ -59,7 +59,7 @@ def mistake_cases():
     import test_check
     import test_mistakes
 
-    cases = [p.values[0] for p in test_mistakes.REFUSED + test_mistakes.ACCEPTED]
+    cases = [p.values[0] for p in test_mistakes.REFUSED + test_mistakes.ACCEPTED + test_mistakes.WARNED]
     for p in test_check.BAD:
         try:
             cases.append(config.validate({**TINY, **p.values[0]}, "tiny"))

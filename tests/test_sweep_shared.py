@@ -292,6 +292,58 @@ def test_a_database_that_fails_is_named_in_one_line_before_anything_is_made(
     assert not (home / "runs").exists(), "no sweep directory"
 
 
+@pytest.mark.parametrize(
+    "how, url, message",
+    [
+        (
+            "flag",
+            "postgresql://nnrun:s3cret@127.0.0.1:1/optuna",
+            "--storage: postgresql://nnrun:***@127.0.0.1:1/optuna: cannot open the study's database: connection "
+            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+        ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
+        (
+            "config",
+            "mysql+pymysql://nnrun:s3cret@db/optuna",
+            "tiny.yaml: sweep.storage: mysql+pymysql://nnrun:***@db/optuna: needs the database driver pymysql, "
+            "which is not installed; pip install 'PyMySQL'",
+        ),
+        ("config", "postgresql://nnrun:s3cret@db:port/x", "sweep.storage: postgresql://***@db:port/x: not a"),
+        ("flag", "sqlite:///no/such/folder/study.db", "--storage: sqlite:///no/such/folder/study.db: no folder"),
+    ],
+)
+def test_check_tries_the_sweeps_database_as_the_sweep_would_open_it(runner, tmp_path, monkeypatch, how, url, message):
+    if "pymysql" in url and importlib.util.find_spec("pymysql"):
+        pytest.skip("PyMySQL is installed")
+    home = machine(tmp_path, "m", **({"storage": url} if how == "config" else {}))
+    monkeypatch.chdir(home)
+    args = ["check", "tiny.yaml", *(["--storage", url] if how == "flag" else [])]
+    result = runner.invoke(cli, args, env={ENV: url if how == "env" else ""})
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.splitlines()
+    assert message in line and "s3cret" not in line, line
+
+
+def test_check_makes_nothing_in_a_database_it_reaches(runner, tmp_path, monkeypatch):
+    import optuna
+
+    from nnrun.sweep import storage
+
+    home = machine(tmp_path, "m")
+    monkeypatch.chdir(home)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    storage.probe(storage.Storage(url, storage.FLAG))
+    assert not (tmp_path / "shared.db").exists(), "no file made"
+    optuna.create_study(storage=url, study_name="other")
+    before = (tmp_path / "shared.db").read_bytes()
+    result = runner.invoke(cli, ["check", "tiny.yaml"], env={ENV: url})
+    assert result.exit_code == 0, result.output
+    assert f"sweep storage: {url} (${ENV})" in result.output
+    assert (tmp_path / "shared.db").read_bytes() == before, "no study nor table made"
+    result = runner.invoke(cli, ["check", "tiny.yaml", "--set", "sweep=null", "--storage", url])
+    assert result.exit_code == 2 and "--storage: tiny.yaml has no sweep section" in result.output
+
+
 def test_sweeps_that_share_a_study_recover_a_silent_trial_once_and_refuse_another_search(tmp_path, monkeypatch):
     import optuna
 

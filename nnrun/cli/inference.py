@@ -94,8 +94,10 @@ def evaluate(
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
-    help="Write the predictions to this CSV file (and print how many, not them; --json still prints them).",
+    help="Write the predictions to this .csv, .csv.gz or .parquet file (and print how many, not them; --json "
+    "still prints them).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file (else it is refused).")
 @click.option("--id-column", help="A CSV column to carry into each prediction (shown, and written with --output).")
 @click.option(
     "--runtime",
@@ -113,6 +115,7 @@ def predict(
     threshold: float | None,
     as_json: bool,
     output: Path | None,
+    overwrite: bool,
     id_column: str | None,
     runtime: str,
 ) -> None:
@@ -120,13 +123,16 @@ def predict(
     from nnrun.cli import render
     from nnrun.errors import DataError
     from nnrun.inference import predict as prediction
+    from nnrun.inference import prediction_file
 
-    if output and not output.resolve().parent.is_dir():
-        raise DataError(f"--output {output}: the folder '{output.resolve().parent}' does not exist")
+    if output:
+        prediction_file.check(output, overwrite, inputs)
+    elif overwrite:
+        raise click.UsageError("--overwrite: there is no --output file to replace")
     chosen = run_dir is None
     run_dir = _chosen_run(run_dir, runs_dir, "name one with --run")
     # Rows go to --output as they are predicted, never all held: a large table's file is written as it is read.
-    written = prediction.CsvOutput(output, id_column) if output else None
+    written = prediction_file.opened(output, id_column) if output else None
     kept: list[dict[str, Any]] = []  # with --json as well, the rows are printed once all are predicted
 
     def sink(row: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from nnrun.errors import FAULTS, BadInput, WriteFailed
 
 @click.command("init")
 @click.argument("data", metavar="DATA", type=click.Path(path_type=Path))
-@click.option("--target", metavar="COLUMN", help="The table's column to predict (CSV tables; required for them).")
+@click.option("--target", metavar="COLUMN", help="The table's column to predict (tables; required for them).")
 @click.option(
     "-o",
     "--output",
@@ -20,8 +20,9 @@ from nnrun.errors import FAULTS, BadInput, WriteFailed
     help="Write the config to this file (never over an existing one) instead of stdout.",
 )
 def init(data: Path, target: str | None, output: Path | None) -> None:
-    """Write a starter config for DATA: a CSV table (.csv, .csv.gz), an .npz file,
-    or a folder of images with one sub-folder per class.
+    """Write a starter config for DATA: a CSV table (.csv, .csv.gz), a Parquet
+    table (.parquet), an .npz file, or a folder of images with one sub-folder
+    per class.
 
     \b
     nnrun init data.csv --target y > cfg.yaml && nnrun train cfg.yaml

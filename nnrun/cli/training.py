@@ -161,23 +161,35 @@ def sweep_command(
 @click.command()
 @config_argument
 @set_option
-def check(config_file: Path, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="A sweep's study's database, as nnrun sweep takes it (else $NNRUN_SWEEP_STORAGE, else sweep.storage): "
+    "its driver and connection are tried, nothing is made in it.",
+)
+def check(config_file: Path, overrides: tuple[str, ...], storage: str | None) -> None:
     """Validate CONFIG, load its data and build its model, without training."""
     from nnrun import backend
     from nnrun.config import loading as config
 
     resolved = config.load(config_file, overrides)  # before the heavy imports: a bad config fails fast
+    if storage and not resolved.sweep:
+        raise click.UsageError(f"--storage: {config_file} has no sweep section")
+    shared = None
     if resolved.sweep:
         from nnrun.sweep import command as sweep
 
         with _about(config_file, overrides):
             sweep.check_available()
+        shared = sweep.probe(resolved, config_file, storage)  # names the place itself, as sweep's does
     backend.use(resolved.backend)
     from nnrun.cli import check as checking
 
     with _about(config_file, overrides):
         setup = checking.prepare(resolved, streams.reporter())
     checking.report(resolved, setup, click.echo)
+    if shared is not None and shared.shared:
+        click.echo(f"sweep storage: {shared.shown} ({shared.place})")
     click.echo(f"backend: {resolved.backend} ({resolved.backend_reason})")
     click.echo(f"{config_file}: ok")
 

@@ -213,7 +213,11 @@ def preprocessing(
 
 
 def apply(
-    x: pd.DataFrame, preprocessing: dict[str, Any], warnings_out: list[str] | None = None, first_line: int = 2
+    x: pd.DataFrame,
+    preprocessing: dict[str, Any],
+    warnings_out: list[str] | None = None,
+    first_line: int = 2,
+    unit: str = "line",
 ) -> np.ndarray:
     """Encodes raw rows exactly as the training rows were encoded.
 
@@ -226,6 +230,7 @@ def apply(
             are not dates, missing values) naming the rows by their line in a
             CSV file with one header line, as predict names them; or None.
         first_line: the line the first of the rows is named by (a later chunk of a file starts further on).
+        unit: what the warnings' numbers count: a CSV's `line`s, a Parquet file's `row`s (from 1).
 
     Returns:
         float32 features, numeric columns first, then each categorical
@@ -250,7 +255,7 @@ def apply(
         what = f"no column {named[0]}" if len(named) == 1 else f"no columns {listed(named, 10)}"
         raise DataError(f"the input has {what}; the model takes {listed(preprocessing['columns'], 15)}")
     if warnings_out is not None:
-        warnings_out += _unseen(x, preprocessing, first_line)
+        warnings_out += _unseen(x, preprocessing, first_line, unit)
     x = with_dates(x, {name: d["format"] for name, d in preprocessing.get("dates", {}).items()})
     parts = []
     numeric = preprocessing["numeric"]
@@ -279,12 +284,12 @@ def feed(
     return apply(x, preprocessing)
 
 
-def _unseen(x, preprocessing, first_line):
+def _unseen(x, preprocessing, first_line, unit):
     """What raw rows hold that training never saw, a line per column, naming the values and the rows."""
     found = []
 
     def say(name, where, what, values=()):
-        found.append(unseen_line(name, where, what, values, first_line))
+        found.append(unseen_line(name, where, what, values, first_line, unit))
 
     for name, stats in preprocessing["categorical"].items():
         known = set(stats["categories"])

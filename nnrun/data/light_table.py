@@ -194,7 +194,12 @@ def _date_parts(values, fmt, name):
 
 
 def unseen_line(
-    name: str, where: Sequence[bool] | np.ndarray, what: str, values: Iterable[object] = (), first_line: int = 2
+    name: str,
+    where: Sequence[bool] | np.ndarray,
+    what: str,
+    values: Iterable[object] = (),
+    first_line: int = 2,
+    unit: str = "line",
 ) -> str:
     """One line about a column's rows that training never saw, naming a few values and the rows' lines.
 
@@ -204,6 +209,7 @@ def unseen_line(
         what: what they hold, e.g. "missing, filled as in training".
         values: the values to name (the first 5 different ones are shown).
         first_line: the line of the first row (2: a file's first, after its header).
+        unit: what the numbers count: a CSV's `line`s, a Parquet file's `row`s.
 
     Returns:
         "column 'city': 2 rows with ...: 'Oslo' (lines 3, 6)", the lines counted in the file after its header.
@@ -211,7 +217,7 @@ def unseen_line(
     lines = np.flatnonzero(where) + first_line
     rows = f"{len(lines)} row{'s' * (len(lines) != 1)}"
     shown = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(values))[:5])
-    at = f" ({'lines' if len(lines) > 1 else 'line'} {listed(lines.tolist())})"
+    at = f" ({unit}{'s' * (len(lines) > 1)} {listed(lines.tolist())})"
     return f"column '{name}': {rows} {what}" + (f": {shown}" if shown else "") + at
 
 

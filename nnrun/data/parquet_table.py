@@ -9,7 +9,7 @@ predict takes CSV or Parquet rows for it alike.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,14 +77,20 @@ def column_names(path: Path, place: str) -> list[str]:
     return [str(name) for name in _opened(path, place).schema_arrow.names]
 
 
-def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Iterator[pd.DataFrame]:
+def frames(
+    path: Path, place: str, rows: int, skip: Collection[str] = (), columns: Sequence[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """A Parquet file in DataFrames of up to `rows` rows, indexed by their row number in the file.
+
+    Memory follows `rows`, not the file: pyarrow decodes a batch at a time (a well-compressed file holds
+    many times its size in values).
 
     Args:
         path: the file.
         place: what errors name first.
         rows: rows per DataFrame.
         skip: columns left as pyarrow gives them, as `read_frame`'s.
+        columns: the file's columns to read (by default all).
 
     Yields:
         DataFrames, as `read_frame`'s rows read, in the file's order.
@@ -93,9 +99,10 @@ def frames(path: Path, place: str, rows: int, skip: Collection[str] = ()) -> Ite
     if parquet.metadata.num_rows == 0:
         raise DataError(f"{place}: '{path}' has columns but no rows")
     start = 0
-    timestamps = [name for name in _timestamps(parquet.schema_arrow) if name not in skip]
+    read = set(parquet.schema_arrow.names if columns is None else columns) - set(skip)
+    timestamps = [name for name in _timestamps(parquet.schema_arrow) if name in read]
     whole_days = _whole_days(parquet.schema_arrow, _batches(parquet, path, place, rows, timestamps))
-    for batch in _each(parquet.iter_batches(batch_size=rows), path, place):
+    for batch in _each(parquet.iter_batches(batch_size=rows, columns=columns), path, place):
         frame = _as_csv_reads(batch.to_pandas(date_as_object=False), path, place, skip, whole_days)
         frame.index = range(start, start + len(frame))
         start += len(frame)

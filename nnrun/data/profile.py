@@ -24,8 +24,9 @@ from nnrun.errors import DataError, did_you_mean, listed
 MAX_CLASSES = 20
 # Names a target column often has, in the order suggested when --target is missing.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
-_TABLE_SUFFIXES = (".npy", ".parquet", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
+_TABLE_SUFFIXES = (".npy", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
 _SAMPLED_IMAGES = 200  # images whose size and colours are read: enough for a median
 
 
@@ -54,7 +55,7 @@ class Column:
 
 @dataclass
 class Table:
-    """A CSV table (plain or compressed, as pandas reads it)."""
+    """A CSV table (plain or compressed, as pandas reads it) or a Parquet table (`source`)."""
 
     path: Path
     rows: int
@@ -96,7 +97,7 @@ Profile = Table | Images | Arrays
 
 
 def describe(path: Path, target: str | None = None) -> Profile:
-    """Describes a CSV table, an `.npz` file or an image folder for a starter config.
+    """Describes a CSV or Parquet table, an `.npz` file or an image folder for a starter config.
 
     Args:
         path: the data, as the user named it.
@@ -115,9 +116,12 @@ def describe(path: Path, target: str | None = None) -> Profile:
     if name.endswith(".npz"):
         _not_for(target, f"'{path}' is an .npz file: its targets are its y array")
         return _arrays(path)
+    if name.endswith(_PARQUET_SUFFIXES):
+        return _table(path, target, parquet=True)
     if name.endswith(image_folder.EXTENSIONS) or name.endswith(_TABLE_SUFFIXES):
         raise DataError(
-            f"DATA: '{path}' is not a CSV table, an .npz file or a folder of images (one sub-folder per class)"
+            f"DATA: '{path}' is not a CSV or Parquet table, an .npz file or a folder of images (one sub-folder "
+            "per class)"
         )
     return _table(path, target)
 
@@ -142,9 +146,14 @@ def _not_for(target, why):
 # --- tables ---------------------------------------------------------------------------------------
 
 
-def _table(path, target):
+def _table(path, target, parquet=False):
     options: dict[str, Any] = {"sep": None, "decimal": ".", "encoding": "utf-8", "na_values": []}
-    table = read_table(path, options, "DATA")
+    if parquet:  # read as training reads it: its columns as a CSV of it would read
+        from nnrun.data import parquet_table
+
+        table = parquet_table.read_frame(path, "DATA")
+    else:
+        table = read_table(path, options, "DATA")
     names = [str(c) for c in table.columns]
     table = table.set_axis(names, axis=1)
     if target is None:
@@ -158,7 +167,7 @@ def _table(path, target):
     found = _verdicts(table, target, path)
     # A column of numbers with a few words ('?', 'n/a') or decimal commas is refused by check with the
     # fix to make; try that fix, and keep it where check then takes the column.
-    for fix in _fixes(table, found):
+    for fix in [] if parquet else _fixes(table, found):  # a Parquet file's columns have their types
         try:
             again = read_table(path, {**options, **fix}, "DATA").set_axis(names, axis=1)
         except DataError:  # decimal commas in a comma-separated file, for one
@@ -174,6 +183,7 @@ def _table(path, target):
         columns=found,
         decimal=options["decimal"],
         na_values=options["na_values"],
+        source="parquet" if parquet else "csv",
     )
 
 

@@ -7,7 +7,6 @@ ones are still predicted.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import math
 import os
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nnrun import atomic, data
+from nnrun import data
 from nnrun.data import feeding
 from nnrun.errors import DataError, listed, one_line
 from nnrun.inference import table_rows
@@ -349,46 +348,3 @@ def _image(path, prep):
 def _kind(prep):
     shape = "x".join(map(str, prep["input_shape"]))
     return {"table": "CSV rows", "images": "image files"}.get(prep.get("kind"), f"arrays of shape {shape}")
-
-
-class CsvOutput:
-    """Predictions written to a CSV file as they come (id or input, label, probability, one
-    `probability.<class>` column per class; or value): the file appears whole, atomically, once
-    `close` is called with rows written, and not at all otherwise.
-
-    Args:
-        path: the file.
-        id_column: whether rows carry an `id` (its column follows `input`).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], id_column: str | None = None) -> None:
-        self.path, self.with_id = Path(path), id_column is not None
-        self.rows = 0
-        self._file: Any = None
-        self._writer: Any = None
-        self._done = contextlib.ExitStack()
-
-    def write(self, row: dict[str, Any]) -> None:
-        """Adds one prediction, as `predict` makes it."""
-        import csv
-
-        flat = {
-            **{k: v for k, v in row.items() if k not in ("top", "probabilities")},
-            **{f"probability.{name}": p for name, p in row.get("probabilities", {}).items()},
-        }
-        if self._writer is None:
-            tmp = self._done.enter_context(atomic.atomic(self.path))
-            self._file = self._done.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
-            names = [k for k in flat if k != "id"]
-            names[1:1] = ["id"] if self.with_id else []
-            self._writer = csv.DictWriter(self._file, names, restval="", extrasaction="ignore")
-            self._writer.writeheader()
-        self._writer.writerow(flat)
-        self.rows += 1
-
-    def close(self, error: BaseException | None = None) -> None:
-        """Puts the file in place (or, after `error`, removes what was written)."""
-        if error is None:
-            self._done.close()
-        else:
-            self._done.__exit__(type(error), error, error.__traceback__)

@@ -1,11 +1,14 @@
-"""Table rows for `predict`: a CSV or Parquet file of raw rows, whole or, past `STREAM_BYTES`, chunk by chunk.
+"""Table rows for `predict`: a CSV or Parquet file of raw rows, whole or chunk by chunk.
 
 A small CSV takes light_table's path (no pandas to import); the rest is read as
-training reads it and encoded with the run's preprocessing by csv_table. A large
-file is never held whole: each chunk of `CHUNK_ROWS` rows is encoded, predicted
+training reads it and encoded with the run's preprocessing by csv_table. A CSV
+past `STREAM_BYTES` and every Parquet file are never held whole: each chunk of `CHUNK_ROWS` rows is encoded, predicted
 and handed on before the next is read, so predict's memory stays flat however
-long the file is. Rows are named by their place in the file: a CSV's by its line
-(after one header line), a Parquet file's by its row, counted from 1.
+long the file is. Rows are named by their place in the file, as a user finds them:
+a CSV's by its line (`rows.csv:2` is the first row, after the header line), as an
+editor or `sed -n 2p` counts; a Parquet file has no lines, so its rows say so
+(`rows.parquet:row 1`), counted from 1 as a table viewer numbers them. Warnings
+about values name them the same way (`lines 3, 6`; `rows 2, 5`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def parts(path: Path, parquet: bool, prep: dict[str, Any], id_column: str | None
     Yields:
         Lists of `((name, id), model input)`.
     """
-    from nnrun.data import light_table
+    from nnrun.data import light_table, parquet_table
 
     light = None if parquet else light_table.read(path, prep, id_column)
     if light is not None:
@@ -52,39 +55,33 @@ def parts(path: Path, parquet: bool, prep: dict[str, Any], id_column: str | None
         yield [((f"{path}:{i + 2}", row_id), row) for i, (row, row_id) in enumerate(rows)]
         return
     said: list[str] = []
-    for i, frame in enumerate(_frames(path, parquet, prep, id_column)):
+    header = parquet_table.column_names(path, "input") if parquet else None
+    for i, frame in enumerate(_frames(path, parquet, header, prep, id_column)):
         encoded = _encoded(frame, path, parquet, prep, id_column, said)
         if i == 0:  # named once the file is known to be a table of the model's columns
-            _ignored(path, [str(c) for c in frame.columns], prep, id_column, notes)
+            _ignored(path, header or [str(c) for c in frame.columns], prep, id_column, notes)
         yield encoded
     if len(said) > MAX_WARNINGS:
         said[MAX_WARNINGS:] = [f"{len(said) - MAX_WARNINGS} more lines like these, about later rows"]
     notes += [f"warning: {path}: {line}" for line in said]
 
 
-def _frames(path, parquet, prep, id_column):
-    """The file's rows as DataFrames indexed by their row in the file (from 0): one, or chunks."""
+def _frames(path, parquet, header, prep, id_column):
+    """The file's rows as DataFrames indexed by their row in the file (from 0): one, or chunks.
+
+    A Parquet file is read in chunks of rows whatever its size (compressed, it may hold a hundred times
+    its size in values), and only its columns the model or the id takes; a CSV is chunked past
+    `STREAM_BYTES`.
+    """
     from nnrun.data import csv_file, parquet_table
 
-    big = path.stat().st_size > STREAM_BYTES
     if parquet:
-        skip = _not_taken(path, prep, id_column)
-        if big:
-            yield from parquet_table.frames(path, "input", CHUNK_ROWS, skip)
-        else:
-            yield parquet_table.read_frame(path, "input", skip)
-    elif big:
+        taken = [name for name in header or () if name in {*prep["columns"], id_column}]
+        yield from parquet_table.frames(path, "input", CHUNK_ROWS, columns=taken or None)
+    elif path.stat().st_size > STREAM_BYTES:
         yield from csv_file.read_chunks(path, prep.get("read", {}), "input", CHUNK_ROWS)
     else:
         yield csv_file.read_table(path, prep.get("read", {}), "input")
-
-
-def _not_taken(path, prep, id_column):
-    """The columns of a Parquet file that neither the model nor the id takes: left as they are read."""
-    from nnrun.data import parquet_table
-
-    taken = {*prep["columns"], id_column}
-    return [name for name in parquet_table.column_names(path, "input") if name not in taken]
 
 
 def _encoded(frame, path, parquet, prep, id_column, said):
@@ -94,13 +91,14 @@ def _encoded(frame, path, parquet, prep, id_column, said):
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"{path}: no id column '{id_column}'")
     start = int(frame.index[0]) if len(frame) else 0
-    first = start + (1 if parquet else 2)
+    first, unit = (start + 1, "row") if parquet else (start + 2, "line")
     try:
-        x = csv_table.apply(frame, prep, said, first_line=first)
+        x = csv_table.apply(frame, prep, said, first_line=first, unit=unit)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     ids = frame[id_column].tolist() if id_column else [None] * len(frame)
-    return [((f"{path}:{first + i}", row_id), row) for i, (row, row_id) in enumerate(zip(x, ids, strict=True))]
+    at = f"{path}:row " if parquet else f"{path}:"
+    return [((f"{at}{first + i}", row_id), row) for i, (row, row_id) in enumerate(zip(x, ids, strict=True))]
 
 
 def _ignored(path, header, prep, id_column, notes):

@@ -4,9 +4,11 @@ Each is one line that says what to write instead: a softmax over one unit
 (always 1.0) with binary_crossentropy, an output that is no probability for a
 crossentropy without `from_logits`, an output activation that cannot reach a
 regression's targets, accuracy on a regression, a learning rate of 0 or less,
-a frozen network with random weights. Where a config can mean it, a warning
-says what to change instead. The rules read the config and the data, never
-Keras: they hold whatever backend builds the model.
+a frozen network with random weights. Where a config can mean it, or it trains
+but evaluate and predict would misread its outputs (raw scores, a sigmoid per
+class under a categorical crossentropy), a warning says what to change
+instead. The rules read the config and the data, never Keras: they hold
+whatever backend builds the model.
 """
 
 from __future__ import annotations
@@ -239,6 +241,14 @@ def _probabilities(output, loss_name, from_logits):
         )
     if activation not in (SIGMOIDS if wanted == "sigmoid" else probabilities):
         raise ConfigError(f"{place}: {what} gives no probabilities, which {loss_name} takes; add activation: {wanted}")
+    if activation in SIGMOIDS and wanted == "softmax":
+        # Keras divides the outputs by their sum before the log, so the classes are learned; the saved model's
+        # outputs are still one sigmoid per class.
+        return (
+            f"{place}: activation '{activation}' gives each class a probability of its own, which {loss_name} "
+            "rescales to sum to 1 while training, but nnrun's evaluate and predict read them as they are "
+            "(a sample's need not sum to 1); use activation: softmax"
+        )
     return None
 
 

@@ -41,7 +41,7 @@ def write(path: Path, target: str | None = None) -> Starter:
     """Describes the data and writes a commented starter config for it.
 
     Args:
-        path: a CSV table (`.csv`, `.csv.gz`, ...), an `.npz` file or a folder of images
+        path: a CSV table (`.csv`, `.csv.gz`, ...), a Parquet table, an `.npz` file or a folder of images
             with one sub-folder per class; written into the config as given.
         target: the table's column to predict (tables only).
 
@@ -91,7 +91,8 @@ def _data(out: CommentedYaml, found: Profile) -> int:
 
 def _table(out: CommentedYaml, table: Table) -> int:
     kind = "a gzip-compressed CSV table" if table.path.name.lower().endswith(".gz") else "a CSV table"
-    out.key("source", "csv", f"{kind} of {table.rows} rows", indent=1)
+    kind = "a Parquet table" if table.source == "parquet" else kind
+    out.key("source", table.source, f"{kind} of {table.rows} rows", indent=1)
     out.key("path", str(table.path), "relative paths resolve from where nnrun runs", indent=1)
     if table.na_values:
         out.key("na_values", table.na_values, "mean missing: they stand among numbers", indent=1)

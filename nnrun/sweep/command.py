@@ -144,6 +144,25 @@ def connect(config: Config, config_file: str | os.PathLike[str], flag: str | Non
     return chosen
 
 
+def probe(config: Config, config_file: str | os.PathLike[str], flag: str | None = None) -> Storage:
+    """What `nnrun check` tries of the database `connect` would open, making nothing in it: the URL reads,
+    its driver is installed, a server's connection opens.
+
+    Args:
+        config: the validated `Config`, with a sweep section.
+        config_file: its path, which messages name when the URL is its own.
+        flag: `--storage`'s URL, if given.
+
+    Returns:
+        The `Storage`.
+    """
+    assert config.sweep is not None  # a sweep's config
+    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
+    if chosen.shared:
+        storage_lib.probe(chosen)
+    return chosen
+
+
 def start(
     config: Config,
     config_file: str | os.PathLike[str],

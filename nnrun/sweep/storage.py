@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 from nnrun.errors import ConfigError, RunDirError, one_line
 
-if TYPE_CHECKING:  # Optuna is imported where used; here for annotations only
+if TYPE_CHECKING:  # Optuna and SQLAlchemy are imported where used; here for annotations only
     import optuna
+    import sqlalchemy.engine
 
 ENV = "NNRUN_SWEEP_STORAGE"
 FLAG = "--storage"
@@ -223,27 +224,10 @@ def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RD
             )
         except (sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError) as e:
             raise RunDirError(f"'{sqlite_file}': not a study nnrun can read: {one_line(e, 150)}") from None
-    where = f"{storage.place}: {storage.shown}"
-    try:
-        url = sqlalchemy.engine.make_url(storage.url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise ConfigError(f"{where}: not a database URL (SQLAlchemy's form: postgresql://user@host/db)") from None
-    engine: dict[str, Any] = {"pool_pre_ping": True}  # a server may drop a connection idle through a long trial
-    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
-        engine["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    url = _url(storage)
     for attempt in range(3):
         try:
-            return optuna.storages.RDBStorage(storage.url, engine_kwargs=engine)
-        except sqlalchemy.exc.NoSuchModuleError:
-            raise ConfigError(f"{where}: SQLAlchemy knows no database '{url.drivername}'") from None
-        except ImportError as e:
-            # Optuna raises its own ImportError from the driver's, which names the module.
-            cause = e.__cause__ if isinstance(e.__cause__, ImportError) else e
-            name = cause.name or url.get_driver_name()
-            package = _DRIVERS.get(name.split(".")[0].lower(), name)
-            raise ConfigError(
-                f"{where}: needs the database driver {name}, which is not installed; pip install '{package}'"
-            ) from None
+            return optuna.storages.RDBStorage(storage.url, engine_kwargs=_engine_kwargs(url))
         except sqlalchemy.exc.SQLAlchemyError as e:
             # Machines that start together on an empty database each make Optuna's tables (optuna#1092):
             # one does, the others find them made when they try again.
@@ -254,9 +238,79 @@ def rdb(storage: Storage, sqlite_file: Path | None = None) -> optuna.storages.RD
             if racing and attempt < 2:
                 time.sleep(random.uniform(0.2, 1.0))
                 continue
-            why = storage.scrub(one_line(getattr(e, "orig", None) or e, 300))
-            raise ConfigError(f"{where}: cannot open the study's database: {why}") from None
-        except (RuntimeError, ValueError) as e:  # Optuna's: tables of an Optuna it cannot read
-            why = storage.scrub(one_line(e, 300))
-            raise ConfigError(f"{where}: not a study database nnrun can read: {why}") from None
+            raise _refusal(storage, url, e) from None
+        except (ImportError, RuntimeError, ValueError) as e:
+            raise _refusal(storage, url, e) from None
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def probe(storage: Storage) -> None:
+    """What `nnrun check` tries of a shared study's database, making nothing: the URL reads, its driver is
+    installed, and a server's connection opens (a SQLite file's folder exists; the file is not made).
+
+    Args:
+        storage: the `Storage`, with a URL.
+
+    Raises:
+        ConfigError: as `rdb` says it, naming the place the URL was given and the URL, masked.
+    """
+    import sqlalchemy
+
+    url = _url(storage)
+    if url.get_backend_name() == "sqlite":
+        folder = Path(url.database).expanduser().parent if url.database and url.database != ":memory:" else None
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"{storage.place}: {storage.shown}: no folder '{folder}' for the study's file")
+    try:
+        engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))  # imports the driver
+        try:
+            if url.get_backend_name() != "sqlite":  # connecting to SQLite would make the file
+                with engine.connect():
+                    pass
+        finally:
+            engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError, ValueError) as e:
+        raise _refusal(storage, url, e) from None
+
+
+def _url(storage: Storage) -> sqlalchemy.engine.URL:
+    """The storage's URL as SQLAlchemy reads it; one it cannot read is exit 2."""
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    assert storage.url is not None  # a database server's (or a file's) URL
+    try:
+        return make_url(storage.url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        raise ConfigError(
+            f"{storage.place}: {storage.shown}: not a database URL (SQLAlchemy's form: postgresql://user@host/db)"
+        ) from None
+
+
+def _engine_kwargs(url: sqlalchemy.engine.URL) -> dict[str, Any]:
+    engine: dict[str, Any] = {"pool_pre_ping": True}  # a server may drop a connection idle through a long trial
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        engine["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return engine
+
+
+def _refusal(storage: Storage, url: sqlalchemy.engine.URL, e: BaseException) -> ConfigError:
+    """The one line that says why the storage's database did not open, its password masked."""
+    import sqlalchemy.exc
+
+    where = f"{storage.place}: {storage.shown}"
+    if isinstance(e, sqlalchemy.exc.NoSuchModuleError):
+        return ConfigError(f"{where}: SQLAlchemy knows no database '{url.drivername}'")
+    if isinstance(e, ImportError):
+        # Optuna raises its own ImportError from the driver's, which names the module; SQLAlchemy the driver's.
+        cause = e.__cause__ if isinstance(e.__cause__, ImportError) else e
+        name = cause.name or url.get_driver_name()
+        package = _DRIVERS.get(name.split(".")[0].lower(), name)
+        return ConfigError(
+            f"{where}: needs the database driver {name}, which is not installed; pip install '{package}'"
+        )
+    if isinstance(e, sqlalchemy.exc.SQLAlchemyError):
+        why = storage.scrub(one_line(getattr(e, "orig", None) or e, 300))
+        return ConfigError(f"{where}: cannot open the study's database: {why}")
+    # Optuna's RuntimeError or ValueError: tables of an Optuna it cannot read
+    return ConfigError(f"{where}: not a study database nnrun can read: {storage.scrub(one_line(e, 300))}")
