@@ -173,3 +173,16 @@ def test_a_timestamp_column_reads_the_same_in_chunks_as_whole(tmp_path):
     chunked = pd.concat(parquet_table.frames(tmp_path / "t.parquet", "data.path", 100))
     pd.testing.assert_frame_equal(chunked, whole, check_index_type=False)
     assert whole["when"].iloc[-1] == "2020-03-28 00:00:00" and whole["day"].iloc[-1] == "2020-03-28"
+
+
+def test_stream_auto_weighs_a_parquet_file_by_its_values_not_its_size_on_disk(tmp_path, monkeypatch):
+    from nnrun.data import streamed
+
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": np.zeros(200_000), "left": np.ones(200_000, "int64")}).to_parquet(path)
+    counted = parquet_table.values_bytes(path, "data.path")
+    assert counted == 200_000 * 2 * 8 > 100 * path.stat().st_size  # zeros compress to almost nothing
+    monkeypatch.setattr(streamed, "STREAM_BYTES", counted // 2)  # well over the file's size on disk
+    assert streamed.wanted(section(path, "parquet", stream="auto"))
+    monkeypatch.setattr(streamed, "STREAM_BYTES", counted)
+    assert not streamed.wanted(section(path, "parquet", stream="auto"))

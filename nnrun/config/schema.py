@@ -108,6 +108,7 @@ def _encoding(name):
 class TableData(DataBase):
     """What every table source shares: one target column; numeric columns scaled, text ones one-hot encoded."""
 
+    source: Literal["csv", "parquet"]
     path: Path = Field(description="Relative paths resolve from the current directory.")
     target: str = Field(description="The column to predict.")
     drop: list[str] = Field(default_factory=list, description="Columns to ignore (ids, names).")
@@ -131,7 +132,8 @@ class TableData(DataBase):
     stream: Annotated[bool | Literal["auto"], BeforeValidator(_stream)] = Field(
         "auto",
         description="Read the table in chunks, never whole: a first pass learns the preprocessing and the split, "
-        "then batches are read as Keras takes them. auto: past 1 GiB of CSV or 256 MiB of Parquet.",
+        "then batches are read as Keras takes them. auto: past 1 GiB of CSV, or of a Parquet file's values "
+        "at 8 bytes each.",
     )
 
 

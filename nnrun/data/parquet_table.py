@@ -155,6 +155,21 @@ def _whole_days(schema, batches):
     return whole | {field.name for field in schema if pa.types.is_date(field.type)}
 
 
+def values_bytes(path: Path, place: str) -> int:
+    """What a Parquet file's values take read whole, at the least: 8 bytes each (pandas reads numbers as
+    float64 or int64; text takes more), from its footer's counts (nothing else is read).
+
+    Args:
+        path: the file.
+        place: what errors name first.
+
+    Returns:
+        Rows times columns times 8.
+    """
+    metadata = _opened(path, place).metadata
+    return metadata.num_rows * metadata.num_columns * 8
+
+
 def _opened(path, place):
     """The file as a `pyarrow.parquet.ParquetFile`, its footer read and its width bounded."""
     try:

@@ -26,7 +26,7 @@ from nnrun.errors import Unsure
 if TYPE_CHECKING:
     from nnrun.config.schema import Data
 
-_MNIST_CLASSES = keras_datasets.DATASETS["mnist"][2]
+_MNIST_CLASSES: list[str] = keras_datasets.DATASETS["mnist"][2] or []
 
 
 def summary(data: Data, validation_split: float) -> Dataset:

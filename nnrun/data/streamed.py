@@ -1,6 +1,6 @@
 """Tables larger than memory: a CSV or Parquet file read in chunks, never whole.
 
-`data.stream: true` (or `auto`, past `STREAM_BYTES` of the file) takes this path.
+`data.stream: true` (or `auto`, past `STREAM_BYTES` of values in the file) takes this path.
 A first pass over the file learns, chunk by chunk, what training needs: the
 classes, each row's split (split_hash.py: seeded, by its row number), the
 preprocessing of the training rows (table_stats.py: the dict `csv_table.fit`
@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 
     from nnrun.config.schema import TableData
 
-# `stream: auto` streams a file past this size: pandas holds a CSV in several times its size on disk,
-# and a Parquet file's columns, compressed, in more.
-STREAM_BYTES = {"csv": 1 << 30, "parquet": 256 << 20}
+# `stream: auto` streams a table whose values take more than this: a CSV's size on disk (its text), a
+# Parquet file's values at 8 bytes each (its footer counts them; compressed, the file may be a hundredth of
+# that). pandas holds a table in several times either.
+STREAM_BYTES = 1 << 30
 CHUNK_ROWS = 100_000
 
 
@@ -43,7 +44,11 @@ def wanted(data: object) -> bool:
     if stream != "auto":
         return bool(stream)
     path = data.path  # type: ignore[attr-defined]
-    return path.is_file() and path.stat().st_size > STREAM_BYTES[data.source]  # type: ignore[attr-defined]
+    if not path.is_file():
+        return False  # the reader names it
+    if data.source == "parquet":  # type: ignore[attr-defined]
+        return parquet_table.values_bytes(path, "data.path") > STREAM_BYTES
+    return path.stat().st_size > STREAM_BYTES
 
 
 def chunks(data: TableData, rows: int, dropped: list[int] | None = None) -> Iterator[pd.DataFrame]:
