@@ -1,4 +1,4 @@
-"""nnrun check: the data loaded and the model built as training would, and what a run of the config will be."""
+"""nnrun check's report: what a run of the config will be (`training.check` and `sweep.command.check` judge it)."""
 
 from __future__ import annotations
 
@@ -6,42 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnrun.config.schema import Config, ImageData
+    from nnrun.config.schema import Config
     from nnrun.model.quick import QuickSetup
-    from nnrun.reporter import Reporter
     from nnrun.training.setup import Setup
-
-
-def prepare(config: Config, report: Reporter) -> Setup | QuickSetup:
-    """Loads the data and builds and compiles the model, as `train` would, without training.
-
-    Where it can be sure without Keras (`nnrun.model.quick`: the common layers, the bundled
-    datasets), it judges the config so, in a fraction of a second; otherwise Keras builds the model.
-    An image folder's every file is decoded first, so that a damaged one is
-    named now rather than mid-training; a sweep builds its model at every value
-    it may try, so that Keras checks them all.
-
-    Args:
-        config: the resolved config.
-        report: the `Reporter`, for progress and notes.
-
-    Returns:
-        The `Setup` (dataset, model, stages and devices), or the `QuickSetup` where Keras was not needed.
-    """
-    from nnrun.model import quick
-
-    quick_setup = quick.setup(config)
-    if quick_setup is not None:
-        return quick_setup
-    from nnrun.model import catalogue
-    from nnrun.sweep import command as sweep
-    from nnrun.training import setup
-
-    if config.data.source == "images":
-        _decode_every_image(config.data, report)
-    full = sweep.check(config, report) if config.sweep else setup.setup(config, join=False)
-    catalogue.remember()  # Keras is loaded: the next check of this Keras version need not load it
-    return full
 
 
 def report(config: Config, setup: Setup | QuickSetup, echo: Callable[..., None]) -> None:
@@ -49,7 +16,7 @@ def report(config: Config, setup: Setup | QuickSetup, echo: Callable[..., None])
 
     Args:
         config: the resolved config.
-        setup: what `prepare` returned.
+        setup: what `training.check.prepare` or `sweep.command.check` returned.
         echo: prints a line (`click.echo`); `err=True` for notes.
     """
     from nnrun.model.quick import QuickSetup
@@ -95,14 +62,3 @@ def report(config: Config, setup: Setup | QuickSetup, echo: Callable[..., None])
         from nnrun.sweep import space as search_space
 
         echo(f"sweep: {search_space.describe(config.sweep)}")
-
-
-def _decode_every_image(data: ImageData, report: Reporter) -> None:
-    from rich.progress import Progress
-
-    from nnrun.data import image_folder
-
-    console = report.console
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("decoding images", total=None)
-        image_folder.verify(data, lambda done, total: progress.update(task, completed=done, total=total))

@@ -184,9 +184,11 @@ def check(config_file: Path, overrides: tuple[str, ...], storage: str | None) ->
         shared = sweep.probe(resolved, config_file, storage)  # names the place itself, as sweep's does
     backend.use(resolved.backend)
     from nnrun.cli import check as checking
+    from nnrun.training import check as judging
 
     with _about(config_file, overrides):
-        setup = checking.prepare(resolved, streams.reporter())
+        report = streams.reporter()
+        setup = judging.prepare(resolved, report, sweep.check if resolved.sweep else None)
     checking.report(resolved, setup, click.echo)
     if shared is not None and shared.shared:
         click.echo(f"sweep storage: {shared.shown} ({shared.place})")
