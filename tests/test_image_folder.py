@@ -385,6 +385,7 @@ def test_check_a_grayscale_folder(runner, write_config, tmp_path):
 
 @pytest.mark.plots
 @pytest.mark.slow
+@pytest.mark.any_backend  # the shipped config's files and plumbing; JAX trains images in test_workflows, test_export
 def test_shipped_config_trains_on_a_folder(runner, tmp_path):
     root = make_folder(tmp_path / "imgs", {"cat": 10, "dog": 10, "owl": 10})
     overrides = [
