@@ -254,74 +254,46 @@ def test_the_flag_wins_over_the_environment_which_wins_over_the_config(tmp_path)
         of_sweep(tmp_path, flag, None, {})
 
 
-@pytest.mark.parametrize(
-    "how, url, message",
-    [
-        (
-            "flag",
-            "postgresql://nnrun:s3cret@127.0.0.1:1/optuna",
-            "--storage: postgresql://nnrun:***@127.0.0.1:1/optuna: cannot open the study's database: connection "
-            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
-        ),
-        ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
-        (
-            "env",
-            "mysql+pymysql://nnrun:s3cret@db/optuna",
-            "needs the database driver pymysql, which is not installed; pip install 'PyMySQL'",
-        ),
-        (
-            "config",
-            "postgresql://nnrun:s3cret@db:port/x",
-            "tiny.yaml: sweep.storage: postgresql://***@db:port/x: not a",
-        ),
-        ("config", "s3cret", "tiny.yaml: sweep.storage: expected a database URL such as postgresql://user@host/db"),
-    ],
-)
-def test_a_database_that_fails_is_named_in_one_line_before_anything_is_made(
-    runner, tmp_path, monkeypatch, how, url, message
+FAILING = [
+    (
+        "flag",
+        "postgresql://nnrun:s3cret@127.0.0.1:1/optuna",
+        "--storage: postgresql://nnrun:***@127.0.0.1:1/optuna: cannot open the study's database: connection "
+        'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
+    ),
+    ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
+    (
+        "env",
+        "mysql+pymysql://nnrun:s3cret@db/optuna",
+        "needs the database driver pymysql, which is not installed; pip install 'PyMySQL'",
+    ),
+    (
+        "config",
+        "mysql+pymysql://nnrun:s3cret@db/optuna",
+        "tiny.yaml: sweep.storage: mysql+pymysql://nnrun:***@db/optuna: needs the database driver pymysql, "
+        "which is not installed; pip install 'PyMySQL'",
+    ),
+    ("config", "postgresql://nnrun:s3cret@db:port/x", "tiny.yaml: sweep.storage: postgresql://***@db:port/x: not a"),
+    ("config", "s3cret", "tiny.yaml: sweep.storage: expected a database URL such as postgresql://user@host/db"),
+    ("flag", "sqlite:///no/such/folder/study.db", "--storage: sqlite:///no/such/folder/study.db: no folder"),
+]
+
+
+@pytest.mark.parametrize("command", ["sweep", "check"])
+@pytest.mark.parametrize("how, url, message", FAILING)
+def test_a_database_that_fails_is_named_in_one_line_by_sweep_and_by_check_before_anything_is_made(
+    runner, tmp_path, monkeypatch, command, how, url, message
 ):
     if "pymysql" in url and importlib.util.find_spec("pymysql"):
         pytest.skip("PyMySQL is installed")
     home = machine(tmp_path, "m", **({"storage": url} if how == "config" else {}))
     monkeypatch.chdir(home)
-    args = ["sweep", "tiny.yaml", *(["--storage", url] if how == "flag" else [])]
+    args = [command, "tiny.yaml", *(["--storage", url] if how == "flag" else [])]
     result = runner.invoke(cli, args, env={ENV: url if how == "env" else ""})
     assert result.exit_code == 2, result.output
     (line,) = result.output.splitlines()
     assert message in line and "s3cret" not in line, line
     assert not (home / "runs").exists(), "no sweep directory"
-
-
-@pytest.mark.parametrize(
-    "how, url, message",
-    [
-        (
-            "flag",
-            "postgresql://nnrun:s3cret@127.0.0.1:1/optuna",
-            "--storage: postgresql://nnrun:***@127.0.0.1:1/optuna: cannot open the study's database: connection "
-            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
-        ),
-        ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
-        (
-            "config",
-            "mysql+pymysql://nnrun:s3cret@db/optuna",
-            "tiny.yaml: sweep.storage: mysql+pymysql://nnrun:***@db/optuna: needs the database driver pymysql, "
-            "which is not installed; pip install 'PyMySQL'",
-        ),
-        ("config", "postgresql://nnrun:s3cret@db:port/x", "sweep.storage: postgresql://***@db:port/x: not a"),
-        ("flag", "sqlite:///no/such/folder/study.db", "--storage: sqlite:///no/such/folder/study.db: no folder"),
-    ],
-)
-def test_check_tries_the_sweeps_database_as_the_sweep_would_open_it(runner, tmp_path, monkeypatch, how, url, message):
-    if "pymysql" in url and importlib.util.find_spec("pymysql"):
-        pytest.skip("PyMySQL is installed")
-    home = machine(tmp_path, "m", **({"storage": url} if how == "config" else {}))
-    monkeypatch.chdir(home)
-    args = ["check", "tiny.yaml", *(["--storage", url] if how == "flag" else [])]
-    result = runner.invoke(cli, args, env={ENV: url if how == "env" else ""})
-    assert result.exit_code == 2, result.output
-    (line,) = result.output.splitlines()
-    assert message in line and "s3cret" not in line, line
 
 
 def test_check_makes_nothing_in_a_database_it_reaches(runner, tmp_path, monkeypatch):

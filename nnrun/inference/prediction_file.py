@@ -88,7 +88,21 @@ def _columns(flat: dict[str, Any], with_id: bool) -> list[str]:
     return names
 
 
-class CsvOutput:
+class _Output:
+    """What both outputs keep: the file, whether rows carry an id, how many rows, the atomic write's exit."""
+
+    def __init__(self, path: str | os.PathLike[str], id_column: str | None = None) -> None:
+        self.path, self.with_id = Path(path), id_column is not None
+        self.rows = 0
+        self._writer: Any = None
+        self._done = contextlib.ExitStack()
+
+    def _abandon(self, error: BaseException) -> None:
+        """Removes what was written: the file is not put in place."""
+        self._done.__exit__(type(error), error, error.__traceback__)
+
+
+class CsvOutput(_Output):
     """Predictions written to a CSV file as they come (input, id, label, probability, one
     `probability.<class>` column per class; or value), gzipped for a `.gz` name: the file appears whole,
     atomically, once `close` is called with rows written, and not at all otherwise.
@@ -97,12 +111,6 @@ class CsvOutput:
         path: the file.
         id_column: whether rows carry an `id` (its column follows `input`).
     """
-
-    def __init__(self, path: str | os.PathLike[str], id_column: str | None = None) -> None:
-        self.path, self.with_id = Path(path), id_column is not None
-        self.rows = 0
-        self._writer: Any = None
-        self._done = contextlib.ExitStack()
 
     def write(self, row: dict[str, Any]) -> None:
         """Adds one prediction, as `predict` makes it."""
@@ -127,10 +135,10 @@ class CsvOutput:
         if error is None:
             self._done.close()
         else:
-            self._done.__exit__(type(error), error, error.__traceback__)
+            self._abandon(error)
 
 
-class ParquetOutput:
+class ParquetOutput(_Output):
     """Predictions written to a Parquet file, a row group of up to `PARQUET_BATCH_ROWS` at a time, with
     `CsvOutput`'s columns. Their types are the first batch's (a column empty there is text); the file
     appears whole, atomically, once `close` is called with rows written, and not at all otherwise.
@@ -141,11 +149,8 @@ class ParquetOutput:
     """
 
     def __init__(self, path: str | os.PathLike[str], id_column: str | None = None) -> None:
-        self.path, self.with_id = Path(path), id_column is not None
-        self.rows = 0
+        super().__init__(path, id_column)
         self._pending: list[dict[str, Any]] = []
-        self._writer: Any = None
-        self._done = contextlib.ExitStack()
 
     def write(self, row: dict[str, Any]) -> None:
         """Adds one prediction, as `predict` makes it."""
@@ -160,11 +165,11 @@ class ParquetOutput:
             try:
                 self._flush()
             except BaseException as e:
-                self._done.__exit__(type(e), e, e.__traceback__)
+                self._abandon(e)
                 raise
             self._done.close()
         else:
-            self._done.__exit__(type(error), error, error.__traceback__)
+            self._abandon(error)
 
     def _flush(self) -> None:
         if not self._pending:

@@ -136,10 +136,10 @@ def connect(config: Config, config_file: str | os.PathLike[str], flag: str | Non
     Returns:
         The `Storage`.
     """
-    assert config.sweep is not None  # a sweep's config
-    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
+    chosen = _chosen(config, config_file, flag)
     if chosen.shared:
         check_available()
+        storage_lib.probe(chosen)  # what check tries, refused in check's words
         storage_lib.rdb(chosen).engine.dispose()
     return chosen
 
@@ -156,11 +156,16 @@ def probe(config: Config, config_file: str | os.PathLike[str], flag: str | None 
     Returns:
         The `Storage`.
     """
-    assert config.sweep is not None  # a sweep's config
-    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
+    chosen = _chosen(config, config_file, flag)
     if chosen.shared:
         storage_lib.probe(chosen)
     return chosen
+
+
+def _chosen(config, config_file, flag):
+    """The storage `--storage`, `$NNRUN_SWEEP_STORAGE` or the config's `sweep.storage` names."""
+    assert config.sweep is not None  # a sweep's config
+    return storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
 
 
 def start(
