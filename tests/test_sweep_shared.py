@@ -133,6 +133,28 @@ def kill_mid_trial(proc, home, url, timeout=180):
 def test_two_machines_finish_one_sweep_on_postgresql_and_one_recovers_the_other_ones_cut_off_trial(
     postgres, tmp_path, runner
 ):
+    import sqlalchemy
+
+    from nnrun.errors import ConfigError
+    from nnrun.sweep import storage
+
+    # What check tries of the server: a wrong password is one masked line; the right one makes nothing there.
+    wrong = postgres.replace(f":{PASSWORD}@", ":wrong-password@")
+    with pytest.raises(ConfigError, match='password authentication failed for user "nnrun"') as refused:
+        storage.probe(storage.Storage(wrong, storage.FLAG))
+    assert "wrong-password" not in str(refused.value) and "postgresql://nnrun:***@127.0.0.1" in str(refused.value)
+
+    def tables():
+        engine = sqlalchemy.create_engine(postgres)
+        try:
+            return sqlalchemy.inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+
+    before = tables()
+    storage.probe(storage.Storage(postgres, storage.FLAG))
+    assert tables() == before
+
     a, b = machine(tmp_path, "machine-a"), machine(tmp_path, "machine-b")
     first, second = sweep(a, postgres), sweep(b, postgres)
     cut_off = kill_mid_trial(first, a, postgres)
