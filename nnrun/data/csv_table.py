@@ -371,6 +371,12 @@ def as_text(series: pd.Series | list[Any]) -> list[str | None]:
         # A whole file may read as 1, a few rows with a gap as 1.0: the same category.
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
 
-    if isinstance(series, pd.Series) and series.dtype == object and pd.api.types.infer_dtype(series) == "string":
-        return series.str.strip().where(series.notna(), None).tolist()  # text alone: at once, not value by value
+    # Text alone (pandas 3's `str` columns, or `object` ones of text): at once, not value by value.
+    if (
+        isinstance(series, pd.Series)
+        and pd.api.types.is_string_dtype(series.dtype)
+        and pd.api.types.infer_dtype(series) == "string"
+    ):
+        stripped = series.str.strip().astype(object)  # object: where None can stand for a missing value
+        return stripped.where(series.notna().to_numpy(), None).tolist()
     return [text(v) for v in (series.tolist() if hasattr(series, "tolist") else series)]
