@@ -119,7 +119,7 @@ def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) 
     """
     info = record.read_info(run_dir)
     path = run_dir / rundir.PLOTS / "learning_curves.png"
-    plots.learning_curves(history, path, title, info.fine_tune_after_epoch, info.restored_epoch)
+    plots.learning_curves(history, path, title, info.fine_tune_after_epoch, kept=info.restored_epoch)
 
 
 @dataclass(frozen=True)
