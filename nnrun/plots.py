@@ -38,6 +38,7 @@ def learning_curves(
     path: str | os.PathLike[str],
     title: str,
     fine_tune_after: int | None = None,
+    kept: int | None = None,
 ) -> Path:
     """Plots train and validation curves, one subplot per metric, to a PNG.
 
@@ -48,6 +49,9 @@ def learning_curves(
         title: the figure's title.
         fine_tune_after: the epochs done when fine-tuning began, marked by a
             vertical line; None without fine-tuning.
+        kept: the epoch (from 1) whose weights the model was given back at the end
+            (EarlyStopping's `restore_best_weights`), marked by a vertical line; None
+            when the model is the last epoch's.
 
     Returns:
         The saved file's `Path`.
@@ -75,6 +79,8 @@ def learning_curves(
                 epochs = max(epochs, len(values))
         if fine_tune_after is not None:
             ax.axvline(fine_tune_after + 0.5, color="grey", linestyle=":", label="fine-tuning begins")
+        if kept is not None:
+            ax.axvline(kept, color="tab:green", linestyle="-.", label=f"weights kept: epoch {kept}")
         # Fixed limits so a single epoch is a centred point, not a squashed axis.
         ax.set_xlim(0.5, epochs + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))

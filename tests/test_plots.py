@@ -35,7 +35,8 @@ def only_file(folder):
 @pytest.fixture
 def drawn(monkeypatch):
     """What each saved figure showed, read as it is saved (nnrun clears a figure once saved): a list, one per
-    figure, of its visible axes as dicts: title, tick labels, line labels and y values, image arrays, x limits."""
+    figure, of its visible axes as dicts: title, tick labels, line labels and x and y values, image arrays,
+    x limits."""
     figures = []
     savefig = Figure.savefig
 
@@ -47,6 +48,7 @@ def drawn(monkeypatch):
                     "xticks": [t.get_text() for t in ax.get_xticklabels()],
                     "yticks": [t.get_text() for t in ax.get_yticklabels()],
                     "lines": {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()},
+                    "xs": {line.get_label(): np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines()},
                     "images": [np.asarray(image.get_array()) for image in ax.get_images()],
                     "xlim": ax.get_xlim(),
                 }
@@ -115,6 +117,17 @@ def test_learning_curves_with_nan_and_other_metrics(tmp_path, drawn):
     np.testing.assert_array_equal(loss["lines"]["train"], [1.0, np.nan, 0.5])
     np.testing.assert_array_equal(mae["lines"]["train"], [0.9, 0.7, np.nan])
     np.testing.assert_array_equal(mae["lines"]["validation"], [0.8, 0.6, 0.5])
+
+
+def test_learning_curves_mark_the_epoch_whose_weights_were_kept(tmp_path, drawn):
+    path = tmp_path / "lc.png"
+    plots.learning_curves(history(6), path, "kept", kept=3)
+    plots.learning_curves(history(6), tmp_path / "last.png", "the last epoch's")
+    read_png(path)
+    for ax in drawn[0]:  # a vertical line at epoch 3 on every metric's plot
+        np.testing.assert_array_equal(ax["xs"]["weights kept: epoch 3"], [3, 3])
+        assert list(ax["lines"]) == ["train", "validation", "weights kept: epoch 3"]
+    assert [list(ax["lines"]) for ax in drawn[1]] == [["train", "validation"]] * 2
 
 
 def test_learning_curves_rejects_history_without_metrics(tmp_path):

@@ -14,7 +14,7 @@ import yaml
 from nnrun import atomic
 from nnrun.cli.main import cli
 
-from conftest import TINY, copy_run, full_disk, linked_elsewhere, signalled
+from conftest import TINY, copy_run, full_disk, interrupt_after, linked_elsewhere, signalled
 from processes import FOREVER, backed_up, run_dir, start, stop, wait_for
 
 # What a resume restores (weights, optimizer and seed state, a backup cut mid-write) goes through the
@@ -545,6 +545,40 @@ def test_model_best_is_used_on_request(runner, write_config, tmp_path):
     other = plain.stdout.strip().splitlines()[-1]
     missing = runner.invoke(cli, ["evaluate", other, "--model", "best"])
     assert missing.exit_code == 2 and "has no model.best.keras: the config has no ModelCheckpoint" in missing.output
+
+
+@pytest.mark.slow
+def test_the_epoch_whose_weights_earlystopping_kept_counts_the_epochs_before_a_resume(
+    runner, write_config, monkeypatch, tmp_path
+):
+    from nnrun import plots
+
+    # A learning rate so high that val_loss rises after its best epoch, where EarlyStopping (patience 1)
+    # ends the run and gives the model back that epoch's weights.
+    stopping = {"EarlyStopping": {"patience": 1, "restore_best_weights": True}}
+    training = {"epochs": 8, "batch_size": 32, "callbacks": [stopping]}
+    config = write_config(optimizer={"name": "adam", "learning_rate": 0.1}, training=training)
+    marked = []
+    monkeypatch.setattr(plots, "learning_curves", lambda *args, kept=None: marked.append(kept))
+    interrupt_after(monkeypatch, 1)
+    assert runner.invoke(cli, ["train", str(config)]).exit_code == 130
+    run = run_dir(tmp_path / "runs")
+    resumed = runner.invoke(cli, ["resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+
+    val_loss = [float(r["val_loss"]) for r in csv.DictReader((run / "history.csv").read_text().splitlines())]
+    best = int(np.argmin(val_loss)) + 1
+    assert 1 < best < len(val_loss), f"the best epoch must be neither the first nor the last: {val_loss}"
+    # The resumed EarlyStopping saw the epochs from 2 on, and numbers them as the run does.
+    assert info(run)["restored_epoch"] == best
+    assert json.loads((run / "metrics.json").read_text())["validation"]["loss"] == pytest.approx(
+        val_loss[best - 1], rel=1e-4
+    )
+    assert (
+        f"EarlyStopping kept the weights of epoch {best} of {len(val_loss)} (val_loss {val_loss[best - 1]:.4g}): "
+        "model.keras and the final metrics are that epoch's" in resumed.stderr
+    )
+    assert marked == [None, best]  # the learning curves: the interrupted run's, then the completed run's
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,35 @@ def test_h5_on_request_and_best_model_checkpoint(runner, write_config):
     assert best_loss == pytest.approx(val_losses[best], rel=1e-4)
     assert final_loss == pytest.approx(val_losses[-1], rel=1e-4)
     assert best_loss < final_loss
+
+
+def early_stopping(best_epoch, best, restore=True):
+    """What `results.kept` reads of Keras's EarlyStopping once `fit` ended (`best_epoch` from 0)."""
+    weights = [] if restore else None
+    return types.SimpleNamespace(
+        monitor="val_loss", restore_best_weights=restore, best_weights=weights, best_epoch=best_epoch, best=best
+    )
+
+
+def test_the_epoch_whose_weights_earlystopping_kept_is_said_unless_it_is_the_last():
+    from nnrun.training import results
+
+    rows = [{"epoch": e + 1, "val_loss": v} for e, v in enumerate([0.5, 0.3, 0.4, 0.45])]
+    kept = results.kept([object(), early_stopping(1, 0.3)], rows)
+    assert (kept.epoch, kept.epochs) == (2, 4)
+    assert str(kept) == (
+        "EarlyStopping kept the weights of epoch 2 of 4 (val_loss 0.3): "
+        "model.keras and the final metrics are that epoch's"
+    )
+    # Nothing is restored, or the last epoch's weights: the model is the last epoch's.
+    for callbacks in ([], [early_stopping(1, 0.3, restore=False)], [early_stopping(3, 0.45)]):
+        assert results.kept(callbacks, rows) is None
+    # Resumed after epoch 2, EarlyStopping had no weights of its best epoch: it took those of epoch 3.
+    resumed = results.kept([early_stopping(2, 0.3)], rows)
+    assert str(resumed) == (
+        "EarlyStopping kept the weights of epoch 3 of 4 (val_loss 0.4): model.keras and the final metrics are that "
+        "epoch's; its best val_loss, 0.3, came before the resume, and a backup keeps only the last epoch's weights"
+    )
 
 
 @pytest.mark.slow

@@ -102,6 +102,9 @@ class RunInfo(_Plain):
     epochs: int | None = Count
     epochs_completed: int | None = Count
     fine_tune_after_epoch: int | None = Count
+    # The epoch (from 1, counting a resumed run's earlier epochs) whose weights EarlyStopping gave the model
+    # back (restore_best_weights); absent when model.keras is the last epoch's.
+    restored_epoch: int | None = Field(None, gt=0)
     data_fingerprint: str | None = None
     config_sha256: str | None = None
     splits: dict[str, Split] = Field(default_factory=dict)

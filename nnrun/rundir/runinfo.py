@@ -122,7 +122,7 @@ def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
         attempts.append({"started_at": begun, "duration_s": seconds, "status": Status.CRASHED})
     record.update_info(
         run_dir,
-        ("ended_at", "error", "signal", "traceback"),  # how it ended before no longer holds
+        ("ended_at", "error", "signal", "traceback", "restored_epoch"),  # how it ended before no longer holds
         status=Status.RUNNING,
         epochs_completed=epoch,
         heartbeat_at=liveness.timestamp(),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ def save(
     config: Config,
     sharded: bool,
     check: Callable[[], None] = lambda: None,
+    kept: Kept | None = None,
 ) -> None:
     """Saves what makes a run completed: the trained model and, last, its final metrics (metrics.json).
 
@@ -49,6 +51,7 @@ def save(
         config: the validated `Config`.
         sharded: whether batches were split over devices (the validation split then gets another pass).
         check: raises if the run must stop (`signals.Stop.check`).
+        kept: the epoch whose weights EarlyStopping gave the model back (`kept`), recorded in run.json.
     """
     save_model(model, run_dir, config.output.save_h5)
     check()
@@ -56,6 +59,8 @@ def save(
     fresh = ("validation", "test") if sharded else ("test",)
     metrics = final_metrics(model, splits, recorder, batch_size, dataset.class_names, fresh)
     check()
+    if kept:  # past the last check: a stopped run keeps the last epoch's model, not this one
+        record.update_info(run_dir, restored_epoch=kept.epoch)
     atomic.write_json(run_dir / rundir.METRICS, {k: _floats(v) for k, v in metrics.items()})
 
 
@@ -104,15 +109,64 @@ def save_model(model: keras.Model, run_dir: Path, save_h5: bool) -> None:
 
 
 def learning_curves(history: dict[str, list[float]], run_dir: Path, title: str) -> None:
-    """Plots the epochs so far into plots/learning_curves.png, marking where fine-tuning began.
+    """Plots the epochs so far into plots/learning_curves.png, marking where fine-tuning began
+    and the epoch whose weights EarlyStopping kept.
 
     Args:
         history: the epochs as Keras's `History.history`.
         run_dir: the run directory.
         title: the plot's title.
     """
-    began = record.read_info(run_dir).fine_tune_after_epoch
-    plots.learning_curves(history, run_dir / rundir.PLOTS / "learning_curves.png", title, began)
+    info = record.read_info(run_dir)
+    path = run_dir / rundir.PLOTS / "learning_curves.png"
+    plots.learning_curves(history, path, title, info.fine_tune_after_epoch, kept=info.restored_epoch)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The epoch whose weights an EarlyStopping (`restore_best_weights`) gave the model back as training ended."""
+
+    epoch: int  # from 1, counting every epoch of the run: a resumed run's before the resume too
+    epochs: int  # the epochs trained
+    monitor: str
+    value: float | None  # the monitored value at that epoch, as history.csv has it
+    best: float | None  # the best value EarlyStopping knew of (one from before a resume, if no epoch since beat it)
+
+    def __str__(self) -> str:
+        said = f"EarlyStopping kept the weights of epoch {self.epoch} of {self.epochs}"
+        said += f" ({self.monitor} {_number(self.value)}): model.keras and the final metrics are that epoch's"
+        if self.best is not None and self.value is not None and not math.isclose(self.best, self.value):
+            said += (
+                f"; its best {self.monitor}, {_number(self.best)}, came before the resume, "
+                "and a backup keeps only the last epoch's weights"
+            )
+        return said
+
+
+def kept(callbacks: Sequence[keras.callbacks.Callback], rows: Sequence[Mapping[str, float]]) -> Kept | None:
+    """The epoch whose weights the model holds when an EarlyStopping restored them at the end of training.
+
+    Keras's EarlyStopping with `restore_best_weights` sets its `best_weights` and `best_epoch` together
+    and gives the model those weights in `on_train_end`; each `fit` starts them afresh. `fit` numbers
+    epochs from its `initial_epoch`, so `best_epoch` counts the epochs before a resume. A resumed
+    EarlyStopping has no weights from before it: it takes those of its first epoch, whatever their value.
+
+    Args:
+        callbacks: the callbacks of the last `fit`.
+        rows: history.csv's rows, every epoch of the run.
+
+    Returns:
+        A `Kept`, or None when no EarlyStopping restored weights, or restored the last epoch's.
+    """
+    restoring = [c for c in callbacks if getattr(c, "restore_best_weights", False) and c.best_weights is not None]
+    if not restoring:
+        return None
+    stopping = restoring[-1]  # the last to end: its weights are the ones set last
+    epoch = stopping.best_epoch + 1
+    if epoch >= len(rows):
+        return None
+    value, best = rows[epoch - 1].get(stopping.monitor), stopping.best
+    return Kept(epoch, len(rows), stopping.monitor, value, None if best is None else float(best))
 
 
 def final_metrics(
@@ -165,6 +219,10 @@ def _confusion_matrix(model, dataset, batch_size, run_dir, title):
     plots.confusion_matrix(
         dataset.y_test, predicted, dataset.class_names, run_dir / rundir.PLOTS / "confusion_matrix.png", title
     )
+
+
+def _number(value: float | None) -> str:
+    return "?" if value is None else f"{value:.4g}"
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float | None]:

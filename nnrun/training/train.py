@@ -101,12 +101,15 @@ def train(
                     )
             record.update_info(run_dir, fit_s=round(time.time() - fit_started, 3))  # training alone, for benchmarks
             engine.together, model = True, engine.local(s.model, config)
+            kept = results.kept(every, recorder.rows)  # EarlyStopping's restore_best_weights
             stop.check()
             nan_guard.check()
             # Its last step is the last file: from there on the run is complete, and a stop signal changes nothing.
-            results.save(model, ds, splits, recorder, run_dir, config, engine.sharded, stop.check)
+            results.save(model, ds, splits, recorder, run_dir, config, engine.sharded, stop.check, kept)
         if engine.writer:  # stop signals still wait: never cut short
             _completed(run_dir, config, lambda: results.draw(model, ds, recorder, run_dir, config))
+    if kept:
+        said.say(str(kept))
     if stop.signum is not None and not stop.raised:
         said.say(f"{signal.Signals(stop.signum).name} came as the run completed: it is complete")
     if not engine.writer:
