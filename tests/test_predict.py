@@ -309,6 +309,25 @@ def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_w
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
 
 
+def test_a_parquet_output_takes_rows_without_an_id_and_refuses_an_id_that_changes_type(tmp_path):
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
+    from nnrun.errors import DataError
+    from nnrun.inference import prediction_file
+
+    row = {"input": "rows.csv:2", "label": "1", "probability": 0.75}
+    written = prediction_file.opened(tmp_path / "ok.parquet", "id")
+    for row_id in (None, "b"):  # the first row's id is missing: the column is still text
+        written.write({**row, **({"id": row_id} if row_id else {})})
+    written.close()
+    assert pyarrow_parquet.read_table(tmp_path / "ok.parquet").column("id").to_pylist() == [None, "b"]
+    written = prediction_file.opened(tmp_path / "mixed.parquet", "id")
+    for row_id in (1, "b"):  # two CSV inputs, one's ids numbers, the other's text
+        written.write({**row, "id": row_id})
+    with pytest.raises(DataError, match=r"^--output .*mixed.parquet: a column's values change type in rows 1-2 "):
+        written.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.parquet"], "temporary files left"
+
+
 @pytest.mark.any_backend
 def test_a_parquet_file_is_predicted_in_chunks_of_rows_however_small_its_models_columns_alone_read(
     churn_run, tmp_path, monkeypatch

@@ -183,17 +183,19 @@ class ParquetOutput(_Output):
                 "pip install 'nnrun[parquet]'"
             ) from None
         rows, self._pending = self._pending, []
-        if self._writer is None:
-            names = _columns(rows[0], self.with_id)
-            inferred = pa.Table.from_pylist(rows).select(names).schema
-            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
-            tmp = self._done.enter_context(atomic.atomic(self.path))
-            self._writer = self._done.enter_context(pq.ParquetWriter(tmp, schema))
         try:
+            if self._writer is None:
+                # Each column's type from all of the batch's values (a row without an id has a null one),
+                # not from its first row as `from_pylist` infers them.
+                names = _columns(rows[0], self.with_id)
+                inferred = pa.table({name: [row.get(name) for row in rows] for name in names}).schema
+                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
+                tmp = self._done.enter_context(atomic.atomic(self.path))
+                self._writer = self._done.enter_context(pq.ParquetWriter(tmp, schema))
             table = pa.Table.from_pylist(rows, schema=self._writer.schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # an id column whose values change type
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # an id column of numbers and text
             raise DataError(
-                f"--output {self.path}: rows {self.rows - len(rows) + 1}-{self.rows} do not fit the columns of "
-                f"the first: {one_line(e, 150)}; write a .csv"
+                f"--output {self.path}: a column's values change type in rows {self.rows - len(rows) + 1}-{self.rows} "
+                f"({one_line(e, 150)}); a Parquet column holds one type: write a .csv"
             ) from None
         self._writer.write_table(table)
