@@ -329,6 +329,20 @@ def test_a_parquet_output_takes_rows_without_an_id_and_refuses_an_id_that_change
 
 
 @pytest.mark.any_backend
+def test_a_missing_id_is_no_id_not_nan(churn_run, tmp_path):
+    table = churn_table(3, seed=4).drop(columns=["left"]).assign(id=[None, "b", "c"])
+    table.to_parquet(tmp_path / "rows.parquet")
+    args = [tmp_path / "rows.parquet", "--run", churn_run.path, "--id-column", "id"]
+    result = invoke("predict", *args, "--json")
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.stdout  # not JSON
+    assert [json.loads(line).get("id") for line in result.stdout.splitlines()] == [None, "b", "c"]
+    result = invoke("predict", *args, "--output", tmp_path / "preds.parquet")
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(tmp_path / "preds.parquet")["id"].tolist()[1:] == ["b", "c"]
+
+
+@pytest.mark.any_backend
 def test_a_parquet_file_is_predicted_in_chunks_of_rows_however_small_its_models_columns_alone_read(
     churn_run, tmp_path, monkeypatch
 ):
