@@ -287,6 +287,19 @@ def test_an_output_it_would_not_write_truly_or_that_exists_is_refused_before_pre
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv", "rows.csv"]
 
 
+def test_an_output_a_folder_or_a_pattern_would_read_is_an_input_refused_even_with_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows").mkdir()
+    for name in ("a.csv", "preds.csv"):
+        (tmp_path / "rows" / name).write_text("a\n1\n")  # preds.csv: the last run's output, in the folder
+    output = tmp_path / "rows" / "preds.csv"
+    for given in (tmp_path / "rows", tmp_path / "rows" / "*.csv", "rows/../rows/preds.csv"):
+        result = invoke("predict", given, "--run", tmp_path / "no-run", "--output", output, "--overwrite")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: --output {output}: is the input "), result.stderr
+    assert output.read_text() == "a\n1\n"
+
+
 @pytest.mark.any_backend
 def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_when_told(churn_run, tmp_path):
     table = churn_table(5, seed=4)

@@ -22,13 +22,14 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 10_000  # rows per row group: held as Python objects until written
 
 
-def check(path: Path, overwrite: bool, inputs: Iterable[str] = ()) -> None:
+def check(path: Path, overwrite: bool, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Refuses an output nnrun cannot write, before anything is predicted.
 
     Args:
         path: `--output`'s file.
         overwrite: whether `--overwrite` was given.
-        inputs: predict's inputs: an output that is one of them is refused even with `--overwrite`.
+        inputs: the files predict reads (`predict.input_files`: a folder's, a pattern's): an output that is one
+            of them is refused even with `--overwrite`. Read only where the output exists.
 
     Raises:
         BadInput: a name of another format, an existing file without `--overwrite` (or one that is not a
@@ -47,7 +48,7 @@ def check(path: Path, overwrite: bool, inputs: Iterable[str] = ()) -> None:
         return
     for given in inputs:
         with contextlib.suppress(OSError):
-            if Path(given).is_file() and path.samefile(given):
+            if path.samefile(given):
                 raise BadInput(f"--output {path}: is the input {given}; write the predictions to another file")
     if not overwrite:
         raise BadInput(f"--output {path}: exists; give --overwrite to replace it")
