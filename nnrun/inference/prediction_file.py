@@ -16,9 +16,8 @@ from typing import Any
 
 from nnrun import atomic
 from nnrun.errors import BadInput, DataError, one_line
+from nnrun.inference.table_rows import CSV_SUFFIXES, PARQUET_SUFFIXES, SUFFIXES
 
-CSV_SUFFIXES = (".csv", ".csv.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 10_000  # rows per row group: held as Python objects until written
 
 
@@ -36,10 +35,7 @@ def check(path: Path, overwrite: bool, inputs: Iterable[str | os.PathLike[str]] 
             file), an input's own file, or a folder that does not exist.
     """
     if _format(path) is None:
-        raise BadInput(
-            f"--output {path}: writes {', '.join((*CSV_SUFFIXES, *PARQUET_SUFFIXES))} files; "
-            f"'{path.name}' is none of them"
-        )
+        raise BadInput(f"--output {path}: writes {', '.join(SUFFIXES)} files; '{path.name}' is none of them")
     if not path.resolve().parent.is_dir():
         raise DataError(f"--output {path}: the folder '{path.resolve().parent}' does not exist")
     if path.is_symlink() or (path.exists() and not path.is_file()):

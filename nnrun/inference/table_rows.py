@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from nnrun.data.parquet_table import SUFFIXES as PARQUET_SUFFIXES
 from nnrun.errors import DataError, listed
 
 CSV_SUFFIXES = (".csv", ".csv.gz")  # read as training reads them (pandas decompresses by the name)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 # Past this on disk, a file is read and predicted in chunks: pandas holds a CSV in several times its size.
 STREAM_BYTES = 64 << 20
