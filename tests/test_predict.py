@@ -300,6 +300,20 @@ def test_an_output_a_folder_or_a_pattern_would_read_is_an_input_refused_even_wit
     assert output.read_text() == "a\n1\n"
 
 
+def test_a_parquet_output_without_pyarrow_is_refused_before_predicting(tmp_path, monkeypatch):
+    import importlib.util
+
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    result = invoke("predict", tmp_path / "rows.csv", "--run", tmp_path / "no-run", "--output", tmp_path / "p.parquet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: --output {tmp_path / 'p.parquet'}: writing Parquet needs pyarrow, which is not installed: "
+        "pip install 'nnrun[parquet]'\n"
+    )
+
+
 @pytest.mark.any_backend
 def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_when_told(churn_run, tmp_path):
     table = churn_table(5, seed=4)

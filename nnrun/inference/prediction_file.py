@@ -9,6 +9,7 @@ An existing file is refused unless the user says `--overwrite`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,9 +34,13 @@ def check(path: Path, overwrite: bool, inputs: Iterable[str | os.PathLike[str]] 
     Raises:
         BadInput: a name of another format, an existing file without `--overwrite` (or one that is not a
             file), an input's own file, or a folder that does not exist.
+        DataError: a Parquet file's name where pyarrow is not installed.
     """
-    if _format(path) is None:
+    kind = _format(path)
+    if kind is None:
         raise BadInput(f"--output {path}: writes {', '.join(SUFFIXES)} files; '{path.name}' is none of them")
+    if kind == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise _needs_pyarrow(path)
     if not path.resolve().parent.is_dir():
         raise DataError(f"--output {path}: the folder '{path.resolve().parent}' does not exist")
     if path.is_symlink() or (path.exists() and not path.is_file()):
@@ -69,6 +74,12 @@ def _format(path: Path) -> str | None:
     if name.endswith(CSV_SUFFIXES):
         return "csv"
     return "parquet" if name.endswith(PARQUET_SUFFIXES) else None
+
+
+def _needs_pyarrow(path: Path) -> DataError:
+    return DataError(
+        f"--output {path}: writing Parquet needs pyarrow, which is not installed: pip install 'nnrun[parquet]'"
+    )
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -175,10 +186,7 @@ class ParquetOutput(_Output):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise DataError(
-                f"--output {self.path}: writing Parquet needs pyarrow, which is not installed: "
-                "pip install 'nnrun[parquet]'"
-            ) from None
+            raise _needs_pyarrow(self.path) from None
         rows, self._pending = self._pending, []
         try:
             if self._writer is None:
