@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnrun import data
 from nnrun.cli.main import cli
@@ -716,3 +718,23 @@ def test_a_missing_table_is_named_before_pandas_is_imported(tmp_path, monkeypatc
     path = tmp_path / "missing.csv"
     with pytest.raises(DataError, match=r"^data.path: file '.*missing.csv' does not exist$"):
         csv_file.read_table(path, {}, "data.path") if whole else next(csv_file.read_chunks(path, {}, "data.path", 10))
+
+
+_SPACE = st.sampled_from(["", " ", "\t", "\xa0", "\u3000", "\x1c", "\n"])  # Python's str.strip takes them all
+_VALUES = st.one_of(
+    st.builds(lambda a, t, b: a + t + b, _SPACE, st.text(max_size=4), _SPACE),
+    st.sampled_from([None, np.nan, pd.NA, "1", "1.0", " 1", "nan", "None"]),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=False),
+)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(st.lists(_VALUES, max_size=6), st.sampled_from([object, "str", "string"]))
+def test_a_columns_categories_read_at_once_are_what_they_are_value_by_value(values, dtype):
+    # A list takes as_text's path value by value; a column of text alone, its path at once.
+    try:
+        column = pd.Series(values, dtype=dtype)
+    except (TypeError, ValueError):  # a text dtype refuses numbers
+        return
+    assert csv_table.as_text(column) == csv_table.as_text(column.tolist())

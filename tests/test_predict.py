@@ -287,6 +287,33 @@ def test_an_output_it_would_not_write_truly_or_that_exists_is_refused_before_pre
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv", "rows.csv"]
 
 
+def test_an_output_a_folder_or_a_pattern_would_read_is_an_input_refused_even_with_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows").mkdir()
+    for name in ("a.csv", "preds.csv"):
+        (tmp_path / "rows" / name).write_text("a\n1\n")  # preds.csv: the last run's output, in the folder
+    output = tmp_path / "rows" / "preds.csv"
+    for given in (tmp_path / "rows", tmp_path / "rows" / "*.csv", "rows/../rows/preds.csv"):
+        result = invoke("predict", given, "--run", tmp_path / "no-run", "--output", output, "--overwrite")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: --output {output}: is the input "), result.stderr
+    assert output.read_text() == "a\n1\n"
+
+
+def test_a_parquet_output_without_pyarrow_is_refused_before_predicting(tmp_path, monkeypatch):
+    import importlib.util
+
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    result = invoke("predict", tmp_path / "rows.csv", "--run", tmp_path / "no-run", "--output", tmp_path / "p.parquet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: --output {tmp_path / 'p.parquet'}: writing Parquet needs pyarrow, which is not installed: "
+        "pip install 'nnrun[parquet]'\n"
+    )
+
+
 @pytest.mark.any_backend
 def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_when_told(churn_run, tmp_path):
     table = churn_table(5, seed=4)
@@ -307,6 +334,39 @@ def test_output_is_parquet_or_gzipped_csv_by_its_name_and_replaces_a_file_only_w
     assert parquet["probability"].tolist() == pytest.approx([r["probability"] for r in rows])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "preds.csv.gz"), pd.read_csv(by_csv))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+def test_a_parquet_output_takes_rows_without_an_id_and_refuses_an_id_that_changes_type(tmp_path):
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
+    from nnrun.errors import DataError
+    from nnrun.inference import prediction_file
+
+    row = {"input": "rows.csv:2", "label": "1", "probability": 0.75}
+    written = prediction_file.opened(tmp_path / "ok.parquet", "id")
+    for row_id in (None, "b"):  # the first row's id is missing: the column is still text
+        written.write({**row, **({"id": row_id} if row_id else {})})
+    written.close()
+    assert pyarrow_parquet.read_table(tmp_path / "ok.parquet").column("id").to_pylist() == [None, "b"]
+    written = prediction_file.opened(tmp_path / "mixed.parquet", "id")
+    for row_id in (1, "b"):  # two CSV inputs, one's ids numbers, the other's text
+        written.write({**row, "id": row_id})
+    with pytest.raises(DataError, match=r"^--output .*mixed.parquet: a column's values change type in rows 1-2 "):
+        written.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.parquet"], "temporary files left"
+
+
+@pytest.mark.any_backend
+def test_a_missing_id_is_no_id_not_nan(churn_run, tmp_path):
+    table = churn_table(3, seed=4).drop(columns=["left"]).assign(id=[None, "b", "c"])
+    table.to_parquet(tmp_path / "rows.parquet")
+    args = [tmp_path / "rows.parquet", "--run", churn_run.path, "--id-column", "id"]
+    result = invoke("predict", *args, "--json")
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.stdout  # not JSON
+    assert [json.loads(line).get("id") for line in result.stdout.splitlines()] == [None, "b", "c"]
+    result = invoke("predict", *args, "--output", tmp_path / "preds.parquet")
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(tmp_path / "preds.parquet")["id"].tolist()[1:] == ["b", "c"]
 
 
 @pytest.mark.any_backend

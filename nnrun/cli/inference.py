@@ -126,7 +126,7 @@ def predict(
     from nnrun.inference import prediction_file
 
     if output:
-        prediction_file.check(output, overwrite, inputs)
+        prediction_file.check(output, overwrite, prediction.input_files(inputs))
     elif overwrite:
         raise click.UsageError("--overwrite: there is no --output file to replace")
     chosen = run_dir is None

@@ -93,7 +93,15 @@ def read_chunks(path: Path, options: dict[str, Any], place: str, rows: int) -> I
 
 
 def check_file(path: Path, place: str) -> None:
-    """Refuses a table's path that is not a file, in one line naming it (`place`: 'data.path' or 'input')."""
+    """Refuses a table's path that is not a file, in one line naming it.
+
+    Args:
+        path: the table.
+        place: what the line names first ('data.path', 'input', 'DATA').
+
+    Raises:
+        DataError: the path does not exist, or is a folder or another thing that is not a file.
+    """
     if not path.is_file():
         raise DataError(
             f"{place}: file '{path}' does not exist" if not path.exists() else f"{place}: '{path}' is not a file"

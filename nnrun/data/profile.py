@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nnrun.data import columns, image_folder, npz
+from nnrun.data import columns, image_folder, npz, parquet_table
 from nnrun.data.csv_file import read_table
 from nnrun.errors import DataError, did_you_mean, listed
 
@@ -26,7 +26,6 @@ MAX_CLASSES = 20
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 _TABLE_SUFFIXES = (".npy", ".xlsx", ".xls", ".json", ".feather", ".pkl", ".pickle", ".h5", ".hdf5")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 _SAMPLED_IMAGES = 200  # images whose size and colours are read: enough for a median
 
 
@@ -116,7 +115,7 @@ def describe(path: Path, target: str | None = None) -> Profile:
     if name.endswith(".npz"):
         _not_for(target, f"'{path}' is an .npz file: its targets are its y array")
         return _arrays(path)
-    if name.endswith(_PARQUET_SUFFIXES):
+    if name.endswith(parquet_table.SUFFIXES):
         return _table(path, target, parquet=True)
     if name.endswith(image_folder.EXTENSIONS) or name.endswith(_TABLE_SUFFIXES):
         raise DataError(
@@ -149,8 +148,6 @@ def _not_for(target, why):
 def _table(path, target, parquet=False):
     options: dict[str, Any] = {"sep": None, "decimal": ".", "encoding": "utf-8", "na_values": []}
     if parquet:  # read as training reads it: its columns as a CSV of it would read
-        from nnrun.data import parquet_table
-
         table = parquet_table.read_frame(path, "DATA")
     else:
         table = read_table(path, options, "DATA")

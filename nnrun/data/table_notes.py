@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
 
 def refuse_empty(empty: list[str], data: TableData) -> None:
-    """Refuses, in one line, the feature columns that have no values in the training split."""
+    """Refuses, in one line, the feature columns that have no values in the training split.
+
+    Args:
+        empty: the columns without a value, in the table's order (none: nothing is refused).
+        data: the config's `data` section, whose path the line names.
+
+    Raises:
+        DataError: naming the columns and the fix (`data.drop`).
+    """
     if empty:
         many = len(empty) > 1
         raise DataError(
@@ -52,6 +60,13 @@ def detection_notes(data: TableData, categorical: dict[str, int], formats: dict[
 
 
 def note_filled(notes: list[str], name: str, n: int, value: str) -> None:
-    """Adds the note that `n` missing values of a column were filled with `value`, if there were any."""
+    """Adds the note that `n` missing values of a column were filled with `value`, if there were any.
+
+    Args:
+        notes: the notes so far, added to.
+        name: the column.
+        n: how many of its values were missing in the training split.
+        value: what filled them, as the note says it ("the training median 3.5").
+    """
     if n:
         notes.append(f"{name}: {n} missing value{'s' * (n != 1)} in the training split filled with {value}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def predict(
     k, cut = top_k or TOP_K, THRESHOLD if threshold is None else threshold
     first = None
     # Batch by batch, so memory stays flat however many files are given.
-    for batch in _batches(_samples(_expand(inputs, result), prep, id_column, result), batch_size):
+    for batch in _batches(_samples(_expand(inputs, result.failed, result.notes), prep, id_column, result), batch_size):
         names, samples = zip(*batch, strict=True)
         outputs = model.predict(np.stack(samples))
         for (name, row_id), output in zip(names, outputs, strict=True):
@@ -179,14 +179,26 @@ def _describe(output, class_names, top_k, threshold):
     return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top, "probabilities": every}
 
 
-def _expand(inputs, result):
+def input_files(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """The files `predict` reads for its inputs, found as it finds them (`--output` must be none of them).
+
+    Args:
+        inputs: files, folders and glob patterns.
+
+    Yields:
+        Each file once; nothing is looked for before the first is asked for.
+    """
+    yield from _expand(inputs, [], [])
+
+
+def _expand(inputs, failed, notes):
     """Files from paths, folders and glob patterns, each once, in the order given.
 
     A folder's files that nnrun does not predict are skipped, and said so in
-    `result.notes` (or `result.failed`, when nothing else is there); hidden ones
+    `notes` (or `failed`, when nothing else is there); hidden ones
     (`.DS_Store`, `.ipynb_checkpoints/`) are not counted.
     """
-    found, failed = [], result.failed
+    found = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -203,7 +215,7 @@ def _expand(inputs, result):
                     )
                 )
             elif skipped:
-                result.notes.append(f"warning: {item}: skipped {others} (nnrun predicts {', '.join(SUFFIXES)})")
+                notes.append(f"warning: {item}: skipped {others} (nnrun predicts {', '.join(SUFFIXES)})")
         elif path.exists():
             found.append(path)
         elif any(c in str(item) for c in "*?["):

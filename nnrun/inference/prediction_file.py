@@ -9,6 +9,7 @@ An existing file is refused unless the user says `--overwrite`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,29 +17,30 @@ from typing import Any
 
 from nnrun import atomic
 from nnrun.errors import BadInput, DataError, one_line
+from nnrun.inference.table_rows import CSV_SUFFIXES, PARQUET_SUFFIXES, SUFFIXES
 
-CSV_SUFFIXES = (".csv", ".csv.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 10_000  # rows per row group: held as Python objects until written
 
 
-def check(path: Path, overwrite: bool, inputs: Iterable[str] = ()) -> None:
+def check(path: Path, overwrite: bool, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Refuses an output nnrun cannot write, before anything is predicted.
 
     Args:
         path: `--output`'s file.
         overwrite: whether `--overwrite` was given.
-        inputs: predict's inputs: an output that is one of them is refused even with `--overwrite`.
+        inputs: the files predict reads (`predict.input_files`: a folder's, a pattern's): an output that is one
+            of them is refused even with `--overwrite`. Read only where the output exists.
 
     Raises:
         BadInput: a name of another format, an existing file without `--overwrite` (or one that is not a
             file), an input's own file, or a folder that does not exist.
+        DataError: a Parquet file's name where pyarrow is not installed.
     """
-    if _format(path) is None:
-        raise BadInput(
-            f"--output {path}: writes {', '.join((*CSV_SUFFIXES, *PARQUET_SUFFIXES))} files; "
-            f"'{path.name}' is none of them"
-        )
+    kind = _format(path)
+    if kind is None:
+        raise BadInput(f"--output {path}: writes {', '.join(SUFFIXES)} files; '{path.name}' is none of them")
+    if kind == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise _needs_pyarrow(path)
     if not path.resolve().parent.is_dir():
         raise DataError(f"--output {path}: the folder '{path.resolve().parent}' does not exist")
     if path.is_symlink() or (path.exists() and not path.is_file()):
@@ -47,7 +49,7 @@ def check(path: Path, overwrite: bool, inputs: Iterable[str] = ()) -> None:
         return
     for given in inputs:
         with contextlib.suppress(OSError):
-            if Path(given).is_file() and path.samefile(given):
+            if path.samefile(given):
                 raise BadInput(f"--output {path}: is the input {given}; write the predictions to another file")
     if not overwrite:
         raise BadInput(f"--output {path}: exists; give --overwrite to replace it")
@@ -72,6 +74,12 @@ def _format(path: Path) -> str | None:
     if name.endswith(CSV_SUFFIXES):
         return "csv"
     return "parquet" if name.endswith(PARQUET_SUFFIXES) else None
+
+
+def _needs_pyarrow(path: Path) -> DataError:
+    return DataError(
+        f"--output {path}: writing Parquet needs pyarrow, which is not installed: pip install 'nnrun[parquet]'"
+    )
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -178,22 +186,21 @@ class ParquetOutput(_Output):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise DataError(
-                f"--output {self.path}: writing Parquet needs pyarrow, which is not installed: "
-                "pip install 'nnrun[parquet]'"
-            ) from None
+            raise _needs_pyarrow(self.path) from None
         rows, self._pending = self._pending, []
-        if self._writer is None:
-            names = _columns(rows[0], self.with_id)
-            inferred = pa.Table.from_pylist(rows).select(names).schema
-            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
-            tmp = self._done.enter_context(atomic.atomic(self.path))
-            self._writer = self._done.enter_context(pq.ParquetWriter(tmp, schema))
         try:
+            if self._writer is None:
+                # Each column's type from all of the batch's values (a row without an id has a null one),
+                # not from its first row as `from_pylist` infers them.
+                names = _columns(rows[0], self.with_id)
+                inferred = pa.table({name: [row.get(name) for row in rows] for name in names}).schema
+                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
+                tmp = self._done.enter_context(atomic.atomic(self.path))
+                self._writer = self._done.enter_context(pq.ParquetWriter(tmp, schema))
             table = pa.Table.from_pylist(rows, schema=self._writer.schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # an id column whose values change type
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # an id column of numbers and text
             raise DataError(
-                f"--output {self.path}: rows {self.rows - len(rows) + 1}-{self.rows} do not fit the columns of "
-                f"the first: {one_line(e, 150)}; write a .csv"
+                f"--output {self.path}: a column's values change type in rows {self.rows - len(rows) + 1}-{self.rows} "
+                f"({one_line(e, 150)}); a Parquet column holds one type: write a .csv"
             ) from None
         self._writer.write_table(table)

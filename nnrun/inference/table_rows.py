@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from nnrun.data.parquet_table import SUFFIXES as PARQUET_SUFFIXES
 from nnrun.errors import DataError, listed
 
 CSV_SUFFIXES = (".csv", ".csv.gz")  # read as training reads them (pandas decompresses by the name)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 # Past this on disk, a file is read and predicted in chunks: pandas holds a CSV in several times its size.
 STREAM_BYTES = 64 << 20
@@ -96,7 +96,9 @@ def _encoded(frame, path, parquet, prep, id_column, said):
         x = csv_table.apply(frame, prep, said, first_line=first, unit=unit)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
-    ids = frame[id_column].tolist() if id_column else [None] * len(frame)
+    ids = [None] * len(frame)
+    if id_column:  # a missing id is None, as where there is no id: pandas's NaN (or NA) is no JSON and no text
+        ids = frame[id_column].astype(object).where(frame[id_column].notna(), None).tolist()
     at = f"{path}:row " if parquet else f"{path}:"
     return [((f"{at}{first + i}", row_id), row) for i, (row, row_id) in enumerate(zip(x, ids, strict=True))]
 

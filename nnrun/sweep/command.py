@@ -125,8 +125,8 @@ def is_sweep(path: str | os.PathLike[str]) -> bool:
 
 def connect(config: Config, config_file: str | os.PathLike[str], flag: str | None = None) -> Storage:
     """A new sweep's study's database: `--storage`, else `$NNRUN_SWEEP_STORAGE`, else the config's
-    `sweep.storage`; one given is opened once, so that a URL or a server that fails is exit 2 before
-    anything is made or trained.
+    `sweep.storage`; one given is tried as `probe` tries it, then opened once, so that a URL or a server
+    that fails is exit 2, in check's words, before anything is made or trained.
 
     Args:
         config: the validated `Config`, with a sweep section.
@@ -136,10 +136,8 @@ def connect(config: Config, config_file: str | os.PathLike[str], flag: str | Non
     Returns:
         The `Storage`.
     """
-    chosen = _chosen(config, config_file, flag)
+    chosen = probe(config, config_file, flag)
     if chosen.shared:
-        check_available()
-        storage_lib.probe(chosen)  # what check tries, refused in check's words
         storage_lib.rdb(chosen).engine.dispose()
     return chosen
 
@@ -156,16 +154,12 @@ def probe(config: Config, config_file: str | os.PathLike[str], flag: str | None 
     Returns:
         The `Storage`.
     """
-    chosen = _chosen(config, config_file, flag)
+    assert config.sweep is not None  # a sweep's config
+    chosen = storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
     if chosen.shared:
+        check_available()
         storage_lib.probe(chosen)
     return chosen
-
-
-def _chosen(config, config_file, flag):
-    """The storage `--storage`, `$NNRUN_SWEEP_STORAGE` or the config's `sweep.storage` names."""
-    assert config.sweep is not None  # a sweep's config
-    return storage_lib.choose(flag, config.sweep.storage, place=f"{config_file}: {storage_lib.KEY}")
 
 
 def start(
