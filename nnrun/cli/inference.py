@@ -126,7 +126,8 @@ def predict(
     from nnrun.inference import prediction_file
 
     if output:
-        prediction_file.check(output, overwrite, inputs)
+        # A folder's or a glob's files are inputs too: `predict . --output rows.csv` must not replace rows.csv.
+        prediction_file.check(output, overwrite, [*inputs, *prediction.input_files(inputs)])
     elif overwrite:
         raise click.UsageError("--overwrite: there is no --output file to replace")
     chosen = run_dir is None

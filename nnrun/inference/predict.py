@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -177,6 +178,18 @@ def _describe(output, class_names, top_k, threshold):
     order = np.argsort(-output)[: max(1, top_k)]
     top = [{"class": class_names[i], "probability": float(output[i])} for i in order]
     return {"label": top[0]["class"], "probability": top[0]["probability"], "top": top, "probabilities": every}
+
+
+def input_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files `predict` reads from `inputs`: paths, folders' files and glob patterns' matches, each once.
+
+    Args:
+        inputs: what `predict` takes.
+
+    Returns:
+        The files, in the order `predict` reads them (inputs that name nothing are left out).
+    """
+    return _expand(inputs, SimpleNamespace(failed=[], notes=[]))  # what it would say is said by `predict`
 
 
 def _expand(inputs, result):

@@ -22,13 +22,14 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 10_000  # rows per row group: held as Python objects until written
 
 
-def check(path: Path, overwrite: bool, inputs: Iterable[str] = ()) -> None:
+def check(path: Path, overwrite: bool, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Refuses an output nnrun cannot write, before anything is predicted.
 
     Args:
         path: `--output`'s file.
         overwrite: whether `--overwrite` was given.
-        inputs: predict's inputs: an output that is one of them is refused even with `--overwrite`.
+        inputs: the files predict reads (a folder's and a glob's too): an output that is one of them is refused
+            even with `--overwrite`.
 
     Raises:
         BadInput: a name of another format, an existing file without `--overwrite` (or one that is not a
