@@ -21,10 +21,13 @@ no one, and the script's `kill -INT` (its Ctrl-C trap) must still stop the job.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 from nnrun.errors import Interrupted
 
@@ -76,6 +79,35 @@ def at_start() -> None:
         now = signal.getsignal(s)
         if now == signal.SIG_DFL or now is signal.default_int_handler or (s == signal.SIGINT and now == signal.SIG_IGN):
             signal.signal(s, first.note)
+    sys.unraisablehook = _sending_again(sys.unraisablehook)
+
+
+def _sending_again(hook: Callable[[Any], object]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that sends a stop signal again when Python swallowed its `Interrupted`.
+
+    A handler raises at the next bytecode, which may be in a gc callback or a finalizer, whose exceptions
+    Python only prints ("Exception ignored in"): JAX's gc callback, run after each collection while Keras
+    imports, swallowed a Ctrl-C nnrun then never acted on (the first signal is remembered: later ones too).
+    Sent again a moment later, from a thread, it lands once the swallowing code has returned.
+
+    Args:
+        hook: the hook until now, for every other exception.
+
+    Returns:
+        The hook.
+    """
+
+    def handle(unraisable: Any) -> None:
+        error, stop = unraisable.exc_value, _handling()
+        if isinstance(error, Interrupted) and stop is not None and not stop.deferred and stop.signum == error.signum:
+            stop.signum, stop.raised = None, False  # not acted on: the signal sent again must raise
+            again = threading.Timer(0.05, os.kill, (os.getpid(), error.signum))
+            again.daemon = True
+            again.start()
+            return
+        hook(unraisable)
+
+    return handle
 
 
 def at_exit() -> None:

@@ -283,6 +283,9 @@ def test_an_output_it_would_not_write_truly_or_that_exists_is_refused_before_pre
         assert result.stderr == f"error: --output {tmp_path / name}: {message}\n"
     result = invoke("predict", tmp_path / "rows.csv", *no_run, "--output", tmp_path / "rows.csv", "--overwrite")
     assert result.exit_code == 2 and f"is the input {tmp_path / 'rows.csv'}" in result.stderr, result.output
+    for given in (tmp_path, tmp_path / "*.csv"):  # a folder's or a glob's file is an input as much
+        result = invoke("predict", given, *no_run, "--output", tmp_path / "rows.csv", "--overwrite")
+        assert result.exit_code == 2 and f"is the input {tmp_path / 'rows.csv'}" in result.stderr, result.output
     assert (tmp_path / "old.csv").read_text() == "kept\n" and (tmp_path / "rows.csv").read_text() == "a\n1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv", "rows.csv"]
 

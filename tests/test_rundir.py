@@ -451,3 +451,34 @@ def test_newest_without_runs(tmp_path, make_root):
     assert "no completed runs" in message
     assert str(root) in message
     assert "nnrun train" in message and "--run" in message
+
+
+def test_the_command_run_json_records_never_holds_a_database_password():
+    from nnrun.rundir import runinfo
+
+    # `nnrun sweep --storage URL` with the password in it is documented use; each trial's run.json records
+    # the command line, and MLflow is given the run directory's files.
+    argv = [
+        "nnrun",
+        "sweep",
+        "cfg.yaml",
+        "--storage",
+        "postgresql://nnrun:s3cret@db:5432/optuna",
+        "--set",
+        "sweep.storage=postgresql://nnrun@db/optuna?sslmode=require&password=s3cret",
+        "--storage=postgresql://nnrun:p@ss@db/optuna",  # unescaped: SQLAlchemy splits at the last @
+        "--set",
+        "data.path=data/a:b@c.csv",  # no URL: kept
+    ]
+    assert runinfo.recorded_command(argv) == [
+        "nnrun",
+        "sweep",
+        "cfg.yaml",
+        "--storage",
+        "postgresql://nnrun:***@db:5432/optuna",
+        "--set",
+        "sweep.storage=postgresql://nnrun@db/optuna?sslmode=require&password=***",
+        "--storage=postgresql://nnrun:***@db/optuna",
+        "--set",
+        "data.path=data/a:b@c.csv",
+    ]

@@ -5,6 +5,7 @@ The decisions are tested in this process, each signal raised at a chosen point
 shows the start of a real process, as a script's background job begins.
 """
 
+import gc
 import json
 import os
 import signal
@@ -23,10 +24,11 @@ from nnrun.reporter import Reporter
 @pytest.fixture
 def handlers():
     """The stop signals' handlers, put back after the test (at_start and at_exit change them for the process)."""
-    saved = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    saved, hook = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}, sys.unraisablehook
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
+    sys.unraisablehook = hook
 
 
 def test_a_stop_signal_raises_from_the_start_even_ctrl_c_that_a_script_made_ignored(handlers):
@@ -36,6 +38,25 @@ def test_a_stop_signal_raises_from_the_start_even_ctrl_c_that_a_script_made_igno
         signal.raise_signal(signal.SIGINT)
     assert caught.value.plain and caught.value.exit_code == 130, "nnrun says 'interrupted', as for any Ctrl-C"
     signal.raise_signal(signal.SIGTERM)  # a second signal, while the first unwinds: ignored
+
+
+def test_a_stop_signal_that_lands_in_a_gc_callback_still_stops_nnrun(handlers):
+    # Python swallows what a gc callback raises; JAX runs one after each collection while Keras imports, and a
+    # Ctrl-C handled there was lost: the run went on to the end, exit 0.
+    signals.at_start()
+
+    def during_collection(phase, info):
+        if phase == "start":
+            signal.raise_signal(signal.SIGTERM)  # its handler raises at this callback's next bytecode
+
+    gc.callbacks.append(during_collection)
+    try:
+        with pytest.raises(Interrupted) as caught:
+            gc.collect()
+            time.sleep(5)  # the signal, sent again, interrupts this
+    finally:
+        gc.callbacks.remove(during_collection)
+    assert caught.value.exit_code == 143
 
 
 def test_sigterm_before_a_run_stops_nnrun_with_143_as_during_one(handlers):

@@ -10,6 +10,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def new(
         "splits": dataset.splits,  # evaluate refuses a re-created test split that differs
         "config_file": None if config_file is None else str(config_file),
         "config_sha256": config_sha256,
-        "command": sys.argv,
+        "command": recorded_command(sys.argv),
         "versions": {
             "python": platform.python_version(),
             "nnrun": __version__,
@@ -87,6 +88,25 @@ def new(
             **({"jax": sys.modules["jax"].__version__} if keras.backend.backend() == "jax" else {}),
         },
     }
+
+
+def recorded_command(argv: list[str]) -> list[str]:
+    """The command line as run.json records it: a URL's password masked, in any argument.
+
+    `nnrun sweep --storage postgresql://user:PASSWORD@host/db` is documented use, and a trial's run.json (and
+    MLflow, which is given the run directory's files) must never hold the password.
+
+    Args:
+        argv: `sys.argv`.
+
+    Returns:
+        The arguments, each with `://user:PASSWORD@` and `password=...` query values shown as `***`.
+    """
+    return [_PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1:***@", arg)) for arg in argv]
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/@:\s]*):[^/\s]*@")  # to the last @: a password may hold one
+_PASSWORD_IN_QUERY = re.compile(r"([?&](?:password|passwd|pwd)=)[^&\s]*", re.IGNORECASE)
 
 
 def resumed(run_dir: Path, epoch: int, batch: int, step: int) -> dict[str, Any]:
