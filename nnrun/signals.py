@@ -79,7 +79,8 @@ def at_start() -> None:
         now = signal.getsignal(s)
         if now == signal.SIG_DFL or now is signal.default_int_handler or (s == signal.SIGINT and now == signal.SIG_IGN):
             signal.signal(s, first.note)
-    sys.unraisablehook = _sending_again(sys.unraisablehook)
+    if not getattr(sys.unraisablehook, "sends_again", False):  # once, however often a process starts a command
+        sys.unraisablehook = _sending_again(sys.unraisablehook)
 
 
 def _sending_again(hook: Callable[[Any], object]) -> Callable[[Any], None]:
@@ -107,6 +108,7 @@ def _sending_again(hook: Callable[[Any], object]) -> Callable[[Any], None]:
             return
         hook(unraisable)
 
+    handle.sends_again = True  # type: ignore[attr-defined]
     return handle
 
 

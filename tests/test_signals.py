@@ -59,6 +59,14 @@ def test_a_stop_signal_that_lands_in_a_gc_callback_still_stops_nnrun(handlers):
     assert caught.value.exit_code == 143
 
 
+def test_a_process_that_starts_many_commands_wraps_the_unraisable_hook_once(handlers):
+    signals.at_start()
+    hook = sys.unraisablehook
+    for _ in range(3):
+        signals.at_start()  # CliRunner-style callers start a command per call: the hooks must not nest
+    assert sys.unraisablehook is hook
+
+
 def test_sigterm_before_a_run_stops_nnrun_with_143_as_during_one(handlers):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signals.at_start()
