@@ -135,6 +135,37 @@ def make_folder(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def remove_dead_writers(path: str | os.PathLike[str]) -> list[Path]:
+    """Removes what killed writers of `path` left (`atomic_tree`'s temporary files, named by their process).
+
+    A `kill -9` gives a writer no chance to remove its temporary file, and outside a run directory nothing
+    else would: the next writer of the same path removes those whose process is gone.
+
+    Args:
+        path: the final path.
+
+    Returns:
+        The files removed.
+    """
+    path, removed = Path(path), []
+    for left in path.parent.glob(f".*{TMP_MARK}{path.name}"):
+        pid = left.name[1 : -len(f"{TMP_MARK}{path.name}")]
+        if pid.isdigit() and not _alive(int(pid)) and not left.is_symlink() and left.is_file():
+            _remove(left)
+            removed.append(left)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _remove(path: Path) -> None:
     import shutil
 

@@ -4,8 +4,11 @@ The tiny runs are trained once per session (tests/trained_runs.py).
 """
 
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -858,3 +861,23 @@ def test_a_copied_run_directory_predicts_the_same(digits_run, tmp_path):
         {k: v for k, v in r.items() if k != "run"} for r in original
     ]
     assert copied[0]["run"] == str(copy)
+
+
+@pytest.mark.parametrize("name", ["preds.csv", "preds.parquet"])
+def test_what_a_killed_predict_left_beside_its_output_is_removed_by_the_next(tmp_path, name):
+    pytest.importorskip("pyarrow.parquet")
+    from nnrun import atomic
+    from nnrun.inference import prediction_file
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # a process that has ended: its pid names no writer now
+    dead = tmp_path / f".{gone.pid}{atomic.TMP_MARK}{name}"
+    living = tmp_path / f".{os.getppid()}{atomic.TMP_MARK}{name}"  # a writer still running
+    other = tmp_path / f".{gone.pid}{atomic.TMP_MARK}other.csv"  # another output's
+    for left in (dead, living, other):
+        left.write_text("half written")
+    written = prediction_file.opened(tmp_path / name, None)
+    written.write({"input": "rows.csv:2", "label": "1", "probability": 0.75})
+    written.close()
+    assert (tmp_path / name).is_file() and not dead.exists()
+    assert living.exists() and other.exists()

@@ -127,7 +127,7 @@ class CsvOutput(_Output):
 
         flat = _flat(row)
         if self._writer is None:
-            tmp = self._done.enter_context(atomic.atomic(self.path))
+            tmp = self._done.enter_context(_opened(self.path))
             if self.path.name.lower().endswith(".gz"):
                 file: Any = gzip.open(tmp, "wt", newline="", encoding="utf-8")
             else:
@@ -195,7 +195,7 @@ class ParquetOutput(_Output):
                 names = _columns(rows[0], self.with_id)
                 inferred = pa.table({name: [row.get(name) for row in rows] for name in names}).schema
                 schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
-                tmp = self._done.enter_context(atomic.atomic(self.path))
+                tmp = self._done.enter_context(_opened(self.path))
                 self._writer = self._done.enter_context(pq.ParquetWriter(tmp, schema))
             table = pa.Table.from_pylist(rows, schema=self._writer.schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # an id column of numbers and text
@@ -204,3 +204,9 @@ class ParquetOutput(_Output):
                 f"({one_line(e, 150)}); a Parquet column holds one type: write a .csv"
             ) from None
         self._writer.write_table(table)
+
+
+def _opened(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """The output's temporary file, named by this process: one a killed predict left is removed by the next."""
+    atomic.remove_dead_writers(path)
+    return atomic.atomic_tree(path)
