@@ -284,6 +284,7 @@ FAILING = [
         'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
     ),
     ("env", "nodb://nnrun:s3cret@db/optuna", f"${ENV}: nodb://nnrun:***@db/optuna: SQLAlchemy knows no database"),
+    ("flag", "postgres://nnrun:s3cret@db/optuna", "knows no database 'postgres'; write postgresql://"),
     (
         "env",
         "mysql+pymysql://nnrun:s3cret@db/optuna",

@@ -300,7 +300,9 @@ def _refusal(storage: Storage, url: sqlalchemy.engine.URL, e: BaseException) -> 
 
     where = f"{storage.place}: {storage.shown}"
     if isinstance(e, sqlalchemy.exc.NoSuchModuleError):
-        return ConfigError(f"{where}: SQLAlchemy knows no database '{url.drivername}'")
+        known = {"postgres": "postgresql", "postgres+psycopg": "postgresql+psycopg", "sqlite3": "sqlite"}
+        hint = f"; write {known[url.drivername]}://" if url.drivername in known else ""  # Heroku's, Python's names
+        return ConfigError(f"{where}: SQLAlchemy knows no database '{url.drivername}'{hint}")
     if isinstance(e, ImportError):
         # Optuna raises its own ImportError from the driver's, which names the module; SQLAlchemy the driver's.
         cause = e.__cause__ if isinstance(e.__cause__, ImportError) else e
