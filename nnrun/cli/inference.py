@@ -64,7 +64,9 @@ def evaluate(
         streams.console().print(result.warning, style="yellow", soft_wrap=True)
     if result.data_changed:
         streams.console().print(
-            "warning: the data differs from what the run was trained on (its fingerprint changed)", style="yellow"
+            "warning: the data differs from what the run was trained on (its fingerprint changed)",
+            style="yellow",
+            soft_wrap=True,  # one line in a log, however narrow the terminal rich assumes
         )
     if as_json:
         click.echo(json.dumps(result.to_json()))
