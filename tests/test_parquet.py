@@ -186,3 +186,16 @@ def test_stream_auto_weighs_a_parquet_file_by_its_values_not_its_size_on_disk(tm
     assert streamed.wanted(section(path, "parquet", stream="auto"))
     monkeypatch.setattr(streamed, "STREAM_BYTES", counted)
     assert not streamed.wanted(section(path, "parquet", stream="auto"))
+
+
+@pytest.mark.parametrize(
+    "place, advice",
+    [("data.path", "read it with data.source: parquet"), ("input", "name it .parquet and nnrun reads it")],
+)
+def test_a_parquet_file_named_csv_is_told_what_to_do_where_it_was_given(tmp_path, place, advice):
+    from nnrun.data import csv_file
+
+    table().to_parquet(tmp_path / "t.csv")
+    with pytest.raises(DataError) as refused:
+        csv_file.read_table(tmp_path / "t.csv", {}, place)
+    assert str(refused.value) == f"{place}: '{tmp_path / 't.csv'}' is not a text table: it is a Parquet file; {advice}"

@@ -190,6 +190,8 @@ def _refuse_binary(path, encoding, place):
     kind = next((name for magic, name in MAGIC if head.startswith(magic)), None)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         kind = f"a WebP image; {_IMAGES}"
+    if head.startswith(b"PAR1") and not place.startswith("data."):  # predict's and evaluate's files have no config
+        kind = "a Parquet file; name it .parquet and nnrun reads it"
     wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")) or head[:2] in (b"\xff\xfe", b"\xfe\xff")
     if kind is None and b"\x00" in head and not wide:
         kind = "binary data (it holds NUL bytes), not CSV text"
