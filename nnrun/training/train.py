@@ -108,14 +108,19 @@ def train(
             results.save(model, ds, splits, recorder, run_dir, config, engine.sharded, stop.check, kept)
         if engine.writer:  # stop signals still wait: never cut short
             _completed(run_dir, config, lambda: results.draw(model, ds, recorder, run_dir, config))
-    if kept:
-        said.say(str(kept))
-    if stop.signum is not None and not stop.raised:
-        said.say(f"{signal.Signals(stop.signum).name} came as the run completed: it is complete")
+    _ended(said, kept, stop)
     if not engine.writer:
         _done_elsewhere(engine, report)
         return None
     return run_dir
+
+
+def _ended(said: Reporter, kept: results.Kept | None, stop: signals.Stop) -> None:
+    """What a completed run says last: the epoch EarlyStopping kept, a stop signal that came as it completed."""
+    if kept:
+        said.say(str(kept))
+    if stop.signum is not None and not stop.raised:
+        said.say(f"{signal.Signals(stop.signum).name} came as the run completed: it is complete")
 
 
 def resolved_text(config: Config) -> str:
