@@ -320,22 +320,34 @@ def test_data_csv_missing_a_column_names_it_and_the_file(churn_run, tmp_path):
 
 @pytest.mark.slow  # parametrized by trained runs (request.getfixturevalue)
 @pytest.mark.parametrize(
-    "run_name, make, fragment",
+    "run_name, make, place, fragment",
     [
-        ("churn_run", lambda d: d / "missing.csv", "does not exist"),
+        ("churn_run", lambda d: d / "missing.csv", "--data", "does not exist"),
+        ("churn_run", lambda d: (d / "x.parquet").write_text("a,b\n1,2\n") and d / "x.parquet", "--data", "Parquet"),
         (
             "churn_run",
             lambda d: churn_table(10).drop(columns="left").to_csv(d / "x.csv", index=False) or d / "x.csv",
+            "data.target",  # the run's own column, as its config names it
             "no column 'left'",
         ),
-        ("image_run", lambda d: churn_table(10).to_csv(d / "x.csv", index=False) or d / "x.csv", "not a folder"),
-        ("regression_run", lambda d: np.save(d / "x.npy", np.zeros((3, 3))) or d / "x.npy", "single .npy array"),
+        (
+            "image_run",
+            lambda d: churn_table(10).to_csv(d / "x.csv", index=False) or d / "x.csv",
+            "--data",
+            "not a folder",
+        ),
+        (
+            "regression_run",
+            lambda d: np.save(d / "x.npy", np.zeros((3, 3))) or d / "x.npy",
+            "--data",
+            "single .npy array",
+        ),
     ],
 )
-def test_bad_data_is_one_error_line_naming_the_file(request, tmp_path, run_name, make, fragment):
+def test_bad_data_is_one_error_line_naming_the_option_and_the_file(request, tmp_path, run_name, make, place, fragment):
     path = make(tmp_path)
     line = one_line_error(invoke("evaluate", request.getfixturevalue(run_name).path, "--data", path))
-    assert str(path) in line and fragment in line
+    assert line.startswith(f"error: {place}") and str(path) in line and fragment in line, line
 
 
 # --- the run directory alone ------------------------------------------------------------------

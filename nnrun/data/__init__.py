@@ -56,6 +56,9 @@ def load(
     return prepare(source.read(data), data, validation_split, seed, batch_size, shuffle, fitted)
 
 
+OTHER = "--data"  # what errors name other data by: the option that gave it, not the config's data.path
+
+
 def load_other(
     data: Data, preprocessing: dict[str, Any], path: str | os.PathLike[str], batch_size: int = 32
 ) -> tuple[Any, np.ndarray]:
@@ -86,9 +89,9 @@ def load_other(
         source = SOURCES["images" if kind != "table" else table]
         # The other file's own kind: a run trained on CSV scores a Parquet file too.
         section = data.model_copy(update={"path": Path(path), **({"source": table} if kind == "table" else {})})
-        if kind == "table" and streamed.wanted(section):  # read in chunks, as the run's table would be
-            return streamed.load_other(section, preprocessing, batch_size)  # type: ignore[arg-type]
-    raw = source.read(section)
+        if kind == "table" and streamed.wanted(section, OTHER):  # read in chunks, as the run's table would be
+            return streamed.load_other(section, preprocessing, batch_size, OTHER)  # type: ignore[arg-type]
+    raw = source.read(section, place=OTHER)
     x, y = (raw.x, raw.y) if raw.x_test is None else (raw.x_test, raw.y_test)
     features = FEATURE_KINDS[kind]
     x = features.check(x, raw.names[0], raw.origin)

@@ -30,29 +30,31 @@ if TYPE_CHECKING:
 KIND = "table"
 
 
-def read(data: CsvData) -> Raw:
+def read(data: CsvData, place: str = "data.path") -> Raw:
     """Reads a CSV table: the target column, and the rest as features.
 
     Args:
         data: the config's `data` section (`path`, relative to the current
             directory, `target`, `drop`, the column lists, the reading options,
             `missing_target`).
+        place: what errors name first: `data.path`, or the option that gave the file (`--data`).
 
     Returns:
         A `Raw` whose `x` is a pandas DataFrame of the feature columns and
         `y` the target column as an array.
     """
-    table = read_table(data.path, reading(data), "data.path")
-    return raw(table, data, f"sha256:{sha256_file(data.path)}")
+    table = read_table(data.path, reading(data), place)
+    return raw(table, data, f"sha256:{sha256_file(data.path)}", place)
 
 
-def raw(table: pd.DataFrame, data: TableData, fingerprint: str) -> Raw:
+def raw(table: pd.DataFrame, data: TableData, fingerprint: str, place: str = "data.path") -> Raw:
     """A table read whole, as a `Raw`: its columns checked against the config, rows without a target handled.
 
     Args:
         table: every column of the file.
         data: the config's `data` section (`path`, `target`, `drop`, the column lists, `missing_target`).
         fingerprint: the file's.
+        place: what errors name the file by (`data.path`, `--data`).
 
     Returns:
         A `Raw` whose `x` is a pandas DataFrame of the feature columns and `y` the target column as an array.
@@ -74,7 +76,7 @@ def raw(table: pd.DataFrame, data: TableData, fingerprint: str) -> Raw:
     return Raw(
         x=table.drop(columns=[data.target, *data.drop]),
         y=table[data.target].to_numpy(),
-        origin=f"data.path '{path}'",
+        origin=f"{place} '{path}'",
         names=("columns", data.target),
         fingerprint=fingerprint,
         notes=notes,

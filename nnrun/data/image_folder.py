@@ -38,12 +38,13 @@ _CHUNK = 1 << 20
 MAX_PIXELS = 89_478_485
 
 
-def read(data: ImageData, origin: str | None = None) -> Raw:
+def read(data: ImageData, place: str = "data.path") -> Raw:
     """Lists an image folder: file paths, class labels and a content fingerprint.
 
     Args:
         data: the config's `data` section (`path`).
-        origin: what its errors name first; None: `data.path '...'`, as the config names it.
+        place: what its errors name first, with the folder: `data.path`, as the config names it, or the
+            option that gave it (`--data`).
 
     Returns:
         A `Raw` whose features are image file paths and targets class
@@ -51,7 +52,7 @@ def read(data: ImageData, origin: str | None = None) -> Raw:
         `x_test`/`y_test` when the folder has `train/` and a `test/` (else
         `val/`) tree; validation data is then still split from `train/`.
     """
-    root, origin, class_names, x, y, x_test, y_test = _listing(data, origin)
+    root, origin, class_names, x, y, x_test, y_test = _listing(data, f"{place} '{data.path}'")
     fingerprint = _fingerprint(root, np.concatenate([x, x_test]) if x_test is not None else x, origin)
     return Raw(
         x=x,

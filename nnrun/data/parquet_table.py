@@ -27,17 +27,18 @@ if TYPE_CHECKING:
 SUFFIXES = (".parquet", ".pq")
 
 
-def read(data: ParquetData) -> Raw:
+def read(data: ParquetData, place: str = "data.path") -> Raw:
     """Reads a Parquet table: the target column, and the rest as features.
 
     Args:
         data: the config's `data` section (`path`, `target`, `drop`, the column lists, `missing_target`).
+        place: what errors name first: `data.path`, or the option that gave the file (`--data`).
 
     Returns:
         A `Raw` whose `x` is a pandas DataFrame of the feature columns and `y` the target column as an array.
     """
-    table = read_frame(data.path, "data.path", skip=data.drop)
-    return csv_table.raw(table, data, f"sha256:{sha256_file(data.path)}")
+    table = read_frame(data.path, place, skip=data.drop)
+    return csv_table.raw(table, data, f"sha256:{sha256_file(data.path)}", place)
 
 
 def read_frame(path: Path, place: str, skip: Collection[str] = ()) -> pd.DataFrame:

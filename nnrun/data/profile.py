@@ -278,7 +278,7 @@ def _images(path):
         raise DataError(
             f"DATA: '{path}' is a folder, but not a folder of images: it has no sub-folders (one per class)"
         )
-    raw = image_folder.read(ImageData(source="images", path=path), origin=f"DATA '{path}'")
+    raw = image_folder.read(ImageData(source="images", path=path), place="DATA")
     assert raw.class_names is not None  # an image folder's classes are its sub-folders
     counts = np.bincount(raw.y, minlength=len(raw.class_names)).tolist()
     target = Target(

@@ -38,7 +38,7 @@ STREAM_BYTES = 1 << 30
 CHUNK_ROWS = 100_000
 
 
-def wanted(data: object) -> bool:
+def wanted(data: object, place: str = "data.path") -> bool:
     """Whether a config's table is read in chunks: `data.stream`, or its size when that is `auto`."""
     stream = getattr(data, "stream", False)
     if stream != "auto":
@@ -47,22 +47,25 @@ def wanted(data: object) -> bool:
     if not path.is_file():
         return False  # the reader names it
     if data.source == "parquet":  # type: ignore[attr-defined]
-        return parquet_table.values_bytes(path, "data.path") > STREAM_BYTES
+        return parquet_table.values_bytes(path, place) > STREAM_BYTES
     return path.stat().st_size > STREAM_BYTES
 
 
-def chunks(data: TableData, rows: int, dropped: list[int] | None = None) -> Iterator[pd.DataFrame]:
+def chunks(
+    data: TableData, rows: int, dropped: list[int] | None = None, place: str = "data.path"
+) -> Iterator[pd.DataFrame]:
     """The table's rows with a target, in DataFrames indexed by their data row in the file (from 0).
 
     Args:
         data: the config's `data` section.
         rows: rows per chunk (before those without a target are left out).
         dropped: a list to which each chunk's count of rows without a target is added, or None.
+        place: what errors name the file by (`data.path`, `--data`).
     """
     if data.source == "parquet":
-        frames = parquet_table.frames(data.path, "data.path", rows, skip=data.drop)
+        frames = parquet_table.frames(data.path, place, rows, skip=data.drop)
     else:
-        frames = csv_file.read_chunks(data.path, csv_table.reading(data), "data.path", rows)
+        frames = csv_file.read_chunks(data.path, csv_table.reading(data), place, rows)
     for i, frame in enumerate(frames):
         frame.columns = [str(c) for c in frame.columns]
         if i == 0:
@@ -222,7 +225,9 @@ def feed(
     return stream.prefetch(tf.data.AUTOTUNE)
 
 
-def load_other(data: TableData, preprocessing: dict[str, Any], batch_size: int) -> tuple[Any, np.ndarray]:
+def load_other(
+    data: TableData, preprocessing: dict[str, Any], batch_size: int, place: str = "data.path"
+) -> tuple[Any, np.ndarray]:
     """Every row of another table with a run's columns, as a stream, and its targets encoded with the run's classes
     (what `evaluate --data` scores when the table streams).
 
@@ -230,6 +235,7 @@ def load_other(data: TableData, preprocessing: dict[str, Any], batch_size: int) 
         data: the run's `data` section, its `path` and `source` the other table's.
         preprocessing: the run's preprocessing dict.
         batch_size: rows per batch.
+        place: what errors name the file by (`--data`).
 
     Returns:
         `(x, y)`: a `tf.data.Dataset` of `(x, y)` batches, and the targets.
@@ -237,7 +243,8 @@ def load_other(data: TableData, preprocessing: dict[str, Any], batch_size: int) 
     from nnrun.data.prepare import encode_targets
 
     origin, class_names = f"'{data.path}'", preprocessing.get("class_names")
-    parts = [encode_targets(f[data.target].to_numpy(), None, class_names, origin) for f in chunks(data, CHUNK_ROWS)]
+    frames = chunks(data, CHUNK_ROWS, place=place)
+    parts = [encode_targets(f[data.target].to_numpy(), None, class_names, origin) for f in frames]
     y = np.concatenate(parts)
     if class_names is not None:
         y = y.astype("uint8" if len(class_names) <= 255 else "int32")
