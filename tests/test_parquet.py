@@ -6,7 +6,6 @@ Tables are tiny and generated in tmp_path; the one CLI run trains for one epoch.
 import csv
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,8 @@ from nnrun.data import parquet_table
 from nnrun.errors import DataError
 from nnrun.inference import table_rows
 from nnrun.rundir import files as rundir
+
+from trained_runs import dense, train
 
 pyarrow = pytest.importorskip("pyarrow")
 
@@ -119,16 +120,12 @@ def test_a_parquet_table_trains_evaluates_and_predicts(runner, write_config, tmp
     frame.to_parquet(tmp_path / "t.parquet")
     config_file = write_config(
         data={"source": "parquet", "path": str(tmp_path / "t.parquet"), "target": "left", "drop": ["id"]},
-        model={
-            "layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}]
-        },
+        model=dense(8, 1, last="sigmoid"),
         loss="binary_crossentropy",
         metrics=["accuracy"],
         training={"epochs": 1, "batch_size": 16, "validation_split": 0},
     )
-    result = runner.invoke(cli, ["train", str(config_file), "--quiet"])
-    assert result.exit_code == 0, result.output
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = train(config_file)
     assert json.loads((run_dir / rundir.PREPROCESSING).read_text())["kind"] == "table"
 
     result = runner.invoke(cli, ["evaluate", str(run_dir), "--json"])

@@ -7,7 +7,6 @@ Tables are tiny and read in chunks of a few rows, so that every path through the
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,8 @@ from nnrun.config import validation as config
 from nnrun.data import csv_table, split_hash, streamed
 from nnrun.errors import DataError
 from nnrun.inference import table_rows
+
+from trained_runs import dense, train
 
 pytestmark = pytest.mark.any_backend
 
@@ -147,16 +148,12 @@ def test_a_streamed_run_evaluates_refuses_a_changed_file_and_predicts_a_large_fi
     monkeypatch.setattr(streamed, "CHUNK_ROWS", 40)
     config_file = write_config(
         data={"source": "csv", "path": str(path), "target": "left", "drop": ["id"], "stream": True},
-        model={
-            "layers": [{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": {"units": 1, "activation": "sigmoid"}}]
-        },
+        model=dense(4, 1, last="sigmoid"),
         loss="binary_crossentropy",
         metrics=["accuracy"],
         training={"epochs": 1, "batch_size": 16, "validation_split": 0.2},
     )
-    result = runner.invoke(cli, ["train", str(config_file), "--quiet"])
-    assert result.exit_code == 0, result.output
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = train(config_file)
     recorded = json.loads((run_dir / "run.json").read_text())["splits"]
     assert set(recorded) == {"train", "validation", "test"}
 
